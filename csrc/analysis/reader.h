@@ -1,0 +1,103 @@
+/* reader.h: streams the records of a capture file as events.
+ *
+ * Layer: analysis. Pure C, no Python API. Mirror image of capture/writer.c;
+ * format/format.h is the spec. The reader keeps the definitions (codes,
+ * frames, types, threads) and the table of live blocks, so that a FREE
+ * event carries what the matching ALLOC had (size, stack, type).
+ * One reader is used by one thread at a time.
+ */
+#ifndef ML_READER_H
+#define ML_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format/format.h"
+
+typedef struct ml_reader ml_reader;
+
+typedef enum {
+    ML_EV_ALLOC = 1,
+    ML_EV_FREE,
+    ML_EV_REUSE,
+    ML_EV_MEMORY,
+    ML_EV_MARK,
+    ML_EV_FORK,
+    ML_EV_NOTE,
+} ml_event_kind;
+
+typedef struct {
+    ml_event_kind kind;
+    uint64_t time_us;      /* since the start of the capture */
+    ml_thread_id thread;
+    /* ALLOC and FREE: the block */
+    ml_domain domain;
+    ml_seq seq;
+    uint64_t size;
+    ml_frame_id stack;     /* the stack that allocated the block */
+    ml_type_id type;       /* also REUSE */
+    ml_frame_id at_stack;  /* FREE: the thread's stack when it was freed (0 = unknown) */
+    /* MEMORY */
+    uint64_t rss, heap;
+    /* MARK, NOTE: kind and text (valid until the next call) */
+    unsigned mark_kind;
+    const char *text;
+    size_t text_len;
+    uint64_t child_pid;    /* FORK */
+} ml_event;
+
+typedef struct {
+    const char *file, *name;  /* NUL-terminated, owned by the reader */
+    uint32_t firstlineno;
+    size_t nlines;
+    const uint32_t *offsets;  /* line map runs, as in CODE_DEF */
+    const int32_t *lines;
+} ml_code_info;
+
+typedef struct {
+    ml_frame_id parent;
+    ml_code_id code;
+    uint32_t offset;
+} ml_frame_info;
+
+/* Open a capture. NULL with a one-line message in err (missing, unreadable,
+ * empty, not a capture, newer format version, corrupt header). */
+ml_reader *ml_reader_open(const char *path, char *err, size_t errcap);
+void ml_reader_free(ml_reader *r);
+
+/* The JSON metadata of the header (not NUL-terminated). */
+const char *ml_reader_meta(const ml_reader *r, size_t *len);
+
+/* Next event: 1 with *ev filled, 0 at the end, -1 on a corrupt record (message
+ * in ml_reader_error). A file cut short (killed process) ends with 0 and
+ * ml_reader_truncated() true. */
+int ml_reader_next(ml_reader *r, ml_event *ev);
+/* Go back to the first record (definitions are kept; live blocks cleared). */
+void ml_reader_rewind(ml_reader *r);
+const char *ml_reader_error(const ml_reader *r);
+int ml_reader_truncated(const ml_reader *r);   /* no TRAILER at the end */
+/* Trailer counters (ML_TRAILER_*), 0 when absent. */
+uint64_t ml_reader_trailer(const ml_reader *r, unsigned field);
+/* Bytes consumed so far and the file size (for progress). */
+uint64_t ml_reader_pos(const ml_reader *r);
+uint64_t ml_reader_size(const ml_reader *r);
+
+/* Definitions seen so far (NULL / 0 for unknown ids). */
+const ml_code_info *ml_reader_code(const ml_reader *r, ml_code_id id);
+const ml_frame_info *ml_reader_frame(const ml_reader *r, ml_frame_id id);
+const char *ml_reader_type_name(const ml_reader *r, ml_type_id id);
+uint32_t ml_reader_type_flags(const ml_reader *r, ml_type_id id);
+uint32_t ml_reader_ntypes(const ml_reader *r);
+uint32_t ml_reader_nframes(const ml_reader *r);
+/* Source line of a frame (0 = none). */
+int32_t ml_reader_frame_line(const ml_reader *r, ml_frame_id id);
+
+/* Live blocks at the current position: calls fn for each; stops early when
+ * fn returns nonzero. */
+typedef int (*ml_live_fn)(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack,
+                          ml_type_id type, ml_domain domain);
+void ml_reader_live_foreach(const ml_reader *r, ml_live_fn fn, void *arg);
+uint64_t ml_reader_live_count(const ml_reader *r);
+uint64_t ml_reader_live_bytes(const ml_reader *r);
+
+#endif /* ML_READER_H */

@@ -1,0 +1,62 @@
+/* tracker.h: the capture engine, which runs inside the profiled process.
+ *
+ * Layer: capture. Hooks all three allocator domains (RAW, MEM, OBJ) once and
+ * never unhooks; an atomic flag turns recording on and off. For every
+ * allocation it records size, thread, time, the Python stack as interned
+ * (code, offset) frames, and the Python type of the block (read from the
+ * object header at the next hook call; on 3.13 from the creation tracer).
+ * A sampler thread writes RSS and the traced heap every 10 ms and flushes.
+ *
+ * Threads: the hooks are thread-safe; RAW hooks may run without the GIL (no
+ * stack is taken then). ml_tracker_start/stop/mark need the GIL.
+ * Fork: a child stops recording, or with follow_fork records into its own
+ * file "<path>.<childpid>". Errors inside hooks are counted, never raised.
+ */
+#ifndef ML_TRACKER_H
+#define ML_TRACKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *path;       /* capture file; NULL = counters only, no file */
+    int force;              /* overwrite an existing file */
+    const char *meta_json;  /* header metadata */
+    size_t meta_len;
+    int max_frames;         /* frames kept per stack (innermost), >= 1 */
+    int follow_fork;        /* children record into "<path>.<pid>" */
+    int sample_ms;          /* MEMORY sample and flush interval */
+} ml_tracker_options;
+
+/* Start recording. Returns 0, or -1 with errno set (file exists, no memory,
+ * already tracking: EBUSY). */
+int ml_tracker_start(const ml_tracker_options *opt);
+
+typedef struct {
+    uint64_t allocs, frees, dropped, nostack, truncated, reuses;
+    uint64_t bytes_written, bytes_lost;
+    int tracer_lost; /* 3.13: the creation tracer was replaced by someone */
+} ml_tracker_stats;
+
+/* Stop recording, write the trailer, close the file. Returns 0, or -1 if the
+ * file lost bytes (disk full...). Fills *stats when not NULL. */
+int ml_tracker_stop(ml_tracker_stats *stats);
+int ml_tracker_active(void);
+
+/* Live counters, cheap to read at any time (also without a file):
+ * bytes currently allocated (traced heap), bytes and blocks allocated so far. */
+typedef struct {
+    int64_t heap;
+    uint64_t allocated_bytes, allocations, peak;
+} ml_counters;
+void ml_tracker_counters(ml_counters *out);
+/* Reset the peak to the current heap (for %memit-style measurements). */
+void ml_tracker_reset_peak(void);
+
+/* Write a MARK record (ML_MARK_*) at the current time. No-op without a file. */
+void ml_tracker_mark(unsigned kind, const char *label, size_t len);
+
+/* Flush buffered records now (os._exit path). */
+void ml_tracker_flush(void);
+
+#endif /* ML_TRACKER_H */

@@ -1,0 +1,347 @@
+/* writer.c: the capture-file encoder. Mirror image of analysis/reader.c. */
+#include "capture/writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ML_WRITER_BUFSIZE (1u << 20)
+#define ML_RECORD_MAX 64 /* the largest fixed-size record, with slack */
+
+struct ml_writer {
+    int fd;
+    uint8_t *buf;
+    size_t len, cap;
+    uint64_t written, lost;
+    ml_seq last_seq;
+    struct { uint32_t stack, type; } cache[ML_SLOTS];
+};
+
+static int
+ml_writer_write_all(ml_writer *w, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(w->fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            w->lost += n;
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+        w->written += (uint64_t)k;
+    }
+    return 0;
+}
+
+int
+ml_writer_flush(ml_writer *w)
+{
+    int rc = 0;
+    if (w->len) {
+        rc = ml_writer_write_all(w, w->buf, w->len);
+        w->len = 0;
+    }
+    return rc;
+}
+
+/* Room for n more bytes in the buffer; flushes, or grows for a huge record. */
+static uint8_t *
+ml_writer_reserve(ml_writer *w, size_t n)
+{
+    if (w->len + n > w->cap) {
+        ml_writer_flush(w);
+        if (n > w->cap) {
+            uint8_t *nb = malloc(n);
+            if (!nb)
+                return NULL;
+            free(w->buf);
+            w->buf = nb;
+            w->cap = n;
+        }
+    }
+    return w->buf + w->len;
+}
+
+ml_writer *
+ml_writer_open_fd(int fd, const char *json, size_t json_len)
+{
+    ml_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->buf = malloc(ML_WRITER_BUFSIZE);
+    if (!w->buf) {
+        free(w);
+        errno = ENOMEM;
+        return NULL;
+    }
+    w->cap = ML_WRITER_BUFSIZE;
+    w->fd = fd;
+    uint8_t *p = ml_writer_reserve(w, ML_HEADER_FIXED + json_len);
+    if (!p) {
+        free(w->buf);
+        free(w);
+        errno = ENOMEM;
+        return NULL;
+    }
+    memcpy(p, ML_MAGIC, ML_MAGIC_LEN);
+    ml_u32le_put(p + 8, ML_FORMAT_VERSION);
+    ml_u32le_put(p + 12, (uint32_t)json_len);
+    memcpy(p + ML_HEADER_FIXED, json, json_len);
+    w->len += ML_HEADER_FIXED + json_len;
+    if (ml_writer_flush(w) < 0) {
+        int e = errno;
+        free(w->buf);
+        free(w);
+        errno = e;
+        return NULL;
+    }
+    return w;
+}
+
+ml_writer *
+ml_writer_open(const char *path, int force, const char *json, size_t json_len)
+{
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL);
+    int fd = open(path, flags, 0644);
+    if (fd < 0)
+        return NULL;
+    ml_writer *w = ml_writer_open_fd(fd, json, json_len);
+    if (!w) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return w;
+}
+
+int
+ml_writer_close(ml_writer *w)
+{
+    ml_writer_flush(w);
+    int rc = w->lost ? -1 : 0;
+    if (close(w->fd) < 0)
+        rc = -1;
+    free(w->buf);
+    free(w);
+    return rc;
+}
+
+void
+ml_writer_abandon(ml_writer *w)
+{
+    free(w->buf);
+    free(w);
+}
+
+uint64_t ml_writer_bytes_written(const ml_writer *w) { return w->written + w->len; }
+uint64_t ml_writer_bytes_lost(const ml_writer *w) { return w->lost; }
+ml_seq ml_writer_last_seq(const ml_writer *w) { return w->last_seq; }
+
+/* Append helpers: callers reserve first. */
+#define PUT_TAG(p, t) (*(p)++ = (uint8_t)(t))
+#define PUT_UV(p, v) ((p) += ml_uv_put((p), (v)))
+
+static void
+ml_writer_put_str(uint8_t **pp, const char *s, size_t n)
+{
+    uint8_t *p = *pp;
+    PUT_UV(p, n);
+    memcpy(p, s, n);
+    *pp = p + n;
+}
+
+#define SIMPLE_BEGIN(w, extra)                                   \
+    uint8_t *p0 = ml_writer_reserve((w), ML_RECORD_MAX + (extra)); \
+    if (!p0) {                                                   \
+        (w)->lost += ML_RECORD_MAX + (extra);                    \
+        return;                                                  \
+    }                                                            \
+    uint8_t *p = p0
+#define SIMPLE_END(w) ((w)->len += (size_t)(p - p0))
+
+void
+ml_writer_time(ml_writer *w, uint64_t dt_us)
+{
+    SIMPLE_BEGIN(w, 0);
+    PUT_TAG(p, ML_TAG_TIME);
+    PUT_UV(p, dt_us);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_thread(ml_writer *w, ml_thread_id t)
+{
+    SIMPLE_BEGIN(w, 0);
+    PUT_TAG(p, ML_TAG_THREAD);
+    PUT_UV(p, t);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_thread_def(ml_writer *w, ml_thread_id t, uint64_t os_tid, const char *name, size_t name_len)
+{
+    SIMPLE_BEGIN(w, name_len);
+    PUT_TAG(p, ML_TAG_THREAD_DEF);
+    PUT_UV(p, t);
+    PUT_UV(p, os_tid);
+    ml_writer_put_str(&p, name, name_len);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_code_def(ml_writer *w, ml_code_id id, const char *file, size_t file_len,
+                   const char *name, size_t name_len, uint32_t firstlineno,
+                   const uint32_t *offsets, const int32_t *lines, size_t n)
+{
+    SIMPLE_BEGIN(w, file_len + name_len + n * 15);
+    PUT_TAG(p, ML_TAG_CODE_DEF);
+    PUT_UV(p, id);
+    ml_writer_put_str(&p, file, file_len);
+    ml_writer_put_str(&p, name, name_len);
+    PUT_UV(p, firstlineno);
+    PUT_UV(p, n);
+    uint32_t prev_off = 0;
+    int64_t prev_line = firstlineno;
+    for (size_t i = 0; i < n; i++) {
+        PUT_UV(p, offsets[i] - prev_off);
+        /* line 0 (no line) is encoded as an absolute jump to 0 */
+        PUT_UV(p, ml_zigzag((int64_t)lines[i] - prev_line));
+        prev_off = offsets[i];
+        prev_line = lines[i];
+    }
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_frame_def(ml_writer *w, ml_frame_id id, ml_frame_id parent, ml_code_id code, uint32_t offset)
+{
+    SIMPLE_BEGIN(w, 0);
+    PUT_TAG(p, ML_TAG_FRAME_DEF);
+    PUT_UV(p, id);
+    PUT_UV(p, parent);
+    PUT_UV(p, code);
+    PUT_UV(p, offset);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_type_def(ml_writer *w, ml_type_id id, const char *name, size_t name_len, uint32_t flags)
+{
+    SIMPLE_BEGIN(w, name_len);
+    PUT_TAG(p, ML_TAG_TYPE_DEF);
+    PUT_UV(p, id);
+    ml_writer_put_str(&p, name, name_len);
+    PUT_UV(p, flags);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_memory(ml_writer *w, uint64_t rss, uint64_t heap)
+{
+    SIMPLE_BEGIN(w, 0);
+    PUT_TAG(p, ML_TAG_MEMORY);
+    PUT_UV(p, rss);
+    PUT_UV(p, heap);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_context(ml_writer *w, ml_frame_id stack)
+{
+    SIMPLE_BEGIN(w, 0);
+    PUT_TAG(p, ML_TAG_CONTEXT);
+    PUT_UV(p, stack);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_reuse(ml_writer *w, ml_type_id type)
+{
+    SIMPLE_BEGIN(w, 0);
+    PUT_TAG(p, ML_TAG_REUSE);
+    PUT_UV(p, type);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_mark(ml_writer *w, unsigned kind, const char *label, size_t len)
+{
+    SIMPLE_BEGIN(w, len);
+    PUT_TAG(p, ML_TAG_MARK);
+    PUT_UV(p, kind);
+    ml_writer_put_str(&p, label, len);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_note(ml_writer *w, unsigned kind, const char *text, size_t len)
+{
+    SIMPLE_BEGIN(w, len);
+    PUT_TAG(p, ML_TAG_NOTE);
+    PUT_UV(p, kind);
+    ml_writer_put_str(&p, text, len);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_trailer(ml_writer *w, const uint64_t *fields, size_t n)
+{
+    SIMPLE_BEGIN(w, n * 10);
+    PUT_TAG(p, ML_TAG_TRAILER);
+    PUT_UV(p, n);
+    for (size_t i = 0; i < n; i++)
+        PUT_UV(p, fields[i]);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_fork(ml_writer *w, uint64_t child_pid)
+{
+    SIMPLE_BEGIN(w, 0);
+    PUT_TAG(p, ML_TAG_FORK);
+    PUT_UV(p, child_pid);
+    SIMPLE_END(w);
+}
+
+ml_seq
+ml_writer_alloc(ml_writer *w, ml_domain domain, ml_frame_id stack, ml_type_id type, uint64_t size)
+{
+    uint8_t *p0 = ml_writer_reserve(w, ML_RECORD_MAX);
+    if (!p0) {
+        w->lost += ML_RECORD_MAX;
+        return ++w->last_seq;
+    }
+    uint8_t *p = p0;
+    unsigned slot = ml_slot_of(stack, type);
+    uint8_t tag = (uint8_t)(ML_TAG_ALLOC | (unsigned)domain << 5);
+    if (w->cache[slot].stack == stack && w->cache[slot].type == type) {
+        PUT_TAG(p, tag | slot);
+    } else {
+        PUT_TAG(p, tag | ML_SLOT_EXPLICIT);
+        PUT_UV(p, stack);
+        PUT_UV(p, type);
+        w->cache[slot].stack = stack;
+        w->cache[slot].type = type;
+    }
+    PUT_UV(p, size);
+    w->len += (size_t)(p - p0);
+    return ++w->last_seq;
+}
+
+void
+ml_writer_free(ml_writer *w, ml_seq seq)
+{
+    SIMPLE_BEGIN(w, 0);
+    uint64_t d = w->last_seq - seq;
+    if (d <= ML_FREE_INLINE_MAX) {
+        PUT_TAG(p, ML_TAG_FREE + d);
+    } else {
+        PUT_TAG(p, ML_TAG_FREE_LONG);
+        PUT_UV(p, d - ML_FREE_INLINE_MAX - 1);
+    }
+    SIMPLE_END(w);
+}

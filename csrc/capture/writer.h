@@ -1,0 +1,60 @@
+/* writer.h: encodes capture records (format/format.h) into a file.
+ *
+ * Layer: capture. Runs inside allocator hooks: never calls the Python C API
+ * and never allocates through PyMem; its memory comes from libc malloc.
+ * Not thread-safe: the caller serialises all calls on one writer (the
+ * tracker holds its lock). Records go to a buffer that is written out when
+ * full and on ml_writer_flush(), so a killed process leaves a file that is
+ * readable up to the last flush. A failed write() is never reported to the
+ * hook caller: the writer counts the bytes it lost and goes on.
+ */
+#ifndef ML_WRITER_H
+#define ML_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format/format.h"
+
+typedef struct ml_writer ml_writer;
+
+/* Create `path` (refused with EEXIST unless `force`) and write the header with
+ * the JSON metadata. Returns NULL with errno set on failure. */
+ml_writer *ml_writer_open(const char *path, int force, const char *json, size_t json_len);
+/* Same, onto an open file descriptor that the writer then owns. */
+ml_writer *ml_writer_open_fd(int fd, const char *json, size_t json_len);
+/* Write the buffer out. Returns 0, or -1 if bytes were lost (the writer goes on). */
+int ml_writer_flush(ml_writer *w);
+/* Flush, close the file, free the writer. Returns -1 if anything was ever lost. */
+int ml_writer_close(ml_writer *w);
+/* Forget buffered bytes and free the writer without writing (a forked child
+ * must not write its copy of the parent's buffer). */
+void ml_writer_abandon(ml_writer *w);
+uint64_t ml_writer_bytes_written(const ml_writer *w);
+uint64_t ml_writer_bytes_lost(const ml_writer *w);
+
+/* Record emitters: one per record kind of format.h. */
+void ml_writer_time(ml_writer *w, uint64_t dt_us);
+void ml_writer_thread(ml_writer *w, ml_thread_id t);
+void ml_writer_thread_def(ml_writer *w, ml_thread_id t, uint64_t os_tid, const char *name, size_t name_len);
+/* CODE_DEF; the line map is n pairs (byte offset, line) in offset order. */
+void ml_writer_code_def(ml_writer *w, ml_code_id id, const char *file, size_t file_len,
+                        const char *name, size_t name_len, uint32_t firstlineno,
+                        const uint32_t *offsets, const int32_t *lines, size_t n);
+void ml_writer_frame_def(ml_writer *w, ml_frame_id id, ml_frame_id parent, ml_code_id code,
+                         uint32_t offset);
+void ml_writer_type_def(ml_writer *w, ml_type_id id, const char *name, size_t name_len, uint32_t flags);
+void ml_writer_memory(ml_writer *w, uint64_t rss, uint64_t heap);
+void ml_writer_context(ml_writer *w, ml_frame_id stack);
+void ml_writer_reuse(ml_writer *w, ml_type_id type);
+void ml_writer_mark(ml_writer *w, unsigned kind, const char *label, size_t len);
+void ml_writer_note(ml_writer *w, unsigned kind, const char *text, size_t len);
+void ml_writer_trailer(ml_writer *w, const uint64_t *fields, size_t n);
+void ml_writer_fork(ml_writer *w, uint64_t child_pid);
+/* ALLOC: returns the block's seq. */
+ml_seq ml_writer_alloc(ml_writer *w, ml_domain domain, ml_frame_id stack, ml_type_id type, uint64_t size);
+/* FREE of the block with sequence number seq (< = last seq). */
+void ml_writer_free(ml_writer *w, ml_seq seq);
+ml_seq ml_writer_last_seq(const ml_writer *w);
+
+#endif /* ML_WRITER_H */

@@ -1,0 +1,329 @@
+/* compat.c: version-specific reads of CPython's internal structs. */
+#define Py_BUILD_CORE 1
+#include "compat/compat.h"
+
+#if PY_VERSION_HEX < 0x030B0000
+#include "frameobject.h"
+#else
+#include "internal/pycore_frame.h"
+#include "internal/pycore_code.h"
+#endif
+#include "internal/pycore_object.h"
+#if PY_VERSION_HEX >= 0x030C0000
+#include "internal/pycore_pystate.h"
+#endif
+
+#include <stdlib.h>
+#include <string.h>
+
+PyThreadState *
+ml_compat_tstate_with_gil(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked(); /* this thread's, NULL if detached */
+#elif PY_VERSION_HEX >= 0x030C0000
+    return _PyThreadState_GetCurrent();
+#else
+    /* 3.10/3.11: the GIL holder's tstate, whichever thread that is. */
+    PyThreadState *ts = _PyThreadState_UncheckedGet();
+    if (ts && ts->thread_id == PyThread_get_thread_ident())
+        return ts;
+    return NULL;
+#endif
+}
+
+int
+ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, int *truncated)
+{
+    int n = 0;
+    *truncated = 0;
+#if PY_VERSION_HEX < 0x030B0000
+    for (PyFrameObject *f = ts->frame; f; f = f->f_back) {
+        if (n == max) {
+            *truncated = 1;
+            break;
+        }
+        out[n].code = f->f_code;
+        out[n].offset = f->f_lasti < 0 ? 0 : (uint32_t)f->f_lasti * 2;
+        n++;
+    }
+#else
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame *f = ts->current_frame;
+#else
+    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+#endif
+    for (; f; f = f->previous) {
+#if PY_VERSION_HEX >= 0x030D0000
+        if (f->owner == FRAME_OWNED_BY_CSTACK || !f->f_executable || !PyCode_Check(f->f_executable))
+            continue;
+        PyCodeObject *co = (PyCodeObject *)f->f_executable;
+        _Py_CODEUNIT *ip = f->instr_ptr;
+#else
+#if PY_VERSION_HEX >= 0x030C0000
+        if (f->owner == FRAME_OWNED_BY_CSTACK)
+            continue;
+#endif
+        PyCodeObject *co = f->f_code;
+        _Py_CODEUNIT *ip = f->prev_instr;
+#endif
+        if (f->owner != FRAME_OWNED_BY_GENERATOR && ip < _PyCode_CODE(co) + co->_co_firsttraceable)
+            continue; /* incomplete frame */
+        if (n == max) {
+            *truncated = 1;
+            break;
+        }
+        ptrdiff_t idx = ip - _PyCode_CODE(co);
+        out[n].code = co;
+        out[n].offset = idx < 0 ? 0 : (uint32_t)idx * 2;
+        n++;
+    }
+#endif
+    return n;
+}
+
+size_t
+ml_compat_preheader(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return _PyType_PreHeaderSize(tp);
+#else
+    return PyType_IS_GC(tp) ? sizeof(PyGC_Head) : 0;
+#endif
+}
+
+PyObject *
+ml_compat_code_name(PyCodeObject *co)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return co->co_qualname;
+#else
+    return co->co_name;
+#endif
+}
+
+/* A growable pair of arrays for the line map. */
+typedef struct {
+    uint32_t *off;
+    int32_t *line;
+    size_t n, cap;
+} ml_linebuf;
+
+static int
+ml_linebuf_push(ml_linebuf *b, uint32_t off, int32_t line)
+{
+    if (b->n && b->line[b->n - 1] == line)
+        return 0; /* same line continues */
+    if (b->n && b->off[b->n - 1] == off) {
+        b->line[b->n - 1] = line; /* empty range: replace */
+        if (b->n >= 2 && b->line[b->n - 2] == line)
+            b->n--;
+        return 0;
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        uint32_t *o = realloc(b->off, cap * sizeof(*o));
+        if (!o)
+            return -1;
+        b->off = o;
+        int32_t *l = realloc(b->line, cap * sizeof(*l));
+        if (!l)
+            return -1;
+        b->line = l;
+        b->cap = cap;
+    }
+    b->off[b->n] = off;
+    b->line[b->n] = line;
+    b->n++;
+    return 0;
+}
+
+#if PY_VERSION_HEX >= 0x030B0000
+/* Location-table varints use 6-bit groups (Objects/locations.md). */
+static unsigned
+ml_loc_varint(const uint8_t **p, const uint8_t *end)
+{
+    unsigned val = 0, shift = 0;
+    while (*p < end) {
+        unsigned b = *(*p)++;
+        val |= (b & 63) << shift;
+        if (!(b & 64))
+            break;
+        shift += 6;
+    }
+    return val;
+}
+
+static int
+ml_loc_svarint(const uint8_t **p, const uint8_t *end)
+{
+    unsigned uv = ml_loc_varint(p, end);
+    return (uv & 1) ? -(int)(uv >> 1) : (int)(uv >> 1);
+}
+#endif
+
+int
+ml_compat_linemap(PyCodeObject *co, uint32_t **offsets, int32_t **lines, size_t *n)
+{
+    ml_linebuf b = {0};
+    const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(co->co_linetable);
+    const uint8_t *end = p + PyBytes_GET_SIZE(co->co_linetable);
+    int line = co->co_firstlineno;
+    uint32_t addr = 0;
+#if PY_VERSION_HEX < 0x030B0000
+    while (p + 1 < end) {
+        unsigned sdelta = p[0];
+        int ldelta = (int8_t)p[1];
+        p += 2;
+        int here;
+        if (ldelta == -128) {
+            here = 0;
+        } else {
+            line += ldelta;
+            here = line;
+        }
+        if (sdelta && ml_linebuf_push(&b, addr, here) < 0)
+            goto nomem;
+        addr += sdelta;
+    }
+#else
+    while (p < end) {
+        unsigned first = *p++;
+        unsigned code = (first >> 3) & 15;
+        uint32_t len = ((first & 7) + 1) * 2; /* code units -> bytes */
+        int here;
+        if (code == 15) {
+            here = 0;
+        } else if (code == 14) {
+            line += ml_loc_svarint(&p, end);
+            ml_loc_varint(&p, end);
+            ml_loc_varint(&p, end);
+            ml_loc_varint(&p, end);
+            here = line;
+        } else if (code == 13) {
+            line += ml_loc_svarint(&p, end);
+            here = line;
+        } else if (code >= 10) {
+            line += (int)code - 10;
+            p += 2;
+            here = line;
+        } else {
+            p += 1;
+            here = line;
+        }
+        if (ml_linebuf_push(&b, addr, here < 0 ? 0 : here) < 0)
+            goto nomem;
+        addr += len;
+    }
+#endif
+    *offsets = b.off;
+    *lines = b.line;
+    *n = b.n;
+    return 0;
+nomem:
+    free(b.off);
+    free(b.line);
+    return -1;
+}
+
+size_t
+ml_compat_str_utf8(PyObject *s, char *buf, size_t cap, const char **out)
+{
+    if (!s || !PyUnicode_Check(s)) {
+        *out = "?";
+        return 1;
+    }
+    if (PyUnicode_IS_COMPACT_ASCII(s)) {
+        *out = (const char *)PyUnicode_DATA(s);
+        return (size_t)PyUnicode_GET_LENGTH(s);
+    }
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+    size_t o = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        char tmp[4];
+        size_t k;
+        if (c < 0x80) {
+            tmp[0] = (char)c;
+            k = 1;
+        } else if (c < 0x800) {
+            tmp[0] = (char)(0xC0 | (c >> 6));
+            tmp[1] = (char)(0x80 | (c & 0x3F));
+            k = 2;
+        } else if (c < 0x10000) {
+            tmp[0] = (char)(0xE0 | (c >> 12));
+            tmp[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+            tmp[2] = (char)(0x80 | (c & 0x3F));
+            k = 3;
+        } else {
+            tmp[0] = (char)(0xF0 | (c >> 18));
+            tmp[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+            tmp[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+            tmp[3] = (char)(0x80 | (c & 0x3F));
+            k = 4;
+        }
+        if (o + k > cap)
+            break;
+        memcpy(buf + o, tmp, k);
+        o += k;
+    }
+    *out = buf;
+    return o;
+}
+
+/* ---- object-creation tracer ---- */
+
+#if PY_VERSION_HEX >= 0x030D0000
+static ml_create_fn ml_compat_create_fn;
+static PyRefTracer ml_compat_prev_tracer;
+static void *ml_compat_prev_data;
+
+static int
+ml_compat_tracer(PyObject *op, PyRefTracerEvent ev, void *data)
+{
+    if (ev == PyRefTracer_CREATE)
+        ml_compat_create_fn(op);
+    if (ml_compat_prev_tracer)
+        return ml_compat_prev_tracer(op, ev, ml_compat_prev_data);
+    return 0;
+}
+
+int ml_compat_have_reftracer(void) { return 1; }
+
+int
+ml_compat_reftracer_install(ml_create_fn fn)
+{
+    void *data = NULL;
+    PyRefTracer prev = PyRefTracer_GetTracer(&data);
+    if (prev != ml_compat_tracer) {
+        ml_compat_prev_tracer = prev;
+        ml_compat_prev_data = data;
+    }
+    ml_compat_create_fn = fn;
+    return PyRefTracer_SetTracer(ml_compat_tracer, NULL);
+}
+
+int
+ml_compat_reftracer_is_ours(void)
+{
+    void *data;
+    return PyRefTracer_GetTracer(&data) == ml_compat_tracer;
+}
+
+void
+ml_compat_reftracer_uninstall(void)
+{
+    void *data;
+    if (PyRefTracer_GetTracer(&data) == ml_compat_tracer)
+        PyRefTracer_SetTracer(ml_compat_prev_tracer, ml_compat_prev_data);
+}
+#else
+int ml_compat_have_reftracer(void) { return 0; }
+int ml_compat_reftracer_install(ml_create_fn fn) { (void)fn; return -1; }
+int ml_compat_reftracer_is_ours(void) { return 0; }
+void ml_compat_reftracer_uninstall(void) {}
+#endif
+
+/* ---- heap analysis (issue 3) : definitions below this line ---- */

@@ -1,0 +1,180 @@
+/* format.h: the memlens capture file, version 1: tags, byte layouts, varints.
+ *
+ * Layer: shared by the writer (capture/, runs inside allocator hooks) and the
+ * reader (analysis/). Pure C: no Python API, no allocation. docs/FORMAT.md is
+ * the prose version of this header, with worked examples; keep them in step.
+ *
+ * File = header, then a stream of records. Every record starts with one tag
+ * byte. Integers are unsigned LEB128 varints ("uv") unless said otherwise;
+ * "sv" is a zigzag-encoded signed varint; "str" is uv length + UTF-8 bytes.
+ *
+ *   header   "MLENS\0\r\n"  8 bytes magic
+ *            u32 LE         format version (ML_FORMAT_VERSION)
+ *            u32 LE         length N of the JSON metadata that follows
+ *            N bytes        JSON object (python, pid, argv, start_time_us, options)
+ *
+ * Records (the reader keeps a "current thread", a "current time", and a
+ * counter of ALLOC records, the allocation sequence number, seq, from 1):
+ *
+ *   0x01 TIME        uv dt_us           time advances by dt microseconds
+ *   0x02 THREAD      uv thread          following events come from this thread
+ *   0x03 THREAD_DEF  uv thread, uv os_tid, str name
+ *   0x04 CODE_DEF    uv code (1, 2, ... in order), str filename, str name,
+ *                    uv firstlineno, uv n, n x (uv offset_delta, sv line_delta)
+ *                    the line map: from byte offset o (running sum of the
+ *                    deltas, first relative to 0) the line is l (running sum of
+ *                    line deltas, first relative to firstlineno); line 0 = none
+ *   0x05 FRAME_DEF   uv frame (1, 2, ... in order), uv parent (0 = outermost),
+ *                    uv code, uv offset  (byte offset of the instruction)
+ *                    a frame id names a whole stack: itself and its parents
+ *   0x06 TYPE_DEF    uv type (1, 2, ... in order), str name, uv flags
+ *   0x07 MEMORY      uv rss_bytes, uv heap_bytes   (sample at current time)
+ *   0x08 CONTEXT     uv stack       the current thread's Python stack is now
+ *                                   `stack` (for FREE records that follow)
+ *   0x09 REUSE       uv type        an object of `type` was created in a
+ *                                   block that stayed allocated (free list)
+ *   0x0A MARK        uv kind, str label   (ML_MARK_*: user-visible brackets)
+ *   0x0B NOTE        uv kind, str text    (ML_NOTE_*: what the tracker lost)
+ *   0x0C TRAILER     uv n, n x uv       clean end; counters (ML_TRAILER_*)
+ *   0x0D FORK        uv child_pid      the process forked here
+ *   0x40..0x7E FREE  block seq = last_seq - (tag - 0x40)   (frees of recent blocks)
+ *   0x7F FREE        uv d: block seq = last_seq - 63 - d
+ *   0x80..0xFF ALLOC tag = 1 DD SSSSS: DD domain (0 RAW, 1 MEM, 2 OBJ; 3 is
+ *                    invalid), SSSSS slot. Slot 31: uv stack, uv type follow
+ *                    and are stored in cache[ml_slot_of(stack, type)]; slot
+ *                    s < 31: (stack, type) = cache[s]. Then uv size.
+ *                    The block gets seq = ++last_seq, the current stack = stack.
+ *
+ * Ids: 0 means none (no Python stack; not an object of a known type).
+ * The pair cache starts all zeros (stack 0, type 0) at the start of the file.
+ */
+#ifndef ML_FORMAT_H
+#define ML_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define ML_MAGIC "MLENS\0\r\n"
+#define ML_MAGIC_LEN 8
+#define ML_FORMAT_VERSION 1u
+#define ML_HEADER_FIXED 16 /* magic + version + json length */
+
+enum ml_tag {
+    ML_TAG_TIME = 0x01,
+    ML_TAG_THREAD = 0x02,
+    ML_TAG_THREAD_DEF = 0x03,
+    ML_TAG_CODE_DEF = 0x04,
+    ML_TAG_FRAME_DEF = 0x05,
+    ML_TAG_TYPE_DEF = 0x06,
+    ML_TAG_MEMORY = 0x07,
+    ML_TAG_CONTEXT = 0x08,
+    ML_TAG_REUSE = 0x09,
+    ML_TAG_MARK = 0x0A,
+    ML_TAG_NOTE = 0x0B,
+    ML_TAG_TRAILER = 0x0C,
+    ML_TAG_FORK = 0x0D,
+    ML_TAG_FREE = 0x40,      /* 0x40..0x7E inline distance, 0x7F long form */
+    ML_TAG_FREE_LONG = 0x7F,
+    ML_TAG_ALLOC = 0x80,     /* 0x80..0xFF */
+};
+
+#define ML_FREE_INLINE_MAX 62 /* distances 0..62 fit in the tag */
+#define ML_SLOT_EXPLICIT 31
+#define ML_SLOTS 31
+
+typedef enum { ML_DOMAIN_RAW = 0, ML_DOMAIN_MEM = 1, ML_DOMAIN_OBJ = 2 } ml_domain;
+
+/* Type flags in TYPE_DEF. */
+#define ML_TYPEF_METATYPE 1u /* instances are type objects */
+#define ML_TYPEF_BUFFER 2u   /* not a Python type: a kind of buffer ("<dict keys>") */
+
+enum ml_mark_kind { ML_MARK_ENTER = 1, ML_MARK_EXIT = 2, ML_MARK_LABEL = 3 };
+
+enum ml_note_kind {
+    ML_NOTE_WARNING = 1,      /* free text shown to the user */
+    ML_NOTE_TRACER_LOST = 2,  /* 3.13: someone replaced the object-creation tracer */
+};
+
+/* TRAILER counters, in this order; a reader ignores extra ones. */
+enum ml_trailer_field {
+    ML_TRAILER_ALLOCS = 0,        /* ALLOC records written */
+    ML_TRAILER_FREES = 1,         /* FREE records written */
+    ML_TRAILER_DROPPED = 2,       /* events dropped (out of engine memory) */
+    ML_TRAILER_NOSTACK = 3,       /* allocations made without the GIL (no stack) */
+    ML_TRAILER_TRUNCATED = 4,     /* stacks cut at max_frames */
+    ML_TRAILER_COUNT
+};
+
+typedef uint32_t ml_code_id;
+typedef uint32_t ml_frame_id; /* also names a stack */
+typedef uint32_t ml_type_id;
+typedef uint32_t ml_thread_id;
+typedef uint64_t ml_seq;
+
+/* The slot a (stack, type) pair takes in the pair cache. Writer and reader
+ * must agree on this exactly. */
+static inline unsigned
+ml_slot_of(uint32_t stack, uint32_t type)
+{
+    uint32_t h = stack * 0x9E3779B1u ^ type * 0x85EBCA77u;
+    return (h >> 16) % ML_SLOTS;
+}
+
+/* Encode v into out (at least 10 bytes); returns the bytes written. */
+static inline size_t
+ml_uv_put(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+static inline uint64_t ml_zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static inline int64_t ml_unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
+
+/* Decode a varint from [*p, end). Returns 0 and advances *p, or -1 when the
+ * input ends inside the varint or it is longer than 10 bytes. */
+static inline int
+ml_uv_get(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *q = *p;
+    uint64_t r = 0;
+    unsigned shift = 0;
+    while (q < end) {
+        uint8_t b = *q++;
+        if (shift == 63 && b > 1)
+            return -1;
+        r |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            *p = q;
+            return 0;
+        }
+        shift += 7;
+        if (shift > 63)
+            return -1;
+    }
+    return -1;
+}
+
+static inline void
+ml_u32le_put(uint8_t *out, uint32_t v)
+{
+    out[0] = (uint8_t)v;
+    out[1] = (uint8_t)(v >> 8);
+    out[2] = (uint8_t)(v >> 16);
+    out[3] = (uint8_t)(v >> 24);
+}
+
+static inline uint32_t
+ml_u32le_get(const uint8_t *in)
+{
+    return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24;
+}
+
+#endif /* ML_FORMAT_H */

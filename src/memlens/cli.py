@@ -1,0 +1,61 @@
+"""memlens command line: one sub-command per module in memlens.commands.
+
+Every sub-command module has ``add_parser(subparsers)`` and ``run(args)``.
+Bad input anywhere raises memlens.errors.UsageError (or calls parser.error):
+the user gets one line and exit status 2, never a traceback.
+"""
+import argparse
+import importlib
+import sys
+
+from memlens.errors import UsageError
+
+# Sub-commands, in the order `memlens --help` lists them.
+COMMANDS = [
+    "run",
+    "summary",
+    "types",
+    "leaks",
+]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit status 2."""
+
+    def error(self, message):
+        sys.stderr.write("%s: error: %s (see %s --help)\n" % (self.prog, message, self.prog))
+        sys.exit(2)
+
+
+def build_parser():
+    parser = Parser(prog="memlens", description="Memory profiler and heap analyser for Python.")
+    parser.add_argument("--version", action="version", version="memlens " + _version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module("memlens.commands." + name).add_parser(sub)
+    return parser
+
+
+def _version():
+    from memlens import __version__
+    return __version__
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return args.func(args) or 0
+    except UsageError as exc:
+        sys.stderr.write("memlens %s: error: %s\n" % (args.command, exc))
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        sys.stderr.write("memlens %s: interrupted\n" % args.command)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `memlens` sub-command; see memlens.cli."""
