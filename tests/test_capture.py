@@ -48,7 +48,9 @@ def test_instances_kept_at_known_line(script, capture):
     if sys.version_info >= (3, 11):
         assert top["line"] == prog.line("make")
     else:
-        assert (top["line"], top["type"]) == (prog.line("dict"), "dict") and top["count"] >= N
+        # up to 80 dicts come off the dict free list: their blocks were
+        # allocated (and are charged) elsewhere; 3.10 has no creation tracer
+        assert (top["line"], top["type"]) == (prog.line("dict"), "dict") and top["count"] >= N - 80
     ours = [r for r in leaks if r["type"] == "__main__.Lesson"]
     assert sum(r["count"] for r in ours) >= N
     assert all(r["line"] == prog.line("make") for r in ours)
