@@ -429,7 +429,12 @@ ml_compat_int_sizeof(PyObject *o)
     return offsetof(PyLongObject, long_value.ob_digit) + ndigits * sizeof(digit);
 #else
     Py_ssize_t n = Py_SIZE(o);
-    return offsetof(PyLongObject, ob_digit) + (size_t)(n < 0 ? -n : n) * sizeof(digit);
+    size_t ndigits = (size_t)(n < 0 ? -n : n);
+#if PY_VERSION_HEX >= 0x030B0000
+    if (ndigits == 0)
+        ndigits = 1; /* 3.11 counts zero's digit too */
+#endif
+    return offsetof(PyLongObject, ob_digit) + ndigits * sizeof(digit);
 #endif
 }
 

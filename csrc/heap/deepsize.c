@@ -48,7 +48,6 @@ ml_deepsize_count(ml_walk *w, PyObject *o, void *arg)
 {
     ml_deepsize_ctx *c = arg;
     ml_deepsize *ds = c->ds;
-    (void)w;
     int fresh;
     int64_t r = ml_typetab_row(&ds->types, Py_TYPE(o), &fresh);
     if (r < 0)
@@ -59,8 +58,11 @@ ml_deepsize_count(ml_walk *w, PyObject *o, void *arg)
         return -1;
     if (!PyType_Check(o) && !PyModule_Check(o)) {
         size_t values = 0;
-        (void)ml_compat_instance_dict(o, &values);
+        PyObject *d = ml_compat_instance_dict(o, &values);
         size += values;
+        /* 3.13 traverses the inline values, not a dict made from them */
+        if (d && ml_walk_reach(w, d) < 0)
+            return -1;
     }
     ds->types.rows[r].count++;
     if (!deferred || size)

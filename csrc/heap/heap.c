@@ -93,6 +93,9 @@ ml_heap_count(ml_walk *w, PyObject *o, void *arg)
         PyObject *d = ml_compat_instance_dict(o, &values);
         size += values;
         rc = ml_heap_own(h, d, row, ML_HEAP_DICT_OF_CLASS);
+        /* 3.13 traverses the inline values, not a dict made from them */
+        if (rc == 0 && d)
+            rc = ml_walk_reach(w, d);
     }
     h->types.rows[row].count++;
     h->types.rows[row].bytes += size;

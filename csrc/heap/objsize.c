@@ -82,7 +82,11 @@ ml_objsize_generic(PyObject *o)
     size_t size = (size_t)tp->tp_basicsize;
     if (tp->tp_itemsize) {
         Py_ssize_t n = Py_SIZE(o);
-        size += (size_t)(n < 0 ? -n : n) * (size_t)tp->tp_itemsize;
+        size_t items = (size_t)(n < 0 ? -n : n) * (size_t)tp->tp_itemsize;
+        /* A type with an item size but no ob_size (3.11+ frames) would
+         * give garbage here; object.__sizeof__ gives the same garbage. */
+        if (items < ((size_t)1 << 40))
+            size += items;
     }
     return size;
 }
@@ -199,13 +203,15 @@ ml_typetab_size(ml_typetab *t, uint32_t row, PyObject *o, size_t *size)
     return 1;
 }
 
-/* Results above this are taken as lies (no single object is 1 TiB). */
+/* Results below an object header or above this are lies (no single
+ * object is 1 TiB). */
 #define ML_OBJSIZE_MAX ((Py_ssize_t)1 << 40)
 
 size_t
 ml_objsize_call(PyObject *o, int *flag)
 {
-    size_t fixed = ml_objsize_generic(o);
+    /* Fallback when __sizeof__ fails or lies: the fixed struct size. */
+    size_t fixed = (size_t)Py_TYPE(o)->tp_basicsize;
     size_t extra = ml_compat_sizeof_extra(o);
     Py_ssize_t v = -1;
     *flag = 0;
@@ -227,18 +233,17 @@ ml_objsize_call(PyObject *o, int *flag)
         res = PyObject_CallOneArg(descr, o);
     }
     Py_DECREF(descr);
-    if (res && PyLong_Check(res))
+    int is_int = res && PyLong_Check(res);
+    if (is_int)
         v = PyLong_AsSsize_t(res);
-    else if (res && !PyErr_Occurred())
-        PyErr_SetString(PyExc_TypeError, "__sizeof__ returned a non-int");
-    int got = res != NULL;
     Py_XDECREF(res);
-    if (PyErr_Occurred()) {
+    if (!is_int || PyErr_Occurred()) {
         PyErr_Clear();
-        *flag = got ? 2 : 1; /* an int too big to convert is a lie */
+        /* raised or not an int: an error; an int too big to convert: a lie */
+        *flag = is_int ? 2 : 1;
         return fixed + extra;
     }
-    if (v < (Py_ssize_t)fixed || v > ML_OBJSIZE_MAX) {
+    if (v < (Py_ssize_t)sizeof(PyObject) || v > ML_OBJSIZE_MAX) {
         *flag = 2;
         return fixed + extra;
     }

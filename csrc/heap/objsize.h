@@ -51,8 +51,8 @@ typedef struct {
     ml_deferred *deferred;
     size_t ndeferred, capdeferred;
     /* __sizeof__ calls made, failed (raised or not an int), and results
-     * that were negative, below the object's fixed size or above 1 TiB
-     * (replaced by the fixed size) */
+     * below an object header (16) or above 1 TiB; both are replaced by
+     * tp_basicsize */
     uint64_t sizeof_calls, sizeof_errors, sizeof_clamped;
     size_t align; /* deferred sizes are rounded up to this (0: exact) */
 } ml_typetab;

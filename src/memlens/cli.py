@@ -16,6 +16,7 @@ COMMANDS = [
     "summary",
     "types",
     "leaks",
+    "heap",
 ]
 
 
