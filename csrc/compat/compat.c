@@ -589,3 +589,21 @@ ml_compat_frames_visit(visitproc visit, void *arg)
     (void)arg;
 #endif
 }
+
+void
+ml_compat_code_visit(PyObject *o, visitproc visit, void *arg)
+{
+    PyCodeObject *co = (PyCodeObject *)o;
+    PyObject *refs[] = {
+        co->co_consts, co->co_names, co->co_filename, co->co_name, co->co_linetable,
+#if PY_VERSION_HEX >= 0x030B0000
+        co->co_qualname, co->co_exceptiontable, co->co_localsplusnames, co->co_localspluskinds,
+#else
+        co->co_code, co->co_varnames, co->co_freevars, co->co_cellvars,
+#endif
+    };
+    for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
+        if (refs[i] && visit(refs[i], arg))
+            return;
+    }
+}

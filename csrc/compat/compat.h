@@ -88,6 +88,10 @@ int ml_compat_gc_foreach(ml_compat_gc_fn fn, void *arg);
  * fully initialised frames; the value stack is left out. */
 void ml_compat_frames_visit(visitproc visit, void *arg);
 
+/* Visit the objects code object `co` holds (constants, names, byte code,
+ * tables): code objects are not GC objects, so no tp_traverse shows them. */
+void ml_compat_code_visit(PyObject *co, visitproc visit, void *arg);
+
 /* 1 while the cyclic GC is collecting: objects then sit on the collector's
  * private lists and a walk of the generations misses them. */
 int ml_compat_gc_collecting(void);

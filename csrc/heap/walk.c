@@ -48,6 +48,29 @@ ml_walk_visit(PyObject *o, void *arg)
     return ml_walk_reach(w, o) < 0 ? 1 : 0;
 }
 
+/* References tp_traverse leaves out because they cannot form cycles, but
+ * that hold memory: dict keys when they are all str (every version skips
+ * them), a heap type's name, qualname and __slots__, and the contents of
+ * code objects (not GC objects at all). */
+static void
+ml_walk_extra(ml_walk *w, PyObject *o)
+{
+    if (PyDict_Check(o)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(o, &pos, &key, &value)) {
+            if (ml_walk_visit(key, w))
+                return;
+        }
+    } else if (PyType_Check(o) && (((PyTypeObject *)o)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        PyHeapTypeObject *et = (PyHeapTypeObject *)o;
+        (void)(ml_walk_visit(et->ht_name, w) || ml_walk_visit(et->ht_qualname, w) ||
+               ml_walk_visit(et->ht_slots, w));
+    } else if (PyCode_Check(o)) {
+        ml_compat_code_visit(o, ml_walk_visit, w);
+    }
+}
+
 static int
 ml_walk_one(ml_walk *w, PyObject *o)
 {
@@ -57,6 +80,8 @@ ml_walk_one(ml_walk *w, PyObject *o)
     traverseproc trav = Py_TYPE(o)->tp_traverse;
     if (trav && PyObject_IS_GC(o))
         trav(o, ml_walk_visit, w);
+    if (!w->oom)
+        ml_walk_extra(w, o);
     return w->oom ? -1 : 0;
 }
 

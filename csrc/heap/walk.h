@@ -11,7 +11,9 @@
  *  - ml_walk_from: everything reachable from some roots, through a filter
  *    that can stop the walk at some objects (deep size).
  * Referents come from tp_traverse of GC objects, as gc.get_referents sees
- * them. Pending objects sit on an explicit C stack: a million-deep chain
+ * them, plus what tp_traverse leaves out on purpose because it cannot make
+ * cycles: all-str dict keys, a heap type's name/qualname/__slots__, and
+ * the constants, names and tables of code objects. Pending objects sit on an explicit C stack: a million-deep chain
  * costs a million stack slots of heap memory, not C stack frames.
  *
  * GIL held throughout; nothing here calls into Python or allocates Python
