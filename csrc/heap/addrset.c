@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Objects are 16-byte aligned: drop the low bits, then mix (Fibonacci). */
+/* Fibonacci hashing: multiply, keep the top bits (the low bits of a
+ * product only depend on the low bits of the address). */
 static inline size_t
-ml_addrset_hash(uintptr_t a)
+ml_addrset_hash(const ml_addrset *s, uintptr_t a)
 {
-    uint64_t h = (uint64_t)(a >> 4) * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h ^ (h >> 29));
+    return (size_t)(((uint64_t)a * 0x9E3779B97F4A7C15ull) >> s->shift);
 }
 
 static int
@@ -29,6 +29,11 @@ ml_addrset_alloc(ml_addrset *s, size_t cap, int with_values)
     }
     s->mask = cap - 1;
     s->used = 0;
+    s->shift = 64;
+    while (cap > 1) {
+        cap >>= 1;
+        s->shift--;
+    }
     return 0;
 }
 
@@ -58,7 +63,7 @@ ml_addrset_release(ml_addrset *s)
 static inline size_t
 ml_addrset_slot(const ml_addrset *s, uintptr_t addr)
 {
-    size_t i = ml_addrset_hash(addr) & s->mask;
+    size_t i = ml_addrset_hash(s, addr);
     while (s->keys[i] && s->keys[i] != addr)
         i = (i + 1) & s->mask;
     return i;

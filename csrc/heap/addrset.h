@@ -16,6 +16,7 @@ typedef struct {
     uintptr_t *keys;  /* 0 = empty slot */
     uint32_t *vals;   /* NULL for a plain set */
     size_t mask;      /* capacity - 1; capacity is a power of two */
+    unsigned shift;   /* 64 - log2(capacity): the hash's top bits pick the slot */
     size_t used;
 } ml_addrset;
 

@@ -28,7 +28,7 @@ ml_walk_reach(ml_walk *w, PyObject *o)
         return 0;
     if (w->gc_mode && PyObject_GC_IsTracked(o))
         return 0; /* the GC lists hand it to fn */
-    int rc = ml_addrset_add(&w->seen, (uintptr_t)o, 0);
+    int rc = ml_addrbits_add(&w->seen, (uintptr_t)o);
     if (rc < 0 || (rc == 1 && ml_walk_push(w, o) < 0)) {
         w->oom = 1;
         return -1;
@@ -112,7 +112,8 @@ ml_walk_start(ml_walk *w, ml_walk_fn fn, ml_walk_filter filter, void *arg, size_
     w->fn = fn;
     w->filter = filter;
     w->arg = arg;
-    return ml_addrset_init(&w->seen, expect, 0);
+    (void)expect;
+    return ml_addrbits_init(&w->seen);
 }
 
 int
@@ -148,7 +149,7 @@ ml_walk_from(PyObject *const *roots, size_t nroots, ml_walk_filter filter, ml_wa
 void
 ml_walk_release(ml_walk *w)
 {
-    ml_addrset_release(&w->seen);
+    ml_addrbits_release(&w->seen);
     free(w->stack);
     w->stack = NULL;
     w->n = w->cap = 0;

@@ -25,7 +25,7 @@
 #define ML_WALK_H
 
 #include "compat/compat.h"
-#include "heap/addrset.h"
+#include "heap/addrbits.h"
 
 typedef struct ml_walk ml_walk;
 
@@ -38,7 +38,7 @@ typedef int (*ml_walk_fn)(ml_walk *w, PyObject *o, void *arg);
 typedef int (*ml_walk_filter)(PyObject *o, void *arg);
 
 struct ml_walk {
-    ml_addrset seen;     /* untracked objects reached (all, in from-mode) */
+    ml_addrbits seen;    /* untracked objects reached (all, in from-mode) */
     PyObject **stack;    /* objects reached, not yet handed to fn */
     size_t n, cap;
     int gc_mode;         /* tracked referents skipped: the lists hold them */
