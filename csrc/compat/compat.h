@@ -74,6 +74,20 @@ void ml_compat_reftracer_uninstall(void);
  * thread, never call into Python, never allocate and never create an
  * instance __dict__ (they read managed-dict slots directly). */
 
+/* PyObject_GC_IsTracked without the call: the walker asks it for every
+ * referent. The GC head in front of a GC object is {_gc_next, _gc_prev}
+ * on every GIL build of 3.10-3.13; _gc_next is 0 when untracked. */
+static inline int
+ml_compat_gc_tracked(PyObject *o)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    if (!(tp->tp_flags & Py_TPFLAGS_HAVE_GC))
+        return 0;
+    if (tp->tp_is_gc && !tp->tp_is_gc(o))
+        return 0;
+    return ((const uintptr_t *)o)[-2] != 0;
+}
+
 /* Callback for ml_compat_gc_foreach: return 0 to go on, nonzero to stop. */
 typedef int (*ml_compat_gc_fn)(PyObject *op, void *arg);
 

@@ -152,9 +152,10 @@ int64_t
 ml_typetab_row(ml_typetab *t, PyTypeObject *tp, int *fresh)
 {
     uint32_t row;
+    size_t slot = ((uintptr_t)tp >> 4) & 63;
     *fresh = 0;
-    if (tp == t->last_tp)
-        return t->last_row;
+    if (t->cache[slot].tp == tp)
+        return t->cache[slot].row;
     if (!ml_addrset_get(&t->index, (uintptr_t)tp, &row)) {
         if (t->nrows == t->caprows) {
             size_t cap = t->caprows ? t->caprows * 2 : 256;
@@ -174,8 +175,8 @@ ml_typetab_row(ml_typetab *t, PyTypeObject *tp, int *fresh)
         r->count = r->bytes = 0;
         *fresh = 1;
     }
-    t->last_tp = tp;
-    t->last_row = row;
+    t->cache[slot].tp = tp;
+    t->cache[slot].row = row;
     return row;
 }
 

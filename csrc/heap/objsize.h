@@ -46,8 +46,10 @@ typedef struct {
     ml_typestat *rows;
     size_t nrows, caprows;
     ml_addrset index; /* type address -> row */
-    PyTypeObject *last_tp;
-    uint32_t last_row;
+    struct {
+        PyTypeObject *tp;
+        uint32_t row;
+    } cache[64]; /* direct-mapped: type address -> row */
     ml_deferred *deferred;
     size_t ndeferred, capdeferred;
     /* __sizeof__ calls made, failed (raised or not an int), and results

@@ -26,7 +26,7 @@ ml_walk_reach(ml_walk *w, PyObject *o)
 {
     if (!o)
         return 0;
-    if (w->gc_mode && PyObject_GC_IsTracked(o))
+    if (w->gc_mode && ml_compat_gc_tracked(o))
         return 0; /* the GC lists hand it to fn */
     int rc = ml_addrbits_add(&w->seen, (uintptr_t)o);
     if (rc < 0 || (rc == 1 && ml_walk_push(w, o) < 0)) {
@@ -77,6 +77,16 @@ ml_walk_one(ml_walk *w, PyObject *o)
     w->reached++;
     if (w->fn(w, o, w->arg) < 0)
         return -1;
+    if (PyDict_CheckExact(o)) {
+        /* one pass for keys and values (dict_traverse skips str keys) */
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(o, &pos, &key, &value)) {
+            if (ml_walk_visit(key, w) || ml_walk_visit(value, w))
+                break;
+        }
+        return w->oom ? -1 : 0;
+    }
     traverseproc trav = Py_TYPE(o)->tp_traverse;
     if (trav && PyObject_IS_GC(o))
         trav(o, ml_walk_visit, w);
