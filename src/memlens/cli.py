@@ -20,6 +20,7 @@ COMMANDS = [
     "summary",
     "types",
     "leaks",
+    "heap",
 ]
 
 
