@@ -26,6 +26,7 @@ static int ml_analysis_init(PyObject *m) { return 0; }
 #include "analysis/lines.h"
 #include "analysis/timeline.h"
 #include "capture/linemeter.h"
+#include "capture/tracker.h"
 
 /* Open a capture for an analysis binding; NULL with ValueError set. */
 static ml_reader *
@@ -321,16 +322,22 @@ ml_tl_meter_reset(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* meter_calibrate(nbytes): bytes the interpreter allocates for one line int
- * passed to a monitoring callback (measured by memlens.profile). */
+/* meter_calibrate() -> bytes the interpreter allocates for one line number
+ * above 256 passed to a monitoring callback (it calls PyLong_FromSsize_t
+ * for each LINE event). Measured on the tracker's counters, so whatever the
+ * tracker counts (request size) is what the meter takes out. */
 static PyObject *
-ml_tl_meter_calibrate(PyObject *self, PyObject *arg)
+ml_tl_meter_calibrate(PyObject *self, PyObject *unused)
 {
-    unsigned long long n = PyLong_AsUnsignedLongLong(arg);
-    if (n == (unsigned long long)-1 && PyErr_Occurred())
+    ml_counters before, after;
+    ml_tracker_counters(&before);
+    PyObject *probe = PyLong_FromSsize_t(1000);
+    ml_tracker_counters(&after);
+    if (!probe)
         return NULL;
-    ml_tl_int_bytes = n;
-    Py_RETURN_NONE;
+    Py_DECREF(probe);
+    ml_tl_int_bytes = after.allocated_bytes - before.allocated_bytes;
+    return PyLong_FromUnsignedLongLong((unsigned long long)ml_tl_int_bytes);
 }
 
 #define ML_TIMELINE_METHODS                                                              \
@@ -346,7 +353,7 @@ ml_tl_meter_calibrate(PyObject *self, PyObject *arg)
     {"meter_trace_on", ml_tl_meter_trace_on, METH_NOARGS, "install the C line tracer"},  \
     {"meter_rows", ml_tl_meter_rows, METH_O, "meter_rows(code) -> dict or None"},        \
     {"meter_reset", ml_tl_meter_reset, METH_NOARGS, "forget all meter figures"},         \
-    {"meter_calibrate", ml_tl_meter_calibrate, METH_O, "meter_calibrate(nbytes)"},
+    {"meter_calibrate", ml_tl_meter_calibrate, METH_NOARGS, "meter_calibrate() -> bytes"},
 
 static int
 ml_timeline_init(PyObject *m)
