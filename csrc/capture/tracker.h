@@ -59,4 +59,13 @@ void ml_tracker_mark(unsigned kind, const char *label, size_t len);
 /* Flush buffered records now (os._exit path). */
 void ml_tracker_flush(void);
 
+/* In a child made by os.fork: with follow_fork, start recording into
+ * "<path>.<pid>"; else stop for good. Returns 0, or -1 (errno). GIL held. */
+int ml_tracker_after_fork_child(void);
+
+/* Frames from this code object outwards are the profiler's own (its entry
+ * point that runs the program): stacks stop before them. GIL held. */
+#include "compat/compat.h"
+void ml_tracker_set_stop_code(PyCodeObject *code);
+
 #endif /* ML_TRACKER_H */

@@ -33,12 +33,14 @@ ml_compat_tstate_with_gil(void)
 }
 
 int
-ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, int *truncated)
+ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObject *stop, int *truncated)
 {
     int n = 0;
     *truncated = 0;
 #if PY_VERSION_HEX < 0x030B0000
     for (PyFrameObject *f = ts->frame; f; f = f->f_back) {
+        if (f->f_code == stop)
+            break;
         if (n == max) {
             *truncated = 1;
             break;
@@ -69,6 +71,8 @@ ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, int *truncated)
 #endif
         if (f->owner != FRAME_OWNED_BY_GENERATOR && ip < _PyCode_CODE(co) + co->_co_firsttraceable)
             continue; /* incomplete frame */
+        if (co == stop)
+            break;
         if (n == max) {
             *truncated = 1;
             break;
@@ -325,5 +329,42 @@ int ml_compat_reftracer_install(ml_create_fn fn) { (void)fn; return -1; }
 int ml_compat_reftracer_is_ours(void) { return 0; }
 void ml_compat_reftracer_uninstall(void) {}
 #endif
+
+/* ---- dict keys recognition (tracker's buffer kinds) ---- */
+
+int
+ml_compat_is_dict_keys(const void *block, size_t size)
+{
+    const uint8_t *b = block;
+    if (size < 40)
+        return 0;
+    Py_ssize_t refcnt;
+    memcpy(&refcnt, b, sizeof(refcnt));
+    if (refcnt != 1)
+        return 0;
+#if PY_VERSION_HEX < 0x030B0000
+    /* { refcnt, dk_size, dk_lookup, dk_usable, dk_nentries, indices... } */
+    Py_ssize_t dk_size;
+    memcpy(&dk_size, b + 8, sizeof(dk_size));
+    if (dk_size < 8 || dk_size > ((Py_ssize_t)1 << 40) || (dk_size & (dk_size - 1)))
+        return 0;
+    size_t ix = dk_size <= 0xff ? 1 : dk_size <= 0xffff ? 2 : dk_size <= 0xffffffffLL ? 4 : 8;
+    size_t usable = ((size_t)dk_size << 1) / 3;
+    return size == 40 + ix * (size_t)dk_size + 24 * usable;
+#else
+    /* { refcnt, u8 log2_size, u8 log2_index_bytes, u8 kind, u32 version, usable, nentries } */
+    unsigned log2_size = b[8], log2_index = b[9], kind = b[10];
+    if (log2_size < 3 || log2_size > 40 || log2_index < log2_size || log2_index > log2_size + 3 || kind > 2)
+        return 0;
+    size_t usable = (((size_t)1 << log2_size) << 1) / 3;
+    return size == 32 + ((size_t)1 << log2_index) + usable * (kind == 0 ? 24 : 16);
+#endif
+}
+
+int
+ml_compat_refcnt_ok(Py_ssize_t refcnt)
+{
+    return refcnt >= 1 && refcnt <= ((Py_ssize_t)1 << 40);
+}
 
 /* ---- heap analysis (issue 3) : definitions below this line ---- */

@@ -36,9 +36,14 @@ typedef struct {
 PyThreadState *ml_compat_tstate_with_gil(void);
 
 /* Copy up to `max` frames of `ts`, innermost first, into `out`; skips
- * incomplete and shim frames. Returns the count; sets *truncated when more
- * frames were left out. Needs the GIL held by this thread; never allocates. */
-int ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, int *truncated);
+ * incomplete and shim frames, and stops before the first frame running
+ * `stop` (the profiler's own entry point; NULL = none). Returns the count;
+ * sets *truncated when more frames were left out. Needs the GIL held by
+ * this thread; never allocates. */
+int ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObject *stop, int *truncated);
+
+/* Size of the GC header in front of a GC object (same in 3.10-3.13 GIL builds). */
+#define ML_GC_HEAD_SIZE (2 * sizeof(void *))
 
 /* Bytes in front of the object in its memory block (GC head, managed dict
  * and weakref pointers): 0, 16 or 32. Never allocates. */
@@ -66,6 +71,14 @@ int ml_compat_reftracer_install(ml_create_fn fn);
 /* 1 if our tracer is still the installed one. */
 int ml_compat_reftracer_is_ours(void);
 void ml_compat_reftracer_uninstall(void);
+
+/* 1 if the block (of `size` bytes, just written by the interpreter) holds a
+ * fresh dict-keys table: its header fields agree with its size. Reads only
+ * the first 40 bytes. Never allocates. */
+int ml_compat_is_dict_keys(const void *block, size_t size);
+
+/* 1 if `refcnt` is plausible for a live object (immortal ones included). */
+int ml_compat_refcnt_ok(Py_ssize_t refcnt);
 
 /* ---- heap analysis (issue 3) : declarations below this line ---- */
 

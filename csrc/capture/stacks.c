@@ -1,0 +1,246 @@
+/* stacks.c: stack interning (see stacks.h). */
+#include "capture/stacks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    PyCodeObject *code; /* NULL = empty */
+    ml_code_id id;
+} ml_code_slot;
+
+typedef struct {
+    uint32_t parent, code, offset, id; /* id 0 = empty */
+} ml_node_slot;
+
+struct ml_stacks {
+    ml_writer *w;
+    uint64_t generation, dropped;
+    ml_code_slot *codes;
+    size_t code_mask, ncodes;
+    ml_node_slot *nodes;
+    size_t node_mask, nnodes;
+    PyCodeObject **code_refs; /* by id - 1, to drop references */
+    size_t code_refs_cap;
+};
+
+static inline size_t
+ml_stacks_hash_ptr(const void *p)
+{
+    return (size_t)(((uint64_t)(uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull >> 24);
+}
+
+static inline size_t
+ml_stacks_hash_node(uint32_t parent, uint32_t code, uint32_t offset)
+{
+    uint64_t h = ((uint64_t)parent << 32 | code) * 0x9E3779B97F4A7C15ull;
+    h ^= (uint64_t)offset * 0xC2B2AE3D27D4EB4Full;
+    return (size_t)(h >> 24);
+}
+
+ml_stacks *
+ml_stacks_new(ml_writer *w, uint64_t generation)
+{
+    ml_stacks *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->w = w;
+    s->generation = generation;
+    s->codes = calloc(1024, sizeof(ml_code_slot));
+    s->nodes = calloc(4096, sizeof(ml_node_slot));
+    if (!s->codes || !s->nodes) {
+        free(s->codes);
+        free(s->nodes);
+        free(s);
+        return NULL;
+    }
+    s->code_mask = 1023;
+    s->node_mask = 4095;
+    return s;
+}
+
+void
+ml_stacks_free(ml_stacks *s, int drop_refs)
+{
+    if (!s)
+        return;
+    if (drop_refs)
+        for (size_t i = 0; i < s->ncodes; i++)
+            Py_DECREF(s->code_refs[i]);
+    free(s->code_refs);
+    free(s->codes);
+    free(s->nodes);
+    free(s);
+}
+
+uint64_t ml_stacks_dropped(const ml_stacks *s) { return s->dropped; }
+
+static int
+ml_stacks_grow_codes(ml_stacks *s)
+{
+    size_t n = (s->code_mask + 1) * 2;
+    ml_code_slot *ns = calloc(n, sizeof(*ns));
+    if (!ns)
+        return -1;
+    for (size_t i = 0; i <= s->code_mask; i++) {
+        if (!s->codes[i].code)
+            continue;
+        size_t j = ml_stacks_hash_ptr(s->codes[i].code) & (n - 1);
+        while (ns[j].code)
+            j = (j + 1) & (n - 1);
+        ns[j] = s->codes[i];
+    }
+    free(s->codes);
+    s->codes = ns;
+    s->code_mask = n - 1;
+    return 0;
+}
+
+/* Write CODE_DEF for a new code object: file, qualified name, line map. */
+static void
+ml_stacks_define_code(ml_stacks *s, ml_code_id id, PyCodeObject *co)
+{
+    static char fbuf[4096], nbuf[1024]; /* under the tracker lock */
+    const char *file, *name;
+    size_t flen = ml_compat_str_utf8(co->co_filename, fbuf, sizeof(fbuf), &file);
+    size_t nlen = ml_compat_str_utf8(ml_compat_code_name(co), nbuf, sizeof(nbuf), &name);
+    uint32_t *offs = NULL;
+    int32_t *lines = NULL;
+    size_t n = 0;
+    if (ml_compat_linemap(co, &offs, &lines, &n) < 0)
+        n = 0; /* out of memory: the code still gets a name, lines show as 0 */
+    ml_writer_code_def(s->w, id, file, flen, name, nlen, (uint32_t)co->co_firstlineno, offs, lines, n);
+    free(offs);
+    free(lines);
+}
+
+static ml_code_id
+ml_stacks_code_id(ml_stacks *s, PyCodeObject *co)
+{
+    size_t i = ml_stacks_hash_ptr(co) & s->code_mask;
+    while (s->codes[i].code) {
+        if (s->codes[i].code == co)
+            return s->codes[i].id;
+        i = (i + 1) & s->code_mask;
+    }
+    if ((s->ncodes + 1) * 2 > s->code_mask + 1) {
+        if (ml_stacks_grow_codes(s) < 0)
+            return 0;
+        return ml_stacks_code_id(s, co);
+    }
+    if (s->ncodes == s->code_refs_cap) {
+        size_t cap = s->code_refs_cap ? s->code_refs_cap * 2 : 256;
+        PyCodeObject **nr = realloc(s->code_refs, cap * sizeof(*nr));
+        if (!nr)
+            return 0;
+        s->code_refs = nr;
+        s->code_refs_cap = cap;
+    }
+    Py_INCREF(co);
+    s->code_refs[s->ncodes] = co;
+    ml_code_id id = (ml_code_id)++s->ncodes;
+    s->codes[i].code = co;
+    s->codes[i].id = id;
+    ml_stacks_define_code(s, id, co);
+    return id;
+}
+
+static int
+ml_stacks_grow_nodes(ml_stacks *s)
+{
+    size_t n = (s->node_mask + 1) * 2;
+    ml_node_slot *ns = calloc(n, sizeof(*ns));
+    if (!ns)
+        return -1;
+    for (size_t i = 0; i <= s->node_mask; i++) {
+        ml_node_slot *o = &s->nodes[i];
+        if (!o->id)
+            continue;
+        size_t j = ml_stacks_hash_node(o->parent, o->code, o->offset) & (n - 1);
+        while (ns[j].id)
+            j = (j + 1) & (n - 1);
+        ns[j] = *o;
+    }
+    free(s->nodes);
+    s->nodes = ns;
+    s->node_mask = n - 1;
+    return 0;
+}
+
+static ml_frame_id
+ml_stacks_node(ml_stacks *s, ml_frame_id parent, ml_code_id code, uint32_t offset)
+{
+    if ((s->nnodes + 1) * 2 > s->node_mask + 1 && ml_stacks_grow_nodes(s) < 0)
+        return 0;
+    size_t i = ml_stacks_hash_node(parent, code, offset) & s->node_mask;
+    while (s->nodes[i].id) {
+        ml_node_slot *o = &s->nodes[i];
+        if (o->parent == parent && o->code == code && o->offset == offset)
+            return o->id;
+        i = (i + 1) & s->node_mask;
+    }
+    ml_frame_id id = (ml_frame_id)++s->nnodes;
+    s->nodes[i] = (ml_node_slot){parent, code, offset, id};
+    ml_writer_frame_def(s->w, id, parent, code, offset);
+    return id;
+}
+
+static int
+ml_stack_cache_reserve(ml_stack_cache *c, int n)
+{
+    if (n <= c->cap)
+        return 0;
+    int cap = n < 64 ? 64 : n;
+    ml_pyframe *f = realloc(c->frames, (size_t)cap * sizeof(*f));
+    if (!f)
+        return -1;
+    c->frames = f;
+    ml_frame_id *ids = realloc(c->ids, (size_t)cap * sizeof(*ids));
+    if (!ids)
+        return -1;
+    c->ids = ids;
+    c->cap = cap;
+    return 0;
+}
+
+ml_frame_id
+ml_stacks_intern(ml_stacks *s, ml_stack_cache *c, const ml_pyframe *frames, int n)
+{
+    if (n == 0)
+        return 0;
+    if (c->generation != s->generation) {
+        c->generation = s->generation;
+        c->depth = 0;
+    }
+    if (ml_stack_cache_reserve(c, n) < 0) {
+        s->dropped++;
+        return 0;
+    }
+    /* outermost first: frames[n-1-k] pairs with c->frames[k] */
+    int k = 0, lim = n < c->depth ? n : c->depth;
+    while (k < lim && c->frames[k].code == frames[n - 1 - k].code &&
+           c->frames[k].offset == frames[n - 1 - k].offset)
+        k++;
+    for (int j = k; j < n; j++) {
+        const ml_pyframe *f = &frames[n - 1 - j];
+        ml_code_id code = ml_stacks_code_id(s, f->code);
+        ml_frame_id id = code ? ml_stacks_node(s, j ? c->ids[j - 1] : 0, code, f->offset) : 0;
+        if (!id) {
+            s->dropped++;
+            c->depth = j;
+            return j ? c->ids[j - 1] : 0;
+        }
+        c->frames[j] = *f;
+        c->ids[j] = id;
+    }
+    c->depth = n;
+    return c->ids[n - 1];
+}
+
+void
+ml_stack_cache_release(ml_stack_cache *c)
+{
+    free(c->frames);
+    free(c->ids);
+    memset(c, 0, sizeof(*c));
+}

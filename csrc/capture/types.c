@@ -1,0 +1,293 @@
+/* types.c: block classification and type interning (see types.h). */
+#define _GNU_SOURCE 1
+#include "capture/types.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+typedef struct {
+    PyTypeObject *tp; /* NULL = empty */
+    ml_type_id id;
+} ml_type_slot;
+
+typedef struct {
+    PyTypeObject *tp;
+    uint32_t pre;   /* pre-header of instances of the type, when it is a metatype */
+    uint32_t flags; /* ML_TYPEF_* */
+} ml_type_info;
+
+#define ML_NEG_CACHE 1024
+
+struct ml_types {
+    ml_writer *w;
+    ml_type_slot *slots;
+    size_t mask, count;
+    ml_type_info *info; /* by id */
+    size_t ninfo, cap;
+    uintptr_t neg[ML_NEG_CACHE]; /* pointers known not to be types */
+    pid_t pid;
+    PyObject *module_key; /* "__module__" */
+};
+
+static inline size_t
+ml_types_hash(const void *p)
+{
+    return (size_t)(((uint64_t)(uintptr_t)p >> 3) * 0x9E3779B97F4A7C15ull >> 28);
+}
+
+static ml_type_id
+ml_types_add_info(ml_types *t, PyTypeObject *tp, uint32_t flags, const char *name, size_t len)
+{
+    if (t->ninfo + 1 >= t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        ml_type_info *ni = realloc(t->info, cap * sizeof(*ni));
+        if (!ni)
+            return 0;
+        t->info = ni;
+        t->cap = cap;
+    }
+    ml_type_id id = (ml_type_id)++t->ninfo;
+    t->info[id] = (ml_type_info){tp, 0, flags};
+    ml_writer_type_def(t->w, id, name, len, flags);
+    return id;
+}
+
+ml_types *
+ml_types_new(ml_writer *w)
+{
+    ml_types *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->w = w;
+    t->slots = calloc(1024, sizeof(ml_type_slot));
+    if (!t->slots) {
+        free(t);
+        return NULL;
+    }
+    t->mask = 1023;
+    t->pid = getpid();
+    t->module_key = PyUnicode_InternFromString("__module__");
+    static const char *kinds[] = {"<raw>", "<PyMem buffer>", "<PyObject buffer>", "<dict keys>"};
+    for (int i = 0; i < 4; i++)
+        ml_types_add_info(t, NULL, ML_TYPEF_BUFFER, kinds[i], strlen(kinds[i]));
+    return t;
+}
+
+void
+ml_types_free(ml_types *t)
+{
+    if (!t)
+        return;
+    free(t->slots);
+    free(t->info);
+    free(t);
+}
+
+static int
+ml_types_safe_read(ml_types *t, const void *addr, void *out, size_t n)
+{
+    struct iovec local = {out, n}, remote = {(void *)addr, n};
+    return process_vm_readv(t->pid, &local, 1, &remote, 1, 0) == (ssize_t)n ? 0 : -1;
+}
+
+static ml_type_slot *
+ml_types_find(ml_types *t, const PyTypeObject *tp)
+{
+    size_t i = ml_types_hash(tp) & t->mask;
+    while (t->slots[i].tp) {
+        if (t->slots[i].tp == tp)
+            return &t->slots[i];
+        i = (i + 1) & t->mask;
+    }
+    return &t->slots[i];
+}
+
+static int
+ml_types_grow(ml_types *t)
+{
+    size_t n = (t->mask + 1) * 2;
+    ml_type_slot *ns = calloc(n, sizeof(*ns));
+    if (!ns)
+        return -1;
+    for (size_t i = 0; i <= t->mask; i++) {
+        if (!t->slots[i].tp)
+            continue;
+        size_t j = ml_types_hash(t->slots[i].tp) & (n - 1);
+        while (ns[j].tp)
+            j = (j + 1) & (n - 1);
+        ns[j] = t->slots[i];
+    }
+    free(t->slots);
+    t->slots = ns;
+    t->mask = n - 1;
+    return 0;
+}
+
+/* "module.QualName" for heap types, tp_name for static types. */
+static size_t
+ml_types_name(ml_types *t, PyTypeObject *tp, char *buf, size_t cap)
+{
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        size_t n = strlen(tp->tp_name);
+        if (n > cap)
+            n = cap;
+        memcpy(buf, tp->tp_name, n);
+        return n;
+    }
+    PyHeapTypeObject *ht = (PyHeapTypeObject *)tp;
+    const char *mod = NULL, *qual = NULL;
+    size_t mlen = 0, qlen = 0;
+    char mbuf[256], qbuf[512];
+    PyObject *m = tp->tp_dict && t->module_key ? PyDict_GetItem(tp->tp_dict, t->module_key) : NULL;
+    if (m && PyUnicode_Check(m))
+        mlen = ml_compat_str_utf8(m, mbuf, sizeof(mbuf), &mod);
+    if (ht->ht_qualname && PyUnicode_Check(ht->ht_qualname))
+        qlen = ml_compat_str_utf8(ht->ht_qualname, qbuf, sizeof(qbuf), &qual);
+    else {
+        qual = tp->tp_name;
+        qlen = strlen(qual);
+    }
+    size_t n = 0;
+    if (mlen && !(mlen == 8 && memcmp(mod, "builtins", 8) == 0)) {
+        memcpy(buf, mod, mlen < cap ? mlen : cap);
+        n = mlen < cap ? mlen : cap;
+        if (n < cap)
+            buf[n++] = '.';
+    }
+    size_t q = qlen < cap - n ? qlen : cap - n;
+    memcpy(buf + n, qual, q);
+    return n + q;
+}
+
+static ml_type_id
+ml_types_intern(ml_types *t, PyTypeObject *tp, ml_type_slot *slot)
+{
+    if ((t->count + 1) * 2 > t->mask + 1) {
+        if (ml_types_grow(t) < 0)
+            return 0;
+        slot = ml_types_find(t, tp);
+    }
+    char name[1024];
+    size_t len = ml_types_name(t, tp, name, sizeof(name));
+    uint32_t flags = PyType_HasFeature(tp, Py_TPFLAGS_TYPE_SUBCLASS) ? ML_TYPEF_METATYPE : 0;
+    ml_type_id id = ml_types_add_info(t, tp, flags, name, len);
+    if (!id)
+        return 0;
+    if (flags & ML_TYPEF_METATYPE)
+        t->info[id].pre = (uint32_t)ml_compat_preheader(tp);
+    slot->tp = tp;
+    slot->id = id;
+    t->count++;
+    return id;
+}
+
+ml_type_id
+ml_types_of(ml_types *t, PyTypeObject *tp)
+{
+    ml_type_slot *s = ml_types_find(t, tp);
+    return s->tp ? s->id : ml_types_intern(t, tp, s);
+}
+
+/* Type id for a candidate ob_type read from a block, or 0 if it is not a
+ * live, ready type object. */
+static ml_type_id
+ml_types_check(ml_types *t, uintptr_t cand)
+{
+    if (cand < 65536 || (cand & 7) || cand >= ((uintptr_t)1 << 47))
+        return 0;
+    ml_type_slot *s = ml_types_find(t, (PyTypeObject *)cand);
+    if (s->tp)
+        return s->id;
+    size_t ni = (cand >> 3) & (ML_NEG_CACHE - 1);
+    if (t->neg[ni] == cand)
+        return 0;
+    /* unknown pointer: read it without trusting it */
+    PyObject head;
+    unsigned long flags;
+    if (ml_types_safe_read(t, (void *)cand, &head, sizeof(head)) < 0 ||
+        ml_types_safe_read(t, (char *)cand + offsetof(PyTypeObject, tp_flags), &flags, sizeof(flags)) < 0)
+        goto not_a_type;
+    PyTypeObject *meta = Py_TYPE(&head);
+    if (meta != &PyType_Type) {
+        unsigned long mflags;
+        if (!meta || ((uintptr_t)meta & 7) ||
+            ml_types_safe_read(t, (char *)meta + offsetof(PyTypeObject, tp_flags), &mflags, sizeof(mflags)) < 0 ||
+            !(mflags & Py_TPFLAGS_TYPE_SUBCLASS))
+            goto not_a_type;
+    }
+    if (!(flags & Py_TPFLAGS_READY))
+        return 0; /* a type being built: may become valid, do not cache */
+    return ml_types_intern(t, (PyTypeObject *)cand, s);
+not_a_type:
+    t->neg[ni] = cand;
+    return 0;
+}
+
+ml_type_id
+ml_types_classify(ml_types *t, const void *block, size_t size, ml_domain domain, int freeing)
+{
+    if (domain == ML_DOMAIN_RAW)
+        return ML_KIND_RAW;
+    const char *b = block;
+    for (size_t off = 0; off <= 32 && off + sizeof(PyObject) <= size; off += 16) {
+        const PyObject *op = (const PyObject *)(b + off);
+        Py_ssize_t rc = Py_REFCNT(op);
+        if (!(ml_compat_refcnt_ok(rc) || (freeing && rc == 0)))
+            continue;
+        ml_type_id id = ml_types_check(t, (uintptr_t)Py_TYPE(op));
+        if (!id)
+            continue;
+        PyTypeObject *tp = t->info[id].tp;
+        if (ml_compat_preheader(tp) != off)
+            continue;
+        if (tp != &PyUnicode_Type && size < off + (size_t)tp->tp_basicsize)
+            continue;
+        return id;
+    }
+    if (ml_compat_is_dict_keys(block, size))
+        return ML_KIND_DICT_KEYS;
+    return domain == ML_DOMAIN_OBJ ? ML_KIND_OBJ : ML_KIND_MEM;
+}
+
+static void
+ml_types_forget(ml_types *t, const PyTypeObject *tp)
+{
+    size_t i = ml_types_hash(tp) & t->mask;
+    while (t->slots[i].tp) {
+        if (t->slots[i].tp == tp)
+            break;
+        i = (i + 1) & t->mask;
+    }
+    if (!t->slots[i].tp)
+        return;
+    /* backward-shift delete */
+    size_t hole = i, j = i;
+    for (;;) {
+        j = (j + 1) & t->mask;
+        if (!t->slots[j].tp)
+            break;
+        size_t home = ml_types_hash(t->slots[j].tp) & t->mask;
+        if (((j - home) & t->mask) >= ((j - hole) & t->mask)) {
+            t->slots[hole] = t->slots[j];
+            hole = j;
+        }
+    }
+    t->slots[hole].tp = NULL;
+    t->count--;
+}
+
+void
+ml_types_block_freed(ml_types *t, const void *block, ml_type_id id)
+{
+    if (id && id <= t->ninfo && (t->info[id].flags & ML_TYPEF_METATYPE))
+        ml_types_forget(t, (const PyTypeObject *)((const char *)block + t->info[id].pre));
+}
+
+void
+ml_types_untracked_freed(ml_types *t, const void *block)
+{
+    /* a type object made before tracking started: its header is at +16 */
+    ml_types_forget(t, (const PyTypeObject *)((const char *)block + ML_GC_HEAD_SIZE));
+}

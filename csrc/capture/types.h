@@ -1,0 +1,42 @@
+/* types.h: what Python type lives in a block, and type ids for the file.
+ *
+ * Layer: capture; runs inside allocator hooks with the GIL held and the
+ * tracker's lock taken. A block is classified by reading the object header
+ * the interpreter wrote into it (at offsets 0, 16 or 32, depending on the
+ * pre-header): refcount plausible, ob_type a live type object whose
+ * pre-header matches the offset, block large enough. A type pointer not
+ * seen before is first checked with process_vm_readv, so a junk pointer
+ * costs a syscall, never a crash. Blocks that are not objects get a buffer
+ * kind ("<dict keys>", "<PyMem buffer>", ...). Each type gets an id and one
+ * TYPE_DEF record with its module-qualified name.
+ */
+#ifndef ML_TYPES_H
+#define ML_TYPES_H
+
+#include "capture/writer.h"
+#include "compat/compat.h"
+
+typedef struct ml_types ml_types;
+
+/* Buffer kinds, defined first in every capture (ids 1..4). */
+enum {
+    ML_KIND_RAW = 1,       /* "<raw>": PyMem_RawMalloc */
+    ML_KIND_MEM = 2,       /* "<PyMem buffer>" */
+    ML_KIND_OBJ = 3,       /* "<PyObject buffer>": OBJ block that is not an object */
+    ML_KIND_DICT_KEYS = 4, /* "<dict keys>" */
+};
+
+ml_types *ml_types_new(ml_writer *w);
+void ml_types_free(ml_types *t);
+
+/* Type id of the block just allocated (header written since), or a buffer
+ * kind. `freeing`: the block is being freed now (refcount may be 0). */
+ml_type_id ml_types_classify(ml_types *t, const void *block, size_t size, ml_domain domain, int freeing);
+/* Type id of a type object known to be live (creation tracer). */
+ml_type_id ml_types_of(ml_types *t, PyTypeObject *tp);
+/* A block of type `id` is being freed: if it holds a type object, forget
+ * that type's address. Also for blocks the tracker never saw. */
+void ml_types_block_freed(ml_types *t, const void *block, ml_type_id id);
+void ml_types_untracked_freed(ml_types *t, const void *block);
+
+#endif /* ML_TYPES_H */
