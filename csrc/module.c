@@ -304,6 +304,21 @@ ml_tl_timeline(PyObject *self, PyObject *args)
     return result;
 }
 
+/* timeline_meta(path) -> the header's JSON metadata (str) */
+static PyObject *
+ml_tl_timeline_meta(PyObject *self, PyObject *args)
+{
+    const char *path;
+    if (!PyArg_ParseTuple(args, "s", &path))
+        return NULL;
+    ml_reader *r = ml_tl_open(path);
+    if (!r)
+        return NULL;
+    PyObject *meta = ml_tl_meta(r);
+    ml_reader_free(r);
+    return meta;
+}
+
 /* Line meters (@memlens.profile). Codes are kept alive by memlens.profile. */
 static PyObject *ml_tl_trace_fn; /* linemeter_trace itself, for settrace */
 static uint64_t ml_tl_int_bytes; /* what the interpreter allocates for a line int */
@@ -452,6 +467,7 @@ ml_tl_meter_calibrate(PyObject *self, PyObject *unused)
 #define ML_TIMELINE_METHODS                                                              \
     {"lines", ml_tl_lines, METH_VARARGS, "lines(path, names, files) -> dict"},           \
     {"timeline", ml_tl_timeline, METH_VARARGS, "timeline(path) -> dict"},               \
+    {"timeline_meta", ml_tl_timeline_meta, METH_VARARGS, "timeline_meta(path) -> str"},  \
     {"meter_register", ml_tl_meter_register, METH_VARARGS, "meter_register(code)"},      \
     {"meter_enter", ml_tl_meter_enter, METH_O, "meter_enter(code)"},                     \
     {"meter_exit", ml_tl_meter_exit, METH_O, "meter_exit(code)"},                        \

@@ -16,6 +16,10 @@ COMMANDS = [
     "summary",
     "types",
     "leaks",
+    "lines",
+    "profile",
+    "plot",
+    "timeline",
 ]
 
 
