@@ -23,7 +23,7 @@ ml_py_start(PyObject *self, PyObject *args, PyObject *kw)
     const char *meta = "{}";
     Py_ssize_t meta_len = 2;
     int force = 0, max_frames = 128, follow_fork = 0, sample_ms = 10;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|Ops#ipiiO", kwlist, &path, &force, &meta, &meta_len,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|Ops#ipiO", kwlist, &path, &force, &meta, &meta_len,
                                      &max_frames, &follow_fork, &sample_ms, &stop))
         return NULL;
     PyObject *path_bytes = NULL;

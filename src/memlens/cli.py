@@ -1,11 +1,15 @@
 """memlens command line: one sub-command per module in memlens.commands.
 
 Every sub-command module has ``add_parser(subparsers)`` and ``run(args)``.
+Commands that run a program (``memlens run [OPTIONS] SCRIPT [ARGS...]``) set
+``RAW_ARGV = True``: they get their argv untouched as ``args.argv``, since
+everything after the program belongs to the program.
 Bad input anywhere raises memlens.errors.UsageError (or calls parser.error):
 the user gets one line and exit status 2, never a traceback.
 """
 import argparse
 import importlib
+import os
 import sys
 
 from memlens.errors import UsageError
@@ -47,8 +51,16 @@ def _version():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        module = importlib.import_module("memlens.commands." + argv[0])
+        if getattr(module, "RAW_ARGV", False):
+            args = argparse.Namespace(command=argv[0], argv=argv[1:], func=module.run)
+        else:
+            args = parser.parse_args(argv)
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
     except UsageError as exc:
@@ -59,6 +71,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write("memlens %s: interrupted\n" % args.command)
         return 130
+    except Exception as exc:  # a bug in memlens: one line, unless asked for more
+        if os.environ.get("MEMLENS_DEBUG"):
+            raise
+        sys.stderr.write("memlens %s: internal error: %s: %s (set MEMLENS_DEBUG=1 for details)\n"
+                         % (args.command, type(exc).__name__, exc))
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,138 @@
+"""memlens run: run a program with the capture engine recording every allocation."""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+from memlens import __version__, runner
+from memlens.errors import UsageError
+
+USAGE = "memlens run [-o FILE] [--force] [-q] [--max-frames N] [--interval MS] [--follow-fork] " \
+        "(SCRIPT | -m MODULE | -c CODE) [ARGS...]"
+
+
+def _options_parser():
+    from memlens.cli import Parser
+    p = Parser(prog="memlens run", usage=USAGE,
+               description="Run a Python program and record every allocation, with its Python "
+                           "stack and object type, into a capture file. The program behaves as "
+                           "under `python`: same output, argv and exit status.")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="capture file (default: memlens-<script>-<pid>.mlens)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing capture file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr at the end")
+    p.add_argument("--max-frames", type=int, default=128, metavar="N",
+                   help="Python frames kept per stack, innermost first (default 128)")
+    p.add_argument("--interval", type=int, default=10, metavar="MS",
+                   help="milliseconds between RSS/heap samples and file flushes (default 10)")
+    p.add_argument("--follow-fork", action="store_true",
+                   help="a forked child records into FILE.<pid> (default: children are not recorded)")
+    return p
+
+
+VALUE_OPTIONS = ("-o", "--output", "--max-frames", "--interval")
+RAW_ARGV = True  # memlens.cli passes argv untouched: the program's args are its own
+
+
+def add_parser(sub):
+    p = sub.add_parser("run", help="run a program and record its allocations", add_help=False,
+                       usage=USAGE)
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+    p.set_defaults(func=run)
+
+
+def parse(argv):
+    opts, program = runner.split_command_line(argv, VALUE_OPTIONS)
+    parser = _options_parser()
+    if any(o in ("-h", "--help") for o in opts):
+        parser.print_help()
+        sys.exit(0)
+    ns = parser.parse_args(opts)
+    if program is None:
+        parser.error("no program given: memlens run SCRIPT [ARGS...], -m MODULE or -c CODE")
+    if not 1 <= ns.max_frames <= 4096:
+        parser.error("--max-frames must be between 1 and 4096")
+    if not 1 <= ns.interval <= 60000:
+        parser.error("--interval must be between 1 and 60000 ms")
+    return ns, program
+
+
+def metadata(program, argv_memlens):
+    return {
+        "memlens": __version__,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "pid": os.getpid(),
+        "argv": [program.target if program.kind == "script" else
+                 ("-m" if program.kind == "module" else "-c")] +
+                ([program.target] if program.kind != "script" else []) + program.args,
+        "script": os.path.abspath(program.target) if program.kind == "script" else None,
+        "module": program.target if program.kind == "module" else None,
+        "command": ["memlens", "run"] + list(argv_memlens),
+        "start_time_us": int(time.time() * 1e6),
+    }
+
+
+def run(args):
+    from memlens import _engine
+    ns, program = parse(args.argv)
+    if program.kind == "script" and not os.path.isfile(program.target):
+        raise UsageError("can't open file %r: No such file or directory" % program.target)
+    path = ns.output or "memlens-%s-%d.mlens" % (program.name, os.getpid())
+    if os.path.exists(path) and not ns.force:
+        raise UsageError("%s exists; use --force to overwrite it or -o to choose another file" % path)
+    meta = metadata(program, args.argv)
+    meta["options"] = {"max_frames": ns.max_frames, "interval_ms": ns.interval,
+                       "follow_fork": ns.follow_fork}
+    pid = os.getpid()
+    state = {"started": False}
+
+    def start():
+        try:
+            _engine.start(path, force=True, meta_json=json.dumps(meta), max_frames=ns.max_frames,
+                          follow_fork=ns.follow_fork, sample_ms=ns.interval,
+                          stop_code=runner.ENTRY_CODE)
+        except OSError as exc:
+            raise UsageError("can't write the capture file %s: %s" % (path, exc.strerror or exc)) from None
+        state["started"] = True
+        os.register_at_fork(after_in_child=_engine._after_fork_child)
+
+    def stop():
+        if not state["started"]:
+            return None
+        state["started"] = False
+        return _engine.stop()
+
+    def end(outcome):
+        stats = stop()
+        if os.getpid() != pid or stats is None:
+            return  # a forked child: its capture (if any) is closed; no summary
+        if not ns.quiet:
+            _print_summary(path, stats)
+
+    def on_os_exit():
+        stats = stop()
+        if stats is not None and os.getpid() == pid and not ns.quiet:
+            _print_summary(path, stats)
+
+    outcome = runner.run(program, on_start=start, on_end=end, on_os_exit=on_os_exit)
+    return runner.finish(outcome)
+
+
+def _print_summary(path, stats):
+    out = sys.stderr
+    try:
+        from memlens import reports
+        data = reports.summary(path, top=3)
+    except Exception as exc:  # the program ran; the summary must never hide its status
+        out.write("memlens: capture written to %s (summary unavailable: %s)\n" % (path, exc))
+        return
+    reports.print_short_summary(data, path, file=out)
+    if stats.get("tracer_lost"):
+        out.write("memlens: warning: another tool replaced the object-creation tracer; "
+                  "free-list reuse was not fully counted\n")
+    if stats.get("dropped"):
+        out.write("memlens: warning: %d events were dropped (out of memory)\n" % stats["dropped"])
