@@ -253,23 +253,30 @@ def print_table(f, out, occurrences=False, module_level=False):
 
 # ---- `memlens profile SCRIPT`: run a program with `profile` as a builtin ----
 
-def run_program(target, args, mode="script", out=None, as_json=False):
-    """Run SCRIPT (or -m MODULE, -c CODE) as python would, with `profile`
-    available as a builtin (as `python -m memory_profiler`), then print the
-    tables. Returns the program's exit status."""
+def run_program(program, out=None, as_json=False):
+    """Run a memlens.runner.Program with `profile` available as a builtin (as
+    `python -m memory_profiler`), then print the tables. Returns the exit
+    status the program asked for."""
     global _print_at_exit
     import builtins
-    from memlens import _runner
+    from memlens import runner
     _print_at_exit = False
+    had = hasattr(builtins, "profile")
     builtins.profile = profile
-    status = 0
-    try:
-        status = _runner.run(target, args, mode)
-    finally:
-        del builtins.profile
-        sys.stdout.flush()
+
+    def end(outcome):
+        try:
+            sys.stdout.flush()
+        except Exception:
+            pass
         report(out=out, as_json=as_json)
-    return status
+
+    try:
+        outcome = runner.run(program, on_end=end)
+    finally:
+        if not had:
+            del builtins.profile
+    return runner.finish(outcome)
 
 
 __all__ = ["profile", "results", "reset", "report", "print_table", "run_program"]
