@@ -242,6 +242,26 @@ done:
 }
 
 static PyObject *
+ml_tl_groups(const struct ml_timeline_group *g, size_t n, int sites)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *d = sites ? Py_BuildValue("{s:s,s:s,s:i,s:K,s:K}", "file", g[i].file, "function",
+                                            g[i].function, "line", (int)g[i].line, "bytes",
+                                            (unsigned long long)g[i].bytes, "blocks",
+                                            (unsigned long long)g[i].blocks)
+                            : Py_BuildValue("{s:s,s:K,s:K}", "type", g[i].type, "bytes",
+                                            (unsigned long long)g[i].bytes, "blocks",
+                                            (unsigned long long)g[i].blocks);
+        if (!d)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, d);
+    }
+    return list;
+}
+
+static PyObject *
 ml_tl_timeline_dict(const ml_timeline *t, PyObject *meta)
 {
     PyObject *points = PyList_New((Py_ssize_t)t->npoints);
@@ -264,7 +284,9 @@ ml_tl_timeline_dict(const ml_timeline *t, PyObject *meta)
         PyList_SET_ITEM(marks, (Py_ssize_t)i, k);
     }
     return Py_BuildValue(
-        "{s:O,s:N,s:N,s:K,s:O,s:{s:K,s:K,s:K,s:z,s:z,s:i,s:K,s:K}}", "meta", meta, "points",
+        "{s:O,s:N,s:N,s:N,s:N,s:K,s:O,s:{s:K,s:K,s:K,s:z,s:z,s:i,s:K,s:K}}", "meta", meta,
+        "top_sites", ml_tl_groups(t->top_sites, t->ntop_sites, 1), "top_types",
+        ml_tl_groups(t->top_types, t->ntop_types, 0), "points",
         points, "marks", marks, "end_us", (unsigned long long)t->end_us, "truncated",
         t->truncated ? Py_True : Py_False, "peak", "heap", (unsigned long long)t->peak_heap,
         "time_us", (unsigned long long)t->peak_time_us, "blocks",

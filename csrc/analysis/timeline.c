@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static char *ml_timeline_strndup(const char *s, size_t n);
+
 /* Open-addressing map (code, line) -> bytes, blocks, for the peak's sites. */
 typedef struct {
     uint64_t key; /* code << 32 | line, 0 = empty slot (code ids start at 1) */
@@ -22,6 +24,10 @@ typedef struct {
     const ml_reader *r;
     int failed;
 } ml_timeline_sites;
+
+typedef struct {
+    ml_timeline_sites sites, types;
+} ml_timeline_groups;
 
 static int
 ml_timeline_sites_grow(ml_timeline_sites *m)
@@ -45,14 +51,8 @@ ml_timeline_sites_grow(ml_timeline_sites *m)
 }
 
 static int
-ml_timeline_sites_add(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack,
-                      ml_type_id type, ml_domain domain)
+ml_timeline_map_add(ml_timeline_sites *m, uint64_t key, uint64_t size)
 {
-    ml_timeline_sites *m = arg;
-    const ml_frame_info *fi = stack ? ml_reader_frame(m->r, stack) : NULL;
-    if (!fi)
-        return 0; /* no Python stack: not a site */
-    uint64_t key = (uint64_t)fi->code << 32 | (uint32_t)ml_reader_frame_line(m->r, stack);
     if ((m->len + 1) * 2 > m->cap && ml_timeline_sites_grow(m) < 0) {
         m->failed = 1;
         return 1;
@@ -69,6 +69,68 @@ ml_timeline_sites_add(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack,
     return 0;
 }
 
+static int
+ml_timeline_groups_add(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack,
+                       ml_type_id type, ml_domain domain)
+{
+    ml_timeline_groups *g = arg;
+    const ml_frame_info *fi = stack ? ml_reader_frame(g->sites.r, stack) : NULL;
+    if (fi && ml_timeline_map_add(&g->sites, (uint64_t)fi->code << 32 |
+                                  (uint32_t)ml_reader_frame_line(g->sites.r, stack), size))
+        return 1;
+    return ml_timeline_map_add(&g->types, (uint64_t)type + 1, size);
+}
+
+static int
+ml_timeline_site_cmp(const void *a, const void *b)
+{
+    const ml_timeline_site *x = a, *y = b;
+    if (x->bytes != y->bytes)
+        return x->bytes < y->bytes ? 1 : -1;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/* The top entries of a map, most bytes first, into *out (malloc'ed). */
+static int
+ml_timeline_top(ml_timeline_sites *m, const ml_reader *r, int sites,
+                struct ml_timeline_group **out, size_t *nout)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key)
+            m->slots[n++] = m->slots[i];
+    qsort(m->slots, n, sizeof(*m->slots), ml_timeline_site_cmp);
+    m->len = 0; /* the map is consumed */
+    if (n > ML_TIMELINE_TOP)
+        n = ML_TIMELINE_TOP;
+    *out = calloc(n ? n : 1, sizeof(**out));
+    if (!*out)
+        return -1;
+    *nout = n;
+    for (size_t i = 0; i < n; i++) {
+        struct ml_timeline_group *g = &(*out)[i];
+        uint64_t key = m->slots[i].key;
+        g->bytes = m->slots[i].bytes;
+        g->blocks = m->slots[i].blocks;
+        if (sites) {
+            const ml_code_info *ci = ml_reader_code(r, (ml_code_id)(key >> 32));
+            g->line = (int32_t)(uint32_t)key;
+            g->file = ml_timeline_strndup(ci ? ci->file : "?", strlen(ci ? ci->file : "?"));
+            g->function = ml_timeline_strndup(ci ? ci->name : "?", strlen(ci ? ci->name : "?"));
+            if (!g->file || !g->function)
+                return -1;
+        } else {
+            const char *name = key > 1 ? ml_reader_type_name(r, (ml_type_id)(key - 1)) : NULL;
+            if (!name)
+                name = "(unknown)";
+            g->type = ml_timeline_strndup(name, strlen(name));
+            if (!g->type)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 static char *
 ml_timeline_strndup(const char *s, size_t n)
 {
@@ -80,9 +142,22 @@ ml_timeline_strndup(const char *s, size_t n)
     return d;
 }
 
+static void
+ml_timeline_groups_free(struct ml_timeline_group *g, size_t n)
+{
+    for (size_t i = 0; g && i < n; i++) {
+        free(g[i].file);
+        free(g[i].function);
+        free(g[i].type);
+    }
+    free(g);
+}
+
 void
 ml_timeline_release(ml_timeline *t)
 {
+    ml_timeline_groups_free(t->top_sites, t->ntop_sites);
+    ml_timeline_groups_free(t->top_types, t->ntop_types);
     for (size_t i = 0; i < t->nmarks; i++)
         free(t->marks[i].label);
     free(t->marks);
@@ -178,36 +253,32 @@ ml_timeline_peak_site(ml_reader *r, ml_timeline *t, uint64_t peak_event, char *e
         snprintf(err, errcap, "%s", ml_reader_error(r));
         return -1;
     }
-    ml_timeline_sites m = {.r = r};
-    if (ml_timeline_sites_grow(&m) < 0)
+    ml_timeline_groups g = {.sites = {.r = r}, .types = {.r = r}};
+    if (ml_timeline_sites_grow(&g.sites) < 0 || ml_timeline_sites_grow(&g.types) < 0)
         goto nomem;
-    ml_reader_live_foreach(r, ml_timeline_sites_add, &m);
-    if (m.failed)
+    ml_reader_live_foreach(r, ml_timeline_groups_add, &g);
+    if (g.sites.failed || g.types.failed)
         goto nomem;
-    const ml_timeline_site *best = NULL;
-    for (size_t i = 0; i < m.cap; i++) {
-        const ml_timeline_site *s = &m.slots[i];
-        if (s->key && (!best || s->bytes > best->bytes ||
-                       (s->bytes == best->bytes && s->key < best->key)))
-            best = s;
-    }
-    if (best) {
-        const ml_code_info *ci = ml_reader_code(r, (ml_code_id)(best->key >> 32));
-        t->top_line = (int32_t)(uint32_t)best->key;
+    if (ml_timeline_top(&g.sites, r, 1, &t->top_sites, &t->ntop_sites) < 0 ||
+        ml_timeline_top(&g.types, r, 0, &t->top_types, &t->ntop_types) < 0)
+        goto nomem;
+    if (t->ntop_sites) {
+        const struct ml_timeline_group *best = &t->top_sites[0];
+        t->top_line = best->line;
         t->top_bytes = best->bytes;
         t->top_blocks = best->blocks;
-        if (ci) {
-            t->top_file = ml_timeline_strndup(ci->file, strlen(ci->file));
-            t->top_function = ml_timeline_strndup(ci->name, strlen(ci->name));
-            if (!t->top_file || !t->top_function)
-                goto nomem;
-        }
+        t->top_file = ml_timeline_strndup(best->file, strlen(best->file));
+        t->top_function = ml_timeline_strndup(best->function, strlen(best->function));
+        if (!t->top_file || !t->top_function)
+            goto nomem;
     }
-    free(m.slots);
+    free(g.sites.slots);
+    free(g.types.slots);
     return 0;
 nomem:
-    free(m.slots);
-    snprintf(err, errcap, "out of memory while finding the peak's top site");
+    free(g.sites.slots);
+    free(g.types.slots);
+    snprintf(err, errcap, "out of memory while grouping the blocks at the peak");
     return -1;
 }
 

@@ -41,8 +41,19 @@ typedef struct {
     char *top_file, *top_function;
     int32_t top_line;
     uint64_t top_bytes, top_blocks;
+    /* live blocks at the peak grouped by site and by type, most bytes first
+     * (at most ML_TIMELINE_TOP of each) */
+    struct ml_timeline_group {
+        char *file, *function;  /* sites; NULL for types */
+        int32_t line;
+        char *type;             /* types: name, "(unknown)" for untyped blocks */
+        uint64_t bytes, blocks;
+    } *top_sites, *top_types;
+    size_t ntop_sites, ntop_types;
     int truncated;         /* capture cut short (no trailer) */
 } ml_timeline;
+
+#define ML_TIMELINE_TOP 10
 
 /* Read the whole capture (two passes: series and peak, then the live blocks
  * at the peak) into *t. Returns 0, or -1 with a one-line message in err;
