@@ -32,7 +32,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from memlens import profile
+    from memlens.profile import run_program
     opts, program = runner.split_command_line(args.argv, VALUE_OPTIONS)
     parser = _options_parser()
     if any(o in ("-h", "--help") for o in opts):
@@ -48,7 +48,7 @@ def run(args):
         except OSError as exc:
             raise UsageError("cannot write %s: %s" % (ns.output, exc.strerror))
     try:
-        return profile.run_program(program, out=out, as_json=ns.json)
+        return run_program(program, out=out, as_json=ns.json)
     finally:
         if out:
             out.close()
