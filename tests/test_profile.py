@@ -121,9 +121,11 @@ def test_line_above_256_on_monitoring(tmp_path):
         f()
         json.dump({"results": results()}, sys.stdout)
     ''')
+    # (bytes(5) first: 3.10 sets up bytes()'s argument parser on its first
+    # call, a short-lived allocation that is not the line's own)
     head = ("import json, sys\nfrom memlens import profile\nfrom memlens.profile import results\n"
-            "sys.modules['memlens.profile']._print_at_exit = False\n")
-    src = head + body[len(head.splitlines()):] if False else head + body
+            "sys.modules['memlens.profile']._print_at_exit = False; bytes(5)\n")
+    src = head + body
     data = run_script(tmp_path, src)
     f, rows = rows_by_line(data)
     first = 4 + 300 + 1  # the @profile line
