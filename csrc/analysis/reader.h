@@ -61,7 +61,8 @@ typedef struct {
 } ml_frame_info;
 
 /* Open a capture. NULL with a one-line message in err (missing, unreadable,
- * empty, not a capture, newer format version, corrupt header). */
+ * empty, not a capture, newer format version, corrupt header); errno is then
+ * the OS error, or 0 when the file was read but is not a usable capture. */
 ml_reader *ml_reader_open(const char *path, char *err, size_t errcap);
 void ml_reader_free(ml_reader *r);
 
@@ -69,8 +70,11 @@ void ml_reader_free(ml_reader *r);
 const char *ml_reader_meta(const ml_reader *r, size_t *len);
 
 /* Next event: 1 with *ev filled, 0 at the end, -1 on a corrupt record (message
- * in ml_reader_error). A file cut short (killed process) ends with 0 and
- * ml_reader_truncated() true. */
+ * in ml_reader_error, naming the byte offset of the record; every later call
+ * returns -1 again until a rewind). A file cut short (killed process) ends
+ * with 0 and ml_reader_truncated() true. Fields of *ev that the event kind
+ * does not use are left as they were. For REUSE, `stack` is the thread's
+ * current stack (of its last ALLOC or CONTEXT). */
 int ml_reader_next(ml_reader *r, ml_event *ev);
 /* Go back to the first record (definitions are kept; live blocks cleared). */
 void ml_reader_rewind(ml_reader *r);
@@ -89,8 +93,18 @@ const char *ml_reader_type_name(const ml_reader *r, ml_type_id id);
 uint32_t ml_reader_type_flags(const ml_reader *r, ml_type_id id);
 uint32_t ml_reader_ntypes(const ml_reader *r);
 uint32_t ml_reader_nframes(const ml_reader *r);
+uint32_t ml_reader_ncodes(const ml_reader *r);
 /* Source line of a frame (0 = none). */
 int32_t ml_reader_frame_line(const ml_reader *r, ml_frame_id id);
+/* Source line at byte offset `offset` of a code: the line of the last line
+ * map run starting at or before it; 0 before the first run; the code's first
+ * line when its map is empty. */
+int32_t ml_reader_code_line(const ml_reader *r, ml_code_id code, uint32_t offset);
+/* Thread name from its THREAD_DEF (NULL if none seen); *os_tid if not NULL. */
+const char *ml_reader_thread_name(const ml_reader *r, ml_thread_id id, uint64_t *os_tid);
+/* The current time (microseconds since the start): the capture's duration
+ * once the end is reached. */
+uint64_t ml_reader_time(const ml_reader *r);
 
 /* Live blocks at the current position: calls fn for each; stops early when
  * fn returns nonzero. */

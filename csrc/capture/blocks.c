@@ -1,133 +1,231 @@
-/* blocks.c: live-block hash table (see blocks.h). */
+/* blocks.c: the live-block shadow map (see blocks.h).
+ *
+ * Entry (64 bits): bit 63 present, bit 62 flag, bits 40..61 size (22 bits;
+ * all ones = look in the side table), bits 0..39 seq.
+ * Levels: dir[addr >> 36] -> mid[(addr >> 20) & 0xFFFF] -> chunk of 65536
+ * entries (512 KiB of virtual memory per MiB of address space).
+ */
 #include "capture/blocks.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#define ML_PRESENT (1ull << 63)
+#define ML_FLAG (1ull << 62)
+#define ML_SIZE_SHIFT 40
+#define ML_SIZE_BIG 0x3FFFFFull
+#define ML_SEQ_MASK ((1ull << 40) - 1)
+#define ML_CHUNK_ENTRIES (1u << 16)
+#define ML_MID_ENTRIES (1u << 16)
+#define ML_DIR_ENTRIES (1u << 12) /* 48-bit addresses */
+
+typedef uint64_t ml_entry;
+
+/* Side table: open addressing for odd pointers and big sizes. */
+typedef struct {
+    uintptr_t ptr;
+    uint64_t seq, size;
+    int flag;
+} ml_side_entry;
 
 struct ml_blocks {
-    ml_block *slots;
-    size_t mask, count;
+    ml_entry **dir[ML_DIR_ENTRIES];
+    ml_side_entry *side;
+    size_t side_mask, side_count;
 };
-
-static inline size_t
-ml_blocks_hash(uintptr_t p)
-{
-    uint64_t h = (uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 20);
-}
 
 ml_blocks *
 ml_blocks_new(void)
 {
-    ml_blocks *t = calloc(1, sizeof(*t));
-    if (!t)
-        return NULL;
-    t->slots = calloc(1 << 16, sizeof(ml_block));
-    if (!t->slots) {
-        free(t);
-        return NULL;
+    return calloc(1, sizeof(ml_blocks));
+}
+
+void
+ml_blocks_clear(ml_blocks *t)
+{
+    for (size_t d = 0; d < ML_DIR_ENTRIES; d++) {
+        ml_entry **mid = t->dir[d];
+        if (!mid)
+            continue;
+        for (size_t m = 0; m < ML_MID_ENTRIES; m++)
+            if (mid[m])
+                munmap(mid[m], ML_CHUNK_ENTRIES * sizeof(ml_entry));
+        free(mid);
+        t->dir[d] = NULL;
     }
-    t->mask = (1 << 16) - 1;
-    return t;
+    free(t->side);
+    t->side = NULL;
+    t->side_mask = t->side_count = 0;
 }
 
 void
 ml_blocks_free(ml_blocks *t)
 {
     if (t) {
-        free(t->slots);
+        ml_blocks_clear(t);
         free(t);
     }
 }
 
-static int
-ml_blocks_grow(ml_blocks *t)
+/* The entry for ptr; NULL if its chunk does not exist (and !create). */
+static inline ml_entry *
+ml_blocks_slot(const ml_blocks *t, uintptr_t ptr, int create)
 {
-    size_t n = (t->mask + 1) * 2;
-    ml_block *ns = calloc(n, sizeof(ml_block));
-    if (!ns)
-        return -1;
-    for (size_t i = 0; i <= t->mask; i++) {
-        ml_block *b = &t->slots[i];
-        if (!b->ptr)
-            continue;
-        size_t j = ml_blocks_hash(b->ptr) & (n - 1);
-        while (ns[j].ptr)
-            j = (j + 1) & (n - 1);
-        ns[j] = *b;
+    size_t d = (ptr >> 36) & (ML_DIR_ENTRIES - 1);
+    ml_entry **mid = t->dir[d];
+    if (!mid) {
+        if (!create)
+            return NULL;
+        mid = calloc(ML_MID_ENTRIES, sizeof(*mid));
+        if (!mid)
+            return NULL;
+        ((ml_blocks *)t)->dir[d] = mid;
     }
-    free(t->slots);
-    t->slots = ns;
-    t->mask = n - 1;
+    size_t m = (ptr >> 20) & (ML_MID_ENTRIES - 1);
+    ml_entry *chunk = mid[m];
+    if (!chunk) {
+        if (!create)
+            return NULL;
+        chunk = mmap(NULL, ML_CHUNK_ENTRIES * sizeof(ml_entry), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (chunk == MAP_FAILED)
+            return NULL;
+        mid[m] = chunk;
+    }
+    return &chunk[(ptr >> 4) & (ML_CHUNK_ENTRIES - 1)];
+}
+
+void
+ml_blocks_prefetch(const ml_blocks *t, uintptr_t ptr)
+{
+    ml_entry *e = ml_blocks_slot(t, ptr, 0);
+    if (e)
+        __builtin_prefetch(e, 1);
+}
+
+/* ---- side table ---- */
+
+static inline size_t
+ml_side_hash(const ml_blocks *t, uintptr_t p)
+{
+    return (size_t)((uint64_t)p * 0x9E3779B97F4A7C15ull >> 32) & t->side_mask;
+}
+
+static ml_side_entry *
+ml_side_find(const ml_blocks *t, uintptr_t ptr)
+{
+    if (!t->side)
+        return NULL;
+    size_t i = ml_side_hash(t, ptr);
+    while (t->side[i].ptr) {
+        if (t->side[i].ptr == ptr)
+            return &t->side[i];
+        i = (i + 1) & t->side_mask;
+    }
+    return NULL;
+}
+
+static int
+ml_side_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag)
+{
+    if ((t->side_count + 1) * 2 > t->side_mask + 1 || !t->side) {
+        size_t n = t->side ? (t->side_mask + 1) * 2 : 256;
+        ml_side_entry *ns = calloc(n, sizeof(*ns)), *old = t->side;
+        if (!ns)
+            return -1;
+        size_t oldn = t->side ? t->side_mask + 1 : 0;
+        t->side = ns;
+        t->side_mask = n - 1;
+        for (size_t i = 0; i < oldn; i++) {
+            if (!old[i].ptr)
+                continue;
+            size_t j = ml_side_hash(t, old[i].ptr);
+            while (ns[j].ptr)
+                j = (j + 1) & t->side_mask;
+            ns[j] = old[i];
+        }
+        free(old);
+    }
+    size_t i = ml_side_hash(t, ptr);
+    while (t->side[i].ptr && t->side[i].ptr != ptr)
+        i = (i + 1) & t->side_mask;
+    if (!t->side[i].ptr)
+        t->side_count++;
+    t->side[i] = (ml_side_entry){ptr, seq, size, flag};
     return 0;
 }
 
-ml_block *
-ml_blocks_put(ml_blocks *t, uintptr_t ptr)
+static void
+ml_side_remove(ml_blocks *t, ml_side_entry *e)
 {
-    if ((t->count + 1) * 4 > (t->mask + 1) * 3 && ml_blocks_grow(t) < 0)
-        return NULL;
-    size_t i = ml_blocks_hash(ptr) & t->mask;
-    while (t->slots[i].ptr && t->slots[i].ptr != ptr)
-        i = (i + 1) & t->mask;
-    if (!t->slots[i].ptr)
-        t->count++;
-    memset(&t->slots[i], 0, sizeof(ml_block));
-    t->slots[i].ptr = ptr;
-    return &t->slots[i];
-}
-
-ml_block *
-ml_blocks_get(ml_blocks *t, uintptr_t ptr)
-{
-    size_t i = ml_blocks_hash(ptr) & t->mask;
+    size_t hole = (size_t)(e - t->side), j = hole;
     for (;;) {
-        ml_block *b = &t->slots[i];
-        if (b->ptr == ptr)
-            return b;
-        if (!b->ptr)
-            return NULL;
-        i = (i + 1) & t->mask;
-    }
-}
-
-int
-ml_blocks_remove(ml_blocks *t, uintptr_t ptr, ml_block *out)
-{
-    size_t i = ml_blocks_hash(ptr) & t->mask;
-    for (;;) {
-        ml_block *b = &t->slots[i];
-        if (!b->ptr)
-            return 0;
-        if (b->ptr == ptr)
+        j = (j + 1) & t->side_mask;
+        if (!t->side[j].ptr)
             break;
-        i = (i + 1) & t->mask;
-    }
-    if (out)
-        *out = t->slots[i];
-    /* backward-shift: pull later entries of the run into the hole */
-    size_t hole = i, j = i;
-    for (;;) {
-        j = (j + 1) & t->mask;
-        if (!t->slots[j].ptr)
-            break;
-        size_t home = ml_blocks_hash(t->slots[j].ptr) & t->mask;
-        /* move j into hole if its home is not in (hole, j] cyclically */
-        if (((j - home) & t->mask) >= ((j - hole) & t->mask)) {
-            t->slots[hole] = t->slots[j];
+        size_t home = ml_side_hash(t, t->side[j].ptr);
+        if (((j - home) & t->side_mask) >= ((j - hole) & t->side_mask)) {
+            t->side[hole] = t->side[j];
             hole = j;
         }
     }
-    t->slots[hole].ptr = 0;
-    t->count--;
+    t->side[hole].ptr = 0;
+    t->side_count--;
+}
+
+/* ---- operations ---- */
+
+int
+ml_blocks_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag)
+{
+    if (ptr & 15)
+        return ml_side_put(t, ptr, seq, size, flag);
+    ml_entry *e = ml_blocks_slot(t, ptr, 1);
+    if (!e)
+        return -1;
+    uint64_t sz = size;
+    if (size >= ML_SIZE_BIG) {
+        if (ml_side_put(t, ptr, seq, size, flag) < 0)
+            return -1;
+        sz = ML_SIZE_BIG;
+    }
+    *e = ML_PRESENT | (flag ? ML_FLAG : 0) | sz << ML_SIZE_SHIFT | (seq & ML_SEQ_MASK);
+    return 0;
+}
+
+static int
+ml_blocks_lookup(ml_blocks *t, uintptr_t ptr, ml_block *out, int take)
+{
+    ml_side_entry *s;
+    if (ptr & 15) {
+        if (!(s = ml_side_find(t, ptr)))
+            return 0;
+        goto side;
+    }
+    ml_entry *e = ml_blocks_slot(t, ptr, 0);
+    if (!e || !(*e & ML_PRESENT))
+        return 0;
+    uint64_t v = *e;
+    if (take)
+        *e = 0;
+    if (((v >> ML_SIZE_SHIFT) & ML_SIZE_BIG) == ML_SIZE_BIG) {
+        if (!(s = ml_side_find(t, ptr)))
+            return 0;
+        goto side;
+    }
+    out->seq = v & ML_SEQ_MASK;
+    out->size = (v >> ML_SIZE_SHIFT) & ML_SIZE_BIG;
+    out->flag = (v & ML_FLAG) != 0;
+    return 1;
+side:
+    out->seq = s->seq;
+    out->size = s->size;
+    out->flag = s->flag;
+    if (take)
+        ml_side_remove(t, s);
     return 1;
 }
 
-size_t ml_blocks_count(const ml_blocks *t) { return t->count; }
-
-void
-ml_blocks_clear(ml_blocks *t)
-{
-    memset(t->slots, 0, (t->mask + 1) * sizeof(ml_block));
-    t->count = 0;
-}
+int ml_blocks_get(ml_blocks *t, uintptr_t ptr, ml_block *out) { return ml_blocks_lookup(t, ptr, out, 0); }
+int ml_blocks_take(ml_blocks *t, uintptr_t ptr, ml_block *out) { return ml_blocks_lookup(t, ptr, out, 1); }

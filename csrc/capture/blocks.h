@@ -1,9 +1,15 @@
 /* blocks.h: the table of live blocks the tracker has seen allocated.
  *
- * Layer: capture; runs inside allocator hooks (libc malloc only, no Python).
- * Maps a block address to what the file needs on free: its allocation
- * sequence number, size and type. Open addressing with linear probing and
- * backward-shift deletion, so lookups never meet tombstones.
+ * Layer: capture; runs inside allocator hooks (mmap/libc malloc only, no
+ * Python). Maps a block address to what the file needs on free: its
+ * allocation sequence number and size, plus one flag bit.
+ *
+ * A shadow map indexed by address: one 8-byte entry per 16-byte granule,
+ * in 1 MiB-of-heap chunks mapped on first use (pages the heap never uses
+ * stay unbacked). Neighbouring blocks have neighbouring entries, so the
+ * lookups share cache lines as the allocations do, and nothing ever
+ * probes. Pointers that are not 16-byte aligned and sizes of 4 MiB or more
+ * go to a small side hash table.
  * Not thread-safe: the tracker's lock protects it.
  */
 #ifndef ML_BLOCKS_H
@@ -13,24 +19,24 @@
 #include <stdint.h>
 
 typedef struct {
-    uintptr_t ptr;  /* 0 = empty slot */
-    uint64_t seq;   /* 0 = not written yet (pending classification) */
+    uint64_t seq;  /* 0 = not written yet (pending classification) */
     uint64_t size;
-    uint32_t type;
-    uint32_t domain;
+    int flag;      /* the block holds a type object (ML_TYPEF_METATYPE instance) */
 } ml_block;
 
 typedef struct ml_blocks ml_blocks;
 
 ml_blocks *ml_blocks_new(void);
 void ml_blocks_free(ml_blocks *t);
-/* Insert or overwrite. Returns the entry, or NULL when out of memory. */
-ml_block *ml_blocks_put(ml_blocks *t, uintptr_t ptr);
-/* The entry for ptr, or NULL. Valid until the next put/remove. */
-ml_block *ml_blocks_get(ml_blocks *t, uintptr_t ptr);
-/* Remove ptr; copies the entry to *out and returns 1, or returns 0 if absent. */
-int ml_blocks_remove(ml_blocks *t, uintptr_t ptr, ml_block *out);
-size_t ml_blocks_count(const ml_blocks *t);
+/* Record a live block. Returns 0, or -1 when out of memory. */
+int ml_blocks_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag);
+/* 1 and *out filled if ptr is live, else 0. */
+int ml_blocks_get(ml_blocks *t, uintptr_t ptr, ml_block *out);
+/* Like get, and forgets the block. */
+int ml_blocks_take(ml_blocks *t, uintptr_t ptr, ml_block *out);
+/* Hint the CPU to load ptr's entry early (no lock needed: a stale table
+ * only wastes the hint). */
+void ml_blocks_prefetch(const ml_blocks *t, uintptr_t ptr);
 void ml_blocks_clear(ml_blocks *t);
 
 #endif /* ML_BLOCKS_H */

@@ -181,8 +181,8 @@ ml_resolve_pending_unlocked(ml_type_id known_type, int freeing)
     if (!ml.pending.active)
         return;
     ml.pending.active = 0;
-    ml_block *b = ml_blocks_get(ml.blocks, ml.pending.ptr);
-    if (!b || b->seq)
+    ml_block b;
+    if (!ml_blocks_get(ml.blocks, ml.pending.ptr, &b) || b.seq)
         return;
     ml_type_id type = known_type ? known_type
                                  : ml_types_classify(ml.types, (const void *)ml.pending.ptr, ml.pending.size,
@@ -195,8 +195,8 @@ ml_resolve_pending_unlocked(ml_type_id known_type, int freeing)
         }
         owner->context = ml.pending.stack;
     }
-    b->type = type;
-    b->seq = ml_writer_alloc(ml.w, ml.pending.domain, ml.pending.stack, type, ml.pending.size);
+    ml_seq seq = ml_writer_alloc(ml.w, ml.pending.domain, ml.pending.stack, type, ml.pending.size);
+    ml_blocks_put(ml.blocks, ml.pending.ptr, seq, ml.pending.size, ml_types_is_metatype(ml.types, type));
 }
 
 static void
@@ -209,10 +209,13 @@ ml_count_alloc_unlocked(size_t size)
         ml.peak = (uint64_t)ml.heap;
 }
 
-/* Record a new block. `inherit`: type of the block it was reallocated from. */
+/* Record a new block. */
 static void
-ml_on_alloc(ml_domain domain, void *p, size_t size, ml_type_id inherit)
+ml_on_alloc(ml_domain domain, void *p, size_t size)
 {
+    ml_blocks *blocks = ml.blocks;
+    if (blocks)
+        ml_blocks_prefetch(blocks, (uintptr_t)p);
     ml_tstate *t = ml_tstate_get();
     PyThreadState *ts = ml_compat_tstate_with_gil();
     int truncated = 0;
@@ -223,15 +226,9 @@ ml_on_alloc(ml_domain domain, void *p, size_t size, ml_type_id inherit)
     if (ts && ml.w)
         ml_resolve_pending_unlocked(0, 0);
     ml_count_alloc_unlocked(size);
-    ml_block *b = ml_blocks_put(ml.blocks, (uintptr_t)p);
-    if (!b) {
-        ml.dropped++;
-        goto unlock;
-    }
-    b->size = size;
-    b->domain = domain;
-    if (!ml.w || !t) {
-        b->seq = 1; /* counted, no file */
+    if (!ml.w || !t) { /* counters only */
+        if (ml_blocks_put(ml.blocks, (uintptr_t)p, 1, size, 0) < 0)
+            ml.dropped++;
         goto unlock;
     }
     ml_frame_id stack = n ? ml_stacks_intern(ml.stacks, &t->cache, t->scratch, n) : 0;
@@ -240,54 +237,59 @@ ml_on_alloc(ml_domain domain, void *p, size_t size, ml_type_id inherit)
     if (truncated)
         ml.truncated++;
     ml_switch_thread_unlocked(t);
-    if (!inherit && domain != ML_DOMAIN_RAW && ts) {
+    if (domain != ML_DOMAIN_RAW && ts) {
+        /* classified at the next hook call, when the header is written */
+        if (ml_blocks_put(ml.blocks, (uintptr_t)p, 0, size, 0) < 0) {
+            ml.dropped++;
+            goto unlock;
+        }
         ml.pending.active = 1;
         ml.pending.ptr = (uintptr_t)p;
         ml.pending.size = size;
         ml.pending.domain = domain;
         ml.pending.stack = stack;
         ml.pending.owner = t;
-        b->seq = 0;
     } else {
-        ml_type_id type = inherit ? inherit
-                          : domain == ML_DOMAIN_RAW ? ML_KIND_RAW
+        ml_type_id type = domain == ML_DOMAIN_RAW ? ML_KIND_RAW
                           : domain == ML_DOMAIN_MEM ? ML_KIND_MEM
                                                     : ML_KIND_OBJ;
-        b->type = type;
-        b->seq = ml_writer_alloc(ml.w, domain, stack, type, size);
+        ml_seq seq = ml_writer_alloc(ml.w, domain, stack, type, size);
         t->context = stack;
+        if (ml_blocks_put(ml.blocks, (uintptr_t)p, seq, size, 0) < 0)
+            ml.dropped++;
     }
 unlock:
     pthread_mutex_unlock(&ml.lock);
 }
 
-/* Record the free of p (before the memory is released). Returns the type
- * of the block when it was tracked (for realloc), else 0. */
-static ml_type_id
+/* Record the free of p (before the memory is released). */
+static void
 ml_on_free(void *p)
 {
+    ml_blocks *blocks = ml.blocks;
+    if (blocks)
+        ml_blocks_prefetch(blocks, (uintptr_t)p);
     ml_tstate *t = ml_tstate_get();
     PyThreadState *ts = ml_compat_tstate_with_gil();
     int truncated = 0;
     int n = t ? ml_capture_frames(t, ts, &truncated) : 0;
-    ml_type_id type = 0;
     pthread_mutex_lock(&ml.lock);
     if (!ml.active || !atomic_load_explicit(&ml_enabled, memory_order_relaxed))
         goto unlock;
     if (ml.w && (ts || (ml.pending.active && ml.pending.ptr == (uintptr_t)p)))
         ml_resolve_pending_unlocked(0, ml.pending.ptr == (uintptr_t)p);
     ml_block e;
-    if (!ml_blocks_remove(ml.blocks, (uintptr_t)p, &e)) {
+    if (!ml_blocks_take(ml.blocks, (uintptr_t)p, &e)) {
         if (ml.types && ts)
-            ml_types_untracked_freed(ml.types, p);
+            ml_types_type_freed(ml.types, p); /* maybe a type made before we started */
         goto unlock;
     }
     ml.heap -= (int64_t)e.size;
     ml.frees++;
-    type = e.type;
     if (!ml.w || !t || !e.seq)
         goto unlock;
-    ml_types_block_freed(ml.types, p, e.type);
+    if (e.flag)
+        ml_types_type_freed(ml.types, p);
     ml_switch_thread_unlocked(t);
     if (ts) {
         ml_frame_id stack = n ? ml_stacks_intern(ml.stacks, &t->cache, t->scratch, n) : 0;
@@ -299,7 +301,6 @@ ml_on_free(void *p)
     ml_writer_free(ml.w, e.seq);
 unlock:
     pthread_mutex_unlock(&ml.lock);
-    return type ? type : 0;
 }
 
 /* ---- the hooks ---- */
@@ -315,7 +316,7 @@ ml_hook_malloc(void *ctx, size_t size)
     ml_busy = 1;
     void *p = c->orig.malloc(c->orig.ctx, size);
     if (p)
-        ml_on_alloc(c->domain, p, size, 0);
+        ml_on_alloc(c->domain, p, size);
     ml_busy = 0;
     return p;
 }
@@ -329,7 +330,7 @@ ml_hook_calloc(void *ctx, size_t nelem, size_t elsize)
     ml_busy = 1;
     void *p = c->orig.calloc(c->orig.ctx, nelem, elsize);
     if (p)
-        ml_on_alloc(c->domain, p, nelem * elsize, 0);
+        ml_on_alloc(c->domain, p, nelem * elsize);
     ml_busy = 0;
     return p;
 }
@@ -343,10 +344,11 @@ ml_hook_realloc(void *ctx, void *old, size_t size)
     ml_busy = 1;
     void *p = c->orig.realloc(c->orig.ctx, old, size);
     if (p) {
-        /* recorded as FREE of the old block + ALLOC of the new one; the old
-         * block's memory is gone, but its table entry still has its type */
-        ml_type_id type = old ? ml_on_free(old) : 0;
-        ml_on_alloc(c->domain, p, size, type);
+        /* recorded as FREE of the old block + ALLOC of the new one, which is
+         * classified by its contents like any new block */
+        if (old)
+            ml_on_free(old);
+        ml_on_alloc(c->domain, p, size);
     }
     ml_busy = 0;
     return p;
@@ -378,8 +380,8 @@ ml_on_create(PyObject *op)
         if (ml.pending.active && ml.pending.ptr == block) {
             ml_resolve_pending_unlocked(ml_types_of(ml.types, tp), 0);
         } else {
-            ml_block *b = ml_blocks_get(ml.blocks, block);
-            if (!b || b->seq) {
+            ml_block b;
+            if (!ml_blocks_get(ml.blocks, block, &b) || b.seq) {
                 ml_writer_reuse(ml.w, ml_types_of(ml.types, tp));
                 ml.reuses++;
             }

@@ -14,7 +14,6 @@ typedef struct {
 
 typedef struct {
     PyTypeObject *tp;
-    uint32_t pre;   /* pre-header of instances of the type, when it is a metatype */
     uint32_t flags; /* ML_TYPEF_* */
 } ml_type_info;
 
@@ -49,7 +48,7 @@ ml_types_add_info(ml_types *t, PyTypeObject *tp, uint32_t flags, const char *nam
         t->cap = cap;
     }
     ml_type_id id = (ml_type_id)++t->ninfo;
-    t->info[id] = (ml_type_info){tp, 0, flags};
+    t->info[id] = (ml_type_info){tp, flags};
     ml_writer_type_def(t->w, id, name, len, flags);
     return id;
 }
@@ -175,8 +174,6 @@ ml_types_intern(ml_types *t, PyTypeObject *tp, ml_type_slot *slot)
     ml_type_id id = ml_types_add_info(t, tp, flags, name, len);
     if (!id)
         return 0;
-    if (flags & ML_TYPEF_METATYPE)
-        t->info[id].pre = (uint32_t)ml_compat_preheader(tp);
     slot->tp = tp;
     slot->id = id;
     t->count++;
@@ -278,16 +275,15 @@ ml_types_forget(ml_types *t, const PyTypeObject *tp)
     t->count--;
 }
 
-void
-ml_types_block_freed(ml_types *t, const void *block, ml_type_id id)
+int
+ml_types_is_metatype(const ml_types *t, ml_type_id id)
 {
-    if (id && id <= t->ninfo && (t->info[id].flags & ML_TYPEF_METATYPE))
-        ml_types_forget(t, (const PyTypeObject *)((const char *)block + t->info[id].pre));
+    return id && id <= t->ninfo && (t->info[id].flags & ML_TYPEF_METATYPE);
 }
 
 void
-ml_types_untracked_freed(ml_types *t, const void *block)
+ml_types_type_freed(ml_types *t, const void *block)
 {
-    /* a type object made before tracking started: its header is at +16 */
+    /* type objects are GC objects without other pre-header fields */
     ml_types_forget(t, (const PyTypeObject *)((const char *)block + ML_GC_HEAD_SIZE));
 }

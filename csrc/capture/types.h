@@ -34,9 +34,10 @@ void ml_types_free(ml_types *t);
 ml_type_id ml_types_classify(ml_types *t, const void *block, size_t size, ml_domain domain, int freeing);
 /* Type id of a type object known to be live (creation tracer). */
 ml_type_id ml_types_of(ml_types *t, PyTypeObject *tp);
-/* A block of type `id` is being freed: if it holds a type object, forget
- * that type's address. Also for blocks the tracker never saw. */
-void ml_types_block_freed(ml_types *t, const void *block, ml_type_id id);
-void ml_types_untracked_freed(ml_types *t, const void *block);
+/* 1 if objects of type `id` are type objects (ML_TYPEF_METATYPE). */
+int ml_types_is_metatype(const ml_types *t, ml_type_id id);
+/* A block that may hold a type object is being freed: forget that type's
+ * address (a new type may be made there). */
+void ml_types_type_freed(ml_types *t, const void *block);
 
 #endif /* ML_TYPES_H */

@@ -1,0 +1,77 @@
+/* live.h: the table of live blocks of a capture, keyed by allocation seq.
+ *
+ * Layer: analysis. Pure C, libc malloc, no Python API. The reader inserts a
+ * block at every ALLOC and removes it at its FREE, so a FREE event can carry
+ * the size, stack, type and domain of the block it frees.
+ *
+ * Open addressing with linear probing and backward-shift deletion (no
+ * tombstones: a table that sees a billion inserts and removes stays as fast
+ * as a fresh one). Slots are found by Fibonacci hashing of the seq: seqs are
+ * consecutive integers, and an identity hash would let a dense run of
+ * long-lived blocks form one cluster that later seqs wrap onto.
+ * Invariants (ml_live_check): every entry sits at or after its home slot
+ * with no empty slot in between; count and bytes match the entries; the
+ * load stays below ML_LIVE_MAX_LOAD.
+ * Not thread-safe; one table per reader.
+ */
+#ifndef ML_LIVE_H
+#define ML_LIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format/format.h"
+
+/* Sizes are stored with the domain in their top two bits. A size that does
+ * not fit (>= 2^62 bytes: no allocator returns that) is refused by the reader
+ * as corrupt before it gets here. */
+#define ML_LIVE_SIZE_MAX ((UINT64_C(1) << 62) - 1)
+
+typedef struct {
+    ml_seq seq;        /* 0 = empty slot */
+    uint64_t size_dom; /* size | domain << 62 */
+    ml_frame_id stack;
+    ml_type_id type;
+} ml_live_slot;
+
+typedef struct {
+    ml_live_slot *slots;
+    uint64_t mask;     /* capacity - 1; capacity is a power of two */
+    unsigned shift;    /* 64 - log2(capacity) */
+    uint64_t count;
+    uint64_t bytes;    /* sum of the sizes of the entries */
+} ml_live;
+
+/* A live block as the callers see it. */
+typedef struct {
+    uint64_t size;
+    ml_frame_id stack;
+    ml_type_id type;
+    ml_domain domain;
+} ml_live_block;
+
+/* Empty table with a small initial capacity. Returns 0, or -1 out of memory
+ * (the table is then left empty and unusable: release it). */
+int ml_live_init(ml_live *t);
+/* Free the slots; the table may be init'ed again. */
+void ml_live_release(ml_live *t);
+/* Remove every entry, keeping the capacity. */
+void ml_live_clear(ml_live *t);
+
+/* Add a block whose seq is not in the table (the caller guarantees it: seqs
+ * only grow). Returns 0, or -1 out of memory (table unchanged). */
+int ml_live_insert(ml_live *t, ml_seq seq, const ml_live_block *b);
+/* Remove the block `seq` and copy it to *out. Returns 0, or -1 when no block
+ * has that seq (table unchanged). */
+int ml_live_remove(ml_live *t, ml_seq seq, ml_live_block *out);
+/* Copy the block `seq` to *out without removing it: 0, or -1 when absent. */
+int ml_live_find(const ml_live *t, ml_seq seq, ml_live_block *out);
+
+/* Call fn for each entry, in slot order; stops when fn returns nonzero. */
+typedef int (*ml_live_visit_fn)(void *arg, ml_seq seq, const ml_live_block *b);
+void ml_live_foreach(const ml_live *t, ml_live_visit_fn fn, void *arg);
+
+/* Check the invariants above. Returns 0, or -1 with a description in msg. */
+int ml_live_check(const ml_live *t, char *msg, size_t cap);
+
+#endif /* ML_LIVE_H */

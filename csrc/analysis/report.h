@@ -1,0 +1,116 @@
+/* report.h: the summary, types and leaks reports, aggregated over a reader.
+ *
+ * Layer: analysis. Pure C, libc malloc, no Python API: module.c turns the
+ * results into Python objects, memlens/reports.py formats them.
+ *
+ * Definitions used by every report (docs/REPORTS.md says the same for users):
+ *  - heap: the sum of the sizes of the live blocks (traced heap, not RSS).
+ *    realloc is recorded by the tracker as FREE + ALLOC.
+ *  - site: the innermost Python frame of a stack: (code file, function,
+ *    line). Stacks with the same innermost frame are one site; code objects
+ *    with the same file and name are one function. A site keeps as its
+ *    representative `stack` the stack that contributes the most bytes to it.
+ *    Stack 0 (no Python stack: allocations made without the GIL or outside
+ *    any Python frame) is a site of its own, with code 0 and line 0.
+ *  - REUSE (3.13: an object created in a block that stayed allocated, taken
+ *    from a free list) counts as one allocation AND one free of its type: it
+ *    proves the previous occupant died. It adds no bytes and does not change
+ *    the heap or the alive count.
+ *
+ * Each report reads the capture from the start (it rewinds the reader) and
+ * leaves the reader's definitions loaded, so ml_reader_code() and
+ * ml_reader_frame() can name the sites afterwards. A capture cut short is
+ * reported up to its end with `truncated` set; a corrupt record fails the
+ * report (-1, with the reader's message in err).
+ * Not thread-safe: one report at a time per reader.
+ */
+#ifndef ML_REPORT_H
+#define ML_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "analysis/reader.h"
+
+/* Called about every million events: pass is 1 or 2, pos/size in bytes.
+ * A nonzero return stops the report (it then fails with err "interrupted"). */
+typedef int (*ml_progress_fn)(void *arg, int pass, uint64_t pos, uint64_t size);
+
+typedef struct {
+    ml_progress_fn fn;  /* NULL: no progress */
+    void *arg;
+} ml_progress;
+
+#define ML_REPORT_MAX_NOTES 16
+
+/* What every report knows about the capture as a whole. */
+typedef struct {
+    uint64_t events;           /* events read */
+    uint64_t allocations, allocated_bytes, frees, reuses;
+    uint64_t duration_us;      /* time of the last record */
+    uint64_t end_bytes, end_count; /* heap at the end */
+    int truncated;             /* no TRAILER: the process was killed */
+    uint64_t trailer[ML_TRAILER_COUNT];
+    /* NOTE records, distinct texts in order of appearance (malloc'd) */
+    char *notes[ML_REPORT_MAX_NOTES];
+    unsigned note_kinds[ML_REPORT_MAX_NOTES];
+    size_t nnotes;
+    uint64_t notes_dropped;    /* distinct notes beyond ML_REPORT_MAX_NOTES */
+} ml_report_totals;
+
+/* One row of a site table (or of the leaks table, which adds the type). */
+typedef struct {
+    ml_code_id code;     /* the site's function (the first code with its file
+                          * and name); 0 = no Python stack */
+    int32_t line;
+    ml_type_id type;     /* leaks: the blocks' type (0 = untyped) */
+    ml_frame_id stack;   /* representative stack (innermost frame first) */
+    uint64_t bytes, count;
+} ml_site_row;
+
+typedef struct {
+    ml_report_totals totals;
+    uint64_t peak_bytes;       /* the maximum of the heap */
+    uint64_t peak_event;       /* 1-based index of the event that reached it (0: none) */
+    uint64_t peak_time_us;
+    /* sites, biggest first, at most `top` each */
+    ml_site_row *at_peak, *allocated, *at_end;
+    size_t n_at_peak, n_allocated, n_at_end;
+} ml_summary;
+
+typedef struct {
+    ml_type_id type;           /* 0 = untyped */
+    uint64_t allocs, frees;    /* REUSE counts in both */
+    uint64_t peak_alive;       /* max over time of allocs - frees */
+    uint64_t alive, alive_bytes;   /* at the end */
+    uint64_t allocated_bytes;
+} ml_type_row;
+
+typedef struct {
+    ml_report_totals totals;
+    ml_type_row *rows;         /* every type with an allocation, by type id */
+    size_t nrows;
+} ml_types;
+
+typedef struct {
+    ml_report_totals totals;
+    ml_site_row *rows;         /* (site, type) groups, biggest first, at most top */
+    size_t nrows;
+    size_t ngroups;            /* groups before the cut to `top` */
+} ml_leaks;
+
+/* Each fills *out (zeroed first) and returns 0, or -1 with a one-line
+ * message in err (corrupt capture, out of memory, interrupted); on failure
+ * *out holds nothing to release. top = 0 keeps every row. */
+int ml_report_summary(ml_reader *r, size_t top, const ml_progress *progress, ml_summary *out,
+                      char *err, size_t errcap);
+int ml_report_types(ml_reader *r, const ml_progress *progress, ml_types *out, char *err,
+                    size_t errcap);
+int ml_report_leaks(ml_reader *r, size_t top, const ml_progress *progress, ml_leaks *out,
+                    char *err, size_t errcap);
+
+void ml_summary_release(ml_summary *s);
+void ml_types_release(ml_types *t);
+void ml_leaks_release(ml_leaks *l);
+
+#endif /* ML_REPORT_H */

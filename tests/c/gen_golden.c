@@ -1,0 +1,231 @@
+/* gen_golden.c: writes the golden capture files of format v1 with writer.c.
+ *
+ *   gen_golden DIR   ->  DIR/v1-basic.mlens, DIR/v1-truncated.mlens,
+ *                        DIR/v1-basic.expected.json
+ *
+ * The scenario below uses every record kind once or more. The expected JSON
+ * is written from what this program asked the writer to record (not from
+ * reading the file back), so tests can check the reader against it.
+ * tests/c/run.sh regenerates the files into a temporary directory and
+ * compares them byte for byte with tests/golden: a change of the encoder
+ * that changes the bytes of format v1 fails there. Never edit the golden
+ * files by hand; a new format version gets new golden files.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "capture/writer.h"
+
+static FILE *js;
+static int first_event = 1;
+static uint64_t now_us;
+static unsigned cur_thread;
+static unsigned context[8]; /* per thread: the current stack */
+static struct { uint64_t size; unsigned stack, type, domain; int live; } blocks[256];
+static ml_writer *w;
+
+static void
+ev_begin(const char *kind)
+{
+    fprintf(js, "%s\n    {\"kind\": \"%s\", \"time_us\": %llu, \"thread\": %u", first_event ? "" : ",",
+            kind, (unsigned long long)now_us, cur_thread);
+    first_event = 0;
+}
+
+static void
+g_time(uint64_t dt)
+{
+    ml_writer_time(w, dt);
+    now_us += dt;
+}
+
+static void
+g_thread(unsigned t)
+{
+    ml_writer_thread(w, t);
+    cur_thread = t;
+}
+
+static ml_seq
+g_alloc(ml_domain dom, unsigned stack, unsigned type, uint64_t size)
+{
+    ml_seq s = ml_writer_alloc(w, dom, stack, type, size);
+    blocks[s].size = size;
+    blocks[s].stack = stack;
+    blocks[s].type = type;
+    blocks[s].domain = dom;
+    blocks[s].live = 1;
+    context[cur_thread] = stack;
+    ev_begin("alloc");
+    fprintf(js, ", \"domain\": %u, \"seq\": %llu, \"size\": %llu, \"stack\": %u, \"type\": %u}", dom,
+            (unsigned long long)s, (unsigned long long)size, stack, type);
+    return s;
+}
+
+static void
+g_free(ml_seq s)
+{
+    ml_writer_free(w, s);
+    blocks[s].live = 0;
+    ev_begin("free");
+    fprintf(js,
+            ", \"domain\": %u, \"seq\": %llu, \"size\": %llu, \"stack\": %u, \"type\": %u, "
+            "\"at_stack\": %u}",
+            blocks[s].domain, (unsigned long long)s, (unsigned long long)blocks[s].size,
+            blocks[s].stack, blocks[s].type, context[cur_thread]);
+}
+
+static void
+g_context(unsigned stack)
+{
+    ml_writer_context(w, stack);
+    context[cur_thread] = stack;
+}
+
+static void
+g_reuse(unsigned type)
+{
+    ml_writer_reuse(w, type);
+    ev_begin("reuse");
+    fprintf(js, ", \"type\": %u, \"stack\": %u}", type, context[cur_thread]);
+}
+
+static void
+g_memory(uint64_t rss, uint64_t heap)
+{
+    ml_writer_memory(w, rss, heap);
+    ev_begin("memory");
+    fprintf(js, ", \"rss\": %llu, \"heap\": %llu}", (unsigned long long)rss, (unsigned long long)heap);
+}
+
+static void
+g_text(int mark, unsigned kind, const char *text)
+{
+    if (mark)
+        ml_writer_mark(w, kind, text, strlen(text));
+    else
+        ml_writer_note(w, kind, text, strlen(text));
+    ev_begin(mark ? "mark" : "note");
+    fprintf(js, ", \"%s\": %u, \"text\": \"%s\"}", mark ? "mark_kind" : "note_kind", kind, text);
+}
+
+static void
+g_fork(uint64_t pid)
+{
+    ml_writer_fork(w, pid);
+    ev_begin("fork");
+    fprintf(js, ", \"child_pid\": %llu}", (unsigned long long)pid);
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: gen_golden DIR\n");
+        return 2;
+    }
+    char path[4096], jpath[4096], tpath[4096];
+    snprintf(path, sizeof(path), "%s/v1-basic.mlens", argv[1]);
+    snprintf(tpath, sizeof(tpath), "%s/v1-truncated.mlens", argv[1]);
+    snprintf(jpath, sizeof(jpath), "%s/v1-basic.expected.json", argv[1]);
+    const char *meta = "{\"python\":\"3.12.1\",\"pid\":1234,\"argv\":[\"demo.py\"],"
+                       "\"start_time_us\":1700000000000000,\"options\":{}}";
+    w = ml_writer_open(path, 1, meta, strlen(meta));
+    js = fopen(jpath, "w");
+    if (!w || !js) {
+        perror("gen_golden");
+        return 1;
+    }
+    fprintf(js, "{\n  \"version\": 1,\n  \"meta\": %s,\n  \"events\": [", meta);
+
+    /* definitions: two codes of demo.py, a two-frame stack, three types */
+    ml_writer_thread_def(w, 1, 4242, "MainThread", 10);
+    g_thread(1);
+    static const uint32_t off1[] = {0, 10, 20};
+    static const int32_t line1[] = {1, 3, 5};
+    ml_writer_code_def(w, 1, "demo.py", 7, "<module>", 8, 1, off1, line1, 3);
+    static const uint32_t off2[] = {0, 8, 16};
+    static const int32_t line2[] = {7, 8, 0}; /* from offset 16: no line */
+    ml_writer_code_def(w, 2, "demo.py", 7, "make", 4, 7, off2, line2, 3);
+    ml_writer_frame_def(w, 1, 0, 1, 12); /* <module> at line 3 */
+    ml_writer_frame_def(w, 2, 1, 2, 10); /* make at line 8, called from line 3 */
+    ml_writer_type_def(w, 1, "list", 4, 0);
+    ml_writer_type_def(w, 2, "type", 4, ML_TYPEF_METATYPE);
+    ml_writer_type_def(w, 3, "<dict keys>", 11, ML_TYPEF_BUFFER);
+
+    g_time(100);
+    g_alloc(ML_DOMAIN_OBJ, 2, 1, 56);   /* seq 1: explicit pair */
+    g_alloc(ML_DOMAIN_OBJ, 2, 1, 56);   /* seq 2: the pair from the cache */
+    g_alloc(ML_DOMAIN_MEM, 2, 0, 1000); /* seq 3 */
+    g_alloc(ML_DOMAIN_RAW, 0, 0, 4096); /* seq 4: no Python stack */
+    g_time(50);
+    g_memory(10485760, 5208);
+    g_context(1);
+    g_free(3);                          /* inline distance 1 */
+    g_reuse(1);
+    g_text(1, ML_MARK_ENTER, "phase 1");
+    g_text(0, ML_NOTE_WARNING, "something was lost");
+    for (int i = 0; i < 70; i++)        /* seqs 5..74 */
+        g_alloc(ML_DOMAIN_MEM, 1, 3, 24 + (uint64_t)i);
+    g_free(2);                          /* distance 72: long form */
+    g_time(300);
+    g_fork(4321);
+    ml_writer_thread_def(w, 2, 4243, "worker", 6);
+    g_thread(2);
+    ml_seq last = g_alloc(ML_DOMAIN_OBJ, 1, 2, 900); /* seq 75 */
+    g_free(last);                       /* distance 0 */
+    g_thread(1);
+    g_free(74);                         /* distance 1 */
+    ml_writer_flush(w);
+    uint64_t cut_at = ml_writer_bytes_written(w);
+    ml_writer_thread(w, 2);
+    ml_writer_alloc(w, ML_DOMAIN_OBJ, 1, 2, 1u << 20); /* seq 76, 3-byte size */
+    ml_writer_thread(w, 1);
+    uint64_t fields[ML_TRAILER_COUNT] = {76, 4, 0, 0, 0};
+    /* the basic file has the last alloc too; describe it */
+    cur_thread = 2;
+    ev_begin("alloc");
+    fprintf(js, ", \"domain\": 2, \"seq\": 76, \"size\": %u, \"stack\": 1, \"type\": 2}", 1u << 20);
+    cur_thread = 1;
+    ml_writer_trailer(w, fields, ML_TRAILER_COUNT);
+    if (ml_writer_close(w) < 0) {
+        perror("gen_golden: write");
+        return 1;
+    }
+    /* The truncated file: everything up to the THREAD 2 record, then the
+     * first two bytes of the 4-byte ALLOC of seq 76 (cut inside its size). */
+    FILE *in = fopen(path, "rb"), *out = fopen(tpath, "wb");
+    if (!in || !out) {
+        perror("gen_golden");
+        return 1;
+    }
+    size_t keep = (size_t)cut_at + 2 /* THREAD 2 */ + 2 /* tag, 1st size byte */;
+    for (size_t i = 0; i < keep; i++) {
+        int c = fgetc(in);
+        if (c == EOF)
+            return 1;
+        fputc(c, out);
+    }
+    fclose(in);
+    fclose(out);
+    fprintf(js, "\n  ],\n");
+    fprintf(js, "  \"trailer\": [76, 4, 0, 0, 0],\n");
+    fprintf(js, "  \"truncated_file\": {\"size\": %zu, \"events_dropped_at_end\": 1},\n", keep);
+    fprintf(js,
+            "  \"codes\": [\n"
+            "    {\"file\": \"demo.py\", \"name\": \"<module>\", \"firstlineno\": 1, "
+            "\"linemap\": [[0, 1], [10, 3], [20, 5]]},\n"
+            "    {\"file\": \"demo.py\", \"name\": \"make\", \"firstlineno\": 7, "
+            "\"linemap\": [[0, 7], [8, 8], [16, 0]]}\n  ],\n"
+            "  \"frames\": [\n"
+            "    {\"parent\": 0, \"code\": 1, \"offset\": 12, \"line\": 3},\n"
+            "    {\"parent\": 1, \"code\": 2, \"offset\": 10, \"line\": 8}\n  ],\n"
+            "  \"types\": [\n"
+            "    {\"name\": \"list\", \"flags\": 0},\n"
+            "    {\"name\": \"type\", \"flags\": 1},\n"
+            "    {\"name\": \"<dict keys>\", \"flags\": 2}\n  ]\n}\n");
+    fclose(js);
+    return 0;
+}

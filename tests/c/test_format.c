@@ -1,0 +1,816 @@
+/* test_format.c: unit tests of the capture format: varints, writer.c ->
+ * reader.c round trips of every record kind, FREE distances, the pair cache,
+ * the live-block table, the reports on a small capture, and robustness of
+ * the reader against every prefix and random corruption of a file.
+ *
+ *   test_format TMPDIR      prints one line per failed check and a final
+ *                           "N passed, N failed" (one test = one function)
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "analysis/live.h"
+#include "analysis/reader.h"
+#include "analysis/report.h"
+#include "capture/writer.h"
+
+static int n_passed, n_failed, cur_failed;
+static const char *tmpdir;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            cur_failed = 1;                                                           \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                             \
+    } while (0)
+
+#define RUN(fn)                                      \
+    do {                                             \
+        cur_failed = 0;                              \
+        fn();                                        \
+        if (cur_failed) {                            \
+            n_failed++;                              \
+            fprintf(stderr, "FAIL %s\n", #fn);       \
+        } else {                                     \
+            n_passed++;                              \
+        }                                            \
+    } while (0)
+
+static const char META[] = "{\"python\":\"3.12.1\",\"pid\":1}";
+
+static char *
+tmp_path(const char *name)
+{
+    static char buf[8][1024];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, 1024, "%s/mltest-%d-%s", tmpdir, (int)getpid(), name);
+    return p;
+}
+
+static void
+write_bytes(const char *path, const uint8_t *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    if (n && fwrite(data, 1, n, f) != n)
+        exit(2);
+    fclose(f);
+}
+
+static uint8_t *
+read_bytes(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc((size_t)len + 1);
+    if (fread(b, 1, (size_t)len, f) != (size_t)len)
+        exit(2);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+/* A header + records buffer for hand-made (corrupt) files. */
+typedef struct {
+    uint8_t b[4096];
+    size_t n;
+} buf_t;
+
+static void
+buf_header(buf_t *b, uint32_t version)
+{
+    size_t m = strlen(META);
+    memcpy(b->b, ML_MAGIC, ML_MAGIC_LEN);
+    ml_u32le_put(b->b + 8, version);
+    ml_u32le_put(b->b + 12, (uint32_t)m);
+    memcpy(b->b + 16, META, m);
+    b->n = 16 + m;
+}
+
+static void
+buf_put(buf_t *b, int n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++)
+        b->b[b->n++] = (uint8_t)va_arg(ap, int);
+    va_end(ap);
+}
+
+/* Read every event; returns the last ml_reader_next result (0 or -1). */
+static int
+drain(ml_reader *r, uint64_t *nevents)
+{
+    ml_event ev;
+    int rc;
+    uint64_t n = 0;
+    while ((rc = ml_reader_next(r, &ev)) > 0)
+        n++;
+    if (nevents)
+        *nevents = n;
+    return rc;
+}
+
+/* ---- varints ---- */
+
+static void
+test_varint(void)
+{
+    static const uint64_t vals[] = {0, 1, 127, 128, 255, 300, 16383, 16384, UINT32_MAX,
+                                    (uint64_t)1 << 62, UINT64_MAX - 1, UINT64_MAX};
+    static const size_t lens[] = {1, 1, 1, 2, 2, 2, 2, 3, 5, 9, 10, 10};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        uint8_t b[16];
+        size_t n = ml_uv_put(b, vals[i]);
+        CHECK(n == lens[i]);
+        const uint8_t *p = b;
+        uint64_t v = 0;
+        CHECK(ml_uv_get(&p, b + n, &v) == 0 && v == vals[i] && p == b + n);
+        /* every cut of it fails and leaves the pointer */
+        for (size_t k = 0; k < n; k++) {
+            p = b;
+            CHECK(ml_uv_get(&p, b + k, &v) == -1 && p == b);
+        }
+    }
+    /* 11 bytes, and a 10th byte above 1, are refused */
+    uint8_t longer[11];
+    memset(longer, 0x80, 10);
+    longer[10] = 0;
+    const uint8_t *p = longer;
+    uint64_t v;
+    CHECK(ml_uv_get(&p, longer + 11, &v) == -1);
+    uint8_t over[10];
+    memset(over, 0xFF, 9);
+    over[9] = 0x02;
+    p = over;
+    CHECK(ml_uv_get(&p, over + 10, &v) == -1);
+    /* zigzag */
+    static const int64_t s[] = {0, -1, 1, -2, 2, INT64_MAX, INT64_MIN, -1000000};
+    for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+        CHECK(ml_unzigzag(ml_zigzag(s[i])) == s[i]);
+    CHECK(ml_zigzag(-1) == 1 && ml_zigzag(1) == 2 && ml_zigzag(-2) == 3);
+}
+
+/* ---- round trip of every record kind ---- */
+
+static void
+test_roundtrip_all_records(void)
+{
+    const char *path = tmp_path("all.mlens");
+    ml_writer *w = ml_writer_open(path, 1, META, strlen(META));
+    CHECK(w != NULL);
+    if (!w)
+        return;
+    ml_writer_thread_def(w, 3, 777, "worker-3", 8);
+    ml_writer_thread(w, 3);
+    uint32_t offs[] = {0, 6, 40, 200};
+    int32_t lines[] = {10, 12, 0, 9};
+    ml_writer_code_def(w, 1, "/x/app.py", 9, "Cls.meth", 8, 10, offs, lines, 4);
+    ml_writer_code_def(w, 2, "lib.py", 6, "helper", 6, 100, NULL, NULL, 0);
+    ml_writer_frame_def(w, 1, 0, 1, 7);    /* line 12 */
+    ml_writer_frame_def(w, 2, 1, 2, 0);    /* empty map: first line 100 */
+    ml_writer_frame_def(w, 3, 1, 1, 45);   /* line 0: none */
+    ml_writer_frame_def(w, 4, 3, 1, 5000); /* line 9 */
+    ml_writer_type_def(w, 1, "dict", 4, 0);
+    ml_writer_type_def(w, 2, "<buffer>", 8, ML_TYPEF_BUFFER);
+    ml_writer_time(w, 1000);
+    ml_seq s1 = ml_writer_alloc(w, ML_DOMAIN_OBJ, 2, 1, 232);
+    ml_seq s2 = ml_writer_alloc(w, ML_DOMAIN_RAW, 0, 0, (uint64_t)1 << 40);
+    ml_writer_time(w, 5);
+    ml_writer_memory(w, 123456789, 999);
+    ml_writer_context(w, 4);
+    ml_writer_free(w, s1);
+    ml_writer_reuse(w, 2);
+    ml_writer_mark(w, ML_MARK_LABEL, "here", 4);
+    ml_writer_note(w, ML_NOTE_TRACER_LOST, "tracer", 6);
+    ml_writer_fork(w, 99999);
+    ml_writer_thread(w, 0);
+    ml_writer_free(w, s2);
+    uint64_t fields[] = {2, 2, 7, 8, 9, 1234};
+    ml_writer_trailer(w, fields, 6);
+    CHECK(ml_writer_close(w) == 0);
+
+    char err[512];
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    CHECK(r != NULL);
+    if (!r) {
+        fprintf(stderr, "%s\n", err);
+        return;
+    }
+    size_t mlen;
+    const char *meta = ml_reader_meta(r, &mlen);
+    CHECK(mlen == strlen(META) && !memcmp(meta, META, mlen));
+    ml_event ev;
+    CHECK(ml_reader_next(r, &ev) == 1);
+    CHECK(ev.kind == ML_EV_ALLOC && ev.seq == 1 && ev.size == 232 && ev.stack == 2 && ev.type == 1 &&
+          ev.domain == ML_DOMAIN_OBJ && ev.time_us == 1000 && ev.thread == 3);
+    CHECK(ml_reader_next(r, &ev) == 1);
+    CHECK(ev.kind == ML_EV_ALLOC && ev.seq == 2 && ev.size == (uint64_t)1 << 40 && ev.stack == 0 &&
+          ev.type == 0 && ev.domain == ML_DOMAIN_RAW);
+    CHECK(ml_reader_live_count(r) == 2 && ml_reader_live_bytes(r) == 232 + ((uint64_t)1 << 40));
+    CHECK(ml_reader_next(r, &ev) == 1);
+    CHECK(ev.kind == ML_EV_MEMORY && ev.rss == 123456789 && ev.heap == 999 && ev.time_us == 1005);
+    CHECK(ml_reader_next(r, &ev) == 1);
+    CHECK(ev.kind == ML_EV_FREE && ev.seq == 1 && ev.size == 232 && ev.stack == 2 && ev.type == 1 &&
+          ev.at_stack == 4 && ev.domain == ML_DOMAIN_OBJ);
+    CHECK(ml_reader_next(r, &ev) == 1);
+    CHECK(ev.kind == ML_EV_REUSE && ev.type == 2 && ev.stack == 4);
+    CHECK(ml_reader_next(r, &ev) == 1);
+    CHECK(ev.kind == ML_EV_MARK && ev.mark_kind == ML_MARK_LABEL && ev.text_len == 4 &&
+          !memcmp(ev.text, "here", 4));
+    CHECK(ml_reader_next(r, &ev) == 1);
+    CHECK(ev.kind == ML_EV_NOTE && ev.mark_kind == ML_NOTE_TRACER_LOST && ev.text_len == 6 &&
+          !memcmp(ev.text, "tracer", 6));
+    CHECK(ml_reader_next(r, &ev) == 1);
+    CHECK(ev.kind == ML_EV_FORK && ev.child_pid == 99999);
+    CHECK(ml_reader_next(r, &ev) == 1);
+    /* thread 0 never had an ALLOC or CONTEXT: its stack is unknown */
+    CHECK(ev.kind == ML_EV_FREE && ev.seq == 2 && ev.thread == 0 && ev.at_stack == 0);
+    CHECK(ml_reader_next(r, &ev) == 0);
+    CHECK(!ml_reader_truncated(r));
+    CHECK(ml_reader_next(r, &ev) == 0);
+    CHECK(ml_reader_trailer(r, ML_TRAILER_ALLOCS) == 2 && ml_reader_trailer(r, ML_TRAILER_DROPPED) == 7 &&
+          ml_reader_trailer(r, ML_TRAILER_TRUNCATED) == 9 && ml_reader_trailer(r, 5) == 0);
+    CHECK(ml_reader_live_count(r) == 0 && ml_reader_live_bytes(r) == 0);
+    CHECK(ml_reader_time(r) == 1005);
+    /* definitions */
+    CHECK(ml_reader_ncodes(r) == 2 && ml_reader_nframes(r) == 4 && ml_reader_ntypes(r) == 2);
+    const ml_code_info *c = ml_reader_code(r, 1);
+    CHECK(c && !strcmp(c->file, "/x/app.py") && !strcmp(c->name, "Cls.meth") && c->firstlineno == 10 &&
+          c->nlines == 4 && c->offsets[3] == 200 && c->lines[1] == 12 && c->lines[2] == 0 &&
+          c->lines[3] == 9);
+    CHECK(ml_reader_code(r, 0) == NULL && ml_reader_code(r, 3) == NULL);
+    CHECK(ml_reader_frame_line(r, 1) == 12);
+    CHECK(ml_reader_frame_line(r, 2) == 100);
+    CHECK(ml_reader_frame_line(r, 3) == 0);
+    CHECK(ml_reader_frame_line(r, 4) == 9);
+    CHECK(ml_reader_frame_line(r, 5) == 0);
+    CHECK(ml_reader_code_line(r, 1, 0) == 10 && ml_reader_code_line(r, 1, 5) == 10 &&
+          ml_reader_code_line(r, 1, 6) == 12 && ml_reader_code_line(r, 1, 39) == 12);
+    const ml_frame_info *f = ml_reader_frame(r, 4);
+    CHECK(f && f->parent == 3 && f->code == 1 && f->offset == 5000);
+    CHECK(!strcmp(ml_reader_type_name(r, 2), "<buffer>") && ml_reader_type_flags(r, 2) == ML_TYPEF_BUFFER);
+    CHECK(ml_reader_type_name(r, 0) == NULL && ml_reader_type_name(r, 3) == NULL);
+    uint64_t tid = 0;
+    const char *tname = ml_reader_thread_name(r, 3, &tid);
+    CHECK(tname && !strcmp(tname, "worker-3") && tid == 777);
+    /* rewind: the same stream again, definitions kept */
+    ml_reader_rewind(r);
+    CHECK(ml_reader_nframes(r) == 4);
+    uint64_t n = 0;
+    CHECK(drain(r, &n) == 0 && n == 9 && !ml_reader_truncated(r));
+    ml_reader_free(r);
+    unlink(path);
+}
+
+/* ---- FREE distances ---- */
+
+static void
+test_free_distances(void)
+{
+    const char *path = tmp_path("free.mlens");
+    ml_writer *w = ml_writer_open(path, 1, META, strlen(META));
+    for (int i = 0; i < 300; i++)
+        ml_writer_alloc(w, ML_DOMAIN_MEM, 0, 0, (uint64_t)i + 1);
+    uint64_t before = ml_writer_bytes_written(w);
+    ml_writer_free(w, 300 - 62); /* inline max: one byte 0x7E */
+    CHECK(ml_writer_bytes_written(w) == before + 1);
+    ml_writer_free(w, 300 - 63); /* long form, d - 63 = 0: 0x7F 0x00 */
+    CHECK(ml_writer_bytes_written(w) == before + 3);
+    ml_writer_free(w, 300 - 63 - 128); /* 0x7F, two-byte varint 128 */
+    CHECK(ml_writer_bytes_written(w) == before + 6);
+    static const ml_seq order[] = {300, 299, 1, 2, 100, 237, 236};
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        ml_writer_free(w, order[i]);
+    ml_writer_trailer(w, NULL, 0);
+    ml_writer_close(w);
+
+    size_t n;
+    uint8_t *b = read_bytes(path, &n);
+    const uint8_t *q = b + 16 + strlen(META);
+    size_t skip = 0;
+    /* each ALLOC: tag (the pair (0, 0) is in the fresh cache) + size */
+    for (int i = 0; i < 300; i++)
+        skip += 1 + (i + 1 < 128 ? 1 : 2);
+    CHECK(q[skip] == 0x7E);
+    CHECK(q[skip + 1] == 0x7F && q[skip + 2] == 0x00);
+    CHECK(q[skip + 3] == 0x7F && q[skip + 4] == 0x80 && q[skip + 5] == 0x01);
+    free(b);
+
+    char err[512];
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    ml_event ev;
+    for (int i = 0; i < 300; i++)
+        CHECK(ml_reader_next(r, &ev) == 1 && ev.kind == ML_EV_ALLOC && ev.size == (uint64_t)i + 1);
+    static const ml_seq expect[] = {238, 237, 109, 300, 299, 1, 2, 100};
+    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+        CHECK(ml_reader_next(r, &ev) == 1 && ev.kind == ML_EV_FREE && ev.seq == expect[i] &&
+              ev.size == expect[i]);
+    }
+    /* 237 was freed above: freeing it again is corrupt; 236 is fine */
+    CHECK(ml_reader_next(r, &ev) == -1);
+    CHECK(strstr(ml_reader_error(r), "block 237, which is not allocated") != NULL);
+    ml_reader_free(r);
+    unlink(path);
+}
+
+/* ---- the pair cache ---- */
+
+static void
+test_pair_cache(void)
+{
+    /* find two (stack, type) pairs that share a slot */
+    uint32_t a = 5, b = 0;
+    for (uint32_t s = 6; s < 10000 && !b; s++)
+        if (ml_slot_of(s, 1) == ml_slot_of(a, 1))
+            b = s;
+    CHECK(b != 0);
+    const char *path = tmp_path("cache.mlens");
+    ml_writer *w = ml_writer_open(path, 1, META, strlen(META));
+    ml_writer_code_def(w, 1, "f.py", 4, "f", 1, 1, NULL, NULL, 0);
+    for (uint32_t i = 1; i <= b; i++)
+        ml_writer_frame_def(w, i, 0, 1, i);
+    ml_writer_type_def(w, 1, "int", 3, 0);
+    uint64_t n0 = ml_writer_bytes_written(w);
+    ml_writer_alloc(w, ML_DOMAIN_OBJ, a, 1, 32); /* explicit: tag, a, 1, size */
+    uint64_t n1 = ml_writer_bytes_written(w);
+    ml_writer_alloc(w, ML_DOMAIN_OBJ, a, 1, 32); /* cached: tag, size */
+    uint64_t n2 = ml_writer_bytes_written(w);
+    CHECK(n2 - n1 == 2);
+    CHECK(n1 - n0 == 2 + ml_uv_put((uint8_t[10]){0}, a) + 1);
+    ml_writer_alloc(w, ML_DOMAIN_OBJ, b, 1, 32); /* evicts a */
+    ml_writer_alloc(w, ML_DOMAIN_OBJ, a, 1, 32); /* explicit again */
+    uint64_t n3 = ml_writer_bytes_written(w);
+    ml_writer_alloc(w, ML_DOMAIN_OBJ, a, 1, 32); /* cached */
+    ml_writer_alloc(w, ML_DOMAIN_RAW, a, 1, 8);  /* the domain does not matter to the cache */
+    CHECK(ml_writer_bytes_written(w) - n3 == 4);
+    ml_writer_trailer(w, NULL, 0);
+    ml_writer_close(w);
+    char err[512];
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    static const struct { uint32_t stack; unsigned dom; } want[] = {
+        {0, 2}, {0, 2}, {1, 2}, {0, 2}, {0, 2}, {0, 0}};
+    ml_event ev;
+    for (size_t i = 0; i < 6; i++) {
+        uint32_t st = want[i].stack ? b : a;
+        CHECK(ml_reader_next(r, &ev) == 1 && ev.kind == ML_EV_ALLOC && ev.stack == st &&
+              ev.type == 1 && ev.domain == want[i].dom);
+    }
+    CHECK(ml_reader_next(r, &ev) == 0 && !ml_reader_truncated(r));
+    ml_reader_free(r);
+    unlink(path);
+}
+
+/* ---- hand-made corrupt files ---- */
+
+static void
+expect_corrupt(buf_t *b, const char *what, size_t offset)
+{
+    const char *path = tmp_path("corrupt.mlens");
+    write_bytes(path, b->b, b->n);
+    char err[512], at[64];
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    CHECK(r != NULL);
+    if (!r)
+        return;
+    CHECK(drain(r, NULL) == -1);
+    snprintf(at, sizeof(at), "at byte %zu:", offset);
+    int ok = strstr(ml_reader_error(r), what) && strstr(ml_reader_error(r), at);
+    if (!ok)
+        fprintf(stderr, "  got: %s (want '%s' %s)\n", ml_reader_error(r), what, at);
+    CHECK(ok);
+    ml_event ev;
+    CHECK(ml_reader_next(r, &ev) == -1); /* sticky */
+    ml_reader_free(r);
+}
+
+static void
+test_corrupt_records(void)
+{
+    buf_t b;
+    size_t h;
+    buf_header(&b, 1);
+    h = b.n;
+    buf_put(&b, 4, 0xFF, 0, 0, 8); /* domain 3 */
+    expect_corrupt(&b, "domain 3", h);
+
+    b.n = h;
+    buf_put(&b, 4, 0xDF, 1, 0, 8); /* undefined stack 1 */
+    expect_corrupt(&b, "undefined stack 1", h);
+
+    b.n = h;
+    buf_put(&b, 4, 0xDF, 0, 5, 8); /* undefined type 5 */
+    expect_corrupt(&b, "undefined type 5", h);
+
+    b.n = h;
+    buf_put(&b, 3, 0xDF, 0, 0);    /* size missing: cut, not corrupt */
+    buf_put(&b, 1, 8);
+    buf_put(&b, 1, 0x41);          /* FREE distance 1 with one block */
+    expect_corrupt(&b, "before the first allocation", h + 4);
+
+    b.n = h;
+    buf_put(&b, 4, 0xDF, 0, 0, 8);
+    buf_put(&b, 1, 0x40);
+    buf_put(&b, 1, 0x40);          /* double free */
+    expect_corrupt(&b, "not allocated", h + 5);
+
+    b.n = h;
+    buf_put(&b, 1, 0x20);          /* unknown tag */
+    expect_corrupt(&b, "unknown record tag 0x20", h);
+
+    b.n = h;
+    buf_put(&b, 2, 0x00, 0x01);    /* a zero tag that is not a zero tail */
+    expect_corrupt(&b, "unknown record tag 0x00", h);
+
+    b.n = h;
+    buf_put(&b, 5, 0x05, 2, 0, 1, 0); /* FRAME_DEF 2 first */
+    expect_corrupt(&b, "FRAME_DEF 2 out of order", h);
+
+    b.n = h;
+    buf_put(&b, 5, 0x05, 1, 0, 1, 0); /* FRAME_DEF with undefined code */
+    expect_corrupt(&b, "undefined code 1", h);
+
+    b.n = h;
+    buf_put(&b, 4, 0x06, 2, 1, 'x'); /* TYPE_DEF out of order */
+    buf_put(&b, 1, 0);
+    expect_corrupt(&b, "TYPE_DEF 2 out of order", h);
+
+    b.n = h;
+    buf_put(&b, 2, 0x08, 3);       /* CONTEXT of an undefined stack */
+    expect_corrupt(&b, "CONTEXT with undefined stack 3", h);
+
+    b.n = h;
+    buf_put(&b, 2, 0x09, 1);       /* REUSE of an undefined type */
+    expect_corrupt(&b, "REUSE with undefined type 1", h);
+
+    b.n = h;
+    buf_put(&b, 1, 0x01);          /* TIME with an 11-byte varint */
+    for (int i = 0; i < 10; i++)
+        buf_put(&b, 1, 0x80);
+    buf_put(&b, 1, 0x00);
+    expect_corrupt(&b, "longer than 10 bytes", h);
+
+    /* a zero-filled tail is a cut, not corruption */
+    b.n = h;
+    buf_put(&b, 4, 0xDF, 0, 0, 8);
+    for (int i = 0; i < 100; i++)
+        buf_put(&b, 1, 0);
+    const char *path = tmp_path("zeros.mlens");
+    write_bytes(path, b.b, b.n);
+    char err[512];
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    uint64_t n;
+    CHECK(r && drain(r, &n) == 0 && n == 1 && ml_reader_truncated(r));
+    ml_reader_free(r);
+    unlink(path);
+    unlink(tmp_path("corrupt.mlens"));
+}
+
+static void
+expect_open_error(const uint8_t *data, size_t n, const char *what, int want_errno)
+{
+    const char *path = tmp_path("hdr.mlens");
+    write_bytes(path, data, n);
+    char err[512] = "";
+    errno = 12345;
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    CHECK(r == NULL);
+    CHECK(errno == want_errno);
+    int ok = strstr(err, what) != NULL && strstr(err, path) != NULL && !strchr(err, '\n');
+    if (!ok)
+        fprintf(stderr, "  got: %s (want '%s')\n", err, what);
+    CHECK(ok);
+    ml_reader_free(r);
+    unlink(path);
+}
+
+static void
+test_header_errors(void)
+{
+    char err[512];
+    errno = 0;
+    ml_reader *r = ml_reader_open(tmp_path("does-not-exist"), err, sizeof(err));
+    CHECK(r == NULL && errno == ENOENT && strstr(err, "No such file") && strstr(err, "cannot open"));
+    r = ml_reader_open(tmpdir, err, sizeof(err));
+    CHECK(r == NULL && errno == EISDIR);
+
+    expect_open_error((const uint8_t *)"", 0, "empty file", 0);
+    expect_open_error((const uint8_t *)"hello world, not a capture", 26, "not a memlens capture", 0);
+    expect_open_error((const uint8_t *)"MLEN", 4, "cut short inside its header", 0);
+    buf_t b;
+    buf_header(&b, 2);
+    expect_open_error(b.b, b.n,
+                      "capture format version 2 is newer than this memlens supports (1); "
+                      "upgrade memlens", 0);
+    buf_header(&b, 0);
+    expect_open_error(b.b, b.n, "format version 0", 0);
+    buf_header(&b, 1);
+    expect_open_error(b.b, b.n - 3, "cut short inside its header", 0);
+    expect_open_error(b.b, 12, "cut short inside its header", 0);
+    /* a header alone is an empty, truncated capture */
+    const char *path = tmp_path("hdronly.mlens");
+    write_bytes(path, b.b, b.n);
+    r = ml_reader_open(path, err, sizeof(err));
+    uint64_t n = 1;
+    CHECK(r && drain(r, &n) == 0 && n == 0 && ml_reader_truncated(r));
+    ml_reader_free(r);
+    unlink(path);
+}
+
+/* ---- a small file with every record kind, for prefixes and fuzzing ---- */
+
+static uint8_t *
+small_capture(size_t *n)
+{
+    const char *path = tmp_path("small.mlens");
+    ml_writer *w = ml_writer_open(path, 1, META, strlen(META));
+    uint32_t offs[] = {0, 4};
+    int32_t lines[] = {3, 4};
+    ml_writer_thread_def(w, 1, 10, "main", 4);
+    ml_writer_thread(w, 1);
+    ml_writer_code_def(w, 1, "a.py", 4, "f", 1, 3, offs, lines, 2);
+    ml_writer_code_def(w, 2, "a.py", 4, "g", 1, 9, offs, lines, 2);
+    ml_writer_frame_def(w, 1, 0, 1, 4);
+    ml_writer_frame_def(w, 2, 1, 2, 0);
+    ml_writer_type_def(w, 1, "list", 4, 0);
+    ml_writer_type_def(w, 2, "float", 5, 0);
+    ml_seq s[80];
+    for (int i = 0; i < 80; i++) {
+        ml_writer_time(w, 3);
+        s[i] = ml_writer_alloc(w, (ml_domain)(i % 3), (uint32_t)(i % 3), (uint32_t)(i % 3), 16 + (uint64_t)i * 40);
+        if (i % 4 == 3)
+            ml_writer_free(w, s[i - 2]);
+        if (i == 70)
+            ml_writer_free(w, s[0]); /* long distance */
+        if (i == 40) {
+            ml_writer_context(w, 2);
+            ml_writer_reuse(w, 2);
+            ml_writer_memory(w, 1 << 20, 5000);
+            ml_writer_mark(w, 1, "m", 1);
+            ml_writer_note(w, 1, "note", 4);
+            ml_writer_fork(w, 7);
+            ml_writer_thread(w, 2);
+        }
+    }
+    uint64_t f[] = {80, 21, 0, 0, 0};
+    ml_writer_trailer(w, f, 5);
+    ml_writer_close(w);
+    uint8_t *b = read_bytes(path, n);
+    unlink(path);
+    return b;
+}
+
+static void
+run_reports(ml_reader *r)
+{
+    char err[512];
+    ml_summary s;
+    ml_types t;
+    ml_leaks l;
+    if (ml_report_summary(r, 5, NULL, &s, err, sizeof(err)) == 0)
+        ml_summary_release(&s);
+    if (ml_report_types(r, NULL, &t, err, sizeof(err)) == 0)
+        ml_types_release(&t);
+    if (ml_report_leaks(r, 5, NULL, &l, err, sizeof(err)) == 0)
+        ml_leaks_release(&l);
+}
+
+static void
+test_every_prefix(void)
+{
+    size_t n;
+    uint8_t *full = small_capture(&n);
+    const char *path = tmp_path("prefix.mlens");
+    size_t header = 16 + strlen(META);
+    uint64_t prev = 0, total = 0;
+    for (size_t len = 0; len <= n; len++) {
+        write_bytes(path, full, len);
+        char err[512];
+        ml_reader *r = ml_reader_open(path, err, sizeof(err));
+        if (len < header) {
+            CHECK(r == NULL);
+            continue;
+        }
+        CHECK(r != NULL);
+        if (!r)
+            continue;
+        uint64_t events = 0;
+        int rc = drain(r, &events);
+        CHECK(rc == 0);
+        if (rc != 0)
+            fprintf(stderr, "  prefix %zu: %s\n", len, ml_reader_error(r));
+        CHECK(ml_reader_truncated(r) == (len != n));
+        CHECK(events >= prev); /* a longer prefix never holds fewer events */
+        prev = events;
+        if (len == n)
+            total = events;
+        if (len % 7 == 0)
+            run_reports(r);
+        ml_reader_free(r);
+    }
+    CHECK(total == 80 + 21 + 5);
+    free(full);
+    unlink(path);
+}
+
+static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
+
+static uint64_t
+rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static void
+test_fuzz(void)
+{
+    size_t n;
+    uint8_t *full = small_capture(&n);
+    uint8_t *copy = malloc(n);
+    const char *path = tmp_path("fuzz.mlens");
+    int iterations = getenv("ML_FUZZ_ITERATIONS") ? atoi(getenv("ML_FUZZ_ITERATIONS")) : 3000;
+    int opened = 0, failed = 0, clean = 0;
+    for (int it = 0; it < iterations; it++) {
+        memcpy(copy, full, n);
+        int flips = 1 + (int)(rng() % 4);
+        for (int k = 0; k < flips; k++) {
+            size_t at = (size_t)(rng() % n);
+            copy[at] = (rng() & 1) ? (uint8_t)rng() : copy[at] ^ (uint8_t)(1u << (rng() % 8));
+        }
+        size_t len = (rng() % 8 == 0) ? (size_t)(rng() % n) : n;
+        write_bytes(path, copy, len);
+        char err[512];
+        ml_reader *r = ml_reader_open(path, err, sizeof(err));
+        if (!r) {
+            CHECK(err[0] != '\0');
+            continue;
+        }
+        opened++;
+        int rc = drain(r, NULL);
+        if (rc < 0) {
+            failed++;
+            CHECK(strstr(ml_reader_error(r), "corrupt capture at byte ") != NULL);
+        } else {
+            clean++;
+        }
+        run_reports(r);
+        ml_reader_rewind(r);
+        drain(r, NULL);
+        ml_reader_free(r);
+    }
+    /* the fuzzer must reach the decoder, and find both outcomes */
+    CHECK(opened > iterations / 2 && failed > 0 && clean > 0);
+    free(full);
+    free(copy);
+    unlink(path);
+}
+
+/* ---- the live table ---- */
+
+static void
+test_live_table(void)
+{
+    ml_live t;
+    CHECK(ml_live_init(&t) == 0);
+    enum { N = 60000 };
+    static uint8_t present[N + 1];
+    static uint64_t sizes[N + 1];
+    memset(present, 0, sizeof(present));
+    char msg[256];
+    ml_seq next = 1;
+    uint64_t bytes = 0, count = 0;
+    int sane = 1;
+    for (int op = 0; op < 400000; op++) {
+        uint64_t x = rng();
+        if (next <= N && (x % 3 != 0 || count == 0)) {
+            ml_live_block blk = {x % 100000, (uint32_t)(x >> 20) & 0xFFF, (uint32_t)(x >> 40) & 0xFF,
+                                 (ml_domain)(x % 3)};
+            CHECK(ml_live_insert(&t, next, &blk) == 0);
+            present[next] = 1;
+            sizes[next] = blk.size;
+            bytes += blk.size;
+            count++;
+            next++;
+        } else {
+            /* remove a random seq: present or not */
+            ml_seq s = 1 + (x >> 8) % (next > 1 ? next - 1 : 1);
+            ml_live_block out;
+            int rc = ml_live_remove(&t, s, &out);
+            CHECK(rc == (present[s] ? 0 : -1));
+            if (rc == 0) {
+                CHECK(out.size == sizes[s]);
+                present[s] = 0;
+                bytes -= out.size;
+                count--;
+            }
+        }
+        if (op % 20000 == 0 && ml_live_check(&t, msg, sizeof(msg)) < 0) {
+            fprintf(stderr, "  live table: %s\n", msg);
+            sane = 0;
+        }
+    }
+    CHECK(sane);
+    CHECK(ml_live_check(&t, msg, sizeof(msg)) == 0);
+    CHECK(t.count == count && t.bytes == bytes);
+    ml_live_block out;
+    for (ml_seq s = 1; s < next; s++)
+        CHECK((ml_live_find(&t, s, &out) == 0) == present[s]);
+    CHECK(ml_live_find(&t, 0, &out) == -1 && ml_live_remove(&t, 0, &out) == -1);
+    ml_live_clear(&t);
+    CHECK(t.count == 0 && ml_live_find(&t, 1, &out) == -1);
+    ml_live_release(&t);
+}
+
+/* ---- reports on a capture with known numbers ---- */
+
+static void
+test_reports_small(void)
+{
+    const char *path = tmp_path("rep.mlens");
+    ml_writer *w = ml_writer_open(path, 1, META, strlen(META));
+    uint32_t offs[] = {0, 2};
+    int32_t la[] = {9, 10}, lb[] = {19, 20};
+    ml_writer_code_def(w, 1, "app.py", 6, "load", 4, 9, offs, la, 2);
+    ml_writer_code_def(w, 2, "app.py", 6, "keep", 4, 19, offs, lb, 2);
+    ml_writer_frame_def(w, 1, 0, 1, 2); /* A: app.py:10 load */
+    ml_writer_frame_def(w, 2, 0, 2, 2); /* B: app.py:20 keep */
+    ml_writer_type_def(w, 1, "bytes", 5, 0);
+    ml_writer_time(w, 10);
+    ml_seq a1 = ml_writer_alloc(w, ML_DOMAIN_OBJ, 1, 1, 100);
+    ml_seq a2 = ml_writer_alloc(w, ML_DOMAIN_OBJ, 1, 1, 100);
+    ml_writer_time(w, 10);
+    ml_writer_alloc(w, ML_DOMAIN_OBJ, 1, 1, 100); /* peak 300 at event 3, t = 20 */
+    ml_writer_free(w, a1);
+    ml_writer_free(w, a2);
+    ml_writer_alloc(w, ML_DOMAIN_MEM, 2, 0, 50);
+    ml_writer_time(w, 5);
+    ml_writer_trailer(w, NULL, 0);
+    ml_writer_close(w);
+
+    char err[512];
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    ml_summary s;
+    CHECK(ml_report_summary(r, 10, NULL, &s, err, sizeof(err)) == 0);
+    CHECK(s.peak_bytes == 300 && s.peak_event == 3 && s.peak_time_us == 20);
+    CHECK(s.totals.allocations == 4 && s.totals.allocated_bytes == 350 && s.totals.frees == 2);
+    CHECK(s.totals.end_bytes == 150 && s.totals.end_count == 2 && s.totals.duration_us == 25);
+    CHECK(s.n_at_peak == 1 && s.at_peak[0].bytes == 300 && s.at_peak[0].count == 3 &&
+          s.at_peak[0].line == 10 && s.at_peak[0].code == 1 && s.at_peak[0].stack == 1);
+    CHECK(s.n_allocated == 2 && s.allocated[0].bytes == 300 && s.allocated[1].bytes == 50 &&
+          s.allocated[1].line == 20);
+    CHECK(s.n_at_end == 2 && s.at_end[0].bytes == 100 && s.at_end[1].bytes == 50);
+    ml_summary_release(&s);
+
+    ml_types t;
+    CHECK(ml_report_types(r, NULL, &t, err, sizeof(err)) == 0);
+    CHECK(t.nrows == 2);
+    CHECK(t.rows[0].type == 0 && t.rows[0].allocs == 1 && t.rows[0].alive == 1 &&
+          t.rows[0].alive_bytes == 50);
+    CHECK(t.rows[1].type == 1 && t.rows[1].allocs == 3 && t.rows[1].frees == 2 &&
+          t.rows[1].peak_alive == 3 && t.rows[1].alive == 1 && t.rows[1].alive_bytes == 100 &&
+          t.rows[1].allocated_bytes == 300);
+    ml_types_release(&t);
+
+    ml_leaks l;
+    CHECK(ml_report_leaks(r, 0, NULL, &l, err, sizeof(err)) == 0);
+    CHECK(l.nrows == 2 && l.rows[0].bytes == 100 && l.rows[0].type == 1 && l.rows[0].line == 10 &&
+          l.rows[1].bytes == 50 && l.rows[1].type == 0 && l.rows[1].line == 20);
+    ml_leaks_release(&l);
+    ml_reader_free(r);
+    unlink(path);
+}
+
+int
+main(int argc, char **argv)
+{
+    tmpdir = argc > 1 ? argv[1] : "/tmp";
+    RUN(test_varint);
+    RUN(test_roundtrip_all_records);
+    RUN(test_free_distances);
+    RUN(test_pair_cache);
+    RUN(test_corrupt_records);
+    RUN(test_header_errors);
+    RUN(test_every_prefix);
+    RUN(test_fuzz);
+    RUN(test_live_table);
+    RUN(test_reports_small);
+    printf("%d passed, %d failed\n", n_passed, n_failed);
+    return n_failed ? 1 : 0;
+}
