@@ -197,7 +197,11 @@ def test_memlens_profile_command(tmp_path):
     # 50 bytes objects of getsizeof(bytes(1000)) each, plus the list
     assert rows[4]["allocated"] >= 50 * sys.getsizeof(bytes(1000))
     assert rows[4]["increment"] >= 50 * sys.getsizeof(bytes(1000))
-    assert rows[4]["increment"] + rows[5]["increment"] == 0  # all freed at return
+    # all 50 objects and the list are freed when f returns: what is left is
+    # interpreter bookkeeping (3.10 keeps the <listcomp> code's "zombie" frame
+    # for reuse; 3.11 frees the traced frame object after the return line)
+    assert -rows[5]["increment"] >= 50 * sys.getsizeof(bytes(1000))
+    assert abs(sum(r["increment"] for r in rows.values())) <= 1024
     assert rows[4]["source"].strip() == "xs = [bytes(1000) for _ in range(n)]"
 
 
