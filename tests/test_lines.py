@@ -19,9 +19,14 @@ SCRIPT = textwrap.dedent('''\
         kept2 = helper()
         return keep, kept2
 
+    helper(); bytes(0)
     out = work()
 ''')
-L_HELPER_BODY, L_KEEP, L_TEMP, L_CALL, L_MODULE_CALL = 2, 5, 6, 7, 10
+# The warm-up line: 3.10 keeps a function's first frame object for reuse (a
+# "zombie" frame, kept by the code object), and builds bytes()'s argument
+# parser on first use: both are one-time interpreter costs that tracemalloc
+# shows too. Warmed up, every version gives the same figures.
+L_HELPER_BODY, L_KEEP, L_TEMP, L_CALL, L_MODULE_CALL = 2, 5, 6, 7, 11
 
 
 def memlens(*args, cwd=None):
@@ -72,8 +77,10 @@ def test_default_is_the_main_script(capture):
     rows = rows_of(capture)
     funcs = {r["function"] for r in rows}
     assert {"work", "helper", "<module>"} <= funcs
-    h = by(rows, "helper")
-    assert h[L_HELPER_BODY]["increment"] == sys.getsizeof(bytes(2 << 20))
+    h = by(rows, "helper")  # called twice: warm-up and from work()
+    two = 2 * sys.getsizeof(bytes(2 << 20))
+    # (+ on 3.10, bytes()'s argument parser built on this first call: 58 B)
+    assert two <= h[L_HELPER_BODY]["allocated"] <= two + 128
     m = by(rows, "<module>")
     # the module line that calls work() carries everything work() keeps
     assert m[L_MODULE_CALL]["increment"] >= sys.getsizeof(bytes(1 << 20)) + sys.getsizeof(bytes(2 << 20))
