@@ -964,6 +964,28 @@ ml_tl_meter_calibrate(PyObject *self, PyObject *unused)
     return PyLong_FromUnsignedLongLong((unsigned long long)ml_tl_int_bytes);
 }
 
+/* counters_into(buf): the tracker's counters (heap, allocated_bytes,
+ * allocations, peak) written into a writable buffer of 4 int64, without
+ * allocating anything, so that a measurement does not see itself (%memit). */
+static PyObject *
+ml_tl_counters_into(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    ml_counters c;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_WRITABLE) < 0)
+        return NULL;
+    if (view.len < 4 * (Py_ssize_t)sizeof(int64_t)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "counters_into needs a buffer of 4 int64");
+        return NULL;
+    }
+    ml_tracker_counters(&c);
+    int64_t v[4] = {c.heap, (int64_t)c.allocated_bytes, (int64_t)c.allocations, (int64_t)c.peak};
+    memcpy(view.buf, v, sizeof(v));
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
 #define ML_TIMELINE_METHODS                                                              \
     {"lines", ml_tl_lines, METH_VARARGS, "lines(path, names, files) -> dict"},           \
     {"timeline", ml_tl_timeline, METH_VARARGS, "timeline(path) -> dict"},               \
@@ -977,6 +999,7 @@ ml_tl_meter_calibrate(PyObject *self, PyObject *unused)
      "trace function for metered code (sentinel of the C tracer)"},                      \
     {"meter_trace_on", ml_tl_meter_trace_on, METH_NOARGS, "install the C line tracer"},  \
     {"meter_rows", ml_tl_meter_rows, METH_O, "meter_rows(code) -> dict or None"},        \
+    {"counters_into", ml_tl_counters_into, METH_O, "counters_into(buf): 4 int64, no allocation"}, \
     {"meter_reset", ml_tl_meter_reset, METH_NOARGS, "forget all meter figures"},         \
     {"meter_calibrate", ml_tl_meter_calibrate, METH_NOARGS, "meter_calibrate() -> bytes"},
 

@@ -9,6 +9,7 @@
 %%memlens records the cell into a temporary capture file, read back by the C
 timeline (memlens.plot.load) and deleted afterwards.
 """
+import array
 import os
 import tempfile
 
@@ -40,13 +41,17 @@ def memit(statement, user_ns):
         eng.start(None, False, "{}", 1, False, 10)
         _state["started"] = True
     code = compile(statement, "<memit>", "exec")
-    before = eng.counters()
-    eng.reset_peak()
+    # preallocated buffers: reading the counters allocates nothing, so the
+    # measurement does not count itself (a counters() dict would)
+    before, after = array.array("q", bytes(32)), array.array("q", bytes(32))
+    reset_peak, read = eng.reset_peak, eng.counters_into
+    reset_peak()
+    read(before)
     exec(code, user_ns)
-    after = eng.counters()
-    return MemitResult(after["peak"] - before["heap"], after["heap"] - before["heap"],
-                       after["allocated_bytes"] - before["allocated_bytes"],
-                       after["allocations"] - before["allocations"])
+    read(after)
+    heap0 = before[0]
+    return MemitResult(max(after[3] - heap0, 0), after[0] - heap0, after[1] - before[1],
+                       after[2] - before[2])
 
 
 def cell_summary(cell, user_ns, top=5):
