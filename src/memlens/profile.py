@@ -14,21 +14,16 @@ which this module starts in counters-only mode when nothing tracks yet.
 Enter/exit MARK records bracket each call in a capture, for `memlens plot`.
 The same table code prints `memlens lines` (reports from a capture file).
 """
-import atexit
-import functools
-import inspect
-import json
-import linecache
-import os
 import sys
-import threading
 
-from memlens.fmt import human_bytes, human_count
+# `import memlens` imports this module (for the `memlens.profile` decorator):
+# it must stay light, so that memlens changes nothing in the programs it
+# runs. Everything else is imported when first needed.
 
 _MONITORING = sys.version_info >= (3, 12)
 _MARK_ENTER, _MARK_EXIT = 1, 2
 
-_lock = threading.Lock()
+_lock = None             # threading.Lock, made on first decoration
 _functions = []          # decorated functions, in decoration order: (code, qualname, file)
 _codes = set()
 _tool_id = None          # sys.monitoring tool id (3.12+)
@@ -78,6 +73,11 @@ def profile(func=None):
     code = getattr(func, "__code__", None)
     if code is None:
         raise TypeError("memlens.profile decorates Python functions, not %r" % (func,))
+    import functools
+    global _lock
+    if _lock is None:
+        import threading
+        _lock = threading.Lock()
     eng = _engine()
     with _lock:
         _ensure_tracker()
@@ -132,6 +132,7 @@ def profile(func=None):
 def _register_atexit():
     global _atexit_registered
     if not _atexit_registered:
+        import atexit
         atexit.register(_at_exit)
         _atexit_registered = True
 
@@ -167,6 +168,7 @@ def reset():
 
 def report(out=None, as_json=False):
     """Print the tables of every decorated function that ran."""
+    import json
     out = out or sys.stdout
     funcs = results()
     if as_json:
@@ -182,11 +184,14 @@ def report(out=None, as_json=False):
 # ---- tables shared by @profile and `memlens lines` ----
 
 def source_line(path, lineno):
+    import linecache
     return linecache.getline(path, lineno).rstrip("\n") if lineno > 0 else ""
 
 
 def _function_span(path, firstlineno, rows):
     """Lines to show: the whole def block (as memory_profiler), else the rows'."""
+    import inspect
+    import linecache
     lines = linecache.getlines(path)
     data = [r["line"] for r in rows if r["line"] > 0]
     last = max(data) if data else firstlineno
@@ -204,7 +209,7 @@ def print_table(f, out, occurrences=False, module_level=False):
 
     f: {function, file, firstlineno, net, rows: [{line, heap, increment,
     allocated, allocations[, occurrences]}], calls?, adds_up?}."""
-    from memlens.fmt import table
+    from memlens.fmt import human_bytes, human_count, table
     rows = {r["line"]: r for r in f["rows"]}
     if module_level or f["function"] == "<module>":
         shown = sorted(rows)
