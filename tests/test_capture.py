@@ -25,7 +25,7 @@ def test_instances_kept_at_known_line(script, capture):
     prog = script("""
         class Lesson:
             def __init__(self, i):
-                self.title = "lesson"
+                self.title = "lesson"  # @dict
                 self.n = i
 
         keep = [Lesson(i) for i in range(%d)]  # @make
@@ -41,8 +41,16 @@ def test_instances_kept_at_known_line(script, capture):
     assert lesson["frees"] <= lesson["allocs"] - N
     assert lesson["alive_bytes"] >= N * 16
     leaks = report("leaks", cap)
-    # the biggest thing left at the end was made at the @make line
-    assert leaks[0]["file"] == prog.path and leaks[0]["line"] == prog.line("make")
+    # the biggest thing left at the end was made at the @make line; on 3.10
+    # it is the instances' __dict__s, made by the first attribute assignment
+    top = leaks[0]
+    assert top["file"] == prog.path
+    if sys.version_info >= (3, 11):
+        assert top["line"] == prog.line("make")
+    else:
+        # up to 80 dicts come off the dict free list: their blocks were
+        # allocated (and are charged) elsewhere; 3.10 has no creation tracer
+        assert (top["line"], top["type"]) == (prog.line("dict"), "dict") and top["count"] >= N - 80
     ours = [r for r in leaks if r["type"] == "__main__.Lesson"]
     assert sum(r["count"] for r in ours) >= N
     assert all(r["line"] == prog.line("make") for r in ours)
@@ -128,8 +136,12 @@ def test_objects_made_in_threads(script, capture):
     items = [r for r in leaks if r["type"] == "__main__.Item"]
     assert sum(r["count"] for r in items) >= 20000
     assert {r["line"] for r in items} == {prog.line("thread")}
-    # the threads' stacks start in threading, not in the main program
-    assert items[0]["stack"][0]["function"] == "worker"
+    # the stack goes from the worker (or its 3.10/3.11 comprehension frame)
+    # out to threading's bootstrap, not into the main program
+    funcs = [f["function"] for f in items[0]["stack"]]
+    assert funcs[0] in ("worker", "worker.<locals>.<listcomp>", "<listcomp>")
+    assert "worker" in funcs and "<module>" not in funcs
+    assert items[0]["stack"][-1]["file"].endswith("threading.py")
 
 
 @pytest.mark.parametrize("how,status", [
@@ -326,25 +338,40 @@ def test_fork_child_recorded_with_follow_fork(script, tmp_path):
 
 
 def test_agrees_with_tracemalloc(script, tmp_path):
-    """Heap at the end and peak vs tracemalloc measuring the same program."""
-    body = """
+    """Bytes still held at the end that one line allocated: memlens vs tracemalloc.
+
+    Both see the same requests from the same allocator domains, so they agree
+    to within the few free-list objects tracemalloc re-stamps (docs/CAPTURE.md).
+    """
+    prog = script("""
         import json
         def build():
-            return [{"id": i, "name": "n%d" % i, "tags": ["a", "b"]} for i in range(20000)]
+            return [{"id": i, "name": "n%d" % i, "tags": ["a", str(i)]} for i in range(20000)]  # @build
         data = build()
-        text = json.dumps(data)
-        again = json.loads(text)
-        del text
-    """
-    prog = script(body)
+        again = json.loads(json.dumps(data))  # @loads
+        if __name__ == "__main__" and "tm" in __import__("sys").argv:
+            import tracemalloc
+            snap = tracemalloc.take_snapshot()
+            for st in snap.statistics("lineno"):
+                f = st.traceback[0]
+                if f.filename == __file__:
+                    print(f.lineno, st.size)
+            print("decoder", sum(st.size for st in snap.statistics("filename")
+                                 if st.traceback[0].filename.endswith("decoder.py")))
+    """)
     cap = str(tmp_path / "t.mlens")
     assert memlens("run", "-q", "-o", cap, prog.path).returncode == 0
-    mine = report("summary", cap)
-    probe = script("import tracemalloc, runpy\ntracemalloc.start(1)\n"
-                   "runpy.run_path(%r, run_name='__main__')\n"
-                   "print(*tracemalloc.get_traced_memory())\n" % prog.path, name="probe.py")
-    out = subprocess.run([sys.executable, probe.path], capture_output=True, text=True, check=True)
-    current, peak = map(int, out.stdout.split())
-    # same program, same allocator domains: within 3% (docs/CAPTURE.md explains the rest)
-    assert abs(mine["end_bytes"] - current) <= 0.03 * current, (mine["end_bytes"], current)
-    assert abs(mine["peak_bytes"] - peak) <= 0.03 * peak, (mine["peak_bytes"], peak)
+    leaks = report("leaks", cap)
+    out = subprocess.run([sys.executable, "-X", "tracemalloc=1", prog.path, "tm"],
+                         capture_output=True, text=True, check=True).stdout
+    tm = dict(l.split() for l in out.splitlines())
+    line = prog.line("build")
+    pairs = [
+        (sum(r["bytes"] for r in leaks if r["file"] == prog.path and r["line"] == line),
+         int(tm[str(line)])),
+        # json.loads' objects are charged to json's decoder in both tools
+        (sum(r["bytes"] for r in leaks if r["file"].endswith("decoder.py")), int(tm["decoder"])),
+    ]
+    for mine, theirs in pairs:
+        assert theirs > 1_000_000
+        assert abs(mine - theirs) <= 0.01 * theirs, (mine, theirs)
