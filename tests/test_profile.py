@@ -80,12 +80,14 @@ def test_known_increments(tmp_path, mode):
     # allocate and free 8 MB on one line: nothing kept, 8 MB went through
     assert rows[L_TEMP]["increment"] == 0
     assert sizes["8MB"] <= rows[L_TEMP]["allocated"] < sizes["8MB"] + 4096
-    # a helper that keeps 2 MB: charged to the calling line. On 3.11 the first
-    # call of a function while tracing builds its line array (2 bytes per code
-    # unit, kept by the code object): the cold run shows it; warm runs don't.
+    # a helper that keeps 2 MB: charged to the calling line. The first call of
+    # a function costs the interpreter something it keeps with the code object:
+    # 3.11, tracing, builds its line array (2 bytes per code unit); 3.10 keeps
+    # its first frame object for reuse (a "zombie" frame, ~400 B). The cold run
+    # may show it; warm runs don't.
     extra = rows[L_HELPER]["increment"] - sizes["2MB"]
-    if mode == "cold" and sys.version_info[:2] == (3, 11):
-        assert 0 <= extra <= 256
+    if mode == "cold" and sys.version_info[:2] in ((3, 10), (3, 11)):
+        assert 0 <= extra <= 512
     else:
         assert extra == 0
     # the loop: body ran 17 times, the header 18 (the final test)
