@@ -24,6 +24,20 @@ find_python() {  # $1 = 3.X
     return 1
 }
 
+# ---- browser for the plot tests (issue 4: lines/plot) ----
+# The HTML plot is tested in a real headless Chromium, the Debian package,
+# driven by Playwright through executable_path (never `playwright install`).
+ensure_browser() {
+    if command -v chromium >/dev/null 2>&1; then return 0; fi
+    echo "== installing the Debian chromium package for the browser tests"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+            > test-artifacts/apt-chromium.log 2>&1; then
+        tail -5 test-artifacts/apt-chromium.log
+        echo "chromium could not be installed: the browser tests will FAIL"
+    fi
+}
+# ---- end browser ----
+
 passed=0; failed=0; ran=""; missing=""; broken=""
 count_pytest() {  # parse "N passed", "N failed", "N error" from a pytest log
     local log=$1 p f e
@@ -40,6 +54,9 @@ else
     cat test-artifacts/c-tests.log; echo "C unit tests FAILED"
 fi
 count_pytest test-artifacts/c-tests.log
+
+ensure_browser
+export MEMLENS_REQUIRE_BROWSER=1  # plot tests fail (never skip) without chromium/playwright
 
 for v in 3.10 3.11 3.12 3.13; do
     py=$(find_python "$v") || { missing="$missing $v"; echo "== CPython $v: MISSING on this machine"; continue; }

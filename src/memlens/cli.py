@@ -20,6 +20,10 @@ COMMANDS = [
     "summary",
     "types",
     "leaks",
+    "lines",
+    "timeline",
+    "plot",
+    "profile",
     "heap",
 ]
 
