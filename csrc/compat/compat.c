@@ -365,7 +365,7 @@ ml_compat_is_dict_keys(const void *block, size_t size)
 int
 ml_compat_gc_collecting(PyThreadState *ts)
 {
-    return ts && ts->interp && ts->interp->gc.collecting;
+    return ts && ts->interp && ts->interp->gc.collecting != 0;
 }
 
 int
@@ -406,12 +406,6 @@ ml_compat_gc_foreach(ml_compat_gc_fn fn, void *arg)
         }
     }
     return 0;
-}
-
-int
-ml_compat_gc_collecting(void)
-{
-    return PyInterpreterState_Get()->gc.collecting != 0;
 }
 
 size_t

@@ -79,7 +79,8 @@ int ml_compat_is_dict_keys(const void *block, size_t size);
 
 /* 1 while the cyclic GC of ts's interpreter is collecting. On 3.10/3.11 a
  * collection can run inside an allocation, before the new object's header
- * is written. Never allocates. */
+ * is written; and objects then sit on the collector's private lists, where
+ * a walk of the generations misses them. Never allocates. */
 int ml_compat_gc_collecting(PyThreadState *ts);
 
 /* 1 if `refcnt` is plausible for a live object (immortal ones included). */
@@ -123,10 +124,6 @@ void ml_compat_frames_visit(visitproc visit, void *arg);
 /* Visit the objects code object `co` holds (constants, names, byte code,
  * tables): code objects are not GC objects, so no tp_traverse shows them. */
 void ml_compat_code_visit(PyObject *co, visitproc visit, void *arg);
-
-/* 1 while the cyclic GC is collecting: objects then sit on the collector's
- * private lists and a walk of the generations misses them. */
-int ml_compat_gc_collecting(void);
 
 /* What sys.getsizeof adds to __sizeof__() for `o`: the GC head and the
  * managed dict/weakref pre-header where this version counts them. */

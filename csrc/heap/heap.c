@@ -203,7 +203,7 @@ ml_heap_take(int want_ids)
     if (ml_typetab_init(&h->types) < 0 || ml_addrset_init(&h->owners, 4096, 1) < 0 ||
         ml_dictstat_init(&h->dstat) < 0)
         goto fail;
-    h->stats.gc_collecting = ml_compat_gc_collecting();
+    h->stats.gc_collecting = ml_compat_gc_collecting(PyThreadState_Get());
     int rc = ml_walk_heap(ml_heap_count, h, &w);
     h->stats.max_stack = w.max_stack;
     ml_walk_release(&w);
