@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # Lazy exports, so `import memlens` stays cheap and never loads the engine:
-    # memlens.profile (decorator) and the IPython extension hook.
+    # the IPython extension hook.
     if name == "load_ipython_extension":
         from memlens.magics import load_ipython_extension
         return load_ipython_extension
@@ -19,4 +19,6 @@ def __getattr__(name):
 # It shadows the submodule attribute: reach the module with
 # `from memlens.profile import results, report` (those go through sys.modules).
 from memlens.profile import profile  # noqa: E402
-from memlens.heap import heap, deep_size, Snapshot  # noqa: E402  (heap analysis)
+# Bound after the submodule imports, so `memlens.heap` is the function (the
+# import of memlens.heap would otherwise leave the module under that name).
+from memlens.heap import heap, deep_size, Snapshot  # noqa: E402
