@@ -236,6 +236,13 @@ ml_count_alloc_unlocked(size_t size)
 }
 
 /* Record a new block. */
+static inline PyThreadState *
+ml_tstate_for(ml_domain domain)
+{
+    /* MEM and OBJ are called with the GIL held; RAW may not be */
+    return domain == ML_DOMAIN_RAW ? ml_compat_tstate_with_gil() : ml_compat_tstate_gil_held();
+}
+
 static void
 ml_on_alloc(ml_domain domain, void *p, size_t size)
 {
@@ -243,7 +250,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     if (blocks)
         ml_blocks_prefetch(blocks, (uintptr_t)p);
     ml_tstate *t = ml_tstate_get();
-    PyThreadState *ts = ml_compat_tstate_with_gil();
+    PyThreadState *ts = ml_tstate_for(domain);
     int truncated = 0;
     int n = t ? ml_capture_frames(t, ts, &truncated) : 0;
     pthread_mutex_lock(&ml.lock);
@@ -295,7 +302,7 @@ ml_on_free(ml_domain domain, void *p)
     if (blocks)
         ml_blocks_prefetch(blocks, (uintptr_t)p);
     ml_tstate *t = ml_tstate_get();
-    PyThreadState *ts = ml_compat_tstate_with_gil();
+    PyThreadState *ts = ml_tstate_for(domain);
     int truncated = 0;
     int n = t ? ml_capture_frames(t, ts, &truncated) : 0;
     pthread_mutex_lock(&ml.lock);
@@ -479,7 +486,12 @@ ml_sampler_main(void *arg)
         if (ml.sampler_stop || !ml.w)
             break;
         ml_sample_unlocked();
-        ml_writer_flush(ml.w);
+        /* write the buffer while the program goes on into the other one */
+        ml_writer *w = ml.w;
+        ml_writer_flush_begin(w);
+        pthread_mutex_unlock(&ml.lock);
+        ml_writer_flush_end(w);
+        pthread_mutex_lock(&ml.lock);
     }
     pthread_mutex_unlock(&ml.lock);
     return arg;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,8 +13,11 @@
 
 struct ml_writer {
     int fd;
-    uint8_t *buf;
+    uint8_t *buf;          /* records go here */
     size_t len, cap;
+    uint8_t *spare;        /* the other buffer; during a periodic flush, the one being written */
+    size_t spare_len, spare_cap;
+    pthread_mutex_t io;    /* held while a buffer is written: keeps writes in order */
     uint64_t written, lost;
     ml_seq last_seq;
     struct { uint32_t stack, type; } cache[ML_SLOTS];
@@ -42,10 +46,35 @@ ml_writer_flush(ml_writer *w)
 {
     int rc = 0;
     if (w->len) {
+        pthread_mutex_lock(&w->io);
         rc = ml_writer_write_all(w, w->buf, w->len);
+        pthread_mutex_unlock(&w->io);
         w->len = 0;
     }
     return rc;
+}
+
+void
+ml_writer_flush_begin(ml_writer *w)
+{
+    pthread_mutex_lock(&w->io);
+    uint8_t *b = w->buf;
+    size_t cap = w->cap;
+    w->buf = w->spare;
+    w->cap = w->spare_cap;
+    w->spare = b;
+    w->spare_cap = cap;
+    w->spare_len = w->len;
+    w->len = 0;
+}
+
+void
+ml_writer_flush_end(ml_writer *w)
+{
+    if (w->spare_len)
+        ml_writer_write_all(w, w->spare, w->spare_len);
+    w->spare_len = 0;
+    pthread_mutex_unlock(&w->io);
 }
 
 /* Room for n more bytes in the buffer; flushes, or grows for a huge record. */
@@ -73,16 +102,21 @@ ml_writer_open_fd(int fd, const char *json, size_t json_len)
     if (!w)
         return NULL;
     w->buf = malloc(ML_WRITER_BUFSIZE);
-    if (!w->buf) {
+    w->spare = malloc(ML_WRITER_BUFSIZE);
+    if (!w->buf || !w->spare) {
+        free(w->buf);
+        free(w->spare);
         free(w);
         errno = ENOMEM;
         return NULL;
     }
-    w->cap = ML_WRITER_BUFSIZE;
+    w->cap = w->spare_cap = ML_WRITER_BUFSIZE;
+    pthread_mutex_init(&w->io, NULL);
     w->fd = fd;
     uint8_t *p = ml_writer_reserve(w, ML_HEADER_FIXED + json_len);
     if (!p) {
         free(w->buf);
+        free(w->spare);
         free(w);
         errno = ENOMEM;
         return NULL;
@@ -95,6 +129,7 @@ ml_writer_open_fd(int fd, const char *json, size_t json_len)
     if (ml_writer_flush(w) < 0) {
         int e = errno;
         free(w->buf);
+        free(w->spare);
         free(w);
         errno = e;
         return NULL;
@@ -126,6 +161,7 @@ ml_writer_close(ml_writer *w)
     if (close(w->fd) < 0)
         rc = -1;
     free(w->buf);
+    free(w->spare);
     free(w);
     return rc;
 }
@@ -133,11 +169,14 @@ ml_writer_close(ml_writer *w)
 void
 ml_writer_abandon(ml_writer *w)
 {
+    /* in a forked child: the parent may have held the I/O lock; never touch it */
+    close(w->fd);
     free(w->buf);
+    free(w->spare);
     free(w);
 }
 
-uint64_t ml_writer_bytes_written(const ml_writer *w) { return w->written + w->len; }
+uint64_t ml_writer_bytes_written(const ml_writer *w) { return w->written + w->len + w->spare_len; }
 uint64_t ml_writer_bytes_lost(const ml_writer *w) { return w->lost; }
 ml_seq ml_writer_last_seq(const ml_writer *w) { return w->last_seq; }
 

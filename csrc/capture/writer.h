@@ -5,7 +5,10 @@
  * Not thread-safe: the caller serialises all calls on one writer (the
  * tracker holds its lock). Records go to a buffer that is written out when
  * full and on ml_writer_flush(), so a killed process leaves a file that is
- * readable up to the last flush. A failed write() is never reported to the
+ * readable up to the last flush. Two buffers: the periodic flush
+ * (ml_writer_flush_begin/_end) swaps them under the caller's lock and
+ * writes the full one after the caller has released it, so the program
+ * does not wait for the disk; an internal I/O lock keeps writes in order. A failed write() is never reported to the
  * hook caller: the writer counts the bytes it lost and goes on.
  */
 #ifndef ML_WRITER_H
@@ -25,6 +28,11 @@ ml_writer *ml_writer_open(const char *path, int force, const char *json, size_t 
 ml_writer *ml_writer_open_fd(int fd, const char *json, size_t json_len);
 /* Write the buffer out. Returns 0, or -1 if bytes were lost (the writer goes on). */
 int ml_writer_flush(ml_writer *w);
+/* The periodic flush in two halves: _begin (caller's lock held) takes the
+ * filled buffer out and starts on the other; _end (caller's lock released)
+ * writes it. Every _begin must be followed by one _end. */
+void ml_writer_flush_begin(ml_writer *w);
+void ml_writer_flush_end(ml_writer *w);
 /* Flush, close the file, free the writer. Returns -1 if anything was ever lost. */
 int ml_writer_close(ml_writer *w);
 /* Forget buffered bytes and free the writer without writing (a forked child

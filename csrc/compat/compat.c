@@ -18,6 +18,18 @@
 #include <string.h>
 
 PyThreadState *
+ml_compat_tstate_gil_held(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked();
+#elif PY_VERSION_HEX >= 0x030C0000
+    return _PyThreadState_GetCurrent();
+#else
+    return _PyThreadState_UncheckedGet();
+#endif
+}
+
+PyThreadState *
 ml_compat_tstate_with_gil(void)
 {
 #if PY_VERSION_HEX >= 0x030D0000
@@ -56,22 +68,30 @@ ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObject *
 #else
     _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
 #endif
+    /* Only frames still being set up are incomplete, and only the innermost
+     * ones can be: once a complete frame is found, its callers are complete
+     * too, so their code objects are never touched. */
+    int settled = 0;
     for (; f; f = f->previous) {
-#if PY_VERSION_HEX >= 0x030D0000
-        if (f->owner == FRAME_OWNED_BY_CSTACK || !f->f_executable || !PyCode_Check(f->f_executable))
-            continue;
-        PyCodeObject *co = (PyCodeObject *)f->f_executable;
-        _Py_CODEUNIT *ip = f->instr_ptr;
-#else
 #if PY_VERSION_HEX >= 0x030C0000
         if (f->owner == FRAME_OWNED_BY_CSTACK)
-            continue;
+            continue; /* shim frame */
 #endif
+#if PY_VERSION_HEX >= 0x030D0000
+        PyObject *ex = f->f_executable;
+        if (!ex || !PyCode_Check(ex))
+            continue;
+        PyCodeObject *co = (PyCodeObject *)ex;
+        _Py_CODEUNIT *ip = f->instr_ptr;
+#else
         PyCodeObject *co = f->f_code;
         _Py_CODEUNIT *ip = f->prev_instr;
 #endif
-        if (f->owner != FRAME_OWNED_BY_GENERATOR && ip < _PyCode_CODE(co) + co->_co_firsttraceable)
-            continue; /* incomplete frame */
+        if (!settled) {
+            if (f->owner != FRAME_OWNED_BY_GENERATOR && ip < _PyCode_CODE(co) + co->_co_firsttraceable)
+                continue; /* incomplete frame */
+            settled = 1;
+        }
         if (co == stop)
             break;
         if (n == max) {

@@ -34,6 +34,9 @@ typedef struct {
 /* This thread's thread state if this thread holds the GIL, else NULL.
  * Safe without the GIL; never allocates. */
 PyThreadState *ml_compat_tstate_with_gil(void);
+/* The same when the caller knows this thread holds the GIL (MEM and OBJ
+ * allocator calls): skips the thread-identity check. */
+PyThreadState *ml_compat_tstate_gil_held(void);
 
 /* Copy up to `max` frames of `ts`, innermost first, into `out`; skips
  * incomplete and shim frames, and stops before the first frame running
