@@ -37,6 +37,10 @@
 #include "compat/compat.h"
 
 #define ML_TLS __thread __attribute__((tls_model("initial-exec")))
+/* Blocks allocated while the GC collects stay pending until it is done
+ * (on 3.10/3.11 a collection runs inside the allocation, before the object
+ * header is written); past this many, the oldest is classified anyway. */
+#define ML_PENDING_MAX 32
 
 typedef struct {
     ml_domain domain;
@@ -72,14 +76,15 @@ static struct {
     ml_types *types;
     uint64_t generation;
     ml_thread_id nthreads, last_thread;
-    struct {
-        int active;
+    /* blocks allocated but not classified yet, oldest first */
+    struct ml_pending {
         uintptr_t ptr;
         size_t size;
         ml_domain domain;
         ml_frame_id stack;
         ml_tstate *owner;
-    } pending;
+    } pending[ML_PENDING_MAX];
+    int npending;
     /* counters (read without the lock by ml_tracker_counters) */
     int64_t heap;
     uint64_t peak, allocated_bytes, allocations, frees;
@@ -107,8 +112,9 @@ ml_tstate_destroy(void *arg)
 {
     ml_tstate *t = arg;
     pthread_mutex_lock(&ml.lock);
-    if (ml.pending.owner == t)
-        ml.pending.owner = NULL;
+    for (int i = 0; i < ml.npending; i++)
+        if (ml.pending[i].owner == t)
+            ml.pending[i].owner = NULL;
     pthread_mutex_unlock(&ml.lock);
     ml_stack_cache_release(&t->cache);
     free(t->scratch);
@@ -174,29 +180,49 @@ ml_switch_thread_unlocked(ml_tstate *t)
     }
 }
 
-/* Write the pending block's ALLOC with its type. GIL held. */
+/* Write pending block i's ALLOC with its type and drop it from the queue.
+ * GIL held. known_type: from the creation tracer (0 = read the header). */
 static void
-ml_resolve_pending_unlocked(ml_type_id known_type, int freeing)
+ml_resolve_one_unlocked(int i, ml_type_id known_type, int freeing)
 {
-    if (!ml.pending.active)
-        return;
-    ml.pending.active = 0;
+    struct ml_pending pb = ml.pending[i];
+    memmove(&ml.pending[i], &ml.pending[i + 1], (size_t)(ml.npending - i - 1) * sizeof(pb));
+    ml.npending--;
     ml_block b;
-    if (!ml_blocks_get(ml.blocks, ml.pending.ptr, &b) || b.seq)
+    if (!ml_blocks_get(ml.blocks, pb.ptr, &b) || b.seq)
         return;
     ml_type_id type = known_type ? known_type
-                                 : ml_types_classify(ml.types, (const void *)ml.pending.ptr, ml.pending.size,
-                                                     ml.pending.domain, freeing);
-    ml_tstate *owner = ml.pending.owner;
+                                 : ml_types_classify(ml.types, (const void *)pb.ptr, pb.size, pb.domain, freeing);
+    ml_tstate *owner = pb.owner;
     if (owner && owner->generation == ml.generation && owner->id) {
         if (ml.last_thread != owner->id) {
             ml_writer_thread(ml.w, owner->id);
             ml.last_thread = owner->id;
         }
-        owner->context = ml.pending.stack;
+        owner->context = pb.stack;
     }
-    ml_seq seq = ml_writer_alloc(ml.w, ml.pending.domain, ml.pending.stack, type, ml.pending.size);
-    ml_blocks_put(ml.blocks, ml.pending.ptr, seq, ml.pending.size, ml_types_is_metatype(ml.types, type));
+    ml_seq seq = ml_writer_alloc(ml.w, pb.domain, pb.stack, type, pb.size);
+    ml_blocks_put(ml.blocks, pb.ptr, seq, pb.size, ml_types_is_metatype(ml.types, type));
+}
+
+/* Classify every pending block, unless a collection is under way (then
+ * their headers may not be written yet). force: at stop and marks. */
+static void
+ml_resolve_pending_unlocked(PyThreadState *ts, int force)
+{
+    if (!ml.npending || (!force && ml_compat_gc_collecting(ts)))
+        return;
+    while (ml.npending)
+        ml_resolve_one_unlocked(0, 0, 0);
+}
+
+static int
+ml_pending_find(uintptr_t ptr)
+{
+    for (int i = ml.npending - 1; i >= 0; i--)
+        if (ml.pending[i].ptr == ptr)
+            return i;
+    return -1;
 }
 
 static void
@@ -223,8 +249,10 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     pthread_mutex_lock(&ml.lock);
     if (!ml.active || !atomic_load_explicit(&ml_enabled, memory_order_relaxed))
         goto unlock;
-    if (ts && ml.w)
-        ml_resolve_pending_unlocked(0, 0);
+    /* RAW calls may come from a wrapper above us (tracemalloc's tables)
+     * before the object header is written: only MEM/OBJ calls classify */
+    if (ts && ml.w && domain != ML_DOMAIN_RAW)
+        ml_resolve_pending_unlocked(ts, 0);
     ml_count_alloc_unlocked(size);
     if (!ml.w || !t) { /* counters only */
         if (ml_blocks_put(ml.blocks, (uintptr_t)p, 1, size, 0) < 0)
@@ -243,12 +271,9 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
             ml.dropped++;
             goto unlock;
         }
-        ml.pending.active = 1;
-        ml.pending.ptr = (uintptr_t)p;
-        ml.pending.size = size;
-        ml.pending.domain = domain;
-        ml.pending.stack = stack;
-        ml.pending.owner = t;
+        if (ml.npending == ML_PENDING_MAX)
+            ml_resolve_one_unlocked(0, 0, 0);
+        ml.pending[ml.npending++] = (struct ml_pending){(uintptr_t)p, size, domain, stack, t};
     } else {
         ml_type_id type = domain == ML_DOMAIN_RAW ? ML_KIND_RAW
                           : domain == ML_DOMAIN_MEM ? ML_KIND_MEM
@@ -264,7 +289,7 @@ unlock:
 
 /* Record the free of p (before the memory is released). */
 static void
-ml_on_free(void *p)
+ml_on_free(ml_domain domain, void *p)
 {
     ml_blocks *blocks = ml.blocks;
     if (blocks)
@@ -276,8 +301,13 @@ ml_on_free(void *p)
     pthread_mutex_lock(&ml.lock);
     if (!ml.active || !atomic_load_explicit(&ml_enabled, memory_order_relaxed))
         goto unlock;
-    if (ml.w && (ts || (ml.pending.active && ml.pending.ptr == (uintptr_t)p)))
-        ml_resolve_pending_unlocked(0, ml.pending.ptr == (uintptr_t)p);
+    if (ml.w) {
+        int i = ml.npending ? ml_pending_find((uintptr_t)p) : -1;
+        if (i >= 0)
+            ml_resolve_one_unlocked(i, 0, 1); /* freed before classified: read it now */
+        if (ts && domain != ML_DOMAIN_RAW)
+            ml_resolve_pending_unlocked(ts, 0);
+    }
     ml_block e;
     if (!ml_blocks_take(ml.blocks, (uintptr_t)p, &e)) {
         if (ml.types && ts)
@@ -347,7 +377,7 @@ ml_hook_realloc(void *ctx, void *old, size_t size)
         /* recorded as FREE of the old block + ALLOC of the new one, which is
          * classified by its contents like any new block */
         if (old)
-            ml_on_free(old);
+            ml_on_free(c->domain, old);
         ml_on_alloc(c->domain, p, size);
     }
     ml_busy = 0;
@@ -360,7 +390,7 @@ ml_hook_free(void *ctx, void *p)
     ml_hook_ctx *c = ctx;
     if (p && !ml_busy && ML_ENABLED()) {
         ml_busy = 1;
-        ml_on_free(p);
+        ml_on_free(c->domain, p);
         ml_busy = 0;
     }
     c->orig.free(c->orig.ctx, p);
@@ -377,8 +407,9 @@ ml_on_create(PyObject *op)
     if (ml.active && ml.w && ML_ENABLED()) {
         PyTypeObject *tp = Py_TYPE(op);
         uintptr_t block = (uintptr_t)op - ml_compat_preheader(tp);
-        if (ml.pending.active && ml.pending.ptr == block) {
-            ml_resolve_pending_unlocked(ml_types_of(ml.types, tp), 0);
+        int i = ml.npending ? ml_pending_find(block) : -1;
+        if (i >= 0) {
+            ml_resolve_one_unlocked(i, ml_types_of(ml.types, tp), 0);
         } else {
             ml_block b;
             if (!ml_blocks_get(ml.blocks, block, &b) || b.seq) {
@@ -554,7 +585,7 @@ ml_reset_counters(void)
     ml.heap = 0;
     ml.peak = ml.allocated_bytes = ml.allocations = ml.frees = 0;
     ml.nostack = ml.truncated = ml.reuses = ml.dropped = 0;
-    ml.pending.active = 0;
+    ml.npending = 0;
 }
 
 int
@@ -612,7 +643,7 @@ ml_finish_capture_unlocked(ml_tracker_stats *st)
 {
     int rc = 0;
     if (ml.w) {
-        ml_resolve_pending_unlocked(0, 0);
+        ml_resolve_pending_unlocked(NULL, 1);
         ml_sample_unlocked();
         int lost = ml.tracer_installed && !ml_compat_reftracer_is_ours();
         if (lost) {
@@ -745,7 +776,7 @@ ml_tracker_mark(unsigned kind, const char *label, size_t len)
     ml_busy = 1;
     pthread_mutex_lock(&ml.lock);
     if (ml.active && ml.w && t && ML_ENABLED()) {
-        ml_resolve_pending_unlocked(0, 0);
+        ml_resolve_pending_unlocked(NULL, 1);
         ml_switch_thread_unlocked(t);
         uint64_t now = ml_now_us();
         ml_writer_time(ml.w, now - ml.last_time_us);

@@ -9,6 +9,7 @@
 #include "internal/pycore_code.h"
 #endif
 #include "internal/pycore_object.h"
+#include "internal/pycore_interp.h"
 #if PY_VERSION_HEX >= 0x030C0000
 #include "internal/pycore_pystate.h"
 #endif
@@ -359,6 +360,12 @@ ml_compat_is_dict_keys(const void *block, size_t size)
     size_t usable = (((size_t)1 << log2_size) << 1) / 3;
     return size == 32 + ((size_t)1 << log2_index) + usable * (kind == 0 ? 24 : 16);
 #endif
+}
+
+int
+ml_compat_gc_collecting(PyThreadState *ts)
+{
+    return ts && ts->interp && ts->interp->gc.collecting;
 }
 
 int

@@ -77,6 +77,11 @@ void ml_compat_reftracer_uninstall(void);
  * the first 40 bytes. Never allocates. */
 int ml_compat_is_dict_keys(const void *block, size_t size);
 
+/* 1 while the cyclic GC of ts's interpreter is collecting. On 3.10/3.11 a
+ * collection can run inside an allocation, before the new object's header
+ * is written. Never allocates. */
+int ml_compat_gc_collecting(PyThreadState *ts);
+
 /* 1 if `refcnt` is plausible for a live object (immortal ones included). */
 int ml_compat_refcnt_ok(Py_ssize_t refcnt);
 

@@ -154,7 +154,8 @@ def run(program, on_start=None, on_end=None, on_os_exit=None):
     on_start(): just before the program's first line (after its imports by
     memlens are done). on_end(outcome): when the program has ended, after
     its non-daemon threads are joined, before the interpreter tears down.
-    on_os_exit(): when the program calls os._exit (the process ends there).
+    on_os_exit(): when the program calls os._exit (the process ends there),
+    in this process or in a child it forked.
     """
     code, namespace, where = _prepare(program)
     if code is None:  # the script does not compile: print it as Python does
@@ -173,10 +174,9 @@ def run(program, on_start=None, on_end=None, on_os_exit=None):
     sys.modules["__main__"] = main_module
 
     real_os_exit = os._exit
-    pid = os.getpid()
 
-    def os_exit(status):
-        if on_os_exit is not None and os.getpid() == pid:
+    def os_exit(status):  # also in forked children: they may record too
+        if on_os_exit is not None:
             try:
                 on_os_exit()
             except BaseException:

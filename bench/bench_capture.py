@@ -1,0 +1,116 @@
+"""Capture overhead: memlens run vs untracked, tracemalloc(25) and memray.
+
+For each workload, in one run, with several repetitions (median reported):
+  untracked     python WORKLOAD
+  memlens       python -m memlens run -q WORKLOAD
+  tracemalloc   python -X tracemalloc=25 WORKLOAD
+  memray        python -m memray run --trace-python-allocators WORKLOAD
+prints wall-time slowdown ratios against the untracked run, their geometric
+means, the capture size per event (allocation or free) and memlens/memray
+capture sizes, and the speed at which `memlens summary` reads the capture.
+
+Needs memray, pyperf and pyperformance from PyPI:
+  pip install memray pyperformance pyperf && pip install .
+  python bench/bench_capture.py [--reps 5] [--only NAME ...]
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WL = os.path.join(HERE, "workloads")
+
+# (name, argv after the interpreter, loops chosen for ~0.5-1.5 s untracked)
+PYPERF = [("float", 3), ("deltablue", 30), ("richards", 10), ("nqueens", 5), ("raytrace", 2),
+          ("go", 3), ("chaos", 3), ("deepcopy", 2000), ("json_dumps", 20), ("unpickle_pure_python", 20)]
+
+
+def workloads():
+    import pyperformance
+    base = os.path.join(os.path.dirname(pyperformance.__file__), "data-files", "benchmarks")
+    yield "json_cargo", [os.path.join(WL, "json_cargo.py"), "10"]
+    yield "small_objects", [os.path.join(WL, "small_objects.py"), "5"]
+    for name, loops in PYPERF:
+        d = os.path.join(base, "bm_" + name)
+        if os.path.isdir(d):
+            yield "pyperf:" + name, [os.path.join(WL, "pyperf_driver.py"), d, str(loops)]
+
+
+def timed(cmd, env=None):
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed: %s" % (" ".join(cmd), proc.stderr[-2000:]))
+    return elapsed
+
+
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = ap.parse_args()
+    py = sys.executable
+    tmp = tempfile.mkdtemp(prefix="memlens-bench-")
+    cap, mray = os.path.join(tmp, "c.mlens"), os.path.join(tmp, "m.bin")
+    modes = {
+        "untracked": lambda w: [py] + w,
+        "memlens": lambda w: [py, "-m", "memlens", "run", "-q", "-f", "-o", cap] + w,
+        "tracemalloc25": lambda w: [py, "-X", "tracemalloc=25"] + w,
+        "memray": lambda w: [py, "-m", "memray", "run", "-q", "-f", "--trace-python-allocators",
+                             "-o", mray] + w,
+    }
+    rows = []
+    print("python %s, %d repetitions, median wall time" % (sys.version.split()[0], args.reps))
+    print("%-28s %9s %9s %9s %9s %10s %10s %9s %10s" % (
+        "workload", "untracked", "memlens", "tracemal", "memray", "events", "B/event", "ml/mray", "read Mev/s"))
+    for name, w in workloads():
+        if args.only and not any(o in name for o in args.only):
+            continue
+        times = {m: [] for m in modes}
+        for _ in range(args.reps):
+            for m, make in modes.items():  # interleaved, so drift hits every mode alike
+                times[m].append(timed(make(w)))
+        med = {m: statistics.median(v) for m, v in times.items()}
+        t = time.perf_counter()
+        summary = json.loads(subprocess.run([py, "-m", "memlens", "summary", cap, "--json"],
+                                            capture_output=True, text=True, check=True).stdout)
+        read_s = time.perf_counter() - t
+        events = summary["allocations"] + summary.get("frees", 0)
+        size, msize = os.path.getsize(cap), os.path.getsize(mray)
+        row = {"workload": name, "untracked_s": med["untracked"],
+               "memlens_x": med["memlens"] / med["untracked"],
+               "tracemalloc25_x": med["tracemalloc25"] / med["untracked"],
+               "memray_x": med["memray"] / med["untracked"],
+               "events": events, "bytes_per_event": size / max(events, 1),
+               "capture_bytes": size, "memray_bytes": msize,
+               "read_events_per_s": events / read_s}
+        rows.append(row)
+        print("%-28s %8.2fs %8.2fx %8.2fx %8.2fx %10d %10.2f %9.2f %10.1f" % (
+            name, row["untracked_s"], row["memlens_x"], row["tracemalloc25_x"], row["memray_x"],
+            events, row["bytes_per_event"], size / max(msize, 1), row["read_events_per_s"] / 1e6))
+        sys.stdout.flush()
+    print("%-28s %9s %8.2fx %8.2fx %8.2fx" % (
+        "geomean", "", geomean([r["memlens_x"] for r in rows]),
+        geomean([r["tracemalloc25_x"] for r in rows]), geomean([r["memray_x"] for r in rows])))
+    print("capture size memlens/memray (geomean): %.2f" % geomean(
+        [r["capture_bytes"] / max(r["memray_bytes"], 1) for r in rows]))
+    print("(read Mev/s includes interpreter start-up and two passes over the file)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

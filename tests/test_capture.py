@@ -1,0 +1,377 @@
+"""Integration tests of the capture engine: known allocations at known lines.
+
+Each test runs a real program under `memlens run` and checks the JSON reports
+against what the program is known to do.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import memlens, report
+
+N = 20000
+
+
+def entries_at(rows, prog, tag):
+    line = prog.line(tag)
+    return [r for r in rows if r["file"] == prog.path and r["line"] == line]
+
+
+def test_instances_kept_at_known_line(script, capture):
+    prog = script("""
+        class Lesson:
+            def __init__(self, i):
+                self.title = "lesson"  # @dict
+                self.n = i
+
+        keep = [Lesson(i) for i in range(%d)]  # @make
+        print(len(keep))
+    """ % N)
+    cap, proc = capture(prog)
+    assert proc.stdout.strip() == str(N)
+    types = {r["type"]: r for r in report("types", cap)}
+    lesson = types["__main__.Lesson"]
+    assert lesson["allocs"] >= N
+    assert lesson["alive"] >= N
+    assert lesson["peak_alive"] >= N
+    assert lesson["frees"] <= lesson["allocs"] - N
+    assert lesson["alive_bytes"] >= N * 16
+    leaks = report("leaks", cap)
+    # the biggest thing left at the end was made at the @make line; on 3.10
+    # it is the instances' __dict__s, made by the first attribute assignment
+    top = leaks[0]
+    assert top["file"] == prog.path
+    if sys.version_info >= (3, 11):
+        assert top["line"] == prog.line("make")
+    else:
+        # up to 80 dicts come off the dict free list: their blocks were
+        # allocated (and are charged) elsewhere; 3.10 has no creation tracer
+        assert (top["line"], top["type"]) == (prog.line("dict"), "dict") and top["count"] >= N - 80
+    ours = [r for r in leaks if r["type"] == "__main__.Lesson"]
+    assert sum(r["count"] for r in ours) >= N
+    assert all(r["line"] == prog.line("make") for r in ours)
+    assert ours[0]["stack"][0]["line"] == prog.line("make")
+
+
+def test_big_buffer_freed_inside_function(script, capture):
+    size = 64 * 1024 * 1024
+    prog = script("""
+        def work():
+            buf = bytearray(%d)  # @big
+            total = len(buf)
+            del buf
+            return total
+
+        print(work())  # @call
+    """ % size)
+    cap, proc = capture(prog)
+    summary = report("summary", cap)
+    assert summary["peak_bytes"] >= size
+    top = summary["top_peak"][0]
+    assert (top["function"], top["line"]) == ("work", prog.line("big"))
+    assert top["bytes"] >= size
+    # the caller is the next frame of the stack
+    assert top["stack"][0]["line"] == prog.line("big")
+    assert top["stack"][1]["line"] == prog.line("call")
+    assert summary["end_bytes"] < size
+    leaks = report("leaks", cap)
+    assert not entries_at(leaks, prog, "big")
+
+
+def test_million_temporaries(script, capture):
+    prog = script("""
+        def churn():
+            n = 0
+            for i in range(1_000_000):
+                s = "item-%d" % i  # @tmp
+                n += len(s)
+            return n
+
+        print(churn())
+    """)
+    cap, _ = capture(prog)
+    summary = report("summary", cap, "--top", "50")
+    at = entries_at(summary["top_allocated"], prog, "tmp")
+    assert at and at[0]["count"] >= 1_000_000
+    assert summary["allocations"] >= 1_000_000
+    # each string is freed before the next is made: the peak stays tiny
+    assert summary["peak_bytes"] < 8 * 1024 * 1024
+    assert not entries_at(summary["top_end"], prog, "tmp")
+
+
+def test_objects_made_in_threads(script, capture):
+    prog = script("""
+        import threading
+
+        class Item:
+            __slots__ = ("v",)
+            def __init__(self, v):
+                self.v = v
+
+        shared = []
+        lock = threading.Lock()
+
+        def worker(k):
+            mine = [Item(i) for i in range(5000)]  # @thread
+            with lock:
+                shared.extend(mine)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(len(shared))
+    """)
+    cap, proc = capture(prog)
+    assert proc.stdout.strip() == "20000"
+    types = {r["type"]: r for r in report("types", cap)}
+    assert types["__main__.Item"]["allocs"] >= 20000
+    assert types["__main__.Item"]["alive"] >= 20000
+    leaks = report("leaks", cap)
+    items = [r for r in leaks if r["type"] == "__main__.Item"]
+    assert sum(r["count"] for r in items) >= 20000
+    assert {r["line"] for r in items} == {prog.line("thread")}
+    # the stack goes from the worker (or its 3.10/3.11 comprehension frame)
+    # out to threading's bootstrap, not into the main program
+    funcs = [f["function"] for f in items[0]["stack"]]
+    assert funcs[0] in ("worker", "worker.<locals>.<listcomp>", "<listcomp>")
+    assert "worker" in funcs and "<module>" not in funcs
+    assert items[0]["stack"][-1]["file"].endswith("threading.py")
+
+
+@pytest.mark.parametrize("how,status", [
+    ("ok", 0), ("exit", 7), ("raise", 1), ("osexit", 5), ("kbd", -signal.SIGINT),
+])
+def test_exit_status_and_output_passthrough(script, tmp_path, how, status):
+    prog = script("""
+        import os, sys
+        print("out", sys.argv[1:], os.path.basename(sys.argv[0]), __name__)
+        print("err", file=sys.stderr)
+        how = sys.argv[1]
+        if how == "exit":
+            sys.exit(7)
+        if how == "raise":
+            raise ValueError("boom")
+        if how == "osexit":
+            sys.stdout.flush()
+            os._exit(5)
+        if how == "kbd":
+            raise KeyboardInterrupt
+    """)
+    plain = subprocess.run([sys.executable, prog.path, how], capture_output=True, text=True)
+    cap = str(tmp_path / "c.mlens")
+    proc = subprocess.run([sys.executable, "-m", "memlens", "run", "-q", "-o", cap, prog.path, how],
+                          capture_output=True, text=True)
+    assert plain.returncode == status
+    assert proc.returncode == plain.returncode
+    assert proc.stdout == plain.stdout
+    assert proc.stderr == plain.stderr
+    assert os.path.getsize(cap) > 16
+    # the capture is complete and readable whatever way the program ended
+    assert report("summary", cap)["allocations"] > 0
+
+
+def test_summary_on_stderr(script, tmp_path):
+    prog = script("""
+        data = [bytearray(1000) for _ in range(1000)]  # @data
+    """)
+    cap = str(tmp_path / "c.mlens")
+    proc = memlens("run", "-o", cap, prog.path)
+    assert proc.returncode == 0
+    assert proc.stdout == ""
+    assert cap in proc.stderr
+    assert "peak" in proc.stderr.lower()
+    assert "prog.py:%d" % prog.line("data") in proc.stderr
+
+
+def test_module_and_code_modes(script, tmp_path):
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "tool.py").write_text("import sys\nkept = [object() for _ in range(1000)]\n"
+                                 "print('tool', sys.argv[1:], __name__)\n")
+    cap = str(tmp_path / "m.mlens")
+    proc = memlens("run", "-q", "-o", cap, "-m", "mypkg.tool", "a", "--flag", cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "tool ['a', '--flag'] __main__\n"
+    assert report("types", cap)
+    cap2 = str(tmp_path / "c.mlens")
+    proc = memlens("run", "-q", "-o", cap2, "-c", "import sys; print(sys.argv)", "x", "-y")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "['-c', 'x', '-y']\n"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "no_such_script.py"], "no_such_script.py"),
+    (["run", "--bogus", "x.py"], "--bogus"),
+    (["run", "-m", "no_such_module_xyz"], "no_such_module_xyz"),
+    (["run"], "no program"),
+    (["run", "--max-frames", "0", "x.py"], "max-frames"),
+    (["nosuchcommand"], "nosuchcommand"),
+])
+def test_bad_run_input(args, needle, tmp_path):
+    proc = memlens(*args, cwd=str(tmp_path))
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_existing_output_refused_unless_force(script, tmp_path):
+    prog = script("x = 1\n")
+    cap = tmp_path / "c.mlens"
+    cap.write_bytes(b"precious")
+    proc = memlens("run", "-o", str(cap), prog.path)
+    assert proc.returncode == 2 and "--force" in proc.stderr
+    assert cap.read_bytes() == b"precious"
+    proc = memlens("run", "-q", "--force", "-o", str(cap), prog.path)
+    assert proc.returncode == 0
+    assert cap.read_bytes()[:5] == b"MLENS"
+
+
+def test_default_output_name(script, tmp_path):
+    prog = script("x = [1] * 10\n", name="app.py")
+    proc = memlens("run", "-q", prog.path, cwd=str(tmp_path))
+    assert proc.returncode == 0
+    made = [p for p in os.listdir(tmp_path) if p.startswith("memlens-app-") and p.endswith(".mlens")]
+    assert len(made) == 1
+
+
+def test_sigkilled_run_is_readable(script, tmp_path):
+    prog = script("""
+        import sys
+        class Held:
+            pass
+        held = [Held() for _ in range(30000)]  # @held
+        print("ready", flush=True)
+        sys.stdin.read()  # blocks until the test kills us
+    """)
+    cap = str(tmp_path / "k.mlens")
+    p = subprocess.Popen([sys.executable, "-m", "memlens", "run", "-q", "-o", cap, prog.path],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        # wait until the sampler thread has flushed the allocations (it does every 10 ms)
+        deadline = time.monotonic() + 30
+        while True:
+            types = memlens("types", cap, "--json")
+            if types.returncode == 0 and '"__main__.Held"' in types.stdout:
+                break
+            assert time.monotonic() < deadline, "capture never flushed"
+            time.sleep(0.05)
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.stdout.close()
+        p.stdin.close()
+    proc = memlens("types", cap, "--json")
+    assert proc.returncode == 0
+    assert "warning" in proc.stderr.lower()
+    import json
+    held = [r for r in json.loads(proc.stdout) if r["type"] == "__main__.Held"]
+    assert held and held[0]["allocs"] >= 30000
+
+
+def test_tracemalloc_started_by_program(script, capture):
+    prog = script("""
+        import tracemalloc
+        tracemalloc.start(5)
+        class Obj:
+            pass
+        keep = [Obj() for _ in range(10000)]  # @keep
+        current, peak = tracemalloc.get_traced_memory()
+        snap = tracemalloc.take_snapshot()
+        stats = snap.statistics("lineno")
+        print(current > 10000 * 16, stats[0].traceback[0].lineno)
+        tracemalloc.stop()
+    """)
+    cap, proc = capture(prog)
+    ok, line = proc.stdout.split()
+    assert ok == "True" and int(line) == prog.line("keep")  # tracemalloc keeps working
+    types = {r["type"]: r for r in report("types", cap)}
+    assert types["__main__.Obj"]["alive"] >= 10000  # and so does memlens
+
+
+def test_fork_child_not_recorded_by_default(script, tmp_path):
+    prog = script("""
+        import os
+        pid = os.fork()
+        if pid == 0:
+            child = [bytearray(100) for _ in range(1000)]  # @child
+            os._exit(3)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status))
+    """)
+    cap = str(tmp_path / "f.mlens")
+    proc = memlens("run", "-q", "-o", cap, prog.path)
+    assert proc.returncode == 0 and proc.stdout == "child 3\n"
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("f.mlens.")]
+    leaks = report("leaks", cap)
+    assert not [r for r in leaks if r["line"] == prog.line("child")]
+
+
+def test_fork_child_recorded_with_follow_fork(script, tmp_path):
+    prog = script("""
+        import os
+        pid = os.fork()
+        if pid == 0:
+            child = [bytearray(100) for _ in range(1000)]  # @child
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print("parent")
+    """)
+    cap = str(tmp_path / "f.mlens")
+    proc = memlens("run", "-q", "--follow-fork", "-o", cap, prog.path)
+    assert proc.returncode == 0 and proc.stdout == "parent\n"
+    children = [p for p in os.listdir(tmp_path) if p.startswith("f.mlens.")]
+    assert len(children) == 1
+    leaks = report("leaks", str(tmp_path / children[0]))
+    at = [r for r in leaks if r["line"] == prog.line("child") and r["type"] == "bytearray"]
+    assert at and at[0]["count"] == 1000
+
+
+def test_agrees_with_tracemalloc(script, tmp_path):
+    """Bytes still held at the end that one line allocated: memlens vs tracemalloc.
+
+    Both see the same requests from the same allocator domains, so they agree
+    to within the few free-list objects tracemalloc re-stamps (docs/CAPTURE.md).
+    """
+    prog = script("""
+        import json
+        def build():
+            return [{"id": i, "name": "n%d" % i, "tags": ["a", str(i)]} for i in range(20000)]  # @build
+        data = build()
+        again = json.loads(json.dumps(data))  # @loads
+        if __name__ == "__main__" and "tm" in __import__("sys").argv:
+            import tracemalloc
+            snap = tracemalloc.take_snapshot()
+            for st in snap.statistics("lineno"):
+                f = st.traceback[0]
+                if f.filename == __file__:
+                    print(f.lineno, st.size)
+            print("decoder", sum(st.size for st in snap.statistics("filename")
+                                 if st.traceback[0].filename.endswith("decoder.py")))
+    """)
+    cap = str(tmp_path / "t.mlens")
+    assert memlens("run", "-q", "-o", cap, prog.path).returncode == 0
+    leaks = report("leaks", cap)
+    out = subprocess.run([sys.executable, "-X", "tracemalloc=1", prog.path, "tm"],
+                         capture_output=True, text=True, check=True).stdout
+    tm = dict(l.split() for l in out.splitlines())
+    line = prog.line("build")
+    pairs = [
+        (sum(r["bytes"] for r in leaks if r["file"] == prog.path and r["line"] == line),
+         int(tm[str(line)])),
+        # json.loads' objects are charged to json's decoder in both tools
+        (sum(r["bytes"] for r in leaks if r["file"].endswith("decoder.py")), int(tm["decoder"])),
+    ]
+    for mine, theirs in pairs:
+        assert theirs > 1_000_000
+        assert abs(mine - theirs) <= 0.01 * theirs, (mine, theirs)
