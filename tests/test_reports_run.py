@@ -46,8 +46,10 @@ def test_run_then_reports(tmp_path):
     at_end = {(row["file"], row["line"]): row for row in d["top_end"]}
     assert (str(script), TEMP_LINE) not in at_end
     assert 10_000_000 <= at_end[(str(script), BLOB_LINE)]["bytes"] < 10_001_000
-    assert at_end[(str(script), MAKE_LINE)]["function"] == "make"
-    assert at_end[(str(script), MAKE_LINE)]["stack"][1]["line"] == 7  # called from line 7
+    # before 3.12 a list comprehension is a function of its own
+    make = at_end[(str(script), MAKE_LINE)]
+    assert make["function"] in ("make", "<listcomp>", "make.<locals>.<listcomp>")
+    assert {"function": "<module>", "file": str(script), "line": 7} in make["stack"]
 
     r = memlens("types", cap, "--json", "--top", "0", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
