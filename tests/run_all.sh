@@ -45,7 +45,7 @@ for v in 3.10 3.11 3.12 3.13; do
     py=$(find_python "$v") || { missing="$missing $v"; echo "== CPython $v: MISSING on this machine"; continue; }
     full=$("$py" -c 'import platform; print(platform.python_version())')
     echo "== CPython $full ($py)"
-    venv=.venvs/py$v
+    venv=$root/.venvs/py$v
     if [ ! -x "$venv/bin/python" ]; then
         "$py" -m venv "$venv" || { broken="$broken $v"; failed=$((failed + 1)); continue; }
     fi
@@ -57,6 +57,8 @@ for v in 3.10 3.11 3.12 3.13; do
     (cd tests && "$venv/bin/python" -m pytest -q -p no:cacheprovider -o addopts="" "$root/tests" \
         --basetemp="$root/test-artifacts/tmp-$v" 2>&1) | tee "test-artifacts/pytest-$v.log" | tail -25
     count_pytest "test-artifacts/pytest-$v.log"
+    # a pytest that did not run at all reports no counts: that is a failure
+    grep -Eq '[0-9]+ (passed|failed)' "test-artifacts/pytest-$v.log" || failed=$((failed + 1))
     ran="$ran $full"
 done
 

@@ -353,3 +353,34 @@ def test_display_path(monkeypatch, tmp_path):
     long = "/very/" + "long/" * 30 + "file.py"
     shown = reports.display_path(long)
     assert len(shown) == 50 and shown.endswith("long/file.py")
+
+
+def many_allocs(tmp_path, n=1_100_000):
+    """n ALLOCs of 8 B with no stack: two bytes each (the fresh cache's pair)."""
+    path = tmp_path / "many.mlens"
+    path.write_bytes(Capture().header() + b"\x80\x08" * n)
+    return path
+
+
+def test_progress_callback(tmp_path):
+    path = many_allocs(tmp_path)
+    calls = []
+    d = _engine.read_types(str(path), progress=lambda *a: calls.append(a))
+    assert d["allocations"] == 1_100_000 and d["truncated"] is True
+    size = path.stat().st_size
+    assert calls and all(p == 1 and s == size and 0 < pos <= size for p, pos, s in calls)
+    assert [c[1] for c in calls] == sorted(c[1] for c in calls)
+
+
+def test_progress_callback_exception_stops_the_report(tmp_path):
+    path = many_allocs(tmp_path)
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args):
+        raise Stop()
+
+    for fn in (_engine.read_summary, _engine.read_types, _engine.read_leaks):
+        with pytest.raises(Stop):
+            fn(str(path), progress=stop)
