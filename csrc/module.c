@@ -608,13 +608,566 @@ static int ml_analysis_init(PyObject *m) { return 0; }
 /* ==== end analysis bindings ==== */
 
 /* ==== timeline bindings ==== */
-#define ML_TIMELINE_METHODS
-static int ml_timeline_init(PyObject *m) { return 0; }
+#include <frameobject.h> /* PyFrame_Check; public header on 3.10-3.13 */
+
+#include "analysis/lines.h"
+#include "analysis/timeline.h"
+#include "capture/linemeter.h"
+#include "capture/tracker.h"
+
+/* Open a capture for an analysis binding; NULL with ValueError set. */
+static ml_reader *
+ml_tl_open(const char *path)
+{
+    char err[256];
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    if (!r)
+        PyErr_SetString(PyExc_ValueError, err);
+    return r;
+}
+
+static PyObject *
+ml_tl_meta(const ml_reader *r)
+{
+    size_t len;
+    const char *meta = ml_reader_meta(r, &len);
+    return PyUnicode_DecodeUTF8(meta ? meta : "{}", meta ? (Py_ssize_t)len : 2, "replace");
+}
+
+static PyObject *
+ml_tl_func_dict(const ml_lines_func *f)
+{
+    PyObject *rows = PyList_New((Py_ssize_t)f->nrows);
+    if (!rows)
+        return NULL;
+    for (size_t i = 0; i < f->nrows; i++) {
+        const ml_lines_row *w = &f->rows[i];
+        PyObject *t = Py_BuildValue("(iLKKKKLK)", (int)w->line, (long long)w->increment,
+                                    (unsigned long long)w->allocated,
+                                    (unsigned long long)w->allocations,
+                                    (unsigned long long)w->freed, (unsigned long long)w->frees,
+                                    (long long)w->heap, (unsigned long long)w->last_time_us);
+        if (!t) {
+            Py_DECREF(rows);
+            return NULL;
+        }
+        PyList_SET_ITEM(rows, (Py_ssize_t)i, t);
+    }
+    return Py_BuildValue("{s:s,s:s,s:I,s:L,s:K,s:K,s:L,s:O,s:N}", "file", f->file,
+                         "function", f->name, "firstlineno", (unsigned)f->firstlineno, "net",
+                         (long long)f->net, "allocated", (unsigned long long)f->allocated,
+                         "allocations", (unsigned long long)f->allocations, "rows_sum",
+                         (long long)f->rows_sum, "adds_up", f->adds_up ? Py_True : Py_False,
+                         "rows", rows);
+}
+
+/* lines(path, names, files) -> dict(meta, events, unattributed, functions) */
+static PyObject *
+ml_tl_lines(PyObject *self, PyObject *args)
+{
+    const char *path;
+    PyObject *names, *files, *funcs = NULL, *result = NULL;
+    char err[256];
+    if (!PyArg_ParseTuple(args, "sO!O!", &path, &PyList_Type, &names, &PyList_Type, &files))
+        return NULL;
+    ml_reader *r = ml_tl_open(path);
+    if (!r)
+        return NULL;
+    ml_lines *l = ml_lines_new();
+    if (!l)
+        goto nomem;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names) + PyList_GET_SIZE(files); i++) {
+        int is_name = i < PyList_GET_SIZE(names);
+        PyObject *o = is_name ? PyList_GET_ITEM(names, i)
+                              : PyList_GET_ITEM(files, i - PyList_GET_SIZE(names));
+        const char *s = PyUnicode_AsUTF8(o);
+        if (!s)
+            goto done;
+        if ((is_name ? ml_lines_select_name(l, s) : ml_lines_select_file(l, s)) < 0)
+            goto nomem;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ml_lines_run(l, r, err, sizeof(err));
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, err);
+        goto done;
+    }
+    funcs = PyList_New(0);
+    for (size_t i = 0; funcs && i < ml_lines_nfuncs(l); i++) {
+        PyObject *d = ml_tl_func_dict(ml_lines_func_at(l, i));
+        if (!d || PyList_Append(funcs, d) < 0) {
+            Py_XDECREF(d);
+            Py_CLEAR(funcs);
+            break;
+        }
+        Py_DECREF(d);
+    }
+    if (funcs)
+        result = Py_BuildValue("{s:N,s:K,s:K,s:O,s:O}", "meta", ml_tl_meta(r), "events",
+                               (unsigned long long)ml_lines_events(l), "unattributed",
+                               (unsigned long long)ml_lines_unattributed(l), "functions", funcs,
+                               "truncated", ml_reader_truncated(r) ? Py_True : Py_False);
+    goto done;
+nomem:
+    PyErr_NoMemory();
+done:
+    Py_XDECREF(funcs);
+    ml_lines_free(l);
+    ml_reader_free(r);
+    return result;
+}
+
+static PyObject *
+ml_tl_groups(const struct ml_timeline_group *g, size_t n, int sites)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *d = sites ? Py_BuildValue("{s:s,s:s,s:i,s:K,s:K}", "file", g[i].file, "function",
+                                            g[i].function, "line", (int)g[i].line, "bytes",
+                                            (unsigned long long)g[i].bytes, "blocks",
+                                            (unsigned long long)g[i].blocks)
+                            : Py_BuildValue("{s:s,s:K,s:K}", "type", g[i].type, "bytes",
+                                            (unsigned long long)g[i].bytes, "blocks",
+                                            (unsigned long long)g[i].blocks);
+        if (!d)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, d);
+    }
+    return list;
+}
+
+static PyObject *
+ml_tl_timeline_dict(const ml_timeline *t, PyObject *meta)
+{
+    PyObject *points = PyList_New((Py_ssize_t)t->npoints);
+    PyObject *marks = PyList_New((Py_ssize_t)t->nmarks);
+    if (!points || !marks)
+        goto fail;
+    for (size_t i = 0; i < t->npoints; i++) {
+        PyObject *p = Py_BuildValue("(KKK)", (unsigned long long)t->points[i].time_us,
+                                    (unsigned long long)t->points[i].rss,
+                                    (unsigned long long)t->points[i].heap);
+        if (!p)
+            goto fail;
+        PyList_SET_ITEM(points, (Py_ssize_t)i, p);
+    }
+    for (size_t i = 0; i < t->nmarks; i++) {
+        PyObject *k = Py_BuildValue("(KIs)", (unsigned long long)t->marks[i].time_us,
+                                    t->marks[i].kind, t->marks[i].label);
+        if (!k)
+            goto fail;
+        PyList_SET_ITEM(marks, (Py_ssize_t)i, k);
+    }
+    return Py_BuildValue(
+        "{s:O,s:N,s:N,s:N,s:N,s:K,s:O,s:{s:K,s:K,s:K,s:z,s:z,s:i,s:K,s:K}}", "meta", meta,
+        "top_sites", ml_tl_groups(t->top_sites, t->ntop_sites, 1), "top_types",
+        ml_tl_groups(t->top_types, t->ntop_types, 0), "points",
+        points, "marks", marks, "end_us", (unsigned long long)t->end_us, "truncated",
+        t->truncated ? Py_True : Py_False, "peak", "heap", (unsigned long long)t->peak_heap,
+        "time_us", (unsigned long long)t->peak_time_us, "blocks",
+        (unsigned long long)t->peak_blocks, "file", t->top_file, "function", t->top_function,
+        "line", (int)t->top_line, "site_bytes", (unsigned long long)t->top_bytes, "site_blocks",
+        (unsigned long long)t->top_blocks);
+fail:
+    Py_XDECREF(points);
+    Py_XDECREF(marks);
+    return NULL;
+}
+
+/* timeline(path) -> dict(meta, points, marks, end_us, truncated, peak) */
+static PyObject *
+ml_tl_timeline(PyObject *self, PyObject *args)
+{
+    const char *path;
+    ml_timeline t;
+    char err[256];
+    int rc;
+    if (!PyArg_ParseTuple(args, "s", &path))
+        return NULL;
+    ml_reader *r = ml_tl_open(path);
+    if (!r)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ml_timeline_build(r, &t, err, sizeof(err));
+    Py_END_ALLOW_THREADS
+    PyObject *meta = rc < 0 ? NULL : ml_tl_meta(r);
+    PyObject *result = meta ? ml_tl_timeline_dict(&t, meta) : NULL;
+    if (rc < 0)
+        PyErr_SetString(PyExc_ValueError, err);
+    else
+        ml_timeline_release(&t);
+    Py_XDECREF(meta);
+    ml_reader_free(r);
+    return result;
+}
+
+/* timeline_meta(path) -> the header's JSON metadata (str) */
+static PyObject *
+ml_tl_timeline_meta(PyObject *self, PyObject *args)
+{
+    const char *path;
+    if (!PyArg_ParseTuple(args, "s", &path))
+        return NULL;
+    ml_reader *r = ml_tl_open(path);
+    if (!r)
+        return NULL;
+    PyObject *meta = ml_tl_meta(r);
+    ml_reader_free(r);
+    return meta;
+}
+
+/* Line meters (@memlens.profile). Codes are kept alive by memlens.profile. */
+static PyObject *ml_tl_trace_fn; /* linemeter_trace itself, for settrace */
+static uint64_t ml_tl_int_bytes; /* what the interpreter allocates for a line int */
+
+static PyObject *
+ml_tl_meter_register(PyObject *self, PyObject *args)
+{
+    PyObject *code;
+    if (!PyArg_ParseTuple(args, "O!", &PyCode_Type, &code))
+        return NULL;
+    if (!ml_linemeter_get(code, ((PyCodeObject *)code)->co_firstlineno))
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ml_tl_meter_enter(PyObject *self, PyObject *code)
+{
+    ml_linemeter *m = ml_linemeter_find(code);
+    if (m && ml_linemeter_enter(m, PyThreadState_Get()) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ml_tl_meter_exit(PyObject *self, PyObject *code)
+{
+    ml_linemeter *m = ml_linemeter_find(code);
+    if (m)
+        ml_linemeter_exit(m, PyThreadState_Get());
+    Py_RETURN_NONE;
+}
+
+/* sys.monitoring LINE callback (3.12+): (code, line). The line int above 256
+ * was allocated for this call by the interpreter: tell the meter. */
+static PyObject *
+ml_tl_meter_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "meter_line(code, line)");
+        return NULL;
+    }
+    long line = PyLong_AsLong(args[1]);
+    if (line == -1 && PyErr_Occurred())
+        return NULL;
+    ml_linemeter *m = ml_linemeter_find(args[0]);
+    ml_linemeter_noise(line > 256 || line < -5 ? ml_tl_int_bytes : 0);
+    if (m)
+        ml_linemeter_line(m, PyThreadState_Get(), (int32_t)line);
+    Py_RETURN_NONE;
+}
+
+/* The line tracer for 3.10/3.11 (C level, so Python does not build f_locals
+ * for each event): only frames of metered code count. */
+static int
+ml_tl_ctrace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    if (what != PyTrace_LINE)
+        return 0;
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    ml_linemeter *m = ml_linemeter_find(code);
+    Py_DECREF(code);
+    if (m)
+        ml_linemeter_line(m, PyThreadState_Get(), (int32_t)PyFrame_GetLineNumber(frame));
+    return 0;
+}
+
+/* The same, callable from Python (sys.gettrace() returns it while the C
+ * tracer is on, so memlens.profile can tell that it is on). */
+static PyObject *
+ml_tl_meter_trace(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyFrame_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "meter_trace(frame, event, arg)");
+        return NULL;
+    }
+    if (PyUnicode_CompareWithASCIIString(args[1], "line") == 0)
+        ml_tl_ctrace(NULL, (PyFrameObject *)args[0], PyTrace_LINE, NULL);
+    Py_INCREF(ml_tl_trace_fn);
+    return ml_tl_trace_fn;
+}
+
+/* Install the C line tracer on this thread (undo with sys.settrace(old)). */
+static PyObject *
+ml_tl_meter_trace_on(PyObject *self, PyObject *unused)
+{
+    PyEval_SetTrace(ml_tl_ctrace, ml_tl_trace_fn);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ml_tl_meter_rows(PyObject *self, PyObject *code)
+{
+    ml_linemeter_stats st;
+    size_t n;
+    ml_linemeter *m = ml_linemeter_find(code);
+    if (!m)
+        Py_RETURN_NONE;
+    const ml_linemeter_row *rows = ml_linemeter_rows(m, &n, &st);
+    if (!rows)
+        return PyErr_NoMemory();
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *t = Py_BuildValue("(iLKKKL)", (int)rows[i].line, (long long)rows[i].increment,
+                                    (unsigned long long)rows[i].allocated,
+                                    (unsigned long long)rows[i].allocations,
+                                    (unsigned long long)rows[i].occurrences,
+                                    (long long)rows[i].heap);
+        if (!t)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    if (!list)
+        return NULL;
+    return Py_BuildValue("{s:K,s:L,s:K,s:K,s:N}", "calls", (unsigned long long)st.calls, "net",
+                         (long long)st.net, "allocated", (unsigned long long)st.allocated,
+                         "allocations", (unsigned long long)st.allocations, "rows", list);
+}
+
+static PyObject *
+ml_tl_meter_reset(PyObject *self, PyObject *unused)
+{
+    ml_linemeter_reset_all();
+    Py_RETURN_NONE;
+}
+
+/* meter_calibrate() -> bytes the interpreter allocates for one line number
+ * above 256 passed to a monitoring callback (it calls PyLong_FromSsize_t
+ * for each LINE event). Measured on the tracker's counters, so whatever the
+ * tracker counts (request size) is what the meter takes out. */
+static PyObject *
+ml_tl_meter_calibrate(PyObject *self, PyObject *unused)
+{
+    ml_counters before, after;
+    ml_tracker_counters(&before);
+    PyObject *probe = PyLong_FromSsize_t(1000);
+    ml_tracker_counters(&after);
+    if (!probe)
+        return NULL;
+    Py_DECREF(probe);
+    ml_tl_int_bytes = after.allocated_bytes - before.allocated_bytes;
+    return PyLong_FromUnsignedLongLong((unsigned long long)ml_tl_int_bytes);
+}
+
+/* counters_into(buf): the tracker's counters (heap, allocated_bytes,
+ * allocations, peak) written into a writable buffer of 4 int64, without
+ * allocating anything, so that a measurement does not see itself (%memit). */
+static PyObject *
+ml_tl_counters_into(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    ml_counters c;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_WRITABLE) < 0)
+        return NULL;
+    if (view.len < 4 * (Py_ssize_t)sizeof(int64_t)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "counters_into needs a buffer of 4 int64");
+        return NULL;
+    }
+    ml_tracker_counters(&c);
+    int64_t v[4] = {c.heap, (int64_t)c.allocated_bytes, (int64_t)c.allocations, (int64_t)c.peak};
+    memcpy(view.buf, v, sizeof(v));
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+#define ML_TIMELINE_METHODS                                                              \
+    {"lines", ml_tl_lines, METH_VARARGS, "lines(path, names, files) -> dict"},           \
+    {"timeline", ml_tl_timeline, METH_VARARGS, "timeline(path) -> dict"},               \
+    {"timeline_meta", ml_tl_timeline_meta, METH_VARARGS, "timeline_meta(path) -> str"},  \
+    {"meter_register", ml_tl_meter_register, METH_VARARGS, "meter_register(code)"},      \
+    {"meter_enter", ml_tl_meter_enter, METH_O, "meter_enter(code)"},                     \
+    {"meter_exit", ml_tl_meter_exit, METH_O, "meter_exit(code)"},                        \
+    {"meter_line", (PyCFunction)(void (*)(void))ml_tl_meter_line, METH_FASTCALL,         \
+     "sys.monitoring LINE callback"},                                                    \
+    {"meter_trace", (PyCFunction)(void (*)(void))ml_tl_meter_trace, METH_FASTCALL,       \
+     "trace function for metered code (sentinel of the C tracer)"},                      \
+    {"meter_trace_on", ml_tl_meter_trace_on, METH_NOARGS, "install the C line tracer"},  \
+    {"meter_rows", ml_tl_meter_rows, METH_O, "meter_rows(code) -> dict or None"},        \
+    {"counters_into", ml_tl_counters_into, METH_O, "counters_into(buf): 4 int64, no allocation"}, \
+    {"meter_reset", ml_tl_meter_reset, METH_NOARGS, "forget all meter figures"},         \
+    {"meter_calibrate", ml_tl_meter_calibrate, METH_NOARGS, "meter_calibrate() -> bytes"},
+
+static int
+ml_timeline_init(PyObject *m)
+{
+    ml_tl_trace_fn = PyObject_GetAttrString(m, "meter_trace");
+    return ml_tl_trace_fn ? 0 : -1;
+}
 /* ==== end timeline bindings ==== */
 
 /* ==== heap bindings ==== */
-#define ML_HEAP_METHODS
-static int ml_heap_init(PyObject *m) { return 0; }
+#include "heap/deepsize.h"
+#include "heap/heap.h"
+
+static const char *const ml_heap_what_names[] = {
+    "objects", "dict of class", "dict of module", "dict of type", "dict (no owner)",
+};
+
+static PyObject *
+ml_heap_snapshot_py(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"ids", NULL};
+    int want_ids = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:heap_snapshot", kwlist, &want_ids))
+        return NULL;
+    ml_heap *h = ml_heap_take(want_ids);
+    if (!h)
+        return PyErr_NoMemory();
+    PyObject *result = NULL, *rows = NULL, *dicts = NULL, *ids = NULL;
+    size_t n, nids;
+    const ml_heap_row *r = ml_heap_rows(h, &n);
+    const ml_dictstat *ds = ml_heap_dicts(h);
+    const uintptr_t *idv = ml_heap_ids(h, &nids);
+    ml_heap_stats st;
+    ml_heap_get_stats(h, &st);
+    if (!(rows = PyList_New((Py_ssize_t)n)) || !(dicts = PyList_New((Py_ssize_t)ds->n)))
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *t = Py_BuildValue("OsKK", (PyObject *)r[i].tp, ml_heap_what_names[r[i].what],
+                                    (unsigned long long)r[i].count, (unsigned long long)r[i].bytes);
+        if (!t)
+            goto done;
+        PyList_SET_ITEM(rows, (Py_ssize_t)i, t);
+    }
+    for (size_t i = 0; i < ds->n; i++) {
+        const ml_dictstat_row *d = &ds->rows[i];
+        PyObject *t = Py_BuildValue("sKK", ml_dictkind_name((ml_dictkind)d->kind),
+                                    (unsigned long long)d->size, (unsigned long long)d->count);
+        if (!t)
+            goto done;
+        PyList_SET_ITEM(dicts, (Py_ssize_t)i, t);
+    }
+    if (idv)
+        ids = PyBytes_FromStringAndSize((const char *)idv, (Py_ssize_t)(nids * sizeof(*idv)));
+    else
+        ids = Py_NewRef(Py_None);
+    if (!ids)
+        goto done;
+    result = Py_BuildValue("{sOsOsOsKsKsKsKsKsKsi}", "rows", rows, "dicts", dicts, "ids", ids,
+                           "count", (unsigned long long)st.count, "bytes", (unsigned long long)st.bytes,
+                           "sizeof_calls", (unsigned long long)st.sizeof_calls,
+                           "sizeof_errors", (unsigned long long)st.sizeof_errors,
+                           "sizeof_clamped", (unsigned long long)st.sizeof_clamped,
+                           "max_stack", (unsigned long long)st.max_stack,
+                           "gc_collecting", st.gc_collecting);
+done:
+    Py_XDECREF(rows);
+    Py_XDECREF(dicts);
+    Py_XDECREF(ids);
+    ml_heap_free(h);
+    return result;
+}
+
+static PyObject *
+ml_heap_new_objects_py(PyObject *self, PyObject *args)
+{
+    Py_buffer now, before;
+    PyObject *tp, *list = NULL;
+    PyObject **objs;
+    size_t n;
+    if (!PyArg_ParseTuple(args, "y*y*O:heap_new_objects", &now, &before, &tp))
+        return NULL;
+    if (tp != Py_None && !PyType_Check(tp)) {
+        PyErr_SetString(PyExc_TypeError, "type must be a type or None");
+        goto done;
+    }
+    if (ml_heap_new_objects(now.buf, (size_t)now.len / sizeof(uintptr_t), before.buf,
+                            (size_t)before.len / sizeof(uintptr_t),
+                            tp == Py_None ? NULL : (PyTypeObject *)tp, &objs, &n) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; i < n; i++) {
+        if (list)
+            PyList_SET_ITEM(list, (Py_ssize_t)i, objs[i]);
+        else
+            Py_DECREF(objs[i]);
+    }
+    free(objs);
+done:
+    PyBuffer_Release(&now);
+    PyBuffer_Release(&before);
+    return list;
+}
+
+static PyObject *
+ml_heap_deep_size_py(PyObject *self, PyObject *args)
+{
+    PyObject *roots, *stop;
+    Py_ssize_t align;
+    ml_deepsize ds;
+    if (!PyArg_ParseTuple(args, "O!O!n:deep_size", &PyTuple_Type, &roots, &PyTuple_Type, &stop, &align))
+        return NULL;
+    if (ml_deepsize_run(&ds, &PyTuple_GET_ITEM(roots, 0), (size_t)PyTuple_GET_SIZE(roots), stop,
+                        align > 0 ? (size_t)align : 0) < 0)
+        return PyErr_NoMemory();
+    PyObject *result = NULL, *rows = PyList_New((Py_ssize_t)ds.types.nrows);
+    for (size_t i = 0; rows && i < ds.types.nrows; i++) {
+        ml_typestat *t = &ds.types.rows[i];
+        PyObject *row = Py_BuildValue("OKK", (PyObject *)t->tp, (unsigned long long)t->count,
+                                      (unsigned long long)t->bytes);
+        if (!row)
+            goto done;
+        PyList_SET_ITEM(rows, (Py_ssize_t)i, row);
+    }
+    if (rows)
+        result = Py_BuildValue("{sKsKsOsKsKsKsK}", "bytes", (unsigned long long)ds.total,
+                               "count", (unsigned long long)ds.count, "rows", rows,
+                               "sizeof_calls", (unsigned long long)ds.types.sizeof_calls,
+                               "sizeof_errors", (unsigned long long)ds.types.sizeof_errors,
+                               "sizeof_clamped", (unsigned long long)ds.types.sizeof_clamped,
+                               "max_stack", (unsigned long long)ds.max_stack);
+done:
+    Py_XDECREF(rows);
+    ml_deepsize_release(&ds);
+    return result;
+}
+
+static PyObject *
+ml_heap_object_size_py(PyObject *self, PyObject *o)
+{
+    size_t size, values = 0;
+    int flag = 0;
+    int call = ml_objsize_c(o, &size);
+    if (call)
+        size = ml_objsize_call(o, &flag);
+    if (!PyType_Check(o) && !PyModule_Check(o))
+        (void)ml_compat_instance_dict(o, &values);
+    return Py_BuildValue("nnOi", (Py_ssize_t)size, (Py_ssize_t)values, call ? Py_False : Py_True, flag);
+}
+
+#define ML_HEAP_METHODS                                                                          \
+    {"heap_snapshot", (PyCFunction)(void (*)(void))ml_heap_snapshot_py, METH_VARARGS | METH_KEYWORDS, \
+     "heap_snapshot(ids=True) -> dict: census of every live object."},                           \
+    {"heap_new_objects", ml_heap_new_objects_py, METH_VARARGS,                                   \
+     "heap_new_objects(now_ids, before_ids, type|None) -> list of live objects new since."},     \
+    {"deep_size", ml_heap_deep_size_py, METH_VARARGS,                                            \
+     "deep_size(roots, stop_types, align) -> dict: bytes reachable from roots."},                \
+    {"object_size", ml_heap_object_size_py, METH_O,                                              \
+     "object_size(o) -> (getsizeof bytes, values bytes, computed in C, flag)."},
+
+static int
+ml_heap_init(PyObject *m)
+{
+    return ml_objsize_setup();
+}
 /* ==== end heap bindings ==== */
 
 static PyMethodDef ml_methods[] = {

@@ -24,6 +24,20 @@ find_python() {  # $1 = 3.X
     return 1
 }
 
+# ---- browser for the plot tests (issue 4: lines/plot) ----
+# The HTML plot is tested in a real headless Chromium, the Debian package,
+# driven by Playwright through executable_path (never `playwright install`).
+ensure_browser() {
+    if command -v chromium >/dev/null 2>&1; then return 0; fi
+    echo "== installing the Debian chromium package for the browser tests"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+            > test-artifacts/apt-chromium.log 2>&1; then
+        tail -5 test-artifacts/apt-chromium.log
+        echo "chromium could not be installed: the browser tests will FAIL"
+    fi
+}
+# ---- end browser ----
+
 passed=0; failed=0; ran=""; missing=""; broken=""
 count_pytest() {  # parse "N passed", "N failed", "N error" from a pytest log
     local log=$1 p f e
@@ -38,14 +52,18 @@ if bash tests/c/run.sh > test-artifacts/c-tests.log 2>&1; then
     cat test-artifacts/c-tests.log
 else
     cat test-artifacts/c-tests.log; echo "C unit tests FAILED"
+    grep -qE '[1-9][0-9]* failed' test-artifacts/c-tests.log || failed=$((failed + 1))
 fi
 count_pytest test-artifacts/c-tests.log
+
+ensure_browser
+export MEMLENS_REQUIRE_BROWSER=1  # plot tests fail (never skip) without chromium/playwright
 
 for v in 3.10 3.11 3.12 3.13; do
     py=$(find_python "$v") || { missing="$missing $v"; echo "== CPython $v: MISSING on this machine"; continue; }
     full=$("$py" -c 'import platform; print(platform.python_version())')
     echo "== CPython $full ($py)"
-    venv=$root/.venvs/py$v
+    venv="$root/.venvs/py$v"
     if [ ! -x "$venv/bin/python" ]; then
         "$py" -m venv "$venv" || { broken="$broken $v"; failed=$((failed + 1)); continue; }
     fi
@@ -55,14 +73,20 @@ for v in 3.10 3.11 3.12 3.13; do
     fi
     # run from outside the source tree so the installed package is tested
     (cd tests && "$venv/bin/python" -m pytest -q -p no:cacheprovider -o addopts="" "$root/tests" \
-        --basetemp="$root/test-artifacts/tmp-$v" 2>&1) | tee "test-artifacts/pytest-$v.log" | tail -25
+        --basetemp="$root/test-artifacts/tmp-$v" 2>&1) > "test-artifacts/pytest-$v.log"
+    status=$?
+    tail -25 "test-artifacts/pytest-$v.log"
     count_pytest "test-artifacts/pytest-$v.log"
-    # a pytest that did not run at all reports no counts: that is a failure
-    grep -Eq '[0-9]+ (passed|failed)' "test-artifacts/pytest-$v.log" || failed=$((failed + 1))
+    if [ "$status" -ne 0 ]; then
+        # pytest's own verdict counts, also when it ran nothing (status 5)
+        echo "pytest exited with status $status on $full"
+        grep -qE '[0-9]+ (failed|errors?)' "test-artifacts/pytest-$v.log" || failed=$((failed + 1))
+        broken="$broken $v"
+    fi
     ran="$ran $full"
 done
 
 echo
-echo "memlens tests: CPython versions ran:${ran:- none}; missing:${missing:- none}${broken:+; failed to install:$broken}"
+echo "memlens tests: CPython versions ran:${ran:- none}; missing:${missing:- none}${broken:+; failing on:$broken}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ -n "$ran" ]

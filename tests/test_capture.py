@@ -375,3 +375,63 @@ def test_agrees_with_tracemalloc(script, tmp_path):
     for mine, theirs in pairs:
         assert theirs > 1_000_000
         assert abs(mine - theirs) <= 0.01 * theirs, (mine, theirs)
+
+
+def test_torture_many_object_kinds(script, capture):
+    """Everything at once; then dynamic classes whose addresses get reused."""
+    prog = script("""
+        import collections, gc, threading, weakref, array, decimal, fractions, json, re
+
+        def churn():
+            lst = []
+            for i in range(20000):
+                lst.append((i, str(i), [i] * (i % 7), {"k": i}))
+                if i % 3 == 0:
+                    lst.pop(0)
+            s = set(range(5000)); s.discard(7)
+            d = collections.OrderedDict((str(i), i) for i in range(3000))
+            dq = collections.deque(range(1000)); dq.rotate(5)
+            b = bytearray(b"x" * 100); b.extend(b"y" * 10000); del b[:5000]
+            a = array.array("d", range(1000)); a.extend(a)
+            text = json.dumps({"a": [1.5, None, "z" * 100] * 100})
+            re.sub(r"z+", "q", text)
+            decimal.Decimal(1) / 7; fractions.Fraction(3, 7) ** 5
+            try:
+                raise KeyError("x")
+            except KeyError as e:
+                str(e)
+            def gen():
+                yield from range(100)
+            sum(gen())
+            class Node: pass
+            n1, n2 = Node(), Node(); n1.o, n2.o = n2, n1   # a cycle
+            r = weakref.ref(n1)
+            del n1, n2
+            gc.collect()
+            return len(lst) + len(s) + len(d)
+
+        ts = [threading.Thread(target=churn) for _ in range(3)]
+        for t in ts: t.start()
+        churn()
+        for t in ts: t.join()
+
+        # 300 classes made and dropped one by one: a new class may land where
+        # a freed one lived; each must still be named right
+        for i in range(300):
+            cls = type("Dyn%d" % i, (), {})
+            obj = cls()
+            del obj, cls
+            if i % 50 == 0:
+                gc.collect()
+        print("ok")
+    """)
+    cap, proc = capture(prog)
+    assert proc.stdout == "ok\n"
+    rows = report("types", cap, "--top", "100000")
+    types = {r["type"]: r for r in rows}
+    dyn = [name for name in types if name.startswith("__main__.Dyn")]
+    assert len(dyn) == 300
+    assert all(types[name]["allocs"] == 1 and types[name]["alive"] == 0 for name in dyn)
+    # four calls of churn() define four Node classes, two instances each
+    nodes = [r for r in rows if r["type"] == "__main__.churn.<locals>.Node"]
+    assert sum(r["allocs"] for r in nodes) == 8 and sum(r["alive"] for r in nodes) == 0

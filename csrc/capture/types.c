@@ -124,34 +124,62 @@ ml_types_grow(ml_types *t)
     return 0;
 }
 
-/* "module.QualName" for heap types, tp_name for static types. */
+/* Copy a NUL-terminated string from untrusted memory; returns its length
+ * (0 if unreadable). */
+static size_t
+ml_types_safe_string(ml_types *t, const char *src, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n < cap) {
+        size_t chunk = cap - n < 64 ? cap - n : 64;
+        /* never cross a page boundary in one read: the next page may be unmapped */
+        size_t to_page = 4096 - ((uintptr_t)(src + n) & 4095);
+        if (chunk > to_page)
+            chunk = to_page;
+        if (ml_types_safe_read(t, src + n, buf + n, chunk) < 0)
+            return 0;
+        void *nul = memchr(buf + n, 0, chunk);
+        if (nul)
+            return (size_t)((char *)nul - buf);
+        n += chunk;
+    }
+    return cap;
+}
+
+/* 1 if `o` is readable and an exact instance of `tp`. */
+static int
+ml_types_safe_isinstance(ml_types *t, const void *o, PyTypeObject *tp)
+{
+    PyObject head;
+    return o && ml_types_safe_read(t, o, &head, sizeof(head)) == 0 && Py_TYPE(&head) == tp;
+}
+
+/* "module.QualName" for classes, tp_name for static types. Only reads the
+ * type through checked copies: it may be the first time we meet it. */
 static size_t
 ml_types_name(ml_types *t, PyTypeObject *tp, char *buf, size_t cap)
 {
-    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
-        size_t n = strlen(tp->tp_name);
-        if (n > cap)
-            n = cap;
-        memcpy(buf, tp->tp_name, n);
-        return n;
-    }
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        return ml_types_safe_string(t, tp->tp_name, buf, cap);
     PyHeapTypeObject *ht = (PyHeapTypeObject *)tp;
     const char *mod = NULL, *qual = NULL;
     size_t mlen = 0, qlen = 0;
     char mbuf[256], qbuf[512];
-    PyObject *m = tp->tp_dict && t->module_key ? PyDict_GetItem(tp->tp_dict, t->module_key) : NULL;
+    PyObject *m = NULL;
+    if (tp->tp_dict && t->module_key && ml_types_safe_isinstance(t, tp->tp_dict, &PyDict_Type))
+        m = PyDict_GetItem(tp->tp_dict, t->module_key);
     if (m && PyUnicode_Check(m))
         mlen = ml_compat_str_utf8(m, mbuf, sizeof(mbuf), &mod);
-    if (ht->ht_qualname && PyUnicode_Check(ht->ht_qualname))
+    if (ml_types_safe_isinstance(t, ht->ht_qualname, &PyUnicode_Type)) {
         qlen = ml_compat_str_utf8(ht->ht_qualname, qbuf, sizeof(qbuf), &qual);
-    else {
-        qual = tp->tp_name;
-        qlen = strlen(qual);
+    } else {
+        qlen = ml_types_safe_string(t, tp->tp_name, qbuf, sizeof(qbuf));
+        qual = qbuf;
     }
     size_t n = 0;
     if (mlen && !(mlen == 8 && memcmp(mod, "builtins", 8) == 0)) {
-        memcpy(buf, mod, mlen < cap ? mlen : cap);
         n = mlen < cap ? mlen : cap;
+        memcpy(buf, mod, n);
         if (n < cap)
             buf[n++] = '.';
     }
@@ -214,8 +242,16 @@ ml_types_check(ml_types *t, uintptr_t cand)
             !(mflags & Py_TPFLAGS_TYPE_SUBCLASS))
             goto not_a_type;
     }
-    if (!(flags & Py_TPFLAGS_READY))
+    if (!(flags & Py_TPFLAGS_READY) || (flags & Py_TPFLAGS_READYING))
         return 0; /* a type being built: may become valid, do not cache */
+    Py_ssize_t sizes[2];
+    char c;
+    const char *name;
+    if (ml_types_safe_read(t, (char *)cand + offsetof(PyTypeObject, tp_basicsize), sizes, sizeof(sizes)) < 0 ||
+        sizes[0] < (Py_ssize_t)sizeof(PyObject) || sizes[0] > (1 << 20) || sizes[1] < 0 || sizes[1] > (1 << 20) ||
+        ml_types_safe_read(t, (char *)cand + offsetof(PyTypeObject, tp_name), &name, sizeof(name)) < 0 ||
+        ml_types_safe_read(t, name, &c, 1) < 0)
+        goto not_a_type;
     return ml_types_intern(t, (PyTypeObject *)cand, s);
 not_a_type:
     t->neg[ni] = cand;
@@ -227,6 +263,11 @@ ml_types_classify(ml_types *t, const void *block, size_t size, ml_domain domain,
 {
     if (domain == ML_DOMAIN_RAW)
         return ML_KIND_RAW;
+    /* the strict test first: its fields must agree with the block size */
+    if (ml_compat_is_dict_keys(block, size))
+        return ML_KIND_DICT_KEYS;
+    if (domain == ML_DOMAIN_MEM)
+        return ML_KIND_MEM; /* objects are allocated in the OBJ domain */
     const char *b = block;
     for (size_t off = 0; off <= 32 && off + sizeof(PyObject) <= size; off += 16) {
         const PyObject *op = (const PyObject *)(b + off);
@@ -243,9 +284,7 @@ ml_types_classify(ml_types *t, const void *block, size_t size, ml_domain domain,
             continue;
         return id;
     }
-    if (ml_compat_is_dict_keys(block, size))
-        return ML_KIND_DICT_KEYS;
-    return domain == ML_DOMAIN_OBJ ? ML_KIND_OBJ : ML_KIND_MEM;
+    return ML_KIND_OBJ;
 }
 
 static void

@@ -365,7 +365,7 @@ ml_compat_is_dict_keys(const void *block, size_t size)
 int
 ml_compat_gc_collecting(PyThreadState *ts)
 {
-    return ts && ts->interp && ts->interp->gc.collecting;
+    return ts && ts->interp && ts->interp->gc.collecting != 0;
 }
 
 int
@@ -375,3 +375,277 @@ ml_compat_refcnt_ok(Py_ssize_t refcnt)
 }
 
 /* ---- heap analysis (issue 3) : definitions below this line ---- */
+
+#include <stddef.h>
+
+#include "internal/pycore_interp.h"
+#include "internal/pycore_pystate.h"
+#if PY_VERSION_HEX >= 0x030B0000
+#include "internal/pycore_dict.h"
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+#include "internal/pycore_long.h"
+#include "internal/pycore_typeobject.h"
+#endif
+
+int
+ml_compat_gc_foreach(ml_compat_gc_fn fn, void *arg)
+{
+    struct _gc_runtime_state *gcs = &PyInterpreterState_Get()->gc;
+    PyGC_Head *heads[NUM_GENERATIONS + 1];
+    for (int i = 0; i < NUM_GENERATIONS; i++)
+        heads[i] = &gcs->generations[i].head;
+    heads[NUM_GENERATIONS] = &gcs->permanent_generation.head;
+    for (int i = 0; i <= NUM_GENERATIONS; i++) {
+        PyGC_Head *head = heads[i];
+        for (PyGC_Head *g = (PyGC_Head *)head->_gc_next; g != head;
+             g = (PyGC_Head *)g->_gc_next) {
+            int rc = fn((PyObject *)(g + 1), arg);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+size_t
+ml_compat_sizeof_extra(PyObject *o)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyObject_IS_GC(o) ? _PyType_PreHeaderSize(Py_TYPE(o)) : 0;
+#elif PY_VERSION_HEX >= 0x030B0000
+    return _PyType_PreHeaderSize(Py_TYPE(o));
+#else
+    return PyObject_IS_GC(o) ? sizeof(PyGC_Head) : 0;
+#endif
+}
+
+size_t
+ml_compat_str_sizeof(PyObject *o)
+{
+    /* Mirrors unicode___sizeof__ of each version. */
+    size_t size;
+#if PY_VERSION_HEX < 0x030C0000
+    if (!PyUnicode_IS_READY(o)) {
+        /* legacy string still being built: only the wide buffer exists */
+        size = sizeof(PyUnicodeObject);
+        if (((PyASCIIObject *)o)->wstr)
+            size += (((PyCompactUnicodeObject *)o)->wstr_length + 1) * sizeof(wchar_t);
+        return size;
+    }
+#endif
+    size_t len = (size_t)PyUnicode_GET_LENGTH(o);
+    size_t kind = (size_t)PyUnicode_KIND(o);
+    if (PyUnicode_IS_COMPACT_ASCII(o)) {
+        size = sizeof(PyASCIIObject) + len + 1;
+    } else if (PyUnicode_IS_COMPACT(o)) {
+        size = sizeof(PyCompactUnicodeObject) + (len + 1) * kind;
+    } else {
+        size = sizeof(PyUnicodeObject);
+        if (((PyUnicodeObject *)o)->data.any)
+            size += (len + 1) * kind;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    wchar_t *wstr = ((PyASCIIObject *)o)->wstr;
+    if (wstr && (void *)wstr != PyUnicode_DATA(o)) {
+        size_t wlen = PyUnicode_IS_COMPACT_ASCII(o) ? len
+                                                    : (size_t)((PyCompactUnicodeObject *)o)->wstr_length;
+        size += (wlen + 1) * sizeof(wchar_t);
+    }
+#endif
+    if (!PyUnicode_IS_COMPACT_ASCII(o)) {
+        PyCompactUnicodeObject *c = (PyCompactUnicodeObject *)o;
+        if (c->utf8 && (void *)c->utf8 != PyUnicode_DATA(o))
+            size += (size_t)c->utf8_length + 1;
+    }
+    return size;
+}
+
+size_t
+ml_compat_int_sizeof(PyObject *o)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    size_t ndigits = (size_t)_PyLong_DigitCount((PyLongObject *)o);
+    if (ndigits == 0)
+        ndigits = 1;
+    return offsetof(PyLongObject, long_value.ob_digit) + ndigits * sizeof(digit);
+#else
+    Py_ssize_t n = Py_SIZE(o);
+    size_t ndigits = (size_t)(n < 0 ? -n : n);
+#if PY_VERSION_HEX >= 0x030B0000
+    if (ndigits == 0)
+        ndigits = 1; /* 3.11 counts zero's digit too */
+#endif
+    return offsetof(PyLongObject, ob_digit) + ndigits * sizeof(digit);
+#endif
+}
+
+size_t
+ml_compat_dict_sizeof(PyObject *o)
+{
+    return (size_t)_PyDict_SizeOf((PyDictObject *)o);
+}
+
+int
+ml_compat_dict_is_split(PyObject *d)
+{
+    return ((PyDictObject *)d)->ma_values != NULL;
+}
+
+/* Bytes of a keys object: _PyDict_KeysSize, which is not exported. */
+static size_t
+ml_compat_keys_size(PyDictKeysObject *k)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    size_t n = (size_t)1 << k->dk_log2_size;
+    size_t es = k->dk_kind == DICT_KEYS_GENERAL ? sizeof(PyDictKeyEntry) : sizeof(PyDictUnicodeEntry);
+    return sizeof(PyDictKeysObject) + ((size_t)1 << k->dk_log2_index_bytes) + (2 * n / 3) * es;
+#else
+    /* 3.10: Objects/dict-common.h is not installed; its layout is
+     * {refcnt, size, lookup, usable, nentries, indices[]} (40 bytes) with
+     * 24-byte entries. */
+    struct ml_keys310 {
+        Py_ssize_t dk_refcnt, dk_size;
+        void *dk_lookup;
+        Py_ssize_t dk_usable, dk_nentries;
+    } *kk = (struct ml_keys310 *)k;
+    size_t n = (size_t)kk->dk_size;
+    size_t ix = n <= 0xff ? 1 : n <= 0xffff ? 2 : n <= 0xffffffffu ? 4 : 8;
+    return sizeof(struct ml_keys310) + ix * n + (2 * n / 3) * 3 * sizeof(void *);
+#endif
+}
+
+size_t
+ml_compat_type_sizeof(PyTypeObject *tp)
+{
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        return sizeof(PyTypeObject);
+    PyHeapTypeObject *et = (PyHeapTypeObject *)tp;
+    size_t size = sizeof(PyHeapTypeObject);
+    if (et->ht_cached_keys)
+        size += ml_compat_keys_size(et->ht_cached_keys);
+    return size;
+}
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+/* 3.11/3.12: a values array without a dict is a PyMem block of
+ * prefix (its size in the byte before the array) + one slot per usable
+ * shared key. */
+static size_t
+ml_compat_values_bytes(PyObject *o, PyDictValues *values)
+{
+    PyDictKeysObject *keys = ((PyHeapTypeObject *)Py_TYPE(o))->ht_cached_keys;
+    if (!keys)
+        return 0;
+    size_t prefix = ((uint8_t *)values)[-1];
+    return prefix + (size_t)(keys->dk_nentries + keys->dk_usable) * sizeof(PyObject *);
+}
+#endif
+
+PyObject *
+ml_compat_instance_dict(PyObject *o, size_t *values_bytes)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    *values_bytes = 0;
+#if PY_VERSION_HEX >= 0x030B0000
+    if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+#if PY_VERSION_HEX >= 0x030D0000
+        if (tp->tp_flags & Py_TPFLAGS_INLINE_VALUES) {
+            /* allocated with the object, whether or not a dict exists */
+            PyDictValues *v = _PyObject_InlineValues(o);
+            size_t cap = v->capacity;
+            *values_bytes = _Py_SIZE_ROUND_UP(cap, sizeof(PyObject *)) + (cap + 1) * sizeof(PyObject *);
+        }
+        return (PyObject *)_PyObject_ManagedDictPointer(o)->dict;
+#elif PY_VERSION_HEX >= 0x030C0000
+        PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(o);
+        if (_PyDictOrValues_IsValues(dorv)) {
+            *values_bytes = ml_compat_values_bytes(o, _PyDictOrValues_GetValues(dorv));
+            return NULL;
+        }
+        return dorv.dict;
+#else
+        PyDictValues *values = *_PyObject_ValuesPointer(o);
+        if (values) {
+            *values_bytes = ml_compat_values_bytes(o, values);
+            return NULL;
+        }
+        return *_PyObject_ManagedDictPointer(o);
+#endif
+    }
+#endif
+    if (tp->tp_dictoffset == 0)
+        return NULL;
+    PyObject **p = _PyObject_GetDictPtr(o); /* no managed dict: plain pointer */
+    return p ? *p : NULL;
+}
+
+PyObject *
+ml_compat_type_dict(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return _PyType_GetDict(tp);
+#else
+    return tp->tp_dict;
+#endif
+}
+
+void
+ml_compat_frames_visit(visitproc visit, void *arg)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts)) {
+#if PY_VERSION_HEX >= 0x030D0000
+        _PyInterpreterFrame *f = ts->current_frame;
+#else
+        _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+#endif
+        for (; f; f = f->previous) {
+#if PY_VERSION_HEX >= 0x030D0000
+            if (f->owner == FRAME_OWNED_BY_CSTACK || !f->f_executable || !PyCode_Check(f->f_executable))
+                continue;
+            PyCodeObject *co = (PyCodeObject *)f->f_executable;
+            _Py_CODEUNIT *ip = f->instr_ptr;
+#else
+#if PY_VERSION_HEX >= 0x030C0000
+            if (f->owner == FRAME_OWNED_BY_CSTACK)
+                continue;
+#endif
+            PyCodeObject *co = f->f_code;
+            _Py_CODEUNIT *ip = f->prev_instr;
+#endif
+            if (f->owner != FRAME_OWNED_BY_GENERATOR && ip < _PyCode_CODE(co) + co->_co_firsttraceable)
+                continue; /* incomplete frame: locals not set yet */
+            if (visit((PyObject *)co, arg) || visit(f->f_globals, arg) || visit(f->f_builtins, arg) ||
+                visit(f->f_locals, arg))
+                return;
+            for (int i = 0; i < co->co_nlocalsplus; i++) {
+                if (visit(f->localsplus[i], arg))
+                    return;
+            }
+        }
+    }
+#else
+    (void)visit;
+    (void)arg;
+#endif
+}
+
+void
+ml_compat_code_visit(PyObject *o, visitproc visit, void *arg)
+{
+    PyCodeObject *co = (PyCodeObject *)o;
+    PyObject *refs[] = {
+        co->co_consts, co->co_names, co->co_filename, co->co_name, co->co_linetable,
+#if PY_VERSION_HEX >= 0x030B0000
+        co->co_qualname, co->co_exceptiontable, co->co_localsplusnames, co->co_localspluskinds,
+#else
+        co->co_code, co->co_varnames, co->co_freevars, co->co_cellvars,
+#endif
+    };
+    for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
+        if (refs[i] && visit(refs[i], arg))
+            return;
+    }
+}

@@ -79,12 +79,82 @@ int ml_compat_is_dict_keys(const void *block, size_t size);
 
 /* 1 while the cyclic GC of ts's interpreter is collecting. On 3.10/3.11 a
  * collection can run inside an allocation, before the new object's header
- * is written. Never allocates. */
+ * is written; and objects then sit on the collector's private lists, where
+ * a walk of the generations misses them. Never allocates. */
 int ml_compat_gc_collecting(PyThreadState *ts);
 
 /* 1 if `refcnt` is plausible for a live object (immortal ones included). */
 int ml_compat_refcnt_ok(Py_ssize_t refcnt);
 
 /* ---- heap analysis (issue 3) : declarations below this line ---- */
+
+
+/* Heap analysis reads (csrc/heap/). All of them need the GIL held by this
+ * thread, never call into Python, never allocate and never create an
+ * instance __dict__ (they read managed-dict slots directly). */
+
+/* PyObject_GC_IsTracked without the call: the walker asks it for every
+ * referent. The GC head in front of a GC object is {_gc_next, _gc_prev}
+ * on every GIL build of 3.10-3.13; _gc_next is 0 when untracked. */
+static inline int
+ml_compat_gc_tracked(PyObject *o)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    if (!(tp->tp_flags & Py_TPFLAGS_HAVE_GC))
+        return 0;
+    if (tp->tp_is_gc && !tp->tp_is_gc(o))
+        return 0;
+    return ((const uintptr_t *)o)[-2] != 0;
+}
+
+/* Callback for ml_compat_gc_foreach: return 0 to go on, nonzero to stop. */
+typedef int (*ml_compat_gc_fn)(PyObject *op, void *arg);
+
+/* Call fn on every object of this interpreter's GC lists: generations 0-2,
+ * then the permanent generation (gc.freeze). Returns fn's first nonzero
+ * result, else 0. fn must not free, track or untrack objects. */
+int ml_compat_gc_foreach(ml_compat_gc_fn fn, void *arg);
+
+/* Visit what the running frames of every thread of this interpreter hold
+ * outside any object: on 3.11+ the locals, cells and globals of each
+ * interpreter frame (3.10 frames are GC objects, so nothing to do). Only
+ * fully initialised frames; the value stack is left out. */
+void ml_compat_frames_visit(visitproc visit, void *arg);
+
+/* Visit the objects code object `co` holds (constants, names, byte code,
+ * tables): code objects are not GC objects, so no tp_traverse shows them. */
+void ml_compat_code_visit(PyObject *co, visitproc visit, void *arg);
+
+/* What sys.getsizeof adds to __sizeof__() for `o`: the GC head and the
+ * managed dict/weakref pre-header where this version counts them. */
+size_t ml_compat_sizeof_extra(PyObject *o);
+
+/* str.__sizeof__(o), computed in C (o is a str or str subclass). */
+size_t ml_compat_str_sizeof(PyObject *o);
+
+/* int.__sizeof__(o), computed in C (o is an int or int subclass). */
+size_t ml_compat_int_sizeof(PyObject *o);
+
+/* dict.__sizeof__(o) (CPython's own _PyDict_SizeOf; o is a dict). */
+size_t ml_compat_dict_sizeof(PyObject *o);
+
+/* type.__sizeof__(tp) computed in C: the heap-type struct plus its shared
+ * (cached) keys, or the static struct. */
+size_t ml_compat_type_sizeof(PyTypeObject *tp);
+
+/* 1 if dict `d` is split (key-sharing): its keys live in the class's
+ * shared keys object and its values in a separate array. */
+int ml_compat_dict_is_split(PyObject *d);
+
+/* The existing __dict__ of instance `o` (borrowed), or NULL when it has
+ * none, without ever creating one. *values_bytes gets the bytes of an
+ * attribute values array that the instance owns without a dict object and
+ * that __sizeof__ does not count (3.11/3.12 separate array, 3.13 inline
+ * values), else 0. Modules and types are not handled here. */
+PyObject *ml_compat_instance_dict(PyObject *o, size_t *values_bytes);
+
+/* The dict of attributes of type `tp` (borrowed; static builtin types keep
+ * theirs in the interpreter on 3.12+), or NULL. */
+PyObject *ml_compat_type_dict(PyTypeObject *tp);
 
 #endif /* ML_COMPAT_H */

@@ -4,3 +4,19 @@ The engine is C (memlens._engine); this package is the shell around it:
 the CLI, the API objects, the report formatting.
 """
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Lazy exports, so `import memlens` stays cheap and never loads the engine:
+    # memlens.profile (decorator) and the IPython extension hook.
+    if name == "load_ipython_extension":
+        from memlens.magics import load_ipython_extension
+        return load_ipython_extension
+    raise AttributeError("module 'memlens' has no attribute %r" % name)
+
+
+# The decorator, as memory_profiler's `from memory_profiler import profile`.
+# It shadows the submodule attribute: reach the module with
+# `from memlens.profile import results, report` (those go through sys.modules).
+from memlens.profile import profile  # noqa: E402
+from memlens.heap import heap, deep_size, Snapshot  # noqa: E402  (heap analysis)

@@ -20,6 +20,11 @@ COMMANDS = [
     "summary",
     "types",
     "leaks",
+    "lines",
+    "timeline",
+    "plot",
+    "profile",
+    "heap",
 ]
 
 

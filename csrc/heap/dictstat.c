@@ -1,0 +1,78 @@
+/* dictstat.c: dict kinds by key content, counted by (kind, size). */
+#include "heap/dictstat.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const ml_dictkind_names[ML_DICTKIND_COUNT] = {
+    "split", "str-interned", "str", "general", "empty",
+};
+
+const char *
+ml_dictkind_name(ml_dictkind k)
+{
+    return (unsigned)k < ML_DICTKIND_COUNT ? ml_dictkind_names[k] : "?";
+}
+
+ml_dictkind
+ml_dictkind_of(PyObject *d)
+{
+    if (ml_compat_dict_is_split(d))
+        return ML_DICTKIND_SPLIT;
+    if (PyDict_GET_SIZE(d) == 0)
+        return ML_DICTKIND_EMPTY;
+    /* By content rather than layout: 3.10 downgrades dk_lookup after one
+     * lookup with a non-str key, and 3.11+ keys of str subclasses use the
+     * general layout. */
+    ml_dictkind kind = ML_DICTKIND_INTERNED;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key))
+            return ML_DICTKIND_GENERAL;
+        if (!PyUnicode_CHECK_INTERNED(key))
+            kind = ML_DICTKIND_STR;
+    }
+    return kind;
+}
+
+int
+ml_dictstat_init(ml_dictstat *s)
+{
+    memset(s, 0, sizeof(*s));
+    return ml_addrset_init(&s->index, 64, 1);
+}
+
+void
+ml_dictstat_release(ml_dictstat *s)
+{
+    free(s->rows);
+    ml_addrset_release(&s->index);
+    memset(s, 0, sizeof(*s));
+}
+
+int
+ml_dictstat_add(ml_dictstat *s, ml_dictkind kind, size_t size)
+{
+    uintptr_t key = ((uintptr_t)size << 3) | (uintptr_t)kind;
+    uint32_t row;
+    if (!ml_addrset_get(&s->index, key, &row)) {
+        if (s->n == s->cap) {
+            size_t cap = s->cap ? s->cap * 2 : 64;
+            ml_dictstat_row *r = realloc(s->rows, cap * sizeof(*r));
+            if (!r)
+                return -1;
+            s->rows = r;
+            s->cap = cap;
+        }
+        row = (uint32_t)s->n;
+        if (ml_addrset_add(&s->index, key, row) < 0)
+            return -1;
+        s->rows[row].kind = (uint8_t)kind;
+        s->rows[row].size = size;
+        s->rows[row].count = 0;
+        s->n++;
+    }
+    s->rows[row].count++;
+    return 0;
+}

@@ -1,0 +1,71 @@
+/* walk.h: reach every live object once, without recursion and without
+ * creating Python objects.
+ *
+ * Layer: heap analysis. Two ways in:
+ *  - ml_walk_heap: every object of the interpreter that the GC lists hold,
+ *    plus everything reachable from them that the GC does not track (str,
+ *    int, float, bytes, untracked tuples and dicts, static types), plus
+ *    the locals of every thread's running frames (3.11+ keeps them outside
+ *    objects). Tracked objects come from the lists, so only untracked ones
+ *    enter the visited set.
+ *  - ml_walk_from: everything reachable from some roots, through a filter
+ *    that can stop the walk at some objects (deep size).
+ * Referents come from tp_traverse of GC objects, as gc.get_referents sees
+ * them, plus what tp_traverse leaves out on purpose because it cannot make
+ * cycles: all-str dict keys, a heap type's name/qualname/__slots__, and
+ * the constants, names and tables of code objects. Pending objects sit on an explicit C stack: a million-deep chain
+ * costs a million stack slots of heap memory, not C stack frames.
+ *
+ * GIL held throughout; nothing here calls into Python or allocates Python
+ * objects, so no other thread runs while a walk is in progress. The
+ * callback gets borrowed pointers; it must not run Python code or free
+ * objects (it may take references).
+ */
+#ifndef ML_WALK_H
+#define ML_WALK_H
+
+#include "compat/compat.h"
+#include "heap/addrbits.h"
+
+typedef struct ml_walk ml_walk;
+
+/* Called once for each object reached. Return 0 to go on, -1 to stop the
+ * walk (the walk then returns -1). */
+typedef int (*ml_walk_fn)(ml_walk *w, PyObject *o, void *arg);
+
+/* For ml_walk_from: 1 to reach referent `o`, 0 to leave it (and what only
+ * it leads to) out. */
+typedef int (*ml_walk_filter)(PyObject *o, void *arg);
+
+struct ml_walk {
+    ml_addrbits seen;    /* untracked objects reached (all, in from-mode) */
+    PyObject **stack;    /* objects reached, not yet handed to fn */
+    size_t n, cap;
+    int gc_mode;         /* tracked referents skipped: the lists hold them */
+    int oom;
+    ml_walk_fn fn;
+    ml_walk_filter filter;
+    void *arg;
+    size_t reached;      /* objects handed to fn */
+    size_t max_stack;    /* deepest the stack went */
+};
+
+/* Walk the whole heap: fn(o) once per live object. Returns 0, or -1 when
+ * out of memory or when fn stopped it. */
+int ml_walk_heap(ml_walk_fn fn, void *arg, ml_walk *w);
+
+/* Walk from `roots` (each reached even if the filter would refuse it),
+ * following referents that `filter` (may be NULL) accepts. Returns 0 or
+ * -1 as ml_walk_heap. */
+int ml_walk_from(PyObject *const *roots, size_t nroots, ml_walk_filter filter, ml_walk_fn fn,
+                 void *arg, ml_walk *w);
+
+/* From inside fn: reach `o` too (e.g. the type of an object, which
+ * tp_traverse does not visit for static types). Returns 0, or -1 when out
+ * of memory. */
+int ml_walk_reach(ml_walk *w, PyObject *o);
+
+/* Free the visited set and stack after a walk. */
+void ml_walk_release(ml_walk *w);
+
+#endif /* ML_WALK_H */

@@ -1,0 +1,54 @@
+"""memlens profile SCRIPT: run a program and print the line tables of its
+@profile / @memlens.profile functions (as `python -m memory_profiler`)."""
+import argparse
+import sys
+
+from memlens import runner
+from memlens.errors import UsageError
+
+USAGE = "memlens profile [--json] [-o FILE] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
+VALUE_OPTIONS = ("-o", "--output")
+RAW_ARGV = True  # everything after the program is the program's
+
+
+def _options_parser():
+    from memlens.cli import Parser
+    p = Parser(prog="memlens profile", usage=USAGE,
+               description="Run a Python program in this process with `profile` available as a "
+               "builtin decorator (as `python -m memory_profiler`); when it ends, print the "
+               "line-by-line table of every decorated function that ran. Only decorated "
+               "functions get line events; the rest of the program runs at full speed.")
+    p.add_argument("--json", action="store_true", help="rows as JSON instead of tables")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the tables to FILE instead of standard output")
+    return p
+
+
+def add_parser(sub):
+    p = sub.add_parser("profile", help="run a program, print line tables of @profile functions",
+                       add_help=False, usage=USAGE)
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from memlens.profile import run_program
+    opts, program = runner.split_command_line(args.argv, VALUE_OPTIONS)
+    parser = _options_parser()
+    if any(o in ("-h", "--help") for o in opts):
+        parser.print_help()
+        return 0
+    ns = parser.parse_args(opts)
+    if program is None:
+        parser.error("no program given: memlens profile SCRIPT [ARGS...], -m MODULE or -c CODE")
+    out = None
+    if ns.output:
+        try:
+            out = open(ns.output, "w")
+        except OSError as exc:
+            raise UsageError("cannot write %s: %s" % (ns.output, exc.strerror))
+    try:
+        return run_program(program, out=out, as_json=ns.json)
+    finally:
+        if out:
+            out.close()

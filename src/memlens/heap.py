@@ -1,0 +1,346 @@
+"""Live-heap analysis: what is in the heap right now, and what grew.
+
+    snap = memlens.heap()          # every live object, by type (C walk)
+    print(snap)                    # type, count, bytes, average, share
+    print(snap.dicts())            # dicts by key kind and size
+    later = memlens.heap()
+    print(later - snap)            # growth per type
+    for obj in later.new_objects(snap, type=MyClass): ...
+    memlens.deep_size(obj)         # bytes reachable from obj
+
+The walk is C (csrc/heap/): it holds the GIL, calls no Python code and
+creates no Python object per visited object. This module only names types
+and formats tables. How it works and how it differs from sys.getsizeof,
+pympler and guppy3: docs/HEAP.md.
+"""
+import builtins
+import gc
+import json
+import types as _types
+from collections import namedtuple
+
+from memlens import _engine
+from memlens.fmt import human_bytes, human_count, table
+
+__all__ = ["heap", "deep_size", "Snapshot", "SnapshotDiff", "DeepSize", "TypeRow", "DictRow",
+           "DEFAULT_STOP"]
+
+#: One row of a snapshot: a type name (or "dict of X"), objects, bytes.
+TypeRow = namedtuple("TypeRow", "type count bytes")
+#: One row of the dict table: key kind, bytes of one dict, dicts, bytes.
+DictRow = namedtuple("DictRow", "kind size count bytes")
+
+#: deep_size does not cross into these (shared program structure, not data).
+DEFAULT_STOP = (_types.ModuleType, type, _types.FunctionType, _types.CodeType)
+
+_DICT_KIND_ORDER = {"split": 0, "str-interned": 1, "str": 2, "general": 3, "empty": 4}
+_DICT_KIND_HELP = ("split = key-sharing instance dict (keys kept by the class); "
+                   "str-interned = all keys interned str; str = all keys str; "
+                   "general = some other key; empty = no items")
+
+
+def type_name(tp):
+    """Module-qualified name: 'int', 'collections.OrderedDict', 'app.models.User'."""
+    module = getattr(tp, "__module__", None)
+    qualname = getattr(tp, "__qualname__", None) or getattr(tp, "__name__", "?")
+    if not isinstance(module, str) or module == "builtins":
+        return qualname
+    return module + "." + qualname
+
+
+def _row_name(tp, what):
+    if what == "objects":
+        return type_name(tp)
+    if what == "dict of class":
+        return "dict of " + type_name(tp)
+    if what == "dict of module":
+        return "dict of module"
+    if what == "dict of type":
+        return "dict of type"
+    return "dict (no owner)"
+
+
+def _merge(pairs):
+    """[(name, count, bytes)] -> {name: [count, bytes]} (same-named types merge)."""
+    out = {}
+    for name, count, size in pairs:
+        acc = out.setdefault(name, [0, 0])
+        acc[0] += count
+        acc[1] += size
+    return out
+
+
+def _share(part, whole):
+    return "%.2f%%" % (100.0 * part / whole) if whole else "-"
+
+
+class Snapshot:
+    """The live heap at one moment, by type. Built by memlens.heap()."""
+
+    def __init__(self, raw):
+        self._types = _merge((_row_name(tp, what), count, size)
+                             for tp, what, count, size in raw["rows"])
+        self._dicts = [(kind, size, count) for kind, size, count in raw["dicts"]]
+        self._ids = raw["ids"]
+        #: objects and bytes in the heap
+        self.total_count = raw["count"]
+        self.total_bytes = raw["bytes"]
+        #: __sizeof__ calls made for types C cannot size, and how many of
+        #: them raised (fixed size used) or returned a lie (clamped)
+        self.sizeof_calls = raw["sizeof_calls"]
+        self.sizeof_errors = raw["sizeof_errors"]
+        self.sizeof_clamped = raw["sizeof_clamped"]
+        #: True if the cyclic GC was collecting (objects on its private
+        #: lists were not seen): happens only when called from a finalizer
+        self.gc_collecting = bool(raw["gc_collecting"])
+
+    # ---- data ----
+
+    def by_type(self):
+        """Rows (TypeRow), biggest total bytes first."""
+        rows = [TypeRow(name, c, b) for name, (c, b) in self._types.items()]
+        rows.sort(key=lambda r: (-r.bytes, -r.count, r.type))
+        return rows
+
+    def dicts(self):
+        """The dict table (DictTable): dicts by key kind and size, biggest first."""
+        return DictTable([DictRow(kind, size, count, size * count)
+                          for kind, size, count in self._dicts])
+
+    def count_of(self, name):
+        """Objects counted under a row name ('str', 'dict of app.User', ...)."""
+        return self._types.get(name, (0, 0))[0]
+
+    def bytes_of(self, name):
+        return self._types.get(name, (0, 0))[1]
+
+    def as_dict(self, dicts=False):
+        out = {
+            "total_bytes": self.total_bytes,
+            "total_count": self.total_count,
+            "types": [{"type": r.type, "count": r.count, "bytes": r.bytes} for r in self.by_type()],
+        }
+        if dicts:
+            out["dicts"] = self.dicts().as_list()
+        return out
+
+    def to_json(self, dicts=False):
+        """JSON text: total_bytes, total_count, types [{type, count, bytes}]
+        (and dicts [{kind, size, count, bytes}] with dicts=True)."""
+        return json.dumps(self.as_dict(dicts=dicts), indent=2)
+
+    # ---- diffs ----
+
+    def diff(self, before):
+        """Growth since `before` (a SnapshotDiff)."""
+        if not isinstance(before, Snapshot):
+            raise TypeError("can only diff two memlens heap snapshots")
+        return SnapshotDiff(self, before)
+
+    def __sub__(self, before):
+        if not isinstance(before, Snapshot):
+            return NotImplemented
+        return SnapshotDiff(self, before)
+
+    def new_objects(self, before, type=None):
+        """Yield the objects in this snapshot that were not in `before` and
+        are still alive. `type`: a class, or a row name such as 'str' or
+        'app.models.User' (exact type, not subclasses).
+
+        Identity is the object's address: an object freed before this
+        snapshot whose address was reused by a new object of the same type
+        cannot be told apart from a survivor (docs/HEAP.md)."""
+        if self._ids is None or before._ids is None:
+            raise ValueError("new_objects needs snapshots taken with ids=True")
+        if type is not None and not isinstance(type, (str, builtins.type)):
+            raise TypeError("type must be a class or a type name")
+        tp = type if isinstance(type, builtins.type) else None
+        found = _engine.heap_new_objects(self._ids, before._ids, tp)
+        if isinstance(type, str):
+            found = [o for o in found if type_name(builtins.type(o)) == type]
+        yield from found
+
+    # ---- text ----
+
+    def format(self, limit=30):
+        """The table as text: type, count, bytes, average, share."""
+        rows = self.by_type()
+        shown = rows if limit is None else rows[:limit]
+        lines = []
+        out = _Lines(lines)
+        out.write("memlens heap: %s objects, %s\n" % (human_count(self.total_count),
+                                                      human_bytes(self.total_bytes)))
+        table(["type", "count", "bytes", "average", "share"],
+              [[r.type, human_count(r.count), human_bytes(r.bytes),
+                "%.1f B" % (r.bytes / r.count) if r.count else "-",
+                _share(r.bytes, self.total_bytes)] for r in shown], out=out)
+        if len(shown) < len(rows):
+            rest = rows[len(shown):]
+            out.write("... %d more types: %s objects, %s\n" % (
+                len(rest), human_count(sum(r.count for r in rest)),
+                human_bytes(sum(r.bytes for r in rest))))
+        if self.sizeof_errors or self.sizeof_clamped:
+            out.write("note: %d __sizeof__ calls raised and %d returned impossible sizes; "
+                      "fixed sizes used for them\n" % (self.sizeof_errors, self.sizeof_clamped))
+        if self.gc_collecting:
+            out.write("note: taken while the GC was collecting; objects it was examining are missing\n")
+        return "".join(lines)
+
+    def __str__(self):
+        return self.format()
+
+    def __repr__(self):
+        return "<memlens.Snapshot %d objects, %d bytes, %d types>" % (
+            self.total_count, self.total_bytes, len(self._types))
+
+
+class _Lines:
+    def __init__(self, lines):
+        self.lines = lines
+
+    def write(self, s):
+        self.lines.append(s)
+
+
+class DictTable(list):
+    """Rows of DictRow: the seed-000 "dict stat" table."""
+
+    @property
+    def total_bytes(self):
+        return sum(r.bytes for r in self)
+
+    def sorted(self):
+        return sorted(self, key=lambda r: (-r.bytes, _DICT_KIND_ORDER.get(r.kind, 9), r.size))
+
+    def as_list(self):
+        return [{"kind": r.kind, "size": r.size, "count": r.count, "bytes": r.bytes}
+                for r in self.sorted()]
+
+    def format(self, limit=30):
+        rows = self.sorted()
+        total = self.total_bytes
+        shown = rows if limit is None else rows[:limit]
+        lines = []
+        out = _Lines(lines)
+        out.write("dicts: %s, %s\n" % (human_count(sum(r.count for r in rows)), human_bytes(total)))
+        table(["kind", "size", "count", "bytes", "share"],
+              [[r.kind, human_count(r.size), human_count(r.count), human_bytes(r.bytes),
+                _share(r.bytes, total)] for r in shown], out=out)
+        if len(shown) < len(rows):
+            out.write("... %d more rows\n" % (len(rows) - len(shown)))
+        out.write("kinds: %s\n" % _DICT_KIND_HELP)
+        return "".join(lines)
+
+    def __str__(self):
+        return self.format()
+
+
+class SnapshotDiff:
+    """Growth per type between two snapshots (after - before)."""
+
+    def __init__(self, after, before):
+        self.after = after
+        self.before = before
+        names = set(after._types) | set(before._types)
+        rows = []
+        for name in names:
+            c1, b1 = after._types.get(name, (0, 0))
+            c0, b0 = before._types.get(name, (0, 0))
+            if c1 != c0 or b1 != b0:
+                rows.append(TypeRow(name, c1 - c0, b1 - b0))
+        rows.sort(key=lambda r: (-r.bytes, -r.count, r.type))
+        self.rows = rows
+        self.count = after.total_count - before.total_count
+        self.bytes = after.total_bytes - before.total_bytes
+
+    def by_type(self):
+        """TypeRow deltas, biggest growth in bytes first."""
+        return list(self.rows)
+
+    def new_objects(self, type=None):
+        return self.after.new_objects(self.before, type=type)
+
+    def as_list(self):
+        return [{"type": r.type, "count": r.count, "bytes": r.bytes} for r in self.rows]
+
+    def to_json(self):
+        return json.dumps({"count": self.count, "bytes": self.bytes, "growth": self.as_list()},
+                          indent=2)
+
+    def format(self, limit=30):
+        rows = self.rows if limit is None else self.rows[:limit]
+        lines = []
+        out = _Lines(lines)
+        out.write("memlens heap growth: %s objects, %s\n" % (
+            human_count(self.count, signed=True), human_bytes(self.bytes, signed=True)))
+        table(["type", "count", "bytes"],
+              [[r.type, human_count(r.count, signed=True), human_bytes(r.bytes, signed=True)]
+               for r in rows], out=out)
+        if len(rows) < len(self.rows):
+            out.write("... %d more types changed\n" % (len(self.rows) - len(rows)))
+        return "".join(lines)
+
+    def __str__(self):
+        return self.format()
+
+
+def heap(ids=True, collect=False):
+    """Snapshot of every live object, by type.
+
+    ids: also remember every object's address (8 bytes each) so that
+    snap.new_objects(before) can find what is new. collect: run
+    gc.collect() first (off by default: a census should not change what
+    it counts)."""
+    if collect:
+        gc.collect()
+    return Snapshot(_engine.heap_snapshot(ids=bool(ids)))
+
+
+class DeepSize(int):
+    """deep_size(..., detail=True): an int (the bytes) with a breakdown."""
+
+    def __new__(cls, raw):
+        self = int.__new__(cls, raw["bytes"])
+        self.count = raw["count"]
+        self.sizeof_errors = raw["sizeof_errors"]
+        self.sizeof_clamped = raw["sizeof_clamped"]
+        self._rows = _merge((type_name(tp), c, b) for tp, c, b in raw["rows"])
+        return self
+
+    def by_type(self):
+        rows = [TypeRow(name, c, b) for name, (c, b) in self._rows.items()]
+        rows.sort(key=lambda r: (-r.bytes, -r.count, r.type))
+        return rows
+
+    def format(self, limit=30):
+        rows = self.by_type()
+        lines = []
+        out = _Lines(lines)
+        total = int(self)
+        out.write("deep size: %s in %s objects\n" % (human_bytes(total), human_count(self.count)))
+        table(["type", "count", "bytes", "share"],
+              [[r.type, human_count(r.count), human_bytes(r.bytes), _share(r.bytes, total)]
+               for r in (rows if limit is None else rows[:limit])], out=out)
+        return "".join(lines)
+
+    def __str__(self):
+        return self.format()
+
+    def __repr__(self):
+        return "DeepSize(%d bytes, %d objects)" % (int(self), self.count)
+
+
+def deep_size(obj, *more, detail=False, stop=DEFAULT_STOP, align=0):
+    """Bytes reachable from the objects, each object counted once.
+
+    Does not cross into instances of `stop` (modules, classes, functions,
+    code objects by default; pass stop=() to follow everything). The
+    objects passed are always counted. align=8 rounds each object up to 8
+    bytes as pympler.asizeof does. detail=True returns a DeepSize (an int
+    with .count and .by_type())."""
+    stop = tuple(stop)
+    for t in stop:
+        if not isinstance(t, type):
+            raise TypeError("stop must contain types, not %r" % (t,))
+    raw = _engine.deep_size((obj,) + more, stop, int(align))
+    return DeepSize(raw) if detail else raw["bytes"]

@@ -1,0 +1,157 @@
+"""Memory over time: traced heap and RSS from a capture, as SVG or HTML.
+
+The data come from the C timeline (analysis/timeline.h): the MEMORY samples
+(every 10 ms), the MARK brackets of @memlens.profile calls, and the exact peak
+of the traced heap with the site that held most of it. Both outputs are
+self-contained (no network, no external script): the SVG is drawn here; the
+HTML page (templates/plot.html) draws the same chart with a little inline
+JavaScript that adds hover values and zoom on a time range.
+"""
+import json
+import os
+from importlib import resources
+from xml.sax.saxutils import escape
+
+from memlens.fmt import human_bytes
+
+MARK_ENTER, MARK_EXIT = 1, 2
+
+
+def load(path):
+    """The timeline dict of a capture (see memlens._engine.timeline)."""
+    from memlens import _engine
+    return _engine.timeline(path)
+
+
+def brackets(tl):
+    """Pair ENTER/EXIT marks (by label, nested) into [label, t0_us, t1_us]."""
+    open_, out = {}, []
+    for t, kind, label in tl["marks"]:
+        if kind == MARK_ENTER:
+            open_.setdefault(label, []).append(t)
+        elif kind == MARK_EXIT and open_.get(label):
+            out.append([label, open_[label].pop(), t])
+    for label, starts in open_.items():
+        out.extend([label, t0, tl["end_us"]] for t0 in starts)
+    out.sort(key=lambda b: (b[1], b[2]))
+    return out
+
+
+def chart_data(tl):
+    """Everything the HTML page needs, as plain JSON-able data."""
+    peak = tl["peak"]
+    site = None
+    if peak["function"]:
+        site = "%s:%d (%s)" % (os.path.basename(peak["file"]), peak["line"], peak["function"])
+    meta = {}
+    try:
+        meta = json.loads(tl.get("meta") or "{}")
+    except ValueError:
+        pass
+    return {
+        "t": [p[0] / 1e6 for p in tl["points"]],
+        "rss": [p[1] for p in tl["points"]],
+        "heap": [p[2] for p in tl["points"]],
+        "brackets": [[b[0], b[1] / 1e6, b[2] / 1e6] for b in brackets(tl)],
+        "peak": {"t": peak["time_us"] / 1e6, "heap": peak["heap"], "site": site,
+                 "site_bytes": peak["site_bytes"]},
+        "end": tl["end_us"] / 1e6,
+        "title": " ".join(meta.get("argv") or []) or "memlens capture",
+    }
+
+
+def _nice_step(span, n):
+    """A round step (1, 2, 5 x 10^k) giving about n ticks over span."""
+    import math
+    if span <= 0:
+        return 1.0
+    raw = span / n
+    mag = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if raw <= m * mag:
+            return m * mag
+    return 10 * mag
+
+
+def _byte_step(top, n):
+    """Tick step for a byte axis: a round number of B/KiB/MiB/GiB."""
+    unit = 1
+    while top / unit >= 1024 * 2 and unit < 1024 ** 4:
+        unit *= 1024
+    return _nice_step(top / unit, n) * unit
+
+
+def render_svg(data, width=960, height=480):
+    """The chart as a standalone SVG document (str)."""
+    left, right, top, bottom = 80, 20, 40, 50
+    pw, ph = width - left - right, height - top - bottom
+    t_end = max([data["end"]] + data["t"] + [1e-3])
+    y_top = max(data["rss"] + data["heap"] + [data["peak"]["heap"], 1]) * 1.1
+
+    def x(t):
+        return left + pw * t / t_end
+
+    def y(v):
+        return top + ph * (1 - v / y_top)
+
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
+           'viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">' % (width, height, width, height),
+           '<title>%s</title>' % escape(data["title"]),
+           '<rect width="100%" height="100%" fill="white"/>']
+    # brackets of @memlens.profile calls, as mprof plot draws them
+    for i, (label, t0, t1) in enumerate(data["brackets"]):
+        out.append('<rect class="bracket" x="%.2f" y="%d" width="%.2f" height="%d" fill="#2ca02c" '
+                   'fill-opacity="0.12"><title>%s: %.3f s</title></rect>'
+                   % (x(t0), top, max(x(t1) - x(t0), 1), ph, escape(label), t1 - t0))
+        out.append('<text x="%.2f" y="%d" fill="#2ca02c">%s</text>'
+                   % (x(t0) + 2, top + 12 + 12 * (i % 3), escape(label.split(" (")[0])))
+    # axes and grid
+    step = _byte_step(y_top, 5)
+    v = 0
+    while v <= y_top:
+        out.append('<line x1="%d" x2="%d" y1="%.2f" y2="%.2f" stroke="#ddd"/>' % (left, left + pw, y(v), y(v)))
+        out.append('<text x="%d" y="%.2f" text-anchor="end">%s</text>' % (left - 6, y(v) + 4, human_bytes(int(v))))
+        v += step
+    ts = _nice_step(t_end, 8)
+    t = 0.0
+    while t <= t_end + 1e-9:
+        out.append('<line x1="%.2f" x2="%.2f" y1="%d" y2="%d" stroke="#999"/>' % (x(t), x(t), top + ph, top + ph + 5))
+        out.append('<text x="%.2f" y="%d" text-anchor="middle">%g</text>' % (x(t), top + ph + 18, round(t, 6)))
+        t += ts
+    out.append('<text x="%d" y="%d" text-anchor="middle">time (s)</text>' % (left + pw // 2, height - 8))
+    out.append('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333"/>' % (left, top, pw, ph))
+    for name, color in (("rss", "#ff7f0e"), ("heap", "#1f77b4")):
+        pts = " ".join("%.2f,%.2f" % (x(tt), y(vv)) for tt, vv in zip(data["t"], data[name]))
+        out.append('<polyline id="%s-line" fill="none" stroke="%s" stroke-width="1.5" points="%s"/>'
+                   % (name, color, pts))
+    peak = data["peak"]
+    if peak["heap"]:
+        label = "peak %s" % human_bytes(peak["heap"])
+        if peak["site"]:
+            label += " - top site %s: %s" % (peak["site"], human_bytes(peak["site_bytes"]))
+        anchor = "end" if x(peak["t"]) > left + pw / 2 else "start"
+        out.append('<circle id="peak" cx="%.2f" cy="%.2f" r="4" fill="#d62728"/>' % (x(peak["t"]), y(peak["heap"])))
+        out.append('<text x="%.2f" y="%.2f" fill="#d62728" text-anchor="%s">%s</text>'
+                   % (x(peak["t"]) + (-6 if anchor == "end" else 6), y(peak["heap"]) - 6, anchor, escape(label)))
+    out.append('<text x="%d" y="20" font-size="14">%s</text>' % (left, escape(data["title"])))
+    out.append('<text x="%d" y="20" text-anchor="end"><tspan fill="#1f77b4">&#9632; traced heap</tspan> '
+               '<tspan fill="#ff7f0e">&#9632; RSS</tspan></text>' % (left + pw))
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def render_html(data):
+    """The interactive page (str): data inlined as JSON, script inlined."""
+    template = resources.files("memlens").joinpath("templates/plot.html").read_text("utf-8")
+    blob = json.dumps(data).replace("</", "<\\/")
+    return template.replace("/*MEMLENS_DATA*/null", blob).replace(
+        "MEMLENS_TITLE", escape(data["title"]))
+
+
+def write(path_in, path_out):
+    """Render the capture at path_in to path_out (.svg or .html)."""
+    data = chart_data(load(path_in))
+    text = render_svg(data) if path_out.lower().endswith(".svg") else render_html(data)
+    with open(path_out, "w", encoding="utf-8") as f:
+        f.write(text)
+    return data
