@@ -35,12 +35,18 @@ int
 ml_live_init(ml_live *t)
 {
     memset(t, 0, sizeof(*t));
-    return ml_live_alloc_slots(t, ML_LIVE_INITIAL_BITS);
+    t->ring = calloc(ML_LIVE_RING, sizeof(*t->ring));
+    if (!t->ring || ml_live_alloc_slots(t, ML_LIVE_INITIAL_BITS) < 0) {
+        ml_live_release(t);
+        return -1;
+    }
+    return 0;
 }
 
 void
 ml_live_release(ml_live *t)
 {
+    free(t->ring);
     free(t->slots);
     memset(t, 0, sizeof(*t));
 }
@@ -48,9 +54,12 @@ ml_live_release(ml_live *t)
 void
 ml_live_clear(ml_live *t)
 {
+    if (t->ring)
+        memset(t->ring, 0, ML_LIVE_RING * sizeof(*t->ring));
     if (t->slots)
         memset(t->slots, 0, (size_t)(t->mask + 1) * sizeof(*t->slots));
     t->count = 0;
+    t->hcount = 0;
     t->bytes = 0;
 }
 
@@ -83,10 +92,18 @@ ml_live_grow(ml_live *t)
 int
 ml_live_insert(ml_live *t, ml_seq seq, const ml_live_block *b)
 {
-    if (ML_LIVE_FULL(t->count + 1, t->mask + 1) && ml_live_grow(t) < 0)
-        return -1;
-    ml_live_slot e = {seq, b->size | (uint64_t)b->domain << ML_DOM_SHIFT, b->stack, b->type};
-    ml_live_place(t, &e);
+    ml_live_slot *r = &t->ring[seq & (ML_LIVE_RING - 1)];
+    if (r->seq) {
+        /* an older block still lives in this ring slot: it moves to the hash */
+        if (ML_LIVE_FULL(t->hcount + 1, t->mask + 1) && ml_live_grow(t) < 0)
+            return -1;
+        ml_live_place(t, r);
+        t->hcount++;
+    }
+    r->seq = seq;
+    r->size_dom = b->size | (uint64_t)b->domain << ML_DOM_SHIFT;
+    r->stack = b->stack;
+    r->type = b->type;
     t->count++;
     t->bytes += b->size;
     return 0;
@@ -120,6 +137,11 @@ ml_live_find(const ml_live *t, ml_seq seq, ml_live_block *out)
 {
     if (!seq)
         return -1;
+    const ml_live_slot *r = &t->ring[seq & (ML_LIVE_RING - 1)];
+    if (r->seq == seq) {
+        ml_live_unpack(r, out);
+        return 0;
+    }
     int64_t i = ml_live_lookup(t, seq);
     if (i < 0)
         return -1;
@@ -132,12 +154,21 @@ ml_live_remove(ml_live *t, ml_seq seq, ml_live_block *out)
 {
     if (!seq)
         return -1;
+    ml_live_slot *r = &t->ring[seq & (ML_LIVE_RING - 1)];
+    if (r->seq == seq) {
+        ml_live_unpack(r, out);
+        r->seq = 0;
+        t->count--;
+        t->bytes -= out->size;
+        return 0;
+    }
     int64_t found = ml_live_lookup(t, seq);
     if (found < 0)
         return -1;
     uint64_t hole = (uint64_t)found;
     ml_live_unpack(&t->slots[hole], out);
     t->count--;
+    t->hcount--;
     t->bytes -= out->size;
     /* Backward shift: pull later entries of the cluster into the hole when
      * the hole lies between their home and their slot. */
@@ -157,25 +188,50 @@ ml_live_remove(ml_live *t, ml_seq seq, ml_live_block *out)
     return 0;
 }
 
+static int
+ml_live_visit(const ml_live_slot *s, uint64_t n, ml_live_visit_fn fn, void *arg)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        if (!s[i].seq)
+            continue;
+        ml_live_block b;
+        ml_live_unpack(&s[i], &b);
+        if (fn(arg, s[i].seq, &b))
+            return 1;
+    }
+    return 0;
+}
+
 void
 ml_live_foreach(const ml_live *t, ml_live_visit_fn fn, void *arg)
 {
     if (!t->slots)
         return;
-    for (uint64_t i = 0; i <= t->mask; i++) {
-        if (!t->slots[i].seq)
-            continue;
-        ml_live_block b;
-        ml_live_unpack(&t->slots[i], &b);
-        if (fn(arg, t->slots[i].seq, &b))
-            return;
-    }
+    if (!ml_live_visit(t->slots, t->mask + 1, fn, arg))
+        ml_live_visit(t->ring, ML_LIVE_RING, fn, arg);
 }
 
 int
 ml_live_check(const ml_live *t, char *msg, size_t cap)
 {
     uint64_t count = 0, bytes = 0;
+    for (uint64_t i = 0; i < ML_LIVE_RING; i++) {
+        const ml_live_slot *s = &t->ring[i];
+        if (!s->seq)
+            continue;
+        count++;
+        bytes += s->size_dom & ML_LIVE_SIZE_MAX;
+        if ((s->seq & (ML_LIVE_RING - 1)) != i) {
+            snprintf(msg, cap, "ring slot %llu holds seq %llu", (unsigned long long)i,
+                     (unsigned long long)s->seq);
+            return -1;
+        }
+        if (ml_live_lookup(t, s->seq) >= 0) {
+            snprintf(msg, cap, "seq %llu is in the ring and the hash", (unsigned long long)s->seq);
+            return -1;
+        }
+    }
+    uint64_t in_ring = count;
     for (uint64_t i = 0; i <= t->mask; i++) {
         const ml_live_slot *s = &t->slots[i];
         if (!s->seq)
@@ -194,14 +250,14 @@ ml_live_check(const ml_live *t, char *msg, size_t cap)
             }
         }
     }
-    if (count != t->count || bytes != t->bytes) {
+    if (count != t->count || bytes != t->bytes || count - in_ring != t->hcount) {
         snprintf(msg, cap, "count %llu/%llu bytes %llu/%llu do not match the entries",
                  (unsigned long long)t->count, (unsigned long long)count,
                  (unsigned long long)t->bytes, (unsigned long long)bytes);
         return -1;
     }
-    if (ML_LIVE_FULL(t->count, t->mask + 1) && t->count) {
-        snprintf(msg, cap, "load %llu/%llu above the limit", (unsigned long long)t->count,
+    if (ML_LIVE_FULL(t->hcount, t->mask + 1) && t->hcount) {
+        snprintf(msg, cap, "load %llu/%llu above the limit", (unsigned long long)t->hcount,
                  (unsigned long long)(t->mask + 1));
         return -1;
     }

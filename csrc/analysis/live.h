@@ -4,14 +4,19 @@
  * block at every ALLOC and removes it at its FREE, so a FREE event can carry
  * the size, stack, type and domain of the block it frees.
  *
- * Open addressing with linear probing and backward-shift deletion (no
- * tombstones: a table that sees a billion inserts and removes stays as fast
- * as a fresh one). Slots are found by Fibonacci hashing of the seq: seqs are
- * consecutive integers, and an identity hash would let a dense run of
- * long-lived blocks form one cluster that later seqs wrap onto.
- * Invariants (ml_live_check): every entry sits at or after its home slot
- * with no empty slot in between; count and bytes match the entries; the
- * load stays below ML_LIVE_MAX_LOAD.
+ * Two parts. Seqs are given out in order and most blocks die young, so the
+ * newest blocks sit in a ring indexed by seq (the last ML_LIVE_RING seqs:
+ * inserting and freeing them touches memory that is already in cache). A
+ * block that is still live when its ring slot is needed by a newer seq moves
+ * to an open-addressing hash table with linear probing and backward-shift
+ * deletion (no tombstones: a table that sees a billion inserts and removes
+ * stays as fast as a fresh one). The hash finds slots by Fibonacci hashing
+ * of the seq: an identity hash would let a dense run of long-lived blocks
+ * form one cluster that later seqs wrap onto.
+ * Invariants (ml_live_check): a ring entry sits at index seq % ring size; a
+ * hash entry sits at or after its home slot with no empty slot in between;
+ * no seq is in both; count and bytes match the entries; the hash load stays
+ * below 5/8.
  * Not thread-safe; one table per reader.
  */
 #ifndef ML_LIVE_H
@@ -34,12 +39,19 @@ typedef struct {
     ml_type_id type;
 } ml_live_slot;
 
+#ifndef ML_LIVE_RING_BITS
+#define ML_LIVE_RING_BITS 15
+#endif
+#define ML_LIVE_RING ((uint64_t)1 << ML_LIVE_RING_BITS)
+
 typedef struct {
-    ml_live_slot *slots;
-    uint64_t mask;     /* capacity - 1; capacity is a power of two */
-    unsigned shift;    /* 64 - log2(capacity) */
-    uint64_t count;
-    uint64_t bytes;    /* sum of the sizes of the entries */
+    ml_live_slot *ring;  /* ML_LIVE_RING slots, indexed by seq % ML_LIVE_RING */
+    ml_live_slot *slots; /* the hash table of older blocks */
+    uint64_t mask;       /* hash capacity - 1; capacity is a power of two */
+    unsigned shift;      /* 64 - log2(hash capacity) */
+    uint64_t hcount;     /* entries in the hash */
+    uint64_t count;      /* entries in all */
+    uint64_t bytes;      /* sum of the sizes of the entries */
 } ml_live;
 
 /* A live block as the callers see it. */
@@ -58,8 +70,8 @@ void ml_live_release(ml_live *t);
 /* Remove every entry, keeping the capacity. */
 void ml_live_clear(ml_live *t);
 
-/* Add a block whose seq is not in the table (the caller guarantees it: seqs
- * only grow). Returns 0, or -1 out of memory (table unchanged). */
+/* Add a block whose seq is greater than every seq inserted before (the
+ * reader's seqs only grow). Returns 0, or -1 out of memory (table unchanged). */
 int ml_live_insert(ml_live *t, ml_seq seq, const ml_live_block *b);
 /* Remove the block `seq` and copy it to *out. Returns 0, or -1 when no block
  * has that seq (table unchanged). */
@@ -67,7 +79,8 @@ int ml_live_remove(ml_live *t, ml_seq seq, ml_live_block *out);
 /* Copy the block `seq` to *out without removing it: 0, or -1 when absent. */
 int ml_live_find(const ml_live *t, ml_seq seq, ml_live_block *out);
 
-/* Call fn for each entry, in slot order; stops when fn returns nonzero. */
+/* Call fn for each entry (in no particular order); stops when fn returns
+ * nonzero. */
 typedef int (*ml_live_visit_fn)(void *arg, ml_seq seq, const ml_live_block *b);
 void ml_live_foreach(const ml_live *t, ml_live_visit_fn fn, void *arg);
 

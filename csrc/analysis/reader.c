@@ -637,8 +637,8 @@ ml_reader_next(ml_reader *r, ml_event *ev)
                 d = tag - ML_TAG_FREE;
             }
             if (d >= r->last_seq)
-                CORRUPT("FREE of block -%llu before the first allocation (last is %llu)",
-                        (unsigned long long)d, (unsigned long long)r->last_seq);
+                CORRUPT("FREE at distance %llu reaches before the first allocation (%llu "
+                        "blocks so far)", (unsigned long long)d, (unsigned long long)r->last_seq);
             ml_seq seq = r->last_seq - d;
             ml_live_block blk;
             if (ml_live_remove(&r->live, seq, &blk) < 0)

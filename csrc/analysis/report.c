@@ -403,25 +403,96 @@ ml_stack_sums_add_live(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack, 
 
 /* ---- summary ---- */
 
+/* Per-stack change of the live blocks since the current peak candidate:
+ * minus the blocks allocated after it, plus the blocks freed after it. At
+ * the end, live at the peak = live at the end + this delta, so the summary
+ * needs one pass instead of a second pass that replays up to the peak.
+ * Arithmetic is modulo 2^64 (uint64): the sum comes out exact. A new peak
+ * resets only the stacks touched since the last reset (the touched list), so
+ * the reset costs O(1) per event on average even when every ALLOC of a
+ * growing heap is a new peak. */
+typedef struct {
+    ml_stack_sums sums;   /* bytes, count deltas (mod 2^64) */
+    uint8_t *dirty;       /* stack is in touched */
+    uint32_t *touched;
+    size_t ntouched;
+    uint32_t dcap;        /* entries of dirty and touched */
+} ml_peak_delta;
+
+static int
+ml_peak_delta_reserve(ml_peak_delta *d, uint32_t stack)
+{
+    if (ml_stack_sums_reserve(&d->sums, stack) < 0)
+        return -1;
+    if (d->dcap < d->sums.cap) {
+        uint8_t *nd = realloc(d->dirty, d->sums.cap);
+        if (!nd)
+            return -1;
+        d->dirty = nd;
+        memset(nd + d->dcap, 0, d->sums.cap - d->dcap);
+        uint32_t *nt = realloc(d->touched, (size_t)d->sums.cap * sizeof(uint32_t));
+        if (!nt)
+            return -1;
+        d->touched = nt;
+        d->dcap = d->sums.cap;
+    }
+    return 0;
+}
+
+static inline void
+ml_peak_delta_add(ml_peak_delta *d, uint32_t stack, uint64_t bytes, uint64_t count)
+{
+    if (!d->dirty[stack]) {
+        d->dirty[stack] = 1;
+        d->touched[d->ntouched++] = stack;
+    }
+    d->sums.bytes[stack] += bytes;
+    d->sums.count[stack] += count;
+}
+
+static inline void
+ml_peak_delta_reset(ml_peak_delta *d)
+{
+    for (size_t i = 0; i < d->ntouched; i++) {
+        uint32_t s = d->touched[i];
+        d->sums.bytes[s] = d->sums.count[s] = 0;
+        d->dirty[s] = 0;
+    }
+    d->ntouched = 0;
+}
+
+static void
+ml_peak_delta_release(ml_peak_delta *d)
+{
+    ml_stack_sums_release(&d->sums);
+    free(d->dirty);
+    free(d->touched);
+    memset(d, 0, sizeof(*d));
+}
+
 int
 ml_report_summary(ml_reader *r, size_t top, const ml_progress *pg, ml_summary *out, char *err,
                   size_t errcap)
 {
     memset(out, 0, sizeof(*out));
     ml_report_totals *t = &out->totals;
-    ml_stack_sums allocated = {0}, at_end = {0}, at_peak = {0};
+    ml_stack_sums allocated = {0}, at_end = {0};
+    ml_peak_delta delta = {0};
     ml_sites sites = {0};
     ml_event ev;
     uint64_t nread = 0, heap = 0;
     int rc;
 
     ml_reader_rewind(r);
-    if (ml_stack_sums_init(&allocated, ml_reader_nframes(r)) < 0)
+    uint32_t nstacks = ml_reader_nframes(r);
+    if (ml_stack_sums_init(&allocated, nstacks) < 0 || ml_stack_sums_init(&delta.sums, nstacks) < 0 ||
+        ml_peak_delta_reserve(&delta, nstacks) < 0)
         goto oom;
-    /* pass 1: totals, the peak, bytes allocated per stack */
     while ((rc = ml_report_next(r, &ev, &nread, t, pg, 1, err, errcap)) > 0) {
         if (ev.kind == ML_EV_ALLOC) {
-            if (ml_stack_sums_reserve(&allocated, ev.stack) < 0)
+            if ((ev.stack >= allocated.cap || ev.stack >= delta.dcap) &&
+                (ml_stack_sums_reserve(&allocated, ev.stack) < 0 ||
+                 ml_peak_delta_reserve(&delta, ev.stack) < 0))
                 goto oom;
             allocated.bytes[ev.stack] += ev.size;
             allocated.count[ev.stack]++;
@@ -430,34 +501,31 @@ ml_report_summary(ml_reader *r, size_t top, const ml_progress *pg, ml_summary *o
                 out->peak_bytes = heap;
                 out->peak_event = nread;
                 out->peak_time_us = ev.time_us;
+                ml_peak_delta_reset(&delta);
+            } else {
+                ml_peak_delta_add(&delta, ev.stack, -ev.size, (uint64_t)-1);
             }
         } else if (ev.kind == ML_EV_FREE) {
             heap -= ev.size;
+            ml_peak_delta_add(&delta, ev.stack, ev.size, 1);
         }
     }
     if (rc < 0)
         goto fail;
     ml_report_finish_totals(r, t);
-    uint32_t nstacks = ml_reader_nframes(r);
-    if (ml_stack_sums_reserve(&allocated, nstacks) < 0 || ml_stack_sums_init(&at_end, nstacks) < 0 ||
-        ml_stack_sums_init(&at_peak, nstacks) < 0)
+    nstacks = ml_reader_nframes(r);
+    if (ml_stack_sums_reserve(&allocated, nstacks) < 0 || ml_peak_delta_reserve(&delta, nstacks) < 0 ||
+        ml_stack_sums_init(&at_end, nstacks) < 0)
         goto oom;
     ml_reader_live_foreach(r, ml_stack_sums_add_live, &at_end);
-
-    /* pass 2: replay up to the peak event, then take the live blocks */
-    if (out->peak_event) {
-        ml_reader_rewind(r);
-        nread = 0;
-        while (nread < out->peak_event &&
-               (rc = ml_report_next(r, &ev, &nread, NULL, pg, 2, err, errcap)) > 0)
-            ;
-        if (rc < 0)
-            goto fail;
-        ml_reader_live_foreach(r, ml_stack_sums_add_live, &at_peak);
+    /* live at the peak = live at the end + delta (in place, in delta) */
+    for (uint32_t s = 0; s <= nstacks; s++) {
+        delta.sums.bytes[s] += at_end.bytes[s];
+        delta.sums.count[s] += at_end.count[s];
     }
 
     if (ml_sites_init(&sites, r) < 0 ||
-        ml_sites_fold(&sites, at_peak.bytes, at_peak.count, nstacks, top, &out->at_peak,
+        ml_sites_fold(&sites, delta.sums.bytes, delta.sums.count, nstacks, top, &out->at_peak,
                       &out->n_at_peak) < 0 ||
         ml_sites_fold(&sites, allocated.bytes, allocated.count, nstacks, top, &out->allocated,
                       &out->n_allocated) < 0 ||
@@ -467,7 +535,7 @@ ml_report_summary(ml_reader *r, size_t top, const ml_progress *pg, ml_summary *o
     ml_sites_release(&sites);
     ml_stack_sums_release(&allocated);
     ml_stack_sums_release(&at_end);
-    ml_stack_sums_release(&at_peak);
+    ml_peak_delta_release(&delta);
     return 0;
 
 oom:
@@ -476,7 +544,7 @@ fail:
     ml_sites_release(&sites);
     ml_stack_sums_release(&allocated);
     ml_stack_sums_release(&at_end);
-    ml_stack_sums_release(&at_peak);
+    ml_peak_delta_release(&delta);
     ml_summary_release(out);
     return -1;
 }

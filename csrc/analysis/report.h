@@ -17,6 +17,10 @@
  *    proves the previous occupant died. It adds no bytes and does not change
  *    the heap or the alive count.
  *
+ * The peak: the summary finds the live blocks at the peak in the same single
+ * pass, as (live at the end) - (allocated after the peak) + (freed after the
+ * peak), per stack; tests check it against a replay up to the peak event.
+ *
  * Each report reads the capture from the start (it rewinds the reader) and
  * leaves the reader's definitions loaded, so ml_reader_code() and
  * ml_reader_frame() can name the sites afterwards. A capture cut short is
@@ -32,7 +36,8 @@
 
 #include "analysis/reader.h"
 
-/* Called about every million events: pass is 1 or 2, pos/size in bytes.
+/* Called about every million events: pass is 1 (every report reads the file
+ * once), pos/size in bytes.
  * A nonzero return stops the report (it then fails with err "interrupted"). */
 typedef int (*ml_progress_fn)(void *arg, int pass, uint64_t pos, uint64_t size);
 

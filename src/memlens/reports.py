@@ -120,7 +120,7 @@ def summary(path, top=10, progress=None):
     progress: None = on stderr when it is a terminal; False = never; or a
     callable(pass, pos, size).
     """
-    raw = _read("read_summary", path, progress, 2, top)
+    raw = _read("read_summary", path, progress, 1, top)
     info = meta(path)
     return {
         "peak_bytes": raw["peak_bytes"],

@@ -797,6 +797,83 @@ test_reports_small(void)
     unlink(path);
 }
 
+/* The summary finds the live blocks at the peak in one pass (end + delta);
+ * check it against the direct way: replay up to the peak event and take the
+ * live table there. Each stack has its own code, so a site is a stack. */
+typedef struct {
+    uint64_t bytes[16], count[16];
+} per_stack;
+
+static int
+add_live(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack, ml_type_id type, ml_domain dom)
+{
+    per_stack *p = arg;
+    (void)seq, (void)type, (void)dom;
+    p->bytes[stack] += size;
+    p->count[stack]++;
+    return 0;
+}
+
+static void
+test_peak_matches_replay(void)
+{
+    const char *path = tmp_path("peak.mlens");
+    for (int round = 0; round < 30; round++) {
+        ml_writer *w = ml_writer_open(path, 1, META, strlen(META));
+        char name[16];
+        for (uint32_t c = 1; c <= 10; c++) {
+            int n = snprintf(name, sizeof(name), "f%u", c);
+            ml_writer_code_def(w, c, "p.py", 4, name, (size_t)n, c, NULL, NULL, 0);
+            ml_writer_frame_def(w, c, 0, c, 0);
+        }
+        ml_seq live[4000];
+        size_t nlive = 0;
+        int nev = 200 + (int)(rng() % 2000);
+        unsigned grow = 30 + (unsigned)(rng() % 60); /* % of allocations: phases differ */
+        for (int i = 0; i < nev; i++) {
+            if (i % 300 == 0)
+                grow = 20 + (unsigned)(rng() % 70);
+            if (nlive == 0 || (rng() % 100 < grow && nlive < 4000)) {
+                uint32_t st = (uint32_t)(rng() % 11); /* 0 = no stack */
+                live[nlive++] = ml_writer_alloc(w, ML_DOMAIN_MEM, st, 0, 1 + rng() % 5000);
+            } else {
+                size_t k = (size_t)(rng() % nlive);
+                ml_writer_free(w, live[k]);
+                live[k] = live[--nlive];
+            }
+        }
+        ml_writer_trailer(w, NULL, 0);
+        ml_writer_close(w);
+
+        char err[512];
+        ml_reader *r = ml_reader_open(path, err, sizeof(err));
+        ml_summary s;
+        CHECK(ml_report_summary(r, 0, NULL, &s, err, sizeof(err)) == 0);
+        per_stack want;
+        memset(&want, 0, sizeof(want));
+        ml_reader_rewind(r);
+        ml_event ev;
+        for (uint64_t k = 0; k < s.peak_event; k++)
+            CHECK(ml_reader_next(r, &ev) == 1);
+        CHECK(ml_reader_live_bytes(r) == s.peak_bytes);
+        ml_reader_live_foreach(r, add_live, &want);
+        per_stack got;
+        memset(&got, 0, sizeof(got));
+        uint64_t total = 0;
+        for (size_t i = 0; i < s.n_at_peak; i++) {
+            got.bytes[s.at_peak[i].stack] += s.at_peak[i].bytes;
+            got.count[s.at_peak[i].stack] += s.at_peak[i].count;
+            total += s.at_peak[i].bytes;
+            CHECK(s.at_peak[i].code == s.at_peak[i].stack);
+        }
+        CHECK(total == s.peak_bytes);
+        CHECK(memcmp(&got, &want, sizeof(got)) == 0);
+        ml_summary_release(&s);
+        ml_reader_free(r);
+    }
+    unlink(path);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -811,6 +888,7 @@ main(int argc, char **argv)
     RUN(test_fuzz);
     RUN(test_live_table);
     RUN(test_reports_small);
+    RUN(test_peak_matches_replay);
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }
