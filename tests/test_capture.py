@@ -435,3 +435,47 @@ def test_torture_many_object_kinds(script, capture):
     # four calls of churn() define four Node classes, two instances each
     nodes = [r for r in rows if r["type"] == "__main__.churn.<locals>.Node"]
     assert sum(r["allocs"] for r in nodes) == 8 and sum(r["alive"] for r in nodes) == 0
+
+
+def test_compressed_capture_reads_like_raw(script, tmp_path):
+    prog = script("""
+        class Rec:
+            def __init__(self, i):
+                self.i = i
+        keep = [Rec(i) for i in range(20000)]  # @keep
+        tmp = [str(i) * 3 for i in range(50000)]
+    """)
+    raw = str(tmp_path / "raw.mlens")
+    assert memlens("run", "-q", "--no-compress", "-o", raw, prog.path).returncode == 0
+    with open(raw, "rb") as f:
+        assert f.read(6) == b"MLENS\0"
+    from memlens import capfile
+    comp = str(tmp_path / "comp.mlens")
+    with open(raw, "rb") as f, open(comp, "wb") as g:
+        g.write(f.read())
+    raw_size, comp_size = capfile.compress(comp)
+    assert comp_size * 3 < raw_size  # the zlib container is several times smaller
+    for name in ("summary", "types", "leaks", "timeline"):
+        assert report(name, comp) == report(name, raw), name
+    # `memlens run` compresses by default
+    cap = str(tmp_path / "default.mlens")
+    assert memlens("run", "-q", "-o", cap, prog.path).returncode == 0
+    assert capfile.is_compressed(cap)
+    keep = [r for r in report("leaks", cap) if r["type"] == "__main__.Rec"]
+    assert keep[0]["line"] == prog.line("keep") and keep[0]["count"] == 20000
+
+
+def test_damaged_compressed_capture(script, tmp_path):
+    prog = script("keep = [bytearray(64) for _ in range(20000)]\n")
+    cap = str(tmp_path / "c.mlens")
+    assert memlens("run", "-q", "-o", cap, prog.path).returncode == 0
+    data = open(cap, "rb").read()
+    half = tmp_path / "half.mlens"
+    half.write_bytes(data[: len(data) // 2])
+    proc = memlens("summary", str(half), "--json")
+    assert proc.returncode == 0 and "warning" in proc.stderr.lower()
+    bad = tmp_path / "bad.mlens"
+    bad.write_bytes(data[:8] + b"this is not zlib data" * 10)
+    proc = memlens("summary", str(bad))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "bad.mlens" in proc.stderr

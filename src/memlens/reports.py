@@ -16,6 +16,7 @@ import re
 import sys
 
 from memlens import fmt
+from memlens import capfile
 from memlens.errors import UsageError
 
 TRUNCATED_WARNING = "capture ends early (the process was killed?); reporting what it holds"
@@ -38,12 +39,14 @@ def _engine():
 
 def _call(fn, path, *args, **kwargs):
     """Run an engine reader; its failures become one-line UsageErrors."""
+    path = os.fspath(path)
+    raw = capfile.raw_path(path) if os.path.isfile(path) else path
     try:
-        return fn(os.fspath(path), *args, **kwargs)
+        return fn(raw, *args, **kwargs)
     except OSError as exc:
-        raise UsageError(exc.strerror or str(exc)) from None
+        raise UsageError(capfile.display(exc.strerror or str(exc), raw, path)) from None
     except (ValueError, TypeError) as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(capfile.display(str(exc), raw, path)) from None
 
 
 class _Progress:

@@ -30,18 +30,20 @@ def load(path, names=(), files=()):
     if not os.path.exists(path):
         raise UsageError("no such capture file: %s" % path)
     names, files = list(names), list(files)
+    from memlens import capfile
+    raw = capfile.raw_path(path)
     try:
         if not names and not files:
             # default: the main script, named in the header metadata
-            meta = json.loads(_engine.timeline_meta(path) or "{}")
+            meta = json.loads(_engine.timeline_meta(raw) or "{}")
             script = meta.get("script")
             if not script:
                 raise UsageError("the capture has no main script (it ran -m or -c): "
                                  "choose functions with --function or --file")
             files = [script]
-        return _engine.lines(path, names, [_resolve(f) for f in files])
+        return _engine.lines(raw, names, [_resolve(f) for f in files])
     except ValueError as exc:
-        raise UsageError("%s: %s" % (path, exc))
+        raise UsageError("%s: %s" % (path, capfile.display(str(exc), raw, path)))
 
 
 def _resolve(path):

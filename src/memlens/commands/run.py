@@ -10,7 +10,7 @@ from memlens import __version__, runner
 from memlens.errors import UsageError
 
 USAGE = "memlens run [-o FILE] [--force] [-q] [--max-frames N] [--interval MS] [--follow-fork] " \
-        "(SCRIPT | -m MODULE | -c CODE) [ARGS...]"
+        "[--no-compress] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
 
 
 def _options_parser():
@@ -29,6 +29,8 @@ def _options_parser():
                    help="milliseconds between RSS/heap samples and file flushes (default 10)")
     p.add_argument("--follow-fork", action="store_true",
                    help="a forked child records into FILE.<pid> (default: children are not recorded)")
+    p.add_argument("--no-compress", action="store_true",
+                   help="leave the capture raw (by default it is compressed when the program ends)")
     return p
 
 
@@ -106,17 +108,30 @@ def run(args):
         state["started"] = False
         return _engine.stop()
 
+    def finish_capture(stats):
+        """Summary (read from the raw file), then compression; in a forked
+        child, its own capture file (with --follow-fork) is compressed."""
+        mine = os.getpid() == pid
+        target = path if mine else "%s.%d" % (path, os.getpid())
+        if mine and not ns.quiet:
+            _print_summary(path, stats)
+        if not ns.no_compress and os.path.exists(target) and (mine or ns.follow_fork):
+            try:
+                from memlens import capfile
+                capfile.compress(target)
+            except OSError as exc:
+                if mine:
+                    sys.stderr.write("memlens: capture left uncompressed: %s\n" % exc)
+
     def end(outcome):
         stats = stop()
-        if os.getpid() != pid or stats is None:
-            return  # a forked child: its capture (if any) is closed; no summary
-        if not ns.quiet:
-            _print_summary(path, stats)
+        if stats is not None:
+            finish_capture(stats)
 
     def on_os_exit():
         stats = stop()
-        if stats is not None and os.getpid() == pid and not ns.quiet:
-            _print_summary(path, stats)
+        if stats is not None:
+            finish_capture(stats)
 
     outcome = runner.run(program, on_start=start, on_end=end, on_os_exit=on_os_exit)
     return runner.finish(outcome)
