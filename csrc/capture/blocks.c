@@ -96,6 +96,15 @@ ml_blocks_slot(const ml_blocks *t, uintptr_t ptr, int create)
     return &chunk[(ptr >> 4) & (ML_CHUNK_ENTRIES - 1)];
 }
 
+int
+ml_blocks_maybe_live(const ml_blocks *t, uintptr_t ptr)
+{
+    if (ptr & 15)
+        return 1; /* side table: ask under the lock */
+    const ml_entry *e = ml_blocks_slot(t, ptr, 0);
+    return e && (__atomic_load_n(e, __ATOMIC_RELAXED) & ML_PRESENT);
+}
+
 void
 ml_blocks_prefetch(const ml_blocks *t, uintptr_t ptr)
 {
@@ -176,21 +185,45 @@ ml_side_remove(ml_blocks *t, ml_side_entry *e)
 
 /* ---- operations ---- */
 
+static inline ml_entry
+ml_blocks_pack(uint64_t seq, uint64_t size, int flag)
+{
+    return ML_PRESENT | (flag ? ML_FLAG : 0) | size << ML_SIZE_SHIFT | (seq & ML_SEQ_MASK);
+}
+
+void
+ml_blocks_set_seq(ml_blocks *t, uintptr_t ptr, void *ref, uint64_t seq, uint64_t size, int flag)
+{
+    if (ref && size < ML_SIZE_BIG)
+        *(ml_entry *)ref = ml_blocks_pack(seq, size, flag);
+    else
+        ml_blocks_put(t, ptr, seq, size, flag);
+}
+
 int
 ml_blocks_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag)
 {
+    void *ref;
+    return ml_blocks_put_ref(t, ptr, seq, size, flag, &ref);
+}
+
+int
+ml_blocks_put_ref(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag, void **ref)
+{
+    *ref = NULL;
     if (ptr & 15)
         return ml_side_put(t, ptr, seq, size, flag);
     ml_entry *e = ml_blocks_slot(t, ptr, 1);
     if (!e)
         return -1;
+    *ref = e;
     uint64_t sz = size;
     if (size >= ML_SIZE_BIG) {
         if (ml_side_put(t, ptr, seq, size, flag) < 0)
             return -1;
         sz = ML_SIZE_BIG;
     }
-    *e = ML_PRESENT | (flag ? ML_FLAG : 0) | sz << ML_SIZE_SHIFT | (seq & ML_SEQ_MASK);
+    *e = ml_blocks_pack(seq, sz, flag);
     return 0;
 }
 

@@ -6,8 +6,9 @@
  *   2. outside the lock: walk the Python frames into this thread's scratch;
  *   3. under the lock: classify the previous block (its header is written
  *      by now), intern the stack, update the live-block table, encode.
- * The lock is uncontended in practice: MEM and OBJ run under the GIL; only
- * RAW calls from threads without the GIL (thread start/exit) compete.
+ * The lock (a spinlock, see ml_lock) is uncontended in practice: MEM and
+ * OBJ run under the GIL; only RAW calls from threads without the GIL
+ * (thread start/exit) and the sampler's buffer swap compete.
  *
  * Types: the block allocated by one hook call is held "pending" and
  * classified at the next hook call made with the GIL (by then the
@@ -21,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -66,9 +68,35 @@ static int ml_hooks_installed;
 static pthread_key_t ml_ts_key;
 static pthread_once_t ml_once = PTHREAD_ONCE_INIT;
 
-/* Everything below is protected by ml.lock. */
+/* The engine lock: a spinlock, since it is held for a few hundred
+ * instructions and is uncontended but for RAW calls from threads without
+ * the GIL and the sampler's buffer swap. A waiter yields after a while so a
+ * preempted holder can run. */
+static atomic_int ml_spin;
+
+static inline void
+ml_lock(void)
+{
+    for (unsigned i = 0; atomic_exchange_explicit(&ml_spin, 1, memory_order_acquire); i++) {
+        while (atomic_load_explicit(&ml_spin, memory_order_relaxed)) {
+            if (++i > 128)
+                sched_yield();
+#if defined(__x86_64__) || defined(__i386__)
+            else
+                __builtin_ia32_pause();
+#endif
+        }
+    }
+}
+
+static inline void
+ml_unlock(void)
+{
+    atomic_store_explicit(&ml_spin, 0, memory_order_release);
+}
+
+/* Everything below is protected by ml_lock(). */
 static struct {
-    pthread_mutex_t lock;
     int active;             /* between start and stop */
     ml_writer *w;           /* NULL: counters only */
     ml_blocks *blocks;
@@ -79,6 +107,7 @@ static struct {
     /* blocks allocated but not classified yet, oldest first */
     struct ml_pending {
         uintptr_t ptr;
+        void *ref;          /* its live-block entry (ml_blocks_put_ref) */
         size_t size;
         ml_domain domain;
         ml_frame_id stack;
@@ -99,11 +128,12 @@ static struct {
     uint64_t last_time_us;
     pthread_t sampler;
     int sampler_running;
+    pthread_mutex_t sampler_mx; /* the sampler sleeps on sampler_cv with it */
     pthread_cond_t sampler_cv;
     int sampler_stop;
     int rss_fd;
     int tracer_installed, forked_child, prepare_locked;
-} ml = {.lock = PTHREAD_MUTEX_INITIALIZER, .sampler_cv = PTHREAD_COND_INITIALIZER, .rss_fd = -1};
+} ml = {.sampler_mx = PTHREAD_MUTEX_INITIALIZER, .sampler_cv = PTHREAD_COND_INITIALIZER, .rss_fd = -1};
 
 /* ---- per-thread state ---- */
 
@@ -111,11 +141,11 @@ static void
 ml_tstate_destroy(void *arg)
 {
     ml_tstate *t = arg;
-    pthread_mutex_lock(&ml.lock);
+    ml_lock();
     for (int i = 0; i < ml.npending; i++)
         if (ml.pending[i].owner == t)
             ml.pending[i].owner = NULL;
-    pthread_mutex_unlock(&ml.lock);
+    ml_unlock();
     ml_stack_cache_release(&t->cache);
     free(t->scratch);
     free(t);
@@ -186,11 +216,10 @@ static void
 ml_resolve_one_unlocked(int i, ml_type_id known_type, int freeing)
 {
     struct ml_pending pb = ml.pending[i];
-    memmove(&ml.pending[i], &ml.pending[i + 1], (size_t)(ml.npending - i - 1) * sizeof(pb));
-    ml.npending--;
-    ml_block b;
-    if (!ml_blocks_get(ml.blocks, pb.ptr, &b) || b.seq)
-        return;
+    if (i != --ml.npending)
+        memmove(&ml.pending[i], &ml.pending[i + 1], (size_t)(ml.npending - i) * sizeof(pb));
+    /* the entry is still there, unwritten: a free of a pending block
+     * resolves it first */
     ml_type_id type = known_type ? known_type
                                  : ml_types_classify(ml.types, (const void *)pb.ptr, pb.size, pb.domain, freeing);
     ml_tstate *owner = pb.owner;
@@ -202,7 +231,7 @@ ml_resolve_one_unlocked(int i, ml_type_id known_type, int freeing)
         owner->context = pb.stack;
     }
     ml_seq seq = ml_writer_alloc(ml.w, pb.domain, pb.stack, type, pb.size);
-    ml_blocks_put(ml.blocks, pb.ptr, seq, pb.size, ml_types_is_metatype(ml.types, type));
+    ml_blocks_set_seq(ml.blocks, pb.ptr, pb.ref, seq, pb.size, ml_types_is_metatype(ml.types, type));
 }
 
 /* Classify every pending block, unless a collection is under way (then
@@ -253,7 +282,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     PyThreadState *ts = ml_tstate_for(domain);
     int truncated = 0;
     int n = t ? ml_capture_frames(t, ts, &truncated) : 0;
-    pthread_mutex_lock(&ml.lock);
+    ml_lock();
     if (!ml.active || !atomic_load_explicit(&ml_enabled, memory_order_relaxed))
         goto unlock;
     /* RAW calls may come from a wrapper above us (tracemalloc's tables)
@@ -274,13 +303,14 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     ml_switch_thread_unlocked(t);
     if (domain != ML_DOMAIN_RAW && ts) {
         /* classified at the next hook call, when the header is written */
-        if (ml_blocks_put(ml.blocks, (uintptr_t)p, 0, size, 0) < 0) {
+        void *ref;
+        if (ml.npending == ML_PENDING_MAX)
+            ml_resolve_one_unlocked(0, 0, 0);
+        if (ml_blocks_put_ref(ml.blocks, (uintptr_t)p, 0, size, 0, &ref) < 0) {
             ml.dropped++;
             goto unlock;
         }
-        if (ml.npending == ML_PENDING_MAX)
-            ml_resolve_one_unlocked(0, 0, 0);
-        ml.pending[ml.npending++] = (struct ml_pending){(uintptr_t)p, size, domain, stack, t};
+        ml.pending[ml.npending++] = (struct ml_pending){(uintptr_t)p, ref, size, domain, stack, t};
     } else {
         ml_type_id type = domain == ML_DOMAIN_RAW ? ML_KIND_RAW
                           : domain == ML_DOMAIN_MEM ? ML_KIND_MEM
@@ -291,7 +321,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
             ml.dropped++;
     }
 unlock:
-    pthread_mutex_unlock(&ml.lock);
+    ml_unlock();
 }
 
 /* Record the free of p (before the memory is released). */
@@ -299,13 +329,21 @@ static void
 ml_on_free(ml_domain domain, void *p)
 {
     ml_blocks *blocks = ml.blocks;
-    if (blocks)
-        ml_blocks_prefetch(blocks, (uintptr_t)p);
-    ml_tstate *t = ml_tstate_get();
     PyThreadState *ts = ml_tstate_for(domain);
+    /* A block allocated before tracking started: nothing to record. (With
+     * the GIL, so that no stop() frees the table meanwhile; a possible type
+     * object among such blocks is forgotten under the lock below.) */
+    if (blocks && ts && !ml.npending && !ml_blocks_maybe_live(blocks, (uintptr_t)p)) {
+        ml_lock();
+        if (ml.types && ml.active)
+            ml_types_type_freed(ml.types, p);
+        ml_unlock();
+        return;
+    }
+    ml_tstate *t = ml_tstate_get();
     int truncated = 0;
     int n = t ? ml_capture_frames(t, ts, &truncated) : 0;
-    pthread_mutex_lock(&ml.lock);
+    ml_lock();
     if (!ml.active || !atomic_load_explicit(&ml_enabled, memory_order_relaxed))
         goto unlock;
     if (ml.w) {
@@ -337,7 +375,7 @@ ml_on_free(ml_domain domain, void *p)
     }
     ml_writer_free(ml.w, e.seq);
 unlock:
-    pthread_mutex_unlock(&ml.lock);
+    ml_unlock();
 }
 
 /* ---- the hooks ---- */
@@ -410,7 +448,7 @@ ml_on_create(PyObject *op)
     if (ml_busy || !ML_ENABLED())
         return;
     ml_busy = 1;
-    pthread_mutex_lock(&ml.lock);
+    ml_lock();
     if (ml.active && ml.w && ML_ENABLED()) {
         PyTypeObject *tp = Py_TYPE(op);
         uintptr_t block = (uintptr_t)op - ml_compat_preheader(tp);
@@ -425,7 +463,7 @@ ml_on_create(PyObject *op)
             }
         }
     }
-    pthread_mutex_unlock(&ml.lock);
+    ml_unlock();
     ml_busy = 0;
 }
 
@@ -475,25 +513,30 @@ ml_sampler_main(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals belong to the program */
-    pthread_mutex_lock(&ml.lock);
+    pthread_mutex_lock(&ml.sampler_mx);
     while (!ml.sampler_stop) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += (long)ml.sample_ms * 1000000L;
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&ml.sampler_cv, &ml.lock, &until);
-        if (ml.sampler_stop || !ml.w)
+        pthread_cond_timedwait(&ml.sampler_cv, &ml.sampler_mx, &until);
+        if (ml.sampler_stop)
             break;
-        ml_sample_unlocked();
-        /* write the buffer while the program goes on into the other one */
+        pthread_mutex_unlock(&ml.sampler_mx);
+        ml_lock();
         ml_writer *w = ml.w;
-        ml_writer_flush_begin(w);
-        pthread_mutex_unlock(&ml.lock);
-        ml_writer_flush_end(w);
-        pthread_mutex_lock(&ml.lock);
+        if (w) {
+            ml_sample_unlocked();
+            /* write the buffer while the program goes on into the other one */
+            ml_writer_flush_begin(w);
+        }
+        ml_unlock();
+        if (w)
+            ml_writer_flush_end(w);
+        pthread_mutex_lock(&ml.sampler_mx);
     }
-    pthread_mutex_unlock(&ml.lock);
+    pthread_mutex_unlock(&ml.sampler_mx);
     return arg;
 }
 
@@ -509,10 +552,10 @@ ml_sampler_join(void)
 {
     if (!ml.sampler_running)
         return;
-    pthread_mutex_lock(&ml.lock);
+    pthread_mutex_lock(&ml.sampler_mx);
     ml.sampler_stop = 1;
     pthread_cond_signal(&ml.sampler_cv);
-    pthread_mutex_unlock(&ml.lock);
+    pthread_mutex_unlock(&ml.sampler_mx);
     pthread_join(ml.sampler, NULL);
     ml.sampler_running = 0;
 }
@@ -523,7 +566,7 @@ static void
 ml_atfork_prepare(void)
 {
     if (ml.active) {
-        pthread_mutex_lock(&ml.lock);
+        ml_lock();
         ml.prepare_locked = 1;
     }
 }
@@ -533,7 +576,7 @@ ml_atfork_parent(void)
 {
     if (ml.prepare_locked) {
         ml.prepare_locked = 0;
-        pthread_mutex_unlock(&ml.lock);
+        ml_unlock();
     }
 }
 
@@ -542,7 +585,8 @@ ml_atfork_child(void)
 {
     /* Only this thread survives. Never write the parent's buffer: drop it.
      * Recording stays off until ml_tracker_after_fork_child (os.fork only). */
-    pthread_mutex_init(&ml.lock, NULL);
+    atomic_store(&ml_spin, 0);
+    pthread_mutex_init(&ml.sampler_mx, NULL);
     pthread_cond_init(&ml.sampler_cv, NULL);
     ml.prepare_locked = 0;
     if (!ml.active)
@@ -613,7 +657,7 @@ ml_tracker_start(const ml_tracker_options *opt)
         errno = ENOMEM;
         return -1;
     }
-    pthread_mutex_lock(&ml.lock);
+    ml_lock();
     ml_reset_counters();
     ml.max_frames = opt->max_frames < 1 ? 1 : opt->max_frames;
     ml.follow_fork = opt->follow_fork;
@@ -625,7 +669,7 @@ ml_tracker_start(const ml_tracker_options *opt)
             int e = errno;
             ml_blocks_free(blocks);
             ml.blocks = NULL;
-            pthread_mutex_unlock(&ml.lock);
+            ml_unlock();
             errno = e;
             return -1;
         }
@@ -640,7 +684,7 @@ ml_tracker_start(const ml_tracker_options *opt)
             ml.rss_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     }
     ml.active = 1;
-    pthread_mutex_unlock(&ml.lock);
+    ml_unlock();
     if (!ml_hooks_installed)
         ml_install_hooks();
     ml.tracer_installed = ml.w && ml_compat_have_reftracer() && ml_compat_reftracer_install(ml_on_create) == 0;
@@ -703,7 +747,7 @@ ml_tracker_stop(ml_tracker_stats *st)
         ml_compat_reftracer_uninstall();
         ml.tracer_installed = 0;
     }
-    pthread_mutex_lock(&ml.lock);
+    ml_lock();
     int rc = ml_finish_capture_unlocked(st);
     ml.active = 0;
     ml_stacks_free(ml.stacks, !ml.forked_child);
@@ -712,7 +756,7 @@ ml_tracker_stop(ml_tracker_stats *st)
     ml.stacks = NULL;
     ml.types = NULL;
     ml.blocks = NULL;
-    pthread_mutex_unlock(&ml.lock);
+    ml_unlock();
     return rc;
 }
 
@@ -740,7 +784,7 @@ ml_tracker_after_fork_child(void)
     memcpy(meta, head, (size_t)hl);
     memcpy(meta + hl, ml.meta + 1, ml.meta_len - 1); /* drop the '{' */
     mlen = (size_t)hl + ml.meta_len - 1;
-    pthread_mutex_lock(&ml.lock);
+    ml_lock();
     /* the parent's tables describe the parent's file: start over (their
      * code references are the parent's too, so they are not dropped) */
     ml_stacks_free(ml.stacks, 0);
@@ -753,11 +797,11 @@ ml_tracker_after_fork_child(void)
     free(meta);
     if (rc < 0) {
         ml.active = 0;
-        pthread_mutex_unlock(&ml.lock);
+        ml_unlock();
         return -1;
     }
     ml.forked_child = 0;
-    pthread_mutex_unlock(&ml.lock);
+    ml_unlock();
     atomic_store(&ml_enabled, 1);
     ml_sampler_start();
     return 0;
@@ -775,9 +819,9 @@ ml_tracker_counters(ml_counters *out)
 void
 ml_tracker_reset_peak(void)
 {
-    pthread_mutex_lock(&ml.lock);
+    ml_lock();
     ml.peak = ml.heap < 0 ? 0 : (uint64_t)ml.heap;
-    pthread_mutex_unlock(&ml.lock);
+    ml_unlock();
 }
 
 void
@@ -786,7 +830,7 @@ ml_tracker_mark(unsigned kind, const char *label, size_t len)
     ml_tstate *t = ml_tstate_get();
     int was = ml_busy;
     ml_busy = 1;
-    pthread_mutex_lock(&ml.lock);
+    ml_lock();
     if (ml.active && ml.w && t && ML_ENABLED()) {
         ml_resolve_pending_unlocked(NULL, 1);
         ml_switch_thread_unlocked(t);
@@ -795,17 +839,17 @@ ml_tracker_mark(unsigned kind, const char *label, size_t len)
         ml.last_time_us = now;
         ml_writer_mark(ml.w, kind, label, len);
     }
-    pthread_mutex_unlock(&ml.lock);
+    ml_unlock();
     ml_busy = was;
 }
 
 void
 ml_tracker_flush(void)
 {
-    pthread_mutex_lock(&ml.lock);
+    ml_lock();
     if (ml.w)
         ml_writer_flush(ml.w);
-    pthread_mutex_unlock(&ml.lock);
+    ml_unlock();
 }
 
 void
