@@ -743,16 +743,22 @@ static PyObject *
 ml_tl_timeline_dict(const ml_timeline *t, PyObject *meta)
 {
     PyObject *points = PyList_New((Py_ssize_t)t->npoints);
+    PyObject *heap_max = PyList_New((Py_ssize_t)t->npoints);
     PyObject *marks = PyList_New((Py_ssize_t)t->nmarks);
-    if (!points || !marks)
+    if (!points || !heap_max || !marks)
         goto fail;
     for (size_t i = 0; i < t->npoints; i++) {
         PyObject *p = Py_BuildValue("(KKK)", (unsigned long long)t->points[i].time_us,
                                     (unsigned long long)t->points[i].rss,
                                     (unsigned long long)t->points[i].heap);
-        if (!p)
+        PyObject *m = PyLong_FromUnsignedLongLong(t->points[i].heap_max);
+        if (!p || !m) {
+            Py_XDECREF(p);
+            Py_XDECREF(m);
             goto fail;
+        }
         PyList_SET_ITEM(points, (Py_ssize_t)i, p);
+        PyList_SET_ITEM(heap_max, (Py_ssize_t)i, m);
     }
     for (size_t i = 0; i < t->nmarks; i++) {
         PyObject *k = Py_BuildValue("(KIs)", (unsigned long long)t->marks[i].time_us,
@@ -762,10 +768,10 @@ ml_tl_timeline_dict(const ml_timeline *t, PyObject *meta)
         PyList_SET_ITEM(marks, (Py_ssize_t)i, k);
     }
     return Py_BuildValue(
-        "{s:O,s:N,s:N,s:N,s:N,s:K,s:O,s:{s:K,s:K,s:K,s:z,s:z,s:i,s:K,s:K}}", "meta", meta,
+        "{s:O,s:N,s:N,s:N,s:N,s:N,s:K,s:O,s:{s:K,s:K,s:K,s:z,s:z,s:i,s:K,s:K}}", "meta", meta,
         "top_sites", ml_tl_groups(t->top_sites, t->ntop_sites, 1), "top_types",
         ml_tl_groups(t->top_types, t->ntop_types, 0), "points",
-        points, "marks", marks, "end_us", (unsigned long long)t->end_us, "truncated",
+        points, "heap_max", heap_max, "marks", marks, "end_us", (unsigned long long)t->end_us, "truncated",
         t->truncated ? Py_True : Py_False, "peak", "heap", (unsigned long long)t->peak_heap,
         "time_us", (unsigned long long)t->peak_time_us, "blocks",
         (unsigned long long)t->peak_blocks, "file", t->top_file, "function", t->top_function,
@@ -773,6 +779,7 @@ ml_tl_timeline_dict(const ml_timeline *t, PyObject *meta)
         (unsigned long long)t->top_blocks);
 fail:
     Py_XDECREF(points);
+    Py_XDECREF(heap_max);
     Py_XDECREF(marks);
     return NULL;
 }

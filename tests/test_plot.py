@@ -86,6 +86,10 @@ def test_timeline_has_series_brackets_and_peak(capture):
     assert peak["heap"] >= peak["site_bytes"]
     # the exact peak is at least every sampled heap value
     assert peak["heap"] >= max(p[2] for p in tl["points"])
+    # the per-interval maxima come from the events: they reach the exact peak
+    # (the 20 MiB object lives between two samples) and never fall below a sample
+    assert max(tl["heap_max"]) == peak["heap"]
+    assert all(top >= p[2] for top, p in zip(tl["heap_max"], tl["points"]))
     assert any(t["type"] == "bytes" and t["bytes"] >= 20 << 20 for t in tl["top_types"])
 
 
@@ -94,7 +98,7 @@ def test_timeline_csv(capture):
     proc = memlens("timeline", path, "--csv")
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.reader(io.StringIO(proc.stdout)))
-    assert rows[0] == ["time_s", "rss_bytes", "heap_bytes"]
+    assert rows[0] == ["time_s", "rss_bytes", "heap_bytes", "heap_max_bytes"]
     points = timeline(path)["points"]
     assert len(rows) - 1 == len(points)
     for row, (t, rss, heap) in zip(rows[1:], points):
@@ -155,7 +159,8 @@ def test_html_in_browser(capture, tmp_path):
     assert proc.returncode == 0, proc.stderr
     html = out.read_text()
     assert "<script src" not in html and "https://" not in html
-    points = timeline(path)["points"]
+    tl = timeline(path)
+    points = tl["points"]
     os.makedirs(ARTIFACTS, exist_ok=True)
     shot = os.path.join(ARTIFACTS, "plot-%d.%d.png" % sys.version_info[:2])
     with sync_playwright() as p:
@@ -177,9 +182,11 @@ def test_html_in_browser(capture, tmp_path):
             assert tip.is_visible()
             text = tip.inner_text()
             t = float(text.split("t = ")[1].split(" s")[0])
-            sample = min(points, key=lambda q: abs(q[0] / 1e6 - t))
+            i = min(range(len(points)), key=lambda k: abs(points[k][0] / 1e6 - t))
+            sample = points[i]
             assert abs(sample[0] / 1e6 - t) < 0.0006
             assert "heap = %s" % human_bytes(sample[2]) in text
+            assert "max since the previous sample %s" % human_bytes(tl["heap_max"][i]) in text
             assert "RSS = %s" % human_bytes(sample[1]) in text
             page.screenshot(path=shot)
             # zoom on the middle third: fewer samples drawn, all inside the range

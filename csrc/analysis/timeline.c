@@ -173,7 +173,7 @@ ml_timeline_scan(ml_reader *r, ml_timeline *t, uint64_t *peak_event, char *err, 
 {
     size_t pcap = 0, mcap = 0;
     uint64_t nheap_events = 0, blocks = 0;
-    int64_t heap = 0;
+    int64_t heap = 0, interval_max = 0; /* highest heap since the last sample */
     ml_event ev;
     int rc;
     ml_reader_rewind(r);
@@ -190,6 +190,8 @@ ml_timeline_scan(ml_reader *r, ml_timeline *t, uint64_t *peak_event, char *err, 
                 heap -= (int64_t)ev.size;
                 blocks--;
             }
+            if (heap > interval_max)
+                interval_max = heap;
             if (heap > 0 && (uint64_t)heap > t->peak_heap) {
                 t->peak_heap = (uint64_t)heap;
                 t->peak_time_us = ev.time_us;
@@ -206,7 +208,10 @@ ml_timeline_scan(ml_reader *r, ml_timeline *t, uint64_t *peak_event, char *err, 
                 t->points = np;
                 pcap = ncap;
             }
-            t->points[t->npoints++] = (ml_timeline_point){ev.time_us, ev.rss, ev.heap};
+            t->points[t->npoints++] = (ml_timeline_point){
+                ev.time_us, ev.rss, ev.heap,
+                (uint64_t)interval_max > ev.heap ? (uint64_t)interval_max : ev.heap};
+            interval_max = heap;
             break;
         case ML_EV_MARK:
             if (t->nmarks == mcap) {

@@ -21,6 +21,7 @@
 
 typedef struct {
     uint64_t time_us, rss, heap;
+    uint64_t heap_max; /* highest traced heap since the previous sample, from the events */
 } ml_timeline_point;
 
 typedef struct {

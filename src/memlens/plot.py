@@ -51,7 +51,10 @@ def chart_data(tl):
     return {
         "t": [p[0] / 1e6 for p in tl["points"]],
         "rss": [p[1] for p in tl["points"]],
-        "heap": [p[2] for p in tl["points"]],
+        # the highest traced heap in each sampling interval (exact, from the
+        # events), so a peak between two samples shows in the line
+        "heap": list(tl.get("heap_max") or [p[2] for p in tl["points"]]),
+        "heap_sampled": [p[2] for p in tl["points"]],
         "brackets": [[b[0], b[1] / 1e6, b[2] / 1e6] for b in brackets(tl)],
         "peak": {"t": peak["time_us"] / 1e6, "heap": peak["heap"], "site": site,
                  "site_bytes": peak["site_bytes"]},

@@ -14,7 +14,8 @@ def add_parser(sub):
     p.add_argument("capture", help="capture file written by `memlens run`")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true",
-                     help="CSV: time_s,rss_bytes,heap_bytes, one row per sample")
+                     help="CSV: time_s,rss_bytes,heap_bytes,heap_max_bytes, one row per sample "
+                          "(heap_max: the highest traced heap since the previous sample)")
     fmt.add_argument("--json", action="store_true", help="series, brackets and peak as JSON")
     p.set_defaults(func=run)
 
@@ -29,14 +30,14 @@ def run(args):
         raise UsageError("%s: %s" % (args.capture, exc))
     if args.csv:
         w = csv.writer(sys.stdout, lineterminator="\n")
-        w.writerow(["time_s", "rss_bytes", "heap_bytes"])
-        for t, rss, heap in tl["points"]:
-            w.writerow(["%.6f" % (t / 1e6), rss, heap])
+        w.writerow(["time_s", "rss_bytes", "heap_bytes", "heap_max_bytes"])
+        for (t, rss, heap), top in zip(tl["points"], tl["heap_max"]):
+            w.writerow(["%.6f" % (t / 1e6), rss, heap, top])
         return 0
     brackets = plot.brackets(tl)
     if args.json:
-        dump_json({"points": [{"time_s": t / 1e6, "rss": rss, "heap": heap}
-                              for t, rss, heap in tl["points"]],
+        dump_json({"points": [{"time_s": t / 1e6, "rss": rss, "heap": heap, "heap_max": top}
+                              for (t, rss, heap), top in zip(tl["points"], tl["heap_max"])],
                    "brackets": [{"label": l, "start_s": a / 1e6, "end_s": b / 1e6}
                                 for l, a, b in brackets],
                    "peak": dict(tl["peak"], time_s=tl["peak"]["time_us"] / 1e6),
