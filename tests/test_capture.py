@@ -479,3 +479,79 @@ def test_damaged_compressed_capture(script, tmp_path):
     proc = memlens("summary", str(bad))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "bad.mlens" in proc.stderr
+
+
+def test_stack_hint_gives_the_same_stacks(script, tmp_path):
+    """The walk that reuses the previous stack's unchanged outer part must
+    give exactly the stacks of a full walk: same sites, stacks, counts."""
+    prog = script("""
+        def leaf(n):
+            return [str(i) for i in range(n)]  # @leaf
+
+        def mid(n):
+            a = leaf(n)  # @mid1
+            b = leaf(n + 1)  # @mid2
+            return a + b
+
+        def rec(d):
+            if d == 0:
+                return mid(3)
+            x = leaf(2)
+            return rec(d - 1) + x
+
+        def gen(n):
+            for i in range(n):
+                yield leaf(i % 4)
+
+        class K:
+            def meth(self):
+                try:
+                    raise ValueError(leaf(3))
+                except ValueError as e:
+                    return e.args[0]
+
+        def one():
+            return [0, 1]  # @one
+
+        def twice():
+            a = one()  # @twiceA
+            b = one()  # @twiceB
+            return a, b
+
+        def deep(k):
+            return twice() if k == 0 else deep(k - 1)
+
+        keep = []
+        for r in range(200):
+            # the same frame, same instruction, only the caller's line differs:
+            # the hint must not take the second call for the first
+            keep.append(twice())
+            keep.append(deep(3))
+            keep.append(mid(r % 5))  # @loop1
+            keep.append(rec(r % 7))  # @loop2
+            keep.extend(gen(5))
+            keep.append(K().meth())
+            keep.append(leaf(1))  # @loop3
+    """)
+    results = []
+    for env in ({}, {"MEMLENS_NO_STACK_HINT": "1"}):
+        cap = str(tmp_path / ("c%d.mlens" % len(results)))
+        proc = memlens("run", "-q", "-o", cap, prog.path, env=env)
+        assert proc.returncode == 0, proc.stderr
+        summary = report("summary", cap, "--top", "1000")
+        leaks = report("leaks", cap, "--top", "100000")
+        lines = report("lines", cap)
+        mine = lambda rows: sorted(
+            (r["line"], r["count"], tuple((f["function"], f["line"]) for f in r["stack"]),
+             r.get("type", ""))
+            for r in rows if r["file"] == prog.path)
+        results.append((mine(summary["top_allocated"]), mine(leaks),
+                        sorted((r["function"], r["line"], r["allocations"], r["increment"])
+                               for r in lines)))
+    assert results[0] == results[1]
+    assert any(row[0] == prog.line("leaf") for row in results[0][0])
+    # each line of twice() (run 400 times) is charged its own calls of one():
+    # 400 list-item arrays each (always allocated; the list objects too, but
+    # for those taken from the free list)
+    per_line = {line: allocs for func, line, allocs, _ in results[0][2] if func == "twice"}
+    assert per_line[prog.line("twiceA")] >= 400 and per_line[prog.line("twiceB")] >= 400

@@ -237,6 +237,41 @@ ml_stacks_intern(ml_stacks *s, ml_stack_cache *c, const ml_pyframe *frames, int 
     return c->ids[n - 1];
 }
 
+ml_frame_id
+ml_stacks_intern_shared(ml_stacks *s, ml_stack_cache *c, const ml_pyframe *frames, int n, int shared)
+{
+    int total = shared + n;
+    if (ml_stack_cache_reserve(c, total) < 0) {
+        s->dropped++;
+        return 0;
+    }
+    for (int j = shared; j < total; j++) {
+        const ml_pyframe *f = &frames[total - 1 - j];
+        ml_code_id code = ml_stacks_code_id(s, f->code);
+        ml_frame_id id = code ? ml_stacks_node(s, j ? c->ids[j - 1] : 0, code, f->offset) : 0;
+        if (!id) {
+            s->dropped++;
+            c->depth = j;
+            return j ? c->ids[j - 1] : 0;
+        }
+        c->frames[j] = *f;
+        c->ids[j] = id;
+    }
+    c->depth = total;
+    return total ? c->ids[total - 1] : 0;
+}
+
+int
+ml_stack_cache_hint(const ml_stacks *s, const ml_stack_cache *c, const ml_pyframe **prev)
+{
+    if (c->generation != s->generation || !c->frames) {
+        *prev = NULL;
+        return 0;
+    }
+    *prev = c->frames;
+    return c->depth;
+}
+
 void
 ml_stack_cache_release(ml_stack_cache *c)
 {

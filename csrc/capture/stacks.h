@@ -34,6 +34,14 @@ void ml_stacks_free(ml_stacks *s, int drop_refs);
 /* Intern the n frames (innermost first). Returns the stack id (0 for n == 0),
  * or 0 when out of memory (counted in *dropped). */
 ml_frame_id ml_stacks_intern(ml_stacks *s, ml_stack_cache *cache, const ml_pyframe *frames, int n);
+/* The same for a stack whose `shared` outer frames equal the cached stack's
+ * first `shared` frames (ml_compat_walk_shared) and whose n newer inner
+ * frames are in `frames`, innermost first. */
+ml_frame_id ml_stacks_intern_shared(ml_stacks *s, ml_stack_cache *cache, const ml_pyframe *frames, int n,
+                                    int shared);
+/* The cached stack to give ml_compat_walk_shared as its hint, outermost
+ * first, and its depth (NULL, 0 when it belongs to another capture). */
+int ml_stack_cache_hint(const ml_stacks *s, const ml_stack_cache *cache, const ml_pyframe **prev);
 uint64_t ml_stacks_dropped(const ml_stacks *s);
 
 void ml_stack_cache_release(ml_stack_cache *c);

@@ -120,6 +120,7 @@ static struct {
     uint64_t nostack, truncated, reuses, dropped;
     /* options */
     int max_frames, follow_fork, sample_ms;
+    int no_hint; /* MEMLENS_NO_STACK_HINT: always walk the whole stack (tests) */
     PyCodeObject *stop_code;
     char *path, *meta;
     size_t meta_len;
@@ -166,12 +167,14 @@ ml_tstate_get(void)
     return t;
 }
 
-/* Walk this thread's Python frames into t->scratch. Needs the GIL. */
+/* Walk this thread's Python frames into t->scratch, with its previous
+ * stack as the hint: returns the new inner frames, *shared the outer frames
+ * kept from the previous stack. Needs the GIL. */
 static int
-ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *truncated)
+ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *shared, int *truncated)
 {
-    *truncated = 0;
-    if (!ts || !ml.w)
+    *shared = *truncated = 0;
+    if (!ts || !ml.w || !ml.stacks)
         return 0;
     if (t->scratch_cap < ml.max_frames) {
         ml_pyframe *s = realloc(t->scratch, (size_t)ml.max_frames * sizeof(*s));
@@ -180,7 +183,18 @@ ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *truncated)
         t->scratch = s;
         t->scratch_cap = ml.max_frames;
     }
-    return ml_compat_walk(ts, t->scratch, ml.max_frames, ml.stop_code, truncated);
+    const ml_pyframe *prev = NULL;
+    int nprev = ml.no_hint ? 0 : ml_stack_cache_hint(ml.stacks, &t->cache, &prev);
+    return ml_compat_walk_shared(ts, t->scratch, ml.max_frames, ml.stop_code, prev, nprev, shared, truncated);
+}
+
+/* The stack id of what ml_capture_frames found (lock held). */
+static ml_frame_id
+ml_intern_frames(ml_tstate *t, int n, int shared)
+{
+    if (shared)
+        return ml_stacks_intern_shared(ml.stacks, &t->cache, t->scratch, n, shared);
+    return n ? ml_stacks_intern(ml.stacks, &t->cache, t->scratch, n) : 0;
 }
 
 static uint64_t
@@ -280,8 +294,8 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
         ml_blocks_prefetch(blocks, (uintptr_t)p);
     ml_tstate *t = ml_tstate_get();
     PyThreadState *ts = ml_tstate_for(domain);
-    int truncated = 0;
-    int n = t ? ml_capture_frames(t, ts, &truncated) : 0;
+    int truncated = 0, shared = 0;
+    int n = t ? ml_capture_frames(t, ts, &shared, &truncated) : 0;
     ml_lock();
     if (!ml.active || !atomic_load_explicit(&ml_enabled, memory_order_relaxed))
         goto unlock;
@@ -295,7 +309,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
             ml.dropped++;
         goto unlock;
     }
-    ml_frame_id stack = n ? ml_stacks_intern(ml.stacks, &t->cache, t->scratch, n) : 0;
+    ml_frame_id stack = ml_intern_frames(t, n, shared);
     if (!ts)
         ml.nostack++;
     if (truncated)
@@ -341,8 +355,8 @@ ml_on_free(ml_domain domain, void *p)
         return;
     }
     ml_tstate *t = ml_tstate_get();
-    int truncated = 0;
-    int n = t ? ml_capture_frames(t, ts, &truncated) : 0;
+    int truncated = 0, shared = 0;
+    int n = t ? ml_capture_frames(t, ts, &shared, &truncated) : 0;
     ml_lock();
     if (!ml.active || !atomic_load_explicit(&ml_enabled, memory_order_relaxed))
         goto unlock;
@@ -367,7 +381,7 @@ ml_on_free(ml_domain domain, void *p)
         ml_types_type_freed(ml.types, p);
     ml_switch_thread_unlocked(t);
     if (ts) {
-        ml_frame_id stack = n ? ml_stacks_intern(ml.stacks, &t->cache, t->scratch, n) : 0;
+        ml_frame_id stack = ml_intern_frames(t, n, shared);
         if (stack != t->context) {
             ml_writer_context(ml.w, stack);
             t->context = stack;
@@ -663,6 +677,7 @@ ml_tracker_start(const ml_tracker_options *opt)
     ml.follow_fork = opt->follow_fork;
     ml.sample_ms = opt->sample_ms < 1 ? 10 : opt->sample_ms;
     ml.forked_child = 0;
+    ml.no_hint = getenv("MEMLENS_NO_STACK_HINT") != NULL;
     ml.blocks = blocks;
     if (opt->path) {
         if (ml_open_capture_unlocked(opt->path, opt->force, opt->meta_json, opt->meta_len) < 0) {

@@ -60,6 +60,8 @@ ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObject *
         }
         out[n].code = f->f_code;
         out[n].offset = f->f_lasti < 0 ? 0 : (uint32_t)f->f_lasti * 2;
+        out[n].frame = f;
+        out[n].ip = (const void *)(intptr_t)f->f_lasti;
         n++;
     }
 #else
@@ -101,9 +103,139 @@ ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObject *
         ptrdiff_t idx = ip - _PyCode_CODE(co);
         out[n].code = co;
         out[n].offset = idx < 0 ? 0 : (uint32_t)idx * 2;
+        out[n].frame = f;
+        out[n].ip = ip;
         n++;
     }
 #endif
+    return n;
+}
+
+/* How many of prev's innermost frames may anchor the new stack. */
+#define ML_ANCHOR_WINDOW 4
+
+#if PY_VERSION_HEX < 0x030B0000
+typedef PyFrameObject ml_iframe;
+#define ML_PREVIOUS(f) ((f)->f_back)
+#else
+typedef _PyInterpreterFrame ml_iframe;
+#define ML_PREVIOUS(f) ((f)->previous)
+#endif
+
+/* Code and raw instruction position of f; 0 for a shim frame to skip. */
+static inline int
+ml_compat_frame_key(ml_iframe *f, PyCodeObject **co, const void **ip)
+{
+#if PY_VERSION_HEX < 0x030B0000
+    *co = f->f_code;
+    *ip = (const void *)(intptr_t)f->f_lasti;
+#elif PY_VERSION_HEX >= 0x030D0000
+    if (f->owner == FRAME_OWNED_BY_CSTACK || !f->f_executable || !PyCode_Check(f->f_executable))
+        return 0;
+    *co = (PyCodeObject *)f->f_executable;
+    *ip = f->instr_ptr;
+#else
+#if PY_VERSION_HEX >= 0x030C0000
+    if (f->owner == FRAME_OWNED_BY_CSTACK)
+        return 0;
+#endif
+    *co = f->f_code;
+    *ip = f->prev_instr;
+#endif
+    return 1;
+}
+
+static inline int
+ml_compat_incomplete(ml_iframe *f, PyCodeObject *co, const void *ip)
+{
+#if PY_VERSION_HEX < 0x030B0000
+    (void)f, (void)co, (void)ip;
+    return 0;
+#else
+    return f->owner != FRAME_OWNED_BY_GENERATOR && (const _Py_CODEUNIT *)ip < _PyCode_CODE(co) + co->_co_firsttraceable;
+#endif
+}
+
+static inline uint32_t
+ml_compat_offset(PyCodeObject *co, const void *ip)
+{
+#if PY_VERSION_HEX < 0x030B0000
+    intptr_t lasti = (intptr_t)ip;
+    return lasti < 0 ? 0 : (uint32_t)lasti * 2;
+#else
+    ptrdiff_t idx = (const _Py_CODEUNIT *)ip - _PyCode_CODE(co);
+    return idx < 0 ? 0 : (uint32_t)idx * 2;
+#endif
+}
+
+/* 1 if the callers of `f` (outwards, to the end or to `stop`) equal
+ * prev[b], prev[b-1], ..., prev[0] exactly. */
+static int
+ml_compat_same_callers(ml_iframe *f, const ml_pyframe *prev, int b, const PyCodeObject *stop)
+{
+    for (f = ML_PREVIOUS(f); f; f = ML_PREVIOUS(f)) {
+        PyCodeObject *co;
+        const void *ip;
+        if (!ml_compat_frame_key(f, &co, &ip))
+            continue;
+        if (co == stop)
+            break;
+        if (b < 0 || prev[b].code != co || prev[b].ip != ip)
+            return 0;
+        b--;
+    }
+    return b < 0;
+}
+
+static ml_iframe *
+ml_compat_top(PyThreadState *ts)
+{
+#if PY_VERSION_HEX < 0x030B0000
+    return ts->frame;
+#elif PY_VERSION_HEX >= 0x030D0000
+    return ts->current_frame;
+#else
+    return ts->cframe ? ts->cframe->current_frame : NULL;
+#endif
+}
+
+int
+ml_compat_walk_shared(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObject *stop,
+                      const ml_pyframe *prev, int nprev, int *shared, int *truncated)
+{
+    int n = 0, settled = 0;
+    *shared = 0;
+    *truncated = 0;
+    int lo = nprev > ML_ANCHOR_WINDOW ? nprev - ML_ANCHOR_WINDOW : 0;
+    for (ml_iframe *f = ml_compat_top(ts); f; f = ML_PREVIOUS(f)) {
+        PyCodeObject *co;
+        const void *ip;
+        if (!ml_compat_frame_key(f, &co, &ip))
+            continue;
+        if (!settled) {
+            if (ml_compat_incomplete(f, co, ip))
+                continue;
+            settled = 1;
+        }
+        if (co == stop)
+            break;
+        for (int a = nprev - 1; a >= lo; a--) {
+            if (prev[a].frame == f) {
+                if (prev[a].code == co && prev[a].ip == ip && n + a + 1 <= max &&
+                    ml_compat_same_callers(f, prev, a - 1, stop)) {
+                    *shared = a + 1;
+                    return n;
+                }
+                break;
+            }
+        }
+        if (n == max) {
+            /* too deep for the hint: the plain walk keeps the innermost frames */
+            return ml_compat_walk(ts, out, max, stop, truncated);
+        }
+        out[n] = (ml_pyframe){co, ml_compat_offset(co, ip), f, ip};
+        n++;
+    }
     return n;
 }
 

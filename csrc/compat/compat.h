@@ -25,10 +25,14 @@
 #endif
 
 /* One Python frame as the hooks record it: the code object and the byte
- * offset of the instruction running in it. Lines are resolved later. */
+ * offset of the instruction running in it (lines are resolved later), plus
+ * the frame's address and raw instruction position, which let the next walk
+ * recognise the part of the stack that has not changed. */
 typedef struct {
     PyCodeObject *code;
     uint32_t offset;
+    const void *frame;
+    const void *ip;
 } ml_pyframe;
 
 /* This thread's thread state if this thread holds the GIL, else NULL.
@@ -47,6 +51,17 @@ int ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObje
 
 /* Size of the GC header in front of a GC object (same in 3.10-3.13 GIL builds). */
 #define ML_GC_HEAD_SIZE (2 * sizeof(void *))
+
+/* The walk, with this thread's previous stack `prev` (outermost first,
+ * `nprev` frames) as a hint. Walks innermost first into `out` until it meets
+ * a frame that is one of prev's innermost few and whose callers all equal
+ * prev's, compared frame by frame (code and instruction: an exact test, the
+ * address only says where to look). Then *shared is the number of outer
+ * frames equal to prev[0..*shared) and `out` holds only the newer inner
+ * frames (the return value). Without such a match *shared is 0 and `out`
+ * holds the whole stack, as ml_compat_walk. GIL held; never allocates. */
+int ml_compat_walk_shared(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObject *stop,
+                          const ml_pyframe *prev, int nprev, int *shared, int *truncated);
 
 /* Bytes in front of the object in its memory block (GC head, managed dict
  * and weakref pointers): 0, 16 or 32. Never allocates. */
