@@ -27,19 +27,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WL = os.path.join(HERE, "workloads")
 
 # (name, argv after the interpreter, loops chosen for ~0.5-1.5 s untracked)
-PYPERF = [("float", 3), ("deltablue", 30), ("richards", 10), ("nqueens", 5), ("raytrace", 2),
-          ("go", 3), ("chaos", 3), ("deepcopy", 2000), ("json_dumps", 20), ("unpickle_pure_python", 20)]
+PYPERF = [("float", 5), ("deltablue", 100), ("richards", 10), ("nqueens", 5), ("raytrace", 2),
+          ("go", 3), ("chaos", 6), ("deepcopy", 2000), ("json_dumps", 40)]
 
 
 def workloads():
     import pyperformance
     base = os.path.join(os.path.dirname(pyperformance.__file__), "data-files", "benchmarks")
-    yield "json_cargo", [os.path.join(WL, "json_cargo.py"), "10"]
+    yield "json_cargo", [os.path.join(WL, "json_cargo.py"), "20"]
     yield "small_objects", [os.path.join(WL, "small_objects.py"), "5"]
     for name, loops in PYPERF:
         d = os.path.join(base, "bm_" + name)
-        if os.path.isdir(d):
-            yield "pyperf:" + name, [os.path.join(WL, "pyperf_driver.py"), d, str(loops)]
+        if not os.path.isdir(d):
+            raise SystemExit("pyperformance has no benchmark %r here: update PYPERF" % name)
+        yield "pyperf:" + name, [os.path.join(WL, "pyperf_driver.py"), d, str(loops)]
 
 
 def timed(cmd, env=None):
