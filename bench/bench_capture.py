@@ -107,7 +107,7 @@ def main():
         geomean([r["tracemalloc25_x"] for r in rows]), geomean([r["memray_x"] for r in rows])))
     print("capture size memlens/memray (geomean): %.2f" % geomean(
         [r["capture_bytes"] / max(r["memray_bytes"], 1) for r in rows]))
-    print("(read Mev/s includes interpreter start-up and two passes over the file)")
+    print("(read Mev/s: `memlens summary` as a command: includes interpreter start-up and decompression)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

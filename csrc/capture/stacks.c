@@ -212,29 +212,13 @@ ml_stacks_intern(ml_stacks *s, ml_stack_cache *c, const ml_pyframe *frames, int 
         c->generation = s->generation;
         c->depth = 0;
     }
-    if (ml_stack_cache_reserve(c, n) < 0) {
-        s->dropped++;
-        return 0;
-    }
     /* outermost first: frames[n-1-k] pairs with c->frames[k] */
     int k = 0, lim = n < c->depth ? n : c->depth;
     while (k < lim && c->frames[k].code == frames[n - 1 - k].code &&
            c->frames[k].offset == frames[n - 1 - k].offset)
         k++;
-    for (int j = k; j < n; j++) {
-        const ml_pyframe *f = &frames[n - 1 - j];
-        ml_code_id code = ml_stacks_code_id(s, f->code);
-        ml_frame_id id = code ? ml_stacks_node(s, j ? c->ids[j - 1] : 0, code, f->offset) : 0;
-        if (!id) {
-            s->dropped++;
-            c->depth = j;
-            return j ? c->ids[j - 1] : 0;
-        }
-        c->frames[j] = *f;
-        c->ids[j] = id;
-    }
-    c->depth = n;
-    return c->ids[n - 1];
+    /* the n-k innermost frames are new: frames[0 .. n-k) */
+    return ml_stacks_intern_shared(s, c, frames, n - k, k);
 }
 
 ml_frame_id
