@@ -218,8 +218,8 @@ ml_heap_take(int want_ids)
     if (ml_heap_build_rows(h, drows, nd) < 0)
         goto fail;
     free(drows);
-    if (want_ids && ml_heap_sort_ids(h->ids, h->nids) < 0)
-        goto fail;
+    /* ids stay in walk order: sorting them is left to new_objects, which
+     * most snapshots never call */
     return h;
 fail:
     free(drows);
@@ -332,14 +332,37 @@ ml_heap_collect_new(ml_walk *w, PyObject *o, void *arg)
     return 0;
 }
 
+/* A sorted copy of ids (malloc), or NULL when out of memory. */
+static uintptr_t *
+ml_heap_sorted_copy(const uintptr_t *ids, size_t n)
+{
+    uintptr_t *copy = malloc((n ? n : 1) * sizeof(*copy));
+    if (!copy)
+        return NULL;
+    memcpy(copy, ids, n * sizeof(*copy));
+    if (ml_heap_sort_ids(copy, n) < 0) {
+        free(copy);
+        return NULL;
+    }
+    return copy;
+}
+
 int
 ml_heap_new_objects(const uintptr_t *now, size_t nnow, const uintptr_t *before, size_t nbefore,
                     PyTypeObject *tp, PyObject ***out, size_t *nout)
 {
-    ml_heap_newobj c = {now, before, nnow, nbefore, tp, NULL, 0, 0};
+    uintptr_t *snow = ml_heap_sorted_copy(now, nnow);
+    uintptr_t *sbefore = snow ? ml_heap_sorted_copy(before, nbefore) : NULL;
+    if (!sbefore) {
+        free(snow);
+        return -1;
+    }
+    ml_heap_newobj c = {snow, sbefore, nnow, nbefore, tp, NULL, 0, 0};
     ml_walk w;
     int rc = ml_walk_heap(ml_heap_collect_new, &c, &w);
     ml_walk_release(&w);
+    free(snow);
+    free(sbefore);
     if (rc < 0) {
         for (size_t i = 0; i < c.n; i++)
             Py_DECREF(c.out[i]);

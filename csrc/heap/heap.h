@@ -59,7 +59,7 @@ const ml_heap_row *ml_heap_rows(const ml_heap *h, size_t *n);
 /* The dict table. */
 const ml_dictstat *ml_heap_dicts(const ml_heap *h);
 
-/* Addresses of every object counted, sorted ascending (NULL if not asked). */
+/* Addresses of every object counted, in walk order (NULL if not asked). */
 const uintptr_t *ml_heap_ids(const ml_heap *h, size_t *n);
 
 void ml_heap_get_stats(const ml_heap *h, ml_heap_stats *out);
@@ -71,9 +71,10 @@ void ml_heap_free(ml_heap *h);
  * -1 when out of memory (array unchanged). */
 int ml_heap_sort_ids(uintptr_t *ids, size_t n);
 
-/* The live objects whose address is in `now` (sorted) and not in `before`
- * (sorted), of exactly type `tp` (NULL: any): new references stored into
- * *out (malloc'd, *nout of them; the caller decrefs and frees). Walks the
+/* The live objects whose address is in `now` and not in `before` (any
+ * order: sorted copies are made here), of exactly type `tp` (NULL: any):
+ * new references stored into *out (malloc'd, *nout of them; the caller
+ * decrefs and frees). Walks the
  * heap again, so only objects still alive come back. Returns 0, or -1
  * when out of memory. */
 int ml_heap_new_objects(const uintptr_t *now, size_t nnow, const uintptr_t *before, size_t nbefore,
