@@ -75,9 +75,16 @@ def test_module_and_code(tmp_path):
 
 
 def test_bad_input_one_line_exit_2(tmp_path):
-    for args in (["nothere.py"], [], ["-m", "no_such_module_xyz"], ["-c", "1", "-m", "x"],
+    for args in (["nothere.py"], [], ["-m", "no_such_module_xyz"],
                  ["--limit", "many", "x.py"]):
         r = memlens_heap(*args, cwd=str(tmp_path))
         assert r.returncode == 2, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
         assert "Traceback" not in r.stderr
+
+
+def test_args_after_c_belong_to_the_program(tmp_path):
+    # as `python -c CODE -m x`: everything after the code is the program's argv
+    r = memlens_heap("--json", "-c", "import sys; print(sys.argv)", "-m", "x", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "['-c', '-m', 'x']"
