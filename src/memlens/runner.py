@@ -65,6 +65,22 @@ def split_command_line(argv, value_options=()):
     return opts, Program("script", argv[i], argv[i + 1:])
 
 
+def parse_command_line(argv, parser, value_options=()):
+    """(options namespace, Program) for a command that runs a program.
+
+    `parser` parses the command's own options (those before the program).
+    -h/--help prints its help and exits 0; no program is a usage error.
+    """
+    opts, program = split_command_line(argv, value_options)
+    if any(o in ("-h", "--help") for o in opts):
+        parser.print_help()
+        sys.exit(0)
+    ns = parser.parse_args(opts)
+    if program is None:
+        parser.error("no program given: %s SCRIPT [ARGS...], -m MODULE or -c CODE" % parser.prog)
+    return ns, program
+
+
 def _exec_main(code, namespace):
     """The program runs inside this function: profilers stop stacks here."""
     exec(code, namespace)

@@ -73,14 +73,7 @@ def _report(ns, before, after):
 def run(args):
     from memlens.heap import heap
 
-    opts, program = runner.split_command_line(args.argv, VALUE_OPTIONS)
-    parser = _options_parser()
-    if any(o in ("-h", "--help") for o in opts):
-        parser.print_help()
-        return 0
-    ns = parser.parse_args(opts)
-    if program is None:
-        raise UsageError("nothing to run: give SCRIPT, -m MODULE or -c CODE")
+    ns, program = runner.parse_command_line(args.argv, _options_parser(), VALUE_OPTIONS)
     if program.kind == "script" and not os.path.isfile(program.target):
         raise UsageError("no such script: %s" % program.target)
     if ns.output:

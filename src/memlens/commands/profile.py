@@ -33,14 +33,7 @@ def add_parser(sub):
 
 def run(args):
     from memlens.profile import run_program
-    opts, program = runner.split_command_line(args.argv, VALUE_OPTIONS)
-    parser = _options_parser()
-    if any(o in ("-h", "--help") for o in opts):
-        parser.print_help()
-        return 0
-    ns = parser.parse_args(opts)
-    if program is None:
-        parser.error("no program given: memlens profile SCRIPT [ARGS...], -m MODULE or -c CODE")
+    ns, program = runner.parse_command_line(args.argv, _options_parser(), VALUE_OPTIONS)
     out = None
     if ns.output:
         try:

@@ -46,14 +46,8 @@ def add_parser(sub):
 
 
 def parse(argv):
-    opts, program = runner.split_command_line(argv, VALUE_OPTIONS)
     parser = _options_parser()
-    if any(o in ("-h", "--help") for o in opts):
-        parser.print_help()
-        sys.exit(0)
-    ns = parser.parse_args(opts)
-    if program is None:
-        parser.error("no program given: memlens run SCRIPT [ARGS...], -m MODULE or -c CODE")
+    ns, program = runner.parse_command_line(argv, parser, VALUE_OPTIONS)
     if not 1 <= ns.max_frames <= 4096:
         parser.error("--max-frames must be between 1 and 4096")
     if not 1 <= ns.interval <= 60000:
