@@ -86,6 +86,38 @@ for v in 3.10 3.11 3.12 3.13; do
     ran="$ran $full"
 done
 
+# The engine under AddressSanitizer and UBSan (halting on the first error):
+# the suites that drive the hooks, the readers and the heap walker, on one
+# version. Chromium is left out: it would inherit the sanitizer preload.
+asan_v=3.11
+if py=$(find_python "$asan_v"); then
+    echo "== ASan/UBSan: engine suites on CPython $asan_v"
+    asan_venv="$root/.venvs/asan$asan_v"
+    [ -x "$asan_venv/bin/python" ] || "$py" -m venv "$asan_venv"
+    libasan=$(gcc -print-file-name=libasan.so); libubsan=$(gcc -print-file-name=libubsan.so)
+    if "$asan_venv/bin/python" -m pip install -q setuptools wheel pytest pympler guppy3 \
+            > test-artifacts/install-asan.log 2>&1 &&
+       MEMLENS_SANITIZE=1 "$asan_venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall \
+            --no-deps . >> test-artifacts/install-asan.log 2>&1; then
+        (cd tests && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+            LD_PRELOAD="$libasan:$libubsan" "$asan_venv/bin/python" -m pytest -q -p no:cacheprovider \
+            -o addopts="" --basetemp="$root/test-artifacts/tmp-asan" test_capture.py test_lines.py \
+            test_profile.py test_heap.py test_heap_cli.py test_reports_run.py test_reports.py 2>&1) \
+            > test-artifacts/pytest-asan.log
+        status=$?
+        tail -5 test-artifacts/pytest-asan.log
+        count_pytest test-artifacts/pytest-asan.log
+        if [ "$status" -ne 0 ]; then
+            echo "sanitized pytest exited with status $status"
+            grep -qE '[0-9]+ (failed|errors?)' test-artifacts/pytest-asan.log || failed=$((failed + 1))
+        fi
+    else
+        tail -5 test-artifacts/install-asan.log; echo "sanitized build FAILED"; failed=$((failed + 1))
+    fi
+else
+    echo "== ASan/UBSan: CPython $asan_v missing, sanitized run skipped"
+fi
+
 echo
 echo "memlens tests: CPython versions ran:${ran:- none}; missing:${missing:- none}${broken:+; failing on:$broken}"
 echo "$passed passed, $failed failed"

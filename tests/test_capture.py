@@ -555,3 +555,23 @@ def test_stack_hint_gives_the_same_stacks(script, tmp_path):
     # for those taken from the free list)
     per_line = {line: allocs for func, line, allocs, _ in results[0][2] if func == "twice"}
     assert per_line[prog.line("twiceA")] >= 400 and per_line[prog.line("twiceB")] >= 400
+
+
+def test_realloc_of_a_block_not_yet_classified(script, capture):
+    """A block reallocated right after its allocation (bytes grown in place
+    by _PyBytes_Resize, as file reads do) is classified before realloc may
+    free it; found by AddressSanitizer (the sanitized run in run_all.sh)."""
+    prog = script("""
+        import io
+        data = io.BytesIO(b"x" * 100000)
+        chunks = []
+        for i in range(2000):
+            b = bytes(50)           # a bytes object...
+            b += b"y" * (i % 300)   # ...grown by realloc at once
+            chunks.append(b)  # @grow
+        print(len(chunks))
+    """)
+    cap, proc = capture(prog)
+    assert proc.stdout == "2000\n"
+    types = {r["type"]: r for r in report("types", cap)}
+    assert types["bytes"]["alive"] >= 2000

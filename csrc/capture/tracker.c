@@ -39,6 +39,7 @@
 #include "compat/compat.h"
 
 #define ML_TLS __thread __attribute__((tls_model("initial-exec")))
+#define ML_ENABLED_UNLOCKED() atomic_load_explicit(&ml_enabled, memory_order_relaxed)
 /* Blocks allocated while the GC collects stay pending until it is done
  * (on 3.10/3.11 a collection runs inside the allocation, before the object
  * header is written); past this many, the oldest is classified anyway. */
@@ -392,6 +393,20 @@ unlock:
     ml_unlock();
 }
 
+/* A block about to be reallocated may still be pending: classify it now,
+ * while its memory is valid (realloc may free it). */
+static void
+ml_before_realloc(void *old)
+{
+    ml_lock();
+    if (ml.active && ml.w && ml.npending && ML_ENABLED_UNLOCKED()) {
+        int i = ml_pending_find((uintptr_t)old);
+        if (i >= 0)
+            ml_resolve_one_unlocked(i, 0, 0);
+    }
+    ml_unlock();
+}
+
 /* ---- the hooks ---- */
 
 #define ML_ENABLED() atomic_load_explicit(&ml_enabled, memory_order_relaxed)
@@ -431,6 +446,8 @@ ml_hook_realloc(void *ctx, void *old, size_t size)
     if (ml_busy || !ML_ENABLED())
         return c->orig.realloc(c->orig.ctx, old, size);
     ml_busy = 1;
+    if (old && c->domain != ML_DOMAIN_RAW && ml.npending) /* only MEM/OBJ blocks are pending */
+        ml_before_realloc(old);
     void *p = c->orig.realloc(c->orig.ctx, old, size);
     if (p) {
         /* recorded as FREE of the old block + ALLOC of the new one, which is
