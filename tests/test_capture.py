@@ -577,3 +577,27 @@ def test_realloc_of_a_block_not_yet_classified(script, capture, tmp_path):
     leaks = report("leaks", cap)
     read = [r for r in leaks if r["line"] == prog.line("read") and r["type"] == "bytes"]
     assert read and read[0]["count"] == 200 and read[0]["bytes"] >= 200 * 300000
+
+
+def test_capture_that_cannot_be_written_to_the_end(script, tmp_path):
+    """Disk full (here: a file-size limit the program sets on itself): the
+    program runs on unharmed, memlens warns, and the capture reads as a
+    truncated one holding what was written."""
+    prog = script("""
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # write() gets EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+        early = [bytearray(10) for _ in range(1000)]  # @early
+        churn = [str(i) for i in range(300_000)]      # far more than 200 kB of records
+        print("done", len(churn))
+    """)
+    cap = str(tmp_path / "full.mlens")
+    proc = memlens("run", "-o", cap, prog.path)
+    assert proc.returncode == 0 and proc.stdout == "done 300000\n"
+    assert "could not be written" in proc.stderr and "Traceback" not in proc.stderr
+    import os
+    assert os.path.getsize(cap) <= 200_000
+    types = memlens("types", cap, "--json")
+    assert types.returncode == 0 and "warning" in types.stderr.lower()
+    leaks = report("leaks", cap)
+    assert [r for r in leaks if r["line"] == prog.line("early") and r["type"] == "bytearray"]

@@ -19,6 +19,8 @@ struct ml_writer {
     size_t spare_len, spare_cap;
     pthread_mutex_t io;    /* held while a buffer is written: keeps writes in order */
     uint64_t written, lost;
+    int failed;            /* a write failed: write nothing more, so the file
+                            * stays a clean prefix (read as truncated) */
     ml_seq last_seq;
     struct { uint32_t stack, type; } cache[ML_SLOTS];
 };
@@ -26,12 +28,17 @@ struct ml_writer {
 static int
 ml_writer_write_all(ml_writer *w, const uint8_t *p, size_t n)
 {
+    if (w->failed) {
+        w->lost += n;
+        return -1;
+    }
     while (n > 0) {
         ssize_t k = write(w->fd, p, n);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
             w->lost += n;
+            w->failed = 1;
             return -1;
         }
         p += k;

@@ -5,7 +5,8 @@
  * Not thread-safe: the caller serialises all calls on one writer (the
  * tracker holds its lock). Records go to a buffer that is written out when
  * full and on ml_writer_flush(), so a killed process leaves a file that is
- * readable up to the last flush. Two buffers: the periodic flush
+ * readable up to the last flush. After a failed write (disk full) nothing
+ * more is written, so the file stays a readable prefix. Two buffers: the periodic flush
  * (ml_writer_flush_begin/_end) swaps them under the caller's lock and
  * writes the full one after the caller has released it, so the program
  * does not wait for the disk; an internal I/O lock keeps writes in order. A failed write() is never reported to the

@@ -143,5 +143,9 @@ def _print_summary(path, stats):
     if stats.get("tracer_lost"):
         out.write("memlens: warning: another tool replaced the object-creation tracer; "
                   "free-list reuse was not fully counted\n")
+    if stats.get("bytes_lost"):
+        out.write("memlens: warning: the capture could not be written past %s (disk full?): it "
+                  "ends early; %d bytes of records were lost\n"
+                  % (path, stats["bytes_lost"]))
     if stats.get("dropped"):
         out.write("memlens: warning: %d events were dropped (out of memory)\n" % stats["dropped"])
