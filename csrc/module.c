@@ -308,18 +308,33 @@ ml_py_report_failed(const char *err)
     return NULL;
 }
 
-static PyObject *
-ml_py_read_summary(PyObject *self, PyObject *args, PyObject *kw)
+/* The analysis bindings' common start: parse (path[, top], progress=None)
+ * and open the capture. NULL with an exception set on failure. */
+static ml_reader *
+ml_py_open_args(PyObject *args, PyObject *kw, int with_top, Py_ssize_t *top, ml_py_progress *pp)
 {
-    static char *kwlist[] = {"path", "top", "progress", NULL};
-    PyObject *path, *res = NULL;
-    Py_ssize_t top = 10;
-    ml_py_progress pp = {Py_None, NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|nO", kwlist, PyUnicode_FSConverter, &path, &top,
-                                     &pp.callback))
+    static char *kwlist_top[] = {"path", "top", "progress", NULL};
+    static char *kwlist[] = {"path", "progress", NULL};
+    PyObject *path;
+    pp->callback = Py_None;
+    int ok = with_top ? PyArg_ParseTupleAndKeywords(args, kw, "O&|nO", kwlist_top, PyUnicode_FSConverter,
+                                                    &path, top, &pp->callback)
+                      : PyArg_ParseTupleAndKeywords(args, kw, "O&|O", kwlist, PyUnicode_FSConverter,
+                                                    &path, &pp->callback);
+    if (!ok)
         return NULL;
     ml_reader *r = ml_py_open(path);
     Py_DECREF(path);
+    return r;
+}
+
+static PyObject *
+ml_py_read_summary(PyObject *self, PyObject *args, PyObject *kw)
+{
+    PyObject *res = NULL;
+    Py_ssize_t top = 10;
+    ml_py_progress pp = {Py_None, NULL};
+    ml_reader *r = ml_py_open_args(args, kw, 1, &top, &pp);
     if (!r)
         return NULL;
     ml_summary s;
@@ -347,14 +362,9 @@ ml_py_read_summary(PyObject *self, PyObject *args, PyObject *kw)
 static PyObject *
 ml_py_read_types(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"path", "progress", NULL};
-    PyObject *path, *res = NULL, *rows = NULL;
+    PyObject *res = NULL, *rows = NULL;
     ml_py_progress pp = {Py_None, NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O", kwlist, PyUnicode_FSConverter, &path,
-                                     &pp.callback))
-        return NULL;
-    ml_reader *r = ml_py_open(path);
-    Py_DECREF(path);
+    ml_reader *r = ml_py_open_args(args, kw, 0, NULL, &pp);
     if (!r)
         return NULL;
     ml_types t;
@@ -396,15 +406,10 @@ ml_py_read_types(PyObject *self, PyObject *args, PyObject *kw)
 static PyObject *
 ml_py_read_leaks(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"path", "top", "progress", NULL};
-    PyObject *path, *res = NULL;
+    PyObject *res = NULL;
     Py_ssize_t top = 0;
     ml_py_progress pp = {Py_None, NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|nO", kwlist, PyUnicode_FSConverter, &path, &top,
-                                     &pp.callback))
-        return NULL;
-    ml_reader *r = ml_py_open(path);
-    Py_DECREF(path);
+    ml_reader *r = ml_py_open_args(args, kw, 1, &top, &pp);
     if (!r)
         return NULL;
     ml_leaks l;
