@@ -39,7 +39,9 @@
 #include "compat/compat.h"
 
 #define ML_TLS __thread __attribute__((tls_model("initial-exec")))
-#define ML_ENABLED_UNLOCKED() atomic_load_explicit(&ml_enabled, memory_order_relaxed)
+/* The "recording" flag; a stale read is harmless: every hook checks it
+ * again under the lock before it records anything. */
+#define ML_ENABLED() atomic_load_explicit(&ml_enabled, memory_order_relaxed)
 /* Blocks allocated while the GC collects stay pending until it is done
  * (on 3.10/3.11 a collection runs inside the allocation, before the object
  * header is written); past this many, the oldest is classified anyway. */
@@ -298,7 +300,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     int truncated = 0, shared = 0;
     int n = t ? ml_capture_frames(t, ts, &shared, &truncated) : 0;
     ml_lock();
-    if (!ml.active || !atomic_load_explicit(&ml_enabled, memory_order_relaxed))
+    if (!ml.active || !ML_ENABLED())
         goto unlock;
     /* RAW calls may come from a wrapper above us (tracemalloc's tables)
      * before the object header is written: only MEM/OBJ calls classify */
@@ -359,7 +361,7 @@ ml_on_free(ml_domain domain, void *p)
     int truncated = 0, shared = 0;
     int n = t ? ml_capture_frames(t, ts, &shared, &truncated) : 0;
     ml_lock();
-    if (!ml.active || !atomic_load_explicit(&ml_enabled, memory_order_relaxed))
+    if (!ml.active || !ML_ENABLED())
         goto unlock;
     if (ml.w) {
         int i = ml.npending ? ml_pending_find((uintptr_t)p) : -1;
@@ -399,7 +401,7 @@ static void
 ml_before_realloc(void *old)
 {
     ml_lock();
-    if (ml.active && ml.w && ml.npending && ML_ENABLED_UNLOCKED()) {
+    if (ml.active && ml.w && ml.npending && ML_ENABLED()) {
         int i = ml_pending_find((uintptr_t)old);
         if (i >= 0)
             ml_resolve_one_unlocked(i, 0, 0);
@@ -408,8 +410,6 @@ ml_before_realloc(void *old)
 }
 
 /* ---- the hooks ---- */
-
-#define ML_ENABLED() atomic_load_explicit(&ml_enabled, memory_order_relaxed)
 
 static void *
 ml_hook_malloc(void *ctx, size_t size)
