@@ -43,9 +43,15 @@ def workloads():
         yield "pyperf:" + name, [os.path.join(WL, "pyperf_driver.py"), d, str(loops)]
 
 
-def timed(cmd, env=None):
+# Children run as on a user's machine: with byte-code caching (a shell that
+# sets PYTHONDONTWRITEBYTECODE would make every mode recompile its modules
+# on every run; memlens' own modules are compiled at `pip install` time).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def timed(cmd):
     t = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
     elapsed = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError("%s failed: %s" % (" ".join(cmd), proc.stderr[-2000:]))
@@ -80,6 +86,8 @@ def main():
         if args.only and not any(o in name for o in args.only):
             continue
         times = {m: [] for m in modes}
+        for m, make in modes.items():  # warm-up: byte-code caches, page cache
+            timed(make(w))
         for _ in range(args.reps):
             for m, make in modes.items():  # interleaved, so drift hits every mode alike
                 times[m].append(timed(make(w)))

@@ -36,7 +36,7 @@ static int
 gen(const char *path, uint64_t n)
 {
     const char *meta = "{\"python\":\"3.12.1\",\"argv\":[\"synthetic\"]}";
-    ml_writer *w = ml_writer_open(path, 1, meta, strlen(meta));
+    ml_writer *w = ml_writer_open(path, 1, 0, meta, strlen(meta));
     if (!w) {
         perror(path);
         return 1;

@@ -18,13 +18,14 @@
 static PyObject *
 ml_py_start(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"path", "force", "meta_json", "max_frames", "follow_fork", "sample_ms", "stop_code", NULL};
+    static char *kwlist[] = {"path",      "force",     "meta_json", "max_frames", "follow_fork",
+                             "sample_ms", "stop_code", "compress",  NULL};
     PyObject *path = Py_None, *stop = Py_None;
     const char *meta = "{}";
     Py_ssize_t meta_len = 2;
-    int force = 0, max_frames = 128, follow_fork = 0, sample_ms = 10;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|Ops#ipiO", kwlist, &path, &force, &meta, &meta_len,
-                                     &max_frames, &follow_fork, &sample_ms, &stop))
+    int force = 0, max_frames = 128, follow_fork = 0, sample_ms = 10, compress = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|Ops#ipiOi", kwlist, &path, &force, &meta, &meta_len,
+                                     &max_frames, &follow_fork, &sample_ms, &stop, &compress))
         return NULL;
     PyObject *path_bytes = NULL;
     if (path != Py_None && !PyUnicode_FSConverter(path, &path_bytes))
@@ -35,7 +36,7 @@ ml_py_start(PyObject *self, PyObject *args, PyObject *kw)
     }
     ml_tracker_set_stop_code(stop == Py_None ? NULL : (PyCodeObject *)stop);
     ml_tracker_options opt = {path_bytes ? PyBytes_AS_STRING(path_bytes) : NULL, force, meta, (size_t)meta_len,
-                              max_frames, follow_fork, sample_ms};
+                              max_frames, follow_fork, sample_ms, compress};
     int rc = ml_tracker_start(&opt);
     if (rc < 0) {
         if (errno == EBUSY)
@@ -54,10 +55,10 @@ ml_py_stop(PyObject *self, PyObject *unused)
 {
     ml_tracker_stats st;
     int rc = ml_tracker_stop(&st);
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsisi}", "allocations", st.allocs, "frees", st.frees, "dropped",
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsisisi}", "allocations", st.allocs, "frees", st.frees, "dropped",
                          st.dropped, "nostack", st.nostack, "truncated", st.truncated, "reuses", st.reuses,
                          "bytes_written", st.bytes_written, "bytes_lost", st.bytes_lost, "tracer_lost",
-                         st.tracer_lost, "ok", rc == 0);
+                         st.tracer_lost, "compressed", st.compressed, "ok", rc == 0);
 }
 
 static PyObject *
@@ -112,7 +113,8 @@ ml_py_after_fork_child(PyObject *self, PyObject *unused)
 #define ML_CAPTURE_METHODS                                                                         \
     {"start", (PyCFunction)(void (*)(void))ml_py_start, METH_VARARGS | METH_KEYWORDS,              \
      "start(path=None, force=False, meta_json='{}', max_frames=128, follow_fork=False, "          \
-     "sample_ms=10, stop_code=None): start tracking (path None: counters only)."},                \
+     "sample_ms=10, stop_code=None, compress=0): start tracking (path None: counters only; "      \
+     "compress 1-9: write the zlib container while running)."},                                    \
     {"stop", ml_py_stop, METH_NOARGS, "stop() -> dict: stop tracking, close the capture."},       \
     {"active", ml_py_active, METH_NOARGS, "active() -> bool"},                                     \
     {"counters", ml_py_counters, METH_NOARGS, "counters() -> dict(heap, allocated_bytes, allocations, peak)"}, \

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 
 import pytest
 
@@ -457,11 +458,26 @@ def test_compressed_capture_reads_like_raw(script, tmp_path):
     assert comp_size * 3 < raw_size  # the zlib container is several times smaller
     for name in ("summary", "types", "leaks", "timeline"):
         assert report(name, comp) == report(name, raw), name
-    # `memlens run` compresses by default
+    # `memlens run` compresses by default, while the program runs: one
+    # complete zlib stream of a capture (ended, not just sync-flushed)
     cap = str(tmp_path / "default.mlens")
     assert memlens("run", "-q", "-o", cap, prog.path).returncode == 0
     assert capfile.is_compressed(cap)
+    dec = zlib.decompressobj()
+    inner = dec.decompress(open(cap, "rb").read()[len(capfile.MAGIC_Z):])
+    assert dec.eof and not dec.unused_data and inner.startswith(b"MLENS\0\r\n")
     keep = [r for r in report("leaks", cap) if r["type"] == "__main__.Rec"]
+    assert keep[0]["line"] == prog.line("keep") and keep[0]["count"] == 20000
+    # where zlib cannot be loaded, the capture is written raw and compressed
+    # at the end, in Python: the same container
+    nozlib = str(tmp_path / "nozlib.mlens")
+    env = dict(os.environ, MEMLENS_NO_ZLIB="1")
+    proc = subprocess.run([sys.executable, "-m", "memlens", "run", "-q", "-o", nozlib, prog.path],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert capfile.is_compressed(nozlib)
+    assert zlib.decompress(open(nozlib, "rb").read()[len(capfile.MAGIC_Z):]).startswith(b"MLENS\0\r\n")
+    keep = [r for r in report("leaks", nozlib) if r["type"] == "__main__.Rec"]
     assert keep[0]["line"] == prog.line("keep") and keep[0]["count"] == 20000
 
 
@@ -586,9 +602,9 @@ def test_capture_that_cannot_be_written_to_the_end(script, tmp_path):
     prog = script("""
         import resource, signal
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # write() gets EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
         early = [bytearray(10) for _ in range(1000)]  # @early
-        churn = [str(i) for i in range(300_000)]      # far more than 200 kB of records
+        churn = [str(i) for i in range(300_000)]      # far more than 20 kB of records, compressed
         print("done", len(churn))
     """)
     cap = str(tmp_path / "full.mlens")
@@ -596,7 +612,7 @@ def test_capture_that_cannot_be_written_to_the_end(script, tmp_path):
     assert proc.returncode == 0 and proc.stdout == "done 300000\n"
     assert "could not be written" in proc.stderr and "Traceback" not in proc.stderr
     import os
-    assert os.path.getsize(cap) <= 200_000
+    assert os.path.getsize(cap) <= 20_000
     types = memlens("types", cap, "--json")
     assert types.returncode == 0 and "warning" in types.stderr.lower()
     leaks = report("leaks", cap)

@@ -122,7 +122,7 @@ static struct {
     uint64_t peak, allocated_bytes, allocations, frees;
     uint64_t nostack, truncated, reuses, dropped;
     /* options */
-    int max_frames, follow_fork, sample_ms;
+    int max_frames, follow_fork, sample_ms, zlevel;
     int no_hint; /* MEMLENS_NO_STACK_HINT: always walk the whole stack (tests) */
     PyCodeObject *stop_code;
     char *path, *meta;
@@ -643,7 +643,7 @@ ml_init_once(void)
 static int
 ml_open_capture_unlocked(const char *path, int force, const char *meta, size_t meta_len)
 {
-    ml.w = ml_writer_open(path, force, meta, meta_len);
+    ml.w = ml_writer_open(path, force, ml.zlevel, meta, meta_len);
     if (!ml.w)
         return -1;
     ml.generation++;
@@ -692,6 +692,7 @@ ml_tracker_start(const ml_tracker_options *opt)
     ml_reset_counters();
     ml.max_frames = opt->max_frames < 1 ? 1 : opt->max_frames;
     ml.follow_fork = opt->follow_fork;
+    ml.zlevel = opt->compress_level;
     ml.sample_ms = opt->sample_ms < 1 ? 10 : opt->sample_ms;
     ml.forked_child = 0;
     ml.no_hint = getenv("MEMLENS_NO_STACK_HINT") != NULL;
@@ -751,6 +752,7 @@ ml_finish_capture_unlocked(ml_tracker_stats *st)
             st->tracer_lost = lost;
             st->bytes_written = ml_writer_bytes_written(ml.w);
             st->bytes_lost = ml_writer_bytes_lost(ml.w);
+            st->compressed = ml_writer_compressed(ml.w);
         }
         rc = ml_writer_close(ml.w);
         ml.w = NULL;

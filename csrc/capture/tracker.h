@@ -26,6 +26,7 @@ typedef struct {
     int max_frames;         /* frames kept per stack (innermost), >= 1 */
     int follow_fork;        /* children record into "<path>.<pid>" */
     int sample_ms;          /* MEMORY sample and flush interval */
+    int compress_level;     /* 1-9: write the zlib container during the run; 0: raw */
 } ml_tracker_options;
 
 /* Start recording. Returns 0, or -1 with errno set (file exists, no memory,
@@ -36,6 +37,7 @@ typedef struct {
     uint64_t allocs, frees, dropped, nostack, truncated, reuses;
     uint64_t bytes_written, bytes_lost;
     int tracer_lost; /* 3.13: the creation tracer was replaced by someone */
+    int compressed;  /* the file is the compressed container (zlib was loaded) */
 } ml_tracker_stats;
 
 /* Stop recording, write the trailer, close the file. Returns 0, or -1 if the

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "capture/zdeflate.h"
+
 #define ML_WRITER_BUFSIZE (1u << 20)
 #define ML_RECORD_MAX 64 /* the largest fixed-size record, with slack */
 
@@ -21,6 +23,7 @@ struct ml_writer {
     uint64_t written, lost;
     int failed;            /* a write failed: write nothing more, so the file
                             * stays a clean prefix (read as truncated) */
+    ml_zdeflate *z;        /* compressing: records go through deflate */
     ml_seq last_seq;
     struct { uint32_t stack, type; } cache[ML_SLOTS];
 };
@@ -48,13 +51,46 @@ ml_writer_write_all(ml_writer *w, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* The deflate stream's sink: compressed bytes to the file. A failure
+ * marks the writer failed; ml_writer_out counts what was lost. */
+static int
+ml_writer_zsink(void *ctx, const uint8_t *p, size_t n)
+{
+    ml_writer *w = ctx;
+    if (w->failed)
+        return -1;
+    uint64_t lost = w->lost;
+    int rc = ml_writer_write_all(w, p, n);
+    w->lost = lost;
+    return rc;
+}
+
+/* Records out to the file, through deflate when compressing; each call
+ * ends on a sync point, so the file is readable up to here. */
+static int
+ml_writer_out(ml_writer *w, const uint8_t *p, size_t n)
+{
+    if (!w->z)
+        return ml_writer_write_all(w, p, n);
+    if (w->failed) {
+        w->lost += n;
+        return -1;
+    }
+    if (ml_zdeflate_write(w->z, p, n, 1) < 0) {
+        w->failed = 1;
+        w->lost += n;
+        return -1;
+    }
+    return 0;
+}
+
 int
 ml_writer_flush(ml_writer *w)
 {
     int rc = 0;
     if (w->len) {
         pthread_mutex_lock(&w->io);
-        rc = ml_writer_write_all(w, w->buf, w->len);
+        rc = ml_writer_out(w, w->buf, w->len);
         pthread_mutex_unlock(&w->io);
         w->len = 0;
     }
@@ -79,7 +115,7 @@ void
 ml_writer_flush_end(ml_writer *w)
 {
     if (w->spare_len)
-        ml_writer_write_all(w, w->spare, w->spare_len);
+        ml_writer_out(w, w->spare, w->spare_len);
     w->spare_len = 0;
     pthread_mutex_unlock(&w->io);
 }
@@ -103,55 +139,58 @@ ml_writer_reserve(ml_writer *w, size_t n)
 }
 
 ml_writer *
-ml_writer_open_fd(int fd, const char *json, size_t json_len)
+ml_writer_open_fd(int fd, int zlevel, const char *json, size_t json_len)
 {
+    int e = ENOMEM;
     ml_writer *w = calloc(1, sizeof(*w));
     if (!w)
-        return NULL;
+        goto fail;
     w->buf = malloc(ML_WRITER_BUFSIZE);
     w->spare = malloc(ML_WRITER_BUFSIZE);
-    if (!w->buf || !w->spare) {
-        free(w->buf);
-        free(w->spare);
-        free(w);
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!w->buf || !w->spare)
+        goto free_writer;
     w->cap = w->spare_cap = ML_WRITER_BUFSIZE;
     pthread_mutex_init(&w->io, NULL);
     w->fd = fd;
-    uint8_t *p = ml_writer_reserve(w, ML_HEADER_FIXED + json_len);
-    if (!p) {
-        free(w->buf);
-        free(w->spare);
-        free(w);
-        errno = ENOMEM;
-        return NULL;
+    if (zlevel > 0) {
+        /* the container (FORMAT.md): its magic, then one zlib stream */
+        w->z = ml_zdeflate_new(zlevel, ml_writer_zsink, w);
+        if (w->z && ml_writer_write_all(w, (const uint8_t *)ML_ZMAGIC, ML_ZMAGIC_LEN) < 0) {
+            e = errno;
+            goto free_writer;
+        }
     }
+    uint8_t *p = ml_writer_reserve(w, ML_HEADER_FIXED + json_len);
+    if (!p)
+        goto free_writer;
     memcpy(p, ML_MAGIC, ML_MAGIC_LEN);
     ml_u32le_put(p + 8, ML_FORMAT_VERSION);
     ml_u32le_put(p + 12, (uint32_t)json_len);
     memcpy(p + ML_HEADER_FIXED, json, json_len);
     w->len += ML_HEADER_FIXED + json_len;
     if (ml_writer_flush(w) < 0) {
-        int e = errno;
-        free(w->buf);
-        free(w->spare);
-        free(w);
-        errno = e;
-        return NULL;
+        e = errno;
+        goto free_writer;
     }
     return w;
+free_writer:
+    ml_zdeflate_free(w->z);
+    free(w->buf);
+    free(w->spare);
+    free(w);
+fail:
+    errno = e;
+    return NULL;
 }
 
 ml_writer *
-ml_writer_open(const char *path, int force, const char *json, size_t json_len)
+ml_writer_open(const char *path, int force, int zlevel, const char *json, size_t json_len)
 {
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL);
     int fd = open(path, flags, 0644);
     if (fd < 0)
         return NULL;
-    ml_writer *w = ml_writer_open_fd(fd, json, json_len);
+    ml_writer *w = ml_writer_open_fd(fd, zlevel, json, json_len);
     if (!w) {
         int e = errno;
         close(fd);
@@ -161,12 +200,21 @@ ml_writer_open(const char *path, int force, const char *json, size_t json_len)
 }
 
 int
+ml_writer_compressed(const ml_writer *w)
+{
+    return w->z != NULL;
+}
+
+int
 ml_writer_close(ml_writer *w)
 {
     ml_writer_flush(w);
-    int rc = w->lost ? -1 : 0;
+    if (w->z && !w->failed && ml_zdeflate_finish(w->z) < 0)
+        w->failed = 1;
+    int rc = w->lost || w->failed ? -1 : 0;
     if (close(w->fd) < 0)
         rc = -1;
+    ml_zdeflate_free(w->z);
     free(w->buf);
     free(w->spare);
     free(w);
@@ -176,7 +224,8 @@ ml_writer_close(ml_writer *w)
 void
 ml_writer_abandon(ml_writer *w)
 {
-    /* in a forked child: the parent may have held the I/O lock; never touch it */
+    /* in a forked child: the parent may have held the I/O lock (and been
+     * inside deflate); never touch either: the stream's memory is left */
     close(w->fd);
     free(w->buf);
     free(w->spare);

@@ -23,10 +23,15 @@
 typedef struct ml_writer ml_writer;
 
 /* Create `path` (refused with EEXIST unless `force`) and write the header with
- * the JSON metadata. Returns NULL with errno set on failure. */
-ml_writer *ml_writer_open(const char *path, int force, const char *json, size_t json_len);
+ * the JSON metadata. zlevel 1-9: write the compressed container of
+ * FORMAT.md instead (zlib stream, sync-flushed at every flush), when zlib
+ * can be loaded (ml_writer_compressed says); 0: the raw capture. Returns
+ * NULL with errno set on failure. */
+ml_writer *ml_writer_open(const char *path, int force, int zlevel, const char *json, size_t json_len);
 /* Same, onto an open file descriptor that the writer then owns. */
-ml_writer *ml_writer_open_fd(int fd, const char *json, size_t json_len);
+ml_writer *ml_writer_open_fd(int fd, int zlevel, const char *json, size_t json_len);
+/* 1 if the writer compresses (see ml_writer_open). */
+int ml_writer_compressed(const ml_writer *w);
 /* Write the buffer out. Returns 0, or -1 if bytes were lost (the writer goes on). */
 int ml_writer_flush(ml_writer *w);
 /* The periodic flush in two halves: _begin (caller's lock held) takes the
@@ -34,7 +39,8 @@ int ml_writer_flush(ml_writer *w);
  * writes it. Every _begin must be followed by one _end. */
 void ml_writer_flush_begin(ml_writer *w);
 void ml_writer_flush_end(ml_writer *w);
-/* Flush, close the file, free the writer. Returns -1 if anything was ever lost. */
+/* Flush (and end the compressed stream), close the file, free the writer.
+ * Returns -1 if anything was ever lost. */
 int ml_writer_close(ml_writer *w);
 /* Forget buffered bytes and free the writer without writing (a forked child
  * must not write its copy of the parent's buffer). */

@@ -57,6 +57,9 @@
 
 #define ML_MAGIC "MLENS\0\r\n"
 #define ML_MAGIC_LEN 8
+/* The compressed container: this magic, then one zlib stream of a capture. */
+#define ML_ZMAGIC "MLENSZ\0\n"
+#define ML_ZMAGIC_LEN 8
 #define ML_FORMAT_VERSION 1u
 #define ML_HEADER_FIXED 16 /* magic + version + json length */
 

@@ -132,7 +132,7 @@ main(int argc, char **argv)
     snprintf(jpath, sizeof(jpath), "%s/v1-basic.expected.json", argv[1]);
     const char *meta = "{\"python\":\"3.12.1\",\"pid\":1234,\"argv\":[\"demo.py\"],"
                        "\"start_time_us\":1700000000000000,\"options\":{}}";
-    w = ml_writer_open(path, 1, meta, strlen(meta));
+    w = ml_writer_open(path, 1, 0, meta, strlen(meta));
     js = fopen(jpath, "w");
     if (!w || !js) {
         perror("gen_golden");

@@ -171,7 +171,7 @@ static void
 test_roundtrip_all_records(void)
 {
     const char *path = tmp_path("all.mlens");
-    ml_writer *w = ml_writer_open(path, 1, META, strlen(META));
+    ml_writer *w = ml_writer_open(path, 1, 0, META, strlen(META));
     CHECK(w != NULL);
     if (!w)
         return;
@@ -283,7 +283,7 @@ static void
 test_free_distances(void)
 {
     const char *path = tmp_path("free.mlens");
-    ml_writer *w = ml_writer_open(path, 1, META, strlen(META));
+    ml_writer *w = ml_writer_open(path, 1, 0, META, strlen(META));
     for (int i = 0; i < 300; i++)
         ml_writer_alloc(w, ML_DOMAIN_MEM, 0, 0, (uint64_t)i + 1);
     uint64_t before = ml_writer_bytes_written(w);
@@ -340,7 +340,7 @@ test_pair_cache(void)
             b = s;
     CHECK(b != 0);
     const char *path = tmp_path("cache.mlens");
-    ml_writer *w = ml_writer_open(path, 1, META, strlen(META));
+    ml_writer *w = ml_writer_open(path, 1, 0, META, strlen(META));
     ml_writer_code_def(w, 1, "f.py", 4, "f", 1, 1, NULL, NULL, 0);
     for (uint32_t i = 1; i <= b; i++)
         ml_writer_frame_def(w, i, 0, 1, i);
@@ -537,7 +537,7 @@ static uint8_t *
 small_capture(size_t *n)
 {
     const char *path = tmp_path("small.mlens");
-    ml_writer *w = ml_writer_open(path, 1, META, strlen(META));
+    ml_writer *w = ml_writer_open(path, 1, 0, META, strlen(META));
     uint32_t offs[] = {0, 4};
     int32_t lines[] = {3, 4};
     ml_writer_thread_def(w, 1, 10, "main", 4);
@@ -744,7 +744,7 @@ static void
 test_reports_small(void)
 {
     const char *path = tmp_path("rep.mlens");
-    ml_writer *w = ml_writer_open(path, 1, META, strlen(META));
+    ml_writer *w = ml_writer_open(path, 1, 0, META, strlen(META));
     uint32_t offs[] = {0, 2};
     int32_t la[] = {9, 10}, lb[] = {19, 20};
     ml_writer_code_def(w, 1, "app.py", 6, "load", 4, 9, offs, la, 2);
@@ -819,7 +819,7 @@ test_peak_matches_replay(void)
 {
     const char *path = tmp_path("peak.mlens");
     for (int round = 0; round < 30; round++) {
-        ml_writer *w = ml_writer_open(path, 1, META, strlen(META));
+        ml_writer *w = ml_writer_open(path, 1, 0, META, strlen(META));
         char name[16];
         for (uint32_t c = 1; c <= 10; c++) {
             int n = snprintf(name, sizeof(name), "f%u", c);

@@ -2,7 +2,6 @@
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -55,12 +54,18 @@ def parse(argv):
     return ns, program
 
 
+def _platform():
+    """As platform.platform() says it, without its `uname -p` subprocess."""
+    u = os.uname()
+    return "%s-%s-%s" % (u.sysname, u.release, u.machine)
+
+
 def metadata(program, argv_memlens):
     return {
         "memlens": __version__,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "implementation": "CPython" if sys.implementation.name == "cpython" else sys.implementation.name,
+        "platform": _platform(),
         "pid": os.getpid(),
         "argv": [program.target if program.kind == "script" else
                  ("-m" if program.kind == "module" else "-c")] +
@@ -90,7 +95,7 @@ def run(args):
         try:
             _engine.start(path, force=True, meta_json=json.dumps(meta), max_frames=ns.max_frames,
                           follow_fork=ns.follow_fork, sample_ms=ns.interval,
-                          stop_code=runner.ENTRY_CODE)
+                          stop_code=runner.ENTRY_CODE, compress=0 if ns.no_compress else 1)
         except OSError as exc:
             raise UsageError("can't write the capture file %s: %s" % (path, exc.strerror or exc)) from None
         state["started"] = True
@@ -103,13 +108,15 @@ def run(args):
         return _engine.stop()
 
     def finish_capture(stats):
-        """Summary (read from the raw file), then compression; in a forked
-        child, its own capture file (with --follow-fork) is compressed."""
+        """Summary, then compression if the engine could not compress while
+        the program ran (no zlib to load); in a forked child, its own
+        capture file (with --follow-fork)."""
         mine = os.getpid() == pid
         target = path if mine else "%s.%d" % (path, os.getpid())
         if mine and not ns.quiet:
             _print_summary(path, stats)
-        if not ns.no_compress and os.path.exists(target) and (mine or ns.follow_fork):
+        if (not ns.no_compress and not stats.get("compressed") and os.path.exists(target)
+                and (mine or ns.follow_fork)):
             try:
                 from memlens import capfile
                 capfile.compress(target)
@@ -138,8 +145,8 @@ def _print_summary(path, stats):
         data = reports.summary(path, top=3)
     except Exception as exc:  # the program ran; the summary must never hide its status
         out.write("memlens: capture written to %s (summary unavailable: %s)\n" % (path, exc))
-        return
-    reports.print_short_summary(data, path, file=out)
+    else:
+        reports.print_short_summary(data, path, file=out)
     if stats.get("tracer_lost"):
         out.write("memlens: warning: another tool replaced the object-creation tracer; "
                   "free-list reuse was not fully counted\n")
