@@ -14,7 +14,7 @@ if sysconfig.get_config_var("Py_GIL_DISABLED"):
 
 sources = sorted(glob.glob("csrc/**/*.c", recursive=True))
 sources = [s for s in sources if not s.startswith(os.path.join("csrc", "tests"))]
-extra = ["-std=gnu11", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra",
+extra = ["-std=gnu11", "-O2", "-flto", "-fvisibility=hidden", "-Wall", "-Wextra",
          "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 if os.environ.get("MEMLENS_WERROR"):
     extra.append("-Werror")
@@ -28,7 +28,7 @@ setup(
             sources=sources,
             include_dirs=["csrc"],
             extra_compile_args=extra,
-            extra_link_args=["-pthread"] + (
+            extra_link_args=["-pthread", "-flto", "-O2"] + (
                 ["-fsanitize=address,undefined"] if os.environ.get("MEMLENS_SANITIZE") else []),
         )
     ],

@@ -185,81 +185,106 @@ ml_stacks_node(ml_stacks *s, ml_frame_id parent, ml_code_id code, uint32_t offse
     return id;
 }
 
+ml_frame_id
+ml_stacks_intern(ml_stacks *s, const ml_pyframe *frames, int n)
+{
+    ml_frame_id id = 0;
+    for (int j = n - 1; j >= 0; j--) {
+        ml_code_id code = ml_stacks_code_id(s, frames[j].code);
+        ml_frame_id next = code ? ml_stacks_node(s, id, code, frames[j].offset) : 0;
+        if (!next) {
+            s->dropped++;
+            return id;
+        }
+        id = next;
+    }
+    return id;
+}
+
+int
+ml_stack_cache_chain(const ml_stacks *s, const ml_stack_cache *c, const ml_rawframe **chain, const void **bottom)
+{
+    if (c->generation != s->generation || !c->chain) {
+        *chain = NULL;
+        *bottom = NULL;
+        return 0;
+    }
+    *chain = c->chain;
+    *bottom = c->bottom;
+    return c->n;
+}
+
 static int
 ml_stack_cache_reserve(ml_stack_cache *c, int n)
 {
     if (n <= c->cap)
         return 0;
-    int cap = n < 64 ? 64 : n;
-    ml_pyframe *f = realloc(c->frames, (size_t)cap * sizeof(*f));
+    int cap = n < 64 ? 64 : n * 2;
+    ml_rawframe *f = realloc(c->chain, (size_t)cap * sizeof(*f));
     if (!f)
         return -1;
-    c->frames = f;
-    ml_frame_id *ids = realloc(c->ids, (size_t)cap * sizeof(*ids));
-    if (!ids)
-        return -1;
-    c->ids = ids;
+    c->chain = f;
     c->cap = cap;
     return 0;
 }
 
-ml_frame_id
-ml_stacks_intern(ml_stacks *s, ml_stack_cache *c, const ml_pyframe *frames, int n)
+/* Give chain[from .. to) their stack ids, from chain[from - 1]'s. Returns
+ * 0, or -1 past max_frames. Out of memory leaves the rest at the last id. */
+static int
+ml_stacks_number(ml_stacks *s, ml_rawframe *chain, int from, int to, int max_frames)
 {
-    if (n == 0)
-        return 0;
-    if (c->generation != s->generation) {
-        c->generation = s->generation;
-        c->depth = 0;
-    }
-    /* outermost first: frames[n-1-k] pairs with c->frames[k] */
-    int k = 0, lim = n < c->depth ? n : c->depth;
-    while (k < lim && c->frames[k].code == frames[n - 1 - k].code &&
-           c->frames[k].offset == frames[n - 1 - k].offset)
-        k++;
-    /* the n-k innermost frames are new: frames[0 .. n-k) */
-    return ml_stacks_intern_shared(s, c, frames, n - k, k);
-}
-
-ml_frame_id
-ml_stacks_intern_shared(ml_stacks *s, ml_stack_cache *c, const ml_pyframe *frames, int n, int shared)
-{
-    int total = shared + n;
-    if (ml_stack_cache_reserve(c, total) < 0) {
-        s->dropped++;
-        return 0;
-    }
-    for (int j = shared; j < total; j++) {
-        const ml_pyframe *f = &frames[total - 1 - j];
-        ml_code_id code = ml_stacks_code_id(s, f->code);
-        ml_frame_id id = code ? ml_stacks_node(s, j ? c->ids[j - 1] : 0, code, f->offset) : 0;
-        if (!id) {
-            s->dropped++;
-            c->depth = j;
-            return j ? c->ids[j - 1] : 0;
+    ml_frame_id id = from ? chain[from - 1].node : 0;
+    uint32_t depth = from ? chain[from - 1].depth : 0;
+    for (int j = from; j < to; j++) {
+        ml_rawframe *e = &chain[j];
+        if (e->skip == ML_SKIP_NONE) {
+            if (++depth > (uint32_t)max_frames)
+                return -1;
+            ml_code_id code = ml_stacks_code_id(s, e->code);
+            ml_frame_id next = code ? ml_stacks_node(s, id, code, e->offset) : 0;
+            if (next)
+                id = next;
+            else
+                s->dropped++;
         }
-        c->frames[j] = *f;
-        c->ids[j] = id;
+        e->node = id;
+        e->depth = depth;
     }
-    c->depth = total;
-    return total ? c->ids[total - 1] : 0;
+    return 0;
 }
 
 int
-ml_stack_cache_hint(const ml_stacks *s, const ml_stack_cache *c, const ml_pyframe **prev)
+ml_stacks_intern_chain(ml_stacks *s, ml_stack_cache *c, const ml_rawframe *fresh, int n, int anchor,
+                       const void *bottom, int max_frames, ml_frame_id *id)
 {
-    if (c->generation != s->generation || !c->frames) {
-        *prev = NULL;
+    int from = anchor + 1; /* the cached chain is kept up to the anchor */
+    if (c->generation != s->generation) {
+        /* another capture's ids: the kept frames are numbered again */
+        c->generation = s->generation;
+        from = 0;
+    }
+    int total = anchor + 1 + n;
+    if (ml_stack_cache_reserve(c, total) < 0) {
+        s->dropped++;
+        c->n = 0;
+        *id = 0;
         return 0;
     }
-    *prev = c->frames;
-    return c->depth;
+    for (int k = 0; k < n; k++)
+        c->chain[anchor + 1 + k] = fresh[n - 1 - k];
+    c->bottom = bottom;
+    if (ml_stacks_number(s, c->chain, from, total, max_frames) < 0) {
+        c->n = 0;
+        return -1;
+    }
+    c->n = total;
+    *id = total ? c->chain[total - 1].node : 0;
+    return 0;
 }
 
 void
 ml_stack_cache_release(ml_stack_cache *c)
 {
-    free(c->frames);
-    free(c->ids);
+    free(c->chain);
     memset(c, 0, sizeof(*c));
 }

@@ -5,8 +5,10 @@
  * (parent, code, instruction offset); a node's id names the whole stack.
  * New code objects and nodes are written to the file once (CODE_DEF,
  * FRAME_DEF), so an event carries one integer. Each thread keeps its last
- * stack (ml_stack_cache): the shared outer part of consecutive stacks is
- * matched by comparing pointers, and only the new inner part is hashed.
+ * frame chain (ml_stack_cache) with the stack id at every frame: the outer
+ * part it shares with the next stack is found by comparing frame addresses
+ * and positions (ml_compat_walk_cached), and only the new inner part is
+ * hashed; an unchanged stack costs no hashing at all.
  * Interned code objects get a strong reference (so their address is not
  * reused while the table lives); ml_stacks_free drops them (GIL needed).
  */
@@ -18,12 +20,13 @@
 
 typedef struct ml_stacks ml_stacks;
 
-/* A thread's last stack, outermost first. Owned by the thread's state. */
+/* A thread's last frame chain (ml_compat_walk_cached), outermost first,
+ * each frame with the stack id up to it. Owned by the thread's state. */
 typedef struct {
-    uint64_t generation;   /* of the ml_stacks it belongs to */
-    int depth, cap;
-    ml_pyframe *frames;
-    ml_frame_id *ids;
+    uint64_t generation;   /* of the ml_stacks its ids belong to */
+    int n, cap;
+    ml_rawframe *chain;
+    const void *bottom;    /* the frame that ended the chain (stop frame or NULL) */
 } ml_stack_cache;
 
 ml_stacks *ml_stacks_new(ml_writer *w, uint64_t generation);
@@ -32,16 +35,20 @@ ml_stacks *ml_stacks_new(ml_writer *w, uint64_t generation);
 void ml_stacks_free(ml_stacks *s, int drop_refs);
 
 /* Intern the n frames (innermost first). Returns the stack id (0 for n == 0),
- * or 0 when out of memory (counted in *dropped). */
-ml_frame_id ml_stacks_intern(ml_stacks *s, ml_stack_cache *cache, const ml_pyframe *frames, int n);
-/* The same for a stack whose `shared` outer frames equal the cached stack's
- * first `shared` frames (ml_compat_walk_shared) and whose n newer inner
- * frames are in `frames`, innermost first. */
-ml_frame_id ml_stacks_intern_shared(ml_stacks *s, ml_stack_cache *cache, const ml_pyframe *frames, int n,
-                                    int shared);
-/* The cached stack to give ml_compat_walk_shared as its hint, outermost
- * first, and its depth (NULL, 0 when it belongs to another capture). */
-int ml_stack_cache_hint(const ml_stacks *s, const ml_stack_cache *cache, const ml_pyframe **prev);
+ * or 0 when out of memory (counted in ml_stacks_dropped). */
+ml_frame_id ml_stacks_intern(ml_stacks *s, const ml_pyframe *frames, int n);
+/* The thread's cached chain to give ml_compat_walk_cached (empty when it
+ * belongs to another capture). */
+int ml_stack_cache_chain(const ml_stacks *s, const ml_stack_cache *cache, const ml_rawframe **chain,
+                         const void **bottom);
+/* Intern what ml_compat_walk_cached found: the n new frames `fresh`
+ * (innermost first) above chain[anchor] (-1: none, fresh is the whole chain,
+ * ended by `bottom`), and make that the thread's cached chain. Returns 0
+ * with *id set (0 for an empty stack, or when out of memory: counted), or
+ * -1 when the stack has more than max_frames frames (the cache is then
+ * emptied; the caller walks with ml_compat_walk, which truncates). */
+int ml_stacks_intern_chain(ml_stacks *s, ml_stack_cache *cache, const ml_rawframe *fresh, int n, int anchor,
+                           const void *bottom, int max_frames, ml_frame_id *id);
 uint64_t ml_stacks_dropped(const ml_stacks *s);
 
 void ml_stack_cache_release(ml_stack_cache *c);

@@ -58,7 +58,7 @@ typedef struct ml_tstate {
     ml_thread_id id;
     ml_frame_id context;   /* this thread's stack as the file knows it */
     ml_stack_cache cache;
-    ml_pyframe *scratch;
+    ml_rawframe *scratch;
     int scratch_cap;
 } ml_tstate;
 
@@ -171,33 +171,50 @@ ml_tstate_get(void)
 }
 
 /* Walk this thread's Python frames into t->scratch, with its previous
- * stack as the hint: returns the new inner frames, *shared the outer frames
- * kept from the previous stack. Needs the GIL. */
+ * frame chain as the cache (see stacks.h): returns the new inner frames
+ * above chain[*anchor], or -1 when the stack is too deep for the cache.
+ * Needs the GIL; outside the lock. */
 static int
-ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *shared, int *truncated)
+ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bottom)
 {
-    *shared = *truncated = 0;
+    *anchor = -1;
+    *bottom = NULL;
     if (!ts || !ml.w || !ml.stacks)
         return 0;
-    if (t->scratch_cap < ml.max_frames) {
-        ml_pyframe *s = realloc(t->scratch, (size_t)ml.max_frames * sizeof(*s));
+    if (ml.no_hint)
+        return -1;
+    int cap = ml.max_frames * 2 + 16; /* room for shim frames */
+    if (t->scratch_cap < cap) {
+        ml_rawframe *s = realloc(t->scratch, (size_t)cap * sizeof(*s));
         if (!s)
             return 0;
         t->scratch = s;
-        t->scratch_cap = ml.max_frames;
+        t->scratch_cap = cap;
     }
-    const ml_pyframe *prev = NULL;
-    int nprev = ml.no_hint ? 0 : ml_stack_cache_hint(ml.stacks, &t->cache, &prev);
-    return ml_compat_walk_shared(ts, t->scratch, ml.max_frames, ml.stop_code, prev, nprev, shared, truncated);
+    const ml_rawframe *chain;
+    const void *old_bottom;
+    int nchain = ml_stack_cache_chain(ml.stacks, &t->cache, &chain, &old_bottom);
+    return ml_compat_walk_cached(ts, ml.stop_code, chain, nchain, old_bottom, t->scratch, t->scratch_cap, anchor,
+                                 bottom);
 }
 
-/* The stack id of what ml_capture_frames found (lock held). */
+/* The stack id of what ml_capture_frames found (lock held, GIL held when
+ * ts is set). Stacks too deep for the cache are walked again here, plainly,
+ * keeping the innermost max_frames frames. */
 static ml_frame_id
-ml_intern_frames(ml_tstate *t, int n, int shared)
+ml_intern_frames(ml_tstate *t, PyThreadState *ts, int n, int anchor, const void *bottom)
 {
-    if (shared)
-        return ml_stacks_intern_shared(ml.stacks, &t->cache, t->scratch, n, shared);
-    return n ? ml_stacks_intern(ml.stacks, &t->cache, t->scratch, n) : 0;
+    ml_frame_id id = 0;
+    if (!ts)
+        return 0;
+    if (n >= 0 && ml_stacks_intern_chain(ml.stacks, &t->cache, t->scratch, n, anchor, bottom, ml.max_frames, &id) == 0)
+        return id;
+    static ml_pyframe frames[4096]; /* under the lock; max_frames <= 4096 */
+    int truncated = 0;
+    int k = ml_compat_walk(ts, frames, ml.max_frames, ml.stop_code, &truncated);
+    if (truncated)
+        ml.truncated++;
+    return ml_stacks_intern(ml.stacks, frames, k);
 }
 
 static uint64_t
@@ -297,8 +314,9 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
         ml_blocks_prefetch(blocks, (uintptr_t)p);
     ml_tstate *t = ml_tstate_get();
     PyThreadState *ts = ml_tstate_for(domain);
-    int truncated = 0, shared = 0;
-    int n = t ? ml_capture_frames(t, ts, &shared, &truncated) : 0;
+    int anchor = -1;
+    const void *bottom = NULL;
+    int n = t ? ml_capture_frames(t, ts, &anchor, &bottom) : 0;
     ml_lock();
     if (!ml.active || !ML_ENABLED())
         goto unlock;
@@ -312,11 +330,9 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
             ml.dropped++;
         goto unlock;
     }
-    ml_frame_id stack = ml_intern_frames(t, n, shared);
+    ml_frame_id stack = ml_intern_frames(t, ts, n, anchor, bottom);
     if (!ts)
         ml.nostack++;
-    if (truncated)
-        ml.truncated++;
     ml_switch_thread_unlocked(t);
     if (domain != ML_DOMAIN_RAW && ts) {
         /* classified at the next hook call, when the header is written */
@@ -358,8 +374,9 @@ ml_on_free(ml_domain domain, void *p)
         return;
     }
     ml_tstate *t = ml_tstate_get();
-    int truncated = 0, shared = 0;
-    int n = t ? ml_capture_frames(t, ts, &shared, &truncated) : 0;
+    int anchor = -1;
+    const void *bottom = NULL;
+    int n = t ? ml_capture_frames(t, ts, &anchor, &bottom) : 0;
     ml_lock();
     if (!ml.active || !ML_ENABLED())
         goto unlock;
@@ -384,7 +401,7 @@ ml_on_free(ml_domain domain, void *p)
         ml_types_type_freed(ml.types, p);
     ml_switch_thread_unlocked(t);
     if (ts) {
-        ml_frame_id stack = ml_intern_frames(t, n, shared);
+        ml_frame_id stack = ml_intern_frames(t, ts, n, anchor, bottom);
         if (stack != t->context) {
             ml_writer_context(ml.w, stack);
             t->context = stack;
@@ -690,7 +707,7 @@ ml_tracker_start(const ml_tracker_options *opt)
     }
     ml_lock();
     ml_reset_counters();
-    ml.max_frames = opt->max_frames < 1 ? 1 : opt->max_frames;
+    ml.max_frames = opt->max_frames < 1 ? 1 : opt->max_frames > 4096 ? 4096 : opt->max_frames;
     ml.follow_fork = opt->follow_fork;
     ml.zlevel = opt->compress_level;
     ml.sample_ms = opt->sample_ms < 1 ? 10 : opt->sample_ms;

@@ -111,7 +111,7 @@ ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObject *
     return n;
 }
 
-/* How many of prev's innermost frames may anchor the new stack. */
+/* How many of the cached chain's innermost frames may anchor the new one. */
 #define ML_ANCHOR_WINDOW 4
 
 #if PY_VERSION_HEX < 0x030B0000
@@ -122,27 +122,38 @@ typedef _PyInterpreterFrame ml_iframe;
 #define ML_PREVIOUS(f) ((f)->previous)
 #endif
 
-/* Code and raw instruction position of f; 0 for a shim frame to skip. */
-static inline int
-ml_compat_frame_key(ml_iframe *f, PyCodeObject **co, const void **ip)
+/* The raw instruction position of f: on 3.11+ a pointer into its code
+ * object's own byte code (so it also names the code); on 3.10 f_lasti. */
+static inline const void *
+ml_compat_raw_ip(ml_iframe *f)
 {
 #if PY_VERSION_HEX < 0x030B0000
-    *co = f->f_code;
-    *ip = (const void *)(intptr_t)f->f_lasti;
+    return (const void *)(intptr_t)f->f_lasti;
+#elif PY_VERSION_HEX >= 0x030D0000
+    return f->instr_ptr;
+#else
+    return f->prev_instr;
+#endif
+}
+
+/* f's code object, NULL for a shim frame (3.12+: C-stack entry frames;
+ * 3.13: frames not running a code object). */
+static inline PyCodeObject *
+ml_compat_frame_code(ml_iframe *f)
+{
+#if PY_VERSION_HEX < 0x030B0000
+    return f->f_code;
 #elif PY_VERSION_HEX >= 0x030D0000
     if (f->owner == FRAME_OWNED_BY_CSTACK || !f->f_executable || !PyCode_Check(f->f_executable))
-        return 0;
-    *co = (PyCodeObject *)f->f_executable;
-    *ip = f->instr_ptr;
+        return NULL;
+    return (PyCodeObject *)f->f_executable;
 #else
 #if PY_VERSION_HEX >= 0x030C0000
     if (f->owner == FRAME_OWNED_BY_CSTACK)
-        return 0;
+        return NULL;
 #endif
-    *co = f->f_code;
-    *ip = f->prev_instr;
+    return f->f_code;
 #endif
-    return 1;
 }
 
 static inline int
@@ -168,23 +179,33 @@ ml_compat_offset(PyCodeObject *co, const void *ip)
 #endif
 }
 
-/* 1 if the callers of `f` (outwards, to the end or to `stop`) equal
- * prev[b], prev[b-1], ..., prev[0] exactly. */
-static int
-ml_compat_same_callers(ml_iframe *f, const ml_pyframe *prev, int b, const PyCodeObject *stop)
+/* 1 if f is the frame that entry e recorded, at the same instruction. On
+ * 3.11+ the instruction pointer names the code object too (it points into
+ * it, and cached code objects are kept alive); on 3.10 the code is compared.
+ * Incomplete frames are cached with ip NULL: they never match. */
+static inline int
+ml_compat_same_frame(ml_iframe *f, const ml_rawframe *e)
 {
-    for (f = ML_PREVIOUS(f); f; f = ML_PREVIOUS(f)) {
-        PyCodeObject *co;
-        const void *ip;
-        if (!ml_compat_frame_key(f, &co, &ip))
-            continue;
-        if (co == stop)
-            break;
-        if (b < 0 || prev[b].code != co || prev[b].ip != ip)
+#if PY_VERSION_HEX < 0x030B0000
+    return (const void *)f == e->frame && ml_compat_raw_ip(f) == e->ip && f->f_code == e->code;
+#else
+    return (const void *)f == e->frame && ml_compat_raw_ip(f) == e->ip;
+#endif
+}
+
+/* 1 if the callers of f are exactly chain[b], chain[b-1], ..., chain[0],
+ * and then the frame `bottom` that ended the chain (the stop frame or none).
+ * The hot loop of every hook call: one address and one position per frame. */
+static int
+ml_compat_callers_hold(ml_iframe *f, const ml_rawframe *chain, int b, const void *bottom, const PyCodeObject *stop)
+{
+    for (const ml_rawframe *e = chain + b; e >= chain; e--) {
+        f = ML_PREVIOUS(f); /* NULL never equals e->frame */
+        if (!ml_compat_same_frame(f, e))
             return 0;
-        b--;
     }
-    return b < 0;
+    f = ML_PREVIOUS(f);
+    return (const void *)f == bottom && (!f || ml_compat_frame_code(f) == stop);
 }
 
 static ml_iframe *
@@ -200,42 +221,44 @@ ml_compat_top(PyThreadState *ts)
 }
 
 int
-ml_compat_walk_shared(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObject *stop,
-                      const ml_pyframe *prev, int nprev, int *shared, int *truncated)
+ml_compat_walk_cached(PyThreadState *ts, const PyCodeObject *stop, const ml_rawframe *chain, int nchain,
+                      const void *bottom, ml_rawframe *out, int cap, int *anchor, const void **new_bottom)
 {
     int n = 0, settled = 0;
-    *shared = 0;
-    *truncated = 0;
-    int lo = nprev > ML_ANCHOR_WINDOW ? nprev - ML_ANCHOR_WINDOW : 0;
-    for (ml_iframe *f = ml_compat_top(ts); f; f = ML_PREVIOUS(f)) {
-        PyCodeObject *co;
-        const void *ip;
-        if (!ml_compat_frame_key(f, &co, &ip))
-            continue;
-        if (!settled) {
-            if (ml_compat_incomplete(f, co, ip))
-                continue;
-            settled = 1;
-        }
-        if (co == stop)
-            break;
-        for (int a = nprev - 1; a >= lo; a--) {
-            if (prev[a].frame == f) {
-                if (prev[a].code == co && prev[a].ip == ip && n + a + 1 <= max &&
-                    ml_compat_same_callers(f, prev, a - 1, stop)) {
-                    *shared = a + 1;
+    int lo = nchain > ML_ANCHOR_WINDOW ? nchain - ML_ANCHOR_WINDOW : 0;
+    ml_iframe *f = ml_compat_top(ts);
+    *anchor = -1;
+    for (; f; f = ML_PREVIOUS(f)) {
+        for (int a = nchain - 1; a >= lo; a--) {
+            if (chain[a].frame == (const void *)f) {
+                if (ml_compat_same_frame(f, &chain[a]) && ml_compat_callers_hold(f, chain, a - 1, bottom, stop)) {
+                    *anchor = a;
+                    *new_bottom = bottom;
                     return n;
                 }
                 break;
             }
         }
-        if (n == max) {
-            /* too deep for the hint: the plain walk keeps the innermost frames */
-            return ml_compat_walk(ts, out, max, stop, truncated);
+        PyCodeObject *co = ml_compat_frame_code(f);
+        const void *ip = ml_compat_raw_ip(f);
+        int skip = ML_SKIP_NONE;
+        if (!co) {
+            skip = ML_SKIP_SHIM;
+        } else if (co == stop) {
+            break;
+        } else if (!settled) {
+            if (ml_compat_incomplete(f, co, ip))
+                skip = ML_SKIP_INCOMPLETE;
+            else
+                settled = 1;
         }
-        out[n] = (ml_pyframe){co, ml_compat_offset(co, ip), f, ip};
+        if (n == cap)
+            return -1;
+        out[n] = (ml_rawframe){f, skip == ML_SKIP_INCOMPLETE ? NULL : ip, co,
+                               skip == ML_SKIP_NONE ? ml_compat_offset(co, ip) : 0, 0, 0, (uint8_t)skip};
         n++;
     }
+    *new_bottom = f;
     return n;
 }
 

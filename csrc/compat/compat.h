@@ -52,16 +52,34 @@ int ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObje
 /* Size of the GC header in front of a GC object (same in 3.10-3.13 GIL builds). */
 #define ML_GC_HEAD_SIZE (2 * sizeof(void *))
 
-/* The walk, with this thread's previous stack `prev` (outermost first,
- * `nprev` frames) as a hint. Walks innermost first into `out` until it meets
- * a frame that is one of prev's innermost few and whose callers all equal
- * prev's, compared frame by frame (code and instruction: an exact test, the
- * address only says where to look). Then *shared is the number of outer
- * frames equal to prev[0..*shared) and `out` holds only the newer inner
- * frames (the return value). Without such a match *shared is 0 and `out`
- * holds the whole stack, as ml_compat_walk. GIL held; never allocates. */
-int ml_compat_walk_shared(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObject *stop,
-                          const ml_pyframe *prev, int nprev, int *shared, int *truncated);
+/* One frame of a thread's frame chain as the cached walk keeps it. The
+ * chain holds every frame from the innermost to the stop frame, shims
+ * included, so that "same chain" is a test of addresses and positions. */
+enum { ML_SKIP_NONE = 0, ML_SKIP_SHIM = 1, ML_SKIP_INCOMPLETE = 2 };
+typedef struct {
+    const void *frame;    /* its address */
+    const void *ip;       /* raw instruction position (3.10: f_lasti); NULL
+                           * for an incomplete frame, so it never matches */
+    PyCodeObject *code;   /* NULL for a shim frame */
+    uint32_t offset;      /* byte offset of the instruction (0 when skipped) */
+    uint32_t node;        /* for the caller: the stack id up to this frame */
+    uint32_t depth;       /* for the caller: frames in that stack */
+    uint8_t skip;         /* ML_SKIP_*: not part of the recorded stack */
+} ml_rawframe;
+
+/* The walk, with this thread's previous chain as a cache: `chain`
+ * (outermost first, nchain frames; `bottom` is the frame that ended it: the
+ * stop frame, or NULL). Walks innermost first, writing each frame into
+ * `out`, until it meets a frame that is one of the chain's innermost few,
+ * at the same instruction, whose callers are exactly the chain's (address
+ * and position of every frame, and the same bottom: an exact test). Then
+ * *anchor is that frame's index in `chain`, and `out` holds the newer
+ * frames above it (the return value). Without such a frame *anchor is -1,
+ * `out` holds the whole chain and *new_bottom the frame that ended it.
+ * Returns -1 when more than `cap` frames would be needed (the caller then
+ * uses ml_compat_walk). GIL held; never allocates. */
+int ml_compat_walk_cached(PyThreadState *ts, const PyCodeObject *stop, const ml_rawframe *chain, int nchain,
+                          const void *bottom, ml_rawframe *out, int cap, int *anchor, const void **new_bottom);
 
 /* Bytes in front of the object in its memory block (GC head, managed dict
  * and weakref pointers): 0, 16 or 32. Never allocates. */
