@@ -67,6 +67,8 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--no-peers", action="store_true",
+                    help="only untracked and memlens (quick checks; the peers' columns show 0)")
     args = ap.parse_args()
     py = sys.executable
     tmp = tempfile.mkdtemp(prefix="memlens-bench-")
@@ -78,6 +80,8 @@ def main():
         "memray": lambda w: [py, "-m", "memray", "run", "-q", "-f", "--trace-python-allocators",
                              "-o", mray] + w,
     }
+    if args.no_peers:
+        del modes["tracemalloc25"], modes["memray"]
     rows = []
     print("python %s, %d repetitions, median wall time" % (sys.version.split()[0], args.reps))
     print("%-28s %9s %9s %9s %9s %10s %10s %9s %10s" % (
@@ -92,12 +96,15 @@ def main():
             for m, make in modes.items():  # interleaved, so drift hits every mode alike
                 times[m].append(timed(make(w)))
         med = {m: statistics.median(v) for m, v in times.items()}
+        for m in ("tracemalloc25", "memray"):
+            med.setdefault(m, 0.0)
         t = time.perf_counter()
         summary = json.loads(subprocess.run([py, "-m", "memlens", "summary", cap, "--json"],
                                             capture_output=True, text=True, check=True).stdout)
         read_s = time.perf_counter() - t
         events = summary["allocations"] + summary.get("frees", 0)
-        size, msize = os.path.getsize(cap), os.path.getsize(mray)
+        size = os.path.getsize(cap)
+        msize = os.path.getsize(mray) if not args.no_peers else 0
         row = {"workload": name, "untracked_s": med["untracked"],
                "memlens_x": med["memlens"] / med["untracked"],
                "tracemalloc25_x": med["tracemalloc25"] / med["untracked"],
@@ -110,11 +117,14 @@ def main():
             name, row["untracked_s"], row["memlens_x"], row["tracemalloc25_x"], row["memray_x"],
             events, row["bytes_per_event"], size / max(msize, 1), row["read_events_per_s"] / 1e6))
         sys.stdout.flush()
-    print("%-28s %9s %8.2fx %8.2fx %8.2fx" % (
-        "geomean", "", geomean([r["memlens_x"] for r in rows]),
-        geomean([r["tracemalloc25_x"] for r in rows]), geomean([r["memray_x"] for r in rows])))
-    print("capture size memlens/memray (geomean): %.2f" % geomean(
-        [r["capture_bytes"] / max(r["memray_bytes"], 1) for r in rows]))
+    if args.no_peers:
+        print("%-28s %9s %8.2fx" % ("geomean", "", geomean([r["memlens_x"] for r in rows])))
+    else:
+        print("%-28s %9s %8.2fx %8.2fx %8.2fx" % (
+            "geomean", "", geomean([r["memlens_x"] for r in rows]),
+            geomean([r["tracemalloc25_x"] for r in rows]), geomean([r["memray_x"] for r in rows])))
+        print("capture size memlens/memray (geomean): %.2f" % geomean(
+            [r["capture_bytes"] / max(r["memray_bytes"], 1) for r in rows]))
     print("(read Mev/s: `memlens summary` as a command: includes interpreter start-up and decompression)")
     if args.json:
         with open(args.json, "w") as f:

@@ -115,7 +115,7 @@ ml_stacks_define_code(ml_stacks *s, ml_code_id id, PyCodeObject *co)
 }
 
 static ml_code_id
-ml_stacks_code_id(ml_stacks *s, PyCodeObject *co)
+ml_stacks_code_id_slow(ml_stacks *s, PyCodeObject *co)
 {
     size_t i = ml_stacks_hash_ptr(co) & s->code_mask;
     while (s->codes[i].code) {
@@ -126,7 +126,7 @@ ml_stacks_code_id(ml_stacks *s, PyCodeObject *co)
     if ((s->ncodes + 1) * 2 > s->code_mask + 1) {
         if (ml_stacks_grow_codes(s) < 0)
             return 0;
-        return ml_stacks_code_id(s, co);
+        return ml_stacks_code_id_slow(s, co);
     }
     if (s->ncodes == s->code_refs_cap) {
         size_t cap = s->code_refs_cap ? s->code_refs_cap * 2 : 256;
@@ -167,8 +167,16 @@ ml_stacks_grow_nodes(ml_stacks *s)
     return 0;
 }
 
+/* The id of a code object; its first probe inline (the common hit). */
+static inline ml_code_id
+ml_stacks_code_id(ml_stacks *s, PyCodeObject *co)
+{
+    const ml_code_slot *c = &s->codes[ml_stacks_hash_ptr(co) & s->code_mask];
+    return c->code == co ? c->id : ml_stacks_code_id_slow(s, co);
+}
+
 static ml_frame_id
-ml_stacks_node(ml_stacks *s, ml_frame_id parent, ml_code_id code, uint32_t offset)
+ml_stacks_node_slow(ml_stacks *s, ml_frame_id parent, ml_code_id code, uint32_t offset)
 {
     if ((s->nnodes + 1) * 2 > s->node_mask + 1 && ml_stacks_grow_nodes(s) < 0)
         return 0;
@@ -183,6 +191,16 @@ ml_stacks_node(ml_stacks *s, ml_frame_id parent, ml_code_id code, uint32_t offse
     s->nodes[i] = (ml_node_slot){parent, code, offset, id};
     ml_writer_frame_def(s->w, id, parent, code, offset);
     return id;
+}
+
+/* The node (parent, code, offset), made if new; first probe inline. */
+static inline ml_frame_id
+ml_stacks_node(ml_stacks *s, ml_frame_id parent, ml_code_id code, uint32_t offset)
+{
+    const ml_node_slot *o = &s->nodes[ml_stacks_hash_node(parent, code, offset) & s->node_mask];
+    if (o->id && o->parent == parent && o->code == code && o->offset == offset)
+        return o->id;
+    return ml_stacks_node_slow(s, parent, code, offset);
 }
 
 ml_frame_id
@@ -212,6 +230,14 @@ ml_stack_cache_chain(const ml_stacks *s, const ml_stack_cache *c, const ml_rawfr
     *chain = c->chain;
     *bottom = c->bottom;
     return c->n;
+}
+
+ml_frame_id
+ml_stack_cache_unchanged(const ml_stacks *s, const ml_stack_cache *c, int anchor)
+{
+    if (c->generation != s->generation || anchor != c->n - 1 || anchor < 0)
+        return 0;
+    return c->chain[anchor].node;
 }
 
 static int

@@ -50,6 +50,9 @@ int ml_stack_cache_chain(const ml_stacks *s, const ml_stack_cache *cache, const 
 int ml_stacks_intern_chain(ml_stacks *s, ml_stack_cache *cache, const ml_rawframe *fresh, int n, int anchor,
                            const void *bottom, int max_frames, ml_frame_id *id);
 uint64_t ml_stacks_dropped(const ml_stacks *s);
+/* The stack id of the cached chain when the walk found it unchanged
+ * (anchor = its innermost frame, no new frames); 0 when it cannot tell. */
+ml_frame_id ml_stack_cache_unchanged(const ml_stacks *s, const ml_stack_cache *cache, int anchor);
 
 void ml_stack_cache_release(ml_stack_cache *c);
 

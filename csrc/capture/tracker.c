@@ -39,6 +39,8 @@
 #include "compat/compat.h"
 
 #define ML_TLS __thread __attribute__((tls_model("initial-exec")))
+/* Helpers of the hook path: inlined into the hooks (they run per event). */
+#define ML_HOT inline __attribute__((always_inline))
 /* The "recording" flag; a stale read is harmless: every hook checks it
  * again under the lock before it records anything. */
 #define ML_ENABLED() atomic_load_explicit(&ml_enabled, memory_order_relaxed)
@@ -156,7 +158,7 @@ ml_tstate_destroy(void *arg)
     ml_ts = NULL;
 }
 
-static ml_tstate *
+static ML_HOT ml_tstate *
 ml_tstate_get(void)
 {
     ml_tstate *t = ml_ts;
@@ -174,7 +176,7 @@ ml_tstate_get(void)
  * frame chain as the cache (see stacks.h): returns the new inner frames
  * above chain[*anchor], or -1 when the stack is too deep for the cache.
  * Needs the GIL; outside the lock. */
-static int
+static ML_HOT int
 ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bottom)
 {
     *anchor = -1;
@@ -194,6 +196,11 @@ ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bot
     const ml_rawframe *chain;
     const void *old_bottom;
     int nchain = ml_stack_cache_chain(ml.stacks, &t->cache, &chain, &old_bottom);
+    if (nchain && ml_compat_chain_unchanged(ts, ml.stop_code, chain, nchain, old_bottom)) {
+        *anchor = nchain - 1;
+        *bottom = old_bottom;
+        return 0;
+    }
     return ml_compat_walk_cached(ts, ml.stop_code, chain, nchain, old_bottom, t->scratch, t->scratch_cap, anchor,
                                  bottom);
 }
@@ -201,12 +208,14 @@ ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bot
 /* The stack id of what ml_capture_frames found (lock held, GIL held when
  * ts is set). Stacks too deep for the cache are walked again here, plainly,
  * keeping the innermost max_frames frames. */
-static ml_frame_id
+static ML_HOT ml_frame_id
 ml_intern_frames(ml_tstate *t, PyThreadState *ts, int n, int anchor, const void *bottom)
 {
     ml_frame_id id = 0;
     if (!ts)
         return 0;
+    if (n == 0 && (id = ml_stack_cache_unchanged(ml.stacks, &t->cache, anchor)) != 0)
+        return id;
     if (n >= 0 && ml_stacks_intern_chain(ml.stacks, &t->cache, t->scratch, n, anchor, bottom, ml.max_frames, &id) == 0)
         return id;
     static ml_pyframe frames[4096]; /* under the lock; max_frames <= 4096 */
@@ -227,7 +236,7 @@ ml_now_us(void)
 }
 
 /* Make `t` the current thread of the file. */
-static void
+static ML_HOT void
 ml_switch_thread_unlocked(ml_tstate *t)
 {
     if (t->generation != ml.generation || !t->id) {
@@ -270,7 +279,7 @@ ml_resolve_one_unlocked(int i, ml_type_id known_type, int freeing)
 
 /* Classify every pending block, unless a collection is under way (then
  * their headers may not be written yet). force: at stop and marks. */
-static void
+static ML_HOT void
 ml_resolve_pending_unlocked(PyThreadState *ts, int force)
 {
     if (!ml.npending || (!force && ml_compat_gc_collecting(ts)))
@@ -288,7 +297,7 @@ ml_pending_find(uintptr_t ptr)
     return -1;
 }
 
-static void
+static ML_HOT void
 ml_count_alloc_unlocked(size_t size)
 {
     ml.heap += (int64_t)size;
@@ -306,7 +315,7 @@ ml_tstate_for(ml_domain domain)
     return domain == ML_DOMAIN_RAW ? ml_compat_tstate_with_gil() : ml_compat_tstate_gil_held();
 }
 
-static void
+static __attribute__((flatten)) void
 ml_on_alloc(ml_domain domain, void *p, size_t size)
 {
     ml_blocks *blocks = ml.blocks;
@@ -358,7 +367,7 @@ unlock:
 }
 
 /* Record the free of p (before the memory is released). */
-static void
+static __attribute__((flatten)) void
 ml_on_free(ml_domain domain, void *p)
 {
     ml_blocks *blocks = ml.blocks;

@@ -221,6 +221,15 @@ ml_compat_top(PyThreadState *ts)
 }
 
 int
+ml_compat_chain_unchanged(PyThreadState *ts, const PyCodeObject *stop, const ml_rawframe *chain, int nchain,
+                          const void *bottom)
+{
+    ml_iframe *f = ml_compat_top(ts);
+    return f && ml_compat_same_frame(f, &chain[nchain - 1]) &&
+           ml_compat_callers_hold(f, chain, nchain - 2, bottom, stop);
+}
+
+int
 ml_compat_walk_cached(PyThreadState *ts, const PyCodeObject *stop, const ml_rawframe *chain, int nchain,
                       const void *bottom, ml_rawframe *out, int cap, int *anchor, const void **new_bottom)
 {

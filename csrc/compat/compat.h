@@ -80,6 +80,10 @@ typedef struct {
  * uses ml_compat_walk). GIL held; never allocates. */
 int ml_compat_walk_cached(PyThreadState *ts, const PyCodeObject *stop, const ml_rawframe *chain, int nchain,
                           const void *bottom, ml_rawframe *out, int cap, int *anchor, const void **new_bottom);
+/* 1 if the thread's frames are exactly `chain` (nchain >= 1) ended by
+ * `bottom`: the common case of the walk above, tested first. */
+int ml_compat_chain_unchanged(PyThreadState *ts, const PyCodeObject *stop, const ml_rawframe *chain, int nchain,
+                              const void *bottom);
 
 /* Bytes in front of the object in its memory block (GC head, managed dict
  * and weakref pointers): 0, 16 or 32. Never allocates. */
