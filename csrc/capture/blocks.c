@@ -96,21 +96,23 @@ ml_blocks_slot(const ml_blocks *t, uintptr_t ptr, int create)
     return &chunk[(ptr >> 4) & (ML_CHUNK_ENTRIES - 1)];
 }
 
-int
-ml_blocks_maybe_live(const ml_blocks *t, uintptr_t ptr)
+void *
+ml_blocks_peek(const ml_blocks *t, uintptr_t ptr)
 {
     if (ptr & 15)
-        return 1; /* side table: ask under the lock */
-    const ml_entry *e = ml_blocks_slot(t, ptr, 0);
-    return e && (__atomic_load_n(e, __ATOMIC_RELAXED) & ML_PRESENT);
-}
-
-void
-ml_blocks_prefetch(const ml_blocks *t, uintptr_t ptr)
-{
+        return NULL; /* side table */
     ml_entry *e = ml_blocks_slot(t, ptr, 0);
     if (e)
         __builtin_prefetch(e, 1);
+    return e;
+}
+
+int
+ml_blocks_maybe_live(uintptr_t ptr, const void *slot)
+{
+    if (ptr & 15)
+        return 1; /* side table: ask under the lock */
+    return slot && (__atomic_load_n((const ml_entry *)slot, __ATOMIC_RELAXED) & ML_PRESENT);
 }
 
 /* ---- side table ---- */
@@ -203,17 +205,18 @@ ml_blocks_set_seq(ml_blocks *t, uintptr_t ptr, void *ref, uint64_t seq, uint64_t
 int
 ml_blocks_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag)
 {
-    void *ref;
+    void *ref = NULL;
     return ml_blocks_put_ref(t, ptr, seq, size, flag, &ref);
 }
 
 int
 ml_blocks_put_ref(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag, void **ref)
 {
+    void *slot = *ref;
     *ref = NULL;
     if (ptr & 15)
         return ml_side_put(t, ptr, seq, size, flag);
-    ml_entry *e = ml_blocks_slot(t, ptr, 1);
+    ml_entry *e = slot ? slot : ml_blocks_slot(t, ptr, 1);
     if (!e)
         return -1;
     *ref = e;
@@ -228,7 +231,7 @@ ml_blocks_put_ref(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int 
 }
 
 static int
-ml_blocks_lookup(ml_blocks *t, uintptr_t ptr, ml_block *out, int take)
+ml_blocks_lookup(ml_blocks *t, uintptr_t ptr, void *slot, ml_block *out, int take)
 {
     ml_side_entry *s;
     if (ptr & 15) {
@@ -236,7 +239,7 @@ ml_blocks_lookup(ml_blocks *t, uintptr_t ptr, ml_block *out, int take)
             return 0;
         goto side;
     }
-    ml_entry *e = ml_blocks_slot(t, ptr, 0);
+    ml_entry *e = slot ? slot : ml_blocks_slot(t, ptr, 0);
     if (!e || !(*e & ML_PRESENT))
         return 0;
     uint64_t v = *e;
@@ -260,5 +263,5 @@ side:
     return 1;
 }
 
-int ml_blocks_get(ml_blocks *t, uintptr_t ptr, ml_block *out) { return ml_blocks_lookup(t, ptr, out, 0); }
-int ml_blocks_take(ml_blocks *t, uintptr_t ptr, ml_block *out) { return ml_blocks_lookup(t, ptr, out, 1); }
+int ml_blocks_get(ml_blocks *t, uintptr_t ptr, ml_block *out) { return ml_blocks_lookup(t, ptr, NULL, out, 0); }
+int ml_blocks_take(ml_blocks *t, uintptr_t ptr, void *slot, ml_block *out) { return ml_blocks_lookup(t, ptr, slot, out, 1); }

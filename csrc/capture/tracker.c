@@ -258,23 +258,21 @@ ml_switch_thread_unlocked(ml_tstate *t)
 static void
 ml_resolve_one_unlocked(int i, ml_type_id known_type, int freeing)
 {
-    struct ml_pending pb = ml.pending[i];
-    if (i != --ml.npending)
-        memmove(&ml.pending[i], &ml.pending[i + 1], (size_t)(ml.npending - i) * sizeof(pb));
-    /* the entry is still there, unwritten: a free of a pending block
-     * resolves it first */
+    const struct ml_pending *pb = &ml.pending[i];
     ml_type_id type = known_type ? known_type
-                                 : ml_types_classify(ml.types, (const void *)pb.ptr, pb.size, pb.domain, freeing);
-    ml_tstate *owner = pb.owner;
+                                 : ml_types_classify(ml.types, (const void *)pb->ptr, pb->size, pb->domain, freeing);
+    ml_tstate *owner = pb->owner;
     if (owner && owner->generation == ml.generation && owner->id) {
         if (ml.last_thread != owner->id) {
             ml_writer_thread(ml.w, owner->id);
             ml.last_thread = owner->id;
         }
-        owner->context = pb.stack;
+        owner->context = pb->stack;
     }
-    ml_seq seq = ml_writer_alloc(ml.w, pb.domain, pb.stack, type, pb.size);
-    ml_blocks_set_seq(ml.blocks, pb.ptr, pb.ref, seq, pb.size, ml_types_is_metatype(ml.types, type));
+    ml_seq seq = ml_writer_alloc(ml.w, pb->domain, pb->stack, type, pb->size);
+    ml_blocks_set_seq(ml.blocks, pb->ptr, pb->ref, seq, pb->size, ml_types_is_metatype(ml.types, type));
+    if (i != --ml.npending)
+        memmove(&ml.pending[i], &ml.pending[i + 1], (size_t)(ml.npending - i) * sizeof(*pb));
 }
 
 /* Classify every pending block, unless a collection is under way (then
@@ -319,10 +317,10 @@ static __attribute__((flatten)) void
 ml_on_alloc(ml_domain domain, void *p, size_t size)
 {
     ml_blocks *blocks = ml.blocks;
-    if (blocks)
-        ml_blocks_prefetch(blocks, (uintptr_t)p);
-    ml_tstate *t = ml_tstate_get();
     PyThreadState *ts = ml_tstate_for(domain);
+    /* with the GIL, the table cannot be freed before we use the slot */
+    void *slot = blocks && ts ? ml_blocks_peek(blocks, (uintptr_t)p) : NULL;
+    ml_tstate *t = ml_tstate_get();
     int anchor = -1;
     const void *bottom = NULL;
     int n = t ? ml_capture_frames(t, ts, &anchor, &bottom) : 0;
@@ -345,7 +343,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     ml_switch_thread_unlocked(t);
     if (domain != ML_DOMAIN_RAW && ts) {
         /* classified at the next hook call, when the header is written */
-        void *ref;
+        void *ref = slot;
         if (ml.npending == ML_PENDING_MAX)
             ml_resolve_one_unlocked(0, 0, 0);
         if (ml_blocks_put_ref(ml.blocks, (uintptr_t)p, 0, size, 0, &ref) < 0) {
@@ -375,7 +373,8 @@ ml_on_free(ml_domain domain, void *p)
     /* A block allocated before tracking started: nothing to record. (With
      * the GIL, so that no stop() frees the table meanwhile; a possible type
      * object among such blocks is forgotten under the lock below.) */
-    if (blocks && ts && !ml.npending && !ml_blocks_maybe_live(blocks, (uintptr_t)p)) {
+    void *slot = blocks && ts ? ml_blocks_peek(blocks, (uintptr_t)p) : NULL;
+    if (blocks && ts && !ml.npending && !ml_blocks_maybe_live((uintptr_t)p, slot)) {
         ml_lock();
         if (ml.types && ml.active)
             ml_types_type_freed(ml.types, p);
@@ -397,7 +396,7 @@ ml_on_free(ml_domain domain, void *p)
             ml_resolve_pending_unlocked(ts, 0);
     }
     ml_block e;
-    if (!ml_blocks_take(ml.blocks, (uintptr_t)p, &e)) {
+    if (!ml_blocks_take(ml.blocks, (uintptr_t)p, slot, &e)) {
         if (ml.types && ts)
             ml_types_type_freed(ml.types, p); /* maybe a type made before we started */
         goto unlock;

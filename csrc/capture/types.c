@@ -10,6 +10,8 @@
 typedef struct {
     PyTypeObject *tp; /* NULL = empty */
     ml_type_id id;
+    uint32_t preheader; /* ml_compat_preheader(tp): fixed once the type is ready */
+    size_t basicsize;   /* tp_basicsize, fixed too */
 } ml_type_slot;
 
 typedef struct {
@@ -204,6 +206,8 @@ ml_types_intern(ml_types *t, PyTypeObject *tp, ml_type_slot *slot)
         return 0;
     slot->tp = tp;
     slot->id = id;
+    slot->preheader = (uint32_t)ml_compat_preheader(tp);
+    slot->basicsize = (size_t)tp->tp_basicsize;
     t->count++;
     return id;
 }
@@ -215,19 +219,22 @@ ml_types_of(ml_types *t, PyTypeObject *tp)
     return s->tp ? s->id : ml_types_intern(t, tp, s);
 }
 
-/* Type id for a candidate ob_type read from a block, or 0 if it is not a
- * live, ready type object. */
-static ml_type_id
+/* The slot of a candidate ob_type read from a block, or NULL if it is not
+ * a live, ready type object. */
+static const ml_type_slot *
 ml_types_check(ml_types *t, uintptr_t cand)
 {
     if (cand < 65536 || (cand & 7) || cand >= ((uintptr_t)1 << 47))
-        return 0;
-    ml_type_slot *s = ml_types_find(t, (PyTypeObject *)cand);
+        return NULL;
+    ml_type_slot *s = &t->slots[ml_types_hash((const void *)cand) & t->mask];
+    if (s->tp == (PyTypeObject *)cand)
+        return s; /* the common case: the first probe */
+    s = ml_types_find(t, (PyTypeObject *)cand);
     if (s->tp)
-        return s->id;
+        return s;
     size_t ni = (cand >> 3) & (ML_NEG_CACHE - 1);
     if (t->neg[ni] == cand)
-        return 0;
+        return NULL;
     /* unknown pointer: read it without trusting it */
     PyObject head;
     unsigned long flags;
@@ -243,7 +250,7 @@ ml_types_check(ml_types *t, uintptr_t cand)
             goto not_a_type;
     }
     if (!(flags & Py_TPFLAGS_READY) || (flags & Py_TPFLAGS_READYING))
-        return 0; /* a type being built: may become valid, do not cache */
+        return NULL; /* a type being built: may become valid, do not cache */
     Py_ssize_t sizes[2];
     char c;
     const char *name;
@@ -252,10 +259,12 @@ ml_types_check(ml_types *t, uintptr_t cand)
         ml_types_safe_read(t, (char *)cand + offsetof(PyTypeObject, tp_name), &name, sizeof(name)) < 0 ||
         ml_types_safe_read(t, name, &c, 1) < 0)
         goto not_a_type;
-    return ml_types_intern(t, (PyTypeObject *)cand, s);
+    if (!ml_types_intern(t, (PyTypeObject *)cand, s))
+        return NULL;
+    return ml_types_find(t, (PyTypeObject *)cand); /* the table may have grown */
 not_a_type:
     t->neg[ni] = cand;
-    return 0;
+    return NULL;
 }
 
 ml_type_id
@@ -274,15 +283,12 @@ ml_types_classify(ml_types *t, const void *block, size_t size, ml_domain domain,
         Py_ssize_t rc = Py_REFCNT(op);
         if (!(ml_compat_refcnt_ok(rc) || (freeing && rc == 0)))
             continue;
-        ml_type_id id = ml_types_check(t, (uintptr_t)Py_TYPE(op));
-        if (!id)
+        const ml_type_slot *ts = ml_types_check(t, (uintptr_t)Py_TYPE(op));
+        if (!ts || ts->preheader != off)
             continue;
-        PyTypeObject *tp = t->info[id].tp;
-        if (ml_compat_preheader(tp) != off)
+        if (ts->tp != &PyUnicode_Type && size < off + ts->basicsize)
             continue;
-        if (tp != &PyUnicode_Type && size < off + (size_t)tp->tp_basicsize)
-            continue;
-        return id;
+        return ts->id;
     }
     return ML_KIND_OBJ;
 }
