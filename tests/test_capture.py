@@ -639,3 +639,15 @@ def test_free_list_reuse_counted_on_313(script, capture):
         assert floats["allocs"] - floats["frees"] <= 200   # the free list holds at most 100
     else:
         assert floats["allocs"] < 10_000
+
+
+def test_metadata_json_without_the_json_module():
+    """`memlens run` writes the header's metadata with a small encoder (the
+    json package costs start-up time): it must give what json.dumps gives."""
+    import json
+    from memlens.commands.run import _json
+    meta = {"argv": ["-c", 'print("hi")\n', "caf\u00e9 \u03c0 \U0001f600", "bad\udcffname"],
+            "pid": 12345, "script": None, "options": {"follow_fork": False, "max_frames": 128},
+            "flags": [True, 0, -7], "path": "C:\\dir\\x"}
+    assert _json(meta) == json.dumps(meta)
+    assert json.loads(_json(meta)) == meta

@@ -1,5 +1,4 @@
 """Shared text formatting for every report: human units and aligned tables."""
-import json
 import sys
 
 _UNITS = ["B", "KiB", "MiB", "GiB", "TiB"]
@@ -62,6 +61,7 @@ def table(headers, rows, align=None, out=None):
 
 
 def dump_json(obj, out=None):
+    import json  # here: `memlens run` never needs it, and it costs start-up time
     out = out or sys.stdout
     json.dump(obj, out, indent=2, sort_keys=False)
     out.write("\n")

@@ -1,6 +1,5 @@
 """memlens run: run a program with the capture engine recording every allocation."""
 import argparse
-import json
 import os
 import sys
 import time
@@ -54,6 +53,23 @@ def parse(argv):
     return ns, program
 
 
+def _json(obj):
+    """json.dumps of the metadata (dicts, lists, str, int, bool, None), without
+    importing the json package at start-up (it imports re: ~8 ms per run)."""
+    from _json import encode_basestring_ascii as quote
+    if isinstance(obj, dict):
+        return "{" + ", ".join("%s: %s" % (quote(str(k)), _json(v)) for k, v in obj.items()) + "}"
+    if isinstance(obj, (list, tuple)):
+        return "[" + ", ".join(_json(v) for v in obj) + "]"
+    if isinstance(obj, str):
+        return quote(obj)
+    if obj is None or isinstance(obj, bool):
+        return {None: "null", True: "true", False: "false"}[obj]
+    if isinstance(obj, int):
+        return str(obj)
+    raise TypeError("metadata value %r" % (obj,))
+
+
 def _platform():
     """As platform.platform() says it, without its `uname -p` subprocess."""
     u = os.uname()
@@ -93,7 +109,7 @@ def run(args):
 
     def start():
         try:
-            _engine.start(path, force=True, meta_json=json.dumps(meta), max_frames=ns.max_frames,
+            _engine.start(path, force=True, meta_json=_json(meta), max_frames=ns.max_frames,
                           follow_fork=ns.follow_fork, sample_ms=ns.interval,
                           stop_code=runner.ENTRY_CODE, compress=0 if ns.no_compress else 1)
         except OSError as exc:
