@@ -573,6 +573,79 @@ def test_stack_hint_gives_the_same_stacks(script, tmp_path):
     assert per_line[prog.line("twiceA")] >= 400 and per_line[prog.line("twiceB")] >= 400
 
 
+def test_cached_frame_chain_gives_the_same_stacks_async_threads_callbacks(script, tmp_path):
+    """The frame-chain cache against the plain walk, where chains change in
+    less regular ways: coroutines switched by an event loop, threads (one
+    cache each), Python called back from C (shim frames on 3.12+), frames
+    unwound by exceptions, and stacks deeper than --max-frames (the plain,
+    truncating walk takes over)."""
+    prog = script("""
+        import asyncio, threading
+
+        def make(n):
+            return [str(i) for i in range(n)]  # @make
+
+        async def worker(k):
+            out = []
+            for i in range(30):
+                out.append(make(k))  # @worker
+                await asyncio.sleep(0)
+            return out
+
+        async def main():
+            return await asyncio.gather(*(worker(k) for k in range(1, 5)))
+
+        def keyf(x):
+            return make(2)[0] + str(x)  # @keyf
+
+        def thrower(d):
+            if d == 0:
+                make(3)
+                raise KeyError(d)
+            return thrower(d - 1)
+
+        def deep(d):
+            return make(1) if d == 0 else deep(d - 1) + make(1)  # @deep
+
+        def in_thread():
+            for i in range(50):
+                sorted(range(5), key=keyf)
+                deep(12)
+
+        keep = [asyncio.run(main())]
+        th = [threading.Thread(target=in_thread) for _ in range(2)]
+        for t in th:
+            t.start()
+        for i in range(100):
+            keep.append(sorted(range(4), key=keyf))
+            keep.append(list(map(keyf, range(3))))
+            try:
+                thrower(i % 4)
+            except KeyError:
+                pass
+            keep.append(deep(i % 15))
+        for t in th:
+            t.join()
+    """)
+    results = []
+    for env in ({}, {"MEMLENS_NO_STACK_HINT": "1"}):
+        cap = str(tmp_path / ("c%d.mlens" % len(results)))
+        proc = memlens("run", "-q", "--max-frames", "8", "-o", cap, prog.path, env=env)
+        assert proc.returncode == 0, proc.stderr
+        leaks = report("leaks", cap, "--top", "100000")
+        summary = report("summary", cap, "--top", "1000")
+        mine = lambda rows: sorted(
+            (r["line"], r["count"], tuple((f["function"], f["line"]) for f in r["stack"]),
+             r.get("type", ""))
+            for r in rows if r["file"] == prog.path)
+        results.append((mine(summary["top_allocated"]), mine(leaks)))
+    assert results[0] == results[1]
+    sites = {row[0] for row in results[0][0]}
+    assert {prog.line("make"), prog.line("deep")} <= sites
+    # stacks deeper than 8 frames keep their innermost 8
+    assert max(len(row[2]) for row in results[0][0]) == 8
+
+
 def test_realloc_of_a_block_not_yet_classified(script, capture, tmp_path):
     """A block reallocated right after its allocation (FileIO.readall makes a
     bytes object and grows it with _PyBytes_Resize) is classified before
