@@ -81,7 +81,7 @@ ml_heap_count(ml_walk *w, PyObject *o, void *arg)
         h->dicts[h->ndicts].d = o;
         h->dicts[h->ndicts].size = size;
         h->ndicts++;
-        return ml_dictstat_add(&h->dstat, ml_dictkind_of(o), size);
+        return ml_dictstat_add(&h->dstat, w->dict_kind, size);
     }
     int rc = 0;
     if (PyModule_Check(o)) {

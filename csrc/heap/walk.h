@@ -26,11 +26,14 @@
 
 #include "compat/compat.h"
 #include "heap/addrbits.h"
+#include "heap/dictstat.h"
 
 typedef struct ml_walk ml_walk;
 
-/* Called once for each object reached. Return 0 to go on, -1 to stop the
- * walk (the walk then returns -1). */
+/* Called once for each object reached, after its referents have been
+ * reached (pushed, not yet handed to fn); for an exact dict, w->dict_kind
+ * then holds its kind (dictstat.h), found while reading its entries.
+ * Return 0 to go on, -1 to stop the walk (the walk then returns -1). */
 typedef int (*ml_walk_fn)(ml_walk *w, PyObject *o, void *arg);
 
 /* For ml_walk_from: 1 to reach referent `o`, 0 to leave it (and what only
@@ -48,6 +51,7 @@ struct ml_walk {
     void *arg;
     size_t reached;      /* objects handed to fn */
     size_t max_stack;    /* deepest the stack went */
+    ml_dictkind dict_kind; /* while fn runs on an exact dict: its kind */
 };
 
 /* Walk the whole heap: fn(o) once per live object. Returns 0, or -1 when
