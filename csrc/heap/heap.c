@@ -6,11 +6,6 @@
 #include <string.h>
 
 typedef struct {
-    PyObject *d; /* borrowed; only used before any Python code runs */
-    uint64_t size;
-} ml_heap_dict;
-
-typedef struct {
     uint32_t row; /* typetab row of the owner's class (or of dict) */
     uint8_t what;
     uint64_t count, bytes;
@@ -19,8 +14,7 @@ typedef struct {
 struct ml_heap {
     ml_typetab types;
     ml_addrset owners; /* dict address -> (typetab row << 3) | what */
-    ml_heap_dict *dicts;
-    size_t ndicts, capdicts;
+    uint64_t ndicts, dict_bytes; /* exact dicts counted, before owners */
     ml_dictstat dstat;
     int want_ids;
     uintptr_t *ids;
@@ -74,13 +68,14 @@ ml_heap_count(ml_walk *w, PyObject *o, void *arg)
         h->ids[h->nids++] = (uintptr_t)o;
     }
     if (tp == &PyDict_Type) {
-        /* counted under its owner once every owner is known */
-        if (h->ndicts == h->capdicts &&
-            ml_heap_grow((void **)&h->dicts, &h->capdicts, sizeof(*h->dicts), 4096) < 0)
+        /* Counted as "no owner" until every owner is known; then the owned
+         * ones move (ml_heap_resolve_dicts), which asks the walk whether a
+         * dict was counted: it remembers untracked objects, tracked dicts
+         * are marked here. */
+        if (ml_compat_gc_tracked(o) && ml_walk_mark(w, o) < 0)
             return -1;
-        h->dicts[h->ndicts].d = o;
-        h->dicts[h->ndicts].size = size;
         h->ndicts++;
+        h->dict_bytes += size;
         return ml_dictstat_add(&h->dstat, w->dict_kind, size);
     }
     int rc = 0;
@@ -102,10 +97,13 @@ ml_heap_count(ml_walk *w, PyObject *o, void *arg)
     return rc;
 }
 
-/* Charge every recorded dict to its owner's row. Pure C: runs before any
- * deferred __sizeof__ so the borrowed dict pointers are still valid. */
+/* Move every counted dict that has an owner from the "no owner" row to
+ * its owner's. Pure C, before any deferred __sizeof__ and before the walk
+ * is released: the dict pointers in `owners` are borrowed, and the walk
+ * knows which dicts were counted. Sizes are computed again, exactly as
+ * when the dict was counted (nothing has changed since). */
 static int
-ml_heap_resolve_dicts(ml_heap *h, ml_heap_dictrow **out, size_t *nout)
+ml_heap_resolve_dicts(ml_heap *h, const ml_walk *w, ml_heap_dictrow **out, size_t *nout)
 {
     ml_addrset index;
     ml_heap_dictrow *rows = NULL;
@@ -114,14 +112,20 @@ ml_heap_resolve_dicts(ml_heap *h, ml_heap_dictrow **out, size_t *nout)
     int64_t dict_row = ml_typetab_row(&h->types, &PyDict_Type, &fresh);
     if (dict_row < 0 || ml_addrset_init(&index, 64, 1) < 0)
         return -1;
-    for (size_t i = 0; i < h->ndicts; i++) {
-        uint32_t val, row = (uint32_t)dict_row;
-        uint8_t what = ML_HEAP_DICT_NO_OWNER;
-        if (ml_addrset_get(&h->owners, (uintptr_t)h->dicts[i].d, &val)) {
-            what = (uint8_t)(val & 7);
-            if (what == ML_HEAP_DICT_OF_CLASS)
-                row = val >> 3;
-        }
+    if (ml_heap_grow((void **)&rows, &cap, sizeof(*rows), 64) < 0)
+        goto fail;
+    rows[n++] = (ml_heap_dictrow){(uint32_t)dict_row, ML_HEAP_DICT_NO_OWNER, h->ndicts, h->dict_bytes};
+    size_t pos = 0;
+    uintptr_t d;
+    uint32_t val;
+    while (ml_addrset_next(&h->owners, &pos, &d, &val)) {
+        if (!ml_walk_seen(w, (PyObject *)d))
+            continue; /* never counted (the GC was collecting) */
+        size_t size;
+        if (ml_typetab_size(&h->types, (uint32_t)dict_row, (PyObject *)d, &size) < 0)
+            goto fail;
+        uint8_t what = (uint8_t)(val & 7);
+        uint32_t row = what == ML_HEAP_DICT_OF_CLASS ? val >> 3 : (uint32_t)dict_row;
         uintptr_t key = ((uintptr_t)row << 3) | what;
         uint32_t at;
         if (!ml_addrset_get(&index, key, &at)) {
@@ -130,18 +134,14 @@ ml_heap_resolve_dicts(ml_heap *h, ml_heap_dictrow **out, size_t *nout)
             at = (uint32_t)n;
             if (ml_addrset_add(&index, key, at) < 0)
                 goto fail;
-            rows[n].row = row;
-            rows[n].what = what;
-            rows[n].count = rows[n].bytes = 0;
-            n++;
+            rows[n++] = (ml_heap_dictrow){row, what, 0, 0};
         }
         rows[at].count++;
-        rows[at].bytes += h->dicts[i].size;
+        rows[at].bytes += size;
+        rows[0].count--;
+        rows[0].bytes -= size;
     }
     ml_addrset_release(&index);
-    free(h->dicts);
-    h->dicts = NULL;
-    h->ndicts = h->capdicts = 0;
     *out = rows;
     *nout = n;
     return 0;
@@ -165,9 +165,11 @@ ml_heap_build_rows(ml_heap *h, const ml_heap_dictrow *drows, size_t nd)
             continue;
         h->rows[n++] = (ml_heap_row){t->tp, ML_HEAP_OBJECTS, t->count, t->bytes};
     }
-    for (size_t i = 0; i < nd; i++)
-        h->rows[n++] = (ml_heap_row){h->types.rows[drows[i].row].tp, drows[i].what, drows[i].count,
-                                     drows[i].bytes};
+    for (size_t i = 0; i < nd; i++) {
+        if (drows[i].count)
+            h->rows[n++] = (ml_heap_row){h->types.rows[drows[i].row].tp, drows[i].what, drows[i].count,
+                                         drows[i].bytes};
+    }
     h->nrows = n;
     for (size_t i = 0; i < n; i++) {
         h->stats.count += h->rows[i].count;
@@ -184,7 +186,6 @@ ml_heap_free(ml_heap *h)
     ml_typetab_release(&h->types);
     ml_addrset_release(&h->owners);
     ml_dictstat_release(&h->dstat);
-    free(h->dicts);
     free(h->ids);
     free(h->rows);
     free(h);
@@ -206,8 +207,10 @@ ml_heap_take(int want_ids)
     h->stats.gc_collecting = ml_compat_gc_collecting(PyThreadState_Get());
     int rc = ml_walk_heap(ml_heap_count, h, &w);
     h->stats.max_stack = w.max_stack;
+    if (rc == 0)
+        rc = ml_heap_resolve_dicts(h, &w, &drows, &nd);
     ml_walk_release(&w);
-    if (rc < 0 || ml_heap_resolve_dicts(h, &drows, &nd) < 0)
+    if (rc < 0)
         goto fail;
     ml_addrset_release(&h->owners);
     /* Python code may run from here on. */
@@ -240,11 +243,21 @@ ml_heap_dicts(const ml_heap *h)
     return &h->dstat;
 }
 
-const uintptr_t *
-ml_heap_ids(const ml_heap *h, size_t *n)
+uintptr_t *
+ml_heap_detach_ids(ml_heap *h, size_t *n)
 {
-    *n = h->want_ids ? h->nids : 0;
-    return h->want_ids ? h->ids : NULL;
+    uintptr_t *ids = h->want_ids ? h->ids : NULL;
+    *n = ids ? h->nids : 0;
+    if (ids && h->capids > h->nids + 4096) {
+        /* give back the unused tail; a failed shrink keeps the array */
+        uintptr_t *p = realloc(ids, (h->nids ? h->nids : 1) * sizeof(*ids));
+        if (p)
+            ids = p;
+    }
+    h->ids = NULL;
+    h->nids = h->capids = 0;
+    h->want_ids = 0;
+    return ids;
 }
 
 void

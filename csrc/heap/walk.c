@@ -223,6 +223,24 @@ ml_walk_from(PyObject *const *roots, size_t nroots, ml_walk_filter filter, ml_wa
     return 0;
 }
 
+int
+ml_walk_mark(ml_walk *w, PyObject *o)
+{
+    /* a gc-mode walk never asks the visited set about tracked objects, so
+     * marking them changes nothing in the walk */
+    if (ml_addrbits_add(&w->seen, (uintptr_t)o) < 0) {
+        w->oom = 1;
+        return -1;
+    }
+    return 0;
+}
+
+int
+ml_walk_seen(const ml_walk *w, PyObject *o)
+{
+    return ml_addrbits_has(&w->seen, (uintptr_t)o);
+}
+
 void
 ml_walk_release(ml_walk *w)
 {

@@ -69,6 +69,15 @@ int ml_walk_from(PyObject *const *roots, size_t nroots, ml_walk_filter filter, m
  * of memory. */
 int ml_walk_reach(ml_walk *w, PyObject *o);
 
+/* From inside fn: remember tracked object `o` as handed to fn, for
+ * ml_walk_seen (the walk remembers untracked objects itself). Returns 0,
+ * or -1 when out of memory. */
+int ml_walk_mark(ml_walk *w, PyObject *o);
+
+/* After a complete walk, before ml_walk_release: 1 if `o` was handed to
+ * fn, for an untracked object or one marked with ml_walk_mark; else 0. */
+int ml_walk_seen(const ml_walk *w, PyObject *o);
+
 /* Free the visited set and stack after a walk. */
 void ml_walk_release(ml_walk *w);
 
