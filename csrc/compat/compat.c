@@ -574,6 +574,22 @@ ml_compat_gc_foreach(ml_compat_gc_fn fn, void *arg)
     return 0;
 }
 
+Py_ssize_t
+ml_compat_sizeof_extra_of_type(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    return (Py_ssize_t)_PyType_PreHeaderSize(tp);
+#else
+    if (tp->tp_is_gc)
+        return -1;
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyType_IS_GC(tp) ? (Py_ssize_t)_PyType_PreHeaderSize(tp) : 0;
+#else
+    return PyType_IS_GC(tp) ? (Py_ssize_t)sizeof(PyGC_Head) : 0;
+#endif
+#endif
+}
+
 size_t
 ml_compat_sizeof_extra(PyObject *o)
 {

@@ -147,6 +147,10 @@ void ml_compat_code_visit(PyObject *co, visitproc visit, void *arg);
  * managed dict/weakref pre-header where this version counts them. */
 size_t ml_compat_sizeof_extra(PyObject *o);
 
+/* The same for every object of type `tp`, or -1 when it depends on the
+ * object (types with tp_is_gc: type objects are GC objects or not). */
+Py_ssize_t ml_compat_sizeof_extra_of_type(PyTypeObject *tp);
+
 /* str.__sizeof__(o), computed in C (o is a str or str subclass). */
 size_t ml_compat_str_sizeof(PyObject *o);
 

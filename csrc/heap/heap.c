@@ -11,8 +11,19 @@ typedef struct {
     uint64_t count, bytes;
 } ml_heap_dictrow;
 
+/* What objects of a type can own a dict, decided once per type (a
+ * module check per object would walk the type's MRO). */
+typedef enum {
+    ML_HEAP_OWNER_INSTANCE = 0, /* its instance __dict__, if any */
+    ML_HEAP_OWNER_MODULE,
+    ML_HEAP_OWNER_TYPE,
+    ML_HEAP_OWNER_NONE, /* exact dicts: owned, never owners */
+} ml_heap_owner;
+
 struct ml_heap {
     ml_typetab types;
+    uint8_t *owner; /* ml_heap_owner of each typetab row */
+    size_t capowner;
     ml_addrset owners; /* dict address -> (typetab row << 3) | what */
     uint64_t ndicts, dict_bytes; /* exact dicts counted, before owners */
     ml_dictstat dstat;
@@ -55,9 +66,19 @@ ml_heap_count(ml_walk *w, PyObject *o, void *arg)
     if (r < 0)
         return -1;
     uint32_t row = (uint32_t)r;
-    /* Static types are no one's referent in tp_traverse: reach them here. */
-    if (fresh && ml_walk_reach(w, (PyObject *)tp) < 0)
-        return -1;
+    if (fresh) {
+        /* Static types are no one's referent in tp_traverse: reach them here. */
+        if (ml_walk_reach(w, (PyObject *)tp) < 0)
+            return -1;
+        while (row >= h->capowner) {
+            if (ml_heap_grow((void **)&h->owner, &h->capowner, sizeof(*h->owner), 256) < 0)
+                return -1;
+        }
+        h->owner[row] = tp == &PyDict_Type                               ? ML_HEAP_OWNER_NONE
+                        : PyType_IsSubtype(tp, &PyModule_Type)           ? ML_HEAP_OWNER_MODULE
+                        : PyType_FastSubclass(tp, Py_TPFLAGS_TYPE_SUBCLASS) ? ML_HEAP_OWNER_TYPE
+                                                                         : ML_HEAP_OWNER_INSTANCE;
+    }
     size_t size;
     if (ml_typetab_size(&h->types, row, o, &size) < 0)
         return -1;
@@ -67,7 +88,8 @@ ml_heap_count(ml_walk *w, PyObject *o, void *arg)
             return -1;
         h->ids[h->nids++] = (uintptr_t)o;
     }
-    if (tp == &PyDict_Type) {
+    ml_heap_owner owner = (ml_heap_owner)h->owner[row];
+    if (owner == ML_HEAP_OWNER_NONE) {
         /* Counted as "no owner" until every owner is known; then the owned
          * ones move (ml_heap_resolve_dicts), which asks the walk whether a
          * dict was counted: it remembers untracked objects, tracked dicts
@@ -79,9 +101,9 @@ ml_heap_count(ml_walk *w, PyObject *o, void *arg)
         return ml_dictstat_add(&h->dstat, w->dict_kind, size);
     }
     int rc = 0;
-    if (PyModule_Check(o)) {
+    if (owner == ML_HEAP_OWNER_MODULE) {
         rc = ml_heap_own(h, PyModule_GetDict(o), row, ML_HEAP_DICT_OF_MODULE);
-    } else if (PyType_Check(o)) {
+    } else if (owner == ML_HEAP_OWNER_TYPE) {
         rc = ml_heap_own(h, ml_compat_type_dict((PyTypeObject *)o), row, ML_HEAP_DICT_OF_TYPE);
     } else {
         size_t values = 0;
@@ -184,6 +206,7 @@ ml_heap_free(ml_heap *h)
     if (!h)
         return;
     ml_typetab_release(&h->types);
+    free(h->owner);
     ml_addrset_release(&h->owners);
     ml_dictstat_release(&h->dstat);
     free(h->ids);
