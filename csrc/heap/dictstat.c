@@ -14,19 +14,6 @@ ml_dictkind_name(ml_dictkind k)
     return (unsigned)k < ML_DICTKIND_COUNT ? ml_dictkind_names[k] : "?";
 }
 
-ml_dictkind
-ml_dictkind_of(PyObject *d)
-{
-    ml_dictkind kind = ml_dictkind_start(d);
-    ml_compat_dict_entries e;
-    ml_compat_dict_entries_of(d, &e);
-    for (size_t i = 0; i < e.n && kind != ML_DICTKIND_GENERAL; i++) {
-        if (e.values[i * e.vstride])
-            kind = ml_dictkind_key(kind, e.keys[i * e.kstride]);
-    }
-    return kind;
-}
-
 int
 ml_dictstat_init(ml_dictstat *s)
 {

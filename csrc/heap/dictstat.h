@@ -22,15 +22,12 @@ typedef enum {
 /* Stable name of a kind: "split", "str-interned", "str", "general", "empty". */
 const char *ml_dictkind_name(ml_dictkind k);
 
-/* Kind of dict `d`. Never calls into Python. */
-ml_dictkind ml_dictkind_of(PyObject *d);
-
-/* The kind of dict `d` computed one key at a time, for a walk that reads
- * the entries anyway: start with ml_dictkind_start(d), then fold in the
- * key of every item with ml_dictkind_key; the result equals
- * ml_dictkind_of(d). By content rather than layout: 3.10 downgrades
- * dk_lookup after one lookup with a non-str key, and 3.11+ keys of str
- * subclasses use the general layout. */
+/* The kind of dict `d`, computed one key at a time by a walk that reads
+ * the entries anyway (heap/walk.c): start with ml_dictkind_start(d), then
+ * fold in the key of every item with ml_dictkind_key. By content rather
+ * than layout: 3.10 downgrades dk_lookup after one lookup with a non-str
+ * key, and 3.11+ keys of str subclasses use the general layout. Never
+ * calls into Python. */
 static inline ml_dictkind
 ml_dictkind_start(PyObject *d)
 {
