@@ -55,6 +55,18 @@ ml_heap_own(ml_heap *h, PyObject *d, uint32_t row, ml_heap_what what)
     return ml_addrset_put(&h->owners, (uintptr_t)d, (row << 3) | (uint32_t)what);
 }
 
+static ml_heap_owner
+ml_heap_owner_of(PyTypeObject *tp)
+{
+    if (tp == &PyDict_Type)
+        return ML_HEAP_OWNER_NONE;
+    if (PyType_IsSubtype(tp, &PyModule_Type))
+        return ML_HEAP_OWNER_MODULE;
+    if (PyType_FastSubclass(tp, Py_TPFLAGS_TYPE_SUBCLASS))
+        return ML_HEAP_OWNER_TYPE;
+    return ML_HEAP_OWNER_INSTANCE;
+}
+
 /* ml_walk_fn: count one object. */
 static int
 ml_heap_count(ml_walk *w, PyObject *o, void *arg)
@@ -74,10 +86,7 @@ ml_heap_count(ml_walk *w, PyObject *o, void *arg)
             if (ml_heap_grow((void **)&h->owner, &h->capowner, sizeof(*h->owner), 256) < 0)
                 return -1;
         }
-        h->owner[row] = tp == &PyDict_Type                               ? ML_HEAP_OWNER_NONE
-                        : PyType_IsSubtype(tp, &PyModule_Type)           ? ML_HEAP_OWNER_MODULE
-                        : PyType_FastSubclass(tp, Py_TPFLAGS_TYPE_SUBCLASS) ? ML_HEAP_OWNER_TYPE
-                                                                         : ML_HEAP_OWNER_INSTANCE;
+        h->owner[row] = (uint8_t)ml_heap_owner_of(tp);
     }
     size_t size;
     if (ml_typetab_size(&h->types, row, o, &size) < 0)
