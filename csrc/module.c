@@ -1029,6 +1029,56 @@ ml_timeline_init(PyObject *m)
 #include "heap/deepsize.h"
 #include "heap/heap.h"
 
+/* A census's object addresses handed to Python without a copy: a
+ * read-only buffer (of uintptr_t) over the engine's array, freed with the
+ * object. Its __sizeof__ counts the array, so censuses see it. */
+typedef struct {
+    PyObject_HEAD
+    uintptr_t *ids;
+    size_t n;
+} ml_heap_ids_object;
+
+static int
+ml_heap_ids_getbuffer(PyObject *self, Py_buffer *view, int flags)
+{
+    ml_heap_ids_object *o = (ml_heap_ids_object *)self;
+    static uintptr_t none;
+    return PyBuffer_FillInfo(view, self, o->ids ? (void *)o->ids : (void *)&none,
+                             (Py_ssize_t)(o->n * sizeof(uintptr_t)), 1, flags);
+}
+
+static void
+ml_heap_ids_dealloc(PyObject *self)
+{
+    free(((ml_heap_ids_object *)self)->ids);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *
+ml_heap_ids_sizeof(PyObject *self, PyObject *unused)
+{
+    ml_heap_ids_object *o = (ml_heap_ids_object *)self;
+    return PyLong_FromSize_t(sizeof(*o) + o->n * sizeof(uintptr_t));
+}
+
+static PyMethodDef ml_heap_ids_methods[] = {
+    {"__sizeof__", ml_heap_ids_sizeof, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyBufferProcs ml_heap_ids_as_buffer = {ml_heap_ids_getbuffer, NULL};
+
+static PyTypeObject ml_heap_ids_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "memlens._engine.HeapIds",
+    .tp_basicsize = sizeof(ml_heap_ids_object),
+    .tp_dealloc = ml_heap_ids_dealloc,
+    .tp_as_buffer = &ml_heap_ids_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Object addresses of a heap census: a read-only buffer of uintptr_t.",
+    .tp_methods = ml_heap_ids_methods,
+};
+
 static const char *const ml_heap_what_names[] = {
     "objects", "dict of class", "dict of module", "dict of type", "dict (no owner)",
 };
@@ -1047,7 +1097,6 @@ ml_heap_snapshot_py(PyObject *self, PyObject *args, PyObject *kw)
     size_t n, nids;
     const ml_heap_row *r = ml_heap_rows(h, &n);
     const ml_dictstat *ds = ml_heap_dicts(h);
-    const uintptr_t *idv = ml_heap_ids(h, &nids);
     ml_heap_stats st;
     ml_heap_get_stats(h, &st);
     if (!(rows = PyList_New((Py_ssize_t)n)) || !(dicts = PyList_New((Py_ssize_t)ds->n)))
@@ -1067,12 +1116,16 @@ ml_heap_snapshot_py(PyObject *self, PyObject *args, PyObject *kw)
             goto done;
         PyList_SET_ITEM(dicts, (Py_ssize_t)i, t);
     }
-    if (idv)
-        ids = PyBytes_FromStringAndSize((const char *)idv, (Py_ssize_t)(nids * sizeof(*idv)));
-    else
+    if (want_ids) {
+        ml_heap_ids_object *o = PyObject_New(ml_heap_ids_object, &ml_heap_ids_type);
+        if (!o)
+            goto done;
+        o->ids = ml_heap_detach_ids(h, &nids);
+        o->n = nids;
+        ids = (PyObject *)o;
+    } else {
         ids = Py_NewRef(Py_None);
-    if (!ids)
-        goto done;
+    }
     result = Py_BuildValue("{sOsOsOsKsKsKsKsKsKsi}", "rows", rows, "dicts", dicts, "ids", ids,
                            "count", (unsigned long long)st.count, "bytes", (unsigned long long)st.bytes,
                            "sizeof_calls", (unsigned long long)st.sizeof_calls,
@@ -1180,6 +1233,8 @@ ml_heap_object_size_py(PyObject *self, PyObject *o)
 static int
 ml_heap_init(PyObject *m)
 {
+    if (PyType_Ready(&ml_heap_ids_type) < 0)
+        return -1;
     return ml_objsize_setup();
 }
 /* ==== end heap bindings ==== */

@@ -165,6 +165,23 @@ def test_dict_owners():
     assert snap.count_of("dict of module") >= len({id(m.__dict__) for m in modules})
 
 
+def test_dicts_reached_before_their_owners_are_charged_to_them():
+    # The owners sit in the oldest generation, walked last; their dicts are
+    # reached first: from a young list, or (tracked by the list values) from
+    # the youngest generation. They must still end up under their owners.
+    n = 500
+    objs = [Rec(i) for i in range(n)]
+    gc.collect()
+    holders = [o.__dict__ for o in objs]  # 3.11+: materialised now
+    for o in objs[: n // 2]:
+        o.extra = [o.i]  # tracks the dict: it joins the youngest generation
+    snap = memlens.heap()
+    owned = "dict of " + type_name(Rec)
+    assert snap.count_of(owned) == n
+    assert snap.bytes_of(owned) == sum(sys.getsizeof(d) for d in holders)
+    del holders, objs
+
+
 def test_dict_kinds():
     n = 400
 

@@ -572,6 +572,8 @@ ml_compat_refcnt_ok(Py_ssize_t refcnt)
 #include "internal/pycore_typeobject.h"
 #endif
 
+#define ML_GC_AHEAD 8
+
 int
 ml_compat_gc_foreach(ml_compat_gc_fn fn, void *arg)
 {
@@ -582,14 +584,42 @@ ml_compat_gc_foreach(ml_compat_gc_fn fn, void *arg)
     heads[NUM_GENERATIONS] = &gcs->permanent_generation.head;
     for (int i = 0; i <= NUM_GENERATIONS; i++) {
         PyGC_Head *head = heads[i];
+        /* A second cursor runs ML_GC_AHEAD objects ahead and prefetches
+         * them: a linked list gives the next address only once the
+         * current object is loaded, and the walk is bound by those
+         * misses. fn does not change the lists, so the cursor stays
+         * valid. */
+        PyGC_Head *ahead = (PyGC_Head *)head->_gc_next;
+        for (int k = 0; k < ML_GC_AHEAD && ahead != head; k++)
+            ahead = (PyGC_Head *)ahead->_gc_next;
         for (PyGC_Head *g = (PyGC_Head *)head->_gc_next; g != head;
              g = (PyGC_Head *)g->_gc_next) {
+            if (ahead != head) {
+                __builtin_prefetch((char *)(ahead + 1) + sizeof(PyObject)); /* the object's fields */
+                ahead = (PyGC_Head *)ahead->_gc_next;
+            }
             int rc = fn((PyObject *)(g + 1), arg);
             if (rc)
                 return rc;
         }
     }
     return 0;
+}
+
+Py_ssize_t
+ml_compat_sizeof_extra_of_type(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    return (Py_ssize_t)_PyType_PreHeaderSize(tp);
+#else
+    if (tp->tp_is_gc)
+        return -1;
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyType_IS_GC(tp) ? (Py_ssize_t)_PyType_PreHeaderSize(tp) : 0;
+#else
+    return PyType_IS_GC(tp) ? (Py_ssize_t)sizeof(PyGC_Head) : 0;
+#endif
+#endif
 }
 
 size_t
@@ -664,17 +694,29 @@ ml_compat_int_sizeof(PyObject *o)
 #endif
 }
 
-size_t
-ml_compat_dict_sizeof(PyObject *o)
-{
-    return (size_t)_PyDict_SizeOf((PyDictObject *)o);
-}
+#if PY_VERSION_HEX < 0x030B0000
+/* 3.10: Objects/dict-common.h is not installed. Its keys object is
+ * {refcnt, size, lookup, usable, nentries, indices[]} (40 bytes), then
+ * dk_size index slots of 1, 2, 4 or 8 bytes, then the entries. */
+struct ml_keys310 {
+    Py_ssize_t dk_refcnt, dk_size;
+    void *dk_lookup;
+    Py_ssize_t dk_usable, dk_nentries;
+    char dk_indices[];
+};
 
-int
-ml_compat_dict_is_split(PyObject *d)
+struct ml_entry310 {
+    Py_hash_t me_hash;
+    PyObject *me_key;
+    PyObject *me_value;
+};
+
+static size_t
+ml_compat_ixsize310(size_t n)
 {
-    return ((PyDictObject *)d)->ma_values != NULL;
+    return n <= 0xff ? 1 : n <= 0xffff ? 2 : n <= 0xffffffffu ? 4 : 8;
 }
+#endif
 
 /* Bytes of a keys object: _PyDict_KeysSize, which is not exported. */
 static size_t
@@ -685,17 +727,75 @@ ml_compat_keys_size(PyDictKeysObject *k)
     size_t es = k->dk_kind == DICT_KEYS_GENERAL ? sizeof(PyDictKeyEntry) : sizeof(PyDictUnicodeEntry);
     return sizeof(PyDictKeysObject) + ((size_t)1 << k->dk_log2_index_bytes) + (2 * n / 3) * es;
 #else
-    /* 3.10: Objects/dict-common.h is not installed; its layout is
-     * {refcnt, size, lookup, usable, nentries, indices[]} (40 bytes) with
-     * 24-byte entries. */
-    struct ml_keys310 {
-        Py_ssize_t dk_refcnt, dk_size;
-        void *dk_lookup;
-        Py_ssize_t dk_usable, dk_nentries;
-    } *kk = (struct ml_keys310 *)k;
+    struct ml_keys310 *kk = (struct ml_keys310 *)k;
     size_t n = (size_t)kk->dk_size;
-    size_t ix = n <= 0xff ? 1 : n <= 0xffff ? 2 : n <= 0xffffffffu ? 4 : 8;
-    return sizeof(struct ml_keys310) + ix * n + (2 * n / 3) * 3 * sizeof(void *);
+    return sizeof(struct ml_keys310) + ml_compat_ixsize310(n) * n +
+           (2 * n / 3) * sizeof(struct ml_entry310);
+#endif
+}
+
+size_t
+ml_compat_dict_sizeof(PyObject *o)
+{
+    PyDictObject *mp = (PyDictObject *)o;
+    if (mp->ma_values)
+        return (size_t)_PyDict_SizeOf(mp);
+    /* _PyDict_SizeOf of a combined dict, without the call (3.10-3.13
+     * agree): the struct, plus the keys when this dict alone owns them. */
+#if PY_VERSION_HEX >= 0x030B0000
+    Py_ssize_t refcnt = mp->ma_keys->dk_refcnt;
+#else
+    Py_ssize_t refcnt = ((struct ml_keys310 *)mp->ma_keys)->dk_refcnt;
+#endif
+    size_t size = (size_t)Py_TYPE(o)->tp_basicsize;
+    if (refcnt == 1)
+        size += ml_compat_keys_size(mp->ma_keys);
+    return size;
+}
+
+void
+ml_compat_dict_entries_of(PyObject *d, ml_compat_dict_entries *e)
+{
+    PyDictObject *mp = (PyDictObject *)d;
+#if PY_VERSION_HEX >= 0x030B0000
+    PyDictKeysObject *k = mp->ma_keys;
+    size_t n = (size_t)k->dk_nentries;
+    if (DK_IS_UNICODE(k)) {
+        PyDictUnicodeEntry *u = DK_UNICODE_ENTRIES(k);
+        e->keys = &u->me_key;
+        e->values = &u->me_value;
+        e->kstride = e->vstride = sizeof(*u) / sizeof(PyObject *);
+    } else {
+        PyDictKeyEntry *g = DK_ENTRIES(k);
+        e->keys = &g->me_key;
+        e->values = &g->me_value;
+        e->kstride = e->vstride = sizeof(*g) / sizeof(PyObject *);
+    }
+    if (mp->ma_values) {
+        /* split: slot i of the values goes with shared key i; the array
+         * has a slot for every shared key (they never outgrow it) */
+        e->values = mp->ma_values->values;
+        e->vstride = 1;
+#if PY_VERSION_HEX >= 0x030D0000
+        if (n > mp->ma_values->capacity)
+            n = mp->ma_values->capacity;
+#endif
+    }
+    e->n = n;
+#else
+    struct ml_keys310 *k = (struct ml_keys310 *)mp->ma_keys;
+    struct ml_entry310 *ent =
+        (struct ml_entry310 *)(k->dk_indices + (size_t)k->dk_size * ml_compat_ixsize310((size_t)k->dk_size));
+    e->keys = &ent->me_key;
+    e->values = &ent->me_value;
+    e->kstride = e->vstride = sizeof(*ent) / sizeof(PyObject *);
+    e->n = (size_t)k->dk_nentries;
+    if (mp->ma_values) {
+        /* split: the items are the first ma_used shared keys, in order */
+        e->values = mp->ma_values;
+        e->vstride = 1;
+        e->n = (size_t)mp->ma_used;
+    }
 #endif
 }
 

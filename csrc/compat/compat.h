@@ -169,6 +169,10 @@ void ml_compat_code_visit(PyObject *co, visitproc visit, void *arg);
  * managed dict/weakref pre-header where this version counts them. */
 size_t ml_compat_sizeof_extra(PyObject *o);
 
+/* The same for every object of type `tp`, or -1 when it depends on the
+ * object (types with tp_is_gc: type objects are GC objects or not). */
+Py_ssize_t ml_compat_sizeof_extra_of_type(PyTypeObject *tp);
+
 /* str.__sizeof__(o), computed in C (o is a str or str subclass). */
 size_t ml_compat_str_sizeof(PyObject *o);
 
@@ -184,7 +188,26 @@ size_t ml_compat_type_sizeof(PyTypeObject *tp);
 
 /* 1 if dict `d` is split (key-sharing): its keys live in the class's
  * shared keys object and its values in a separate array. */
-int ml_compat_dict_is_split(PyObject *d);
+static inline int
+ml_compat_dict_is_split(PyObject *d)
+{
+    return ((PyDictObject *)d)->ma_values != NULL; /* same field in 3.10-3.13 */
+}
+
+/* The entries of a dict, read in place (one call per dict instead of one
+ * PyDict_Next call per item): for i < n, entry i is the key
+ * keys[i * kstride] with the value values[i * vstride]; an entry whose
+ * value is NULL is not an item (deleted, or a shared key this split dict
+ * does not hold) and its key must be ignored. Valid until the dict is
+ * next modified. */
+typedef struct {
+    PyObject *const *keys;
+    PyObject *const *values;
+    size_t kstride, vstride, n;
+} ml_compat_dict_entries;
+
+/* Fill *e with the entries of dict `d` (a dict or dict subclass). */
+void ml_compat_dict_entries_of(PyObject *d, ml_compat_dict_entries *e);
 
 /* The existing __dict__ of instance `o` (borrowed), or NULL when it has
  * none, without ever creating one. *values_bytes gets the bytes of an

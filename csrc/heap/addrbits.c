@@ -5,7 +5,7 @@
 #include <string.h>
 
 #define ML_CHUNK_SHIFT 20                               /* 1 MiB of address space */
-#define ML_GRANULE_SHIFT 3                              /* one bit per 8 bytes */
+#define ML_GRANULE_SHIFT 4                              /* one bit per 16 bytes */
 #define ML_CHUNK_WORDS (((size_t)1 << (ML_CHUNK_SHIFT - ML_GRANULE_SHIFT)) / 64)
 
 static inline size_t

@@ -1,6 +1,10 @@
-/* addrbits.h: the heap walker's visited set: one bit per 8-byte granule of
- * address space, in 16 KiB bitmaps of 1 MiB chunks found through a small
+/* addrbits.h: the heap walker's visited set: one bit per 16-byte granule
+ * of address space, in 8 KiB bitmaps of 1 MiB chunks found through a small
  * open-addressing directory.
+ *
+ * Addresses in the same granule are one entry, so the addresses stored
+ * must be at least 16 bytes apart: object addresses are (every object
+ * starts with a 16-byte PyObject header, and objects do not overlap).
  *
  * Layer: heap analysis. Pure C (libc malloc). Objects that live near each
  * other in memory share a bitmap, so marking a million objects touches a
@@ -28,8 +32,8 @@ int ml_addrbits_init(ml_addrbits *s);
 /* Free all bitmaps; the struct can be initialised again. */
 void ml_addrbits_release(ml_addrbits *s);
 
-/* Mark `addr` (8-byte aligned): 1 if it was not marked, 0 if it was, -1
- * when out of memory (set unchanged). */
+/* Mark `addr`: 1 if it was not marked, 0 if it was, -1 when out of
+ * memory (set unchanged). */
 int ml_addrbits_add(ml_addrbits *s, uintptr_t addr);
 
 /* 1 if `addr` is marked. */

@@ -133,6 +133,21 @@ ml_addrset_get(const ml_addrset *s, uintptr_t addr, uint32_t *val)
 }
 
 int
+ml_addrset_next(const ml_addrset *s, size_t *pos, uintptr_t *addr, uint32_t *val)
+{
+    for (size_t i = *pos; s->keys && i <= s->mask; i++) {
+        if (!s->keys[i])
+            continue;
+        *addr = s->keys[i];
+        if (val && s->vals)
+            *val = s->vals[i];
+        *pos = i + 1;
+        return 1;
+    }
+    return 0;
+}
+
+int
 ml_addrset_check(const ml_addrset *s)
 {
     size_t n = 0;

@@ -39,6 +39,11 @@ int ml_addrset_put(ml_addrset *s, uintptr_t addr, uint32_t val);
 /* 1 and *val (if non-NULL) when `addr` is present, else 0. */
 int ml_addrset_get(const ml_addrset *s, uintptr_t addr, uint32_t *val);
 
+/* Iterate over the entries, in no order: start with *pos = 0; each call
+ * returns 1 with the next entry in *addr and *val (if non-NULL and a map),
+ * or 0 at the end. The set must not change meanwhile. */
+int ml_addrset_next(const ml_addrset *s, size_t *pos, uintptr_t *addr, uint32_t *val);
+
 /* Invariant checker for tests: every key findable, count matches `used`.
  * Returns 0 when sane, -1 otherwise. */
 int ml_addrset_check(const ml_addrset *s);

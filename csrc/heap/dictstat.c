@@ -14,28 +14,6 @@ ml_dictkind_name(ml_dictkind k)
     return (unsigned)k < ML_DICTKIND_COUNT ? ml_dictkind_names[k] : "?";
 }
 
-ml_dictkind
-ml_dictkind_of(PyObject *d)
-{
-    if (ml_compat_dict_is_split(d))
-        return ML_DICTKIND_SPLIT;
-    if (PyDict_GET_SIZE(d) == 0)
-        return ML_DICTKIND_EMPTY;
-    /* By content rather than layout: 3.10 downgrades dk_lookup after one
-     * lookup with a non-str key, and 3.11+ keys of str subclasses use the
-     * general layout. */
-    ml_dictkind kind = ML_DICTKIND_INTERNED;
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(d, &pos, &key, &value)) {
-        if (!PyUnicode_CheckExact(key))
-            return ML_DICTKIND_GENERAL;
-        if (!PyUnicode_CHECK_INTERNED(key))
-            kind = ML_DICTKIND_STR;
-    }
-    return kind;
-}
-
 int
 ml_dictstat_init(ml_dictstat *s)
 {

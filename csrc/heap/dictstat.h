@@ -2,7 +2,7 @@
  * (the "dict stat" table of INADA Naoki's footprint survey).
  *
  * Layer: heap analysis. GIL held; classifying a dict reads its entries
- * with PyDict_Next, which neither allocates nor calls into Python.
+ * in place, which neither allocates nor calls into Python.
  */
 #ifndef ML_DICTSTAT_H
 #define ML_DICTSTAT_H
@@ -22,8 +22,29 @@ typedef enum {
 /* Stable name of a kind: "split", "str-interned", "str", "general", "empty". */
 const char *ml_dictkind_name(ml_dictkind k);
 
-/* Kind of dict `d`. Never calls into Python. */
-ml_dictkind ml_dictkind_of(PyObject *d);
+/* The kind of dict `d`, computed one key at a time by a walk that reads
+ * the entries anyway (heap/walk.c): start with ml_dictkind_start(d), then
+ * fold in the key of every item with ml_dictkind_key. By content rather
+ * than layout: 3.10 downgrades dk_lookup after one lookup with a non-str
+ * key, and 3.11+ keys of str subclasses use the general layout. Never
+ * calls into Python. */
+static inline ml_dictkind
+ml_dictkind_start(PyObject *d)
+{
+    if (ml_compat_dict_is_split(d))
+        return ML_DICTKIND_SPLIT;
+    return PyDict_GET_SIZE(d) == 0 ? ML_DICTKIND_EMPTY : ML_DICTKIND_INTERNED;
+}
+
+static inline ml_dictkind
+ml_dictkind_key(ml_dictkind kind, PyObject *key)
+{
+    if (kind != ML_DICTKIND_INTERNED && kind != ML_DICTKIND_STR)
+        return kind;
+    if (!PyUnicode_CheckExact(key))
+        return ML_DICTKIND_GENERAL;
+    return PyUnicode_CHECK_INTERNED(key) ? kind : ML_DICTKIND_STR;
+}
 
 typedef struct {
     uint8_t kind;   /* ml_dictkind */

@@ -6,21 +6,26 @@
 #include <string.h>
 
 typedef struct {
-    PyObject *d; /* borrowed; only used before any Python code runs */
-    uint64_t size;
-} ml_heap_dict;
-
-typedef struct {
     uint32_t row; /* typetab row of the owner's class (or of dict) */
     uint8_t what;
     uint64_t count, bytes;
 } ml_heap_dictrow;
 
+/* What objects of a type can own a dict, decided once per type (a
+ * module check per object would walk the type's MRO). */
+typedef enum {
+    ML_HEAP_OWNER_INSTANCE = 0, /* its instance __dict__, if any */
+    ML_HEAP_OWNER_MODULE,
+    ML_HEAP_OWNER_TYPE,
+    ML_HEAP_OWNER_NONE, /* exact dicts: owned, never owners */
+} ml_heap_owner;
+
 struct ml_heap {
     ml_typetab types;
+    uint8_t *owner; /* ml_heap_owner of each typetab row */
+    size_t capowner;
     ml_addrset owners; /* dict address -> (typetab row << 3) | what */
-    ml_heap_dict *dicts;
-    size_t ndicts, capdicts;
+    uint64_t ndicts, dict_bytes; /* exact dicts counted, before owners */
     ml_dictstat dstat;
     int want_ids;
     uintptr_t *ids;
@@ -50,6 +55,18 @@ ml_heap_own(ml_heap *h, PyObject *d, uint32_t row, ml_heap_what what)
     return ml_addrset_put(&h->owners, (uintptr_t)d, (row << 3) | (uint32_t)what);
 }
 
+static ml_heap_owner
+ml_heap_owner_of(PyTypeObject *tp)
+{
+    if (tp == &PyDict_Type)
+        return ML_HEAP_OWNER_NONE;
+    if (PyType_IsSubtype(tp, &PyModule_Type))
+        return ML_HEAP_OWNER_MODULE;
+    if (PyType_FastSubclass(tp, Py_TPFLAGS_TYPE_SUBCLASS))
+        return ML_HEAP_OWNER_TYPE;
+    return ML_HEAP_OWNER_INSTANCE;
+}
+
 /* ml_walk_fn: count one object. */
 static int
 ml_heap_count(ml_walk *w, PyObject *o, void *arg)
@@ -61,9 +78,16 @@ ml_heap_count(ml_walk *w, PyObject *o, void *arg)
     if (r < 0)
         return -1;
     uint32_t row = (uint32_t)r;
-    /* Static types are no one's referent in tp_traverse: reach them here. */
-    if (fresh && ml_walk_reach(w, (PyObject *)tp) < 0)
-        return -1;
+    if (fresh) {
+        /* Static types are no one's referent in tp_traverse: reach them here. */
+        if (ml_walk_reach(w, (PyObject *)tp) < 0)
+            return -1;
+        while (row >= h->capowner) {
+            if (ml_heap_grow((void **)&h->owner, &h->capowner, sizeof(*h->owner), 256) < 0)
+                return -1;
+        }
+        h->owner[row] = (uint8_t)ml_heap_owner_of(tp);
+    }
     size_t size;
     if (ml_typetab_size(&h->types, row, o, &size) < 0)
         return -1;
@@ -73,20 +97,22 @@ ml_heap_count(ml_walk *w, PyObject *o, void *arg)
             return -1;
         h->ids[h->nids++] = (uintptr_t)o;
     }
-    if (tp == &PyDict_Type) {
-        /* counted under its owner once every owner is known */
-        if (h->ndicts == h->capdicts &&
-            ml_heap_grow((void **)&h->dicts, &h->capdicts, sizeof(*h->dicts), 4096) < 0)
+    ml_heap_owner owner = (ml_heap_owner)h->owner[row];
+    if (owner == ML_HEAP_OWNER_NONE) {
+        /* Counted as "no owner" until every owner is known; then the owned
+         * ones move (ml_heap_resolve_dicts), which asks the walk whether a
+         * dict was counted: it remembers untracked objects, tracked dicts
+         * are marked here. */
+        if (ml_compat_gc_tracked(o) && ml_walk_mark(w, o) < 0)
             return -1;
-        h->dicts[h->ndicts].d = o;
-        h->dicts[h->ndicts].size = size;
         h->ndicts++;
-        return ml_dictstat_add(&h->dstat, ml_dictkind_of(o), size);
+        h->dict_bytes += size;
+        return ml_dictstat_add(&h->dstat, w->dict_kind, size);
     }
     int rc = 0;
-    if (PyModule_Check(o)) {
+    if (owner == ML_HEAP_OWNER_MODULE) {
         rc = ml_heap_own(h, PyModule_GetDict(o), row, ML_HEAP_DICT_OF_MODULE);
-    } else if (PyType_Check(o)) {
+    } else if (owner == ML_HEAP_OWNER_TYPE) {
         rc = ml_heap_own(h, ml_compat_type_dict((PyTypeObject *)o), row, ML_HEAP_DICT_OF_TYPE);
     } else {
         size_t values = 0;
@@ -102,10 +128,13 @@ ml_heap_count(ml_walk *w, PyObject *o, void *arg)
     return rc;
 }
 
-/* Charge every recorded dict to its owner's row. Pure C: runs before any
- * deferred __sizeof__ so the borrowed dict pointers are still valid. */
+/* Move every counted dict that has an owner from the "no owner" row to
+ * its owner's. Pure C, before any deferred __sizeof__ and before the walk
+ * is released: the dict pointers in `owners` are borrowed, and the walk
+ * knows which dicts were counted. Sizes are computed again, exactly as
+ * when the dict was counted (nothing has changed since). */
 static int
-ml_heap_resolve_dicts(ml_heap *h, ml_heap_dictrow **out, size_t *nout)
+ml_heap_resolve_dicts(ml_heap *h, const ml_walk *w, ml_heap_dictrow **out, size_t *nout)
 {
     ml_addrset index;
     ml_heap_dictrow *rows = NULL;
@@ -114,14 +143,20 @@ ml_heap_resolve_dicts(ml_heap *h, ml_heap_dictrow **out, size_t *nout)
     int64_t dict_row = ml_typetab_row(&h->types, &PyDict_Type, &fresh);
     if (dict_row < 0 || ml_addrset_init(&index, 64, 1) < 0)
         return -1;
-    for (size_t i = 0; i < h->ndicts; i++) {
-        uint32_t val, row = (uint32_t)dict_row;
-        uint8_t what = ML_HEAP_DICT_NO_OWNER;
-        if (ml_addrset_get(&h->owners, (uintptr_t)h->dicts[i].d, &val)) {
-            what = (uint8_t)(val & 7);
-            if (what == ML_HEAP_DICT_OF_CLASS)
-                row = val >> 3;
-        }
+    if (ml_heap_grow((void **)&rows, &cap, sizeof(*rows), 64) < 0)
+        goto fail;
+    rows[n++] = (ml_heap_dictrow){(uint32_t)dict_row, ML_HEAP_DICT_NO_OWNER, h->ndicts, h->dict_bytes};
+    size_t pos = 0;
+    uintptr_t d;
+    uint32_t val;
+    while (ml_addrset_next(&h->owners, &pos, &d, &val)) {
+        if (!ml_walk_seen(w, (PyObject *)d))
+            continue; /* never counted (the GC was collecting) */
+        size_t size;
+        if (ml_typetab_size(&h->types, (uint32_t)dict_row, (PyObject *)d, &size) < 0)
+            goto fail;
+        uint8_t what = (uint8_t)(val & 7);
+        uint32_t row = what == ML_HEAP_DICT_OF_CLASS ? val >> 3 : (uint32_t)dict_row;
         uintptr_t key = ((uintptr_t)row << 3) | what;
         uint32_t at;
         if (!ml_addrset_get(&index, key, &at)) {
@@ -130,18 +165,14 @@ ml_heap_resolve_dicts(ml_heap *h, ml_heap_dictrow **out, size_t *nout)
             at = (uint32_t)n;
             if (ml_addrset_add(&index, key, at) < 0)
                 goto fail;
-            rows[n].row = row;
-            rows[n].what = what;
-            rows[n].count = rows[n].bytes = 0;
-            n++;
+            rows[n++] = (ml_heap_dictrow){row, what, 0, 0};
         }
         rows[at].count++;
-        rows[at].bytes += h->dicts[i].size;
+        rows[at].bytes += size;
+        rows[0].count--;
+        rows[0].bytes -= size;
     }
     ml_addrset_release(&index);
-    free(h->dicts);
-    h->dicts = NULL;
-    h->ndicts = h->capdicts = 0;
     *out = rows;
     *nout = n;
     return 0;
@@ -165,9 +196,11 @@ ml_heap_build_rows(ml_heap *h, const ml_heap_dictrow *drows, size_t nd)
             continue;
         h->rows[n++] = (ml_heap_row){t->tp, ML_HEAP_OBJECTS, t->count, t->bytes};
     }
-    for (size_t i = 0; i < nd; i++)
-        h->rows[n++] = (ml_heap_row){h->types.rows[drows[i].row].tp, drows[i].what, drows[i].count,
-                                     drows[i].bytes};
+    for (size_t i = 0; i < nd; i++) {
+        if (drows[i].count)
+            h->rows[n++] = (ml_heap_row){h->types.rows[drows[i].row].tp, drows[i].what, drows[i].count,
+                                         drows[i].bytes};
+    }
     h->nrows = n;
     for (size_t i = 0; i < n; i++) {
         h->stats.count += h->rows[i].count;
@@ -182,9 +215,9 @@ ml_heap_free(ml_heap *h)
     if (!h)
         return;
     ml_typetab_release(&h->types);
+    free(h->owner);
     ml_addrset_release(&h->owners);
     ml_dictstat_release(&h->dstat);
-    free(h->dicts);
     free(h->ids);
     free(h->rows);
     free(h);
@@ -206,8 +239,10 @@ ml_heap_take(int want_ids)
     h->stats.gc_collecting = ml_compat_gc_collecting(PyThreadState_Get());
     int rc = ml_walk_heap(ml_heap_count, h, &w);
     h->stats.max_stack = w.max_stack;
+    if (rc == 0)
+        rc = ml_heap_resolve_dicts(h, &w, &drows, &nd);
     ml_walk_release(&w);
-    if (rc < 0 || ml_heap_resolve_dicts(h, &drows, &nd) < 0)
+    if (rc < 0)
         goto fail;
     ml_addrset_release(&h->owners);
     /* Python code may run from here on. */
@@ -240,11 +275,21 @@ ml_heap_dicts(const ml_heap *h)
     return &h->dstat;
 }
 
-const uintptr_t *
-ml_heap_ids(const ml_heap *h, size_t *n)
+uintptr_t *
+ml_heap_detach_ids(ml_heap *h, size_t *n)
 {
-    *n = h->want_ids ? h->nids : 0;
-    return h->want_ids ? h->ids : NULL;
+    uintptr_t *ids = h->want_ids ? h->ids : NULL;
+    *n = ids ? h->nids : 0;
+    if (ids && h->capids > h->nids + 4096) {
+        /* give back the unused tail; a failed shrink keeps the array */
+        uintptr_t *p = realloc(ids, (h->nids ? h->nids : 1) * sizeof(*ids));
+        if (p)
+            ids = p;
+    }
+    h->ids = NULL;
+    h->nids = h->capids = 0;
+    h->want_ids = 0;
+    return ids;
 }
 
 void

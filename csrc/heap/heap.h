@@ -59,8 +59,10 @@ const ml_heap_row *ml_heap_rows(const ml_heap *h, size_t *n);
 /* The dict table. */
 const ml_dictstat *ml_heap_dicts(const ml_heap *h);
 
-/* Addresses of every object counted, in walk order (NULL if not asked). */
-const uintptr_t *ml_heap_ids(const ml_heap *h, size_t *n);
+/* Hand over the addresses of every object counted, in walk order,
+ * without copying them: the caller owns the array (free()); the census
+ * then has none. NULL and *n = 0 if none were recorded. */
+uintptr_t *ml_heap_detach_ids(ml_heap *h, size_t *n);
 
 void ml_heap_get_stats(const ml_heap *h, ml_heap_stats *out);
 

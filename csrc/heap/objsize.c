@@ -172,6 +172,7 @@ ml_typetab_row(ml_typetab *t, PyTypeObject *tp, int *fresh)
         Py_INCREF(tp);
         r->tp = tp;
         r->sizer = (uint8_t)ml_objsize_sizer_of(tp);
+        r->extra = (int32_t)ml_compat_sizeof_extra_of_type(tp);
         r->count = r->bytes = 0;
         *fresh = 1;
     }
@@ -183,9 +184,10 @@ ml_typetab_row(ml_typetab *t, PyTypeObject *tp, int *fresh)
 int
 ml_typetab_size(ml_typetab *t, uint32_t row, PyObject *o, size_t *size)
 {
-    ml_sizer s = (ml_sizer)t->rows[row].sizer;
+    const ml_typestat *r = &t->rows[row];
+    ml_sizer s = (ml_sizer)r->sizer;
     if (s != ML_SIZER_CALL) {
-        *size = ml_objsize_by(s, o) + ml_compat_sizeof_extra(o);
+        *size = ml_objsize_by(s, o) + (r->extra >= 0 ? (size_t)r->extra : ml_compat_sizeof_extra(o));
         return 0;
     }
     if (t->ndeferred == t->capdeferred) {

@@ -36,6 +36,7 @@ typedef enum {
 typedef struct {
     PyTypeObject *tp; /* strong reference */
     uint8_t sizer;    /* ml_sizer */
+    int32_t extra;    /* what sys.getsizeof adds, or -1: ask each object */
     uint64_t count;
     uint64_t bytes;
 } ml_typestat;

@@ -4,6 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How many entries ahead the container loops prefetch the referents'
+ * headers: the walk is bound by cache misses on objects it has not
+ * touched yet, and a loop over items knows the next addresses early. */
+#define ML_WALK_AHEAD 4
+
 static int
 ml_walk_push(ml_walk *w, PyObject *o)
 {
@@ -21,8 +26,8 @@ ml_walk_push(ml_walk *w, PyObject *o)
     return 0;
 }
 
-int
-ml_walk_reach(ml_walk *w, PyObject *o)
+static inline int
+ml_walk_reach_inline(ml_walk *w, PyObject *o)
 {
     if (!o)
         return 0;
@@ -33,19 +38,78 @@ ml_walk_reach(ml_walk *w, PyObject *o)
         w->oom = 1;
         return -1;
     }
+    /* a dict's entries are a separate block: ask for it now, it is read
+     * when the dict comes off the stack */
+    if (rc == 1 && Py_TYPE(o) == &PyDict_Type)
+        __builtin_prefetch(((PyDictObject *)o)->ma_keys);
     return 0;
+}
+
+int
+ml_walk_reach(ml_walk *w, PyObject *o)
+{
+    return ml_walk_reach_inline(w, o);
+}
+
+/* A referent of the object being walked: through the filter, then reached.
+ * Returns 0, or -1 when out of memory. */
+static inline int
+ml_walk_ref(ml_walk *w, PyObject *o)
+{
+    if (o && w->filter && !w->filter(o, w->arg))
+        return 0;
+    return ml_walk_reach_inline(w, o);
 }
 
 /* visitproc for tp_traverse: nonzero stops that object's traversal. */
 static int
 ml_walk_visit(PyObject *o, void *arg)
 {
-    ml_walk *w = arg;
-    if (!o)
-        return 0;
-    if (w->filter && !w->filter(o, w->arg))
-        return 0;
-    return ml_walk_reach(w, o) < 0 ? 1 : 0;
+    return ml_walk_ref(arg, o) < 0 ? 1 : 0;
+}
+
+/* Keys and values of a dict in one pass over its entries, read in place
+ * (dict_traverse skips str keys); notes the dict's kind on the way. */
+static int
+ml_walk_dict(ml_walk *w, PyObject *d)
+{
+    ml_compat_dict_entries e;
+    ml_compat_dict_entries_of(d, &e);
+    ml_dictkind kind = ml_dictkind_start(d);
+    for (size_t i = 0; i < e.n && i < ML_WALK_AHEAD; i++) {
+        __builtin_prefetch(e.keys[i * e.kstride]);
+        __builtin_prefetch(e.values[i * e.vstride]);
+    }
+    for (size_t i = 0; i < e.n; i++) {
+        if (i + ML_WALK_AHEAD < e.n) {
+            __builtin_prefetch(e.keys[(i + ML_WALK_AHEAD) * e.kstride]);
+            __builtin_prefetch(e.values[(i + ML_WALK_AHEAD) * e.vstride]);
+        }
+        PyObject *value = e.values[i * e.vstride];
+        if (!value)
+            continue;
+        PyObject *key = e.keys[i * e.kstride];
+        kind = ml_dictkind_key(kind, key);
+        if (ml_walk_ref(w, key) < 0 || ml_walk_ref(w, value) < 0)
+            return -1;
+    }
+    w->dict_kind = kind;
+    return 0;
+}
+
+/* The items of a tuple or list, as their tp_traverse visits them. */
+static int
+ml_walk_items(ml_walk *w, PyObject *const *items, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n && i < ML_WALK_AHEAD; i++)
+        __builtin_prefetch(items[i]);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + ML_WALK_AHEAD < n)
+            __builtin_prefetch(items[i + ML_WALK_AHEAD]);
+        if (ml_walk_ref(w, items[i]) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* References tp_traverse leaves out because they cannot form cycles, but
@@ -56,10 +120,10 @@ static void
 ml_walk_extra(ml_walk *w, PyObject *o)
 {
     if (PyDict_Check(o)) {
-        Py_ssize_t pos = 0;
-        PyObject *key, *value;
-        while (PyDict_Next(o, &pos, &key, &value)) {
-            if (ml_walk_visit(key, w))
+        ml_compat_dict_entries e;
+        ml_compat_dict_entries_of(o, &e);
+        for (size_t i = 0; i < e.n; i++) {
+            if (e.values[i * e.vstride] && ml_walk_visit(e.keys[i * e.kstride], w))
                 return;
         }
     } else if (PyType_Check(o) && (((PyTypeObject *)o)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
@@ -71,28 +135,31 @@ ml_walk_extra(ml_walk *w, PyObject *o)
     }
 }
 
+/* Reach o's referents, then hand o to fn (so that for a dict fn sees its
+ * kind, found on the way). */
 static int
 ml_walk_one(ml_walk *w, PyObject *o)
 {
+    PyTypeObject *tp = Py_TYPE(o);
+    int rc;
     w->reached++;
-    if (w->fn(w, o, w->arg) < 0)
-        return -1;
-    if (PyDict_CheckExact(o)) {
-        /* one pass for keys and values (dict_traverse skips str keys) */
-        Py_ssize_t pos = 0;
-        PyObject *key, *value;
-        while (PyDict_Next(o, &pos, &key, &value)) {
-            if (ml_walk_visit(key, w) || ml_walk_visit(value, w))
-                break;
-        }
-        return w->oom ? -1 : 0;
+    if (tp == &PyDict_Type) {
+        rc = ml_walk_dict(w, o);
+    } else if (tp == &PyTuple_Type) {
+        rc = ml_walk_items(w, ((PyTupleObject *)o)->ob_item, Py_SIZE(o));
+    } else if (tp == &PyList_Type) {
+        rc = ml_walk_items(w, ((PyListObject *)o)->ob_item, Py_SIZE(o));
+    } else {
+        traverseproc trav = tp->tp_traverse;
+        if (trav && PyObject_IS_GC(o))
+            trav(o, ml_walk_visit, w);
+        if (!w->oom)
+            ml_walk_extra(w, o);
+        rc = w->oom ? -1 : 0;
     }
-    traverseproc trav = Py_TYPE(o)->tp_traverse;
-    if (trav && PyObject_IS_GC(o))
-        trav(o, ml_walk_visit, w);
-    if (!w->oom)
-        ml_walk_extra(w, o);
-    return w->oom ? -1 : 0;
+    if (rc < 0)
+        return -1;
+    return w->fn(w, o, w->arg);
 }
 
 static int
@@ -154,6 +221,24 @@ ml_walk_from(PyObject *const *roots, size_t nroots, ml_walk_filter filter, ml_wa
             return -1;
     }
     return 0;
+}
+
+int
+ml_walk_mark(ml_walk *w, PyObject *o)
+{
+    /* a gc-mode walk never asks the visited set about tracked objects, so
+     * marking them changes nothing in the walk */
+    if (ml_addrbits_add(&w->seen, (uintptr_t)o) < 0) {
+        w->oom = 1;
+        return -1;
+    }
+    return 0;
+}
+
+int
+ml_walk_seen(const ml_walk *w, PyObject *o)
+{
+    return ml_addrbits_has(&w->seen, (uintptr_t)o);
 }
 
 void

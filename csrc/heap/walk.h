@@ -13,8 +13,15 @@
  * Referents come from tp_traverse of GC objects, as gc.get_referents sees
  * them, plus what tp_traverse leaves out on purpose because it cannot make
  * cycles: all-str dict keys, a heap type's name/qualname/__slots__, and
- * the constants, names and tables of code objects. Pending objects sit on an explicit C stack: a million-deep chain
- * costs a million stack slots of heap memory, not C stack frames.
+ * the constants, names and tables of code objects. Exact dicts, tuples
+ * and lists, the bulk of most heaps, are read directly instead (the same
+ * referents, one pass, no callback per item). Pending objects sit on an
+ * explicit C stack: a million-deep chain costs a million stack slots of
+ * heap memory, not C stack frames.
+ *
+ * The walk is bound by cache misses on objects it has not touched yet, so
+ * it prefetches what it knows it will read: the GC lists a few objects
+ * ahead, container items a few ahead, the entries of a dict it reaches.
  *
  * GIL held throughout; nothing here calls into Python or allocates Python
  * objects, so no other thread runs while a walk is in progress. The
@@ -26,11 +33,14 @@
 
 #include "compat/compat.h"
 #include "heap/addrbits.h"
+#include "heap/dictstat.h"
 
 typedef struct ml_walk ml_walk;
 
-/* Called once for each object reached. Return 0 to go on, -1 to stop the
- * walk (the walk then returns -1). */
+/* Called once for each object reached, after its referents have been
+ * reached (pushed, not yet handed to fn); for an exact dict, w->dict_kind
+ * then holds its kind (dictstat.h), found while reading its entries.
+ * Return 0 to go on, -1 to stop the walk (the walk then returns -1). */
 typedef int (*ml_walk_fn)(ml_walk *w, PyObject *o, void *arg);
 
 /* For ml_walk_from: 1 to reach referent `o`, 0 to leave it (and what only
@@ -48,6 +58,7 @@ struct ml_walk {
     void *arg;
     size_t reached;      /* objects handed to fn */
     size_t max_stack;    /* deepest the stack went */
+    ml_dictkind dict_kind; /* while fn runs on an exact dict: its kind */
 };
 
 /* Walk the whole heap: fn(o) once per live object. Returns 0, or -1 when
@@ -64,6 +75,15 @@ int ml_walk_from(PyObject *const *roots, size_t nroots, ml_walk_filter filter, m
  * tp_traverse does not visit for static types). Returns 0, or -1 when out
  * of memory. */
 int ml_walk_reach(ml_walk *w, PyObject *o);
+
+/* From inside fn: remember tracked object `o` as handed to fn, for
+ * ml_walk_seen (the walk remembers untracked objects itself). Returns 0,
+ * or -1 when out of memory. */
+int ml_walk_mark(ml_walk *w, PyObject *o);
+
+/* After a complete walk, before ml_walk_release: 1 if `o` was handed to
+ * fn, for an untracked object or one marked with ml_walk_mark; else 0. */
+int ml_walk_seen(const ml_walk *w, PyObject *o);
 
 /* Free the visited set and stack after a walk. */
 void ml_walk_release(ml_walk *w);
