@@ -15,7 +15,6 @@ pympler and guppy3: docs/HEAP.md.
 """
 import builtins
 import gc
-import json
 import types as _types
 from collections import namedtuple
 
@@ -127,6 +126,7 @@ class Snapshot:
     def to_json(self, dicts=False):
         """JSON text: total_bytes, total_count, types [{type, count, bytes}]
         (and dicts [{kind, size, count, bytes}] with dicts=True)."""
+        import json  # here, not at import: `import memlens` stays cheap for `memlens run`
         return json.dumps(self.as_dict(dicts=dicts), indent=2)
 
     # ---- diffs ----
@@ -264,6 +264,7 @@ class SnapshotDiff:
         return [{"type": r.type, "count": r.count, "bytes": r.bytes} for r in self.rows]
 
     def to_json(self):
+        import json
         return json.dumps({"count": self.count, "bytes": self.bytes, "growth": self.as_list()},
                           indent=2)
 
