@@ -350,3 +350,20 @@ def test_deep_size_stop_types():
     assert only_list == sys.getsizeof([types, types])
     with pytest.raises(TypeError):
         memlens.deep_size([], stop=(1,))
+
+
+def test_snapshot_pickles_and_copies():
+    """A snapshot survives pickle and deepcopy (its ids buffer becomes
+    bytes), and the copy finds exactly the new objects the original finds."""
+    import copy
+    import pickle
+    class Marker:
+        pass
+    before = memlens.heap()
+    made = [Marker() for _ in range(1000)]
+    after = memlens.heap()
+    direct = {id(o) for o in after.new_objects(before, type=Marker)}
+    assert len(direct) > 900 and direct <= {id(o) for o in made}
+    for old in (pickle.loads(pickle.dumps(before)), copy.deepcopy(before)):
+        assert old.total_count == before.total_count and old.by_type() == before.by_type()
+        assert {id(o) for o in after.new_objects(old, type=Marker)} == direct

@@ -93,6 +93,14 @@ class Snapshot:
         #: lists were not seen): happens only when called from a finalizer
         self.gc_collecting = bool(raw["gc_collecting"])
 
+    def __getstate__(self):
+        # the ids live in an engine buffer: pickled and copied as bytes
+        # (heap_new_objects reads either)
+        state = dict(self.__dict__)
+        if state.get("_ids") is not None:
+            state["_ids"] = bytes(memoryview(state["_ids"]))
+        return state
+
     # ---- data ----
 
     def by_type(self):
