@@ -179,33 +179,38 @@ ml_compat_offset(PyCodeObject *co, const void *ip)
 #endif
 }
 
-/* 1 if f is the frame that entry e recorded, at the same instruction. On
- * 3.11+ the instruction pointer names the code object too (it points into
- * it, and cached code objects are kept alive); on 3.10 the code is compared.
- * Incomplete frames are cached with ip NULL: they never match. */
+/* An instruction position no frame has: what incomplete frames are cached
+ * with, so that they never match. */
+#define ML_NO_IP ((const void *)1)
+
+/* 1 if f records as entry e did: the same code at the same instruction. On
+ * 3.11+ the instruction pointer alone says both (it points into the code
+ * object, and cached code objects are kept alive); 3.10 compares the code
+ * too. The frame's address does not matter here: equal (code, position) all
+ * the way down is an equal stack, whichever invocations they are. */
 static inline int
 ml_compat_same_frame(ml_iframe *f, const ml_rawframe *e)
 {
 #if PY_VERSION_HEX < 0x030B0000
-    return (const void *)f == e->frame && ml_compat_raw_ip(f) == e->ip && f->f_code == e->code;
+    return ml_compat_raw_ip(f) == e->ip && f->f_code == e->code;
 #else
-    return (const void *)f == e->frame && ml_compat_raw_ip(f) == e->ip;
+    return ml_compat_raw_ip(f) == e->ip;
 #endif
 }
 
-/* 1 if the callers of f are exactly chain[b], chain[b-1], ..., chain[0],
- * and then the frame `bottom` that ended the chain (the stop frame or none).
- * The hot loop of every hook call: one address and one position per frame. */
+/* 1 if the callers of f are frames recording as chain[b], chain[b-1], ...,
+ * chain[0], and then the chain ends as it did (`bottom`: the stop frame,
+ * or no frame). The hot loop of every hook call: one position per frame. */
 static int
 ml_compat_callers_hold(ml_iframe *f, const ml_rawframe *chain, int b, const void *bottom, const PyCodeObject *stop)
 {
     for (const ml_rawframe *e = chain + b; e >= chain; e--) {
-        f = ML_PREVIOUS(f); /* NULL never equals e->frame */
-        if (!ml_compat_same_frame(f, e))
+        f = ML_PREVIOUS(f);
+        if (!f || !ml_compat_same_frame(f, e))
             return 0;
     }
     f = ML_PREVIOUS(f);
-    return (const void *)f == bottom && (!f || ml_compat_frame_code(f) == stop);
+    return bottom ? f && ml_compat_frame_code(f) == stop : !f;
 }
 
 static ml_iframe *
@@ -225,7 +230,7 @@ ml_compat_chain_unchanged(PyThreadState *ts, const PyCodeObject *stop, const ml_
                           const void *bottom)
 {
     ml_iframe *f = ml_compat_top(ts);
-    return f && ml_compat_same_frame(f, &chain[nchain - 1]) &&
+    return f && f == chain[nchain - 1].frame && ml_compat_same_frame(f, &chain[nchain - 1]) &&
            ml_compat_callers_hold(f, chain, nchain - 2, bottom, stop);
 }
 
@@ -263,7 +268,7 @@ ml_compat_walk_cached(PyThreadState *ts, const PyCodeObject *stop, const ml_rawf
         }
         if (n == cap)
             return -1;
-        out[n] = (ml_rawframe){f, skip == ML_SKIP_INCOMPLETE ? NULL : ip, co,
+        out[n] = (ml_rawframe){f, skip == ML_SKIP_INCOMPLETE ? ML_NO_IP : ip, co,
                                skip == ML_SKIP_NONE ? ml_compat_offset(co, ip) : 0, 0, 0, (uint8_t)skip};
         n++;
     }

@@ -58,8 +58,8 @@ int ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObje
 enum { ML_SKIP_NONE = 0, ML_SKIP_SHIM = 1, ML_SKIP_INCOMPLETE = 2 };
 typedef struct {
     const void *frame;    /* its address */
-    const void *ip;       /* raw instruction position (3.10: f_lasti); NULL
-                           * for an incomplete frame, so it never matches */
+    const void *ip;       /* raw instruction position (3.10: f_lasti); a value
+                           * no frame has for an incomplete frame, so it never matches */
     PyCodeObject *code;   /* NULL for a shim frame */
     uint32_t offset;      /* byte offset of the instruction (0 when skipped) */
     uint32_t node;        /* for the caller: the stack id up to this frame */
@@ -70,9 +70,10 @@ typedef struct {
 /* The walk, with this thread's previous chain as a cache: `chain`
  * (outermost first, nchain frames; `bottom` is the frame that ended it: the
  * stop frame, or NULL). Walks innermost first, writing each frame into
- * `out`, until it meets a frame that is one of the chain's innermost few,
- * at the same instruction, whose callers are exactly the chain's (address
- * and position of every frame, and the same bottom: an exact test). Then
+ * `out`, until it meets a frame that is one of the chain's innermost few
+ * (found by address), at the same instruction, whose callers record exactly
+ * as the chain's (code and position of every frame, and the chain ending
+ * the same way: an exact test of the stack). Then
  * *anchor is that frame's index in `chain`, and `out` holds the newer
  * frames above it (the return value). Without such a frame *anchor is -1,
  * `out` holds the whole chain and *new_bottom the frame that ended it.
