@@ -232,14 +232,6 @@ ml_stack_cache_chain(const ml_stacks *s, const ml_stack_cache *c, const ml_rawfr
     return c->n;
 }
 
-ml_frame_id
-ml_stack_cache_unchanged(const ml_stacks *s, const ml_stack_cache *c, int anchor)
-{
-    if (c->generation != s->generation || anchor != c->n - 1 || anchor < 0)
-        return 0;
-    return c->chain[anchor].node;
-}
-
 static int
 ml_stack_cache_reserve(ml_stack_cache *c, int n)
 {

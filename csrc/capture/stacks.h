@@ -23,7 +23,8 @@ typedef struct ml_stacks ml_stacks;
 /* A thread's last frame chain (ml_compat_walk_cached), outermost first,
  * each frame with the stack id up to it. Owned by the thread's state. */
 typedef struct {
-    uint64_t generation;   /* of the ml_stacks its ids belong to */
+    uint64_t generation;   /* of the ml_stacks its ids belong to (the tracker's
+                            * capture generation: the tracker reads it directly) */
     int n, cap;
     ml_rawframe *chain;
     const void *bottom;    /* the frame that ended the chain (stop frame or NULL) */
@@ -50,9 +51,6 @@ int ml_stack_cache_chain(const ml_stacks *s, const ml_stack_cache *cache, const 
 int ml_stacks_intern_chain(ml_stacks *s, ml_stack_cache *cache, const ml_rawframe *fresh, int n, int anchor,
                            const void *bottom, int max_frames, ml_frame_id *id);
 uint64_t ml_stacks_dropped(const ml_stacks *s);
-/* The stack id of the cached chain when the walk found it unchanged
- * (anchor = its innermost frame, no new frames); 0 when it cannot tell. */
-ml_frame_id ml_stack_cache_unchanged(const ml_stacks *s, const ml_stack_cache *cache, int anchor);
 
 void ml_stack_cache_release(ml_stack_cache *c);
 

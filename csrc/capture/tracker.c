@@ -179,6 +179,15 @@ ml_tstate_get(void)
 static ML_HOT int
 ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bottom)
 {
+    /* the common case first: the thread's stack has not changed (the
+     * cache's ids are this capture's when its generation is) */
+    ml_stack_cache *c = &t->cache;
+    if (ts && c->n && c->generation == ml.generation &&
+        ml_compat_chain_unchanged(ts, ml.stop_code, c->chain, c->n, c->bottom)) {
+        *anchor = c->n - 1;
+        *bottom = c->bottom;
+        return 0;
+    }
     *anchor = -1;
     *bottom = NULL;
     if (!ts || !ml.w || !ml.stacks)
@@ -195,12 +204,7 @@ ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bot
     }
     const ml_rawframe *chain;
     const void *old_bottom;
-    int nchain = ml_stack_cache_chain(ml.stacks, &t->cache, &chain, &old_bottom);
-    if (nchain && ml_compat_chain_unchanged(ts, ml.stop_code, chain, nchain, old_bottom)) {
-        *anchor = nchain - 1;
-        *bottom = old_bottom;
-        return 0;
-    }
+    int nchain = ml_stack_cache_chain(ml.stacks, c, &chain, &old_bottom);
     return ml_compat_walk_cached(ts, ml.stop_code, chain, nchain, old_bottom, t->scratch, t->scratch_cap, anchor,
                                  bottom);
 }
@@ -214,8 +218,9 @@ ml_intern_frames(ml_tstate *t, PyThreadState *ts, int n, int anchor, const void 
     ml_frame_id id = 0;
     if (!ts)
         return 0;
-    if (n == 0 && (id = ml_stack_cache_unchanged(ml.stacks, &t->cache, anchor)) != 0)
-        return id;
+    const ml_stack_cache *c = &t->cache;
+    if (n == 0 && anchor >= 0 && anchor == c->n - 1 && c->generation == ml.generation && c->chain[anchor].node)
+        return c->chain[anchor].node; /* unchanged */
     if (n >= 0 && ml_stacks_intern_chain(ml.stacks, &t->cache, t->scratch, n, anchor, bottom, ml.max_frames, &id) == 0)
         return id;
     static ml_pyframe frames[4096]; /* under the lock; max_frames <= 4096 */
