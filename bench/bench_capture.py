@@ -113,9 +113,11 @@ def main():
                "capture_bytes": size, "memray_bytes": msize,
                "read_events_per_s": events / read_s}
         rows.append(row)
-        print("%-28s %8.2fs %8.2fx %8.2fx %8.2fx %10d %10.2f %9.2f %10.1f" % (
-            name, row["untracked_s"], row["memlens_x"], row["tracemalloc25_x"], row["memray_x"],
-            events, row["bytes_per_event"], size / max(msize, 1), row["read_events_per_s"] / 1e6))
+        peer = (lambda x: "%8.2fx" % x) if not args.no_peers else (lambda x: "%9s" % "-")
+        print("%-28s %8.2fs %8.2fx %s %s %10d %10.2f %9s %10.1f" % (
+            name, row["untracked_s"], row["memlens_x"], peer(row["tracemalloc25_x"]), peer(row["memray_x"]),
+            events, row["bytes_per_event"], "%.2f" % (size / msize) if msize else "-",
+            row["read_events_per_s"] / 1e6))
         sys.stdout.flush()
     if args.no_peers:
         print("%-28s %9s %8.2fx" % ("geomean", "", geomean([r["memlens_x"] for r in rows])))

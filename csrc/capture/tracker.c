@@ -10,9 +10,10 @@
  * OBJ run under the GIL; only RAW calls from threads without the GIL
  * (thread start/exit) and the sampler's buffer swap compete.
  *
- * Types: the block allocated by one hook call is held "pending" and
- * classified at the next hook call made with the GIL (by then the
- * interpreter has written the object header). On 3.13 the creation tracer
+ * Types: an OBJ block (and on 3.13 a MEM block, which may be a dict keys
+ * table) allocated by one hook call is held "pending" and classified at
+ * the next hook call made with the GIL (by then the interpreter has
+ * written the object header); other MEM and RAW blocks are typed at once. On 3.13 the creation tracer
  * also reports each object: that types the pending block exactly and
  * counts objects reused from free lists (REUSE records).
  */
@@ -346,7 +347,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     if (!ts)
         ml.nostack++;
     ml_switch_thread_unlocked(t);
-    if (domain != ML_DOMAIN_RAW && ts) {
+    if (ts && (domain == ML_DOMAIN_OBJ || (domain == ML_DOMAIN_MEM && ML_COMPAT_MEM_HOLDS_DICT_KEYS))) {
         /* classified at the next hook call, when the header is written */
         void *ref = slot;
         if (ml.npending == ML_PENDING_MAX)
@@ -362,7 +363,8 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
                                                     : ML_KIND_OBJ;
         ml_seq seq = ml_writer_alloc(ml.w, domain, stack, type, size);
         t->context = stack;
-        if (ml_blocks_put(ml.blocks, (uintptr_t)p, seq, size, 0) < 0)
+        void *ref = slot;
+        if (ml_blocks_put_ref(ml.blocks, (uintptr_t)p, seq, size, 0, &ref) < 0)
             ml.dropped++;
     }
 unlock:

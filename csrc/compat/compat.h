@@ -117,6 +117,11 @@ void ml_compat_reftracer_uninstall(void);
  * fresh dict-keys table: its header fields agree with its size. Reads only
  * the first 40 bytes. Never allocates. */
 int ml_compat_is_dict_keys(const void *block, size_t size);
+/* 1 if blocks of the MEM domain may hold dict keys tables (3.13's
+ * new_keys_object uses PyMem_Malloc; 3.10-3.12 use PyObject_Malloc). Where
+ * they cannot, a MEM block is never an object nor a keys table, so the
+ * tracker types it at once instead of reading it at the next hook call. */
+#define ML_COMPAT_MEM_HOLDS_DICT_KEYS (PY_VERSION_HEX >= 0x030D0000)
 
 /* 1 while the cyclic GC of ts's interpreter is collecting. On 3.10/3.11 a
  * collection can run inside an allocation, before the new object's header
