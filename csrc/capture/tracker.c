@@ -377,21 +377,25 @@ ml_on_free(ml_domain domain, void *p)
 {
     ml_blocks *blocks = ml.blocks;
     PyThreadState *ts = ml_tstate_for(domain);
-    /* A block allocated before tracking started: nothing to record. (With
-     * the GIL, so that no stop() frees the table meanwhile; a possible type
-     * object among such blocks is forgotten under the lock below.) */
+    /* the block's entry is a cache miss: start loading it, walk the frames
+     * meanwhile (with the GIL, so that no stop() frees the table) */
     void *slot = blocks && ts ? ml_blocks_peek(blocks, (uintptr_t)p) : NULL;
-    if (blocks && ts && !ml.npending && !ml_blocks_maybe_live((uintptr_t)p, slot)) {
-        ml_lock();
-        if (ml.types && ml.active)
-            ml_types_type_freed(ml.types, p);
-        ml_unlock();
-        return;
-    }
     ml_tstate *t = ml_tstate_get();
     int anchor = -1;
     const void *bottom = NULL;
     int n = t ? ml_capture_frames(t, ts, &anchor, &bottom) : 0;
+    /* A block allocated before tracking started: nothing to record, but a
+     * type object among such blocks is forgotten. The types table changes
+     * only under the GIL, so with it the test needs no lock. */
+    if (blocks && ts && !ml.npending && !ml_blocks_maybe_live((uintptr_t)p, slot)) {
+        if (ml.types && ml.active && ml_types_may_be_type(ml.types, p)) {
+            ml_lock();
+            if (ml.types && ml.active)
+                ml_types_type_freed(ml.types, p);
+            ml_unlock();
+        }
+        return;
+    }
     ml_lock();
     if (!ml.active || !ML_ENABLED())
         goto unlock;

@@ -326,6 +326,16 @@ ml_types_is_metatype(const ml_types *t, ml_type_id id)
     return id && id <= t->ninfo && (t->info[id].flags & ML_TYPEF_METATYPE);
 }
 
+int
+ml_types_may_be_type(const ml_types *t, const void *block)
+{
+    const PyTypeObject *tp = (const PyTypeObject *)((const char *)block + ML_GC_HEAD_SIZE);
+    for (size_t i = ml_types_hash(tp) & t->mask; t->slots[i].tp; i = (i + 1) & t->mask)
+        if (t->slots[i].tp == tp)
+            return 1;
+    return 0;
+}
+
 void
 ml_types_type_freed(ml_types *t, const void *block)
 {

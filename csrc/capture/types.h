@@ -36,6 +36,10 @@ ml_type_id ml_types_classify(ml_types *t, const void *block, size_t size, ml_dom
 ml_type_id ml_types_of(ml_types *t, PyTypeObject *tp);
 /* 1 if objects of type `id` are type objects (ML_TYPEF_METATYPE). */
 int ml_types_is_metatype(const ml_types *t, ml_type_id id);
+/* 1 if the block being freed holds a type object the table knows (read
+ * only: safe without the tracker's lock for a thread holding the GIL, since
+ * the table only changes under the GIL). */
+int ml_types_may_be_type(const ml_types *t, const void *block);
 /* A block that may hold a type object is being freed: forget that type's
  * address (a new type may be made there). */
 void ml_types_type_freed(ml_types *t, const void *block);
