@@ -193,33 +193,14 @@ ml_blocks_pack(uint64_t seq, uint64_t size, int flag)
     return ML_PRESENT | (flag ? ML_FLAG : 0) | size << ML_SIZE_SHIFT | (seq & ML_SEQ_MASK);
 }
 
-void
-ml_blocks_set_seq(ml_blocks *t, uintptr_t ptr, void *ref, uint64_t seq, uint64_t size, int flag)
-{
-    if (ref && size < ML_SIZE_BIG)
-        *(ml_entry *)ref = ml_blocks_pack(seq, size, flag);
-    else
-        ml_blocks_put(t, ptr, seq, size, flag);
-}
-
 int
-ml_blocks_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag)
+ml_blocks_put_at(ml_blocks *t, uintptr_t ptr, void *slot, uint64_t seq, uint64_t size, int flag)
 {
-    void *ref = NULL;
-    return ml_blocks_put_ref(t, ptr, seq, size, flag, &ref);
-}
-
-int
-ml_blocks_put_ref(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag, void **ref)
-{
-    void *slot = *ref;
-    *ref = NULL;
     if (ptr & 15)
         return ml_side_put(t, ptr, seq, size, flag);
     ml_entry *e = slot ? slot : ml_blocks_slot(t, ptr, 1);
     if (!e)
         return -1;
-    *ref = e;
     uint64_t sz = size;
     if (size >= ML_SIZE_BIG) {
         if (ml_side_put(t, ptr, seq, size, flag) < 0)
@@ -228,6 +209,12 @@ ml_blocks_put_ref(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int 
     }
     *e = ml_blocks_pack(seq, sz, flag);
     return 0;
+}
+
+int
+ml_blocks_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag)
+{
+    return ml_blocks_put_at(t, ptr, NULL, seq, size, flag);
 }
 
 static int

@@ -30,13 +30,8 @@ ml_blocks *ml_blocks_new(void);
 void ml_blocks_free(ml_blocks *t);
 /* Record a live block. Returns 0, or -1 when out of memory. */
 int ml_blocks_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag);
-/* The same; *ref comes in as ml_blocks_peek's slot for ptr (or NULL) and
- * goes out as a handle on the entry for ml_blocks_set_seq (NULL for blocks
- * kept in the side table). The handle stays valid until the block is
- * taken or the table cleared. */
-int ml_blocks_put_ref(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag, void **ref);
-/* Give a block put with seq 0 its sequence number. */
-void ml_blocks_set_seq(ml_blocks *t, uintptr_t ptr, void *ref, uint64_t seq, uint64_t size, int flag);
+/* The same, with ml_blocks_peek's slot for ptr (or NULL: found here). */
+int ml_blocks_put_at(ml_blocks *t, uintptr_t ptr, void *slot, uint64_t seq, uint64_t size, int flag);
 /* 1 and *out filled if ptr is live, else 0. */
 int ml_blocks_get(ml_blocks *t, uintptr_t ptr, ml_block *out);
 /* Like get, and forgets the block; `slot`: ml_blocks_peek's, or NULL. */
@@ -44,7 +39,7 @@ int ml_blocks_take(ml_blocks *t, uintptr_t ptr, void *slot, ml_block *out);
 /* ptr's entry if its chunk exists (NULL for side-table pointers or an
  * unmapped chunk), loaded into the cache early. No lock needed: chunks are
  * never unmapped while the table lives, so the slot stays valid for
- * put_ref/take under the lock as long as the table does (the tracker only
+ * put_at/take under the lock as long as the table does (the tracker only
  * uses it with the GIL held, so no stop can free the table meanwhile). */
 void *ml_blocks_peek(const ml_blocks *t, uintptr_t ptr);
 /* 0 if ptr (with its peeked slot) surely is no live block, 1 if it may be.

@@ -113,7 +113,7 @@ static struct {
     /* blocks allocated but not classified yet, oldest first */
     struct ml_pending {
         uintptr_t ptr;
-        void *ref;          /* its live-block entry (ml_blocks_put_ref) */
+        void *slot;         /* its live-block map entry (ml_blocks_peek), or NULL */
         size_t size;
         ml_domain domain;
         ml_frame_id stack;
@@ -276,7 +276,8 @@ ml_resolve_one_unlocked(int i, ml_type_id known_type, int freeing)
         owner->context = pb->stack;
     }
     ml_seq seq = ml_writer_alloc(ml.w, pb->domain, pb->stack, type, pb->size);
-    ml_blocks_set_seq(ml.blocks, pb->ptr, pb->ref, seq, pb->size, ml_types_is_metatype(ml.types, type));
+    if (ml_blocks_put_at(ml.blocks, pb->ptr, pb->slot, seq, pb->size, ml_types_is_metatype(ml.types, type)) < 0)
+        ml.dropped++; /* out of memory: its free will not be recorded */
     if (i != --ml.npending)
         memmove(&ml.pending[i], &ml.pending[i + 1], (size_t)(ml.npending - i) * sizeof(*pb));
 }
@@ -348,23 +349,18 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
         ml.nostack++;
     ml_switch_thread_unlocked(t);
     if (ts && (domain == ML_DOMAIN_OBJ || (domain == ML_DOMAIN_MEM && ML_COMPAT_MEM_HOLDS_DICT_KEYS))) {
-        /* classified at the next hook call, when the header is written */
-        void *ref = slot;
+        /* classified at the next hook call, when the header is written; it
+         * enters the live-block map then (a free finds it here first) */
         if (ml.npending == ML_PENDING_MAX)
             ml_resolve_one_unlocked(0, 0, 0);
-        if (ml_blocks_put_ref(ml.blocks, (uintptr_t)p, 0, size, 0, &ref) < 0) {
-            ml.dropped++;
-            goto unlock;
-        }
-        ml.pending[ml.npending++] = (struct ml_pending){(uintptr_t)p, ref, size, domain, stack, t};
+        ml.pending[ml.npending++] = (struct ml_pending){(uintptr_t)p, slot, size, domain, stack, t};
     } else {
         ml_type_id type = domain == ML_DOMAIN_RAW ? ML_KIND_RAW
                           : domain == ML_DOMAIN_MEM ? ML_KIND_MEM
                                                     : ML_KIND_OBJ;
         ml_seq seq = ml_writer_alloc(ml.w, domain, stack, type, size);
         t->context = stack;
-        void *ref = slot;
-        if (ml_blocks_put_ref(ml.blocks, (uintptr_t)p, seq, size, 0, &ref) < 0)
+        if (ml_blocks_put_at(ml.blocks, (uintptr_t)p, slot, seq, size, 0) < 0)
             ml.dropped++;
     }
 unlock:
