@@ -138,6 +138,7 @@ static struct {
     pthread_mutex_t sampler_mx; /* the sampler sleeps on sampler_cv with it */
     pthread_cond_t sampler_cv;
     int sampler_stop;
+    int sampler_ready;          /* the sampler is in its loop (start waits for it) */
     int rss_fd;
     int tracer_installed, forked_child, prepare_locked;
 } ml = {.sampler_mx = PTHREAD_MUTEX_INITIALIZER, .sampler_cv = PTHREAD_COND_INITIALIZER, .rss_fd = -1};
@@ -577,6 +578,8 @@ ml_sampler_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals belong to the program */
     pthread_mutex_lock(&ml.sampler_mx);
+    ml.sampler_ready = 1;
+    pthread_cond_broadcast(&ml.sampler_cv);
     while (!ml.sampler_stop) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -607,7 +610,15 @@ static void
 ml_sampler_start(void)
 {
     ml.sampler_stop = 0;
+    ml.sampler_ready = 0;
     ml.sampler_running = pthread_create(&ml.sampler, NULL, ml_sampler_main, NULL) == 0;
+    /* Return once the thread runs our loop: a thread still starting may be
+     * inside the allocator (sanitizers allocate in their thread-start
+     * wrappers), and a fork then would leave a child with that lock held. */
+    pthread_mutex_lock(&ml.sampler_mx);
+    while (ml.sampler_running && !ml.sampler_ready)
+        pthread_cond_wait(&ml.sampler_cv, &ml.sampler_mx);
+    pthread_mutex_unlock(&ml.sampler_mx);
 }
 
 static void

@@ -224,12 +224,12 @@ ml_writer_close(ml_writer *w)
 void
 ml_writer_abandon(ml_writer *w)
 {
-    /* in a forked child: the parent may have held the I/O lock (and been
-     * inside deflate); never touch either: the stream's memory is left */
+    /* In a forked child, from its atfork handler: the parent may have held
+     * the I/O lock (and been inside deflate), and an allocator may still be
+     * locked by its own fork handlers (AddressSanitizer's is: free() here
+     * deadlocked). So nothing is touched but the descriptor: the buffers
+     * stay as the child inherited them, copy-on-write pages it never writes. */
     close(w->fd);
-    free(w->buf);
-    free(w->spare);
-    free(w);
 }
 
 uint64_t ml_writer_bytes_written(const ml_writer *w) { return w->written + w->len + w->spare_len; }

@@ -42,8 +42,9 @@ void ml_writer_flush_end(ml_writer *w);
 /* Flush (and end the compressed stream), close the file, free the writer.
  * Returns -1 if anything was ever lost. */
 int ml_writer_close(ml_writer *w);
-/* Forget buffered bytes and free the writer without writing (a forked child
- * must not write its copy of the parent's buffer). */
+/* In a forked child: forget the writer without writing (the child must not
+ * write its copy of the parent's buffer) and without freeing it (no
+ * allocator calls in an atfork handler); only its file is closed. */
 void ml_writer_abandon(ml_writer *w);
 uint64_t ml_writer_bytes_written(const ml_writer *w);
 uint64_t ml_writer_bytes_lost(const ml_writer *w);
