@@ -67,6 +67,9 @@ for v in 3.10 3.11 3.12 3.13; do
     if [ ! -x "$venv/bin/python" ]; then
         "$py" -m venv "$venv" || { broken="$broken $v"; failed=$((failed + 1)); continue; }
     fi
+    # setuptools reuses object files left in build/ by an earlier build of the
+    # same ABI (the sanitized one below, or a developer's): start clean
+    rm -rf "$root/build"
     if ! "$venv/bin/python" -m pip install -q ".[test]" > "test-artifacts/install-$v.log" 2>&1; then
         cat "test-artifacts/install-$v.log"; echo "install FAILED on $v"
         broken="$broken $v"; failed=$((failed + 1)); continue
@@ -95,6 +98,7 @@ if py=$(find_python "$asan_v"); then
     asan_venv="$root/.venvs/asan$asan_v"
     [ -x "$asan_venv/bin/python" ] || "$py" -m venv "$asan_venv"
     libasan=$(gcc -print-file-name=libasan.so); libubsan=$(gcc -print-file-name=libubsan.so)
+    rm -rf "$root/build"
     if "$asan_venv/bin/python" -m pip install -q setuptools wheel pytest pympler guppy3 \
             > test-artifacts/install-asan.log 2>&1 &&
        MEMLENS_SANITIZE=1 "$asan_venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall \
@@ -117,6 +121,7 @@ if py=$(find_python "$asan_v"); then
 else
     echo "== ASan/UBSan: CPython $asan_v missing, sanitized run skipped"
 fi
+rm -rf "$root/build"  # its sanitized objects must not end up in a later plain build
 
 echo
 echo "memlens tests: CPython versions ran:${ran:- none}; missing:${missing:- none}${broken:+; failing on:$broken}"

@@ -765,6 +765,12 @@ ml_compat_dict_entries_of(PyObject *d, ml_compat_dict_entries *e)
 #if PY_VERSION_HEX >= 0x030B0000
     PyDictKeysObject *k = mp->ma_keys;
     size_t n = (size_t)k->dk_nentries;
+    if (n == 0) {
+        /* nothing to read; and the shared empty keys (dk_log2_index_bytes
+         * 0) would put "its entries" at a misaligned address */
+        memset(e, 0, sizeof(*e));
+        return;
+    }
     if (DK_IS_UNICODE(k)) {
         PyDictUnicodeEntry *u = DK_UNICODE_ENTRIES(k);
         e->keys = &u->me_key;
