@@ -219,19 +219,6 @@ ml_stacks_intern(ml_stacks *s, const ml_pyframe *frames, int n)
     return id;
 }
 
-int
-ml_stack_cache_chain(const ml_stacks *s, const ml_stack_cache *c, const ml_rawframe **chain, const void **bottom)
-{
-    if (c->generation != s->generation || !c->chain) {
-        *chain = NULL;
-        *bottom = NULL;
-        return 0;
-    }
-    *chain = c->chain;
-    *bottom = c->bottom;
-    return c->n;
-}
-
 static int
 ml_stack_cache_reserve(ml_stack_cache *c, int n)
 {

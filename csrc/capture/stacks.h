@@ -38,10 +38,6 @@ void ml_stacks_free(ml_stacks *s, int drop_refs);
 /* Intern the n frames (innermost first). Returns the stack id (0 for n == 0),
  * or 0 when out of memory (counted in ml_stacks_dropped). */
 ml_frame_id ml_stacks_intern(ml_stacks *s, const ml_pyframe *frames, int n);
-/* The thread's cached chain to give ml_compat_walk_cached (empty when it
- * belongs to another capture). */
-int ml_stack_cache_chain(const ml_stacks *s, const ml_stack_cache *cache, const ml_rawframe **chain,
-                         const void **bottom);
 /* Intern what ml_compat_walk_cached found: the n new frames `fresh`
  * (innermost first) above chain[anchor] (-1: none, fresh is the whole chain,
  * ended by `bottom`), and make that the thread's cached chain. Returns 0

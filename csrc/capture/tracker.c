@@ -204,11 +204,9 @@ ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bot
         t->scratch = s;
         t->scratch_cap = cap;
     }
-    const ml_rawframe *chain;
-    const void *old_bottom;
-    int nchain = ml_stack_cache_chain(ml.stacks, c, &chain, &old_bottom);
-    return ml_compat_walk_cached(ts, ml.stop_code, chain, nchain, old_bottom, t->scratch, t->scratch_cap, anchor,
-                                 bottom);
+    int mine = c->generation == ml.generation; /* else its ids are another capture's */
+    return ml_compat_walk_cached(ts, ml.stop_code, c->chain, mine ? c->n : 0, mine ? c->bottom : NULL, t->scratch,
+                                 t->scratch_cap, anchor, bottom);
 }
 
 /* The stack id of what ml_capture_frames found (lock held, GIL held when

@@ -226,10 +226,7 @@ ml_types_check(ml_types *t, uintptr_t cand)
 {
     if (cand < 65536 || (cand & 7) || cand >= ((uintptr_t)1 << 47))
         return NULL;
-    ml_type_slot *s = &t->slots[ml_types_hash((const void *)cand) & t->mask];
-    if (s->tp == (PyTypeObject *)cand)
-        return s; /* the common case: the first probe */
-    s = ml_types_find(t, (PyTypeObject *)cand);
+    ml_type_slot *s = ml_types_find(t, (PyTypeObject *)cand);
     if (s->tp)
         return s;
     size_t ni = (cand >> 3) & (ML_NEG_CACHE - 1);
@@ -329,11 +326,8 @@ ml_types_is_metatype(const ml_types *t, ml_type_id id)
 int
 ml_types_may_be_type(const ml_types *t, const void *block)
 {
-    const PyTypeObject *tp = (const PyTypeObject *)((const char *)block + ML_GC_HEAD_SIZE);
-    for (size_t i = ml_types_hash(tp) & t->mask; t->slots[i].tp; i = (i + 1) & t->mask)
-        if (t->slots[i].tp == tp)
-            return 1;
-    return 0;
+    /* ml_types_find only reads the table */
+    return ml_types_find((ml_types *)t, (const PyTypeObject *)((const char *)block + ML_GC_HEAD_SIZE))->tp != NULL;
 }
 
 void
