@@ -55,10 +55,10 @@ ml_py_stop(PyObject *self, PyObject *unused)
 {
     ml_tracker_stats st;
     int rc = ml_tracker_stop(&st);
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsisisi}", "allocations", st.allocs, "frees", st.frees, "dropped",
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsisisi}", "allocations", st.allocs, "frees", st.frees, "dropped",
                          st.dropped, "nostack", st.nostack, "truncated", st.truncated, "reuses", st.reuses,
-                         "bytes_written", st.bytes_written, "bytes_lost", st.bytes_lost, "tracer_lost",
-                         st.tracer_lost, "compressed", st.compressed, "ok", rc == 0);
+                         "hook_drains", st.hook_drains, "bytes_written", st.bytes_written, "bytes_lost",
+                         st.bytes_lost, "tracer_lost", st.tracer_lost, "compressed", st.compressed, "ok", rc == 0);
 }
 
 static PyObject *

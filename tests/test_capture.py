@@ -648,6 +648,49 @@ def test_cached_frame_chain_gives_the_same_stacks_async_threads_callbacks(script
     assert max(len(row[2]) for row in results[0][0]) == 8
 
 
+def test_event_ring_drained_by_the_hooks(script, tmp_path):
+    """With an event ring of 64 events the hooks find it full all the time
+    and drain it themselves, under the lock, while the sampler thread drains
+    it too: the capture must hold exactly what the program did."""
+    prog = script("""
+        import sys, threading
+        from memlens import _engine as eng
+
+        class Box:
+            def __init__(self, i):
+                self.i = i
+
+        def work(n):
+            return [Box(i) for i in range(n)]  # @box
+
+        eng.start(sys.argv[1], force=True, max_frames=64, compress=0)
+        keep = work(3000)
+        tmp = work(2000)
+        del tmp
+        t = threading.Thread(target=work, args=(1000,))
+        t.start()
+        t.join()
+        st = eng.stop()
+        print(st["hook_drains"], st["allocations"] >= 6000)
+    """)
+    seen = []
+    for env in ({"MEMLENS_RING_EVENTS": "64"}, {}):
+        cap = str(tmp_path / ("ring%d.mlens" % len(seen)))
+        e = dict(os.environ, **env)
+        proc = subprocess.run([sys.executable, prog.path, cap], capture_output=True, text=True, env=e,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        drains, enough = proc.stdout.split()
+        assert enough == "True"
+        box = {r["type"]: r for r in report("types", cap, "--top", "100000")}["__main__.Box"]
+        assert (box["allocs"], box["frees"], box["alive"]) == (6000, 3000, 3000)
+        leaks = [(r["line"], r["count"]) for r in report("leaks", cap, "--top", "100000")
+                 if r["type"] == "__main__.Box"]
+        assert leaks == [(prog.line("box"), 3000)]
+        seen.append(int(drains))
+    assert seen[0] > 100  # the small ring was drained by the hooks, again and again
+
+
 def test_realloc_of_a_block_not_yet_classified(script, capture, tmp_path):
     """A block reallocated right after its allocation (FileIO.readall makes a
     bytes object and grows it with _PyBytes_Resize) is classified before

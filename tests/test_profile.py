@@ -45,10 +45,15 @@ GROUND_TRUTH = textwrap.dedent('''\
 L_DEF, L_KEEP, L_TEMP, L_HELPER, L_LOOP, L_BODY, L_RETURN = 10, 12, 13, 14, 15, 16, 17
 
 
-def run_script(tmp_path, source, *args):
+def run_script(tmp_path, source, *args, under_run=False):
+    """Run source with args; under_run: inside `memlens run` (the counters
+    are then the capture's, caught up with its event ring at every read)."""
     path = tmp_path / "gt.py"
     path.write_text(source)
-    proc = subprocess.run([sys.executable, str(path)] + [str(a) for a in args],
+    runner = [sys.executable]
+    if under_run:
+        runner += ["-m", "memlens", "run", "-q", "-f", "-o", str(tmp_path / "gt.mlens")]
+    proc = subprocess.run(runner + [str(path)] + [str(a) for a in args],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -68,9 +73,9 @@ def test_line_numbers_match_the_source():
     assert "x = i" in lines[L_BODY - 1]
 
 
-@pytest.mark.parametrize("mode", ["cold", "warm"])
-def test_known_increments(tmp_path, mode):
-    data = run_script(tmp_path, GROUND_TRUTH, 1, mode)
+@pytest.mark.parametrize("mode,under_run", [("cold", False), ("warm", False), ("warm", True)])
+def test_known_increments(tmp_path, mode, under_run):
+    data = run_script(tmp_path, GROUND_TRUTH, 1, mode, under_run=under_run)
     f, rows = rows_by_line(data)
     sizes = data["sizes"]
     assert f["calls"] == 1

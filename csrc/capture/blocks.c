@@ -1,6 +1,6 @@
 /* blocks.c: the live-block shadow map (see blocks.h).
  *
- * Entry (64 bits): bit 63 present, bit 62 flag, bits 40..61 size (22 bits;
+ * Entry (64 bits): bit 63 present, bit 62 unused, bits 40..61 size (22 bits;
  * all ones = look in the side table), bits 0..39 seq.
  * Levels: dir[addr >> 36] -> mid[(addr >> 20) & 0xFFFF] -> chunk of 65536
  * entries (512 KiB of virtual memory per MiB of address space).
@@ -12,7 +12,6 @@
 #include <sys/mman.h>
 
 #define ML_PRESENT (1ull << 63)
-#define ML_FLAG (1ull << 62)
 #define ML_SIZE_SHIFT 40
 #define ML_SIZE_BIG 0x3FFFFFull
 #define ML_SEQ_MASK ((1ull << 40) - 1)
@@ -26,7 +25,6 @@ typedef uint64_t ml_entry;
 typedef struct {
     uintptr_t ptr;
     uint64_t seq, size;
-    int flag;
 } ml_side_entry;
 
 struct ml_blocks {
@@ -96,23 +94,12 @@ ml_blocks_slot(const ml_blocks *t, uintptr_t ptr, int create)
     return &chunk[(ptr >> 4) & (ML_CHUNK_ENTRIES - 1)];
 }
 
-void *
-ml_blocks_peek(const ml_blocks *t, uintptr_t ptr)
+void
+ml_blocks_prefetch(const ml_blocks *t, uintptr_t ptr)
 {
-    if (ptr & 15)
-        return NULL; /* side table */
     ml_entry *e = ml_blocks_slot(t, ptr, 0);
     if (e)
         __builtin_prefetch(e, 1);
-    return e;
-}
-
-int
-ml_blocks_maybe_live(uintptr_t ptr, const void *slot)
-{
-    if (ptr & 15)
-        return 1; /* side table: ask under the lock */
-    return slot && (__atomic_load_n((const ml_entry *)slot, __ATOMIC_RELAXED) & ML_PRESENT);
 }
 
 /* ---- side table ---- */
@@ -138,7 +125,7 @@ ml_side_find(const ml_blocks *t, uintptr_t ptr)
 }
 
 static int
-ml_side_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag)
+ml_side_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size)
 {
     if ((t->side_count + 1) * 2 > t->side_mask + 1 || !t->side) {
         size_t n = t->side ? (t->side_mask + 1) * 2 : 256;
@@ -163,7 +150,7 @@ ml_side_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag)
         i = (i + 1) & t->side_mask;
     if (!t->side[i].ptr)
         t->side_count++;
-    t->side[i] = (ml_side_entry){ptr, seq, size, flag};
+    t->side[i] = (ml_side_entry){ptr, seq, size};
     return 0;
 }
 
@@ -188,37 +175,32 @@ ml_side_remove(ml_blocks *t, ml_side_entry *e)
 /* ---- operations ---- */
 
 static inline ml_entry
-ml_blocks_pack(uint64_t seq, uint64_t size, int flag)
+ml_blocks_pack(uint64_t seq, uint64_t size)
 {
-    return ML_PRESENT | (flag ? ML_FLAG : 0) | size << ML_SIZE_SHIFT | (seq & ML_SEQ_MASK);
+    return ML_PRESENT | size << ML_SIZE_SHIFT | (seq & ML_SEQ_MASK);
 }
 
 int
-ml_blocks_put_at(ml_blocks *t, uintptr_t ptr, void *slot, uint64_t seq, uint64_t size, int flag)
+ml_blocks_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size)
 {
     if (ptr & 15)
-        return ml_side_put(t, ptr, seq, size, flag);
-    ml_entry *e = slot ? slot : ml_blocks_slot(t, ptr, 1);
+        return ml_side_put(t, ptr, seq, size);
+    ml_entry *e = ml_blocks_slot(t, ptr, 1);
     if (!e)
         return -1;
     uint64_t sz = size;
     if (size >= ML_SIZE_BIG) {
-        if (ml_side_put(t, ptr, seq, size, flag) < 0)
+        if (ml_side_put(t, ptr, seq, size) < 0)
             return -1;
         sz = ML_SIZE_BIG;
     }
-    *e = ml_blocks_pack(seq, sz, flag);
+    *e = ml_blocks_pack(seq, sz);
     return 0;
 }
 
-int
-ml_blocks_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size, int flag)
-{
-    return ml_blocks_put_at(t, ptr, NULL, seq, size, flag);
-}
 
-static int
-ml_blocks_lookup(ml_blocks *t, uintptr_t ptr, void *slot, ml_block *out, int take)
+int
+ml_blocks_take(ml_blocks *t, uintptr_t ptr, ml_block *out)
 {
     ml_side_entry *s;
     if (ptr & 15) {
@@ -226,12 +208,11 @@ ml_blocks_lookup(ml_blocks *t, uintptr_t ptr, void *slot, ml_block *out, int tak
             return 0;
         goto side;
     }
-    ml_entry *e = slot ? slot : ml_blocks_slot(t, ptr, 0);
+    ml_entry *e = ml_blocks_slot(t, ptr, 0);
     if (!e || !(*e & ML_PRESENT))
         return 0;
     uint64_t v = *e;
-    if (take)
-        *e = 0;
+    *e = 0;
     if (((v >> ML_SIZE_SHIFT) & ML_SIZE_BIG) == ML_SIZE_BIG) {
         if (!(s = ml_side_find(t, ptr)))
             return 0;
@@ -239,16 +220,11 @@ ml_blocks_lookup(ml_blocks *t, uintptr_t ptr, void *slot, ml_block *out, int tak
     }
     out->seq = v & ML_SEQ_MASK;
     out->size = (v >> ML_SIZE_SHIFT) & ML_SIZE_BIG;
-    out->flag = (v & ML_FLAG) != 0;
     return 1;
 side:
     out->seq = s->seq;
     out->size = s->size;
-    out->flag = s->flag;
-    if (take)
-        ml_side_remove(t, s);
+    ml_side_remove(t, s);
     return 1;
 }
 
-int ml_blocks_get(ml_blocks *t, uintptr_t ptr, ml_block *out) { return ml_blocks_lookup(t, ptr, NULL, out, 0); }
-int ml_blocks_take(ml_blocks *t, uintptr_t ptr, void *slot, ml_block *out) { return ml_blocks_lookup(t, ptr, slot, out, 1); }

@@ -100,7 +100,7 @@ ml_stacks_grow_codes(ml_stacks *s)
 static void
 ml_stacks_define_code(ml_stacks *s, ml_code_id id, PyCodeObject *co)
 {
-    static char fbuf[4096], nbuf[1024]; /* under the tracker lock */
+    static char fbuf[4096], nbuf[1024]; /* under the GIL */
     const char *file, *name;
     size_t flen = ml_compat_str_utf8(co->co_filename, fbuf, sizeof(fbuf), &file);
     size_t nlen = ml_compat_str_utf8(ml_compat_code_name(co), nbuf, sizeof(nbuf), &name);

@@ -1,8 +1,9 @@
 /* stacks.h: interns Python stacks into a tree of frame ids.
  *
- * Layer: capture; runs inside allocator hooks with the GIL held and the
- * tracker's lock taken. A stack is a path in a tree whose nodes are
- * (parent, code, instruction offset); a node's id names the whole stack.
+ * Layer: capture; runs inside allocator hooks with the GIL held (the
+ * tracker's producer side: the GIL serialises it, no lock is taken).
+ * A stack is a path in a tree whose nodes are (parent, code, instruction
+ * offset); a node's id names the whole stack.
  * New code objects and nodes are written to the file once (CODE_DEF,
  * FRAME_DEF), so an event carries one integer. Each thread keeps its last
  * frame chain (ml_stack_cache) with the stack id at every frame: the outer

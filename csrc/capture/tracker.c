@@ -1,21 +1,35 @@
 /* tracker.c: the allocator hooks and the capture engine (see tracker.h).
  *
- * Hot path, for every allocation in RAW, MEM and OBJ:
- *   1. re-entrancy guard and the "enabled" flag (relaxed read: a hook that
- *      sees a stale "on" re-checks under the lock, so stop is exact);
- *   2. outside the lock: walk the Python frames into this thread's scratch;
- *   3. under the lock: classify the previous block (its header is written
- *      by now), intern the stack, update the live-block table, encode.
- * The lock (a spinlock, see ml_lock) is uncontended in practice: MEM and
- * OBJ run under the GIL; only RAW calls from threads without the GIL
- * (thread start/exit) and the sampler's buffer swap compete.
+ * Two halves, so that the program's thread does as little as it can:
+ *
+ * The hooks (the program's threads, with the GIL): re-entrancy guard and
+ * "enabled" flag; walk the Python frames (an unchanged stack costs one
+ * position compare per frame, see stacks.h); classify the previous block
+ * (its header is written by now); push one fixed-size event (ALLOC, FREE or
+ * REUSE: address, size, stack id, type id, thread id) into the event ring
+ * and return. The GIL makes them one producer: no lock is taken. Stack,
+ * code, type and thread definitions they make go to a definitions buffer
+ * that is moved into the file under the lock before the first event that
+ * uses them enters the ring.
+ *
+ * The consumer (the sampler thread, or whoever holds the lock: a hook that
+ * finds the ring full, a RAW call without the GIL, stop, marks and counter
+ * reads): under the lock, takes events out of the ring in order, keeps the
+ * live-block map and the heap counters, and encodes the records. Every
+ * sample_ms it also writes the time, RSS and heap, and flushes the file
+ * (compressing it) outside the lock. On a machine with a free core this
+ * work runs beside the program; on one core it costs what it did inline.
+ *
+ * RAW calls made without the GIL (thread start and exit) and MEM/OBJ calls
+ * without a thread state record synchronously under the lock, after
+ * draining the ring, with no stack.
  *
  * Types: an OBJ block (and on 3.13 a MEM block, which may be a dict keys
  * table) allocated by one hook call is held "pending" and classified at
  * the next hook call made with the GIL (by then the interpreter has
- * written the object header); other MEM and RAW blocks are typed at once. On 3.13 the creation tracer
- * also reports each object: that types the pending block exactly and
- * counts objects reused from free lists (REUSE records).
+ * written the object header); other MEM and RAW blocks are typed at once.
+ * On 3.13 the creation tracer also reports each object: that types the
+ * pending block exactly and counts objects reused from free lists (REUSE).
  */
 #define _GNU_SOURCE 1
 #include "capture/tracker.h"
@@ -29,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,9 +72,8 @@ typedef struct {
 
 /* Per-thread state (libc malloc; freed by the pthread key destructor). */
 typedef struct ml_tstate {
-    uint64_t generation;   /* capture it belongs to; id and context reset on change */
+    uint64_t generation;   /* capture its id belongs to; a new id on change */
     ml_thread_id id;
-    ml_frame_id context;   /* this thread's stack as the file knows it */
     ml_stack_cache cache;
     ml_rawframe *scratch;
     int scratch_cap;
@@ -74,15 +88,19 @@ static int ml_hooks_installed;
 static pthread_key_t ml_ts_key;
 static pthread_once_t ml_once = PTHREAD_ONCE_INIT;
 
-/* The engine lock: a spinlock, since it is held for a few hundred
- * instructions and is uncontended but for RAW calls from threads without
- * the GIL and the sampler's buffer swap. A waiter yields after a while so a
- * preempted holder can run. */
+/* The engine lock: a spinlock, since it is held for short stretches (the
+ * consumer drains at most ML_DRAIN_BATCH events per hold) and is
+ * uncontended but for the rare times a hook needs it. A waiter yields after
+ * a while so a preempted holder can run. */
 static atomic_int ml_spin;
+static atomic_int ml_spin_waiters; /* the sampler lets these go first */
 
 static inline void
 ml_lock(void)
 {
+    if (!atomic_exchange_explicit(&ml_spin, 1, memory_order_acquire))
+        return;
+    atomic_fetch_add_explicit(&ml_spin_waiters, 1, memory_order_relaxed);
     for (unsigned i = 0; atomic_exchange_explicit(&ml_spin, 1, memory_order_acquire); i++) {
         while (atomic_load_explicit(&ml_spin, memory_order_relaxed)) {
             if (++i > 128)
@@ -93,6 +111,7 @@ ml_lock(void)
 #endif
         }
     }
+    atomic_fetch_sub_explicit(&ml_spin_waiters, 1, memory_order_relaxed);
 }
 
 static inline void
@@ -101,29 +120,56 @@ ml_unlock(void)
     atomic_store_explicit(&ml_spin, 0, memory_order_release);
 }
 
-/* Everything below is protected by ml_lock(). */
+/* ---- the event ring: hooks (one at a time, under the GIL) push, the lock
+ * holder pops ---- */
+
+enum { ML_EV_ALLOC, ML_EV_FREE, ML_EV_REUSE };
+
+typedef struct {
+    uintptr_t ptr;        /* ALLOC, FREE */
+    uint64_t size;        /* ALLOC */
+    ml_frame_id stack;    /* ALLOC, FREE (the free's context) */
+    ml_type_id type;      /* ALLOC, REUSE */
+    ml_thread_id thread;  /* ALLOC, FREE */
+    uint8_t kind;
+    uint8_t domain;       /* ALLOC */
+} ml_event;               /* 32 bytes */
+
+#define ML_RING_CAP (1u << 18) /* 8 MiB of events: ~10 ms at the highest event rates */
+#define ML_DRAIN_BATCH 4096    /* events per lock hold of the sampler */
+#define ML_DRAIN_AHEAD 8       /* live-map entries are prefetched this many events ahead */
+
+static struct {
+    ml_event *ev;                          /* mmap'd once, kept */
+    size_t cap, mask;                      /* ML_RING_CAP; tests: MEMLENS_RING_EVENTS */
+    _Alignas(64) atomic_size_t head;       /* next slot to fill (producer) */
+    size_t tail_seen;                      /* the producer's last look at tail */
+    _Alignas(64) atomic_size_t tail;       /* next event to take (lock holder) */
+} ml_ring;
+
+/* Everything below is protected by ml_lock(), but for what the comments
+ * say belongs to the hooks (GIL held). */
 static struct {
     int active;             /* between start and stop */
     ml_writer *w;           /* NULL: counters only */
     ml_blocks *blocks;
+    uint64_t generation;
+    atomic_uint nthreads;
+    /* the hooks' (GIL): */
     ml_stacks *stacks;
     ml_types *types;
-    uint64_t generation;
-    ml_thread_id nthreads, last_thread;
-    /* blocks allocated but not classified yet, oldest first */
+    ml_writer *defs;        /* definitions not moved into w yet */
+    /* blocks allocated but not classified yet, oldest first (GIL) */
     struct ml_pending {
         uintptr_t ptr;
-        void *slot;         /* its live-block map entry (ml_blocks_peek), or NULL */
         size_t size;
         ml_domain domain;
         ml_frame_id stack;
-        ml_tstate *owner;
+        ml_thread_id thread;
     } pending[ML_PENDING_MAX];
     int npending;
-    /* counters (read without the lock by ml_tracker_counters) */
-    int64_t heap;
-    uint64_t peak, allocated_bytes, allocations, frees;
-    uint64_t nostack, truncated, reuses, dropped;
+    uint64_t truncated;
+    uint64_t hook_drains;   /* times a hook found the ring full (lock held) */
     /* options */
     int max_frames, follow_fork, sample_ms, zlevel;
     int no_hint; /* MEMLENS_NO_STACK_HINT: always walk the whole stack (tests) */
@@ -141,19 +187,183 @@ static struct {
     int sampler_ready;          /* the sampler is in its loop (start waits for it) */
     int rss_fd;
     int tracer_installed, forked_child, prepare_locked;
-} ml = {.sampler_mx = PTHREAD_MUTEX_INITIALIZER, .sampler_cv = PTHREAD_COND_INITIALIZER, .rss_fd = -1};
+} ml __attribute__((aligned(64))) = {
+    .sampler_mx = PTHREAD_MUTEX_INITIALIZER, .sampler_cv = PTHREAD_COND_INITIALIZER, .rss_fd = -1};
 
-/* ---- per-thread state ---- */
+/* The consumer's state (lock held), on cache lines of its own: it changes
+ * with every event while the hooks run on another core. */
+static struct {
+    /* counters (ml_tracker_counters reads them after catching up) */
+    int64_t heap;
+    uint64_t peak, allocated_bytes, allocations, frees;
+    uint64_t nostack, reuses, dropped;
+    ml_thread_id last_thread;
+    ml_frame_id *context;   /* each thread's stack as the file knows it, by thread id */
+    size_t context_cap;
+    char pad[64];           /* nothing of the hooks' shares its last line */
+} mlc __attribute__((aligned(64)));
+
+/* ---- the consumer: events into the live-block map, counters and records
+ * (lock held) ---- */
+
+static ML_HOT void
+ml_count_alloc_unlocked(size_t size)
+{
+    mlc.heap += (int64_t)size;
+    mlc.allocated_bytes += size;
+    mlc.allocations++;
+    if (mlc.heap > (int64_t)mlc.peak)
+        mlc.peak = (uint64_t)mlc.heap;
+}
+
+/* Make thread `id` the current thread of the file. */
+static ML_HOT void
+ml_switch_thread_unlocked(ml_thread_id id)
+{
+    if (mlc.last_thread != id) {
+        ml_writer_thread(ml.w, id);
+        mlc.last_thread = id;
+    }
+}
+
+/* Where the file's stack of thread `id` is kept (NULL: out of memory). */
+static ML_HOT ml_frame_id *
+ml_context_of(ml_thread_id id)
+{
+    if (id < mlc.context_cap)
+        return &mlc.context[id];
+    size_t cap = mlc.context_cap ? mlc.context_cap : 16;
+    while (cap <= id)
+        cap *= 2;
+    ml_frame_id *c = realloc(mlc.context, cap * sizeof(*c));
+    if (!c)
+        return NULL;
+    memset(c + mlc.context_cap, 0, (cap - mlc.context_cap) * sizeof(*c));
+    mlc.context = c;
+    mlc.context_cap = cap;
+    return &c[id];
+}
+
+static ML_HOT void
+ml_record_alloc_unlocked(uintptr_t ptr, size_t size, ml_domain domain, ml_frame_id stack, ml_type_id type,
+                         ml_thread_id thread)
+{
+    ml_count_alloc_unlocked(size);
+    ml_switch_thread_unlocked(thread);
+    ml_seq seq = ml_writer_alloc(ml.w, domain, stack, type, size);
+    ml_frame_id *ctx = ml_context_of(thread);
+    if (ctx)
+        *ctx = stack;
+    if (ml_blocks_put(ml.blocks, ptr, seq, size) < 0)
+        mlc.dropped++; /* out of memory: its free will not be recorded */
+}
+
+/* A free; blocks the map does not hold (allocated before the capture
+ * started) leave no record. */
+static ML_HOT void
+ml_record_free_unlocked(uintptr_t ptr, ml_frame_id stack, ml_thread_id thread)
+{
+    ml_block e;
+    if (!ml_blocks_take(ml.blocks, ptr, &e))
+        return;
+    mlc.heap -= (int64_t)e.size;
+    mlc.frees++;
+    ml_switch_thread_unlocked(thread);
+    ml_frame_id *ctx = ml_context_of(thread);
+    if (ctx && *ctx != stack) {
+        ml_writer_context(ml.w, stack);
+        *ctx = stack;
+    }
+    ml_writer_free(ml.w, e.seq);
+}
+
+/* Take up to `limit` events out of the ring; returns how many. */
+static size_t
+ml_drain_unlocked(size_t limit)
+{
+    size_t tail = atomic_load_explicit(&ml_ring.tail, memory_order_relaxed);
+    size_t head = atomic_load_explicit(&ml_ring.head, memory_order_acquire);
+    if (head - tail > limit)
+        head = tail + limit;
+    if (head == tail || !ml.w) {
+        atomic_store_explicit(&ml_ring.tail, head, memory_order_release);
+        return head - tail;
+    }
+    for (size_t i = tail; i != head; i++) {
+        if (i + ML_DRAIN_AHEAD < head) /* the map entries are the cache misses */
+            ml_blocks_prefetch(ml.blocks, ml_ring.ev[(i + ML_DRAIN_AHEAD) & ml_ring.mask].ptr);
+        const ml_event *ev = &ml_ring.ev[i & ml_ring.mask];
+        switch (ev->kind) {
+        case ML_EV_ALLOC:
+            ml_record_alloc_unlocked(ev->ptr, ev->size, (ml_domain)ev->domain, ev->stack, ev->type, ev->thread);
+            break;
+        case ML_EV_FREE:
+            ml_record_free_unlocked(ev->ptr, ev->stack, ev->thread);
+            break;
+        default:
+            ml_writer_reuse(ml.w, ev->type);
+            mlc.reuses++;
+        }
+    }
+    atomic_store_explicit(&ml_ring.tail, head, memory_order_release);
+    return head - (size_t)tail;
+}
+
+static void
+ml_drain_all_unlocked(void)
+{
+    while (ml_drain_unlocked(SIZE_MAX))
+        ;
+}
+
+/* ---- the producer: the hooks' side (GIL held) ---- */
+
+/* Move the definitions the hooks made into the file (lock held; only a
+ * thread with the GIL may call it: the hooks write ml.defs without the lock). */
+static void
+ml_publish_defs_unlocked(void)
+{
+    if (ml.defs && ml.w)
+        ml_writer_move(ml.defs, ml.w);
+}
+
+/* Bring the file up to date: definitions, then every event in the ring.
+ * GIL held; the caller takes the lock. */
+static void
+ml_sync_unlocked(void)
+{
+    ml_publish_defs_unlocked();
+    ml_drain_all_unlocked();
+}
+
+static ML_HOT void
+ml_push(const ml_event *ev)
+{
+    /* what the event uses is defined in the file before it enters the ring */
+    if (__builtin_expect(ml_writer_buffered(ml.defs) != 0, 0)) {
+        ml_lock();
+        ml_publish_defs_unlocked();
+        ml_unlock();
+    }
+    size_t head = atomic_load_explicit(&ml_ring.head, memory_order_relaxed);
+    if (__builtin_expect(head - ml_ring.tail_seen >= ml_ring.cap, 0)) {
+        ml_ring.tail_seen = atomic_load_explicit(&ml_ring.tail, memory_order_acquire);
+        if (head - ml_ring.tail_seen >= ml_ring.cap) { /* the consumer is behind: drain here */
+            ml_lock();
+            ml_drain_unlocked(SIZE_MAX);
+            ml.hook_drains++;
+            ml_unlock();
+            ml_ring.tail_seen = atomic_load_explicit(&ml_ring.tail, memory_order_acquire);
+        }
+    }
+    ml_ring.ev[head & ml_ring.mask] = *ev;
+    atomic_store_explicit(&ml_ring.head, head + 1, memory_order_release);
+}
 
 static void
 ml_tstate_destroy(void *arg)
 {
     ml_tstate *t = arg;
-    ml_lock();
-    for (int i = 0; i < ml.npending; i++)
-        if (ml.pending[i].owner == t)
-            ml.pending[i].owner = NULL;
-    ml_unlock();
     ml_stack_cache_release(&t->cache);
     free(t->scratch);
     free(t);
@@ -174,17 +384,32 @@ ml_tstate_get(void)
     return t;
 }
 
+/* This thread's id in the file, defined (THREAD_DEF) on first use in `w`:
+ * ml.defs from a hook with the GIL, ml.w under the lock otherwise. */
+static ML_HOT ml_thread_id
+ml_thread_of(ml_tstate *t, ml_writer *w)
+{
+    if (__builtin_expect(t->generation != ml.generation || !t->id, 0)) {
+        t->generation = ml.generation;
+        t->id = atomic_fetch_add(&ml.nthreads, 1) + 1;
+        char name[32] = "";
+        pthread_getname_np(pthread_self(), name, sizeof(name));
+        ml_writer_thread_def(w, t->id, (uint64_t)syscall(SYS_gettid), name, strlen(name));
+    }
+    return t->id;
+}
+
 /* Walk this thread's Python frames into t->scratch, with its previous
  * frame chain as the cache (see stacks.h): returns the new inner frames
  * above chain[*anchor], or -1 when the stack is too deep for the cache.
- * Needs the GIL; outside the lock. */
+ * GIL held. */
 static ML_HOT int
 ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bottom)
 {
     /* the common case first: the thread's stack has not changed (the
      * cache's ids are this capture's when its generation is) */
     ml_stack_cache *c = &t->cache;
-    if (ts && c->n && c->generation == ml.generation &&
+    if (c->n && c->generation == ml.generation &&
         ml_compat_chain_unchanged(ts, ml.stop_code, c->chain, c->n, c->bottom)) {
         *anchor = c->n - 1;
         *bottom = c->bottom;
@@ -192,8 +417,6 @@ ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bot
     }
     *anchor = -1;
     *bottom = NULL;
-    if (!ts || !ml.w || !ml.stacks)
-        return 0;
     if (ml.no_hint)
         return -1;
     int cap = ml.max_frames * 2 + 16; /* room for shim frames */
@@ -209,21 +432,22 @@ ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bot
                                  t->scratch_cap, anchor, bottom);
 }
 
-/* The stack id of what ml_capture_frames found (lock held, GIL held when
- * ts is set). Stacks too deep for the cache are walked again here, plainly,
- * keeping the innermost max_frames frames. */
+/* The stack id of this thread's Python stack (GIL held). Stacks too deep
+ * for the cache are walked again here, plainly, keeping the innermost
+ * max_frames frames. */
 static ML_HOT ml_frame_id
-ml_intern_frames(ml_tstate *t, PyThreadState *ts, int n, int anchor, const void *bottom)
+ml_stack_of(ml_tstate *t, PyThreadState *ts)
 {
+    int anchor = -1;
+    const void *bottom = NULL;
+    int n = ml_capture_frames(t, ts, &anchor, &bottom);
     ml_frame_id id = 0;
-    if (!ts)
-        return 0;
     const ml_stack_cache *c = &t->cache;
     if (n == 0 && anchor >= 0 && anchor == c->n - 1 && c->generation == ml.generation && c->chain[anchor].node)
         return c->chain[anchor].node; /* unchanged */
     if (n >= 0 && ml_stacks_intern_chain(ml.stacks, &t->cache, t->scratch, n, anchor, bottom, ml.max_frames, &id) == 0)
         return id;
-    static ml_pyframe frames[4096]; /* under the lock; max_frames <= 4096 */
+    static ml_pyframe frames[4096]; /* under the GIL; max_frames <= 4096 */
     int truncated = 0;
     int k = ml_compat_walk(ts, frames, ml.max_frames, ml.stop_code, &truncated);
     if (truncated)
@@ -240,56 +464,30 @@ ml_now_us(void)
     return us < 0 ? 0 : (uint64_t)us;
 }
 
-/* Make `t` the current thread of the file. */
-static ML_HOT void
-ml_switch_thread_unlocked(ml_tstate *t)
-{
-    if (t->generation != ml.generation || !t->id) {
-        t->generation = ml.generation;
-        t->id = ++ml.nthreads;
-        t->context = 0;
-        char name[32] = "";
-        pthread_getname_np(pthread_self(), name, sizeof(name));
-        ml_writer_thread_def(ml.w, t->id, (uint64_t)syscall(SYS_gettid), name, strlen(name));
-    }
-    if (ml.last_thread != t->id) {
-        ml_writer_thread(ml.w, t->id);
-        ml.last_thread = t->id;
-    }
-}
-
-/* Write pending block i's ALLOC with its type and drop it from the queue.
- * GIL held. known_type: from the creation tracer (0 = read the header). */
+/* Push pending block i's ALLOC with its type and drop it from the queue.
+ * known_type: from the creation tracer (0 = read the header). */
 static void
-ml_resolve_one_unlocked(int i, ml_type_id known_type, int freeing)
+ml_resolve_one(int i, ml_type_id known_type, int freeing)
 {
     const struct ml_pending *pb = &ml.pending[i];
-    ml_type_id type = known_type ? known_type
-                                 : ml_types_classify(ml.types, (const void *)pb->ptr, pb->size, pb->domain, freeing);
-    ml_tstate *owner = pb->owner;
-    if (owner && owner->generation == ml.generation && owner->id) {
-        if (ml.last_thread != owner->id) {
-            ml_writer_thread(ml.w, owner->id);
-            ml.last_thread = owner->id;
-        }
-        owner->context = pb->stack;
-    }
-    ml_seq seq = ml_writer_alloc(ml.w, pb->domain, pb->stack, type, pb->size);
-    if (ml_blocks_put_at(ml.blocks, pb->ptr, pb->slot, seq, pb->size, ml_types_is_metatype(ml.types, type)) < 0)
-        ml.dropped++; /* out of memory: its free will not be recorded */
+    ml_event ev = {.kind = ML_EV_ALLOC, .ptr = pb->ptr, .size = pb->size, .domain = (uint8_t)pb->domain,
+                   .stack = pb->stack, .thread = pb->thread};
+    ev.type = known_type ? known_type
+                         : ml_types_classify(ml.types, (const void *)pb->ptr, pb->size, pb->domain, freeing);
     if (i != --ml.npending)
         memmove(&ml.pending[i], &ml.pending[i + 1], (size_t)(ml.npending - i) * sizeof(*pb));
+    ml_push(&ev);
 }
 
 /* Classify every pending block, unless a collection is under way (then
  * their headers may not be written yet). force: at stop and marks. */
 static ML_HOT void
-ml_resolve_pending_unlocked(PyThreadState *ts, int force)
+ml_resolve_pending(PyThreadState *ts, int force)
 {
     if (!ml.npending || (!force && ml_compat_gc_collecting(ts)))
         return;
     while (ml.npending)
-        ml_resolve_one_unlocked(0, 0, 0);
+        ml_resolve_one(0, 0, 0);
 }
 
 static int
@@ -301,17 +499,6 @@ ml_pending_find(uintptr_t ptr)
     return -1;
 }
 
-static ML_HOT void
-ml_count_alloc_unlocked(size_t size)
-{
-    ml.heap += (int64_t)size;
-    ml.allocated_bytes += size;
-    ml.allocations++;
-    if (ml.heap > (int64_t)ml.peak)
-        ml.peak = (uint64_t)ml.heap;
-}
-
-/* Record a new block. */
 static inline PyThreadState *
 ml_tstate_for(ml_domain domain)
 {
@@ -319,125 +506,126 @@ ml_tstate_for(ml_domain domain)
     return domain == ML_DOMAIN_RAW ? ml_compat_tstate_with_gil() : ml_compat_tstate_gil_held();
 }
 
-static __attribute__((flatten)) void
-ml_on_alloc(ml_domain domain, void *p, size_t size)
+/* An allocation or free without a Python thread state (RAW without the GIL,
+ * or MEM/OBJ at interpreter shutdown), or without a file (counters only):
+ * recorded under the lock after the ring, with no stack. */
+static void
+ml_on_alloc_locked(ml_domain domain, void *p, size_t size, ml_tstate *t)
 {
-    ml_blocks *blocks = ml.blocks;
-    PyThreadState *ts = ml_tstate_for(domain);
-    /* with the GIL, the table cannot be freed before we use the slot */
-    void *slot = blocks && ts ? ml_blocks_peek(blocks, (uintptr_t)p) : NULL;
-    ml_tstate *t = ml_tstate_get();
-    int anchor = -1;
-    const void *bottom = NULL;
-    int n = t ? ml_capture_frames(t, ts, &anchor, &bottom) : 0;
     ml_lock();
     if (!ml.active || !ML_ENABLED())
         goto unlock;
-    /* RAW calls may come from a wrapper above us (tracemalloc's tables)
-     * before the object header is written: only MEM/OBJ calls classify */
-    if (ts && ml.w && domain != ML_DOMAIN_RAW)
-        ml_resolve_pending_unlocked(ts, 0);
-    ml_count_alloc_unlocked(size);
+    ml_drain_all_unlocked();
     if (!ml.w || !t) { /* counters only */
-        if (ml_blocks_put(ml.blocks, (uintptr_t)p, 1, size, 0) < 0)
-            ml.dropped++;
+        ml_count_alloc_unlocked(size);
+        if (ml_blocks_put(ml.blocks, (uintptr_t)p, 1, size) < 0)
+            mlc.dropped++;
         goto unlock;
     }
-    ml_frame_id stack = ml_intern_frames(t, ts, n, anchor, bottom);
-    if (!ts)
-        ml.nostack++;
-    ml_switch_thread_unlocked(t);
-    if (ts && (domain == ML_DOMAIN_OBJ || (domain == ML_DOMAIN_MEM && ML_COMPAT_MEM_HOLDS_DICT_KEYS))) {
-        /* classified at the next hook call, when the header is written; it
-         * enters the live-block map then (a free finds it here first) */
-        if (ml.npending == ML_PENDING_MAX)
-            ml_resolve_one_unlocked(0, 0, 0);
-        ml.pending[ml.npending++] = (struct ml_pending){(uintptr_t)p, slot, size, domain, stack, t};
-    } else {
-        ml_type_id type = domain == ML_DOMAIN_RAW ? ML_KIND_RAW
-                          : domain == ML_DOMAIN_MEM ? ML_KIND_MEM
-                                                    : ML_KIND_OBJ;
-        ml_seq seq = ml_writer_alloc(ml.w, domain, stack, type, size);
-        t->context = stack;
-        if (ml_blocks_put_at(ml.blocks, (uintptr_t)p, slot, seq, size, 0) < 0)
-            ml.dropped++;
-    }
+    mlc.nostack++;
+    ml_type_id type = domain == ML_DOMAIN_RAW ? ML_KIND_RAW : domain == ML_DOMAIN_MEM ? ML_KIND_MEM : ML_KIND_OBJ;
+    ml_record_alloc_unlocked((uintptr_t)p, size, domain, 0, type, ml_thread_of(t, ml.w));
 unlock:
     ml_unlock();
+}
+
+static void
+ml_on_free_locked(ml_domain domain, void *p, ml_tstate *t)
+{
+    if (domain != ML_DOMAIN_RAW && ml.npending && ML_ENABLED()) { /* GIL held */
+        int i = ml_pending_find((uintptr_t)p);
+        if (i >= 0)
+            ml_resolve_one(i, 0, 1);
+    }
+    ml_lock();
+    if (!ml.active || !ML_ENABLED())
+        goto unlock;
+    ml_drain_all_unlocked();
+    if (!ml.w || !t) {
+        ml_block e;
+        if (ml_blocks_take(ml.blocks, (uintptr_t)p, &e)) {
+            mlc.heap -= (int64_t)e.size;
+            mlc.frees++;
+        }
+        goto unlock;
+    }
+    ml_record_free_unlocked((uintptr_t)p, 0, ml_thread_of(t, ml.w));
+unlock:
+    ml_unlock();
+    /* only OBJ blocks hold type objects, and OBJ calls hold the GIL */
+    if (domain == ML_DOMAIN_OBJ && ml.types && ml_types_may_be_type(ml.types, p))
+        ml_types_type_freed(ml.types, p);
+}
+
+/* Record a new block. */
+static __attribute__((flatten)) void
+ml_on_alloc(ml_domain domain, void *p, size_t size)
+{
+    PyThreadState *ts = ml_tstate_for(domain);
+    ml_tstate *t = ml_tstate_get();
+    if (!ts || !t || !ml.w) {
+        ml_on_alloc_locked(domain, p, size, t);
+        return;
+    }
+    /* with the GIL: stop cannot run meanwhile, and no other hook either */
+    if (!ml.active)
+        return;
+    /* RAW calls may come from a wrapper above us (tracemalloc's tables)
+     * before the object header is written: only MEM/OBJ calls classify */
+    if (domain != ML_DOMAIN_RAW)
+        ml_resolve_pending(ts, 0);
+    ml_frame_id stack = ml_stack_of(t, ts);
+    ml_thread_id thread = ml_thread_of(t, ml.defs);
+    if (domain == ML_DOMAIN_OBJ || (domain == ML_DOMAIN_MEM && ML_COMPAT_MEM_HOLDS_DICT_KEYS)) {
+        /* classified at the next hook call, when the header is written */
+        if (ml.npending == ML_PENDING_MAX)
+            ml_resolve_one(0, 0, 0);
+        ml.pending[ml.npending++] = (struct ml_pending){(uintptr_t)p, size, domain, stack, thread};
+        return;
+    }
+    ml_event ev = {.kind = ML_EV_ALLOC, .ptr = (uintptr_t)p, .size = size, .domain = (uint8_t)domain,
+                   .stack = stack, .thread = thread,
+                   .type = domain == ML_DOMAIN_RAW ? ML_KIND_RAW : ML_KIND_MEM};
+    ml_push(&ev);
 }
 
 /* Record the free of p (before the memory is released). */
 static __attribute__((flatten)) void
 ml_on_free(ml_domain domain, void *p)
 {
-    ml_blocks *blocks = ml.blocks;
     PyThreadState *ts = ml_tstate_for(domain);
-    /* the block's entry is a cache miss: start loading it, walk the frames
-     * meanwhile (with the GIL, so that no stop() frees the table) */
-    void *slot = blocks && ts ? ml_blocks_peek(blocks, (uintptr_t)p) : NULL;
     ml_tstate *t = ml_tstate_get();
-    int anchor = -1;
-    const void *bottom = NULL;
-    int n = t ? ml_capture_frames(t, ts, &anchor, &bottom) : 0;
-    /* A block allocated before tracking started: nothing to record, but a
-     * type object among such blocks is forgotten. The types table changes
-     * only under the GIL, so with it the test needs no lock. */
-    if (blocks && ts && !ml.npending && !ml_blocks_maybe_live((uintptr_t)p, slot)) {
-        if (ml.types && ml.active && ml_types_may_be_type(ml.types, p)) {
-            ml_lock();
-            if (ml.types && ml.active)
-                ml_types_type_freed(ml.types, p);
-            ml_unlock();
-        }
+    if (!ts || !t || !ml.w) {
+        ml_on_free_locked(domain, p, t);
         return;
     }
-    ml_lock();
-    if (!ml.active || !ML_ENABLED())
-        goto unlock;
-    if (ml.w) {
-        int i = ml.npending ? ml_pending_find((uintptr_t)p) : -1;
+    if (!ml.active)
+        return;
+    if (ml.npending) {
+        int i = ml_pending_find((uintptr_t)p);
         if (i >= 0)
-            ml_resolve_one_unlocked(i, 0, 1); /* freed before classified: read it now */
-        if (ts && domain != ML_DOMAIN_RAW)
-            ml_resolve_pending_unlocked(ts, 0);
+            ml_resolve_one(i, 0, 1); /* freed before classified: read it now */
+        if (domain != ML_DOMAIN_RAW)
+            ml_resolve_pending(ts, 0);
     }
-    ml_block e;
-    if (!ml_blocks_take(ml.blocks, (uintptr_t)p, slot, &e)) {
-        if (ml.types && ts)
-            ml_types_type_freed(ml.types, p); /* maybe a type made before we started */
-        goto unlock;
-    }
-    ml.heap -= (int64_t)e.size;
-    ml.frees++;
-    if (!ml.w || !t || !e.seq)
-        goto unlock;
-    if (e.flag)
+    /* a type object's address may hold another type soon */
+    if (domain == ML_DOMAIN_OBJ && ml_types_may_be_type(ml.types, p))
         ml_types_type_freed(ml.types, p);
-    ml_switch_thread_unlocked(t);
-    if (ts) {
-        ml_frame_id stack = ml_intern_frames(t, ts, n, anchor, bottom);
-        if (stack != t->context) {
-            ml_writer_context(ml.w, stack);
-            t->context = stack;
-        }
-    }
-    ml_writer_free(ml.w, e.seq);
-unlock:
-    ml_unlock();
+    ml_event ev = {.kind = ML_EV_FREE, .ptr = (uintptr_t)p, .stack = ml_stack_of(t, ts),
+                   .thread = ml_thread_of(t, ml.defs)};
+    ml_push(&ev);
 }
 
 /* A block about to be reallocated may still be pending: classify it now,
- * while its memory is valid (realloc may free it). */
+ * while its memory is valid (realloc may free it). GIL held. */
 static void
 ml_before_realloc(void *old)
 {
-    ml_lock();
     if (ml.active && ml.w && ml.npending && ML_ENABLED()) {
         int i = ml_pending_find((uintptr_t)old);
         if (i >= 0)
-            ml_resolve_one_unlocked(i, 0, 0);
+            ml_resolve_one(i, 0, 0);
     }
-    ml_unlock();
 }
 
 /* ---- the hooks ---- */
@@ -503,29 +691,23 @@ ml_hook_free(void *ctx, void *p)
     c->orig.free(c->orig.ctx, p);
 }
 
-/* 3.13 creation tracer: every object created, free-list reuse included. */
+/* 3.13 creation tracer: every object created, free-list reuse included.
+ * GIL held. */
 static void
 ml_on_create(PyObject *op)
 {
-    if (ml_busy || !ML_ENABLED())
+    if (ml_busy || !ML_ENABLED() || !ml.active || !ml.w)
         return;
     ml_busy = 1;
-    ml_lock();
-    if (ml.active && ml.w && ML_ENABLED()) {
-        PyTypeObject *tp = Py_TYPE(op);
-        uintptr_t block = (uintptr_t)op - ml_compat_preheader(tp);
-        int i = ml.npending ? ml_pending_find(block) : -1;
-        if (i >= 0) {
-            ml_resolve_one_unlocked(i, ml_types_of(ml.types, tp), 0);
-        } else {
-            ml_block b;
-            if (!ml_blocks_get(ml.blocks, block, &b) || b.seq) {
-                ml_writer_reuse(ml.w, ml_types_of(ml.types, tp));
-                ml.reuses++;
-            }
-        }
+    PyTypeObject *tp = Py_TYPE(op);
+    uintptr_t block = (uintptr_t)op - ml_compat_preheader(tp);
+    int i = ml.npending ? ml_pending_find(block) : -1;
+    if (i >= 0) {
+        ml_resolve_one(i, ml_types_of(ml.types, tp), 0);
+    } else { /* not allocated just now: taken from a free list */
+        ml_event ev = {.kind = ML_EV_REUSE, .type = ml_types_of(ml.types, tp)};
+        ml_push(&ev);
     }
-    ml_unlock();
     ml_busy = 0;
 }
 
@@ -566,8 +748,14 @@ ml_sample_unlocked(void)
     uint64_t now = ml_now_us();
     ml_writer_time(ml.w, now - ml.last_time_us);
     ml.last_time_us = now;
-    ml_writer_memory(ml.w, ml_read_rss(), ml.heap < 0 ? 0 : (uint64_t)ml.heap);
+    ml_writer_memory(ml.w, ml_read_rss(), mlc.heap < 0 ? 0 : (uint64_t)mlc.heap);
 }
+
+/* The consumer's loop: drain the ring as it fills (waking every
+ * ML_BUSY_WAKE_US while events come, else at the next sample), and every
+ * sample_ms write the time, RSS and heap and flush the file, compressing it
+ * outside the lock while the program goes on. */
+#define ML_BUSY_WAKE_US 500
 
 static void *
 ml_sampler_main(void *arg)
@@ -578,26 +766,48 @@ ml_sampler_main(void *arg)
     pthread_mutex_lock(&ml.sampler_mx);
     ml.sampler_ready = 1;
     pthread_cond_broadcast(&ml.sampler_cv);
+    uint64_t period = (uint64_t)ml.sample_ms * 1000, next_sample = ml_now_us() + period;
+    int busy = 0;
     while (!ml.sampler_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)ml.sample_ms * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&ml.sampler_cv, &ml.sampler_mx, &until);
+        uint64_t now = ml_now_us();
+        uint64_t wait_us = next_sample > now ? next_sample - now : 0;
+        if (busy && wait_us > ML_BUSY_WAKE_US)
+            wait_us = ML_BUSY_WAKE_US;
+        if (wait_us) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += (long)(wait_us * 1000);
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&ml.sampler_cv, &ml.sampler_mx, &until);
+        }
         if (ml.sampler_stop)
             break;
         pthread_mutex_unlock(&ml.sampler_mx);
-        ml_lock();
-        ml_writer *w = ml.w;
-        if (w) {
-            ml_sample_unlocked();
-            /* write the buffer while the program goes on into the other one */
-            ml_writer_flush_begin(w);
+        /* a batch per lock hold, so that a hook needing the lock waits little */
+        size_t n = 0, k;
+        do {
+            while (atomic_load_explicit(&ml_spin_waiters, memory_order_relaxed))
+                sched_yield();
+            ml_lock();
+            k = ml_drain_unlocked(ML_DRAIN_BATCH);
+            ml_unlock();
+            n += k;
+        } while (k == ML_DRAIN_BATCH && n < ml_ring.cap);
+        busy = n > 0;
+        if (ml_now_us() >= next_sample) {
+            ml_lock();
+            ml_writer *w = ml.w;
+            if (w) {
+                ml_drain_all_unlocked();
+                ml_sample_unlocked();
+                ml_writer_flush_begin(w); /* the program goes on into the other buffer */
+            }
+            ml_unlock();
+            if (w)
+                ml_writer_flush_end(w);
+            next_sample = ml_now_us() + period;
         }
-        ml_unlock();
-        if (w)
-            ml_writer_flush_end(w);
         pthread_mutex_lock(&ml.sampler_mx);
     }
     pthread_mutex_unlock(&ml.sampler_mx);
@@ -661,6 +871,11 @@ ml_atfork_child(void)
     pthread_mutex_init(&ml.sampler_mx, NULL);
     pthread_cond_init(&ml.sampler_cv, NULL);
     ml.prepare_locked = 0;
+    atomic_store(&ml_spin_waiters, 0);
+    /* the parent's events stay the parent's */
+    atomic_store(&ml_ring.head, 0);
+    atomic_store(&ml_ring.tail, 0);
+    ml_ring.tail_seen = 0;
     if (!ml.active)
         return;
     atomic_store(&ml_enabled, 0);
@@ -688,20 +903,26 @@ ml_open_capture_unlocked(const char *path, int force, const char *meta, size_t m
     if (!ml.w)
         return -1;
     ml.generation++;
-    ml.stacks = ml_stacks_new(ml.w, ml.generation);
-    ml.types = ml_types_new(ml.w);
+    ml.defs = ml_writer_open_mem();
+    ml.stacks = ml.defs ? ml_stacks_new(ml.defs, ml.generation) : NULL;
+    ml.types = ml.defs ? ml_types_new(ml.defs) : NULL;
     if (!ml.stacks || !ml.types) {
         ml_stacks_free(ml.stacks, 1);
         ml_types_free(ml.types);
+        if (ml.defs)
+            ml_writer_close(ml.defs);
         ml_writer_close(ml.w);
-        ml.w = NULL;
+        ml.w = ml.defs = NULL;
         ml.stacks = NULL;
         ml.types = NULL;
         errno = ENOMEM;
         return -1;
     }
-    ml.last_thread = 0;
-    ml.nthreads = 0;
+    ml_writer_move(ml.defs, ml.w); /* the buffer kinds, before anything uses them */
+    mlc.last_thread = 0;
+    atomic_store(&ml.nthreads, 0);
+    if (mlc.context)
+        memset(mlc.context, 0, mlc.context_cap * sizeof(*mlc.context));
     clock_gettime(CLOCK_MONOTONIC, &ml.t0);
     ml.last_time_us = 0;
     return 0;
@@ -710,9 +931,9 @@ ml_open_capture_unlocked(const char *path, int force, const char *meta, size_t m
 static void
 ml_reset_counters(void)
 {
-    ml.heap = 0;
-    ml.peak = ml.allocated_bytes = ml.allocations = ml.frees = 0;
-    ml.nostack = ml.truncated = ml.reuses = ml.dropped = 0;
+    mlc.heap = 0;
+    mlc.peak = mlc.allocated_bytes = mlc.allocations = mlc.frees = 0;
+    mlc.nostack = ml.truncated = mlc.reuses = mlc.dropped = ml.hook_drains = 0;
     ml.npending = 0;
 }
 
@@ -723,6 +944,22 @@ ml_tracker_start(const ml_tracker_options *opt)
     if (ml.active) {
         errno = EBUSY;
         return -1;
+    }
+    if (!ml_ring.ev) {
+        /* a tiny ring keeps the hooks draining it (tests of that path) */
+        const char *env = getenv("MEMLENS_RING_EVENTS");
+        size_t cap = env && atoi(env) >= 16 && atoi(env) <= (int)ML_RING_CAP ? (size_t)atoi(env) : ML_RING_CAP;
+        while (cap & (cap - 1))
+            cap &= cap - 1; /* a power of two */
+        void *ev = mmap(NULL, cap * sizeof(ml_event), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (ev == MAP_FAILED) {
+            errno = ENOMEM;
+            return -1;
+        }
+        ml_ring.ev = ev;
+        ml_ring.cap = cap;
+        ml_ring.mask = cap - 1;
     }
     ml_blocks *blocks = ml_blocks_new();
     if (!blocks) {
@@ -773,7 +1010,7 @@ ml_finish_capture_unlocked(ml_tracker_stats *st)
 {
     int rc = 0;
     if (ml.w) {
-        ml_resolve_pending_unlocked(NULL, 1);
+        ml_sync_unlocked();
         ml_sample_unlocked();
         int lost = ml.tracer_installed && !ml_compat_reftracer_is_ours();
         if (lost) {
@@ -782,10 +1019,10 @@ ml_finish_capture_unlocked(ml_tracker_stats *st)
                 "from free lists after that point are not counted in `types`";
             ml_writer_note(ml.w, ML_NOTE_TRACER_LOST, msg, sizeof(msg) - 1);
         }
-        uint64_t dropped = ml.dropped + ml_stacks_dropped(ml.stacks);
+        uint64_t dropped = mlc.dropped + ml_stacks_dropped(ml.stacks);
         uint64_t fields[ML_TRAILER_COUNT] = {
-            [ML_TRAILER_ALLOCS] = ml.allocations, [ML_TRAILER_FREES] = ml.frees,
-            [ML_TRAILER_DROPPED] = dropped, [ML_TRAILER_NOSTACK] = ml.nostack,
+            [ML_TRAILER_ALLOCS] = mlc.allocations, [ML_TRAILER_FREES] = mlc.frees,
+            [ML_TRAILER_DROPPED] = dropped, [ML_TRAILER_NOSTACK] = mlc.nostack,
             [ML_TRAILER_TRUNCATED] = ml.truncated,
         };
         ml_writer_trailer(ml.w, fields, ML_TRAILER_COUNT);
@@ -796,15 +1033,17 @@ ml_finish_capture_unlocked(ml_tracker_stats *st)
             st->compressed = ml_writer_compressed(ml.w);
         }
         rc = ml_writer_close(ml.w);
-        ml.w = NULL;
+        ml_writer_close(ml.defs);
+        ml.w = ml.defs = NULL;
     }
     if (st) {
-        st->allocs = ml.allocations;
-        st->frees = ml.frees;
-        st->dropped = ml.dropped + (ml.stacks ? ml_stacks_dropped(ml.stacks) : 0);
-        st->nostack = ml.nostack;
+        st->allocs = mlc.allocations;
+        st->frees = mlc.frees;
+        st->dropped = mlc.dropped + (ml.stacks ? ml_stacks_dropped(ml.stacks) : 0);
+        st->nostack = mlc.nostack;
         st->truncated = ml.truncated;
-        st->reuses = ml.reuses;
+        st->reuses = mlc.reuses;
+        st->hook_drains = ml.hook_drains;
     }
     return rc;
 }
@@ -822,6 +1061,10 @@ ml_tracker_stop(ml_tracker_stats *st)
         ml_compat_reftracer_uninstall();
         ml.tracer_installed = 0;
     }
+    int was = ml_busy;
+    ml_busy = 1;
+    if (ml.w && !ml.forked_child)
+        ml_resolve_pending(NULL, 1);
     ml_lock();
     int rc = ml_finish_capture_unlocked(st);
     ml.active = 0;
@@ -832,6 +1075,7 @@ ml_tracker_stop(ml_tracker_stats *st)
     ml.types = NULL;
     ml.blocks = NULL;
     ml_unlock();
+    ml_busy = was;
     return rc;
 }
 
@@ -864,8 +1108,11 @@ ml_tracker_after_fork_child(void)
      * code references are the parent's too, so they are not dropped) */
     ml_stacks_free(ml.stacks, 0);
     ml_types_free(ml.types);
+    if (ml.defs)
+        ml_writer_close(ml.defs);
     ml.stacks = NULL;
     ml.types = NULL;
+    ml.defs = NULL;
     ml_blocks_clear(ml.blocks);
     ml_reset_counters();
     int rc = ml_open_capture_unlocked(path, 1, meta, mlen);
@@ -882,20 +1129,40 @@ ml_tracker_after_fork_child(void)
     return 0;
 }
 
+/* With a capture running, the ring holds events the counters have not
+ * seen yet, and the pending blocks are not in the ring: bring both in
+ * (GIL held: every caller is Python code or its monitoring callbacks). */
+static void
+ml_catch_up(int force)
+{
+    if (!ml.active || !ml.w || !ML_ENABLED() || ml.forked_child)
+        return;
+    int was = ml_busy;
+    ml_busy = 1;
+    ml_resolve_pending(force ? NULL : ml_compat_tstate_gil_held(), force);
+    ml_lock();
+    if (ml.w)
+        ml_sync_unlocked();
+    ml_unlock();
+    ml_busy = was;
+}
+
 void
 ml_tracker_counters(ml_counters *out)
 {
-    out->heap = ml.heap;
-    out->allocated_bytes = ml.allocated_bytes;
-    out->allocations = ml.allocations;
-    out->peak = ml.peak;
+    ml_catch_up(0);
+    out->heap = mlc.heap;
+    out->allocated_bytes = mlc.allocated_bytes;
+    out->allocations = mlc.allocations;
+    out->peak = mlc.peak;
 }
 
 void
 ml_tracker_reset_peak(void)
 {
+    ml_catch_up(0);
     ml_lock();
-    ml.peak = ml.heap < 0 ? 0 : (uint64_t)ml.heap;
+    mlc.peak = mlc.heap < 0 ? 0 : (uint64_t)mlc.heap;
     ml_unlock();
 }
 
@@ -903,12 +1170,16 @@ void
 ml_tracker_mark(unsigned kind, const char *label, size_t len)
 {
     ml_tstate *t = ml_tstate_get();
+    if (!t || !ml.active || !ml.w || !ML_ENABLED() || ml.forked_child)
+        return;
     int was = ml_busy;
     ml_busy = 1;
+    ml_thread_id id = ml_thread_of(t, ml.defs);
+    ml_resolve_pending(NULL, 1);
     ml_lock();
-    if (ml.active && ml.w && t && ML_ENABLED()) {
-        ml_resolve_pending_unlocked(NULL, 1);
-        ml_switch_thread_unlocked(t);
+    if (ml.w) {
+        ml_sync_unlocked();
+        ml_switch_thread_unlocked(id);
         uint64_t now = ml_now_us();
         ml_writer_time(ml.w, now - ml.last_time_us);
         ml.last_time_us = now;
@@ -921,6 +1192,7 @@ ml_tracker_mark(unsigned kind, const char *label, size_t len)
 void
 ml_tracker_flush(void)
 {
+    ml_catch_up(0);
     ml_lock();
     if (ml.w)
         ml_writer_flush(ml.w);

@@ -35,6 +35,7 @@ int ml_tracker_start(const ml_tracker_options *opt);
 
 typedef struct {
     uint64_t allocs, frees, dropped, nostack, truncated, reuses;
+    uint64_t hook_drains; /* times a hook drained the full event ring itself */
     uint64_t bytes_written, bytes_lost;
     int tracer_lost; /* 3.13: the creation tracer was replaced by someone */
     int compressed;  /* the file is the compressed container (zlib was loaded) */

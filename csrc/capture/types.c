@@ -19,6 +19,7 @@ typedef struct {
     uint32_t flags; /* ML_TYPEF_* */
 } ml_type_info;
 
+#define ML_HEAP_BITS 8192
 #define ML_NEG_CACHE 1024
 
 struct ml_types {
@@ -28,6 +29,9 @@ struct ml_types {
     ml_type_info *info; /* by id */
     size_t ninfo, cap;
     uintptr_t neg[ML_NEG_CACHE]; /* pointers known not to be types */
+    /* a bit per hash of every heap type the table holds (never cleared):
+     * most frees are of no type, and this answers them from L1 */
+    uint64_t heap_bits[ML_HEAP_BITS / 64];
     pid_t pid;
     PyObject *module_key; /* "__module__" */
 };
@@ -36,6 +40,13 @@ static inline size_t
 ml_types_hash(const void *p)
 {
     return (size_t)(((uint64_t)(uintptr_t)p >> 3) * 0x9E3779B97F4A7C15ull >> 28);
+}
+
+static inline int
+ml_types_heap_bit(const ml_types *t, const void *tp)
+{
+    size_t h = ml_types_hash(tp) % ML_HEAP_BITS;
+    return (t->heap_bits[h / 64] >> (h % 64)) & 1;
 }
 
 static ml_type_id
@@ -209,6 +220,10 @@ ml_types_intern(ml_types *t, PyTypeObject *tp, ml_type_slot *slot)
     slot->preheader = (uint32_t)ml_compat_preheader(tp);
     slot->basicsize = (size_t)tp->tp_basicsize;
     t->count++;
+    if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) { /* only these are ever freed */
+        size_t h = ml_types_hash(tp) % ML_HEAP_BITS;
+        t->heap_bits[h / 64] |= 1ull << (h % 64);
+    }
     return id;
 }
 
@@ -317,17 +332,13 @@ ml_types_forget(ml_types *t, const PyTypeObject *tp)
     t->count--;
 }
 
-int
-ml_types_is_metatype(const ml_types *t, ml_type_id id)
-{
-    return id && id <= t->ninfo && (t->info[id].flags & ML_TYPEF_METATYPE);
-}
 
 int
 ml_types_may_be_type(const ml_types *t, const void *block)
 {
+    const PyTypeObject *tp = (const PyTypeObject *)((const char *)block + ML_GC_HEAD_SIZE);
     /* ml_types_find only reads the table */
-    return ml_types_find((ml_types *)t, (const PyTypeObject *)((const char *)block + ML_GC_HEAD_SIZE))->tp != NULL;
+    return ml_types_heap_bit(t, tp) && ml_types_find((ml_types *)t, tp)->tp != NULL;
 }
 
 void

@@ -1,10 +1,11 @@
 /* types.h: what Python type lives in a block, and type ids for the file.
  *
- * Layer: capture; runs inside allocator hooks with the GIL held and the
- * tracker's lock taken. A block is classified by reading the object header
- * the interpreter wrote into it (at offsets 0, 16 or 32, depending on the
- * pre-header): refcount plausible, ob_type a live type object whose
- * pre-header matches the offset, block large enough. A type pointer not
+ * Layer: capture; runs inside allocator hooks with the GIL held (the
+ * tracker's producer side: the GIL serialises it, no lock is taken).
+ * A block is classified by reading the object header the interpreter
+ * wrote into it (at offsets 0, 16 or 32, depending on the pre-header):
+ * refcount plausible, ob_type a live type object whose pre-header matches
+ * the offset, block large enough. A type pointer not
  * seen before is first checked with process_vm_readv, so a junk pointer
  * costs a syscall, never a crash. Blocks that are not objects get a buffer
  * kind ("<dict keys>", "<PyMem buffer>", ...). Each type gets an id and one
@@ -34,11 +35,8 @@ void ml_types_free(ml_types *t);
 ml_type_id ml_types_classify(ml_types *t, const void *block, size_t size, ml_domain domain, int freeing);
 /* Type id of a type object known to be live (creation tracer). */
 ml_type_id ml_types_of(ml_types *t, PyTypeObject *tp);
-/* 1 if objects of type `id` are type objects (ML_TYPEF_METATYPE). */
-int ml_types_is_metatype(const ml_types *t, ml_type_id id);
-/* 1 if the block being freed holds a type object the table knows (read
- * only: safe without the tracker's lock for a thread holding the GIL, since
- * the table only changes under the GIL). */
+/* 1 if the block being freed may hold a heap type the table knows (static
+ * types are never freed). */
 int ml_types_may_be_type(const ml_types *t, const void *block);
 /* A block that may hold a type object is being freed: forget that type's
  * address (a new type may be made there). */

@@ -88,7 +88,7 @@ int
 ml_writer_flush(ml_writer *w)
 {
     int rc = 0;
-    if (w->len) {
+    if (w->len && w->fd >= 0) {
         pthread_mutex_lock(&w->io);
         rc = ml_writer_out(w, w->buf, w->len);
         pthread_mutex_unlock(&w->io);
@@ -124,6 +124,14 @@ ml_writer_flush_end(ml_writer *w)
 static uint8_t *
 ml_writer_reserve(ml_writer *w, size_t n)
 {
+    if (w->len + n > w->cap && w->fd < 0) { /* in memory: grow */
+        size_t cap = w->cap * 2 > w->len + n ? w->cap * 2 : w->len + n;
+        uint8_t *nb = realloc(w->buf, cap);
+        if (!nb)
+            return NULL;
+        w->buf = nb;
+        w->cap = cap;
+    }
     if (w->len + n > w->cap) {
         ml_writer_flush(w);
         if (n > w->cap) {
@@ -199,6 +207,38 @@ ml_writer_open(const char *path, int force, int zlevel, const char *json, size_t
     return w;
 }
 
+ml_writer *
+ml_writer_open_mem(void)
+{
+    ml_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->cap = 1u << 16;
+    w->buf = malloc(w->cap);
+    if (!w->buf) {
+        free(w);
+        return NULL;
+    }
+    pthread_mutex_init(&w->io, NULL);
+    w->fd = -1;
+    return w;
+}
+
+void
+ml_writer_move(ml_writer *from, ml_writer *to)
+{
+    if (!from->len)
+        return;
+    uint8_t *p = ml_writer_reserve(to, from->len);
+    if (p) {
+        memcpy(p, from->buf, from->len);
+        to->len += from->len;
+    } else {
+        to->lost += from->len;
+    }
+    from->len = 0;
+}
+
 int
 ml_writer_compressed(const ml_writer *w)
 {
@@ -212,7 +252,7 @@ ml_writer_close(ml_writer *w)
     if (w->z && !w->failed && ml_zdeflate_finish(w->z) < 0)
         w->failed = 1;
     int rc = w->lost || w->failed ? -1 : 0;
-    if (close(w->fd) < 0)
+    if (w->fd >= 0 && close(w->fd) < 0)
         rc = -1;
     ml_zdeflate_free(w->z);
     free(w->buf);
@@ -229,11 +269,13 @@ ml_writer_abandon(ml_writer *w)
      * locked by its own fork handlers (AddressSanitizer's is: free() here
      * deadlocked). So nothing is touched but the descriptor: the buffers
      * stay as the child inherited them, copy-on-write pages it never writes. */
-    close(w->fd);
+    if (w->fd >= 0)
+        close(w->fd);
 }
 
 uint64_t ml_writer_bytes_written(const ml_writer *w) { return w->written + w->len + w->spare_len; }
 uint64_t ml_writer_bytes_lost(const ml_writer *w) { return w->lost; }
+size_t ml_writer_buffered(const ml_writer *w) { return w->len; }
 ml_seq ml_writer_last_seq(const ml_writer *w) { return w->last_seq; }
 
 /* Append helpers: callers reserve first. */

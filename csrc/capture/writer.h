@@ -30,6 +30,14 @@ typedef struct ml_writer ml_writer;
 ml_writer *ml_writer_open(const char *path, int force, int zlevel, const char *json, size_t json_len);
 /* Same, onto an open file descriptor that the writer then owns. */
 ml_writer *ml_writer_open_fd(int fd, int zlevel, const char *json, size_t json_len);
+/* A writer that keeps its records in memory (no file, no header; the
+ * buffer grows): definitions made outside the tracker's lock wait there
+ * until ml_writer_move appends them to the file's writer. */
+ml_writer *ml_writer_open_mem(void);
+/* Append from's records to `to` and empty `from`. */
+void ml_writer_move(ml_writer *from, ml_writer *to);
+/* Bytes in the buffer, not written out yet. */
+size_t ml_writer_buffered(const ml_writer *w);
 /* 1 if the writer compresses (see ml_writer_open). */
 int ml_writer_compressed(const ml_writer *w);
 /* Write the buffer out. Returns 0, or -1 if bytes were lost (the writer goes on). */

@@ -200,7 +200,7 @@ ml_compat_same_frame(ml_iframe *f, const ml_rawframe *e)
 
 /* 1 if the callers of f are frames recording as chain[b], chain[b-1], ...,
  * chain[0], and then the chain ends as it did (`bottom`: the stop frame,
- * or no frame). The hot loop of every hook call: one position per frame. */
+ * or no frame). */
 static int
 ml_compat_callers_hold(ml_iframe *f, const ml_rawframe *chain, int b, const void *bottom, const PyCodeObject *stop)
 {
@@ -226,12 +226,35 @@ ml_compat_top(PyThreadState *ts)
 }
 
 int
-ml_compat_chain_unchanged(PyThreadState *ts, const PyCodeObject *stop, const ml_rawframe *chain, int nchain,
+ml_compat_chain_unchanged(PyThreadState *ts, const PyCodeObject *stop, ml_rawframe *chain, int nchain,
                           const void *bottom)
 {
     ml_iframe *f = ml_compat_top(ts);
-    return f && f == chain[nchain - 1].frame && ml_compat_same_frame(f, &chain[nchain - 1]) &&
-           ml_compat_callers_hold(f, chain, nchain - 2, bottom, stop);
+    if (!f || f != chain[nchain - 1].frame || !ml_compat_same_frame(f, &chain[nchain - 1]))
+        return 0;
+    /* The hot loop of every hook call. The same frames as last time: each
+     * link is tested at the addresses the chain holds, so no load waits for
+     * the one before (following f->previous would chain their latencies);
+     * a frame is read only once the link above it has proved it live. */
+    int k = nchain - 2;
+    for (; k >= 0; k--) {
+        ml_iframe *up = (ml_iframe *)chain[k + 1].frame, *g = (ml_iframe *)chain[k].frame;
+        if (ML_PREVIOUS(up) != g)
+            break;
+        if (!ml_compat_same_frame(g, &chain[k]))
+            return 0;
+    }
+    if (k < 0) {
+        ml_iframe *below = ML_PREVIOUS((ml_iframe *)chain[0].frame);
+        return bottom ? below && ml_compat_frame_code(below) == stop : !below;
+    }
+    /* other frames from chain[k] down: the same stack if they record the same */
+    if (!ml_compat_callers_hold((ml_iframe *)chain[k + 1].frame, chain, k, bottom, stop))
+        return 0;
+    /* where they are now, so that the next test takes the loop above */
+    for (ml_iframe *g = (ml_iframe *)chain[k + 1].frame; k >= 0; k--)
+        chain[k].frame = g = ML_PREVIOUS(g);
+    return 1;
 }
 
 int

@@ -82,8 +82,11 @@ typedef struct {
 int ml_compat_walk_cached(PyThreadState *ts, const PyCodeObject *stop, const ml_rawframe *chain, int nchain,
                           const void *bottom, ml_rawframe *out, int cap, int *anchor, const void **new_bottom);
 /* 1 if the thread's frames are exactly `chain` (nchain >= 1) ended by
- * `bottom`: the common case of the walk above, tested first. */
-int ml_compat_chain_unchanged(PyThreadState *ts, const PyCodeObject *stop, const ml_rawframe *chain, int nchain,
+ * `bottom`: the common case of the walk above, tested first. Callers that
+ * record the same from other frames (same code and positions: a new
+ * generator's frame, say) count as unchanged, and their new addresses are
+ * written into the chain. */
+int ml_compat_chain_unchanged(PyThreadState *ts, const PyCodeObject *stop, ml_rawframe *chain, int nchain,
                               const void *bottom);
 
 /* Bytes in front of the object in its memory block (GC head, managed dict
