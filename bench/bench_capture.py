@@ -6,8 +6,11 @@ For each workload, in one run, with several repetitions (median reported):
   tracemalloc   python -X tracemalloc=25 WORKLOAD
   memray        python -m memray run --trace-python-allocators WORKLOAD
 prints wall-time slowdown ratios against the untracked run, their geometric
-means, the capture size per event (allocation or free) and memlens/memray
-capture sizes, and the speed at which `memlens summary` reads the capture.
+means, memlens' CPU-time ratio (user + system of the process: memlens keeps
+its live-block map and encodes the file in a second thread, which a machine
+with a free core runs beside the program), the capture size per event
+(allocation or free) and memlens/memray capture sizes, and the speed at which
+`memlens summary` reads the capture.
 
 Needs memray, pyperf and pyperformance from PyPI:
   pip install memray pyperformance pyperf && pip install .
@@ -50,12 +53,17 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def timed(cmd):
+    """(wall seconds, CPU seconds: user + system of the child and its threads)."""
     t = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
     if proc.returncode != 0:
-        raise RuntimeError("%s failed: %s" % (" ".join(cmd), proc.stderr[-2000:]))
-    return elapsed
+        raise RuntimeError("%s failed: %s" % (" ".join(cmd), err[-2000:]))
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def geomean(xs):
@@ -84,18 +92,23 @@ def main():
         del modes["tracemalloc25"], modes["memray"]
     rows = []
     print("python %s, %d repetitions, median wall time" % (sys.version.split()[0], args.reps))
-    print("%-28s %9s %9s %9s %9s %10s %10s %9s %10s" % (
-        "workload", "untracked", "memlens", "tracemal", "memray", "events", "B/event", "ml/mray", "read Mev/s"))
+    print("%-28s %9s %9s %9s %9s %9s %10s %10s %9s %10s" % (
+        "workload", "untracked", "memlens", "ml cpu", "tracemal", "memray", "events", "B/event", "ml/mray",
+        "read Mev/s"))
     for name, w in workloads():
         if args.only and not any(o in name for o in args.only):
             continue
         times = {m: [] for m in modes}
+        cpus = {m: [] for m in modes}
         for m, make in modes.items():  # warm-up: byte-code caches, page cache
             timed(make(w))
         for _ in range(args.reps):
             for m, make in modes.items():  # interleaved, so drift hits every mode alike
-                times[m].append(timed(make(w)))
+                wall, cpu = timed(make(w))
+                times[m].append(wall)
+                cpus[m].append(cpu)
         med = {m: statistics.median(v) for m, v in times.items()}
+        cpu_x = statistics.median(cpus["memlens"]) / statistics.median(cpus["untracked"])
         for m in ("tracemalloc25", "memray"):
             med.setdefault(m, 0.0)
         t = time.perf_counter()
@@ -106,7 +119,7 @@ def main():
         size = os.path.getsize(cap)
         msize = os.path.getsize(mray) if not args.no_peers else 0
         row = {"workload": name, "untracked_s": med["untracked"],
-               "memlens_x": med["memlens"] / med["untracked"],
+               "memlens_x": med["memlens"] / med["untracked"], "memlens_cpu_x": cpu_x,
                "tracemalloc25_x": med["tracemalloc25"] / med["untracked"],
                "memray_x": med["memray"] / med["untracked"],
                "events": events, "bytes_per_event": size / max(events, 1),
@@ -114,17 +127,19 @@ def main():
                "read_events_per_s": events / read_s}
         rows.append(row)
         peer = (lambda x: "%8.2fx" % x) if not args.no_peers else (lambda x: "%9s" % "-")
-        print("%-28s %8.2fs %8.2fx %s %s %10d %10.2f %9s %10.1f" % (
-            name, row["untracked_s"], row["memlens_x"], peer(row["tracemalloc25_x"]), peer(row["memray_x"]),
+        print("%-28s %8.2fs %8.2fx %8.2fx %s %s %10d %10.2f %9s %10.1f" % (
+            name, row["untracked_s"], row["memlens_x"], cpu_x, peer(row["tracemalloc25_x"]),
+            peer(row["memray_x"]),
             events, row["bytes_per_event"], "%.2f" % (size / msize) if msize else "-",
             row["read_events_per_s"] / 1e6))
         sys.stdout.flush()
+    mine = (geomean([r["memlens_x"] for r in rows]), geomean([r["memlens_cpu_x"] for r in rows]))
     if args.no_peers:
-        print("%-28s %9s %8.2fx" % ("geomean", "", geomean([r["memlens_x"] for r in rows])))
+        print("%-28s %9s %8.2fx %8.2fx" % (("geomean", "") + mine))
     else:
-        print("%-28s %9s %8.2fx %8.2fx %8.2fx" % (
-            "geomean", "", geomean([r["memlens_x"] for r in rows]),
-            geomean([r["tracemalloc25_x"] for r in rows]), geomean([r["memray_x"] for r in rows])))
+        print("%-28s %9s %8.2fx %8.2fx %8.2fx %8.2fx" % (
+            ("geomean", "") + mine + (geomean([r["tracemalloc25_x"] for r in rows]),
+                                      geomean([r["memray_x"] for r in rows]))))
         print("capture size memlens/memray (geomean): %.2f" % geomean(
             [r["capture_bytes"] / max(r["memray_bytes"], 1) for r in rows]))
     print("(read Mev/s: `memlens summary` as a command: includes interpreter start-up and decompression)")

@@ -691,6 +691,58 @@ def test_event_ring_drained_by_the_hooks(script, tmp_path):
     assert seen[0] > 100  # the small ring was drained by the hooks, again and again
 
 
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="per-interpreter GILs are 3.12+")
+def test_subinterpreters_with_their_own_gil_do_not_break_the_capture(script, capture):
+    """Subinterpreters are not supported (docs/CAPTURE.md), but their
+    allocations run beside the main interpreter's hooks, under another GIL:
+    they must be recorded safely (without stacks) and leave the main
+    interpreter's records exact."""
+    prog = script("""
+        import threading
+        try:
+            import _interpreters as interpreters            # 3.13
+            def make():
+                return interpreters.create("isolated")
+            def run(i, code):
+                interpreters.run_string(i, code)
+        except ImportError:
+            import _xxsubinterpreters as interpreters      # 3.12
+            def make():
+                return interpreters.create(isolated=True)
+            def run(i, code):
+                interpreters.run_string(i, code)
+
+        CODE = "x = [str(i) * 3 for i in range(20000)]\\nd = {i: [i] for i in range(5000)}"
+
+        def sub():
+            i = make()
+            for _ in range(5):
+                run(i, CODE)
+            interpreters.destroy(i)
+
+        class Box:
+            pass
+
+        ts = [threading.Thread(target=sub) for _ in range(2)]
+        for t in ts:
+            t.start()
+        keep = [Box() for _ in range(30000)]  # @box
+        for t in ts:
+            t.join()
+        print(len(keep))
+    """)
+    cap, proc = capture(prog)
+    assert proc.stdout.strip() == "30000"
+    box = {r["type"]: r for r in report("types", cap, "--top", "100000")}["__main__.Box"]
+    assert (box["allocs"], box["alive"]) == (30000, 30000)
+    leaks = [(r["line"], r["count"]) for r in report("leaks", cap, "--top", "100000")
+             if r["type"] == "__main__.Box"]
+    assert leaks == [(prog.line("box"), 30000)]
+    # the subinterpreters' blocks are recorded too (without a stack): 2 x 5 runs
+    # of 20,000 strings and 5,000 lists, besides the main interpreter's 30,000
+    assert report("summary", cap)["allocations"] > 30000 + 250000
+
+
 def test_realloc_of_a_block_not_yet_classified(script, capture, tmp_path):
     """A block reallocated right after its allocation (FileIO.readall makes a
     bytes object and grows it with _PyBytes_Resize) is classified before

@@ -168,6 +168,7 @@ static struct {
         ml_thread_id thread;
     } pending[ML_PENDING_MAX];
     int npending;
+    PyInterpreterState *interp; /* the one that started the capture */
     uint64_t truncated;
     uint64_t hook_drains;   /* times a hook found the ring full (lock held) */
     /* options */
@@ -507,8 +508,17 @@ ml_tstate_for(ml_domain domain)
 }
 
 /* An allocation or free without a Python thread state (RAW without the GIL,
- * or MEM/OBJ at interpreter shutdown), or without a file (counters only):
- * recorded under the lock after the ring, with no stack. */
+ * or MEM/OBJ at interpreter shutdown), from another interpreter than the
+ * one that started the capture (3.12+ subinterpreters have GILs of their
+ * own: they are not the hooks' one producer), or without a file (counters
+ * only): recorded under the lock after the ring, with no stack. `mine`:
+ * this thread holds the GIL the hooks' state belongs to. */
+static int
+ml_holds_our_gil(ml_domain domain, PyThreadState *ts)
+{
+    return ts ? ts->interp == ml.interp : domain != ML_DOMAIN_RAW;
+}
+
 static void
 ml_on_alloc_locked(ml_domain domain, void *p, size_t size, ml_tstate *t)
 {
@@ -530,9 +540,9 @@ unlock:
 }
 
 static void
-ml_on_free_locked(ml_domain domain, void *p, ml_tstate *t)
+ml_on_free_locked(ml_domain domain, void *p, ml_tstate *t, int mine)
 {
-    if (domain != ML_DOMAIN_RAW && ml.npending && ML_ENABLED()) { /* GIL held */
+    if (mine && ml.npending && ML_ENABLED()) {
         int i = ml_pending_find((uintptr_t)p);
         if (i >= 0)
             ml_resolve_one(i, 0, 1);
@@ -552,8 +562,8 @@ ml_on_free_locked(ml_domain domain, void *p, ml_tstate *t)
     ml_record_free_unlocked((uintptr_t)p, 0, ml_thread_of(t, ml.w));
 unlock:
     ml_unlock();
-    /* only OBJ blocks hold type objects, and OBJ calls hold the GIL */
-    if (domain == ML_DOMAIN_OBJ && ml.types && ml_types_may_be_type(ml.types, p))
+    /* only OBJ blocks hold type objects */
+    if (mine && domain == ML_DOMAIN_OBJ && ml.types && ml_types_may_be_type(ml.types, p))
         ml_types_type_freed(ml.types, p);
 }
 
@@ -563,7 +573,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
 {
     PyThreadState *ts = ml_tstate_for(domain);
     ml_tstate *t = ml_tstate_get();
-    if (!ts || !t || !ml.w) {
+    if (!ts || !t || !ml.w || ts->interp != ml.interp) {
         ml_on_alloc_locked(domain, p, size, t);
         return;
     }
@@ -595,8 +605,8 @@ ml_on_free(ml_domain domain, void *p)
 {
     PyThreadState *ts = ml_tstate_for(domain);
     ml_tstate *t = ml_tstate_get();
-    if (!ts || !t || !ml.w) {
-        ml_on_free_locked(domain, p, t);
+    if (!ts || !t || !ml.w || ts->interp != ml.interp) {
+        ml_on_free_locked(domain, p, t, ml_holds_our_gil(domain, ts));
         return;
     }
     if (!ml.active)
@@ -621,7 +631,8 @@ ml_on_free(ml_domain domain, void *p)
 static void
 ml_before_realloc(void *old)
 {
-    if (ml.active && ml.w && ml.npending && ML_ENABLED()) {
+    PyThreadState *ts = ml_compat_tstate_gil_held();
+    if (ml.active && ml.w && ml.npending && ML_ENABLED() && ts && ts->interp == ml.interp) {
         int i = ml_pending_find((uintptr_t)old);
         if (i >= 0)
             ml_resolve_one(i, 0, 0);
@@ -697,6 +708,9 @@ static void
 ml_on_create(PyObject *op)
 {
     if (ml_busy || !ML_ENABLED() || !ml.active || !ml.w)
+        return;
+    PyThreadState *ts = ml_compat_tstate_gil_held();
+    if (!ts || ts->interp != ml.interp) /* a subinterpreter's object (see ml_on_alloc_locked) */
         return;
     ml_busy = 1;
     PyTypeObject *tp = Py_TYPE(op);
@@ -974,6 +988,7 @@ ml_tracker_start(const ml_tracker_options *opt)
     ml.sample_ms = opt->sample_ms < 1 ? 10 : opt->sample_ms;
     ml.forked_child = 0;
     ml.no_hint = getenv("MEMLENS_NO_STACK_HINT") != NULL;
+    ml.interp = PyThreadState_Get()->interp;
     ml.blocks = blocks;
     if (opt->path) {
         if (ml_open_capture_unlocked(opt->path, opt->force, opt->meta_json, opt->meta_len) < 0) {
