@@ -225,18 +225,18 @@ ml_compat_top(PyThreadState *ts)
 #endif
 }
 
-int
-ml_compat_chain_unchanged(PyThreadState *ts, const PyCodeObject *stop, ml_rawframe *chain, int nchain,
-                          const void *bottom)
+/* 1 if the callers of chain[a]'s frame (a live frame) record as
+ * chain[a-1], ..., chain[0] and the chain ends as it did. The hot loop of
+ * every hook call. While they are the same frames as last time, each link
+ * is tested at the addresses the chain holds, so no load waits for the one
+ * before (following f->previous would chain their latencies); a frame is
+ * read only once the link above it has proved it live. From the first frame
+ * that is another one, the rest is walked: other frames recording the same
+ * (a new generator's frame, say) hold too, and *moved is that index. */
+static int
+ml_compat_chain_holds(const ml_rawframe *chain, int a, const void *bottom, const PyCodeObject *stop, int *moved)
 {
-    ml_iframe *f = ml_compat_top(ts);
-    if (!f || f != chain[nchain - 1].frame || !ml_compat_same_frame(f, &chain[nchain - 1]))
-        return 0;
-    /* The hot loop of every hook call. The same frames as last time: each
-     * link is tested at the addresses the chain holds, so no load waits for
-     * the one before (following f->previous would chain their latencies);
-     * a frame is read only once the link above it has proved it live. */
-    int k = nchain - 2;
+    int k = a - 1;
     for (; k >= 0; k--) {
         ml_iframe *up = (ml_iframe *)chain[k + 1].frame, *g = (ml_iframe *)chain[k].frame;
         if (ML_PREVIOUS(up) != g)
@@ -244,14 +244,24 @@ ml_compat_chain_unchanged(PyThreadState *ts, const PyCodeObject *stop, ml_rawfra
         if (!ml_compat_same_frame(g, &chain[k]))
             return 0;
     }
+    *moved = k;
     if (k < 0) {
         ml_iframe *below = ML_PREVIOUS((ml_iframe *)chain[0].frame);
         return bottom ? below && ml_compat_frame_code(below) == stop : !below;
     }
-    /* other frames from chain[k] down: the same stack if they record the same */
-    if (!ml_compat_callers_hold((ml_iframe *)chain[k + 1].frame, chain, k, bottom, stop))
+    return ml_compat_callers_hold((ml_iframe *)chain[k + 1].frame, chain, k, bottom, stop);
+}
+
+int
+ml_compat_chain_unchanged(PyThreadState *ts, const PyCodeObject *stop, ml_rawframe *chain, int nchain,
+                          const void *bottom)
+{
+    ml_iframe *f = ml_compat_top(ts);
+    int k;
+    if (!f || f != chain[nchain - 1].frame || !ml_compat_same_frame(f, &chain[nchain - 1]) ||
+        !ml_compat_chain_holds(chain, nchain - 1, bottom, stop, &k))
         return 0;
-    /* where they are now, so that the next test takes the loop above */
+    /* where moved frames are now, so that the next test takes the fast loop */
     for (ml_iframe *g = (ml_iframe *)chain[k + 1].frame; k >= 0; k--)
         chain[k].frame = g = ML_PREVIOUS(g);
     return 1;
@@ -268,7 +278,8 @@ ml_compat_walk_cached(PyThreadState *ts, const PyCodeObject *stop, const ml_rawf
     for (; f; f = ML_PREVIOUS(f)) {
         for (int a = nchain - 1; a >= lo; a--) {
             if (chain[a].frame == (const void *)f) {
-                if (ml_compat_same_frame(f, &chain[a]) && ml_compat_callers_hold(f, chain, a - 1, bottom, stop)) {
+                int moved;
+                if (ml_compat_same_frame(f, &chain[a]) && ml_compat_chain_holds(chain, a, bottom, stop, &moved)) {
                     *anchor = a;
                     *new_bottom = bottom;
                     return n;
