@@ -691,6 +691,48 @@ def test_event_ring_drained_by_the_hooks(script, tmp_path):
     assert seen[0] > 100  # the small ring was drained by the hooks, again and again
 
 
+def test_event_ring_with_threads_switching_the_gil_constantly(script, tmp_path):
+    """The GIL makes the hooks one producer: with a switch interval of a
+    microsecond, eight threads hand it to each other while they allocate and
+    free, the 64-event ring is drained by whichever holds the lock, and
+    RAW calls of starting and ending threads come without the GIL. Every
+    object must be counted at its line and thread, and none lost."""
+    prog = script("""
+        import sys, threading
+        sys.setswitchinterval(1e-6)
+
+        class Box:
+            pass
+
+        kept = []
+        lock = threading.Lock()
+
+        def worker():
+            mine = [Box() for _ in range(4000)]  # @keep
+            for _ in range(20):
+                tmp = [Box() for _ in range(200)]  # @temp
+                del tmp
+            with lock:
+                kept.extend(mine)
+
+        ts = [threading.Thread(target=worker) for _ in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        print(len(kept))
+    """)
+    cap = str(tmp_path / "threads.mlens")
+    proc = memlens("run", "-q", "-o", cap, prog.path, env={"MEMLENS_RING_EVENTS": "64"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "32000"
+    box = {r["type"]: r for r in report("types", cap, "--top", "100000")}["__main__.Box"]
+    assert (box["allocs"], box["frees"], box["alive"]) == (32000 + 8 * 20 * 200, 8 * 20 * 200, 32000)
+    leaks = [(r["line"], r["count"]) for r in report("leaks", cap, "--top", "100000")
+             if r["type"] == "__main__.Box"]
+    assert leaks == [(prog.line("keep"), 32000)]
+
+
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="per-interpreter GILs are 3.12+")
 def test_subinterpreters_with_their_own_gil_do_not_break_the_capture(script, capture):
     """Subinterpreters are not supported (docs/CAPTURE.md), but their
