@@ -401,21 +401,12 @@ ml_thread_of(ml_tstate *t, ml_writer *w)
 }
 
 /* Walk this thread's Python frames into t->scratch, with its previous
- * frame chain as the cache (see stacks.h): returns the new inner frames
- * above chain[*anchor], or -1 when the stack is too deep for the cache.
- * GIL held. */
-static ML_HOT int
-ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bottom)
+ * frame chain (`mine`: the chain's ids are this capture's) as the cache,
+ * see stacks.h: returns the new inner frames above chain[*anchor], or -1
+ * when the stack is too deep for the cache. GIL held. */
+static int
+ml_walk_frames(ml_tstate *t, PyThreadState *ts, int mine, int *anchor, const void **bottom)
 {
-    /* the common case first: the thread's stack has not changed (the
-     * cache's ids are this capture's when its generation is) */
-    ml_stack_cache *c = &t->cache;
-    if (c->n && c->generation == ml.generation &&
-        ml_compat_chain_unchanged(ts, ml.stop_code, c->chain, c->n, c->bottom)) {
-        *anchor = c->n - 1;
-        *bottom = c->bottom;
-        return 0;
-    }
     *anchor = -1;
     *bottom = NULL;
     if (ml.no_hint)
@@ -428,7 +419,7 @@ ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bot
         t->scratch = s;
         t->scratch_cap = cap;
     }
-    int mine = c->generation == ml.generation; /* else its ids are another capture's */
+    const ml_stack_cache *c = &t->cache;
     return ml_compat_walk_cached(ts, ml.stop_code, c->chain, mine ? c->n : 0, mine ? c->bottom : NULL, t->scratch,
                                  t->scratch_cap, anchor, bottom);
 }
@@ -439,14 +430,16 @@ ml_capture_frames(ml_tstate *t, PyThreadState *ts, int *anchor, const void **bot
 static ML_HOT ml_frame_id
 ml_stack_of(ml_tstate *t, PyThreadState *ts)
 {
-    int anchor = -1;
-    const void *bottom = NULL;
-    int n = ml_capture_frames(t, ts, &anchor, &bottom);
+    ml_stack_cache *c = &t->cache;
+    int mine = c->generation == ml.generation;
+    /* the common case first: the thread's stack has not changed */
+    if (mine && c->n && ml_compat_chain_unchanged(ts, ml.stop_code, c->chain, c->n, c->bottom))
+        return c->chain[c->n - 1].node;
+    int anchor;
+    const void *bottom;
+    int n = ml_walk_frames(t, ts, mine, &anchor, &bottom);
     ml_frame_id id = 0;
-    const ml_stack_cache *c = &t->cache;
-    if (n == 0 && anchor >= 0 && anchor == c->n - 1 && c->generation == ml.generation && c->chain[anchor].node)
-        return c->chain[anchor].node; /* unchanged */
-    if (n >= 0 && ml_stacks_intern_chain(ml.stacks, &t->cache, t->scratch, n, anchor, bottom, ml.max_frames, &id) == 0)
+    if (n >= 0 && ml_stacks_intern_chain(ml.stacks, c, t->scratch, n, anchor, bottom, ml.max_frames, &id) == 0)
         return id;
     static ml_pyframe frames[4096]; /* under the GIL; max_frames <= 4096 */
     int truncated = 0;
@@ -507,18 +500,19 @@ ml_tstate_for(ml_domain domain)
     return domain == ML_DOMAIN_RAW ? ml_compat_tstate_with_gil() : ml_compat_tstate_gil_held();
 }
 
-/* An allocation or free without a Python thread state (RAW without the GIL,
- * or MEM/OBJ at interpreter shutdown), from another interpreter than the
- * one that started the capture (3.12+ subinterpreters have GILs of their
- * own: they are not the hooks' one producer), or without a file (counters
- * only): recorded under the lock after the ring, with no stack. `mine`:
- * this thread holds the GIL the hooks' state belongs to. */
-static int
-ml_holds_our_gil(ml_domain domain, PyThreadState *ts)
+/* 1 if ts (NULL: no thread state) belongs to the interpreter that started
+ * the capture: its GIL makes the hooks one producer. 3.12+ subinterpreters
+ * have GILs of their own, so their calls are not the producer's. */
+static inline int
+ml_is_producer(PyThreadState *ts)
 {
-    return ts ? ts->interp == ml.interp : domain != ML_DOMAIN_RAW;
+    return ts && ts->interp == ml.interp;
 }
 
+/* An allocation or free without a Python thread state (RAW without the GIL,
+ * or MEM/OBJ at interpreter shutdown), from another interpreter, or
+ * without a file (counters only): recorded under the lock after the ring,
+ * with no stack. */
 static void
 ml_on_alloc_locked(ml_domain domain, void *p, size_t size, ml_tstate *t)
 {
@@ -539,6 +533,8 @@ unlock:
     ml_unlock();
 }
 
+/* `mine`: this thread holds the GIL the hooks' state (pending blocks,
+ * types) belongs to. */
 static void
 ml_on_free_locked(ml_domain domain, void *p, ml_tstate *t, int mine)
 {
@@ -573,7 +569,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
 {
     PyThreadState *ts = ml_tstate_for(domain);
     ml_tstate *t = ml_tstate_get();
-    if (!ts || !t || !ml.w || ts->interp != ml.interp) {
+    if (!ml_is_producer(ts) || !t || !ml.w) {
         ml_on_alloc_locked(domain, p, size, t);
         return;
     }
@@ -605,8 +601,9 @@ ml_on_free(ml_domain domain, void *p)
 {
     PyThreadState *ts = ml_tstate_for(domain);
     ml_tstate *t = ml_tstate_get();
-    if (!ts || !t || !ml.w || ts->interp != ml.interp) {
-        ml_on_free_locked(domain, p, t, ml_holds_our_gil(domain, ts));
+    if (!ml_is_producer(ts) || !t || !ml.w) {
+        /* without a thread state, only a MEM/OBJ call holds the GIL */
+        ml_on_free_locked(domain, p, t, ts ? ml_is_producer(ts) : domain != ML_DOMAIN_RAW);
         return;
     }
     if (!ml.active)
@@ -631,8 +628,7 @@ ml_on_free(ml_domain domain, void *p)
 static void
 ml_before_realloc(void *old)
 {
-    PyThreadState *ts = ml_compat_tstate_gil_held();
-    if (ml.active && ml.w && ml.npending && ML_ENABLED() && ts && ts->interp == ml.interp) {
+    if (ml.active && ml.w && ml.npending && ML_ENABLED() && ml_is_producer(ml_compat_tstate_gil_held())) {
         int i = ml_pending_find((uintptr_t)old);
         if (i >= 0)
             ml_resolve_one(i, 0, 0);
@@ -709,8 +705,7 @@ ml_on_create(PyObject *op)
 {
     if (ml_busy || !ML_ENABLED() || !ml.active || !ml.w)
         return;
-    PyThreadState *ts = ml_compat_tstate_gil_held();
-    if (!ts || ts->interp != ml.interp) /* a subinterpreter's object (see ml_on_alloc_locked) */
+    if (!ml_is_producer(ml_compat_tstate_gil_held())) /* a subinterpreter's object */
         return;
     ml_busy = 1;
     PyTypeObject *tp = Py_TYPE(op);
@@ -1156,8 +1151,7 @@ ml_catch_up(int force)
     ml_busy = 1;
     ml_resolve_pending(force ? NULL : ml_compat_tstate_gil_held(), force);
     ml_lock();
-    if (ml.w)
-        ml_sync_unlocked();
+    ml_sync_unlocked();
     ml_unlock();
     ml_busy = was;
 }
@@ -1190,10 +1184,9 @@ ml_tracker_mark(unsigned kind, const char *label, size_t len)
     int was = ml_busy;
     ml_busy = 1;
     ml_thread_id id = ml_thread_of(t, ml.defs);
-    ml_resolve_pending(NULL, 1);
+    ml_catch_up(1); /* with the GIL held, nothing enters the ring until we write */
     ml_lock();
     if (ml.w) {
-        ml_sync_unlocked();
         ml_switch_thread_unlocked(id);
         uint64_t now = ml_now_us();
         ml_writer_time(ml.w, now - ml.last_time_us);

@@ -42,11 +42,13 @@ ml_types_hash(const void *p)
     return (size_t)(((uint64_t)(uintptr_t)p >> 3) * 0x9E3779B97F4A7C15ull >> 28);
 }
 
-static inline int
-ml_types_heap_bit(const ml_types *t, const void *tp)
+/* tp's bit in heap_bits: word *word, mask returned */
+static inline uint64_t
+ml_types_heap_bit(const void *tp, size_t *word)
 {
     size_t h = ml_types_hash(tp) % ML_HEAP_BITS;
-    return (t->heap_bits[h / 64] >> (h % 64)) & 1;
+    *word = h / 64;
+    return 1ull << (h % 64);
 }
 
 static ml_type_id
@@ -221,8 +223,9 @@ ml_types_intern(ml_types *t, PyTypeObject *tp, ml_type_slot *slot)
     slot->basicsize = (size_t)tp->tp_basicsize;
     t->count++;
     if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) { /* only these are ever freed */
-        size_t h = ml_types_hash(tp) % ML_HEAP_BITS;
-        t->heap_bits[h / 64] |= 1ull << (h % 64);
+        size_t word;
+        uint64_t bit = ml_types_heap_bit(tp, &word);
+        t->heap_bits[word] |= bit;
     }
     return id;
 }
@@ -332,13 +335,14 @@ ml_types_forget(ml_types *t, const PyTypeObject *tp)
     t->count--;
 }
 
-
 int
 ml_types_may_be_type(const ml_types *t, const void *block)
 {
     const PyTypeObject *tp = (const PyTypeObject *)((const char *)block + ML_GC_HEAD_SIZE);
+    size_t word;
+    uint64_t bit = ml_types_heap_bit(tp, &word);
     /* ml_types_find only reads the table */
-    return ml_types_heap_bit(t, tp) && ml_types_find((ml_types *)t, tp)->tp != NULL;
+    return (t->heap_bits[word] & bit) && ml_types_find((ml_types *)t, tp)->tp != NULL;
 }
 
 void

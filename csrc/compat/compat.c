@@ -198,9 +198,16 @@ ml_compat_same_frame(ml_iframe *f, const ml_rawframe *e)
 #endif
 }
 
+/* 1 if `below`, the frame under a chain's outermost, ends it as `bottom`
+ * did: the stop frame, or no frame. */
+static inline int
+ml_compat_ends_as(ml_iframe *below, const void *bottom, const PyCodeObject *stop)
+{
+    return bottom ? below && ml_compat_frame_code(below) == stop : !below;
+}
+
 /* 1 if the callers of f are frames recording as chain[b], chain[b-1], ...,
- * chain[0], and then the chain ends as it did (`bottom`: the stop frame,
- * or no frame). */
+ * chain[0], and then the chain ends as it did. */
 static int
 ml_compat_callers_hold(ml_iframe *f, const ml_rawframe *chain, int b, const void *bottom, const PyCodeObject *stop)
 {
@@ -209,8 +216,7 @@ ml_compat_callers_hold(ml_iframe *f, const ml_rawframe *chain, int b, const void
         if (!f || !ml_compat_same_frame(f, e))
             return 0;
     }
-    f = ML_PREVIOUS(f);
-    return bottom ? f && ml_compat_frame_code(f) == stop : !f;
+    return ml_compat_ends_as(ML_PREVIOUS(f), bottom, stop);
 }
 
 static ml_iframe *
@@ -245,10 +251,8 @@ ml_compat_chain_holds(const ml_rawframe *chain, int a, const void *bottom, const
             return 0;
     }
     *moved = k;
-    if (k < 0) {
-        ml_iframe *below = ML_PREVIOUS((ml_iframe *)chain[0].frame);
-        return bottom ? below && ml_compat_frame_code(below) == stop : !below;
-    }
+    if (k < 0)
+        return ml_compat_ends_as(ML_PREVIOUS((ml_iframe *)chain[0].frame), bottom, stop);
     return ml_compat_callers_hold((ml_iframe *)chain[k + 1].frame, chain, k, bottom, stop);
 }
 
