@@ -13,6 +13,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 export PYTHONDONTWRITEBYTECODE=1
 mkdir -p test-artifacts
 
+quick=0; versions="3.10 3.11 3.12 3.13"; pytest_args=()
+if [ "${1:-}" = "--quick" ]; then
+    quick=1; shift; qv=""
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do qv="$qv $1"; shift; done
+    [ "${1:-}" = "--" ] && shift
+    pytest_args=("$@")
+    versions=${qv:-3.11}
+fi
+
 find_python() {  # $1 = 3.X
     local v=$1 p
     if command -v pyenv >/dev/null 2>&1; then
@@ -48,7 +57,10 @@ count_pytest() {  # parse "N passed", "N failed", "N error" from a pytest log
 }
 
 # C unit tests first: format round-trip, reader robustness; plain and sanitized.
-if bash tests/c/run.sh > test-artifacts/c-tests.log 2>&1; then
+if [ "$quick" = 1 ]; then
+    echo "== quick mode: C tests and sanitized runs skipped; CPython:$versions"
+    : > test-artifacts/c-tests.log
+elif bash tests/c/run.sh > test-artifacts/c-tests.log 2>&1; then
     cat test-artifacts/c-tests.log
 else
     cat test-artifacts/c-tests.log; echo "C unit tests FAILED"
@@ -59,7 +71,7 @@ count_pytest test-artifacts/c-tests.log
 ensure_browser
 export MEMLENS_REQUIRE_BROWSER=1  # plot tests fail (never skip) without chromium/playwright
 
-for v in 3.10 3.11 3.12 3.13; do
+for v in $versions; do
     py=$(find_python "$v") || { missing="$missing $v"; echo "== CPython $v: MISSING on this machine"; continue; }
     full=$("$py" -c 'import platform; print(platform.python_version())')
     echo "== CPython $full ($py)"
@@ -75,7 +87,9 @@ for v in 3.10 3.11 3.12 3.13; do
         broken="$broken $v"; failed=$((failed + 1)); continue
     fi
     # run from outside the source tree so the installed package is tested
-    (cd tests && "$venv/bin/python" -m pytest -q -p no:cacheprovider -o addopts="" "$root/tests" \
+    targets=("$root/tests")
+    [ ${#pytest_args[@]} -gt 0 ] && targets=("${pytest_args[@]}")
+    (cd tests && "$venv/bin/python" -m pytest -q -p no:cacheprovider -o addopts="" "${targets[@]}" \
         --basetemp="$root/test-artifacts/tmp-$v" 2>&1) > "test-artifacts/pytest-$v.log"
     status=$?
     tail -25 "test-artifacts/pytest-$v.log"
@@ -93,7 +107,9 @@ done
 # the suites that drive the hooks, the readers and the heap walker, on one
 # version. Chromium is left out: it would inherit the sanitizer preload.
 asan_v=3.11
-if py=$(find_python "$asan_v"); then
+if [ "$quick" = 1 ]; then
+    :
+elif py=$(find_python "$asan_v"); then
     echo "== ASan/UBSan: engine suites on CPython $asan_v"
     asan_venv="$root/.venvs/asan$asan_v"
     [ -x "$asan_venv/bin/python" ] || "$py" -m venv "$asan_venv"
