@@ -221,6 +221,32 @@ def test_split_dicts_counted_as_split():
     assert counts.get(("split", size), 0) >= 300
 
 
+def test_empty_split_and_combined_dicts_by_kind():
+    """Known numbers of empty, split and combined dicts land in their kinds
+    (3.10 gives empty dicts a static values array: they are not split)."""
+    def table(s):
+        return collections.Counter({(r.kind, r.size): r.count for r in s.dicts()})
+
+    before = memlens.heap()
+    empties = [{} for _ in range(300)] + [dict() for _ in range(200)]
+    cleared = [{"a": i} for i in range(100)]
+    for d in cleared:
+        d.clear()
+    recs = [Rec(i) for i in range(250)]
+    split = [r.__dict__ for r in recs]  # materialised on 3.11+
+    combined = [{"k%d" % j: j for j in range(5)} for _ in range(150)]
+    after = memlens.heap()
+    delta = table(after)
+    delta.subtract(table(before))
+    empty_size = sys.getsizeof({})
+    assert sys.getsizeof(cleared[0]) == empty_size
+    assert delta[("empty", empty_size)] == len(empties) + len(cleared)
+    assert delta[("split", empty_size)] == 0
+    assert delta[("split", sys.getsizeof(split[0]))] == len(split)
+    assert delta[("str", sys.getsizeof(combined[0]))] == len(combined)
+    del empties, cleared, recs, split, combined
+
+
 def test_table_text_and_json():
     snap = memlens.heap()
     text = str(snap)

@@ -796,6 +796,19 @@ ml_compat_dict_sizeof(PyObject *o)
     return size;
 }
 
+int
+ml_compat_dict_is_split(PyObject *d)
+{
+    PyDictObject *mp = (PyDictObject *)d;
+#if PY_VERSION_HEX >= 0x030B0000
+    return mp->ma_values != NULL;
+#else
+    /* An empty dict points at the static empty values and the shared empty
+     * keys (one slot); split keys have at least PyDict_MINSIZE (8) slots. */
+    return mp->ma_values != NULL && ((struct ml_keys310 *)mp->ma_keys)->dk_size > 1;
+#endif
+}
+
 void
 ml_compat_dict_entries_of(PyObject *d, ml_compat_dict_entries *e)
 {

@@ -196,12 +196,10 @@ size_t ml_compat_dict_sizeof(PyObject *o);
 size_t ml_compat_type_sizeof(PyTypeObject *tp);
 
 /* 1 if dict `d` is split (key-sharing): its keys live in the class's
- * shared keys object and its values in a separate array. */
-static inline int
-ml_compat_dict_is_split(PyObject *d)
-{
-    return ((PyDictObject *)d)->ma_values != NULL; /* same field in 3.10-3.13 */
-}
+ * shared keys object and its values in a separate array. 3.10 gives every
+ * empty dict ({}, dict(), a cleared dict) a values array too (a static
+ * one): those are not split. */
+int ml_compat_dict_is_split(PyObject *d);
 
 /* The entries of a dict, read in place (one call per dict instead of one
  * PyDict_Next call per item): for i < n, entry i is the key
