@@ -161,6 +161,26 @@ def test_diff_and_new_objects_are_exactly_the_added_objects():
     assert "+727" in str(diff)
 
 
+def test_diff_sorted_by_size_of_change_shrinking_type_first():
+    """A type that shrinks by more than any other grows is the first row,
+    so --limit 1 keeps it."""
+    leaves = [Leaf(i, None) for i in range(20000)]
+    before = memlens.heap(ids=False)
+    del leaves
+    grown = [Rec(i) for i in range(300)]  # grows, by far less
+    after = memlens.heap(ids=False)
+    diff = after - before
+    leaf = type_name(Leaf)
+    first = diff.by_type()[0]
+    assert first.type == leaf and first.count == -20000
+    assert first.bytes == -20000 * sys.getsizeof(Leaf(0, None))
+    assert max(r.bytes for r in diff.by_type()) < -first.bytes
+    lines = diff.format(limit=1).splitlines()
+    assert lines[3].split()[0] == leaf and "more types changed" in lines[-1]
+    assert diff.as_list()[0]["type"] == leaf
+    del grown
+
+
 def test_dict_owners():
     snap = memlens.heap()
     names = {r.type for r in snap.by_type()}

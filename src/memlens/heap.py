@@ -256,13 +256,15 @@ class SnapshotDiff:
             c0, b0 = before._types.get(name, (0, 0))
             if c1 != c0 or b1 != b0:
                 rows.append(TypeRow(name, c1 - c0, b1 - b0))
-        rows.sort(key=lambda r: (-r.bytes, -r.count, r.type))
+        # by the size of the change: a type that shrank by more than others
+        # grew comes first, whatever --limit cuts
+        rows.sort(key=lambda r: (-abs(r.bytes), -abs(r.count), r.type))
         self.rows = rows
         self.count = after.total_count - before.total_count
         self.bytes = after.total_bytes - before.total_bytes
 
     def by_type(self):
-        """TypeRow deltas, biggest growth in bytes first."""
+        """TypeRow deltas, biggest change in bytes (growth or shrinkage) first."""
         return list(self.rows)
 
     def new_objects(self, type=None):
