@@ -102,6 +102,61 @@ def test_instance_values_counted_like_tracemalloc():
     assert abs(charged - expected) <= 0.01 * expected
 
 
+def _new_instance(cls):
+    return cls()  # the line tracemalloc charges the instance (and its values) to
+
+
+def test_first_instances_of_a_class_against_tracemalloc():
+    """3.11+: creating an instance takes one slot from the class's shared
+    keys while it has more than one to spare, so the first ~29 instances
+    of a class get bigger values arrays (29, 28, ... slots) than the later
+    ones. What memlens charges each of 40 fresh instances, against what
+    tracemalloc traced when it was made (docs/HEAP.md gives the bounds)."""
+    def make_class():
+        class Fresh:
+            def __init__(self):
+                self.a = None
+                self.b = None
+        return Fresh
+
+    Fresh = make_class()
+    where = (_new_instance.__code__.co_filename, _new_instance.__code__.co_firstlineno + 1)
+    n = 40
+    objs = [None] * n
+    traced = []
+    tracemalloc.start(1)
+    try:
+        for i in range(n):
+            s0 = tracemalloc.take_snapshot()
+            objs[i] = _new_instance(Fresh)
+            s1 = tracemalloc.take_snapshot()
+            traced.append(sum(st.size_diff for st in s1.compare_to(s0, "lineno")
+                              if (st.traceback[0].filename, st.traceback[0].lineno) == where))
+            del s0, s1
+    finally:
+        tracemalloc.stop()
+    errors = []  # traced - charged: positive = memlens short
+    for obj, t in zip(objs, traced):
+        size, values, _, _ = _engine.object_size(obj)
+        errors.append(t - (size + values))
+    if PY311:
+        assert traced[0] > traced[-1]
+    assert errors[-10:] == [0] * 10  # the count has settled: exact
+    if PY313:
+        # inline values: short by one slot (+ rounding) for the instance
+        # that settled the count, exact for every other
+        assert all(0 <= e <= 16 for e in errors), errors
+        assert sum(1 for e in errors if e) <= 1, errors
+    elif PY311:
+        # 3.11/3.12 keep only round8(slots + 2) with the array
+        assert all(-24 <= e <= 56 for e in errors), errors
+        assert abs(sum(errors)) <= 320, errors
+    else:
+        # 3.10: the attributes are in a dict, sized as getsizeof; the first
+        # call of __init__ also made its code's cached frame object here
+        assert errors[1:] == [0] * (n - 1)
+
+
 # ---- the census ----
 
 def test_known_population_exact_counts_and_bytes():

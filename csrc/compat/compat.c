@@ -873,18 +873,42 @@ ml_compat_type_sizeof(PyTypeObject *tp)
     return size;
 }
 
+/* Slots of an instance's values array. Creating an instance takes one
+ * from the class's shared keys' usable count while it is above 1, so the
+ * first instances of a class get bigger arrays than the later ones (29,
+ * 28, ... down to the keys' entries + 1); the keys' entries + usable now
+ * is the size of the arrays made since the count settled, and the smallest
+ * any instance has. */
+#if PY_VERSION_HEX >= 0x030B0000
+static size_t
+ml_compat_values_now(PyObject *o)
+{
+    PyDictKeysObject *keys = ((PyHeapTypeObject *)Py_TYPE(o))->ht_cached_keys;
+    return keys ? (size_t)(keys->dk_nentries + keys->dk_usable) : 0;
+}
+#endif
+
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
-/* 3.11/3.12: a values array without a dict is a PyMem block of
- * prefix (its size in the byte before the array) + one slot per usable
- * shared key. */
+/* 3.11/3.12: a values array without a dict is a PyMem block of a prefix
+ * (insertion order, used count, and its own size p = round8(slots + 2) in
+ * the byte before the array) and the slots. The slot count itself is not
+ * stored: p says it is in [p - 9, p - 2], and it is at least the count now.
+ * When p is the prefix of the count now, the count now (exact for every
+ * instance made after the count settled; up to 7 slots short for the few
+ * made just before); else the instance is one of the first and p - 6 (3
+ * slots over to 4 short). docs/HEAP.md gives the bounds; tests measure
+ * them against tracemalloc. */
 static size_t
 ml_compat_values_bytes(PyObject *o, PyDictValues *values)
 {
-    PyDictKeysObject *keys = ((PyHeapTypeObject *)Py_TYPE(o))->ht_cached_keys;
-    if (!keys)
-        return 0;
+    size_t now = ml_compat_values_now(o);
     size_t prefix = ((uint8_t *)values)[-1];
-    return prefix + (size_t)(keys->dk_nentries + keys->dk_usable) * sizeof(PyObject *);
+    size_t slots = now;
+    if (!now)
+        return 0;
+    if (_Py_SIZE_ROUND_UP(now + 2, sizeof(PyObject *)) < prefix)
+        slots = prefix - 6;
+    return prefix + slots * sizeof(PyObject *);
 }
 #endif
 
@@ -897,9 +921,15 @@ ml_compat_instance_dict(PyObject *o, size_t *values_bytes)
     if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
 #if PY_VERSION_HEX >= 0x030D0000
         if (tp->tp_flags & Py_TPFLAGS_INLINE_VALUES) {
-            /* allocated with the object, whether or not a dict exists */
+            /* allocated with the object, whether or not a dict exists,
+             * for the shared keys' usable size before creating the
+             * instance took one from it: one slot more than its capacity
+             * unless the count had settled (capacity == the size now; the
+             * instance that settled it is one slot short here) */
             PyDictValues *v = _PyObject_InlineValues(o);
-            size_t cap = v->capacity;
+            size_t cap = v->capacity, now = ml_compat_values_now(o);
+            if (now && cap > now)
+                cap++;
             *values_bytes = _Py_SIZE_ROUND_UP(cap, sizeof(PyObject *)) + (cap + 1) * sizeof(PyObject *);
         }
         return (PyObject *)_PyObject_ManagedDictPointer(o)->dict;
