@@ -1028,10 +1028,12 @@ ml_timeline_init(PyObject *m)
 /* ==== heap bindings ==== */
 #include "heap/deepsize.h"
 #include "heap/heap.h"
+#include "heap/walk.h"
 
 /* A census's object addresses handed to Python without a copy: a
  * read-only buffer (of uintptr_t) over the engine's array, freed with the
- * object. Its __sizeof__ counts the array, so censuses see it. */
+ * object. Its __sizeof__ counts the array; censuses never see it (an own
+ * type of memlens, walk.h). */
 typedef struct {
     PyObject_HEAD
     uintptr_t *ids;
@@ -1208,6 +1210,26 @@ done:
 }
 
 static PyObject *
+ml_heap_own_type_py(PyObject *self, PyObject *tp)
+{
+    if (!PyType_Check(tp)) {
+        PyErr_SetString(PyExc_TypeError, "heap_own_type: a type is required");
+        return NULL;
+    }
+    if (ml_walk_add_own_type((PyTypeObject *)tp) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "heap_own_type: too many types");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ml_heap_untrack_dict_py(PyObject *self, PyObject *d)
+{
+    return PyBool_FromLong(ml_walk_untrack_dict(d));
+}
+
+static PyObject *
 ml_heap_object_size_py(PyObject *self, PyObject *o)
 {
     size_t size, values = 0;
@@ -1228,12 +1250,16 @@ ml_heap_object_size_py(PyObject *self, PyObject *o)
     {"deep_size", ml_heap_deep_size_py, METH_VARARGS,                                            \
      "deep_size(roots, stop_types, align) -> dict: bytes reachable from roots."},                \
     {"object_size", ml_heap_object_size_py, METH_O,                                              \
-     "object_size(o) -> (getsizeof bytes, values bytes, computed in C, flag)."},
+     "object_size(o) -> (getsizeof bytes, values bytes, computed in C, flag)."},                \
+    {"heap_own_type", ml_heap_own_type_py, METH_O,                                               \
+     "heap_own_type(tp): no census, diff or deep size ever counts instances of tp (memlens' own)."}, \
+    {"heap_untrack_dict", ml_heap_untrack_dict_py, METH_O,                                       \
+     "heap_untrack_dict(d) -> bool: the GC stops tracking d if nothing in it can make a cycle."},
 
 static int
 ml_heap_init(PyObject *m)
 {
-    if (PyType_Ready(&ml_heap_ids_type) < 0)
+    if (PyType_Ready(&ml_heap_ids_type) < 0 || ml_walk_add_own_type(&ml_heap_ids_type) < 0)
         return -1;
     return ml_objsize_setup();
 }

@@ -236,6 +236,37 @@ def test_diff_sorted_by_size_of_change_shrinking_type_first():
     del grown
 
 
+def _memlens_rows(rows):
+    return [r for r in rows if r.type.startswith("memlens.")]
+
+
+def test_memlens_never_counts_itself():
+    """A census does not grow by the snapshots, diffs and deep sizes taken
+    before it (nor their id buffers): between two snapshots where nothing
+    else changed, the diff is empty."""
+    memlens.heap()  # first call: whatever importing and warming up made
+    s1 = memlens.heap()
+    s2 = memlens.heap()
+    assert (s2 - s1).by_type() == []
+    assert (s2.total_count, s2.total_bytes) == (s1.total_count, s1.total_bytes)
+    # more of memlens' own: a diff, a detailed deep size, and the snapshots'
+    # 8-byte-per-object id buffers (s1's alone is total_count * 8 bytes)
+    keep = (s2 - s1, memlens.deep_size([1, 2], detail=True))
+    s3 = memlens.heap()
+    growth = (s3 - s2).by_type()
+    assert _memlens_rows(growth) == [] and _memlens_rows(s3.by_type()) == []
+    # the one new object is the tuple `keep` (the program's own, holding them)
+    assert [(r.type, r.count) for r in growth] == [("tuple", 1)]
+    assert s3.total_bytes - s2.total_bytes == sys.getsizeof(keep)
+    new = list(s3.new_objects(s1))
+    assert [type(o) for o in new] == [tuple]
+    # deep size and the dict table do not reach into them either
+    assert memlens.deep_size([s1, s2, keep]) == \
+        memlens.deep_size([None, None, keep]) - sys.getsizeof(None)
+    assert s3.dicts().total_bytes == s2.dicts().total_bytes
+    del keep
+
+
 def test_dict_owners():
     snap = memlens.heap()
     names = {r.type for r in snap.by_type()}

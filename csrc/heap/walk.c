@@ -9,6 +9,34 @@
  * touched yet, and a loop over items knows the next addresses early. */
 #define ML_WALK_AHEAD 4
 
+/* memlens' own types (walk.h), process-wide: set at import, with the GIL. */
+static PyTypeObject *ml_walk_own[ML_WALK_MAX_OWN];
+static size_t ml_walk_nown;
+
+int
+ml_walk_add_own_type(PyTypeObject *tp)
+{
+    for (size_t i = 0; i < ml_walk_nown; i++) {
+        if (ml_walk_own[i] == tp)
+            return 0;
+    }
+    if (ml_walk_nown == ML_WALK_MAX_OWN)
+        return -1;
+    Py_INCREF(tp);
+    ml_walk_own[ml_walk_nown++] = tp;
+    return 0;
+}
+
+static inline int
+ml_walk_is_own(PyTypeObject *tp)
+{
+    for (size_t i = 0; i < ml_walk_nown; i++) {
+        if (ml_walk_own[i] == tp)
+            return 1;
+    }
+    return 0;
+}
+
 static int
 ml_walk_push(ml_walk *w, PyObject *o)
 {
@@ -142,6 +170,8 @@ ml_walk_one(ml_walk *w, PyObject *o)
 {
     PyTypeObject *tp = Py_TYPE(o);
     int rc;
+    if (ml_walk_is_own(tp))
+        return 0; /* memlens' own: not counted, nothing of it followed */
     w->reached++;
     if (tp == &PyDict_Type) {
         rc = ml_walk_dict(w, o);
@@ -239,6 +269,40 @@ int
 ml_walk_seen(const ml_walk *w, PyObject *o)
 {
     return ml_addrbits_has(&w->seen, (uintptr_t)o);
+}
+
+/* 1 if the GC does not track `o`, and (depth > 0) a dict's items are such. */
+static int
+ml_walk_atomic(PyObject *o, int depth)
+{
+    if (!PyObject_IS_GC(o) || !PyObject_GC_IsTracked(o))
+        return 1;
+    if (depth <= 0 || !PyDict_CheckExact(o))
+        return 0;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(o, &pos, &k, &v)) {
+        if (!ml_walk_atomic(k, 0) || !ml_walk_atomic(v, 0))
+            return 0;
+    }
+    return 1;
+}
+
+int
+ml_walk_untrack_dict(PyObject *d)
+{
+    if (!PyDict_CheckExact(d))
+        return 0;
+    if (!PyObject_GC_IsTracked(d))
+        return 1;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(d, &pos, &k, &v)) {
+        if (!ml_walk_atomic(k, 0) || !ml_walk_atomic(v, 1))
+            return 0;
+    }
+    PyObject_GC_UnTrack(d);
+    return 1;
 }
 
 void

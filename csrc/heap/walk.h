@@ -23,6 +23,13 @@
  * it prefetches what it knows it will read: the GC lists a few objects
  * ahead, container items a few ahead, the entries of a dict it reaches.
  *
+ * memlens never counts itself: instances of memlens' own types
+ * (ml_walk_set_own_types: snapshots, diffs, deep sizes, the engine's id
+ * buffers) are neither handed to fn nor traversed, in every walk. Their
+ * data is kept in containers the GC does not track (str/int dicts, bytes,
+ * engine buffers), so nothing of theirs is on the GC lists either: what
+ * only they hold is never reached.
+ *
  * GIL held throughout; nothing here calls into Python or allocates Python
  * objects, so no other thread runs while a walk is in progress. The
  * callback gets borrowed pointers; it must not run Python code or free
@@ -70,6 +77,22 @@ int ml_walk_heap(ml_walk_fn fn, void *arg, ml_walk *w);
  * -1 as ml_walk_heap. */
 int ml_walk_from(PyObject *const *roots, size_t nroots, ml_walk_filter filter, ml_walk_fn fn,
                  void *arg, ml_walk *w);
+
+/* The types whose instances every walk leaves out (exact types, at most
+ * ML_WALK_MAX_OWN; references are kept for the life of the process). Adds
+ * to those given before. Returns 0, or -1 when there is no room. */
+#define ML_WALK_MAX_OWN 8
+int ml_walk_add_own_type(PyTypeObject *tp);
+
+/* Stop the GC tracking dict `d` when nothing in it can be part of a
+ * cycle: every key and value is an object the GC does not track, or a
+ * dict of such objects (checked one level down). For the instance dicts
+ * of memlens' own types (an int subclass cannot have __slots__), so that
+ * what they hold is never on the GC lists. A later insertion of a
+ * tracked object tracks the dict again (CPython does), so this is the
+ * same as the untracking the GC itself does to such dicts in a full
+ * collection. Returns 1 if `d` is now untracked, else 0. */
+int ml_walk_untrack_dict(PyObject *d);
 
 /* From inside fn: reach `o` too (e.g. the type of an object, which
  * tp_traverse does not visit for static types). Returns 0, or -1 when out

@@ -60,26 +60,50 @@ def _row_name(tp, what):
 
 
 def _merge(pairs):
-    """[(name, count, bytes)] -> {name: [count, bytes]} (same-named types merge)."""
-    out = {}
+    """[(name, count, bytes)] -> ({name: count}, {name: bytes}) (same-named
+    types merge). Two dicts of str -> int: the GC never tracks them (see
+    Snapshot)."""
+    counts, sizes = {}, {}
     for name, count, size in pairs:
-        acc = out.setdefault(name, [0, 0])
-        acc[0] += count
-        acc[1] += size
-    return out
+        counts[name] = counts.get(name, 0) + count
+        sizes[name] = sizes.get(name, 0) + size
+    return counts, sizes
+
+
+def _rows(counts, sizes):
+    """TypeRows of merged counts and bytes, biggest total bytes first."""
+    rows = [TypeRow(name, c, sizes[name]) for name, c in counts.items()]
+    rows.sort(key=lambda r: (-r.bytes, -r.count, r.type))
+    return rows
 
 
 def _share(part, whole):
     return "%.2f%%" % (100.0 * part / whole) if whole else "-"
 
 
+_DICT_KINDS = tuple(_DICT_KIND_ORDER)
+
+
 class Snapshot:
-    """The live heap at one moment, by type. Built by memlens.heap()."""
+    """The live heap at one moment, by type. Built by memlens.heap().
+
+    memlens never counts itself: no census, diff, deep size or new_objects
+    includes a Snapshot, SnapshotDiff or DeepSize, nor what only they hold.
+    The walk skips instances of these types (_engine.heap_own_type), and
+    their data lives only in containers the GC never tracks (dicts of str
+    or int -> int, bytes, the engine's id buffer), so none of it is on the
+    GC lists either. Keep it that way: no list, tuple or object attribute
+    here."""
+
+    __slots__ = ("_counts", "_bytes", "_dicts", "_ids", "total_count", "total_bytes",
+                 "sizeof_calls", "sizeof_errors", "sizeof_clamped", "gc_collecting")
 
     def __init__(self, raw):
-        self._types = _merge((_row_name(tp, what), count, size)
-                             for tp, what, count, size in raw["rows"])
-        self._dicts = [(kind, size, count) for kind, size, count in raw["dicts"]]
+        self._counts, self._bytes = _merge((_row_name(tp, what), count, size)
+                                           for tp, what, count, size in raw["rows"])
+        #: the dict table: (size << 3 | kind index) -> dicts
+        self._dicts = {size << 3 | _DICT_KINDS.index(kind): count
+                       for kind, size, count in raw["dicts"]}
         self._ids = raw["ids"]
         #: objects and bytes in the heap
         self.total_count = raw["count"]
@@ -96,30 +120,32 @@ class Snapshot:
     def __getstate__(self):
         # the ids live in an engine buffer: pickled and copied as bytes
         # (heap_new_objects reads either)
-        state = dict(self.__dict__)
-        if state.get("_ids") is not None:
+        state = {name: getattr(self, name) for name in self.__slots__}
+        if state["_ids"] is not None:
             state["_ids"] = bytes(memoryview(state["_ids"]))
         return state
+
+    def __setstate__(self, state):
+        for name in self.__slots__:
+            setattr(self, name, state[name])
 
     # ---- data ----
 
     def by_type(self):
         """Rows (TypeRow), biggest total bytes first."""
-        rows = [TypeRow(name, c, b) for name, (c, b) in self._types.items()]
-        rows.sort(key=lambda r: (-r.bytes, -r.count, r.type))
-        return rows
+        return _rows(self._counts, self._bytes)
 
     def dicts(self):
         """The dict table (DictTable): dicts by key kind and size, biggest first."""
-        return DictTable([DictRow(kind, size, count, size * count)
-                          for kind, size, count in self._dicts])
+        return DictTable([DictRow(_DICT_KINDS[key & 7], key >> 3, count, (key >> 3) * count)
+                          for key, count in self._dicts.items()])
 
     def count_of(self, name):
         """Objects counted under a row name ('str', 'dict of app.User', ...)."""
-        return self._types.get(name, (0, 0))[0]
+        return self._counts.get(name, 0)
 
     def bytes_of(self, name):
-        return self._types.get(name, (0, 0))[1]
+        return self._bytes.get(name, 0)
 
     def as_dict(self, dicts=False):
         out = {
@@ -199,7 +225,7 @@ class Snapshot:
 
     def __repr__(self):
         return "<memlens.Snapshot %d objects, %d bytes, %d types>" % (
-            self.total_count, self.total_bytes, len(self._types))
+            self.total_count, self.total_bytes, len(self._counts))
 
 
 class _Lines:
@@ -244,28 +270,36 @@ class DictTable(list):
 
 
 class SnapshotDiff:
-    """Growth per type between two snapshots (after - before)."""
+    """Growth per type between two snapshots (after - before). Holds only
+    the two snapshots (never counted: see Snapshot); rows are computed
+    when asked for."""
+
+    __slots__ = ("after", "before", "count", "bytes")
 
     def __init__(self, after, before):
         self.after = after
         self.before = before
-        names = set(after._types) | set(before._types)
+        self.count = after.total_count - before.total_count
+        self.bytes = after.total_bytes - before.total_bytes
+
+    @property
+    def rows(self):
+        """TypeRow deltas of the types that changed, biggest change first."""
+        after, before = self.after, self.before
         rows = []
-        for name in names:
-            c1, b1 = after._types.get(name, (0, 0))
-            c0, b0 = before._types.get(name, (0, 0))
+        for name in set(after._counts) | set(before._counts):
+            c1, b1 = after._counts.get(name, 0), after._bytes.get(name, 0)
+            c0, b0 = before._counts.get(name, 0), before._bytes.get(name, 0)
             if c1 != c0 or b1 != b0:
                 rows.append(TypeRow(name, c1 - c0, b1 - b0))
         # by the size of the change: a type that shrank by more than others
         # grew comes first, whatever --limit cuts
         rows.sort(key=lambda r: (-abs(r.bytes), -abs(r.count), r.type))
-        self.rows = rows
-        self.count = after.total_count - before.total_count
-        self.bytes = after.total_bytes - before.total_bytes
+        return rows
 
     def by_type(self):
         """TypeRow deltas, biggest change in bytes (growth or shrinkage) first."""
-        return list(self.rows)
+        return self.rows
 
     def new_objects(self, type=None):
         return self.after.new_objects(self.before, type=type)
@@ -279,7 +313,8 @@ class SnapshotDiff:
                           indent=2)
 
     def format(self, limit=30):
-        rows = self.rows if limit is None else self.rows[:limit]
+        every = self.rows
+        rows = every if limit is None else every[:limit]
         lines = []
         out = _Lines(lines)
         out.write("memlens heap growth: %s objects, %s\n" % (
@@ -287,8 +322,8 @@ class SnapshotDiff:
         table(["type", "count", "bytes"],
               [[r.type, human_count(r.count, signed=True), human_bytes(r.bytes, signed=True)]
                for r in rows], out=out)
-        if len(rows) < len(self.rows):
-            out.write("... %d more types changed\n" % (len(self.rows) - len(rows)))
+        if len(rows) < len(every):
+            out.write("... %d more types changed\n" % (len(every) - len(rows)))
         return "".join(lines)
 
     def __str__(self):
@@ -315,13 +350,15 @@ class DeepSize(int):
         self.count = raw["count"]
         self.sizeof_errors = raw["sizeof_errors"]
         self.sizeof_clamped = raw["sizeof_clamped"]
-        self._rows = _merge((type_name(tp), c, b) for tp, c, b in raw["rows"])
+        # dicts of str -> int only: see Snapshot
+        self._counts, self._bytes = _merge((type_name(tp), c, b) for tp, c, b in raw["rows"])
+        # an int subclass has a __dict__ (no __slots__): with only ints and
+        # those in it, the GC need not track it, so no census reaches them
+        _engine.heap_untrack_dict(self.__dict__)
         return self
 
     def by_type(self):
-        rows = [TypeRow(name, c, b) for name, (c, b) in self._rows.items()]
-        rows.sort(key=lambda r: (-r.bytes, -r.count, r.type))
-        return rows
+        return _rows(self._counts, self._bytes)
 
     def format(self, limit=30):
         rows = self.by_type()
@@ -339,6 +376,12 @@ class DeepSize(int):
 
     def __repr__(self):
         return "DeepSize(%d bytes, %d objects)" % (int(self), self.count)
+
+
+# memlens never counts itself (see Snapshot)
+for _own in (Snapshot, SnapshotDiff, DeepSize):
+    _engine.heap_own_type(_own)
+del _own
 
 
 def deep_size(obj, *more, detail=False, stop=DEFAULT_STOP, align=0):
