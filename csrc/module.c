@@ -660,22 +660,39 @@ ml_tl_func_dict(const ml_lines_func *f)
         }
         PyList_SET_ITEM(rows, (Py_ssize_t)i, t);
     }
-    return Py_BuildValue("{s:s,s:s,s:I,s:L,s:K,s:K,s:L,s:O,s:N}", "file", f->file,
+    PyObject *code_lines = PyList_New((Py_ssize_t)f->ncode_lines);
+    for (size_t i = 0; code_lines && i < f->ncode_lines; i++) {
+        PyObject *n = PyLong_FromLong(f->code_lines[i]);
+        if (!n) {
+            Py_CLEAR(code_lines);
+            break;
+        }
+        PyList_SET_ITEM(code_lines, (Py_ssize_t)i, n);
+    }
+    if (!code_lines) {
+        Py_DECREF(rows);
+        return NULL;
+    }
+    return Py_BuildValue("{s:s,s:s,s:I,s:L,s:K,s:K,s:L,s:O,s:N,s:N}", "file", f->file,
                          "function", f->name, "firstlineno", (unsigned)f->firstlineno, "net",
                          (long long)f->net, "allocated", (unsigned long long)f->allocated,
                          "allocations", (unsigned long long)f->allocations, "rows_sum",
                          (long long)f->rows_sum, "adds_up", f->adds_up ? Py_True : Py_False,
-                         "rows", rows);
+                         "rows", rows, "code_lines", code_lines);
 }
 
-/* lines(path, names, files) -> dict(meta, events, unattributed, functions) */
+/* lines(path, names, files, progress=None) -> dict(meta, events, unattributed, functions) */
 static PyObject *
-ml_tl_lines(PyObject *self, PyObject *args)
+ml_tl_lines(PyObject *self, PyObject *args, PyObject *kw)
 {
+    static char *kwlist[] = {"path", "names", "files", "progress", NULL};
     const char *path;
     PyObject *names, *files, *funcs = NULL, *result = NULL;
     char err[256];
-    if (!PyArg_ParseTuple(args, "sO!O!", &path, &PyList_Type, &names, &PyList_Type, &files))
+    ml_py_progress pp = {Py_None, NULL};
+    ml_progress pg = {ml_py_progress_call, &pp};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!|O", kwlist, &path, &PyList_Type, &names,
+                                     &PyList_Type, &files, &pp.callback))
         return NULL;
     ml_reader *r = ml_tl_open(path);
     if (!r)
@@ -694,11 +711,10 @@ ml_tl_lines(PyObject *self, PyObject *args)
             goto nomem;
     }
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ml_lines_run(l, r, err, sizeof(err));
-    Py_END_ALLOW_THREADS
+    ML_PY_RUN(rc, pp, ml_lines_run(l, r, &pg, err, sizeof(err)));
     if (rc < 0) {
-        PyErr_SetString(PyExc_ValueError, err);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, err);
         goto done;
     }
     funcs = PyList_New(0);
@@ -791,25 +807,26 @@ fail:
     return NULL;
 }
 
-/* timeline(path) -> dict(meta, points, marks, end_us, truncated, peak) */
+/* timeline(path, progress=None) -> dict(meta, points, marks, end_us, truncated, peak) */
 static PyObject *
-ml_tl_timeline(PyObject *self, PyObject *args)
+ml_tl_timeline(PyObject *self, PyObject *args, PyObject *kw)
 {
+    static char *kwlist[] = {"path", "progress", NULL};
     const char *path;
     ml_timeline t;
     char err[256];
     int rc;
-    if (!PyArg_ParseTuple(args, "s", &path))
+    ml_py_progress pp = {Py_None, NULL};
+    ml_progress pg = {ml_py_progress_call, &pp};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|O", kwlist, &path, &pp.callback))
         return NULL;
     ml_reader *r = ml_tl_open(path);
     if (!r)
         return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ml_timeline_build(r, &t, err, sizeof(err));
-    Py_END_ALLOW_THREADS
+    ML_PY_RUN(rc, pp, ml_timeline_build(r, &t, &pg, err, sizeof(err)));
     PyObject *meta = rc < 0 ? NULL : ml_tl_meta(r);
     PyObject *result = meta ? ml_tl_timeline_dict(&t, meta) : NULL;
-    if (rc < 0)
+    if (rc < 0 && !PyErr_Occurred())
         PyErr_SetString(PyExc_ValueError, err);
     else
         ml_timeline_release(&t);
@@ -1001,8 +1018,10 @@ ml_tl_counters_into(PyObject *self, PyObject *arg)
 }
 
 #define ML_TIMELINE_METHODS                                                              \
-    {"lines", ml_tl_lines, METH_VARARGS, "lines(path, names, files) -> dict"},           \
-    {"timeline", ml_tl_timeline, METH_VARARGS, "timeline(path) -> dict"},               \
+    {"lines", (PyCFunction)(void (*)(void))ml_tl_lines, METH_VARARGS | METH_KEYWORDS,       \
+     "lines(path, names, files, progress=None) -> dict"},                                  \
+    {"timeline", (PyCFunction)(void (*)(void))ml_tl_timeline, METH_VARARGS | METH_KEYWORDS, \
+     "timeline(path, progress=None) -> dict"},                                            \
     {"timeline_meta", ml_tl_timeline_meta, METH_VARARGS, "timeline_meta(path) -> str"},  \
     {"meter_register", ml_tl_meter_register, METH_VARARGS, "meter_register(code)"},      \
     {"meter_enter", ml_tl_meter_enter, METH_O, "meter_enter(code)"},                     \

@@ -48,7 +48,9 @@ def capture(tmp_path_factory):
 def rows_of(capture, *args):
     proc = memlens("lines", capture[0], "--json", *args)
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    doc = json.loads(proc.stdout)
+    assert doc["capture"]["path"] == capture[0]
+    return doc["lines"]
 
 
 def by(rows, function):
@@ -59,18 +61,18 @@ def test_known_increments(capture):
     rows = rows_of(capture, "--function", "work")
     assert {r["function"] for r in rows} == {"work"}
     w = by(rows, "work")
-    assert w[L_KEEP]["increment"] == sys.getsizeof(bytes(1 << 20))
+    assert w[L_KEEP]["increment_bytes"] == sys.getsizeof(bytes(1 << 20))
     assert w[L_KEEP]["allocations"] == 1
-    assert w[L_TEMP]["increment"] == 0
-    assert w[L_TEMP]["allocated"] >= sys.getsizeof(bytes(8 << 20))
-    assert w[L_CALL]["increment"] == sys.getsizeof(bytes(2 << 20))  # callee included
+    assert w[L_TEMP]["increment_bytes"] == 0
+    assert w[L_TEMP]["allocated_bytes"] >= sys.getsizeof(bytes(8 << 20))
+    assert w[L_CALL]["increment_bytes"] == sys.getsizeof(bytes(2 << 20))  # callee included
     assert w[L_KEEP]["source"].strip() == "keep = bytes(1 << 20)"
     for r in rows:
-        assert set(r) == {"function", "file", "line", "heap", "increment", "allocated",
-                          "allocations", "source"}
+        assert set(r) == {"function", "file", "line", "heap_bytes", "increment_bytes",
+                          "allocated_bytes", "allocations", "source"}
         assert r["file"] == capture[1]
     # heap after the 1 MB line's last event holds at least that 1 MB
-    assert w[L_KEEP]["heap"] >= sys.getsizeof(bytes(1 << 20))
+    assert w[L_KEEP]["heap_bytes"] >= sys.getsizeof(bytes(1 << 20))
 
 
 def test_default_is_the_main_script(capture):
@@ -80,16 +82,19 @@ def test_default_is_the_main_script(capture):
     h = by(rows, "helper")  # called twice: warm-up and from work()
     two = 2 * sys.getsizeof(bytes(2 << 20))
     # (+ on 3.10, bytes()'s argument parser built on this first call: 58 B)
-    assert two <= h[L_HELPER_BODY]["allocated"] <= two + 128
+    assert two <= h[L_HELPER_BODY]["allocated_bytes"] <= two + 128
     m = by(rows, "<module>")
     # the module line that calls work() carries everything work() keeps
-    assert m[L_MODULE_CALL]["increment"] >= sys.getsizeof(bytes(1 << 20)) + sys.getsizeof(bytes(2 << 20))
+    assert m[L_MODULE_CALL]["increment_bytes"] >= sys.getsizeof(bytes(1 << 20)) + sys.getsizeof(bytes(2 << 20))
 
 
 def test_selection_by_file(capture, tmp_path):
     assert rows_of(capture, "--file", capture[1]) == rows_of(capture)
     assert rows_of(capture, "--file", os.path.basename(capture[1])) == rows_of(capture)
-    assert rows_of(capture, "--file", str(tmp_path / "other.py")) == []
+    # a selection that matches nothing is bad input
+    proc = memlens("lines", capture[0], "--file", str(tmp_path / "other.py"))
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "other.py" in proc.stderr
 
 
 def test_text_table_adds_up(capture):
@@ -158,4 +163,4 @@ def test_cross_check_with_tracemalloc(capture, tmp_path):
     tm = json.loads(proc.stdout)
     w = by(rows_of(capture, "--function", "work"), "work")
     for key, line in (("keep", L_KEEP), ("temp", L_TEMP), ("call", L_CALL)):
-        assert abs(w[line]["increment"] - tm[key]) <= 64, (key, w[line]["increment"], tm[key])
+        assert abs(w[line]["increment_bytes"] - tm[key]) <= 64, (key, w[line]["increment_bytes"], tm[key])
