@@ -344,7 +344,7 @@ def display_path(path, width=50):
 def location(row, width=50):
     if row["function"] == NO_STACK and not row["file"]:
         return "-"
-    where = display_path(row["file"], width)
+    where = fmt.safe(display_path(row["file"], width))
     return "%s:%d" % (where, row["line"]) if row["line"] else where
 
 
@@ -364,7 +364,7 @@ def print_warnings(data, file=None):
     if data.get("truncated"):
         out.write("warning: %s\n" % TRUNCATED_WARNING)
     for w in data.get("warnings", ()):
-        out.write("warning: %s\n" % w)
+        out.write("warning: %s\n" % fmt.safe(w))
 
 
 def _program(data):
@@ -381,7 +381,7 @@ def print_summary(data, path, file=None):
                           _program(data)) if x]
     if extras:
         head += " (%s)" % ", ".join(extras)
-    print(head, file=out)
+    print(fmt.safe(head), file=out)
     facts = [
         ("duration", fmt.human_seconds(data["duration_s"])),
         ("peak heap", "%s at %s" % (fmt.human_bytes(data["peak_bytes"]),
@@ -421,10 +421,11 @@ def print_short_summary(data, path, file=None):
         out.write("memlens: at the peak:\n")
         for r in data["top_peak"][:3]:
             out.write("  %10s  %s  %s\n" % (fmt.human_bytes(r["bytes"]), location(r, 40),
-                                            r["function"]))
+                                            fmt.safe(r["function"])))
     if data.get("truncated"):
         out.write("memlens: warning: %s\n" % TRUNCATED_WARNING)
-    out.write("memlens: capture written to %s (see: memlens summary %s)\n" % (path, path))
+    out.write("memlens: capture written to %s (see: memlens summary %s)\n"
+              % (fmt.safe(path), fmt.safe(path)))
 
 
 def print_types(data, sort, file=None):
