@@ -121,7 +121,7 @@ def table(headers, rows, align=None, out=None):
     """Print rows as an aligned table. align: string of 'l'/'r' per column."""
     out = out or sys.stdout
     headers = [safe(h) for h in headers]
-    rows = [["" if c is None else safe(c) for c in r] for r in rows]
+    rows = [["" if c is None else safe(str(c).expandtabs(4)) for c in r] for r in rows]
     align = align or ("l" + "r" * (len(headers) - 1))
     widths = [len(h) for h in headers]
     for r in rows:

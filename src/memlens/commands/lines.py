@@ -64,8 +64,14 @@ def load(path, names=(), files=(), progress=None):
         files = [script]
     result = reports._read("lines", path, progress, 1, names, [_resolve(f) for f in files])
     if names and not files:
-        mine = sorted({f["file"] for f in result["functions"] if not is_library(f["file"])})
-        if mine and len(mine) < len({f["file"] for f in result["functions"]}):
+        funcs = result["functions"]
+        mine = sorted({f["file"] for f in funcs if not is_library(f["file"])})
+        # every name that matched something matched in the user's files: the
+        # library's functions of the same name are not what the user meant
+        user_first = all(any(_name_matches(sel, f["function"]) and not is_library(f["file"])
+                             for f in funcs)
+                         for sel in names if any(_name_matches(sel, f["function"]) for f in funcs))
+        if mine and user_first and any(is_library(f["file"]) for f in funcs):
             result = reports._read("lines", path, progress, 1, names, mine)
     return result
 
