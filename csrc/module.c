@@ -673,8 +673,8 @@ ml_tl_func_dict(const ml_lines_func *f)
         Py_DECREF(rows);
         return NULL;
     }
-    return Py_BuildValue("{s:s,s:s,s:I,s:L,s:K,s:K,s:L,s:O,s:N,s:N}", "file", f->file,
-                         "function", f->name, "firstlineno", (unsigned)f->firstlineno, "net",
+    return Py_BuildValue("{s:N,s:N,s:I,s:L,s:K,s:K,s:L,s:O,s:N,s:N}", "file", ml_py_str(f->file),
+                         "function", ml_py_str(f->name), "firstlineno", (unsigned)f->firstlineno, "net",
                          (long long)f->net, "allocated", (unsigned long long)f->allocated,
                          "allocations", (unsigned long long)f->allocations, "rows_sum",
                          (long long)f->rows_sum, "adds_up", f->adds_up ? Py_True : Py_False,
@@ -747,11 +747,13 @@ ml_tl_groups(const struct ml_timeline_group *g, size_t n, int sites)
 {
     PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list && i < n; i++) {
-        PyObject *d = sites ? Py_BuildValue("{s:s,s:s,s:i,s:K,s:K}", "file", g[i].file, "function",
-                                            g[i].function, "line", (int)g[i].line, "bytes",
+        /* names as the other reports decode them: bytes that are not UTF-8 replaced */
+        PyObject *d = sites ? Py_BuildValue("{s:N,s:N,s:i,s:K,s:K}", "file", ml_py_str(g[i].file),
+                                            "function", ml_py_str(g[i].function), "line",
+                                            (int)g[i].line, "bytes",
                                             (unsigned long long)g[i].bytes, "blocks",
                                             (unsigned long long)g[i].blocks)
-                            : Py_BuildValue("{s:s,s:K,s:K}", "type", g[i].type, "bytes",
+                            : Py_BuildValue("{s:N,s:K,s:K}", "type", ml_py_str(g[i].type), "bytes",
                                             (unsigned long long)g[i].bytes, "blocks",
                                             (unsigned long long)g[i].blocks);
         if (!d)
@@ -760,6 +762,15 @@ ml_tl_groups(const struct ml_timeline_group *g, size_t n, int sites)
             PyList_SET_ITEM(list, (Py_ssize_t)i, d);
     }
     return list;
+}
+
+/* A name as ml_py_str decodes it, or None for NULL. */
+static PyObject *
+ml_tl_str_or_none(const char *s)
+{
+    if (!s)
+        Py_RETURN_NONE;
+    return ml_py_str(s);
 }
 
 static PyObject *
@@ -784,20 +795,21 @@ ml_tl_timeline_dict(const ml_timeline *t, PyObject *meta)
         PyList_SET_ITEM(heap_max, (Py_ssize_t)i, m);
     }
     for (size_t i = 0; i < t->nmarks; i++) {
-        PyObject *k = Py_BuildValue("(KIs)", (unsigned long long)t->marks[i].time_us,
-                                    t->marks[i].kind, t->marks[i].label);
+        PyObject *k = Py_BuildValue("(KIN)", (unsigned long long)t->marks[i].time_us,
+                                    t->marks[i].kind, ml_py_str(t->marks[i].label));
         if (!k)
             goto fail;
         PyList_SET_ITEM(marks, (Py_ssize_t)i, k);
     }
     return Py_BuildValue(
-        "{s:O,s:N,s:N,s:N,s:N,s:N,s:K,s:O,s:{s:K,s:K,s:K,s:z,s:z,s:i,s:K,s:K}}", "meta", meta,
+        "{s:O,s:N,s:N,s:N,s:N,s:N,s:K,s:O,s:{s:K,s:K,s:K,s:N,s:N,s:i,s:K,s:K}}", "meta", meta,
         "top_sites", ml_tl_groups(t->top_sites, t->ntop_sites, 1), "top_types",
         ml_tl_groups(t->top_types, t->ntop_types, 0), "points",
         points, "heap_max", heap_max, "marks", marks, "end_us", (unsigned long long)t->end_us, "truncated",
         t->truncated ? Py_True : Py_False, "peak", "heap", (unsigned long long)t->peak_heap,
         "time_us", (unsigned long long)t->peak_time_us, "blocks",
-        (unsigned long long)t->peak_blocks, "file", t->top_file, "function", t->top_function,
+        (unsigned long long)t->peak_blocks, "file", ml_tl_str_or_none(t->top_file), "function",
+        ml_tl_str_or_none(t->top_function),
         "line", (int)t->top_line, "site_bytes", (unsigned long long)t->top_bytes, "site_blocks",
         (unsigned long long)t->top_blocks);
 fail:
