@@ -660,22 +660,39 @@ ml_tl_func_dict(const ml_lines_func *f)
         }
         PyList_SET_ITEM(rows, (Py_ssize_t)i, t);
     }
-    return Py_BuildValue("{s:s,s:s,s:I,s:L,s:K,s:K,s:L,s:O,s:N}", "file", f->file,
-                         "function", f->name, "firstlineno", (unsigned)f->firstlineno, "net",
+    PyObject *code_lines = PyList_New((Py_ssize_t)f->ncode_lines);
+    for (size_t i = 0; code_lines && i < f->ncode_lines; i++) {
+        PyObject *n = PyLong_FromLong(f->code_lines[i]);
+        if (!n) {
+            Py_CLEAR(code_lines);
+            break;
+        }
+        PyList_SET_ITEM(code_lines, (Py_ssize_t)i, n);
+    }
+    if (!code_lines) {
+        Py_DECREF(rows);
+        return NULL;
+    }
+    return Py_BuildValue("{s:N,s:N,s:I,s:L,s:K,s:K,s:L,s:O,s:N,s:N}", "file", ml_py_str(f->file),
+                         "function", ml_py_str(f->name), "firstlineno", (unsigned)f->firstlineno, "net",
                          (long long)f->net, "allocated", (unsigned long long)f->allocated,
                          "allocations", (unsigned long long)f->allocations, "rows_sum",
                          (long long)f->rows_sum, "adds_up", f->adds_up ? Py_True : Py_False,
-                         "rows", rows);
+                         "rows", rows, "code_lines", code_lines);
 }
 
-/* lines(path, names, files) -> dict(meta, events, unattributed, functions) */
+/* lines(path, names, files, progress=None) -> dict(meta, events, unattributed, functions) */
 static PyObject *
-ml_tl_lines(PyObject *self, PyObject *args)
+ml_tl_lines(PyObject *self, PyObject *args, PyObject *kw)
 {
+    static char *kwlist[] = {"path", "names", "files", "progress", NULL};
     const char *path;
     PyObject *names, *files, *funcs = NULL, *result = NULL;
     char err[256];
-    if (!PyArg_ParseTuple(args, "sO!O!", &path, &PyList_Type, &names, &PyList_Type, &files))
+    ml_py_progress pp = {Py_None, NULL};
+    ml_progress pg = {ml_py_progress_call, &pp};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!|O", kwlist, &path, &PyList_Type, &names,
+                                     &PyList_Type, &files, &pp.callback))
         return NULL;
     ml_reader *r = ml_tl_open(path);
     if (!r)
@@ -694,11 +711,10 @@ ml_tl_lines(PyObject *self, PyObject *args)
             goto nomem;
     }
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ml_lines_run(l, r, err, sizeof(err));
-    Py_END_ALLOW_THREADS
+    ML_PY_RUN(rc, pp, ml_lines_run(l, r, &pg, err, sizeof(err)));
     if (rc < 0) {
-        PyErr_SetString(PyExc_ValueError, err);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, err);
         goto done;
     }
     funcs = PyList_New(0);
@@ -731,11 +747,13 @@ ml_tl_groups(const struct ml_timeline_group *g, size_t n, int sites)
 {
     PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list && i < n; i++) {
-        PyObject *d = sites ? Py_BuildValue("{s:s,s:s,s:i,s:K,s:K}", "file", g[i].file, "function",
-                                            g[i].function, "line", (int)g[i].line, "bytes",
+        /* names as the other reports decode them: bytes that are not UTF-8 replaced */
+        PyObject *d = sites ? Py_BuildValue("{s:N,s:N,s:i,s:K,s:K}", "file", ml_py_str(g[i].file),
+                                            "function", ml_py_str(g[i].function), "line",
+                                            (int)g[i].line, "bytes",
                                             (unsigned long long)g[i].bytes, "blocks",
                                             (unsigned long long)g[i].blocks)
-                            : Py_BuildValue("{s:s,s:K,s:K}", "type", g[i].type, "bytes",
+                            : Py_BuildValue("{s:N,s:K,s:K}", "type", ml_py_str(g[i].type), "bytes",
                                             (unsigned long long)g[i].bytes, "blocks",
                                             (unsigned long long)g[i].blocks);
         if (!d)
@@ -744,6 +762,15 @@ ml_tl_groups(const struct ml_timeline_group *g, size_t n, int sites)
             PyList_SET_ITEM(list, (Py_ssize_t)i, d);
     }
     return list;
+}
+
+/* A name as ml_py_str decodes it, or None for NULL. */
+static PyObject *
+ml_tl_str_or_none(const char *s)
+{
+    if (!s)
+        Py_RETURN_NONE;
+    return ml_py_str(s);
 }
 
 static PyObject *
@@ -768,20 +795,21 @@ ml_tl_timeline_dict(const ml_timeline *t, PyObject *meta)
         PyList_SET_ITEM(heap_max, (Py_ssize_t)i, m);
     }
     for (size_t i = 0; i < t->nmarks; i++) {
-        PyObject *k = Py_BuildValue("(KIs)", (unsigned long long)t->marks[i].time_us,
-                                    t->marks[i].kind, t->marks[i].label);
+        PyObject *k = Py_BuildValue("(KIN)", (unsigned long long)t->marks[i].time_us,
+                                    t->marks[i].kind, ml_py_str(t->marks[i].label));
         if (!k)
             goto fail;
         PyList_SET_ITEM(marks, (Py_ssize_t)i, k);
     }
     return Py_BuildValue(
-        "{s:O,s:N,s:N,s:N,s:N,s:N,s:K,s:O,s:{s:K,s:K,s:K,s:z,s:z,s:i,s:K,s:K}}", "meta", meta,
+        "{s:O,s:N,s:N,s:N,s:N,s:N,s:K,s:O,s:{s:K,s:K,s:K,s:N,s:N,s:i,s:K,s:K}}", "meta", meta,
         "top_sites", ml_tl_groups(t->top_sites, t->ntop_sites, 1), "top_types",
         ml_tl_groups(t->top_types, t->ntop_types, 0), "points",
         points, "heap_max", heap_max, "marks", marks, "end_us", (unsigned long long)t->end_us, "truncated",
         t->truncated ? Py_True : Py_False, "peak", "heap", (unsigned long long)t->peak_heap,
         "time_us", (unsigned long long)t->peak_time_us, "blocks",
-        (unsigned long long)t->peak_blocks, "file", t->top_file, "function", t->top_function,
+        (unsigned long long)t->peak_blocks, "file", ml_tl_str_or_none(t->top_file), "function",
+        ml_tl_str_or_none(t->top_function),
         "line", (int)t->top_line, "site_bytes", (unsigned long long)t->top_bytes, "site_blocks",
         (unsigned long long)t->top_blocks);
 fail:
@@ -791,25 +819,26 @@ fail:
     return NULL;
 }
 
-/* timeline(path) -> dict(meta, points, marks, end_us, truncated, peak) */
+/* timeline(path, progress=None) -> dict(meta, points, marks, end_us, truncated, peak) */
 static PyObject *
-ml_tl_timeline(PyObject *self, PyObject *args)
+ml_tl_timeline(PyObject *self, PyObject *args, PyObject *kw)
 {
+    static char *kwlist[] = {"path", "progress", NULL};
     const char *path;
     ml_timeline t;
     char err[256];
     int rc;
-    if (!PyArg_ParseTuple(args, "s", &path))
+    ml_py_progress pp = {Py_None, NULL};
+    ml_progress pg = {ml_py_progress_call, &pp};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|O", kwlist, &path, &pp.callback))
         return NULL;
     ml_reader *r = ml_tl_open(path);
     if (!r)
         return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ml_timeline_build(r, &t, err, sizeof(err));
-    Py_END_ALLOW_THREADS
+    ML_PY_RUN(rc, pp, ml_timeline_build(r, &t, &pg, err, sizeof(err)));
     PyObject *meta = rc < 0 ? NULL : ml_tl_meta(r);
     PyObject *result = meta ? ml_tl_timeline_dict(&t, meta) : NULL;
-    if (rc < 0)
+    if (rc < 0 && !PyErr_Occurred())
         PyErr_SetString(PyExc_ValueError, err);
     else
         ml_timeline_release(&t);
@@ -1001,8 +1030,10 @@ ml_tl_counters_into(PyObject *self, PyObject *arg)
 }
 
 #define ML_TIMELINE_METHODS                                                              \
-    {"lines", ml_tl_lines, METH_VARARGS, "lines(path, names, files) -> dict"},           \
-    {"timeline", ml_tl_timeline, METH_VARARGS, "timeline(path) -> dict"},               \
+    {"lines", (PyCFunction)(void (*)(void))ml_tl_lines, METH_VARARGS | METH_KEYWORDS,       \
+     "lines(path, names, files, progress=None) -> dict"},                                  \
+    {"timeline", (PyCFunction)(void (*)(void))ml_tl_timeline, METH_VARARGS | METH_KEYWORDS, \
+     "timeline(path, progress=None) -> dict"},                                            \
     {"timeline_meta", ml_tl_timeline_meta, METH_VARARGS, "timeline_meta(path) -> str"},  \
     {"meter_register", ml_tl_meter_register, METH_VARARGS, "meter_register(code)"},      \
     {"meter_enter", ml_tl_meter_enter, METH_O, "meter_enter(code)"},                     \

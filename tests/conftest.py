@@ -67,8 +67,21 @@ def capture(tmp_path):
     return run
 
 
+ROWS_KEY = {"types": "types", "leaks": "leaks", "lines": "lines"}
+
+
 def report(name, path, *args):
-    """`memlens NAME PATH --json ARGS` parsed; asserts exit status 0."""
+    """`memlens NAME PATH --json ARGS` parsed; asserts exit status 0.
+
+    Returns the report's rows (types, leaks, lines: the list under their key
+    in the JSON envelope), or for the others the object with the capture's
+    facts (truncated, warnings, python, argv) at the top, as the Python API
+    (memlens.reports) gives them."""
     proc = memlens(name, path, "--json", *args)
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    doc = json.loads(proc.stdout)
+    if name in ROWS_KEY:
+        return doc[ROWS_KEY[name]]
+    capture = doc.pop("capture") or {}
+    doc.update({k: v for k, v in capture.items() if k != "path"})
+    return doc

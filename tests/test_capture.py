@@ -276,7 +276,7 @@ def test_sigkilled_run_is_readable(script, tmp_path):
     assert proc.returncode == 0
     assert "warning" in proc.stderr.lower()
     import json
-    held = [r for r in json.loads(proc.stdout) if r["type"] == "__main__.Held"]
+    held = [r for r in json.loads(proc.stdout)["types"] if r["type"] == "__main__.Held"]
     assert held and held[0]["allocs"] >= 30000
 
 
@@ -562,7 +562,7 @@ def test_stack_hint_gives_the_same_stacks(script, tmp_path):
              r.get("type", ""))
             for r in rows if r["file"] == prog.path)
         results.append((mine(summary["top_allocated"]), mine(leaks),
-                        sorted((r["function"], r["line"], r["allocations"], r["increment"])
+                        sorted((r["function"], r["line"], r["allocations"], r["increment_bytes"])
                                for r in lines)))
     assert results[0] == results[1]
     assert any(row[0] == prog.line("leaf") for row in results[0][0])

@@ -125,7 +125,7 @@ def test_truncated_capture_reports_with_one_warning(command):
 def test_truncated_summary_counts_what_it_holds():
     r = run_cli("summary", GOLDEN / "v1-truncated.mlens", "--json")
     d = json.loads(r.stdout)
-    assert d["truncated"] is True and d["allocations"] == 75 and d["frees"] == 4
+    assert d["capture"]["truncated"] is True and d["allocations"] == 75 and d["frees"] == 4
 
 
 # ---- bad files: one line on stderr, exit status 2, no traceback ----

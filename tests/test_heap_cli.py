@@ -39,7 +39,9 @@ def test_script_runs_like_python_and_reports(tmp_path):
     seen = json.loads(r.stdout.strip().splitlines()[-1])
     assert seen == {"argv": [str(script), "7", "x"], "path0": str(tmp_path), "name": "__main__"}
     doc = json.loads(out.read_text())
-    assert set(doc) == {"total_bytes", "total_count", "types", "dicts", "growth"}
+    assert set(doc) == {"memlens", "capture", "program", "total_bytes", "total_count", "types",
+                        "dicts", "growth"}
+    assert doc["capture"] is None and doc["program"]["argv"] == [str(script), "7", "x"]
     types = {t["type"]: t for t in doc["types"]}
     assert types["__main__.Cargo"]["count"] == 4321
     growth = {g["type"]: g for g in doc["growth"]}
@@ -63,15 +65,15 @@ def test_module_and_code(tmp_path):
     (tmp_path / "mymod.py").write_text(PROGRAM)
     r = memlens_heap("--json", "-m", "mymod", "3", cwd=str(tmp_path))
     assert r.returncode == 3, r.stderr
-    first, rest = r.stdout.split("\n", 1)
+    # with --json, standard output is the JSON alone: the program's own goes to stderr
+    first = r.stderr.splitlines()[0]
     assert json.loads(first)["argv"][1:] == ["3"]
     assert json.loads(first)["path0"] == str(tmp_path)
-    assert {t["type"]: t["count"] for t in json.loads(rest)["types"]}["__main__.Cargo"] == 4321
+    assert {t["type"]: t["count"] for t in json.loads(r.stdout)["types"]}["__main__.Cargo"] == 4321
     r = memlens_heap("--json", "-c", "import sys; kept = [bytes(1000) for _ in range(77)]; print(sys.argv)", "a")
     assert r.returncode == 0
-    first, rest = r.stdout.split("\n", 1)
-    assert first == "['-c', 'a']"
-    assert {t["type"]: t["count"] for t in json.loads(rest)["types"]}["bytes"] >= 77
+    assert r.stderr.splitlines()[0] == "['-c', 'a']"
+    assert {t["type"]: t["count"] for t in json.loads(r.stdout)["types"]}["bytes"] >= 77
 
 
 def test_bad_input_one_line_exit_2(tmp_path):
@@ -87,4 +89,4 @@ def test_args_after_c_belong_to_the_program(tmp_path):
     # as `python -c CODE -m x`: everything after the code is the program's argv
     r = memlens_heap("--json", "-c", "import sys; print(sys.argv)", "-m", "x", cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[0] == "['-c', '-m', 'x']"
+    assert r.stderr.splitlines()[0] == "['-c', '-m', 'x']"

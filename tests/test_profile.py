@@ -198,17 +198,20 @@ def test_memlens_profile_command(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "memlens", "profile", "--json", str(path), "50"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3, proc.stderr  # the program's own exit status
-    first, rest = proc.stdout.split("\n", 1)
-    assert first == "50"
-    rows = {r["line"]: r for r in json.loads(rest)}
+    # with --json, standard output is the JSON alone: the program's own goes to stderr
+    assert proc.stderr.splitlines()[0] == "50"
+    doc = json.loads(proc.stdout)
+    assert doc["capture"] is None and doc["program"]["argv"] == [str(path), "50"]
+    assert [f["function"] for f in doc["functions"]] == ["f"]
+    rows = {r["line"]: r for r in doc["lines"]}
     # 50 bytes objects of getsizeof(bytes(1000)) each, plus the list
-    assert rows[4]["allocated"] >= 50 * sys.getsizeof(bytes(1000))
-    assert rows[4]["increment"] >= 50 * sys.getsizeof(bytes(1000))
+    assert rows[4]["allocated_bytes"] >= 50 * sys.getsizeof(bytes(1000))
+    assert rows[4]["increment_bytes"] >= 50 * sys.getsizeof(bytes(1000))
     # all 50 objects and the list are freed when f returns: what is left is
     # interpreter bookkeeping (3.10 keeps the <listcomp> code's "zombie" frame
     # for reuse; 3.11 frees the traced frame object after the return line)
-    assert -rows[5]["increment"] >= 50 * sys.getsizeof(bytes(1000))
-    assert abs(sum(r["increment"] for r in rows.values())) <= 1024
+    assert -rows[5]["increment_bytes"] >= 50 * sys.getsizeof(bytes(1000))
+    assert abs(sum(r["increment_bytes"] for r in rows.values())) <= 1024
     assert rows[4]["source"].strip() == "xs = [bytes(1000) for _ in range(n)]"
 
 

@@ -279,6 +279,8 @@ def test_cli_summary_json(tmp_path):
         assert key in d
     assert (d["peak_bytes"], d["allocated_bytes"], d["allocations"], d["end_bytes"]) == (300, 350, 4, 150)
     assert set(d["top_peak"][0]) == {"function", "file", "line", "bytes", "count", "stack"}
+    assert d["capture"] == {"path": str(path), "python": "3.12.1", "argv": ["demo.py"],
+                            "truncated": False, "warnings": []}
     assert r.stderr == ""
 
 
@@ -303,7 +305,9 @@ def test_cli_types_json_and_text(tmp_path):
     path = types_capture().save(tmp_path / "ty.mlens")
     r = run_cli("types", path, "--json", "--sort", "alive")
     assert r.returncode == 0, r.stderr
-    rows = json.loads(r.stdout)
+    doc = json.loads(r.stdout)
+    assert doc["capture"]["path"] == str(path) and doc["capture"]["truncated"] is False
+    rows = doc["types"]
     assert rows[0] == {"type": "list", "allocs": 6, "frees": 3, "peak_alive": 5, "alive": 3,
                        "alive_bytes": 168, "allocated_bytes": 336}
     r = run_cli("types", path, "--top", "2")
@@ -325,7 +329,7 @@ def test_cli_leaks_json(tmp_path):
     path = cap.save(tmp_path / "lk.mlens")
     r = run_cli("leaks", path, "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == [{"function": "grow", "file": "lk.py", "line": 3,
+    assert json.loads(r.stdout)["leaks"] == [{"function": "grow", "file": "lk.py", "line": 3,
                                      "type": "bytearray", "bytes": 5120, "count": 5,
                                      "stack": [{"function": "grow", "file": "lk.py", "line": 3}]}]
     r = run_cli("leaks", path)

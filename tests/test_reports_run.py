@@ -37,7 +37,7 @@ def test_run_then_reports(tmp_path):
     r = memlens("summary", cap, "--json", "--top", "5", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert d["truncated"] is False
+    assert d["capture"]["truncated"] is False and d["capture"]["path"] == str(cap)
     assert d["peak_bytes"] >= 40_000_000
     assert d["allocated_bytes"] >= 40_000_000 + 5000 * 16
     at_peak = {(row["file"], row["line"]): row for row in d["top_peak"]}
@@ -53,12 +53,12 @@ def test_run_then_reports(tmp_path):
 
     r = memlens("types", cap, "--json", "--top", "0", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    marker = [row for row in json.loads(r.stdout) if row["type"].endswith("Marker")]
+    marker = [row for row in json.loads(r.stdout)["types"] if row["type"].endswith("Marker")]
     assert len(marker) == 1
     assert marker[0]["allocs"] == 5000 and marker[0]["alive"] == 5000 and marker[0]["frees"] == 0
 
     r = memlens("leaks", cap, "--json", "--top", "0", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    leaks = json.loads(r.stdout)
+    leaks = json.loads(r.stdout)["leaks"]
     mk = [row for row in leaks if row["type"].endswith("Marker")]
     assert [(row["line"], row["count"]) for row in mk] == [(MAKE_LINE, 5000)]

@@ -23,6 +23,8 @@ typedef struct {
     ml_lines_row *dense;   /* indexed by line number */
     size_t dense_cap;
     ml_lines_row *rows;    /* compacted at the end of the run */
+    int32_t *code_lines;   /* sorted and made unique at the end of the run */
+    size_t ncode_lines, code_lines_cap;
 } ml_lines_fn;
 
 typedef struct {
@@ -105,6 +107,7 @@ ml_lines_free(ml_lines *l)
         free(l->fns[i].name);
         free(l->fns[i].dense);
         free(l->fns[i].rows);
+        free(l->fns[i].code_lines);
     }
     free(l->fns);
     free(l->code_fn);
@@ -194,6 +197,29 @@ ml_lines_selected(const ml_lines *l, const ml_code_info *ci)
     return 0;
 }
 
+/* Add the lines of a code's line map (and its first line) to the function's
+ * code lines; sorted and deduplicated in ml_lines_finish. Returns 0 or -1. */
+static int
+ml_lines_add_code_lines(ml_lines_fn *f, const ml_code_info *ci)
+{
+    size_t need = f->ncode_lines + ci->nlines + 1;
+    if (ml_lines_grow((void **)&f->code_lines, &f->code_lines_cap, need, sizeof(int32_t)) < 0)
+        return -1;
+    if (ci->firstlineno > 0 && ci->firstlineno <= INT32_MAX)
+        f->code_lines[f->ncode_lines++] = (int32_t)ci->firstlineno;
+    for (size_t i = 0; i < ci->nlines; i++)
+        if (ci->lines[i] > 0)
+            f->code_lines[f->ncode_lines++] = ci->lines[i];
+    return 0;
+}
+
+static int
+ml_lines_int32_cmp(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* The function index (k >= 0) of a code, -1 if not selected, -2 on ENOMEM. */
 static int32_t
 ml_lines_code_fn(ml_lines *l, const ml_reader *r, ml_code_id code)
@@ -231,6 +257,8 @@ ml_lines_code_fn(ml_lines *l, const ml_reader *r, ml_code_id code)
         f->pub.firstlineno = ci->firstlineno;
         l->nfns++;
     }
+    if (ml_lines_add_code_lines(&l->fns[k], ci) < 0)
+        return -2;
     l->code_fn[code] = (int32_t)k + 1;
     return (int32_t)k;
 }
@@ -355,6 +383,16 @@ ml_lines_finish(ml_lines *l)
         }
         f->pub.rows = f->rows;
         f->pub.nrows = n;
+        if (f->ncode_lines) {
+            qsort(f->code_lines, f->ncode_lines, sizeof(int32_t), ml_lines_int32_cmp);
+            size_t u = 1;
+            for (size_t i = 1; i < f->ncode_lines; i++)
+                if (f->code_lines[i] != f->code_lines[u - 1])
+                    f->code_lines[u++] = f->code_lines[i];
+            f->ncode_lines = u;
+        }
+        f->pub.code_lines = f->code_lines;
+        f->pub.ncode_lines = f->ncode_lines;
         f->pub.rows_sum = sum;
         f->pub.adds_up = sum == f->pub.net;
     }
@@ -362,13 +400,16 @@ ml_lines_finish(ml_lines *l)
 }
 
 int
-ml_lines_run(ml_lines *l, ml_reader *r, char *err, size_t errcap)
+ml_lines_run(ml_lines *l, ml_reader *r, const ml_progress *pg, char *err, size_t errcap)
 {
     ml_event ev;
     int64_t heap = 0;
+    uint64_t nread = 0;
     int rc;
     ml_reader_rewind(r);
     while ((rc = ml_reader_next(r, &ev)) == 1) {
+        if (ml_progress_tick(pg, 1, r, ++nread, err, errcap) < 0)
+            return -1;
         int64_t bytes;
         ml_frame_id stack;
         if (ev.kind == ML_EV_ALLOC) {

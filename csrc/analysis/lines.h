@@ -19,6 +19,10 @@
  *
  * Functions are told apart by (file, name, firstlineno): several code ids of
  * the same function (a module imported twice) make one function.
+ * A function's `code_lines` are the source lines of its code object(s), from
+ * the line maps of their CODE_DEFs: exactly the lines a table of the function
+ * shows (a nested function's or a comprehension's lines belong to its own
+ * code object, not to the enclosing one).
  * One ml_lines is used by one thread at a time.
  */
 #ifndef ML_LINES_H
@@ -28,6 +32,7 @@
 #include <stdint.h>
 
 #include "analysis/reader.h"
+#include "analysis/report.h"
 
 typedef struct ml_lines ml_lines;
 
@@ -49,6 +54,8 @@ typedef struct {
     int adds_up;             /* rows_sum == net */
     size_t nrows;
     const ml_lines_row *rows; /* lines with at least one event, by line number */
+    size_t ncode_lines;
+    const int32_t *code_lines; /* the code objects' lines (> 0), ascending, unique */
 } ml_lines_func;
 
 /* A new empty selection; NULL when out of memory. */
@@ -64,9 +71,10 @@ int ml_lines_select_name(ml_lines *l, const char *name);
  * Returns 0, or -1 when out of memory. */
 int ml_lines_select_file(ml_lines *l, const char *path);
 
-/* Read the whole capture from its start and compute the table. Returns 0,
- * or -1 with a one-line message in err (corrupt record, out of memory). */
-int ml_lines_run(ml_lines *l, ml_reader *r, char *err, size_t errcap);
+/* Read the whole capture from its start and compute the table, telling pg
+ * (may be NULL) the progress. Returns 0, or -1 with a one-line message in
+ * err (corrupt record, out of memory, "interrupted" by pg). */
+int ml_lines_run(ml_lines *l, ml_reader *r, const ml_progress *pg, char *err, size_t errcap);
 
 /* Results, in order of first appearance; valid until ml_lines_free. */
 size_t ml_lines_nfuncs(const ml_lines *l);

@@ -258,6 +258,19 @@ ml_sites_fold(ml_sites *s, const uint64_t *bytes, const uint64_t *count, uint32_
 
 /* ---- reading with totals and progress ---- */
 
+int
+ml_progress_tick(const ml_progress *pg, int pass, const ml_reader *r, uint64_t n, char *err,
+                 size_t errcap)
+{
+    if (!pg || !pg->fn || !n || (n & (ML_PROGRESS_EVERY - 1)) != 0)
+        return 0;
+    if (pg->fn(pg->arg, pass, ml_reader_pos(r), ml_reader_size(r))) {
+        snprintf(err, errcap, "interrupted");
+        return -1;
+    }
+    return 0;
+}
+
 static void
 ml_report_note(ml_report_totals *t, const ml_event *ev)
 {

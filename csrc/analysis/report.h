@@ -46,6 +46,12 @@ typedef struct {
     void *arg;
 } ml_progress;
 
+/* For the other aggregators (timeline, lines): call pg (when not NULL) about
+ * every million events; n counts the events read in this pass. Returns 0 to
+ * go on, or -1 with err "interrupted" when the callback says stop. */
+int ml_progress_tick(const ml_progress *pg, int pass, const ml_reader *r, uint64_t n, char *err,
+                     size_t errcap);
+
 #define ML_REPORT_MAX_NOTES 16
 
 /* What every report knows about the capture as a whole. */

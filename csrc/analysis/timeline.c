@@ -169,15 +169,18 @@ ml_timeline_release(ml_timeline *t)
 
 /* Pass 1. Returns the number of heap events up to and including the peak. */
 static int
-ml_timeline_scan(ml_reader *r, ml_timeline *t, uint64_t *peak_event, char *err, size_t errcap)
+ml_timeline_scan(ml_reader *r, ml_timeline *t, uint64_t *peak_event, const ml_progress *pg,
+                 char *err, size_t errcap)
 {
     size_t pcap = 0, mcap = 0;
-    uint64_t nheap_events = 0, blocks = 0;
+    uint64_t nheap_events = 0, blocks = 0, nread = 0;
     int64_t heap = 0, interval_max = 0; /* highest heap since the last sample */
     ml_event ev;
     int rc;
     ml_reader_rewind(r);
     while ((rc = ml_reader_next(r, &ev)) == 1) {
+        if (ml_progress_tick(pg, 1, r, ++nread, err, errcap) < 0)
+            return -1;
         t->end_us = ev.time_us;
         switch (ev.kind) {
         case ML_EV_ALLOC:
@@ -246,14 +249,18 @@ nomem:
 
 /* Pass 2: replay to the peak, then find the site holding the most bytes. */
 static int
-ml_timeline_peak_site(ml_reader *r, ml_timeline *t, uint64_t peak_event, char *err, size_t errcap)
+ml_timeline_peak_site(ml_reader *r, ml_timeline *t, uint64_t peak_event, const ml_progress *pg,
+                      char *err, size_t errcap)
 {
     ml_event ev;
-    uint64_t n = 0;
+    uint64_t n = 0, nread = 0;
     int rc = 1;
     ml_reader_rewind(r);
-    while (n < peak_event && (rc = ml_reader_next(r, &ev)) == 1)
+    while (n < peak_event && (rc = ml_reader_next(r, &ev)) == 1) {
+        if (ml_progress_tick(pg, 2, r, ++nread, err, errcap) < 0)
+            return -1;
         n += ev.kind == ML_EV_ALLOC || ev.kind == ML_EV_FREE;
+    }
     if (rc < 0) {
         snprintf(err, errcap, "%s", ml_reader_error(r));
         return -1;
@@ -288,13 +295,13 @@ nomem:
 }
 
 int
-ml_timeline_build(ml_reader *r, ml_timeline *t, char *err, size_t errcap)
+ml_timeline_build(ml_reader *r, ml_timeline *t, const ml_progress *pg, char *err, size_t errcap)
 {
     uint64_t peak_event = 0;
     memset(t, 0, sizeof(*t));
-    if (ml_timeline_scan(r, t, &peak_event, err, errcap) < 0)
+    if (ml_timeline_scan(r, t, &peak_event, pg, err, errcap) < 0)
         goto fail;
-    if (peak_event && ml_timeline_peak_site(r, t, peak_event, err, errcap) < 0)
+    if (peak_event && ml_timeline_peak_site(r, t, peak_event, pg, err, errcap) < 0)
         goto fail;
     return 0;
 fail:

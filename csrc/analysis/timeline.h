@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "analysis/reader.h"
+#include "analysis/report.h"
 
 typedef struct {
     uint64_t time_us, rss, heap;
@@ -57,9 +58,11 @@ typedef struct {
 #define ML_TIMELINE_TOP 10
 
 /* Read the whole capture (two passes: series and peak, then the live blocks
- * at the peak) into *t. Returns 0, or -1 with a one-line message in err;
- * on failure *t is left empty. */
-int ml_timeline_build(ml_reader *r, ml_timeline *t, char *err, size_t errcap);
+ * at the peak) into *t, telling pg (may be NULL) the progress of each pass.
+ * Returns 0, or -1 with a one-line message in err; on failure *t is left
+ * empty. */
+int ml_timeline_build(ml_reader *r, ml_timeline *t, const ml_progress *pg, char *err,
+                      size_t errcap);
 /* Free the contents of *t and zero it. */
 void ml_timeline_release(ml_timeline *t);
 

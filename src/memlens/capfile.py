@@ -55,12 +55,13 @@ def compress(path, level=1):
     return raw_size, os.path.getsize(path)
 
 
-def raw_path(path):
+def raw_path(path, progress=None):
     """A path the C reader can read: `path` itself, or its decompressed copy.
 
     A container cut short (or damaged) decompresses as far as it goes; the
     reader then reports it as truncated. A container that does not start as
-    a zlib stream is a UsageError.
+    a zlib stream is a UsageError. progress(pos, size), if given, is called
+    after every compressed chunk read.
     """
     path = os.fspath(path)
     if not is_compressed(path):
@@ -80,6 +81,8 @@ def raw_path(path):
             block = src.read(_CHUNK)
             if not block:
                 break
+            if progress:
+                progress(src.tell(), st.st_size)
             try:
                 out = dec.decompress(block)
             except zlib.error as exc:

@@ -5,13 +5,19 @@ Commands that run a program (``memlens run [OPTIONS] SCRIPT [ARGS...]``) set
 ``RAW_ARGV = True``: they get their argv untouched as ``args.argv``, since
 everything after the program belongs to the program.
 Bad input anywhere raises memlens.errors.UsageError (or calls parser.error):
-the user gets one line and exit status 2, never a traceback.
+the user gets one line naming the command (`memlens leaks: error: ...`) and
+exit status 2, never a traceback. `memlens` alone prints the help.
+
+The report commands (those that only read a capture) write their stdout and
+stderr through fmt.SafeStream: names, paths and argv from a capture can hold
+terminal control sequences, and none of them reaches the terminal raw.
 """
 import argparse
 import importlib
 import os
 import sys
 
+from memlens import fmt
 from memlens.errors import UsageError
 
 # Sub-commands, in the order `memlens --help` lists them.
@@ -32,7 +38,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors and exit status 2."""
 
     def error(self, message):
-        sys.stderr.write("%s: error: %s (see %s --help)\n" % (self.prog, message, self.prog))
+        sys.stderr.write("%s: error: %s (see %s --help)\n" % (self.prog, fmt.safe(message), self.prog))
         sys.exit(2)
 
 
@@ -53,20 +59,49 @@ def _version():
     return __version__
 
 
+def _parse(argv):
+    """The namespace of a report command; unknown options are reported by the
+    sub-command's own parser, so the error names it."""
+    parser = build_parser(only=argv[0])
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        sub.choices[argv[0]].error("unrecognized arguments: %s" % " ".join(extra))
+    return args
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in COMMANDS:
+    raw_argv = False
+    if not argv:
+        build_parser().print_help()
+        return 0
+    if argv[0] in COMMANDS:
         module = importlib.import_module("memlens.commands." + argv[0])
-        if getattr(module, "RAW_ARGV", False):
+        raw_argv = getattr(module, "RAW_ARGV", False)
+        if raw_argv:
             args = argparse.Namespace(command=argv[0], argv=argv[1:], func=module.run)
         else:
-            args = build_parser(only=argv[0]).parse_args(argv)
+            args = _parse(argv)
     else:
         args = build_parser().parse_args(argv)
+    if raw_argv:
+        return _call(args)
+    # a report: nothing from the capture reaches the terminal raw
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = fmt.SafeStream(sys.stdout), fmt.SafeStream(sys.stderr)
+    try:
+        return _call(args)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _call(args):
+    """Run the command: bad input and memlens' own failures become one line."""
     try:
         return args.func(args) or 0
     except UsageError as exc:
-        sys.stderr.write("memlens %s: error: %s\n" % (args.command, exc))
+        sys.stderr.write("memlens %s: error: %s\n" % (args.command, fmt.safe(exc)))
         return 2
     except BrokenPipeError:
         return 0
@@ -77,7 +112,7 @@ def main(argv=None):
         if os.environ.get("MEMLENS_DEBUG"):
             raise
         sys.stderr.write("memlens %s: internal error: %s: %s (set MEMLENS_DEBUG=1 for details)\n"
-                         % (args.command, type(exc).__name__, exc))
+                         % (args.command, type(exc).__name__, fmt.safe(exc)))
         return 2
 
 

@@ -206,12 +206,12 @@ class Snapshot:
                                                       human_bytes(self.total_bytes)))
         table(["type", "count", "bytes", "average", "share"],
               [[r.type, human_count(r.count), human_bytes(r.bytes),
-                "%.1f B" % (r.bytes / r.count) if r.count else "-",
+                human_bytes(r.bytes / r.count) if r.count else "-",
                 _share(r.bytes, self.total_bytes)] for r in shown], out=out)
         if len(shown) < len(rows):
             rest = rows[len(shown):]
-            out.write("... %d more types: %s objects, %s\n" % (
-                len(rest), human_count(sum(r.count for r in rest)),
+            out.write("... %s more types: %s objects, %s\n" % (
+                human_count(len(rest)), human_count(sum(r.count for r in rest)),
                 human_bytes(sum(r.bytes for r in rest))))
         if self.sizeof_errors or self.sizeof_clamped:
             out.write("note: %d __sizeof__ calls raised and %d returned impossible sizes; "

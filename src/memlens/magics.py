@@ -13,7 +13,7 @@ import array
 import os
 import tempfile
 
-from memlens.fmt import human_bytes, table
+from memlens.fmt import human_bytes, human_count, table
 
 
 def _engine():
@@ -87,21 +87,21 @@ _state = {"started": False}
 
 def print_cell_summary(tl, top=5):
     peak = tl["peak"]
-    print("Peak of the traced heap during the cell: %s (%d live blocks)"
-          % (human_bytes(peak["heap"]), peak["blocks"]))
+    print("Peak of the traced heap during the cell: %s (%s live blocks)"
+          % (human_bytes(peak["heap"]), human_count(peak["blocks"])))
     pts = tl["points"]
     if pts:
         print("RSS at the end: %s" % human_bytes(pts[-1][1]))
     if tl["top_sites"]:
         print("\nTop sites at the peak:")
         table(["Bytes", "Blocks", "Site"],
-              [[human_bytes(s["bytes"]), s["blocks"],
+              [[human_bytes(s["bytes"]), human_count(s["blocks"]),
                 "%s:%d (%s)" % (s["file"], s["line"], s["function"])] for s in tl["top_sites"][:top]],
               align="rrl")
     if tl["top_types"]:
         print("\nTop types at the peak:")
         table(["Bytes", "Blocks", "Type"],
-              [[human_bytes(s["bytes"]), s["blocks"], s["type"]] for s in tl["top_types"][:top]],
+              [[human_bytes(s["bytes"]), human_count(s["blocks"]), s["type"]] for s in tl["top_types"][:top]],
               align="rrl")
 
 
@@ -119,9 +119,9 @@ def load_ipython_extension(ipython):
                 print("usage: %memit [-o] STATEMENT")
                 return None
             r = memit(stmt, self.shell.user_ns)
-            print("peak memory: %s, increment: %s (traced heap; allocated %s in %d blocks)"
+            print("peak memory: %s, increment: %s (traced heap; allocated %s in %s blocks)"
                   % (human_bytes(r.peak, signed=True), human_bytes(r.increment, signed=True),
-                     human_bytes(r.allocated), r.allocations))
+                     human_bytes(r.allocated), human_count(r.allocations)))
             return r if ret else None
 
         @cell_magic

@@ -19,8 +19,8 @@ MARK_ENTER, MARK_EXIT = 1, 2
 
 def load(path):
     """The timeline dict of a capture (see memlens._engine.timeline)."""
-    from memlens import _engine, capfile
-    return _engine.timeline(capfile.raw_path(path))
+    from memlens import reports
+    return reports.timeline(path)
 
 
 def brackets(tl):

@@ -168,14 +168,12 @@ def reset():
 
 def report(out=None, as_json=False):
     """Print the tables of every decorated function that ran."""
-    import json
     out = out or sys.stdout
     funcs = results()
     if as_json:
-        json.dump([dict(row, function=f["function"], file=f["file"],
-                        source=source_line(f["file"], row["line"]))
-                   for f in funcs for row in f["rows"]], out, indent=2)
-        out.write("\n")
+        from memlens import fmt, reports
+        fmt.dump_json(reports.profile_json(funcs, sys.argv, source_line), out=out)
+        out.flush()
         return
     for f in funcs:
         print_table(f, out, occurrences=True)
@@ -208,11 +206,14 @@ def print_table(f, out, occurrences=False, module_level=False):
     """One function's table, seed-004 columns plus allocated and counts.
 
     f: {function, file, firstlineno, net, rows: [{line, heap, increment,
-    allocated, allocations[, occurrences]}], calls?, adds_up?}."""
-    from memlens.fmt import human_bytes, human_count, table
+    allocated, allocations[, occurrences]}], calls?, adds_up?, code_lines?}.
+    code_lines (from a capture): exactly the lines of the code object."""
+    from memlens.fmt import human_bytes, human_count, safe, table
     rows = {r["line"]: r for r in f["rows"]}
     if module_level or f["function"] == "<module>":
         shown = sorted(rows)
+    elif f.get("code_lines"):
+        shown = sorted(set(f["code_lines"]) | set(rows))
     else:
         first, last = _function_span(f["file"], f["firstlineno"], f["rows"])
         shown = sorted(set(range(first, last + 1)) | set(rows))
@@ -236,8 +237,8 @@ def print_table(f, out, occurrences=False, module_level=False):
                 cells.append(human_count(r.get("occurrences", 0)))
         body.append(cells + [src])
     calls = f.get("calls")
-    print("Filename: %s" % f["file"], file=out)
-    print("Function: %s%s" % (f["function"], "" if calls is None else
+    print("Filename: %s" % safe(f["file"]), file=out)
+    print("Function: %s%s" % (safe(f["function"]), "" if calls is None else
                              "  (%s call%s)" % (human_count(calls), "" if calls == 1 else "s")),
           file=out)
     print(file=out)

@@ -40,7 +40,9 @@ def _engine():
 def _call(fn, path, *args, **kwargs):
     """Run an engine reader; its failures become one-line UsageErrors."""
     path = os.fspath(path)
-    raw = capfile.raw_path(path) if os.path.isfile(path) else path
+    show = kwargs.pop("unzip", None) or kwargs.get("progress")
+    unzip = show.decompressing if isinstance(show, _Progress) else None
+    raw = capfile.raw_path(path, progress=unzip) if os.path.isfile(path) else path
     try:
         return fn(raw, *args, **kwargs)
     except OSError as exc:
@@ -50,32 +52,48 @@ def _call(fn, path, *args, **kwargs):
 
 
 class _Progress:
-    """'reading capture: 42%' on stderr, only when stderr is a terminal."""
+    """'decompressing capture: 42%', then 'reading capture: 42%', on stderr,
+    only when stderr is a terminal; erased when the report is ready."""
 
     def __init__(self, passes, out=None):
         self.out = out or sys.stderr
         self.passes = passes
         self.shown = False
 
+    def _show(self, what, done):
+        self.out.write("\r%s: %3d%%" % (what, min(99, int(done * 100))))
+        self.out.flush()
+        self.shown = True
+
+    def decompressing(self, pos, size):
+        if size:
+            self._show("decompressing capture", pos / size)
+
     def __call__(self, pass_, pos, size):
         if size:
-            done = ((pass_ - 1) + pos / size) / self.passes
-            self.out.write("\rreading capture: %3d%%" % min(99, int(done * 100)))
-            self.out.flush()
-            self.shown = True
+            self._show("reading capture", ((pass_ - 1) + pos / size) / self.passes)
 
     def close(self):
         if self.shown:
-            self.out.write("\r" + " " * 24 + "\r")
+            self.out.write("\r" + " " * 28 + "\r")
             self.out.flush()
 
 
+def _terminal_progress(passes):
+    """A _Progress on stderr when stderr is a terminal, else None."""
+    stream = getattr(sys.stderr, "raw", sys.stderr)  # under fmt.SafeStream
+    if hasattr(stream, "isatty") and stream.isatty():
+        return _Progress(passes, stream)
+    return None
+
+
 def _read(name, path, progress, passes, *args):
+    """Run the engine's reader `name` (passes: how many times it reads the
+    file, for the percentage). progress: None = on stderr when it is a
+    terminal; False = never; or a callable(pass, pos, size)."""
     show = None
     if progress is None:
-        stream = sys.stderr
-        if hasattr(stream, "isatty") and stream.isatty():
-            show = _Progress(passes, stream)
+        show = _terminal_progress(passes)
     elif progress:
         show = progress
     try:
@@ -87,7 +105,12 @@ def _read(name, path, progress, passes, *args):
 
 def meta(path):
     """The header metadata (python, argv, pid, start time, options) as a dict."""
-    raw = _call(_engine().read_meta, path)["json"]
+    show = _terminal_progress(1)  # the first read of a compressed capture decompresses it
+    try:
+        raw = _call(_engine().read_meta, path, unzip=show)["json"]
+    finally:
+        if show:
+            show.close()
     try:
         data = json.loads(raw) if raw else {}
     except ValueError:
@@ -105,10 +128,11 @@ def _warnings(totals):
         else:
             out.append(text)
     if totals["notes_dropped"]:
-        out.append("%d more distinct notes in the capture" % totals["notes_dropped"])
+        out.append("%s more distinct notes in the capture" % fmt.human_count(totals["notes_dropped"]))
     trailer = totals["trailer"]
     if trailer and trailer["dropped"]:
-        out.append("%d events were dropped while recording (out of memory)" % trailer["dropped"])
+        out.append("%s events were dropped while recording (out of memory)"
+                   % fmt.human_count(trailer["dropped"]))
     return out
 
 
@@ -174,6 +198,115 @@ def leaks(path, top=0, progress=None):
             "warnings": _warnings(raw)}
 
 
+_timelines = {}  # (path, size, mtime_ns) -> the last timeline read, for plot --json
+
+
+def timeline(path, progress=None):
+    """The C timeline of a capture (series, marks, exact peak and its top
+    site; see memlens._engine.timeline), with the same errors and progress
+    as every report. Read once per process and file version."""
+    try:
+        st = os.stat(path)
+        key = (os.path.abspath(os.fsdecode(path)), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _timelines:
+        return _timelines[key]
+    tl = _read("timeline", path, progress, 2)
+    if key is not None:
+        _timelines.clear()
+        _timelines[key] = tl
+    return tl
+
+
+def timeline_json(tl, path):
+    """`memlens timeline --json` and `memlens plot --json`: the series with
+    the field names of the CSV, the @memlens.profile brackets, the exact peak."""
+    from memlens.plot import brackets
+    peak = tl["peak"]
+    site = None
+    if peak["function"]:
+        site = {"function": peak["function"], "file": peak["file"], "line": peak["line"],
+                "bytes": peak["site_bytes"], "count": peak["site_blocks"]}
+    return envelope(
+        capture_info(path, tl["truncated"], info=_meta_of(tl)),
+        duration_s=tl["end_us"] / 1e6,
+        points=[{"time_s": t / 1e6, "rss_bytes": rss, "heap_bytes": heap, "heap_max_bytes": top}
+                for (t, rss, heap), top in zip(tl["points"], tl["heap_max"])],
+        brackets=[{"label": label, "start_s": a / 1e6, "end_s": b / 1e6}
+                  for label, a, b in brackets(tl)],
+        peak={"bytes": peak["heap"], "count": peak["blocks"], "time_s": peak["time_us"] / 1e6,
+              "site": site})
+
+
+def _meta_of(result):
+    """The header metadata an engine result carries as JSON text."""
+    try:
+        data = json.loads(result.get("meta") or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# ---- JSON: one envelope for every report ----
+
+
+def capture_info(path, truncated=False, warnings=(), info=None):
+    """The `capture` object of a report's JSON: where the data come from and
+    whether they are complete (docs/REPORTS.md, "JSON")."""
+    if info is None:
+        try:
+            info = meta(path)
+        except UsageError:
+            info = {}
+    argv = info.get("argv")
+    return {"path": os.fsdecode(path), "python": info.get("python"),
+            "argv": argv if isinstance(argv, list) else None,
+            "truncated": bool(truncated), "warnings": list(warnings)}
+
+
+def envelope(capture=None, program=None, **fields):
+    """The one JSON object every report prints: {"memlens": version,
+    "capture": {path, python, argv, truncated, warnings} or null, ["program":
+    {python, argv} for the reports of a program run in-process,] then the
+    report's own keys in order."""
+    from memlens import __version__
+    doc = {"memlens": __version__, "capture": capture}
+    if program is not None:
+        doc["program"] = program
+    doc.update(fields)
+    return doc
+
+
+def program_info(argv):
+    """The `program` object of `memlens heap/profile --json`."""
+    return {"python": sys.version.split()[0], "argv": list(argv)}
+
+
+def profile_json(funcs, argv, source_line):
+    """`memlens profile --json` (and @memlens.profile's JSON): the line rows
+    with the field names of `memlens lines --json`, plus occurrences."""
+    return envelope(
+        None, program=program_info(argv),
+        functions=[{"function": f["function"], "file": f["file"], "firstlineno": f["firstlineno"],
+                    "calls": f["calls"], "net_bytes": f["net"], "allocated_bytes": f["allocated"],
+                    "allocations": f["allocations"]} for f in funcs],
+        lines=[{"function": f["function"], "file": f["file"], "line": r["line"],
+                "heap_bytes": r["heap"], "increment_bytes": r["increment"],
+                "allocated_bytes": r["allocated"], "allocations": r["allocations"],
+                "occurrences": r["occurrences"], "source": source_line(f["file"], r["line"])}
+               for f in funcs for r in f["rows"]])
+
+
+def report_json(data, path, keys):
+    """envelope() for a summary/types/leaks dict: its capture facts move
+    into `capture`, the rest (`keys`, in order) stays at the top."""
+    return envelope(capture_info(path, data.get("truncated"), data.get("warnings", ()),
+                                 info={"python": data.get("python"), "argv": data.get("argv")}
+                                 if "python" in data else None),
+                    **{k: data[k] for k in keys})
+
+
 # ---- text output ----
 
 _STDLIB = re.compile(r"^.*/lib/(python3\.\d+)/")
@@ -211,7 +344,7 @@ def display_path(path, width=50):
 def location(row, width=50):
     if row["function"] == NO_STACK and not row["file"]:
         return "-"
-    where = display_path(row["file"], width)
+    where = fmt.safe(display_path(row["file"], width))
     return "%s:%d" % (where, row["line"]) if row["line"] else where
 
 
@@ -231,7 +364,7 @@ def print_warnings(data, file=None):
     if data.get("truncated"):
         out.write("warning: %s\n" % TRUNCATED_WARNING)
     for w in data.get("warnings", ()):
-        out.write("warning: %s\n" % w)
+        out.write("warning: %s\n" % fmt.safe(w))
 
 
 def _program(data):
@@ -248,7 +381,7 @@ def print_summary(data, path, file=None):
                           _program(data)) if x]
     if extras:
         head += " (%s)" % ", ".join(extras)
-    print(head, file=out)
+    print(fmt.safe(head), file=out)
     facts = [
         ("duration", fmt.human_seconds(data["duration_s"])),
         ("peak heap", "%s at %s" % (fmt.human_bytes(data["peak_bytes"]),
@@ -288,18 +421,20 @@ def print_short_summary(data, path, file=None):
         out.write("memlens: at the peak:\n")
         for r in data["top_peak"][:3]:
             out.write("  %10s  %s  %s\n" % (fmt.human_bytes(r["bytes"]), location(r, 40),
-                                            r["function"]))
+                                            fmt.safe(r["function"])))
     if data.get("truncated"):
         out.write("memlens: warning: %s\n" % TRUNCATED_WARNING)
-    out.write("memlens: capture written to %s (see: memlens summary %s)\n" % (path, path))
+    out.write("memlens: capture written to %s (see: memlens summary %s)\n"
+              % (fmt.safe(path), fmt.safe(path)))
 
 
 def print_types(data, sort, file=None):
     out = file or sys.stdout
     rows = data["types"]
-    print("Objects by type, sorted by %s (%d of %d types; %s allocations):" % (
+    print("Objects by type, sorted by %s (%s of %s types; %s allocations):" % (
         {"allocs": "allocations", "alive": "alive at the end", "peak": "peak alive",
-         "bytes": "bytes allocated"}[sort], len(rows), data["ntypes"],
+         "bytes": "bytes allocated"}[sort], fmt.human_count(len(rows)),
+        fmt.human_count(data["ntypes"]),
         fmt.human_count(data["allocations"])), file=out)
     fmt.table(["type", "allocs", "frees", "peak alive", "alive", "alive bytes", "allocated"],
               [[r["type"], fmt.human_count(r["allocs"]), fmt.human_count(r["frees"]),
@@ -314,9 +449,11 @@ def print_types(data, sort, file=None):
 def print_leaks(data, file=None):
     out = file or sys.stdout
     rows = data["leaks"]
-    print("Still allocated when the program ended: %s in %s blocks (%d groups by site and type%s)" % (
-        fmt.human_bytes(data["end_bytes"]), fmt.human_count(data["end_count"]), data["groups"],
-        "; top %d shown" % len(rows) if len(rows) < data["groups"] else ""), file=out)
+    print("Still allocated when the program ended: %s in %s blocks (%s groups by site and type%s)" % (
+        fmt.human_bytes(data["end_bytes"]), fmt.human_count(data["end_count"]),
+        fmt.human_count(data["groups"]),
+        "; top %s shown" % fmt.human_count(len(rows)) if len(rows) < data["groups"] else ""),
+        file=out)
     if not rows:
         return
     fmt.table(["bytes", "blocks", "type", "function", "location"],

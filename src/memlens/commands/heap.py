@@ -1,25 +1,28 @@
 """`memlens heap`: run a program, then show what its heap holds when it ends.
 
-    memlens heap [--json] [--dicts] [--diff] [-o FILE] (SCRIPT | -m MODULE | -c CODE) [ARGS...]
+    memlens heap [--json] [--dicts] [--diff] [-o FILE] [--top N] (SCRIPT | -m MODULE | -c CODE) [ARGS...]
 
 The program runs in this process as `python SCRIPT ARGS...` would run it
 (same sys.argv, sys.path[0], __main__, output and exit status). When it
 returns, raises or calls sys.exit, and before the interpreter tears down,
 memlens walks the heap and prints the table; memlens then exits with the
 program's status. --diff also takes a census just before the program
-starts and shows the growth.
+starts and shows the growth. With --json (and no -o) standard output holds
+the JSON object only: the program's own standard output goes to standard
+error.
 """
 import argparse
 import os
 import sys
 
 from memlens import runner
+from memlens.commands import _common
 from memlens.errors import UsageError
 from memlens.fmt import dump_json
 
-USAGE = ("memlens heap [--json] [--dicts] [--diff] [-o FILE] [--limit N] "
+USAGE = ("memlens heap [--json] [--dicts] [--diff] [-o FILE] [--top N] "
          "(SCRIPT | -m MODULE | -c CODE) [ARGS...]")
-VALUE_OPTIONS = ("-o", "--output", "--limit")
+VALUE_OPTIONS = ("-o", "--output", "--top", "--limit")
 RAW_ARGV = True  # memlens.cli passes argv untouched: the program's args are its own
 
 
@@ -29,14 +32,17 @@ def _options_parser():
                description="Run SCRIPT (or -m MODULE, or -c CODE) in this process and, when it "
                            "ends, print every live object counted by type: count, bytes, "
                            "average, share. Exits with the program's exit status.")
-    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object instead of tables (without -o, the program's "
+                        "standard output goes to standard error)")
     p.add_argument("--dicts", action="store_true", help="add the dicts table (key kind, size)")
     p.add_argument("--diff", action="store_true",
                    help="also show growth between the program's start and its end")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write the report to FILE instead of standard output")
-    p.add_argument("--limit", type=int, default=30, metavar="N",
+    p.add_argument("--top", type=_common.count_arg, default=30, metavar="N",
                    help="rows per table in text output (default 30; 0 = all)")
+    p.add_argument("--limit", type=_common.count_arg, dest="top", help=argparse.SUPPRESS)
     return p
 
 
@@ -48,12 +54,14 @@ def add_parser(subparsers):
     return p
 
 
-def _report(ns, before, after):
-    limit = None if ns.limit <= 0 else ns.limit
-    out = open(ns.output, "w") if ns.output else sys.stdout
+def _report(ns, before, after, argv, stdout):
+    from memlens import reports
+    limit = None if ns.top <= 0 else ns.top
+    out = open(ns.output, "w") if ns.output else stdout
     try:
         if ns.json:
-            doc = after.as_dict(dicts=ns.dicts)
+            doc = reports.envelope(None, program=reports.program_info(argv),
+                                   **after.as_dict(dicts=ns.dicts))
             if before is not None:
                 doc["growth"] = (after - before).as_list()
             dump_json(doc, out=out)
@@ -67,7 +75,10 @@ def _report(ns, before, after):
         if ns.output:
             out.close()
         else:
-            out.flush()
+            try:
+                out.flush()
+            except BrokenPipeError:
+                pass
 
 
 def run(args):
@@ -83,6 +94,9 @@ def run(args):
             raise UsageError("can't write %s: %s" % (ns.output, exc.strerror or exc)) from None
     pid = os.getpid()
     state = {"before": None, "done": False}
+    stdout = _common.json_stdout() if ns.json and not ns.output else sys.stdout
+    argv = ([program.target] if program.kind == "script" else
+            ["-m" if program.kind == "module" else "-c", program.target]) + program.args
 
     def start():
         if ns.diff:
@@ -98,7 +112,7 @@ def run(args):
             sys.stdout.flush()
         except Exception:
             pass
-        _report(ns, state["before"], heap(ids=False))
+        _report(ns, state["before"], heap(ids=False), argv, stdout)
 
     outcome = runner.run(program, on_start=start, on_end=lambda outcome: census(),
                          on_os_exit=census)

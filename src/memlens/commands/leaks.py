@@ -10,18 +10,18 @@ def add_parser(sub):
                        description="The blocks still allocated when the program ended, grouped "
                                    "by site (innermost Python line) and object type, biggest "
                                    "first.")
-    p.add_argument("file", help="capture file written by `memlens run`")
-    p.add_argument("--top", type=_common.count_arg, default=20, metavar="N",
-                   help="rows (default 20; 0 = all)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _common.add_capture(p)
+    _common.add_top(p, 20)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
 
 
 def run(args):
-    data = reports.leaks(args.file, top=args.top)
+    data = reports.leaks(args.capture, top=args.top)
     reports.print_warnings(data, sys.stderr)
     if args.json:
-        fmt.dump_json(data["leaks"])
+        fmt.dump_json(reports.report_json(data, args.capture,
+                                          ("end_bytes", "end_count", "groups", "leaks")))
     else:
         reports.print_leaks(data)
     return 0

@@ -1,9 +1,13 @@
 """memlens profile SCRIPT: run a program and print the line tables of its
-@profile / @memlens.profile functions (as `python -m memory_profiler`)."""
+@profile / @memlens.profile functions (as `python -m memory_profiler`).
+
+With --json (and no -o) standard output holds the JSON object only: the
+program's own standard output goes to standard error.
+"""
 import argparse
-import sys
 
 from memlens import runner
+from memlens.commands import _common
 from memlens.errors import UsageError
 
 USAGE = "memlens profile [--json] [-o FILE] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
@@ -18,7 +22,9 @@ def _options_parser():
                "builtin decorator (as `python -m memory_profiler`); when it ends, print the "
                "line-by-line table of every decorated function that ran. Only decorated "
                "functions get line events; the rest of the program runs at full speed.")
-    p.add_argument("--json", action="store_true", help="rows as JSON instead of tables")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object instead of tables (without -o, the program's standard "
+                        "output goes to standard error)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write the tables to FILE instead of standard output")
     return p
@@ -40,6 +46,8 @@ def run(args):
             out = open(ns.output, "w")
         except OSError as exc:
             raise UsageError("cannot write %s: %s" % (ns.output, exc.strerror))
+    elif ns.json:
+        out = _common.json_stdout()
     try:
         return run_program(program, out=out, as_json=ns.json)
     finally:

@@ -28,7 +28,8 @@ def _options_parser():
     p.add_argument("--follow-fork", action="store_true",
                    help="a forked child records into FILE.<pid> (default: children are not recorded)")
     p.add_argument("--no-compress", action="store_true",
-                   help="leave the capture raw (by default it is compressed when the program ends)")
+                   help="write the capture raw (by default it is compressed as it is written, "
+                        "in the sampler thread)")
     return p
 
 
@@ -171,4 +172,5 @@ def _print_summary(path, stats):
                   "ends early; %d bytes of records were lost\n"
                   % (path, stats["bytes_lost"]))
     if stats.get("dropped"):
-        out.write("memlens: warning: %d events were dropped (out of memory)\n" % stats["dropped"])
+        out.write("memlens: warning: %s events were dropped (out of memory)\n"
+                  % "{:,}".format(stats["dropped"]))

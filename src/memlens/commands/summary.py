@@ -4,6 +4,9 @@ import sys
 from memlens import fmt, reports
 from memlens.commands import _common
 
+JSON_KEYS = ("peak_bytes", "peak_time_s", "allocated_bytes", "allocations", "frees", "end_bytes",
+             "end_count", "duration_s", "top_peak", "top_allocated", "top_end")
+
 
 def add_parser(sub):
     p = sub.add_parser("summary", help="peak heap, totals and top sites of a capture",
@@ -11,18 +14,17 @@ def add_parser(sub):
                                    "bytes and count, heap at the end, and the sites (innermost "
                                    "Python lines) holding the most memory at the peak, "
                                    "allocating the most, and still holding memory at the end.")
-    p.add_argument("file", help="capture file written by `memlens run`")
-    p.add_argument("--top", type=_common.count_arg, default=10, metavar="N",
-                   help="sites per list (default 10; 0 = all)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _common.add_capture(p)
+    _common.add_top(p, 10, "sites per list")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
 
 
 def run(args):
-    data = reports.summary(args.file, top=args.top)
+    data = reports.summary(args.capture, top=args.top)
     reports.print_warnings(data, sys.stderr)
     if args.json:
-        fmt.dump_json(data)
+        fmt.dump_json(reports.report_json(data, args.capture, JSON_KEYS))
     else:
-        reports.print_summary(data, args.file)
+        reports.print_summary(data, args.capture)
     return 0

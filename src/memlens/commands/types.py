@@ -11,21 +11,21 @@ def add_parser(sub):
                                    "alive at any time, alive at the end, their bytes at the "
                                    "end and the bytes allocated in total (what CPython's "
                                    "COUNT_ALLOCS build printed), on a stock interpreter.")
-    p.add_argument("file", help="capture file written by `memlens run`")
+    _common.add_capture(p)
     p.add_argument("--sort", choices=sorted(reports.TYPE_SORTS), default="allocs",
                    help="allocs (default), alive (at the end), peak (most alive at once), "
                         "bytes (allocated in total)")
-    p.add_argument("--top", type=_common.count_arg, default=25, metavar="N",
-                   help="rows (default 25; 0 = all)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _common.add_top(p, 25)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
 
 
 def run(args):
-    data = reports.types(args.file, sort=args.sort, top=args.top)
+    data = reports.types(args.capture, sort=args.sort, top=args.top)
     reports.print_warnings(data, sys.stderr)
     if args.json:
-        fmt.dump_json(data["types"])
+        fmt.dump_json(reports.report_json(data, args.capture,
+                                          ("ntypes", "allocations", "reuses", "types")))
     else:
         reports.print_types(data, args.sort)
     return 0
