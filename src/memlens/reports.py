@@ -40,7 +40,7 @@ def _engine():
 def _call(fn, path, *args, **kwargs):
     """Run an engine reader; its failures become one-line UsageErrors."""
     path = os.fspath(path)
-    raw = capfile.raw_path(path) if os.path.isfile(path) else path
+    raw = capfile.raw_path(path)
     try:
         return fn(raw, *args, **kwargs)
     except OSError as exc:
