@@ -1333,10 +1333,19 @@ again:
             at = r->base_off + (uint64_t)(rec - r->base);
             const uint8_t *z = p;
             for (;;) {
-                while (z < end && *z == 0)
+                /* in steps of 16 MiB, with the interrupt check between: a
+                 * sparse file can hold terabytes of zeros */
+                const uint8_t *lim = (size_t)(end - z) > (16u << 20) ? z + (16u << 20) : end;
+                while (z < lim && *z == 0)
                     z++;
-                if (z < end)
+                if (z < lim)
                     CORRUPT("unknown record tag 0x00");
+                if (r->check && r->check(r->check_arg)) {
+                    snprintf(r->err, sizeof(r->err), "interrupted");
+                    goto io_error;
+                }
+                if (z < end)
+                    continue;
                 if (r->eof)
                     goto truncated;
                 int k = ml_reader_fill(r, end);
