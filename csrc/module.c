@@ -255,12 +255,19 @@ ml_py_frame(ml_reader *r, ml_code_id code, int32_t line)
     return d;
 }
 
+/* Frames per stack in a report row: the most `memlens run --max-frames`
+ * records, so that a hostile capture's chain of a million frames cannot make
+ * rows x depth frame objects. */
+#define ML_PY_STACK_MAX 4096
+
 /* A stack as a list of frames, innermost first (empty for stack 0). */
 static PyObject *
 ml_py_stack(ml_reader *r, ml_frame_id stack)
 {
     PyObject *l = PyList_New(0);
-    for (const ml_frame_info *f; l && (f = ml_reader_frame(r, stack)); stack = f->parent) {
+    for (const ml_frame_info *f; l && PyList_GET_SIZE(l) < ML_PY_STACK_MAX &&
+                                 (f = ml_reader_frame(r, stack));
+         stack = f->parent) {
         PyObject *fr = ml_py_frame(r, f->code, ml_reader_frame_line(r, stack));
         if (!fr || PyList_Append(l, fr) < 0) {
             Py_XDECREF(fr);

@@ -2,7 +2,7 @@
 
 Mutations of real captures (one written by `memlens run`, one built with
 tests/capfile.py holding every record kind), raw and compressed: byte flips,
-cuts, deleted and repeated spans, huge varints. Each mutated file goes
+cuts, deleted and repeated spans, huge varints, hostile header JSON. Each mutated file goes
 through every report command, in-process in one driver process that runs
 under an address-space and a CPU-time limit (a crash, a hang or a runaway
 allocation fails the test and names the case). Every run must end with
@@ -113,10 +113,22 @@ def recorded(tmp_path):
     return data
 
 
+# header metadata a hostile file may carry: not an object, nested deep, or
+# the keys memlens reads holding the wrong types
+HOSTILE_META = [b"[]", b"1", b'"x"', b"null", b"[" * 5000 + b"]" * 5000,
+                b'{"a": ' + b"[" * 300 + b"]" * 300 + b"}", b'{"argv": 5}', b'{"argv": [1]}',
+                b'{"script": 7}', b'{"python": {}}', b"{", b'{"argv": ["\u00e9\udcff"]}']
+
+
 def mutate(rnd, data):
     data = bytearray(data)
-    kind = rnd.randrange(6)
-    if kind <= 1:  # byte flips (the header's JSON included)
+    kind = rnd.randrange(7)
+    if kind == 6 and data.startswith(b"MLENS\0\r\n"):  # the header's JSON replaced
+        n = int.from_bytes(data[12:16], "little")
+        meta = rnd.choice(HOSTILE_META)
+        data[16:16 + n] = meta
+        data[12:16] = len(meta).to_bytes(4, "little")
+    elif kind <= 1 or kind == 6:  # byte flips (the header's JSON included)
         for _ in range(rnd.randint(1, 4)):
             at = rnd.randrange(len(data))
             data[at] = rnd.randrange(256) if kind == 0 else data[at] ^ (1 << rnd.randrange(8))

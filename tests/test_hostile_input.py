@@ -323,23 +323,25 @@ def long_captures(tmp_path_factory):
     return {"raw": raw, "compressed": comp}
 
 
-def wait_until_reading(pid, path, deadline=120):
-    """Until process `pid` has `path` mapped or open (the read has started)."""
+def wait_until_reading(proc, path, deadline=120):
+    """Until process `proc` has `path` mapped or open (the read has started)."""
     path = os.path.realpath(path)
     end = time.monotonic() + deadline
     while time.monotonic() < end:
+        if proc.poll() is not None:
+            return  # it ended: the caller sees how
         try:
-            with open("/proc/%d/maps" % pid) as f:
+            with open("/proc/%d/maps" % proc.pid) as f:
                 if path in f.read():
                     return
-            for fd in os.listdir("/proc/%d/fd" % pid):
+            for fd in os.listdir("/proc/%d/fd" % proc.pid):
                 try:
-                    if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == path:
+                    if os.readlink("/proc/%d/fd/%s" % (proc.pid, fd)) == path:
                         return
                 except OSError:
                     pass
         except OSError:
-            return  # the process ended: the caller sees how
+            pass  # between fork and exec /proc may refuse: not started yet
         time.sleep(0.005)  # polling for the marker, not a synchronisation
     raise AssertionError("the read of %s never started" % path)
 
@@ -368,7 +370,7 @@ def test_ctrl_c_stops_a_long_read(tmp_path, endless, command):
                             + report_args(command, str(endless), str(tmp_path)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CPU, (20, 20)))
-    wait_until_reading(proc.pid, endless)
+    wait_until_reading(proc, endless)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, (proc.returncode, err)
@@ -385,7 +387,7 @@ def test_sigterm_leaves_nothing_behind(tmp_path, long_captures):
     env = dict(os.environ, TMPDIR=str(tmp))
     proc = subprocess.Popen([sys.executable, "-m", "memlens", "timeline", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    wait_until_reading(proc.pid, path)
+    wait_until_reading(proc, path)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGTERM
@@ -408,6 +410,8 @@ def with_meta(meta_bytes):
     (b'"text"', "its metadata is not a JSON object"),
     (b'{"argv": ' + b"[" * 100000 + b"]" * 100000 + b"}", "its metadata is nested too deep"),
     (b'{"argv": ["a"}', "its metadata is not valid JSON"),
+    (b'{"argv": 5}', 'its "argv" is not a list of strings'),
+    (b'{"script": 7}', 'its "script" is not a string'),
 ])
 @pytest.mark.parametrize("command", REPORTS)
 def test_header_json_that_is_not_an_object(tmp_path, command, meta, message):
@@ -417,3 +421,70 @@ def test_header_json_that_is_not_an_object(tmp_path, command, meta, message):
     path.write_bytes(with_meta(meta))
     r = cli(*report_args(command, str(path), str(tmp_path)))
     one_line_error(r, "%s: corrupt capture header: %s" % (path, message))
+
+
+# ---- the timeline's series is bounded ----
+
+@pytest.mark.skipif(SANITIZED, reason="address-space limits do not apply under ASan")
+def test_timeline_of_millions_of_samples_is_bounded(tmp_path):
+    """8,000,000 MEMORY samples (a 40 MB raw capture in a container of less
+    than 1 MB). The timeline kept one point per sample (a bomb of samples
+    took memory in proportion to its raw size); now the series is halved
+    past 2^20 points, keeping the highest heap of each merged interval: the
+    one sample of 10^9 bytes at 4,000,000 stays the maximum, the last point
+    ends at the capture's end, and it all fits a 1 GiB address space."""
+    import resource
+    n = 8000000
+    chunk = b"".join(b"\x01\x0a\x07\x05" + bytes([i % 128]) for i in range(128))
+    z = zlib.compressobj(9)
+    parts = [ZMAGIC, z.compress(Capture().data())]
+    per_chunk = 128
+    for k in range(n // per_chunk):
+        if k == (n // 2) // per_chunk:
+            big = Capture()
+            big.memory(5, 10 ** 9)
+            parts.append(z.compress(b"\x01\x0a" + bytes(big.body)))
+        parts.append(z.compress(chunk))
+    tail = Capture()
+    tail.trailer([0, 0, 0, 0, 0])
+    parts.append(z.compress(bytes(tail.body)))
+    parts.append(z.flush())
+    path = tmp_path / "samples.mlens"
+    path.write_bytes(b"".join(parts))
+    assert path.stat().st_size < 1 << 20
+    code = ("import json, sys; from memlens import _engine, capfile\n"
+            "tl = _engine.timeline(capfile.raw_path(sys.argv[1]))\n"
+            "print(json.dumps([len(tl['points']), max(tl['heap_max']), tl['points'][-1][0],"
+            " tl['end_us'], all(a[0] < b[0] for a, b in zip(tl['points'], tl['points'][1:]))]))")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                       preexec_fn=limit, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    npoints, top, last_t, end_us, increasing = json.loads(r.stdout)
+    assert (1 << 19) <= npoints <= (1 << 20)
+    assert top == 10 ** 9
+    assert last_t == end_us == (n + 1) * 10 and increasing
+
+
+def test_a_deep_stack_is_cut_in_report_rows(tmp_path):
+    """A chain of 10,000 frames (memlens writes at most 4,096: --max-frames):
+    a report row lists the innermost 4,096, so rows x depth stays bounded."""
+    cap = Capture()
+    code = cap.code_def("/tmp/app.py", "rec", 1, [(0, 1)])
+    parent = 0
+    for i in range(10000):
+        parent = cap.frame_def(parent, code, 0)
+    t = cap.type_def("list")
+    cap.alloc(parent, t, 64)
+    cap.trailer()
+    path = tmp_path / "deep.mlens"
+    path.write_bytes(cap.data())
+    r = cli("leaks", path, "--json")
+    assert r.returncode == 0, r.stderr
+    (row,) = rows(json.loads(r.stdout), "leaks")
+    assert row["count"] == 1 and row["bytes"] == 64
+    assert len(row["stack"]) == 4096
+    assert all(f["function"] == "rec" and f["line"] == 1 for f in row["stack"])

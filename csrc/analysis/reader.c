@@ -302,9 +302,24 @@ ml_reader_restart(ml_reader *r)
 
 /* ---- the header ---- */
 
+/* The keys of the metadata that memlens reads, and the JSON they must hold
+ * (null allowed): the reports use them without checking their types. */
+enum { ML_META_ANY, ML_META_STRING, ML_META_STRINGS };
+static const struct {
+    const char *key;
+    int kind;
+    const char *why;
+} ml_reader_meta_keys[] = {
+    {"python", ML_META_STRING, "its \"python\" is not a string"},
+    {"script", ML_META_STRING, "its \"script\" is not a string"},
+    {"module", ML_META_STRING, "its \"module\" is not a string"},
+    {"argv", ML_META_STRINGS, "its \"argv\" is not a list of strings"},
+};
+
 /* A strict JSON syntax check of the header's metadata: one object, nesting at
- * most ML_READER_META_DEPTH deep (so no reader recurses without bound).
- * Returns NULL, or what is wrong. */
+ * most ML_READER_META_DEPTH deep (so no reader recurses without bound), and
+ * the keys above of the types memlens expects. Returns NULL, or what is
+ * wrong. */
 static const char *
 ml_reader_check_json(const uint8_t *s, size_t n)
 {
@@ -312,6 +327,8 @@ ml_reader_check_json(const uint8_t *s, size_t n)
     char stack[ML_READER_META_DEPTH]; /* '{' or '[' */
     int depth = 0;
     enum { VALUE, KEY, COLON, NEXT } want = VALUE;
+    int key = -1;       /* the top-level key whose value comes next (index above) */
+    int in_strings = -1; /* inside the list of that key: its index */
 #define WS() while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++
     WS();
     if (p == end || *p != '{')
@@ -321,6 +338,19 @@ ml_reader_check_json(const uint8_t *s, size_t n)
         if (p == end)
             break;
         uint8_t c = *p;
+        if (want == VALUE && depth == 1 && key >= 0) {
+            int ok = c == 'n' || (ml_reader_meta_keys[key].kind == ML_META_STRING ? c == '"' : c == '[');
+            if (!ok)
+                return ml_reader_meta_keys[key].why;
+            if (c == '[')
+                in_strings = key;
+            key = -1;
+        } else if (want == VALUE && depth == 2 && in_strings >= 0 && c != '"') {
+            if (c != ']')
+                return ml_reader_meta_keys[in_strings].why;
+        }
+        if (depth == 1)
+            in_strings = want == VALUE ? in_strings : -1;
         if (want == NEXT) {
             if (!depth)
                 return "its metadata has bytes after the JSON object";
@@ -361,6 +391,7 @@ ml_reader_check_json(const uint8_t *s, size_t n)
             continue;
         }
         if (c == '"') {
+            const uint8_t *str = p + 1;
             for (p++;; p++) {
                 if (p == end)
                     return "its metadata is not valid JSON";
@@ -382,6 +413,13 @@ ml_reader_check_json(const uint8_t *s, size_t n)
                         return "its metadata is not valid JSON";
                     }
                 }
+            }
+            if (want == KEY && depth == 1) {
+                key = -1;
+                for (int i = 0; i < (int)(sizeof(ml_reader_meta_keys) / sizeof(ml_reader_meta_keys[0])); i++)
+                    if ((size_t)(p - str) == strlen(ml_reader_meta_keys[i].key) &&
+                        !memcmp(str, ml_reader_meta_keys[i].key, (size_t)(p - str)))
+                        key = i;
             }
             p++;
             want = want == KEY ? COLON : NEXT;

@@ -79,7 +79,8 @@ typedef struct {
  * at once. A pipe can be read once: a second pass (rewind) fails.
  * NULL with a one-line message in err (missing, unreadable, empty, not a
  * capture, newer format version, corrupt header: the metadata must be a JSON
- * object nested at most ML_READER_META_DEPTH deep); errno is then the OS
+ * object nested at most ML_READER_META_DEPTH deep, whose "python", "script"
+ * and "module" are strings and "argv" a list of strings, or null); errno is then the OS
  * error, ENOSYS for a compressed capture when zlib cannot be loaded
  * (analysis/zinflate.h), or 0 when the file was read but is not a usable
  * capture. */

@@ -1172,6 +1172,13 @@ test_header_json(void)
         {"{\"a\":\"\x01\"}", "not valid JSON"},
         {"{\"a\":[1 2]}", "not valid JSON"},
         {"{\"a\":1", "not valid JSON"},
+        {"{\"argv\":[\"a\",\"b\"],\"script\":null,\"python\":\"3.12.1\",\"x\":[1]}", NULL},
+        {"{\"argv\":[],\"o\":{\"argv\":5}}", NULL},
+        {"{\"argv\":5}", "\"argv\" is not a list of strings"},
+        {"{\"argv\":[\"a\",1]}", "\"argv\" is not a list of strings"},
+        {"{\"argv\":[[\"a\"]]}", "\"argv\" is not a list of strings"},
+        {"{\"script\":7}", "\"script\" is not a string"},
+        {"{\"python\":[\"3\"]}", "\"python\" is not a string"},
     };
     char err[512];
     const char *path = tmp_path("json.mlens");
