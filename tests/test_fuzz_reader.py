@@ -117,7 +117,7 @@ def recorded(tmp_path):
 # the keys memlens reads holding the wrong types
 HOSTILE_META = [b"[]", b"1", b'"x"', b"null", b"[" * 5000 + b"]" * 5000,
                 b'{"a": ' + b"[" * 300 + b"]" * 300 + b"}", b'{"argv": 5}', b'{"argv": [1]}',
-                b'{"script": 7}', b'{"python": {}}', b"{", b'{"argv": ["\u00e9\udcff"]}']
+                b'{"script": 7}', b'{"python": {}}', b"{", rb'{"argv": ["\u00e9\udcff"]}']
 
 
 def mutate(rnd, data):
