@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# C unit tests of the capture format (writer.c, reader.c, live.c, report.c).
+# C unit tests of the capture format (writer.c, reader.c, zinflate.c, live.c, report.c).
 #
 # Builds tests/c/test_format.c twice with gcc -Wall -Wextra -Werror: plain -O2,
 # then with AddressSanitizer + UndefinedBehaviorSanitizer, and runs both.
