@@ -488,3 +488,14 @@ def test_a_deep_stack_is_cut_in_report_rows(tmp_path):
     assert row["count"] == 1 and row["bytes"] == 64
     assert len(row["stack"]) == 4096
     assert all(f["function"] == "rec" and f["line"] == 1 for f in row["stack"])
+
+
+@pytest.mark.parametrize("command", REPORTS)
+def test_compressed_capture_without_libz_in_the_engine(tmp_path, small, command):
+    """Where the engine cannot load libz (MEMLENS_NO_ZLIB=1, the tests'
+    switch), Python's zlib reads the container: the same reports."""
+    want = cli(*report_args(command, small["raw"], str(tmp_path)))
+    got = cli(*report_args(command, small["compressed"], str(tmp_path)),
+              env={"MEMLENS_NO_ZLIB": "1"})
+    assert want.returncode == got.returncode == 0, got.stderr
+    assert json.loads(got.stdout) == json.loads(want.stdout)
