@@ -134,6 +134,7 @@ static int ml_capture_init(PyObject *m) { return 0; }
  * the OS, with errno) or ValueError (not a capture, newer version, corrupt),
  * with the reader's one-line message. */
 #include "analysis/report.h"
+#include "analysis/zinflate.h"
 
 #define ML_PY_ERRCAP 600
 
@@ -161,17 +162,48 @@ ml_py_progress_call(void *arg, int pass, uint64_t pos, uint64_t size)
     return stop;
 }
 
+/* The reader's interrupt check (it runs without the GIL): take the GIL and
+ * run the signal handlers, so Ctrl-C stops a long read. Nonzero: stop (the
+ * exception is then set). */
+static int
+ml_py_check_signals(void *unused)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    int stop = PyErr_CheckSignals() < 0;
+    PyGILState_Release(g);
+    return stop;
+}
+
+/* A reader's message, decoded as the file system would (paths in it may hold
+ * bytes that are not UTF-8). */
+static PyObject *
+ml_py_errstr(const char *err)
+{
+    return PyUnicode_DecodeFSDefault(err);
+}
+
 static ml_reader *
 ml_py_open(PyObject *path)
 {
     char err[ML_PY_ERRCAP];
     ml_reader *r = ml_reader_open(PyBytes_AS_STRING(path), err, sizeof(err));
     if (!r) {
-        if (errno)
-            PyErr_SetObject(PyExc_OSError, Py_BuildValue("(is)", errno, err));
-        else
-            PyErr_SetString(PyExc_ValueError, err);
+        PyObject *msg = ml_py_errstr(err);
+        if (!msg)
+            return NULL;
+        int e = errno;
+        if (e) {
+            PyObject *args = Py_BuildValue("(iO)", e, msg);
+            if (args)
+                PyErr_SetObject(PyExc_OSError, args);
+            Py_XDECREF(args);
+        } else {
+            PyErr_SetObject(PyExc_ValueError, msg);
+        }
+        Py_DECREF(msg);
+        return NULL;
     }
+    ml_reader_set_check(r, ml_py_check_signals, NULL);
     return r;
 }
 
@@ -192,6 +224,14 @@ ml_py_str(const char *s)
     return PyUnicode_DecodeUTF8(s ? s : "", s ? (Py_ssize_t)strlen(s) : 0, "replace");
 }
 
+/* A file name from a capture: its bytes as the file system encoding reads
+ * them (surrogateescape), so os.fsencode() gives them back exactly. */
+static PyObject *
+ml_py_fsstr(const char *s)
+{
+    return PyUnicode_DecodeFSDefault(s ? s : "");
+}
+
 static PyObject *
 ml_py_type_name(ml_reader *r, ml_type_id type)
 {
@@ -207,7 +247,7 @@ ml_py_frame(ml_reader *r, ml_code_id code, int32_t line)
     if (!d)
         return NULL;
     if (ml_py_put(d, "function", ml_py_str(c ? c->name : "<no Python stack>")) < 0 ||
-        ml_py_put(d, "file", ml_py_str(c ? c->file : "")) < 0 ||
+        ml_py_put(d, "file", ml_py_fsstr(c ? c->file : "")) < 0 ||
         ml_py_put(d, "line", PyLong_FromLong(line)) < 0) {
         Py_DECREF(d);
         return NULL;
@@ -215,12 +255,19 @@ ml_py_frame(ml_reader *r, ml_code_id code, int32_t line)
     return d;
 }
 
+/* Frames per stack in a report row: the most `memlens run --max-frames`
+ * records, so that a hostile capture's chain of a million frames cannot make
+ * rows x depth frame objects. */
+#define ML_PY_STACK_MAX 4096
+
 /* A stack as a list of frames, innermost first (empty for stack 0). */
 static PyObject *
 ml_py_stack(ml_reader *r, ml_frame_id stack)
 {
     PyObject *l = PyList_New(0);
-    for (const ml_frame_info *f; l && (f = ml_reader_frame(r, stack)); stack = f->parent) {
+    for (const ml_frame_info *f; l && PyList_GET_SIZE(l) < ML_PY_STACK_MAX &&
+                                 (f = ml_reader_frame(r, stack));
+         stack = f->parent) {
         PyObject *fr = ml_py_frame(r, f->code, ml_reader_frame_line(r, stack));
         if (!fr || PyList_Append(l, fr) < 0) {
             Py_XDECREF(fr);
@@ -305,8 +352,13 @@ fail:
 static PyObject *
 ml_py_report_failed(const char *err)
 {
-    if (!PyErr_Occurred())
-        PyErr_SetString(PyExc_ValueError, err);
+    if (!PyErr_Occurred()) {
+        PyObject *msg = ml_py_errstr(err);
+        if (msg) {
+            PyErr_SetObject(PyExc_ValueError, msg);
+            Py_DECREF(msg);
+        }
+    }
     return NULL;
 }
 
@@ -450,6 +502,13 @@ ml_py_read_meta(PyObject *self, PyObject *args)
     return res;
 }
 
+/* Whether compressed captures are read by the engine (zlib loaded). */
+static PyObject *
+ml_py_inflate_available(PyObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(ml_zinflate_available());
+}
+
 /* Every event as a dict (tests and debugging: the `parse` of memlens). */
 static PyObject *
 ml_py_event(ml_reader *r, const ml_event *ev)
@@ -514,7 +573,7 @@ ml_py_definitions(ml_reader *r)
                 Py_CLEAR(map);
             Py_XDECREF(pair);
         }
-        PyObject *d = map ? Py_BuildValue("{s:N,s:N,s:I,s:N}", "file", ml_py_str(c->file), "name",
+        PyObject *d = map ? Py_BuildValue("{s:N,s:N,s:I,s:N}", "file", ml_py_fsstr(c->file), "name",
                                           ml_py_str(c->name), "firstlineno", c->firstlineno,
                                           "linemap", map)
                           : NULL;
@@ -573,7 +632,7 @@ ml_py_read_events(PyObject *self, PyObject *args, PyObject *kw)
         Py_XDECREF(d);
     }
     if (events && rc < 0) {
-        PyErr_SetString(PyExc_ValueError, ml_reader_error(r));
+        ml_py_report_failed(ml_reader_error(r));
         Py_CLEAR(events);
     }
     if (events) {
@@ -609,6 +668,8 @@ ml_py_read_events(PyObject *self, PyObject *args, PyObject *kw)
     {"read_leaks", (PyCFunction)(void (*)(void))ml_py_read_leaks, METH_VARARGS | METH_KEYWORDS,     \
      "read_leaks(path, top=0, progress=None) -> dict: live blocks at the end by (site, type)."},   \
     {"read_meta", ml_py_read_meta, METH_VARARGS, "read_meta(path) -> {'json': str, 'size': int}."}, \
+    {"inflate_available", ml_py_inflate_available, METH_NOARGS,                                    \
+     "inflate_available() -> bool: compressed captures are read by the engine (zlib loaded)."},    \
     {"read_events", (PyCFunction)(void (*)(void))ml_py_read_events, METH_VARARGS | METH_KEYWORDS,   \
      "read_events(path, limit=-1) -> dict: every event and definition (tests, debugging)."},
 static int ml_analysis_init(PyObject *m) { return 0; }
@@ -622,15 +683,51 @@ static int ml_analysis_init(PyObject *m) { return 0; }
 #include "capture/linemeter.h"
 #include "capture/tracker.h"
 
-/* Open a capture for an analysis binding; NULL with ValueError set. */
+/* Open a capture (path: bytes from PyUnicode_FSConverter) for a timeline
+ * binding; NULL with ValueError set (callers show it as one line). */
 static ml_reader *
-ml_tl_open(const char *path)
+ml_tl_open(PyObject *path)
 {
-    char err[256];
-    ml_reader *r = ml_reader_open(path, err, sizeof(err));
-    if (!r)
-        PyErr_SetString(PyExc_ValueError, err);
+    ml_reader *r = ml_py_open(path);
+    if (!r && PyErr_ExceptionMatches(PyExc_OSError)) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        PyObject *msg = value ? PyObject_GetAttrString(value, "strerror") : NULL;
+        if (msg && msg != Py_None)
+            PyErr_SetObject(PyExc_ValueError, msg);
+        else
+            PyErr_SetString(PyExc_ValueError, "cannot read the capture");
+        Py_XDECREF(msg);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+    }
     return r;
+}
+
+/* Set ValueError from a C message unless an exception (KeyboardInterrupt
+ * from the interrupt check) is already set. */
+static void
+ml_tl_failed(const char *err)
+{
+    ml_py_report_failed(err);
+}
+
+static PyObject *
+ml_py_fsstr_or_none(const char *s)
+{
+    if (!s)
+        Py_RETURN_NONE;
+    return ml_py_fsstr(s);
+}
+
+static PyObject *
+ml_py_str_or_none(const char *s)
+{
+    if (!s)
+        Py_RETURN_NONE;
+    return ml_py_str(s);
 }
 
 static PyObject *
@@ -673,7 +770,7 @@ ml_tl_func_dict(const ml_lines_func *f)
         Py_DECREF(rows);
         return NULL;
     }
-    return Py_BuildValue("{s:N,s:N,s:I,s:L,s:K,s:K,s:L,s:O,s:N,s:N}", "file", ml_py_str(f->file),
+    return Py_BuildValue("{s:N,s:N,s:I,s:L,s:K,s:K,s:L,s:O,s:N,s:N}", "file", ml_py_fsstr(f->file),
                          "function", ml_py_str(f->name), "firstlineno", (unsigned)f->firstlineno, "net",
                          (long long)f->net, "allocated", (unsigned long long)f->allocated,
                          "allocations", (unsigned long long)f->allocations, "rows_sum",
@@ -686,15 +783,15 @@ static PyObject *
 ml_tl_lines(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"path", "names", "files", "progress", NULL};
-    const char *path;
-    PyObject *names, *files, *funcs = NULL, *result = NULL;
-    char err[256];
+    PyObject *path, *names, *files, *funcs = NULL, *result = NULL;
+    char err[ML_PY_ERRCAP];
     ml_py_progress pp = {Py_None, NULL};
     ml_progress pg = {ml_py_progress_call, &pp};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!|O", kwlist, &path, &PyList_Type, &names,
-                                     &PyList_Type, &files, &pp.callback))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O!O!|O", kwlist, PyUnicode_FSConverter, &path,
+                                     &PyList_Type, &names, &PyList_Type, &files, &pp.callback))
         return NULL;
     ml_reader *r = ml_tl_open(path);
+    Py_DECREF(path);
     if (!r)
         return NULL;
     ml_lines *l = ml_lines_new();
@@ -704,17 +801,22 @@ ml_tl_lines(PyObject *self, PyObject *args, PyObject *kw)
         int is_name = i < PyList_GET_SIZE(names);
         PyObject *o = is_name ? PyList_GET_ITEM(names, i)
                               : PyList_GET_ITEM(files, i - PyList_GET_SIZE(names));
-        const char *s = PyUnicode_AsUTF8(o);
-        if (!s)
+        /* names as UTF-8, files in the file system encoding: as the writer
+         * wrote them (compat: ml_compat_str_utf8) */
+        PyObject *b = is_name ? PyUnicode_AsEncodedString(o, "utf-8", "surrogateescape")
+                              : PyUnicode_EncodeFSDefault(o);
+        if (!b)
             goto done;
-        if ((is_name ? ml_lines_select_name(l, s) : ml_lines_select_file(l, s)) < 0)
+        int sel = is_name ? ml_lines_select_name(l, PyBytes_AS_STRING(b))
+                          : ml_lines_select_file(l, PyBytes_AS_STRING(b));
+        Py_DECREF(b);
+        if (sel < 0)
             goto nomem;
     }
     int rc;
     ML_PY_RUN(rc, pp, ml_lines_run(l, r, &pg, err, sizeof(err)));
     if (rc < 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, err);
+        ml_tl_failed(err);
         goto done;
     }
     funcs = PyList_New(0);
@@ -747,8 +849,8 @@ ml_tl_groups(const struct ml_timeline_group *g, size_t n, int sites)
 {
     PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list && i < n; i++) {
-        /* names as the other reports decode them: bytes that are not UTF-8 replaced */
-        PyObject *d = sites ? Py_BuildValue("{s:N,s:N,s:i,s:K,s:K}", "file", ml_py_str(g[i].file),
+        /* file names in the file-system encoding, as the other reports decode them */
+        PyObject *d = sites ? Py_BuildValue("{s:N,s:N,s:i,s:K,s:K}", "file", ml_py_fsstr(g[i].file),
                                             "function", ml_py_str(g[i].function), "line",
                                             (int)g[i].line, "bytes",
                                             (unsigned long long)g[i].bytes, "blocks",
@@ -762,15 +864,6 @@ ml_tl_groups(const struct ml_timeline_group *g, size_t n, int sites)
             PyList_SET_ITEM(list, (Py_ssize_t)i, d);
     }
     return list;
-}
-
-/* A name as ml_py_str decodes it, or None for NULL. */
-static PyObject *
-ml_tl_str_or_none(const char *s)
-{
-    if (!s)
-        Py_RETURN_NONE;
-    return ml_py_str(s);
 }
 
 static PyObject *
@@ -808,8 +901,8 @@ ml_tl_timeline_dict(const ml_timeline *t, PyObject *meta)
         points, "heap_max", heap_max, "marks", marks, "end_us", (unsigned long long)t->end_us, "truncated",
         t->truncated ? Py_True : Py_False, "peak", "heap", (unsigned long long)t->peak_heap,
         "time_us", (unsigned long long)t->peak_time_us, "blocks",
-        (unsigned long long)t->peak_blocks, "file", ml_tl_str_or_none(t->top_file), "function",
-        ml_tl_str_or_none(t->top_function),
+        (unsigned long long)t->peak_blocks, "file", ml_py_fsstr_or_none(t->top_file), "function",
+        ml_py_str_or_none(t->top_function),
         "line", (int)t->top_line, "site_bytes", (unsigned long long)t->top_bytes, "site_blocks",
         (unsigned long long)t->top_blocks);
 fail:
@@ -824,22 +917,24 @@ static PyObject *
 ml_tl_timeline(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"path", "progress", NULL};
-    const char *path;
+    PyObject *path;
     ml_timeline t;
-    char err[256];
+    char err[ML_PY_ERRCAP];
     int rc;
     ml_py_progress pp = {Py_None, NULL};
     ml_progress pg = {ml_py_progress_call, &pp};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|O", kwlist, &path, &pp.callback))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O", kwlist, PyUnicode_FSConverter, &path,
+                                     &pp.callback))
         return NULL;
     ml_reader *r = ml_tl_open(path);
+    Py_DECREF(path);
     if (!r)
         return NULL;
     ML_PY_RUN(rc, pp, ml_timeline_build(r, &t, &pg, err, sizeof(err)));
     PyObject *meta = rc < 0 ? NULL : ml_tl_meta(r);
     PyObject *result = meta ? ml_tl_timeline_dict(&t, meta) : NULL;
-    if (rc < 0 && !PyErr_Occurred())
-        PyErr_SetString(PyExc_ValueError, err);
+    if (rc < 0)
+        ml_tl_failed(err);
     else
         ml_timeline_release(&t);
     Py_XDECREF(meta);
@@ -851,10 +946,11 @@ ml_tl_timeline(PyObject *self, PyObject *args, PyObject *kw)
 static PyObject *
 ml_tl_timeline_meta(PyObject *self, PyObject *args)
 {
-    const char *path;
-    if (!PyArg_ParseTuple(args, "s", &path))
+    PyObject *path;
+    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &path))
         return NULL;
     ml_reader *r = ml_tl_open(path);
+    Py_DECREF(path);
     if (!r)
         return NULL;
     PyObject *meta = ml_tl_meta(r);

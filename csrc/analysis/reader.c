@@ -1,12 +1,20 @@
 /* reader.c: decodes a capture file (format/format.h) into events.
  *
- * Mirror image of capture/writer.c. The file is mapped (or read whole when it
- * cannot be mapped: pipes, odd filesystems) and decoded in place. Every read
- * is bounds-checked against the end of the file: a record cut by the end of
- * the file ends the stream cleanly (truncated), anything else that does not
- * follow format.h is reported with the byte offset of its record.
+ * Mirror image of capture/writer.c. Two sources of bytes:
+ *  - a raw capture in a regular file is mapped and decoded in place (the
+ *    fast path: the window is the whole file);
+ *  - anything else is a stream read into a window of ML_READER_WINDOW bytes:
+ *    a compressed container (inflated through analysis/zinflate.h, from a
+ *    file or a pipe), or a raw capture from a pipe, FIFO or device.
+ * Every read is bounds-checked against the end of the window. A record cut by
+ * the end of the window is read again after a refill (which keeps the record
+ * and grows the window when one record is bigger than half of it); cut by
+ * the end of the input, it ends the stream cleanly (truncated). Anything else
+ * that does not follow format.h is reported with the byte offset of its
+ * record in the raw capture.
  * Definitions live in arrays indexed by id; their strings and line maps in an
- * arena that is freed with the reader.
+ * arena that is freed with the reader. Threads are found by a hash of their
+ * id, so a capture of a million distinct thread ids reads in linear time.
  */
 #include "analysis/reader.h"
 
@@ -21,10 +29,12 @@
 #include <unistd.h>
 
 #include "analysis/live.h"
+#include "analysis/zinflate.h"
 
 #define ML_READER_ERRCAP 512
 #define ML_ARENA_CHUNK (64u * 1024u)
-#define ML_THREAD_DIRECT 4096
+#define ML_READER_WINDOW (1u << 20)  /* stream window (grows for a bigger record) */
+#define ML_READER_ZIN (256u << 10)   /* compressed input buffer */
 
 /* ---- arena: strings and line maps of the definitions ---- */
 
@@ -87,14 +97,34 @@ typedef struct {
 
 struct ml_reader {
     char *path;
-    const uint8_t *base;      /* the whole file */
-    size_t size;
-    int mapped;               /* base is a mapping (else malloc'd) */
-    const uint8_t *records;   /* first record, after the header */
+    /* the window: base[0] is byte base_off of the raw capture; for a mapped
+     * file it is the whole file (base_off 0, eof 1) */
+    const uint8_t *base;
     const uint8_t *end;
     const uint8_t *p;         /* next record */
-    const uint8_t *defs_upto; /* definitions before this point are registered */
+    uint64_t base_off;
+    int eof;                  /* nothing follows r->end */
+    int mapped;               /* base is a mapping of the file */
+    size_t map_size;
+    /* stream sources */
+    int fd;                   /* -1 for a mapping */
+    int seekable;             /* the stream can be read again from the start */
+    int container;            /* a compressed container (fd is past its magic) */
+    ml_zinflate *z;
+    int zend;                 /* the zlib stream ended */
+    uint8_t *buf;             /* the window's memory */
+    size_t cap;
+    uint8_t *zin;             /* compressed bytes read from fd, not inflated yet */
+    size_t zin_pos, zin_len;
+    uint64_t file_size;       /* bytes of the file (0: unknown, a pipe) */
+    uint64_t file_pos;        /* bytes of the file read so far (streams) */
+    uint64_t records_off;     /* first record, after the header */
+    uint64_t defs_upto;       /* definitions before this offset are registered */
+    char *meta;               /* the header's JSON (a copy) */
     uint32_t meta_len;
+    int (*check)(void *);     /* interrupt check (ml_reader_set_check) */
+    void *check_arg;
+    unsigned check_countdown;
 
     /* decoding state, reset by rewind */
     uint64_t time_us;
@@ -114,7 +144,8 @@ struct ml_reader {
     uint32_t ntypes, types_cap;
     ml_thread_state *threads;
     uint32_t nthreads, threads_cap;
-    uint32_t thread_index[ML_THREAD_DIRECT]; /* id -> position + 1, 0 = none */
+    uint32_t *thread_slots;   /* hash of thread ids: position + 1, 0 = empty */
+    uint32_t thread_mask;     /* slots - 1; slots is a power of two */
 
     ml_arena_chunk *arena;
     char err[ML_READER_ERRCAP];
@@ -131,49 +162,333 @@ ml_reader_seterr(char *err, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Read a whole non-mappable file into memory. */
-static int
-ml_reader_slurp(int fd, uint8_t **out, size_t *outlen)
+/* ---- the source of bytes: a mapping, or a window over a stream ---- */
+
+/* Stream: read up to n raw-capture bytes into out. Returns the count, 0 at
+ * the end of the input, -1 with a message in r->err. */
+static ssize_t
+ml_reader_source_read(ml_reader *r, uint8_t *out, size_t n)
 {
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = malloc(cap);
-    if (!buf)
-        return -1;
-    for (;;) {
-        if (len == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb)
-                goto free_buf;
-            buf = nb;
-            cap *= 2;
+    if (!r->container) {
+        for (;;) {
+            ssize_t k = read(r->fd, out, n);
+            if (k >= 0) {
+                r->file_pos += (uint64_t)k;
+                return k;
+            }
+            if (errno != EINTR) {
+                snprintf(r->err, sizeof(r->err), "cannot read %s: %s", r->path, strerror(errno));
+                return -1;
+            }
         }
-        ssize_t k = read(fd, buf + len, cap - len);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            goto free_buf;
+    }
+    size_t total = 0;
+    while (total < n && !r->zend) {
+        if (r->zin_pos == r->zin_len) {
+            ssize_t k;
+            do
+                k = read(r->fd, r->zin, ML_READER_ZIN);
+            while (k < 0 && errno == EINTR);
+            if (k < 0) {
+                snprintf(r->err, sizeof(r->err), "cannot read %s: %s", r->path, strerror(errno));
+                return -1;
+            }
+            if (k == 0) {
+                r->zend = 1; /* a container cut short: reads as a truncated capture */
+                break;
+            }
+            r->file_pos += (uint64_t)k;
+            r->zin_pos = 0;
+            r->zin_len = (size_t)k;
         }
-        if (k == 0)
-            break;
-        len += (size_t)k;
+        size_t used, made;
+        int zr = ml_zinflate_run(r->z, r->zin + r->zin_pos, r->zin_len - r->zin_pos, &used,
+                                 out + total, n - total, &made);
+        r->zin_pos += used;
+        total += made;
+        if (zr < 0) {
+            if (r->base_off + (uint64_t)(r->end - r->base) + total == 0) {
+                snprintf(r->err, sizeof(r->err),
+                         "%s: damaged compressed capture (not a zlib stream)", r->path);
+                return -1;
+            }
+            r->zend = 1; /* damaged later on: keep what inflated, read as truncated */
+        } else if (zr > 0) {
+            r->zend = 1;
+        }
+        if (!used && !made && zr == 0 && r->zin_pos < r->zin_len)
+            r->zend = 1; /* no progress with input left: treat as the end */
     }
-    *out = buf;
-    *outlen = len;
-    return 0;
-free_buf: {
-        int e = errno;
-        free(buf);
-        errno = e;
-    }
-    return -1;
+    return (ssize_t)total;
 }
 
-/* Check the header; fills r->records and r->meta_len, or writes a message. */
+/* Stream: keep [keep, end) at the start of the window, then read more after
+ * it until the window is full or the input ends. The window doubles when the
+ * kept part fills more than half of it (one record bigger than the window).
+ * Returns 1 when bytes were added, 0 at the end of the input, -1 on a read
+ * or memory error (message in r->err). Moves the window: pointers into it
+ * are invalid afterwards (r->p is the kept part's start). */
+static int
+ml_reader_fill(ml_reader *r, const uint8_t *keep)
+{
+    if (r->eof || r->fd < 0)
+        return 0;
+    size_t kept = (size_t)(r->end - keep);
+    r->base_off += (uint64_t)(keep - r->base);
+    if (kept && keep != r->buf)
+        memmove(r->buf, keep, kept);
+    if (kept > r->cap / 2) {
+        size_t ncap = r->cap * 2;
+        uint8_t *nb = ncap > r->cap ? realloc(r->buf, ncap) : NULL;
+        if (!nb) {
+            snprintf(r->err, sizeof(r->err), "%s: out of memory for a record of %zu bytes",
+                     r->path, kept);
+            return -1;
+        }
+        r->buf = nb;
+        r->cap = ncap;
+    }
+    r->base = r->p = r->buf;
+    r->end = r->buf + kept;
+    size_t added = 0;
+    while (kept + added < r->cap) {
+        ssize_t k = ml_reader_source_read(r, r->buf + kept + added, r->cap - kept - added);
+        if (k < 0)
+            return -1;
+        if (k == 0) {
+            r->eof = 1;
+            break;
+        }
+        added += (size_t)k;
+    }
+    r->end = r->buf + kept + added;
+    return added > 0;
+}
+
+/* Stream: make sure the window holds n bytes from r->p (which must be
+ * r->base). 0, or -1 when the input ends first or on an error. */
+static int
+ml_reader_need(ml_reader *r, size_t n)
+{
+    while ((size_t)(r->end - r->p) < n) {
+        int k = ml_reader_fill(r, r->p);
+        if (k <= 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Stream: back to the first byte of the raw capture. 0, or -1 with r->err. */
+static int
+ml_reader_restart(ml_reader *r)
+{
+    if (!r->seekable) {
+        snprintf(r->err, sizeof(r->err), "%s: a pipe can be read only once", r->path);
+        return -1;
+    }
+    off_t start = r->container ? ML_ZMAGIC_LEN : 0;
+    if (lseek(r->fd, start, SEEK_SET) < 0 || (r->z && ml_zinflate_reset(r->z) < 0)) {
+        snprintf(r->err, sizeof(r->err), "cannot read %s again: %s", r->path, strerror(errno));
+        return -1;
+    }
+    r->file_pos = (uint64_t)start;
+    r->zin_pos = r->zin_len = 0;
+    r->zend = 0;
+    r->eof = 0;
+    r->base = r->p = r->end = r->buf;
+    r->base_off = 0;
+    return 0;
+}
+
+/* ---- the header ---- */
+
+/* The keys of the metadata that memlens reads, and the JSON they must hold
+ * (null allowed): the reports use them without checking their types. */
+enum { ML_META_ANY, ML_META_STRING, ML_META_STRINGS };
+static const struct {
+    const char *key;
+    int kind;
+    const char *why;
+} ml_reader_meta_keys[] = {
+    {"python", ML_META_STRING, "its \"python\" is not a string"},
+    {"script", ML_META_STRING, "its \"script\" is not a string"},
+    {"module", ML_META_STRING, "its \"module\" is not a string"},
+    {"argv", ML_META_STRINGS, "its \"argv\" is not a list of strings"},
+};
+
+/* A strict JSON syntax check of the header's metadata: one object, nesting at
+ * most ML_READER_META_DEPTH deep (so no reader recurses without bound), and
+ * the keys above of the types memlens expects. Returns NULL, or what is
+ * wrong. */
+static const char *
+ml_reader_check_json(const uint8_t *s, size_t n)
+{
+    const uint8_t *p = s, *end = s + n;
+    char stack[ML_READER_META_DEPTH]; /* '{' or '[' */
+    int depth = 0;
+    enum { VALUE, KEY, COLON, NEXT } want = VALUE;
+    int key = -1;       /* the top-level key whose value comes next (index above) */
+    int in_strings = -1; /* inside the list of that key: its index */
+#define WS() while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++
+    WS();
+    if (p == end || *p != '{')
+        return "its metadata is not a JSON object";
+    for (;;) {
+        WS();
+        if (p == end)
+            break;
+        uint8_t c = *p;
+        if (want == VALUE && depth == 1 && key >= 0) {
+            int ok = c == 'n' || (ml_reader_meta_keys[key].kind == ML_META_STRING ? c == '"' : c == '[');
+            if (!ok)
+                return ml_reader_meta_keys[key].why;
+            if (c == '[')
+                in_strings = key;
+            key = -1;
+        } else if (want == VALUE && depth == 2 && in_strings >= 0 && c != '"') {
+            if (c != ']')
+                return ml_reader_meta_keys[in_strings].why;
+        }
+        if (depth == 1)
+            in_strings = want == VALUE ? in_strings : -1;
+        if (want == NEXT) {
+            if (!depth)
+                return "its metadata has bytes after the JSON object";
+            if (c == ',') {
+                p++;
+                want = stack[depth - 1] == '{' ? KEY : VALUE;
+                continue;
+            }
+            if (c != (stack[depth - 1] == '{' ? '}' : ']'))
+                return "its metadata is not valid JSON";
+            p++;
+            depth--;
+            want = NEXT;
+            continue;
+        }
+        if (want == COLON) {
+            if (c != ':')
+                return "its metadata is not valid JSON";
+            p++;
+            want = VALUE;
+            continue;
+        }
+        if (want == KEY && c != '"')
+            return "its metadata is not valid JSON";
+        if (c == '{' || c == '[') {
+            if (depth == ML_READER_META_DEPTH)
+                return "its metadata is nested too deep";
+            stack[depth++] = (char)c;
+            p++;
+            WS();
+            if (p < end && *p == (c == '{' ? '}' : ']')) {
+                p++;
+                depth--;
+                want = NEXT;
+            } else {
+                want = c == '{' ? KEY : VALUE;
+            }
+            continue;
+        }
+        if (c == '"') {
+            const uint8_t *str = p + 1;
+            for (p++;; p++) {
+                if (p == end)
+                    return "its metadata is not valid JSON";
+                if (*p == '"')
+                    break;
+                if (*p < 0x20)
+                    return "its metadata is not valid JSON";
+                if (*p == '\\') {
+                    if (++p == end)
+                        return "its metadata is not valid JSON";
+                    if (*p == 'u') {
+                        for (int i = 0; i < 4; i++) {
+                            p++;
+                            if (p == end || !((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
+                                              (*p >= 'A' && *p <= 'F')))
+                                return "its metadata is not valid JSON";
+                        }
+                    } else if (!strchr("\"\\/bfnrt", *p) || !*p) {
+                        return "its metadata is not valid JSON";
+                    }
+                }
+            }
+            if (want == KEY && depth == 1) {
+                key = -1;
+                for (int i = 0; i < (int)(sizeof(ml_reader_meta_keys) / sizeof(ml_reader_meta_keys[0])); i++)
+                    if ((size_t)(p - str) == strlen(ml_reader_meta_keys[i].key) &&
+                        !memcmp(str, ml_reader_meta_keys[i].key, (size_t)(p - str)))
+                        key = i;
+            }
+            p++;
+            want = want == KEY ? COLON : NEXT;
+            continue;
+        }
+        if (c == '-' || (c >= '0' && c <= '9')) {
+            if (c == '-')
+                p++;
+            if (p == end || !(*p >= '0' && *p <= '9'))
+                return "its metadata is not valid JSON";
+            if (*p == '0')
+                p++;
+            else
+                while (p < end && *p >= '0' && *p <= '9')
+                    p++;
+            if (p < end && *p == '.') {
+                p++;
+                if (p == end || !(*p >= '0' && *p <= '9'))
+                    return "its metadata is not valid JSON";
+                while (p < end && *p >= '0' && *p <= '9')
+                    p++;
+            }
+            if (p < end && (*p == 'e' || *p == 'E')) {
+                p++;
+                if (p < end && (*p == '+' || *p == '-'))
+                    p++;
+                if (p == end || !(*p >= '0' && *p <= '9'))
+                    return "its metadata is not valid JSON";
+                while (p < end && *p >= '0' && *p <= '9')
+                    p++;
+            }
+            want = NEXT;
+            continue;
+        }
+        static const char *const words[] = {"true", "false", "null"};
+        int ok = 0;
+        for (int i = 0; i < 3 && !ok; i++) {
+            size_t k = strlen(words[i]);
+            if ((size_t)(end - p) >= k && !memcmp(p, words[i], k)) {
+                p += k;
+                ok = 1;
+            }
+        }
+        if (!ok)
+            return "its metadata is not valid JSON";
+        want = NEXT;
+    }
+#undef WS
+    return depth || want != NEXT ? "its metadata is not valid JSON" : NULL;
+}
+
+/* Check the header at r->p (the window's start); fills r->records_off and
+ * r->meta, or writes a message. */
 static int
 ml_reader_parse_header(ml_reader *r, const char *path, char *err, size_t errcap)
 {
-    const uint8_t *b = r->base;
-    size_t n = r->size;
+    /* the magic first, from the bytes open() read: endless or foreign input
+     * (/dev/zero, a pipe of text) is refused before anything else is read */
+    const uint8_t *b = r->p;
+    size_t n = (size_t)(r->end - b);
+    if (!r->mapped && r->container) {
+        ml_reader_fill(r, r->p); /* the first inflated bytes */
+        b = r->p;
+        n = (size_t)(r->end - b);
+        if (r->err[0]) {
+            ml_reader_seterr(err, errcap, "%s", r->err);
+            return -1;
+        }
+    }
     if (n == 0) {
         ml_reader_seterr(err, errcap, "%s: empty file, not a memlens capture", path);
         return -1;
@@ -183,6 +498,12 @@ ml_reader_parse_header(ml_reader *r, const char *path, char *err, size_t errcap)
         ml_reader_seterr(err, errcap, "%s: not a memlens capture (no MLENS header)", path);
         return -1;
     }
+    if (!r->mapped && ml_reader_need(r, ML_HEADER_FIXED) < 0 && r->err[0]) {
+        ml_reader_seterr(err, errcap, "%s", r->err);
+        return -1;
+    }
+    b = r->p;
+    n = (size_t)(r->end - b);
     if (n < ML_HEADER_FIXED) {
         ml_reader_seterr(err, errcap, "%s: capture is cut short inside its header", path);
         return -1;
@@ -199,13 +520,34 @@ ml_reader_parse_header(ml_reader *r, const char *path, char *err, size_t errcap)
         return -1;
     }
     uint32_t json_len = ml_u32le_get(b + 12);
-    if (json_len > n - ML_HEADER_FIXED) {
+    if (json_len > ML_READER_META_MAX) {
+        ml_reader_seterr(err, errcap, "%s: corrupt capture header: its metadata of %u bytes is "
+                         "over the limit of %u", path, json_len, (unsigned)ML_READER_META_MAX);
+        return -1;
+    }
+    if (!r->mapped && ml_reader_need(r, ML_HEADER_FIXED + (size_t)json_len) < 0) {
         ml_reader_seterr(err, errcap, "%s: capture is cut short inside its header", path);
         return -1;
     }
+    b = r->p;
+    if (json_len > (size_t)(r->end - b) - ML_HEADER_FIXED) {
+        ml_reader_seterr(err, errcap, "%s: capture is cut short inside its header", path);
+        return -1;
+    }
+    const char *why = ml_reader_check_json(b + ML_HEADER_FIXED, json_len);
+    if (why) {
+        ml_reader_seterr(err, errcap, "%s: corrupt capture header: %s", path, why);
+        return -1;
+    }
+    r->meta = malloc((size_t)json_len + 1);
+    if (!r->meta) {
+        ml_reader_seterr(err, errcap, "%s: out of memory", path);
+        return -1;
+    }
+    memcpy(r->meta, b + ML_HEADER_FIXED, json_len);
+    r->meta[json_len] = '\0';
     r->meta_len = json_len;
-    r->records = b + ML_HEADER_FIXED + json_len;
-    r->end = b + n;
+    r->records_off = ML_HEADER_FIXED + (uint64_t)json_len;
     return 0;
 }
 
@@ -214,7 +556,6 @@ static ml_thread_state *ml_reader_thread_state(ml_reader *r, ml_thread_id id);
 static void
 ml_reader_reset_state(ml_reader *r)
 {
-    r->p = r->records;
     r->time_us = 0;
     r->last_seq = 0;
     memset(r->cache, 0, sizeof(r->cache));
@@ -225,6 +566,25 @@ ml_reader_reset_state(ml_reader *r)
     memset(r->trailer, 0, sizeof(r->trailer));
     ml_live_clear(&r->live);
     r->err[0] = '\0';
+    r->check_countdown = ML_READER_CHECK_EVERY;
+    if (r->mapped) {
+        r->p = r->base + r->records_off;
+        return;
+    }
+    /* a stream: still inside the first window, or read again from the start */
+    if (r->base_off <= r->records_off &&
+        r->records_off <= r->base_off + (uint64_t)(r->end - r->base)) {
+        r->p = r->base + (r->records_off - r->base_off);
+        return;
+    }
+    if (ml_reader_restart(r) < 0 || ml_reader_need(r, (size_t)r->records_off) < 0) {
+        if (!r->err[0])
+            snprintf(r->err, sizeof(r->err), "%s: the capture changed while it was read",
+                     r->path);
+        r->failed = 1;
+        return;
+    }
+    r->p = r->base + r->records_off;
 }
 
 ml_reader *
@@ -237,6 +597,7 @@ ml_reader_open(const char *path, char *err, size_t errcap)
         return NULL;
     }
     int e = 0;
+    r->fd = -1;
     r->path = strdup(path);
     if (!r->path || ml_live_init(&r->live) < 0) {
         e = ENOMEM;
@@ -260,28 +621,71 @@ ml_reader_open(const char *path, char *err, size_t errcap)
         ml_reader_seterr(err, errcap, "cannot read %s: %s", path, strerror(e));
         goto close_fd;
     }
-    if (S_ISREG(st.st_mode) && st.st_size > 0) {
-        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m != MAP_FAILED) {
-            madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL);
-            r->base = m;
-            r->size = (size_t)st.st_size;
-            r->mapped = 1;
-        }
+    r->seekable = S_ISREG(st.st_mode);
+    r->file_size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+    /* The first bytes say which source: read them from the fd (a pipe cannot
+     * give them back, so they become the start of the stream's window). */
+    r->cap = ML_READER_WINDOW;
+    r->buf = malloc(r->cap);
+    if (!r->buf) {
+        e = ENOMEM;
+        ml_reader_seterr(err, errcap, "%s: out of memory", path);
+        goto close_fd;
     }
-    if (!r->base && !(S_ISREG(st.st_mode) && st.st_size == 0)) {
-        uint8_t *buf;
-        size_t len;
-        if (ml_reader_slurp(fd, &buf, &len) < 0) {
+    size_t got = 0;
+    while (got < ML_ZMAGIC_LEN) {
+        ssize_t k = read(fd, r->buf + got, ML_ZMAGIC_LEN - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
             e = errno;
             ml_reader_seterr(err, errcap, "cannot read %s: %s", path, strerror(e));
             goto close_fd;
         }
-        r->base = buf;
-        r->size = len;
+        if (k == 0)
+            break;
+        got += (size_t)k;
     }
-    close(fd);
-    fd = -1;
+    r->fd = fd;
+    r->file_pos = got;
+    r->base = r->p = r->buf;
+    r->end = r->buf + got;
+    if (got == ML_ZMAGIC_LEN && !memcmp(r->buf, ML_ZMAGIC, ML_ZMAGIC_LEN)) {
+        r->container = 1;
+        r->z = ml_zinflate_new();
+        if (!r->z) {
+            e = ENOSYS;
+            ml_reader_seterr(err, errcap, "%s: a compressed capture, and zlib (libz.so.1) cannot "
+                             "be loaded", path);
+            goto free_reader;
+        }
+        r->end = r->buf; /* the magic is not part of the raw capture */
+    } else if (S_ISREG(st.st_mode) && st.st_size > 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m != MAP_FAILED) {
+            madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL);
+            r->mapped = 1;
+            r->map_size = (size_t)st.st_size;
+            r->base = r->p = m;
+            r->end = r->base + st.st_size;
+            r->eof = 1;
+            free(r->buf);
+            r->buf = NULL;
+            r->cap = 0;
+            close(fd);
+            r->fd = -1;
+        }
+    }
+    if (!r->mapped && !r->container && got < ML_ZMAGIC_LEN)
+        r->eof = 1; /* the input ended inside the magic */
+    if (!r->mapped && r->container) {
+        r->zin = malloc(ML_READER_ZIN);
+        if (!r->zin) {
+            e = ENOMEM;
+            ml_reader_seterr(err, errcap, "%s: out of memory", path);
+            goto free_reader;
+        }
+    }
     if (ml_reader_parse_header(r, path, err, errcap) < 0) {
         e = 0;
         goto free_reader;
@@ -307,17 +711,20 @@ ml_reader_free(ml_reader *r)
 {
     if (!r)
         return;
-    if (r->base) {
-        if (r->mapped)
-            munmap((void *)r->base, r->size);
-        else
-            free((void *)r->base);
-    }
+    if (r->mapped)
+        munmap((void *)r->base, r->map_size);
+    if (r->fd >= 0)
+        close(r->fd);
+    ml_zinflate_free(r->z);
+    free(r->buf);
+    free(r->zin);
+    free(r->meta);
     ml_live_release(&r->live);
     free(r->codes);
     free(r->frames);
     free(r->types);
     free(r->threads);
+    free(r->thread_slots);
     ml_reader_arena_free(r->arena);
     free(r->path);
     free(r);
@@ -327,7 +734,7 @@ const char *
 ml_reader_meta(const ml_reader *r, size_t *len)
 {
     *len = r->meta_len;
-    return (const char *)r->base + ML_HEADER_FIXED;
+    return r->meta;
 }
 
 void
@@ -336,16 +743,35 @@ ml_reader_rewind(ml_reader *r)
     ml_reader_reset_state(r);
 }
 
+void
+ml_reader_set_check(ml_reader *r, int (*check)(void *arg), void *arg)
+{
+    r->check = check;
+    r->check_arg = arg;
+}
+
 const char *ml_reader_error(const ml_reader *r) { return r->err; }
 int ml_reader_truncated(const ml_reader *r) { return r->truncated; }
-uint64_t ml_reader_pos(const ml_reader *r) { return (uint64_t)(r->p - r->base); }
-uint64_t ml_reader_size(const ml_reader *r) { return r->size; }
+int ml_reader_is_stream(const ml_reader *r) { return !r->mapped; }
+
+uint64_t
+ml_reader_pos(const ml_reader *r)
+{
+    if (r->mapped)
+        return (uint64_t)(r->p - r->base);
+    /* a stream: bytes of the file read (compressed ones for a container) */
+    return r->file_pos;
+}
+
+uint64_t ml_reader_size(const ml_reader *r) { return r->mapped ? r->map_size : r->file_size; }
 uint64_t ml_reader_live_count(const ml_reader *r) { return r->live.count; }
 uint64_t ml_reader_live_bytes(const ml_reader *r) { return r->live.bytes; }
 uint32_t ml_reader_ntypes(const ml_reader *r) { return r->ntypes; }
 uint32_t ml_reader_nframes(const ml_reader *r) { return r->nframes; }
 uint32_t ml_reader_ncodes(const ml_reader *r) { return r->ncodes; }
 uint64_t ml_reader_time(const ml_reader *r) { return r->time_us; }
+
+
 
 uint64_t
 ml_reader_trailer(const ml_reader *r, unsigned field)
@@ -380,16 +806,21 @@ ml_reader_type_flags(const ml_reader *r, ml_type_id id)
 const char *
 ml_reader_thread_name(const ml_reader *r, ml_thread_id id, uint64_t *os_tid)
 {
-    /* not on a hot path: a scan is fine */
-    for (uint32_t i = 0; i < r->nthreads; i++) {
-        if (r->threads[i].id == id) {
+    if (!r->thread_slots)
+        return NULL;
+    for (uint32_t i = (id * 0x9E3779B1u) & r->thread_mask;; i = (i + 1) & r->thread_mask) {
+        uint32_t v = r->thread_slots[i];
+        if (!v)
+            return NULL;
+        if (r->threads[v - 1].id == id) {
             if (os_tid)
-                *os_tid = r->threads[i].os_tid;
-            return r->threads[i].name;
+                *os_tid = r->threads[v - 1].os_tid;
+            return r->threads[v - 1].name;
         }
     }
-    return NULL;
 }
+
+
 
 int32_t
 ml_reader_code_line(const ml_reader *r, ml_code_id code, uint32_t offset)
@@ -464,17 +895,40 @@ ml_reader_grow(void **arr, uint32_t *cap, uint32_t need, size_t elem)
 static ml_thread_state *
 ml_reader_thread_state(ml_reader *r, ml_thread_id id)
 {
-    /* Thread ids are small numbers given out in order: ids below
-     * ML_THREAD_DIRECT are found through a direct index, others by a scan. */
+    /* Thread ids are small numbers given out in order, but a capture may
+     * name any: an open-addressing hash (linear probing, load below 1/2)
+     * keeps every lookup O(1). */
     if (r->cur && r->cur->id == id)
         return r->cur;
-    if (id < ML_THREAD_DIRECT) {
-        if (r->thread_index[id])
-            return &r->threads[r->thread_index[id] - 1];
-    } else {
-        for (uint32_t i = 0; i < r->nthreads; i++)
-            if (r->threads[i].id == id)
-                return &r->threads[i];
+    uint32_t i = 0;
+    if (r->thread_slots) {
+        for (i = (id * 0x9E3779B1u) & r->thread_mask;; i = (i + 1) & r->thread_mask) {
+            uint32_t v = r->thread_slots[i];
+            if (!v)
+                break;
+            if (r->threads[v - 1].id == id)
+                return &r->threads[v - 1];
+        }
+    }
+    if (r->nthreads == UINT32_MAX / 4)
+        return NULL;
+    if (!r->thread_slots || (uint64_t)(r->nthreads + 1) * 2 > (uint64_t)r->thread_mask + 1) {
+        uint32_t nslots = r->thread_slots ? (r->thread_mask + 1) * 2 : 64;
+        uint32_t *ns = calloc(nslots, sizeof(*ns));
+        if (!ns)
+            return NULL;
+        for (uint32_t k = 0; k < r->nthreads; k++) {
+            uint32_t j = (r->threads[k].id * 0x9E3779B1u) & (nslots - 1);
+            while (ns[j])
+                j = (j + 1) & (nslots - 1);
+            ns[j] = k + 1;
+        }
+        free(r->thread_slots);
+        r->thread_slots = ns;
+        r->thread_mask = nslots - 1;
+        for (i = (id * 0x9E3779B1u) & r->thread_mask; r->thread_slots[i];
+             i = (i + 1) & r->thread_mask)
+            ;
     }
     if (r->nthreads == r->threads_cap) {
         ptrdiff_t cur = r->cur ? r->cur - r->threads : -1;
@@ -490,10 +944,11 @@ ml_reader_thread_state(ml_reader *r, ml_thread_id id)
     ml_thread_state *t = &r->threads[r->nthreads++];
     memset(t, 0, sizeof(*t));
     t->id = id;
-    if (id < ML_THREAD_DIRECT)
-        r->thread_index[id] = r->nthreads;
+    r->thread_slots[i] = r->nthreads;
     return t;
 }
+
+
 
 static char *
 ml_reader_strdup(ml_reader *r, const uint8_t *s, uint64_t n)
@@ -548,6 +1003,8 @@ ml_reader_uv(const uint8_t **pp, const uint8_t *end, uint64_t *v)
 #define GET_STR(ptr, len)                                   \
     do {                                                    \
         GET_UV(len);                                        \
+        if ((len) > ML_READER_STR_MAX)                      \
+            goto long_string;                               \
         if ((len) > (uint64_t)(end - p))                    \
             goto cut;                                       \
         (ptr) = p;                                          \
@@ -566,15 +1023,32 @@ ml_reader_next(ml_reader *r, ml_event *ev)
         return -1;
     if (r->done)
         return 0;
-    const uint8_t *end = r->end;
-    const uint8_t *rec, *p;
+    const uint8_t *end, *rec, *p;
     char why[200];
     uint64_t a, b, c, d;
     const uint8_t *s1, *s2;
+    uint64_t at = UINT64_MAX; /* the record's offset, when not rec's */
 
+again:
     for (;;) {
+        if (--r->check_countdown == 0) {
+            r->check_countdown = ML_READER_CHECK_EVERY;
+            if (r->check && r->check(r->check_arg)) {
+                snprintf(r->err, sizeof(r->err), "interrupted");
+                r->failed = 1;
+                return -1;
+            }
+        }
         rec = p = r->p;
+        end = r->end;
         if (p >= end) {
+            if (!r->eof) {
+                int k = ml_reader_fill(r, p);
+                if (k < 0)
+                    goto io_error;
+                if (k > 0)
+                    continue;
+            }
             r->truncated = 1; /* no TRAILER */
             r->done = 1;
             return 0;
@@ -657,7 +1131,8 @@ ml_reader_next(ml_reader *r, ml_event *ev)
             return 1;
         }
 
-        int fresh = rec >= r->defs_upto; /* definitions: not yet registered */
+        /* definitions: registered once, on the first pass over them */
+        int fresh = r->base_off + (uint64_t)(rec - r->base) >= r->defs_upto;
         switch (tag) {
         case ML_TAG_TIME:
             GET_UV(a);
@@ -688,7 +1163,7 @@ ml_reader_next(ml_reader *r, ml_event *ev)
                     CORRUPT("out of memory for threads");
                 t->os_tid = b;
                 t->name = name;
-                r->defs_upto = p;
+                r->defs_upto = r->base_off + (uint64_t)(p - r->base);
             }
             r->p = p;
             continue;
@@ -705,16 +1180,15 @@ ml_reader_next(ml_reader *r, ml_event *ev)
                         (unsigned long long)r->ncodes + 1);
             if (first > INT32_MAX)
                 CORRUPT("CODE_DEF with first line %llu", (unsigned long long)first);
+            if (n > ML_READER_RUNS_MAX)
+                CORRUPT("CODE_DEF %llu with a line map of %llu runs (at most %u)",
+                        (unsigned long long)a, (unsigned long long)n,
+                        (unsigned)ML_READER_RUNS_MAX);
             if (n > (uint64_t)(end - p) / 2)
                 goto cut; /* each run takes at least two bytes */
-            uint32_t *offs = NULL;
-            int32_t *lines = NULL;
-            if (fresh) {
-                offs = ml_reader_arena_alloc(&r->arena, (size_t)n * sizeof(*offs) + 1);
-                lines = ml_reader_arena_alloc(&r->arena, (size_t)n * sizeof(*lines) + 1);
-                if (!offs || !lines)
-                    CORRUPT("out of memory for a line map of %llu runs", (unsigned long long)n);
-            }
+            /* check the whole map before anything is allocated for it, so a
+             * map cut by the window costs nothing when it is read again */
+            const uint8_t *map = p;
             uint64_t off = 0;
             int64_t line = (int64_t)first;
             for (uint64_t i = 0; i < n; i++) {
@@ -727,12 +1201,23 @@ ml_reader_next(ml_reader *r, ml_event *ev)
                 if (dl > (int64_t)INT32_MAX - line || dl < (int64_t)INT32_MIN - line)
                     CORRUPT("CODE_DEF %llu: line map line out of range", (unsigned long long)a);
                 line += dl;
-                if (fresh) {
+            }
+            if (fresh) {
+                uint32_t *offs = ml_reader_arena_alloc(&r->arena, (size_t)n * sizeof(*offs) + 1);
+                int32_t *lines = ml_reader_arena_alloc(&r->arena, (size_t)n * sizeof(*lines) + 1);
+                if (!offs || !lines)
+                    CORRUPT("out of memory for a line map of %llu runs", (unsigned long long)n);
+                const uint8_t *q = map;
+                off = 0;
+                line = (int64_t)first;
+                for (uint64_t i = 0; i < n; i++) {
+                    ml_reader_uv(&q, p, &d); /* checked above */
+                    ml_reader_uv(&q, p, &b);
+                    off += d;
+                    line += ml_unzigzag(b);
                     offs[i] = (uint32_t)off;
                     lines[i] = (int32_t)line;
                 }
-            }
-            if (fresh) {
                 if (ml_reader_grow((void **)&r->codes, &r->codes_cap, r->ncodes + 1,
                                    sizeof(*r->codes)) < 0)
                     CORRUPT("out of memory for code definitions");
@@ -748,7 +1233,7 @@ ml_reader_next(ml_reader *r, ml_event *ev)
                 ci->offsets = offs;
                 ci->lines = lines;
                 r->ncodes++;
-                r->defs_upto = p;
+                r->defs_upto = r->base_off + (uint64_t)(p - r->base);
             }
             r->p = p;
             continue;
@@ -778,7 +1263,7 @@ ml_reader_next(ml_reader *r, ml_event *ev)
                 f->parent = (ml_frame_id)b;
                 f->code = (ml_code_id)c;
                 f->offset = (uint32_t)d;
-                r->defs_upto = p;
+                r->defs_upto = r->base_off + (uint64_t)(p - r->base);
             }
             r->p = p;
             continue;
@@ -802,7 +1287,7 @@ ml_reader_next(ml_reader *r, ml_event *ev)
                 ml_type_def *t = &r->types[++r->ntypes];
                 t->name = name;
                 t->flags = (uint32_t)c;
-                r->defs_upto = p;
+                r->defs_upto = r->base_off + (uint64_t)(p - r->base);
             }
             r->p = p;
             continue;
@@ -863,6 +1348,9 @@ ml_reader_next(ml_reader *r, ml_event *ev)
         case ML_TAG_TRAILER: {
             uint64_t fields[ML_TRAILER_COUNT] = {0};
             GET_UV(a);
+            if (a > ML_READER_TRAILER_MAX)
+                CORRUPT("TRAILER with %llu counters (at most %u)", (unsigned long long)a,
+                        (unsigned)ML_READER_TRAILER_MAX);
             for (uint64_t i = 0; i < a; i++) {
                 GET_UV(b);
                 if (i < ML_TRAILER_COUNT)
@@ -875,26 +1363,66 @@ ml_reader_next(ml_reader *r, ml_event *ev)
         }
         default: {
             /* A tail of zeros is what a filesystem leaves when a crash cut
-             * the file after its size was extended: treat as the end. */
-            const uint8_t *z = rec;
-            while (z < end && *z == 0)
-                z++;
-            if (tag == 0 && z == end)
-                goto cut;
-            CORRUPT("unknown record tag 0x%02x", tag);
+             * the file after its size was extended: treat as the end. A
+             * stream's zeros are dropped window by window as they are
+             * scanned (the window never grows for them). */
+            if (tag != 0)
+                CORRUPT("unknown record tag 0x%02x", tag);
+            at = r->base_off + (uint64_t)(rec - r->base);
+            const uint8_t *z = p;
+            for (;;) {
+                /* in steps of 16 MiB, with the interrupt check between: a
+                 * sparse file can hold terabytes of zeros */
+                const uint8_t *lim = (size_t)(end - z) > (16u << 20) ? z + (16u << 20) : end;
+                while (z < lim && *z == 0)
+                    z++;
+                if (z < lim)
+                    CORRUPT("unknown record tag 0x00");
+                if (r->check && r->check(r->check_arg)) {
+                    snprintf(r->err, sizeof(r->err), "interrupted");
+                    goto io_error;
+                }
+                if (z < end)
+                    continue;
+                if (r->eof)
+                    goto truncated;
+                int k = ml_reader_fill(r, end);
+                if (k < 0)
+                    goto io_error;
+                if (k == 0)
+                    goto truncated;
+                z = r->p;
+                end = r->end;
+            }
         }
         }
     }
 
 cut:
+    if (!r->eof) {
+        /* the window ends inside the record: read it again after a refill */
+        int k = ml_reader_fill(r, rec);
+        if (k < 0)
+            goto io_error;
+        if (k > 0)
+            goto again;
+    }
+truncated:
     r->truncated = 1;
     r->done = 1;
     return 0;
+io_error:
+    r->failed = 1;
+    return -1;
+long_string:
+    snprintf(why, sizeof(why), "a string of more than %u bytes", (unsigned)ML_READER_STR_MAX);
+    goto corrupt;
 bad_varint:
     snprintf(why, sizeof(why), "a number longer than 10 bytes");
 corrupt:
     snprintf(r->err, sizeof(r->err), "%s: corrupt capture at byte %llu: %s", r->path,
-             (unsigned long long)(rec - r->base), why);
+             (unsigned long long)(at != UINT64_MAX ? at : r->base_off + (uint64_t)(rec - r->base)),
+             why);
     r->failed = 1;
     return -1;
 }

@@ -16,6 +16,16 @@
 
 typedef struct ml_reader ml_reader;
 
+/* Limits on what one record may claim (docs/FORMAT.md, "Rules for readers"):
+ * beyond them a capture is corrupt. They bound the memory a hostile file can
+ * make the reader take for one record; no real capture comes near them. */
+#define ML_READER_STR_MAX (16u << 20)   /* bytes of one string */
+#define ML_READER_RUNS_MAX (1u << 24)   /* runs of one line map */
+#define ML_READER_TRAILER_MAX 256u      /* counters of the TRAILER */
+#define ML_READER_META_MAX (64u << 20)  /* bytes of the header's JSON */
+#define ML_READER_META_DEPTH 64         /* nesting of the header's JSON */
+#define ML_READER_CHECK_EVERY 65536u    /* records between two interrupt checks */
+
 typedef enum {
     ML_EV_ALLOC = 1,
     ML_EV_FREE,
@@ -60,14 +70,33 @@ typedef struct {
     uint32_t offset;
 } ml_frame_info;
 
-/* Open a capture. NULL with a one-line message in err (missing, unreadable,
- * empty, not a capture, newer format version, corrupt header); errno is then
- * the OS error, or 0 when the file was read but is not a usable capture. */
+/* Open a capture: a raw capture or a compressed container (docs/FORMAT.md),
+ * from a regular file, a pipe, a FIFO or a device. A raw regular file is
+ * mapped; anything else is read as a stream through a window of about 1 MiB
+ * (a compressed one inflated on the fly: no temporary file, and memory that
+ * does not grow with the capture's raw size). Only the first bytes are read
+ * before the magic is checked, so foreign or endless input (/dev/zero) fails
+ * at once. A pipe can be read once: a second pass (rewind) fails.
+ * NULL with a one-line message in err (missing, unreadable, empty, not a
+ * capture, newer format version, corrupt header: the metadata must be a JSON
+ * object nested at most ML_READER_META_DEPTH deep, whose "python", "script"
+ * and "module" are strings and "argv" a list of strings, or null); errno is then the OS
+ * error, ENOSYS for a compressed capture when zlib cannot be loaded
+ * (analysis/zinflate.h), or 0 when the file was read but is not a usable
+ * capture. */
 ml_reader *ml_reader_open(const char *path, char *err, size_t errcap);
 void ml_reader_free(ml_reader *r);
 
-/* The JSON metadata of the header (not NUL-terminated). */
+/* The JSON metadata of the header, checked to be one JSON object
+ * (NUL-terminated; len excludes the NUL). */
 const char *ml_reader_meta(const ml_reader *r, size_t *len);
+
+/* A check that ml_reader_next calls every ML_READER_CHECK_EVERY records
+ * (module.c: take the GIL and look for a pending Ctrl-C); when it returns
+ * nonzero, ml_reader_next fails with the error "interrupted". */
+void ml_reader_set_check(ml_reader *r, int (*check)(void *arg), void *arg);
+/* 1 when the capture is read as a stream (compressed, or not a regular file). */
+int ml_reader_is_stream(const ml_reader *r);
 
 /* Next event: 1 with *ev filled, 0 at the end, -1 on a corrupt record (message
  * in ml_reader_error, naming the byte offset of the record; every later call
@@ -76,13 +105,16 @@ const char *ml_reader_meta(const ml_reader *r, size_t *len);
  * does not use are left as they were. For REUSE, `stack` is the thread's
  * current stack (of its last ALLOC or CONTEXT). */
 int ml_reader_next(ml_reader *r, ml_event *ev);
-/* Go back to the first record (definitions are kept; live blocks cleared). */
+/* Go back to the first record (definitions are kept; live blocks cleared).
+ * A stream is read again from its start (a pipe cannot be: the next
+ * ml_reader_next then fails with a message). */
 void ml_reader_rewind(ml_reader *r);
 const char *ml_reader_error(const ml_reader *r);
 int ml_reader_truncated(const ml_reader *r);   /* no TRAILER at the end */
 /* Trailer counters (ML_TRAILER_*), 0 when absent. */
 uint64_t ml_reader_trailer(const ml_reader *r, unsigned field);
-/* Bytes consumed so far and the file size (for progress). */
+/* Bytes of the file consumed so far and its size, for progress (compressed
+ * bytes for a container; the size is 0 when unknown: a pipe). */
 uint64_t ml_reader_pos(const ml_reader *r);
 uint64_t ml_reader_size(const ml_reader *r);
 

@@ -167,12 +167,34 @@ ml_timeline_release(ml_timeline *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* The series is at its limit: merge pairs of points (the later one's time
+ * and samples, the higher heap_max), so each point stands for twice as many
+ * samples from now on. */
+static void
+ml_timeline_halve(ml_timeline *t, uint64_t *stride)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->npoints; i += 2, n++) {
+        ml_timeline_point p = t->points[i];
+        if (i + 1 < t->npoints) {
+            const ml_timeline_point *q = &t->points[i + 1];
+            uint64_t top = p.heap_max > q->heap_max ? p.heap_max : q->heap_max;
+            p = *q;
+            p.heap_max = top;
+        }
+        t->points[n] = p;
+    }
+    t->npoints = n;
+    *stride *= 2;
+}
+
 /* Pass 1. Returns the number of heap events up to and including the peak. */
 static int
 ml_timeline_scan(ml_reader *r, ml_timeline *t, uint64_t *peak_event, const ml_progress *pg,
                  char *err, size_t errcap)
 {
     size_t pcap = 0, mcap = 0;
+    uint64_t stride = 1, pending = 0; /* samples per point once the series is halved */
     uint64_t nheap_events = 0, blocks = 0, nread = 0;
     int64_t heap = 0, interval_max = 0; /* highest heap since the last sample */
     ml_event ev;
@@ -203,6 +225,26 @@ ml_timeline_scan(ml_reader *r, ml_timeline *t, uint64_t *peak_event, const ml_pr
             }
             break;
         case ML_EV_MEMORY:
+            if (pending) {
+                /* inside a merged interval: its last sample stands for it,
+                 * with the highest heap seen in any of its parts */
+                ml_timeline_point *last = &t->points[t->npoints - 1];
+                uint64_t top = (uint64_t)interval_max > ev.heap ? (uint64_t)interval_max : ev.heap;
+                last->time_us = ev.time_us;
+                last->rss = ev.rss;
+                last->heap = ev.heap;
+                last->heap_max = top > last->heap_max ? top : last->heap_max;
+                interval_max = heap;
+                if (++pending == stride)
+                    pending = 0;
+                break;
+            }
+            if (t->npoints == ML_TIMELINE_MAX_POINTS) {
+                ml_timeline_halve(t, &stride);
+                pending = 0;
+            }
+            if (stride > 1)
+                pending = 1; /* this sample opens a new merged interval */
             if (t->npoints == pcap) {
                 size_t ncap = pcap ? pcap * 2 : 256;
                 ml_timeline_point *np = realloc(t->points, ncap * sizeof(*np));
@@ -217,6 +259,10 @@ ml_timeline_scan(ml_reader *r, ml_timeline *t, uint64_t *peak_event, const ml_pr
             interval_max = heap;
             break;
         case ML_EV_MARK:
+            if (t->nmarks == ML_TIMELINE_MAX_MARKS) {
+                t->marks_dropped++;
+                break;
+            }
             if (t->nmarks == mcap) {
                 size_t ncap = mcap ? mcap * 2 : 64;
                 ml_timeline_mark *nm = realloc(t->marks, ncap * sizeof(*nm));
@@ -226,7 +272,10 @@ ml_timeline_scan(ml_reader *r, ml_timeline *t, uint64_t *peak_event, const ml_pr
                 mcap = ncap;
             }
             {
-                char *label = ml_timeline_strndup(ev.text ? ev.text : "", ev.text ? ev.text_len : 0);
+                size_t len = ev.text ? ev.text_len : 0;
+                if (len > ML_TIMELINE_MAX_LABEL)
+                    len = ML_TIMELINE_MAX_LABEL;
+                char *label = ml_timeline_strndup(ev.text ? ev.text : "", len);
                 if (!label)
                     goto nomem;
                 t->marks[t->nmarks++] = (ml_timeline_mark){ev.time_us, ev.mark_kind, label};

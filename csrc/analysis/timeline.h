@@ -53,9 +53,19 @@ typedef struct {
     } *top_sites, *top_types;
     size_t ntop_sites, ntop_types;
     int truncated;         /* capture cut short (no trailer) */
+    uint64_t marks_dropped; /* marks beyond ML_TIMELINE_MAX_MARKS */
 } ml_timeline;
 
 #define ML_TIMELINE_TOP 10
+/* Bounds, so that a hostile capture (a zlib bomb of MEMORY or MARK records)
+ * cannot make the timeline take memory in proportion to its raw size: past
+ * ML_TIMELINE_MAX_POINTS samples (about 2.9 hours at 10 ms) the series is
+ * halved, pairs merged (the later sample, the higher heap_max), as often as
+ * needed; marks past ML_TIMELINE_MAX_MARKS are counted, not kept; a label
+ * keeps its first ML_TIMELINE_MAX_LABEL bytes. */
+#define ML_TIMELINE_MAX_POINTS ((size_t)1 << 20)
+#define ML_TIMELINE_MAX_MARKS ((size_t)1 << 20)
+#define ML_TIMELINE_MAX_LABEL 1024
 
 /* Read the whole capture (two passes: series and peak, then the live blocks
  * at the peak) into *t, telling pg (may be NULL) the progress of each pass.

@@ -480,6 +480,11 @@ ml_compat_str_utf8(PyObject *s, char *buf, size_t cap, const char **out)
         if (c < 0x80) {
             tmp[0] = (char)c;
             k = 1;
+        } else if (c >= 0xDC80 && c <= 0xDCFF) {
+            /* a byte that was not UTF-8 in a file name (surrogateescape, as
+             * os.fsdecode makes it): write the byte back, as os.fsencode */
+            tmp[0] = (char)(c - 0xDC00);
+            k = 1;
         } else if (c < 0x800) {
             tmp[0] = (char)(0xC0 | (c >> 6));
             tmp[1] = (char)(0x80 | (c & 0x3F));

@@ -103,7 +103,9 @@ int ml_compat_linemap(PyCodeObject *co, uint32_t **offsets, int32_t **lines, siz
 
 /* UTF-8 view of a str without allocating through Python: for ASCII strings
  * it points into the object; otherwise it encodes into `buf` (cap bytes)
- * and truncates. Returns the length. */
+ * and truncates. U+DC80..U+DCFF (bytes that were not UTF-8, escaped by
+ * surrogateescape) are written back as those bytes, as os.fsencode does, so
+ * a file name keeps its bytes. Returns the length. */
 size_t ml_compat_str_utf8(PyObject *s, char *buf, size_t cap, const char **out);
 
 /* The object-creation tracer (3.13+): 1 where the interpreter has one. */

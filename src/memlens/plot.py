@@ -155,6 +155,6 @@ def write(path_in, path_out):
     """Render the capture at path_in to path_out (.svg or .html)."""
     data = chart_data(load(path_in))
     text = render_svg(data) if path_out.lower().endswith(".svg") else render_html(data)
-    with open(path_out, "w", encoding="utf-8") as f:
+    with open(path_out, "w", encoding="utf-8", errors="replace") as f:  # argv may not be UTF-8
         f.write(text)
     return data

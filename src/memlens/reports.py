@@ -42,7 +42,7 @@ def _call(fn, path, *args, **kwargs):
     path = os.fspath(path)
     show = kwargs.pop("unzip", None) or kwargs.get("progress")
     unzip = show.decompressing if isinstance(show, _Progress) else None
-    raw = capfile.raw_path(path, progress=unzip) if os.path.isfile(path) else path
+    raw = capfile.raw_path(path, progress=unzip)
     try:
         return fn(raw, *args, **kwargs)
     except OSError as exc:

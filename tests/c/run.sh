@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# C unit tests of the capture format (writer.c, reader.c, live.c, report.c).
+# C unit tests of the capture format (writer.c, reader.c, zinflate.c, live.c, report.c).
 #
 # Builds tests/c/test_format.c twice with gcc -Wall -Wextra -Werror: plain -O2,
 # then with AddressSanitizer + UndefinedBehaviorSanitizer, and runs both.
@@ -11,7 +11,7 @@ set -u
 cd "$(dirname "$0")/../.."
 CC=${CC:-gcc}
 CFLAGS="-std=gnu11 -Wall -Wextra -Werror -Icsrc"
-SRC="csrc/capture/writer.c csrc/capture/zdeflate.c csrc/analysis/reader.c csrc/analysis/live.c csrc/analysis/report.c"
+SRC="csrc/capture/writer.c csrc/capture/zdeflate.c csrc/analysis/reader.c csrc/analysis/zinflate.c csrc/analysis/live.c csrc/analysis/report.c"
 work=$(mktemp -d "${TMPDIR:-/tmp}/memlens-ctests.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 passed=0; failed=0

@@ -1,7 +1,9 @@
 /* test_format.c: unit tests of the capture format: varints, writer.c ->
  * reader.c round trips of every record kind, FREE distances, the pair cache,
  * the live-block table, the reports on a small capture, and robustness of
- * the reader against every prefix and random corruption of a file.
+ * the reader against every prefix and random corruption of a file, stream
+ * sources (compressed containers, pipes, windows), thread-id lookup, header
+ * JSON, per-record limits and the interrupt check.
  *
  *   test_format TMPDIR      prints one line per failed check and a final
  *                           "N passed, N failed" (one test = one function)
@@ -12,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "analysis/live.h"
 #include "analysis/reader.h"
 #include "analysis/report.h"
 #include "capture/writer.h"
+#include "capture/zdeflate.h"
 
 static int n_passed, n_failed, cur_failed;
 static const char *tmpdir;
@@ -874,6 +878,443 @@ test_peak_matches_replay(void)
     unlink(path);
 }
 
+/* ---- stream sources: compressed containers, pipes, windows ---- */
+
+/* zdeflate sink: append to a FILE */
+static int
+sink_file(void *ctx, const uint8_t *p, size_t n)
+{
+    return fwrite(p, 1, n, (FILE *)ctx) == n ? 0 : -1;
+}
+
+/* Write data as a compressed container (magic + one zlib stream). */
+static int
+write_container(const char *path, const uint8_t *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    fwrite(ML_ZMAGIC, 1, ML_ZMAGIC_LEN, f);
+    ml_zdeflate *z = ml_zdeflate_new(1, sink_file, f);
+    if (!z) {
+        fclose(f);
+        return -1;
+    }
+    int rc = ml_zdeflate_write(z, data, n, 0);
+    rc |= ml_zdeflate_finish(z);
+    ml_zdeflate_free(z);
+    fclose(f);
+    return rc;
+}
+
+/* A capture of about 3.4 MB: long strings (one bigger than the stream
+ * window), a million events, and a tail of zeros that crosses windows. */
+static uint8_t *
+big_capture(size_t *n)
+{
+    const char *path = tmp_path("big.mlens");
+    ml_writer *w = ml_writer_open(path, 1, 0, META, strlen(META));
+    if (!w)
+        return NULL;
+    static char longname[3u << 20];
+    memset(longname, 'x', sizeof(longname));
+    uint32_t offs[] = {0, 4};
+    int32_t lines[] = {3, 4};
+    ml_writer_code_def(w, 1, longname, sizeof(longname), "f", 1, 3, offs, lines, 2);
+    ml_writer_code_def(w, 2, "b.py", 4, longname, 100000, 9, offs, lines, 2);
+    ml_writer_frame_def(w, 1, 0, 1, 4);
+    ml_writer_frame_def(w, 2, 1, 2, 0);
+    ml_writer_type_def(w, 1, "list", 4, 0);
+    ml_seq s[64];
+    for (int i = 0; i < 500000; i++) {
+        if (i % 1000 == 0)
+            ml_writer_time(w, 7);
+        if (i % 100000 == 5) {
+            ml_writer_thread(w, (ml_thread_id)(i / 100000 + 1));
+            ml_writer_mark(w, ML_MARK_LABEL, longname, 2u << 20); /* 2 MiB label */
+        }
+        s[i % 64] = ml_writer_alloc(w, ML_DOMAIN_OBJ, (uint32_t)(i % 3), (uint32_t)(i % 2), 8 + (uint64_t)(i % 500));
+        if (i % 64 == 63)
+            for (int k = 0; k < 64; k += 2)
+                ml_writer_free(w, s[k]);
+    }
+    uint64_t f[] = {500000, 0, 0, 0, 0};
+    ml_writer_trailer(w, f, 5);
+    ml_writer_close(w);
+    uint8_t *b = read_bytes(path, n);
+    unlink(path);
+    return b;
+}
+
+/* Read every event of two readers side by side; 0 when they agree. */
+static int
+same_events(ml_reader *a, ml_reader *b, uint64_t *count)
+{
+    ml_event x, y;
+    uint64_t k = 0;
+    for (;;) {
+        memset(&x, 0, sizeof(x));
+        memset(&y, 0, sizeof(y));
+        int ra = ml_reader_next(a, &x), rb = ml_reader_next(b, &y);
+        if (ra != rb)
+            return -1;
+        if (ra <= 0)
+            break;
+        k++;
+        if (x.kind != y.kind || x.time_us != y.time_us || x.thread != y.thread ||
+            x.seq != y.seq || x.size != y.size || x.stack != y.stack || x.type != y.type ||
+            x.at_stack != y.at_stack || x.text_len != y.text_len ||
+            (x.text_len && memcmp(x.text, y.text, x.text_len)))
+            return -1;
+    }
+    *count = k;
+    return ml_reader_truncated(a) == ml_reader_truncated(b) ? 0 : -1;
+}
+
+static void
+test_stream_matches_mapping(void)
+{
+    size_t n;
+    uint8_t *full = big_capture(&n);
+    CHECK(full != NULL);
+    if (!full)
+        return;
+    const char *raw = tmp_path("big-raw.mlens"), *z = tmp_path("big-z.mlens");
+    write_bytes(raw, full, n);
+    CHECK(write_container(z, full, n) == 0);
+    char err[512];
+    ml_reader *a = ml_reader_open(raw, err, sizeof(err));
+    ml_reader *b = ml_reader_open(z, err, sizeof(err));
+    CHECK(a && b);
+    if (a && b) {
+        CHECK(!ml_reader_is_stream(a) && ml_reader_is_stream(b));
+        uint64_t events = 0;
+        CHECK(same_events(a, b, &events) == 0);
+        CHECK(events > 500000 && !ml_reader_truncated(b));
+        CHECK(ml_reader_ncodes(b) == 2 && strlen(ml_reader_code(b, 1)->file) == (3u << 20));
+        /* a second pass over the stream reads it again from the start */
+        ml_reader_rewind(a);
+        ml_reader_rewind(b);
+        uint64_t again = 0;
+        CHECK(same_events(a, b, &again) == 0 && again == events);
+        CHECK(ml_reader_ncodes(b) == 2); /* definitions kept, not doubled */
+    }
+    ml_reader_free(a);
+    ml_reader_free(b);
+    /* a container cut anywhere reads as truncated, never as corrupt */
+    size_t zn;
+    uint8_t *zb = read_bytes(z, &zn);
+    for (size_t cut = zn / 3; zb && cut + 16 < zn; cut += zn / 3) { /* (not in the checksum) */
+        write_bytes(z, zb, cut);
+        ml_reader *c = ml_reader_open(z, err, sizeof(err));
+        CHECK(c != NULL);
+        if (c) {
+            int rc = drain(c, NULL);
+            CHECK(rc == 0 && ml_reader_truncated(c));
+            if (rc)
+                fprintf(stderr, "  cut at %zu of %zu: %s\n", cut, zn, ml_reader_error(c));
+            ml_reader_free(c);
+        }
+    }
+    free(zb);
+    /* a raw capture from a pipe: one pass works, a second one says why not */
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        size_t off = 0;
+        while (off < n) {
+            ssize_t k = write(fds[1], full + off, n - off);
+            if (k <= 0)
+                _exit(1);
+            off += (size_t)k;
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    char dev[64];
+    snprintf(dev, sizeof(dev), "/dev/fd/%d", fds[0]);
+    ml_reader *p = ml_reader_open(dev, err, sizeof(err));
+    CHECK(p != NULL);
+    if (p) {
+        uint64_t events = 0;
+        CHECK(drain(p, &events) == 0 && events > 500000 && !ml_reader_truncated(p));
+        ml_reader_rewind(p);
+        CHECK(drain(p, NULL) < 0 && strstr(ml_reader_error(p), "read only once"));
+        ml_reader_free(p);
+    }
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    unlink(raw);
+    unlink(z);
+    free(full);
+}
+
+static void
+test_stream_zero_tail(void)
+{
+    size_t n;
+    uint8_t *small = small_capture(&n);
+    /* drop the TRAILER (last 7 bytes) and add 3 MiB of zeros */
+    size_t body = n - 7, total = body + (3u << 20);
+    uint8_t *b = calloc(1, total + 1);
+    memcpy(b, small, body);
+    const char *z = tmp_path("zeros-z.mlens");
+    char err[512];
+    CHECK(write_container(z, b, total) == 0);
+    ml_reader *r = ml_reader_open(z, err, sizeof(err));
+    CHECK(r != NULL);
+    if (r) {
+        uint64_t events = 0;
+        CHECK(drain(r, &events) == 0 && ml_reader_truncated(r) && events == 80 + 21 + 5);
+        ml_reader_free(r);
+    }
+    /* zeros then a byte: corrupt, at the offset of the first zero */
+    b[total] = 0x30;
+    CHECK(write_container(z, b, total + 1) == 0);
+    r = ml_reader_open(z, err, sizeof(err));
+    CHECK(r != NULL);
+    if (r) {
+        CHECK(drain(r, NULL) < 0);
+        char want[64];
+        snprintf(want, sizeof(want), "corrupt capture at byte %zu:", body);
+        CHECK(strstr(ml_reader_error(r), want) != NULL);
+        ml_reader_free(r);
+    }
+    /* not a zlib stream at all */
+    uint8_t junk[64];
+    memcpy(junk, ML_ZMAGIC, ML_ZMAGIC_LEN);
+    memset(junk + ML_ZMAGIC_LEN, 0xAB, sizeof(junk) - ML_ZMAGIC_LEN);
+    write_bytes(z, junk, sizeof(junk));
+    r = ml_reader_open(z, err, sizeof(err));
+    CHECK(r == NULL && strstr(err, "damaged compressed capture"));
+    ml_reader_free(r);
+    unlink(z);
+    free(b);
+    free(small);
+}
+
+/* Endless or foreign input is refused from its first bytes. */
+static void
+test_devices(void)
+{
+    char err[512];
+    ml_reader *r = ml_reader_open("/dev/zero", err, sizeof(err));
+    CHECK(r == NULL && strstr(err, "not a memlens capture"));
+    r = ml_reader_open("/dev/null", err, sizeof(err));
+    CHECK(r == NULL && strstr(err, "empty file"));
+}
+
+static void
+test_many_threads(void)
+{
+    /* a million distinct thread ids, scattered: each found by its hash */
+    const char *path = tmp_path("threads.mlens");
+    ml_writer *w = ml_writer_open(path, 1, 0, META, strlen(META));
+    CHECK(w != NULL);
+    if (!w)
+        return;
+    const uint32_t nthreads = 1000000;
+    for (uint32_t i = 1; i <= nthreads; i++) {
+        char name[32];
+        int len = snprintf(name, sizeof(name), "t%u", i);
+        ml_thread_id id = i * 2654435761u; /* distinct for distinct i */
+        ml_writer_thread_def(w, id, i, name, (size_t)len);
+        ml_writer_thread(w, id);
+        ml_writer_alloc(w, ML_DOMAIN_RAW, 0, 0, i);
+    }
+    ml_writer_close(w);
+    char err[512];
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    CHECK(r != NULL);
+    if (r) {
+        ml_event ev;
+        uint32_t k = 0, bad = 0;
+        while (ml_reader_next(r, &ev) > 0) {
+            k++;
+            bad += ev.thread != k * 2654435761u || ev.size != k;
+        }
+        CHECK(k == nthreads && bad == 0);
+        bad = 0;
+        for (uint32_t i = 1; i <= nthreads; i += 997) {
+            char name[32];
+            snprintf(name, sizeof(name), "t%u", i);
+            uint64_t os_tid = 0;
+            const char *got = ml_reader_thread_name(r, i * 2654435761u, &os_tid);
+            bad += !got || strcmp(got, name) || os_tid != i;
+        }
+        CHECK(bad == 0);
+        CHECK(ml_reader_thread_name(r, 12345, NULL) == NULL);
+        ml_reader_free(r);
+    }
+    unlink(path);
+}
+
+/* Header JSON: one object, nesting bounded. */
+static void
+test_header_json(void)
+{
+    static const struct {
+        const char *json;
+        const char *error; /* NULL: accepted */
+    } cases[] = {
+        {"{}", NULL},
+        {" {\"a\": [1, -2.5e+3, true, false, null, \"x\\u00e9\\n\"], \"b\": {}} ", NULL},
+        {"[1,2]", "not a JSON object"},
+        {"\"text\"", "not a JSON object"},
+        {"", "not a JSON object"},
+        {"{\"a\":1} x", "bytes after"},
+        {"{\"a\":1,}", "not valid JSON"},
+        {"{\"a\" 1}", "not valid JSON"},
+        {"{\"a\":01}", "not valid JSON"},
+        {"{\"a\":tru}", "not valid JSON"},
+        {"{\"a\":\"\x01\"}", "not valid JSON"},
+        {"{\"a\":[1 2]}", "not valid JSON"},
+        {"{\"a\":1", "not valid JSON"},
+        {"{\"argv\":[\"a\",\"b\"],\"script\":null,\"python\":\"3.12.1\",\"x\":[1]}", NULL},
+        {"{\"argv\":[],\"o\":{\"argv\":5}}", NULL},
+        {"{\"argv\":5}", "\"argv\" is not a list of strings"},
+        {"{\"argv\":[\"a\",1]}", "\"argv\" is not a list of strings"},
+        {"{\"argv\":[[\"a\"]]}", "\"argv\" is not a list of strings"},
+        {"{\"script\":7}", "\"script\" is not a string"},
+        {"{\"python\":[\"3\"]}", "\"python\" is not a string"},
+    };
+    char err[512];
+    const char *path = tmp_path("json.mlens");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t m = strlen(cases[i].json);
+        uint8_t *b = malloc(16 + m);
+        memcpy(b, ML_MAGIC, ML_MAGIC_LEN);
+        ml_u32le_put(b + 8, 1);
+        ml_u32le_put(b + 12, (uint32_t)m);
+        memcpy(b + 16, cases[i].json, m);
+        write_bytes(path, b, 16 + m);
+        free(b);
+        ml_reader *r = ml_reader_open(path, err, sizeof(err));
+        if (cases[i].error) {
+            CHECK(r == NULL && strstr(err, "corrupt capture header") && strstr(err, cases[i].error));
+            if (r || !strstr(err, cases[i].error))
+                fprintf(stderr, "  json case %zu: %s\n", i, r ? "accepted" : err);
+        } else {
+            CHECK(r != NULL);
+            size_t len;
+            CHECK(r && ml_reader_meta(r, &len) && len == m);
+        }
+        ml_reader_free(r);
+    }
+    /* nesting: ML_READER_META_DEPTH levels are fine, one more is not; a
+     * hundred thousand fail at once */
+    for (int depth = ML_READER_META_DEPTH; depth <= 100000; depth += 100000 - ML_READER_META_DEPTH) {
+        for (int extra = 0; extra <= 1; extra++) {
+            int d = depth + extra;
+            size_t m = 2 * (size_t)d + 8;
+            uint8_t *b = malloc(16 + m);
+            size_t k = 16;
+            b[k++] = '{';
+            b[k++] = '"';
+            b[k++] = 'a';
+            b[k++] = '"';
+            b[k++] = ':';
+            for (int j = 1; j < d; j++)
+                b[k++] = '[';
+            b[k++] = '1';
+            for (int j = 1; j < d; j++)
+                b[k++] = ']';
+            b[k++] = '}';
+            memcpy(b, ML_MAGIC, ML_MAGIC_LEN);
+            ml_u32le_put(b + 8, 1);
+            ml_u32le_put(b + 12, (uint32_t)(k - 16));
+            write_bytes(path, b, k);
+            free(b);
+            ml_reader *r = ml_reader_open(path, err, sizeof(err));
+            if (d <= ML_READER_META_DEPTH)
+                CHECK(r != NULL);
+            else
+                CHECK(r == NULL && strstr(err, "nested too deep"));
+            ml_reader_free(r);
+        }
+    }
+    unlink(path);
+}
+
+/* What one record may claim is bounded (reader.h, ML_READER_*_MAX). */
+static void
+test_record_limits(void)
+{
+    char err[512];
+    const char *path = tmp_path("limits.mlens");
+    uint8_t v[10];
+    struct {
+        buf_t b;
+        const char *want;
+    } c[3];
+    /* MARK with a 17 MiB label claimed (bytes absent: refused before the cut) */
+    buf_header(&c[0].b, 1);
+    buf_put(&c[0].b, 2, ML_TAG_MARK, 1);
+    size_t k = ml_uv_put(v, (uint64_t)ML_READER_STR_MAX + 1);
+    memcpy(c[0].b.b + c[0].b.n, v, k);
+    c[0].b.n += k;
+    c[0].want = "a string of more than";
+    /* TRAILER with 257 counters */
+    buf_header(&c[1].b, 1);
+    buf_put(&c[1].b, 1, ML_TAG_TRAILER);
+    k = ml_uv_put(v, ML_READER_TRAILER_MAX + 1);
+    memcpy(c[1].b.b + c[1].b.n, v, k);
+    c[1].b.n += k;
+    c[1].want = "TRAILER with 257 counters";
+    /* CODE_DEF with 2^24 + 1 runs */
+    buf_header(&c[2].b, 1);
+    buf_put(&c[2].b, 7, ML_TAG_CODE_DEF, 1, 1, 'a', 1, 'f', 1);
+    k = ml_uv_put(v, (uint64_t)ML_READER_RUNS_MAX + 1);
+    memcpy(c[2].b.b + c[2].b.n, v, k);
+    c[2].b.n += k;
+    c[2].want = "line map of 16777217 runs";
+    for (int i = 0; i < 3; i++) {
+        write_bytes(path, c[i].b.b, c[i].b.n);
+        ml_reader *r = ml_reader_open(path, err, sizeof(err));
+        CHECK(r != NULL);
+        if (!r)
+            continue;
+        CHECK(drain(r, NULL) < 0 && strstr(ml_reader_error(r), c[i].want));
+        if (!strstr(ml_reader_error(r), c[i].want))
+            fprintf(stderr, "  limit case %d: %s\n", i, ml_reader_error(r));
+        ml_reader_free(r);
+    }
+    unlink(path);
+}
+
+static int check_calls;
+
+static int
+stop_on_second_check(void *arg)
+{
+    (void)arg;
+    return ++check_calls >= 2;
+}
+
+static void
+test_interrupt_check(void)
+{
+    size_t n;
+    uint8_t *full = big_capture(&n);
+    const char *path = tmp_path("intr.mlens");
+    write_bytes(path, full, n);
+    char err[512];
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    CHECK(r != NULL);
+    if (r) {
+        check_calls = 0;
+        ml_reader_set_check(r, stop_on_second_check, NULL);
+        uint64_t events = 0;
+        CHECK(drain(r, &events) < 0 && !strcmp(ml_reader_error(r), "interrupted"));
+        CHECK(check_calls == 2 && events < 2 * ML_READER_CHECK_EVERY);
+        ml_reader_free(r);
+    }
+    unlink(path);
+    free(full);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -889,6 +1330,13 @@ main(int argc, char **argv)
     RUN(test_live_table);
     RUN(test_reports_small);
     RUN(test_peak_matches_replay);
+    RUN(test_stream_matches_mapping);
+    RUN(test_stream_zero_tail);
+    RUN(test_devices);
+    RUN(test_many_threads);
+    RUN(test_header_json);
+    RUN(test_record_limits);
+    RUN(test_interrupt_check);
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }
