@@ -82,3 +82,172 @@ def test_run_module_from_current_folder(tmp_path):
         ran = _memlens_run(["-m", "mymod"], str(tmp_path), launcher=launcher)
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout == "mymod ran\n"
+
+
+def _rows(data):
+    """The rows of a report's JSON: a list, or the list in its envelope."""
+    if isinstance(data, list):
+        return data
+    return next(v for k, v in data.items() if isinstance(v, list) and k != "warnings")
+
+
+def _report(name, cap, *args):
+    proc = memlens(name, cap, "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    return _rows(json.loads(proc.stdout))
+
+
+CODES_ALIVE = """\
+import gc, weakref
+refs = []
+for i in range(2000):
+    ns = {}
+    exec("def f%d(x):\\n    return [x] * 3\\n" % i, ns)
+    ns["f%d" % i](i)
+    refs.append(weakref.ref(ns["f%d" % i].__code__))
+    del ns
+gc.collect()
+print(sum(r() is not None for r in refs))
+"""
+
+
+def test_code_objects_are_not_kept_alive(tmp_path):
+    """2,000 exec'd functions, each called once and dropped: after gc.collect()
+    no code object is alive under memlens run, as under python."""
+    prog = tmp_path / "codes.py"
+    prog.write_text(CODES_ALIVE)
+    plain = _python([str(prog)], str(tmp_path))
+    assert plain.stdout == "0\n", plain.stderr
+    ran = _memlens_run([str(prog)], str(tmp_path))
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "0\n"
+
+
+REUSE = """\
+import gc
+keep, ids = [], []
+for i in range(N):
+    # function i allocates 40,000 + i bytes at line i + 2 of gen.py: same
+    # byte code every time, so its code object is the same size and the
+    # allocator hands it the address of an earlier, dead one
+    ns = {}
+    exec(compile("\\n" * i + "def f():\\n    return bytearray(40000 + %d)\\n" % i, GEN, "exec"), ns)
+    keep.append(ns["f"]())
+    ids.append(id(ns["f"].__code__))
+    del ns
+    gc.collect()
+print(len(ids) - len(set(ids)))
+"""
+
+
+def test_reused_code_addresses_charge_the_right_line(tmp_path):
+    """Code objects die and new ones take their addresses (the program sees
+    id() repeat): every allocation is still charged to its own line, so the
+    capture never confuses a new function with a dead one."""
+    n = 150
+    gen = str(tmp_path / "gen.py")
+    prog = tmp_path / "reuse.py"
+    prog.write_text("N, GEN = %d, %r\n" % (n, gen) + REUSE)
+    cap = str(tmp_path / "reuse.mlens")
+    proc = memlens("run", "-q", "-o", cap, str(prog))
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) > n // 2  # addresses were reused, as under python
+    sites = {}
+    for r in _report("leaks", cap, "--top", "100000"):
+        if r["file"] == gen:
+            sites.setdefault(r["line"], []).append(r["bytes"])
+    for i in range(n):
+        # bytearray(k) asks for k + 1 bytes of data (its object is a row of its own)
+        assert 40000 + i + 1 in sites.get(i + 2, []), (i, sites.get(i + 2))
+    assert len(sites) == n
+
+
+DEAD_MODULE = """\
+def grow():
+    data = bytearray(300000)  # @big
+    more = [0] * 50000  # @list
+    return len(data) + len(more)
+"""
+
+
+def test_lines_resolves_code_that_died(tmp_path):
+    """`lines` shows the lines of a function whose code object died long
+    before the end of the run (its module was dropped and collected)."""
+    (tmp_path / "deadmod.py").write_text(DEAD_MODULE)
+    prog = tmp_path / "main.py"
+    prog.write_text("import gc, sys, weakref\n"
+                    "import deadmod\n"
+                    "deadmod.grow()\n"
+                    "ref = weakref.ref(deadmod.grow.__code__)\n"
+                    "del sys.modules['deadmod'], deadmod\n"
+                    "gc.collect()\n"
+                    "print(ref() is None)\n")
+    cap = str(tmp_path / "dead.mlens")
+    proc = memlens("run", "-q", "-o", cap, str(prog), cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "True\n"  # the code object is gone
+    rows = {r["line"]: r for r in _report("lines", cap, "--file", str(tmp_path / "deadmod.py"))
+            if r["function"] == "grow"}
+    assert rows[2]["allocated"] >= 300000 and rows[2]["source"].strip().startswith("data = bytearray")
+    assert rows[3]["allocated"] >= 50000 * 8 and rows[3]["source"].strip().startswith("more = [0]")
+
+
+THREAD_REUSE = """\
+import gc, threading
+out = [None] * N
+slot = [None]
+go = [threading.Lock() for _ in range(N)]
+done = threading.Lock()  # plain locks: acquiring and releasing allocate nothing
+for lock in go + [done]:
+    lock.acquire()
+
+def worker():
+    for i in range(N):
+        go[i].acquire()
+        slot[0]()        # the same call site every time: the same frame address
+        done.release()   # nothing allocated between the call and the next one
+
+def make(i):
+    # function i stores a bytearray of 40,000 + i bytes at line i + 2 of
+    # gen.py; same byte code every time, so its code object is the size of
+    # the dead one before it and usually gets its address
+    ns = {"out": out}
+    src = "\\n" * i + "def f():\\n    out[%d] = bytearray(40000 + %d)\\n" % (i, i)
+    exec(compile(src, GEN, "exec"), ns)
+    return ns["f"]
+
+ids = []
+t = threading.Thread(target=worker)
+t.start()
+for i in range(N):
+    slot[0] = make(i)
+    ids.append(id(slot[0].__code__))
+    go[i].release()
+    done.acquire()
+    slot[0] = None  # function i and its code die here
+    gc.collect()
+t.join()
+print(len(ids) - len(set(ids)))
+"""
+
+
+def test_code_address_reused_under_another_threads_cached_stack(tmp_path):
+    """A thread's last stack is cached (frame addresses and positions): it
+    ran function i, which died on another thread; function i + 1's code took
+    its address, and runs in a frame at the same address at the same
+    instruction. Its allocation is charged to its own line, not to the dead
+    function's (the cache notices the code's death)."""
+    n = 60
+    gen = str(tmp_path / "gen.py")
+    prog = tmp_path / "threads.py"
+    prog.write_text("N, GEN = %d, %r\n" % (n, gen) + THREAD_REUSE)
+    cap = str(tmp_path / "threads.mlens")
+    proc = memlens("run", "-q", "-o", cap, str(prog))
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) > n // 2  # addresses were reused
+    sites = {}
+    for r in _report("leaks", cap, "--top", "100000"):
+        if r["file"] == gen:
+            sites.setdefault(r["line"], []).append(r["bytes"])
+    for i in range(n):
+        assert 40000 + i + 1 in sites.get(i + 2, []), (i, sites.get(i + 2))

@@ -13,16 +13,25 @@ typedef struct {
     uint32_t parent, code, offset, id; /* id 0 = empty */
 } ml_node_slot;
 
+/* Bits of the code filter (ml_stacks_may_be_code): 8 KiB, in L1/L2. */
+#define ML_CODE_BITS (1u << 16)
+
 struct ml_stacks {
     ml_writer *w;
     uint64_t generation, dropped;
     ml_code_slot *codes;
-    size_t code_mask, ncodes;
+    size_t code_mask, ncodes; /* ncodes: ids given (live codes are fewer) */
+    size_t nlive;             /* codes in the table */
     ml_node_slot *nodes;
     size_t node_mask, nnodes;
-    PyCodeObject **code_refs; /* by id - 1, to drop references */
-    size_t code_refs_cap;
+    /* a bit per hash of every code address the table held (never cleared):
+     * most frees are of no code object, and this answers them from cache */
+    uint64_t code_bits[ML_CODE_BITS / 64];
 };
+
+/* Generations of code addresses, process-wide, so that no two tables (and
+ * no table before and after a code death) ever share one. GIL held. */
+static uint64_t ml_stacks_generations;
 
 static inline size_t
 ml_stacks_hash_ptr(const void *p)
@@ -38,14 +47,23 @@ ml_stacks_hash_node(uint32_t parent, uint32_t code, uint32_t offset)
     return (size_t)(h >> 24);
 }
 
+/* The code's bit in code_bits: word *word, mask returned. */
+static inline uint64_t
+ml_stacks_code_bit(const void *co, size_t *word)
+{
+    size_t h = (size_t)(((uint64_t)(uintptr_t)co >> 4) * 0x9E3779B97F4A7C15ull >> 48) % ML_CODE_BITS;
+    *word = h / 64;
+    return 1ull << (h % 64);
+}
+
 ml_stacks *
-ml_stacks_new(ml_writer *w, uint64_t generation)
+ml_stacks_new(ml_writer *w)
 {
     ml_stacks *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->w = w;
-    s->generation = generation;
+    s->generation = ++ml_stacks_generations;
     s->codes = calloc(1024, sizeof(ml_code_slot));
     s->nodes = calloc(4096, sizeof(ml_node_slot));
     if (!s->codes || !s->nodes) {
@@ -60,20 +78,17 @@ ml_stacks_new(ml_writer *w, uint64_t generation)
 }
 
 void
-ml_stacks_free(ml_stacks *s, int drop_refs)
+ml_stacks_free(ml_stacks *s)
 {
     if (!s)
         return;
-    if (drop_refs)
-        for (size_t i = 0; i < s->ncodes; i++)
-            Py_DECREF(s->code_refs[i]);
-    free(s->code_refs);
     free(s->codes);
     free(s->nodes);
     free(s);
 }
 
 uint64_t ml_stacks_dropped(const ml_stacks *s) { return s->dropped; }
+uint64_t ml_stacks_generation(const ml_stacks *s) { return s->generation; }
 
 static int
 ml_stacks_grow_codes(ml_stacks *s)
@@ -123,26 +138,67 @@ ml_stacks_code_id_slow(ml_stacks *s, PyCodeObject *co)
             return s->codes[i].id;
         i = (i + 1) & s->code_mask;
     }
-    if ((s->ncodes + 1) * 2 > s->code_mask + 1) {
+    /* 3.11 clears a returning frame before popping it: if that frame held
+     * the last reference, its code is being deallocated (its fields already
+     * released) while the frame is still the thread's innermost. Never
+     * define it, nor remember an address that is about to be freed. */
+    if (Py_REFCNT(co) <= 0)
+        return 0;
+    if ((s->nlive + 1) * 2 > s->code_mask + 1) {
         if (ml_stacks_grow_codes(s) < 0)
             return 0;
         return ml_stacks_code_id_slow(s, co);
     }
-    if (s->ncodes == s->code_refs_cap) {
-        size_t cap = s->code_refs_cap ? s->code_refs_cap * 2 : 256;
-        PyCodeObject **nr = realloc(s->code_refs, cap * sizeof(*nr));
-        if (!nr)
-            return 0;
-        s->code_refs = nr;
-        s->code_refs_cap = cap;
-    }
-    Py_INCREF(co);
-    s->code_refs[s->ncodes] = co;
+    /* No reference is taken: the program decides when its code dies, and
+     * ml_stacks_code_freed then forgets the address. Everything the
+     * reports need (file, name, line table) is copied into CODE_DEF now. */
     ml_code_id id = (ml_code_id)++s->ncodes;
+    s->nlive++;
     s->codes[i].code = co;
     s->codes[i].id = id;
+    size_t word;
+    uint64_t bit = ml_stacks_code_bit(co, &word);
+    s->code_bits[word] |= bit;
     ml_stacks_define_code(s, id, co);
     return id;
+}
+
+int
+ml_stacks_may_be_code(const ml_stacks *s, const void *block)
+{
+    size_t word;
+    uint64_t bit = ml_stacks_code_bit(block, &word);
+    return (s->code_bits[word] & bit) != 0;
+}
+
+int
+ml_stacks_code_freed(ml_stacks *s, const void *block)
+{
+    size_t i = ml_stacks_hash_ptr(block) & s->code_mask;
+    while (s->codes[i].code != block) {
+        if (!s->codes[i].code)
+            return 0;
+        i = (i + 1) & s->code_mask;
+    }
+    /* backward-shift delete: no tombstones, so the inline first probe stays exact */
+    size_t hole = i, j = i;
+    for (;;) {
+        j = (j + 1) & s->code_mask;
+        if (!s->codes[j].code)
+            break;
+        size_t home = ml_stacks_hash_ptr(s->codes[j].code) & s->code_mask;
+        if (((j - home) & s->code_mask) >= ((j - hole) & s->code_mask)) {
+            s->codes[hole] = s->codes[j];
+            hole = j;
+        }
+    }
+    s->codes[hole].code = NULL;
+    s->codes[hole].id = 0;
+    s->nlive--;
+    /* a new code object may take this address, and a new frame the address
+     * of one that ran it: every thread's cached chain is stale */
+    s->generation = ++ml_stacks_generations;
+    return 1;
 }
 
 static int

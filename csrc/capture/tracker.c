@@ -157,6 +157,7 @@ static struct {
     atomic_uint nthreads;
     /* the hooks' (GIL): */
     ml_stacks *stacks;
+    uint64_t stack_gen;     /* ml_stacks_generation(stacks), read per event */
     ml_types *types;
     ml_writer *defs;        /* definitions not moved into w yet */
     /* blocks allocated but not classified yet, oldest first (GIL) */
@@ -431,7 +432,7 @@ static ML_HOT ml_frame_id
 ml_stack_of(ml_tstate *t, PyThreadState *ts)
 {
     ml_stack_cache *c = &t->cache;
-    int mine = c->generation == ml.generation;
+    int mine = c->generation == ml.stack_gen;
     /* the common case first: the thread's stack has not changed */
     if (mine && c->n && ml_compat_chain_unchanged(ts, ml.stop_code, c->chain, c->n, c->bottom))
         return c->chain[c->n - 1].node;
@@ -509,6 +510,18 @@ ml_is_producer(PyThreadState *ts)
     return ts && ts->interp == ml.interp;
 }
 
+/* OBJ block p is being freed: a type object's address may hold another
+ * type soon, a code object's another code (and its frames' addresses other
+ * frames): forget it (GIL held). */
+static ML_HOT void
+ml_forget_object(void *p)
+{
+    if (ml_types_may_be_type(ml.types, p))
+        ml_types_type_freed(ml.types, p);
+    if (ml_stacks_may_be_code(ml.stacks, p) && ml_stacks_code_freed(ml.stacks, p))
+        ml.stack_gen = ml_stacks_generation(ml.stacks);
+}
+
 /* An allocation or free without a Python thread state (RAW without the GIL,
  * or MEM/OBJ at interpreter shutdown), from another interpreter, or
  * without a file (counters only): recorded under the lock after the ring,
@@ -558,9 +571,8 @@ ml_on_free_locked(ml_domain domain, void *p, ml_tstate *t, int mine)
     ml_record_free_unlocked((uintptr_t)p, 0, ml_thread_of(t, ml.w));
 unlock:
     ml_unlock();
-    /* only OBJ blocks hold type objects */
-    if (mine && domain == ML_DOMAIN_OBJ && ml.types && ml_types_may_be_type(ml.types, p))
-        ml_types_type_freed(ml.types, p);
+    if (mine && domain == ML_DOMAIN_OBJ && ml.types && ml.stacks)
+        ml_forget_object(p);
 }
 
 /* Record a new block. */
@@ -615,9 +627,8 @@ ml_on_free(ml_domain domain, void *p)
         if (domain != ML_DOMAIN_RAW)
             ml_resolve_pending(ts, 0);
     }
-    /* a type object's address may hold another type soon */
-    if (domain == ML_DOMAIN_OBJ && ml_types_may_be_type(ml.types, p))
-        ml_types_type_freed(ml.types, p);
+    if (domain == ML_DOMAIN_OBJ) /* type and code objects live there */
+        ml_forget_object(p);
     ml_event ev = {.kind = ML_EV_FREE, .ptr = (uintptr_t)p, .stack = ml_stack_of(t, ts),
                    .thread = ml_thread_of(t, ml.defs)};
     ml_push(&ev);
@@ -913,10 +924,10 @@ ml_open_capture_unlocked(const char *path, int force, const char *meta, size_t m
         return -1;
     ml.generation++;
     ml.defs = ml_writer_open_mem();
-    ml.stacks = ml.defs ? ml_stacks_new(ml.defs, ml.generation) : NULL;
+    ml.stacks = ml.defs ? ml_stacks_new(ml.defs) : NULL;
     ml.types = ml.defs ? ml_types_new(ml.defs) : NULL;
     if (!ml.stacks || !ml.types) {
-        ml_stacks_free(ml.stacks, 1);
+        ml_stacks_free(ml.stacks);
         ml_types_free(ml.types);
         if (ml.defs)
             ml_writer_close(ml.defs);
@@ -927,6 +938,7 @@ ml_open_capture_unlocked(const char *path, int force, const char *meta, size_t m
         errno = ENOMEM;
         return -1;
     }
+    ml.stack_gen = ml_stacks_generation(ml.stacks);
     ml_writer_move(ml.defs, ml.w); /* the buffer kinds, before anything uses them */
     mlc.last_thread = 0;
     atomic_store(&ml.nthreads, 0);
@@ -1078,7 +1090,7 @@ ml_tracker_stop(ml_tracker_stats *st)
     ml_lock();
     int rc = ml_finish_capture_unlocked(st);
     ml.active = 0;
-    ml_stacks_free(ml.stacks, !ml.forked_child);
+    ml_stacks_free(ml.stacks);
     ml_types_free(ml.types);
     ml_blocks_free(ml.blocks);
     ml.stacks = NULL;
@@ -1114,9 +1126,8 @@ ml_tracker_after_fork_child(void)
     memcpy(meta + hl, ml.meta + 1, ml.meta_len - 1); /* drop the '{' */
     mlen = (size_t)hl + ml.meta_len - 1;
     ml_lock();
-    /* the parent's tables describe the parent's file: start over (their
-     * code references are the parent's too, so they are not dropped) */
-    ml_stacks_free(ml.stacks, 0);
+    /* the parent's tables describe the parent's file: start over */
+    ml_stacks_free(ml.stacks);
     ml_types_free(ml.types);
     if (ml.defs)
         ml_writer_close(ml.defs);
