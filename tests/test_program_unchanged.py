@@ -251,3 +251,51 @@ def test_code_address_reused_under_another_threads_cached_stack(tmp_path):
             sites.setdefault(r["line"], []).append(r["bytes"])
     for i in range(n):
         assert 40000 + i + 1 in sites.get(i + 2, []), (i, sites.get(i + 2))
+
+
+FORKS = """\
+import os
+before = [bytearray(100) for _ in range(1000)]  # @before
+after = []
+for k in range(3):
+    pid = os.fork()
+    if pid == 0:
+        child = [bytearray(200) for _ in range(500)]  # @child
+        os._exit(0)
+    after += [bytearray(300) for _ in range(400)]  # @after
+    os.waitpid(pid, 0)
+print("parent", len(before), len(after))
+"""
+
+
+@pytest.mark.parametrize("warnings", [None, "error::DeprecationWarning"])
+def test_fork_prints_what_python_prints(tmp_path, warnings):
+    """os.fork() under memlens run: the program's stderr is python's (3.12+
+    warns when a multi-threaded process forks: memlens' sampler thread is
+    not there when the fork counts threads), and the capture stays exact
+    across the forks, in the parent and, with --follow-fork, the children."""
+    prog = tmp_path / "forks.py"
+    prog.write_text(FORKS)
+    lines = {t.split("# @")[1]: n for n, t in enumerate(FORKS.splitlines(), 1) if "# @" in t}
+    flags = ["-W", warnings] if warnings else []
+    plain = subprocess.run([sys.executable] + flags + [str(prog)], capture_output=True, text=True,
+                           cwd=str(tmp_path), timeout=120)
+    cap = str(tmp_path / "forks.mlens")
+    ran = subprocess.run([sys.executable] + flags + ["-m", "memlens", "run", "-q", "--follow-fork",
+                         "-o", cap, str(prog)], capture_output=True, text=True, cwd=str(tmp_path),
+                         timeout=120)
+    assert plain.returncode == 0 and plain.stdout == "parent 1000 1200\n", plain.stderr
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == plain.stdout
+    assert plain.stderr == "" and ran.stderr == ""  # python prints nothing: neither may memlens
+    count = {}
+    for r in _report("leaks", cap, "--top", "0"):
+        if r["file"] == str(prog) and r["type"] == "bytearray":
+            count[r["line"]] = count.get(r["line"], 0) + r["count"]
+    assert count == {lines["before"]: 1000, lines["after"]: 1200}
+    children = sorted(p for p in os.listdir(str(tmp_path)) if p.startswith("forks.mlens."))
+    assert len(children) == 3
+    for child in children:
+        rows = _report("leaks", str(tmp_path / child), "--top", "0")
+        assert sum(r["count"] for r in rows
+                   if r["line"] == lines["child"] and r["type"] == "bytearray") == 500

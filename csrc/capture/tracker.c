@@ -187,10 +187,17 @@ static struct {
     pthread_cond_t sampler_cv;
     int sampler_stop;
     int sampler_ready;          /* the sampler is in its loop (start waits for it) */
+    pid_t sampler_tid;          /* its kernel thread id */
+    int sampler_paused;         /* stopped for an os.fork(), to start again after it */
+    int restart_pending;        /* ... once the os.fork() call has returned: */
+    PyThreadState *fork_ts;     /* the forking thread, */
+    const void *fork_frame, *fork_ip; /* the frame that called os.fork, at the call */
     int rss_fd;
     int tracer_installed, forked_child, prepare_locked;
 } ml __attribute__((aligned(64))) = {
     .sampler_mx = PTHREAD_MUTEX_INITIALIZER, .sampler_cv = PTHREAD_COND_INITIALIZER, .rss_fd = -1};
+
+static void ml_fork_restart_maybe(PyThreadState *ts);
 
 /* The consumer's state (lock held), on cache lines of its own: it changes
  * with every event while the hooks run on another core. */
@@ -588,6 +595,8 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     /* with the GIL: stop cannot run meanwhile, and no other hook either */
     if (!ml.active)
         return;
+    if (__builtin_expect(ml.restart_pending, 0))
+        ml_fork_restart_maybe(ts);
     /* RAW calls may come from a wrapper above us (tracemalloc's tables)
      * before the object header is written: only MEM/OBJ calls classify */
     if (domain != ML_DOMAIN_RAW)
@@ -620,6 +629,8 @@ ml_on_free(ml_domain domain, void *p)
     }
     if (!ml.active)
         return;
+    if (__builtin_expect(ml.restart_pending, 0))
+        ml_fork_restart_maybe(ts);
     if (ml.npending) {
         int i = ml_pending_find((uintptr_t)p);
         if (i >= 0)
@@ -785,6 +796,7 @@ ml_sampler_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals belong to the program */
     pthread_mutex_lock(&ml.sampler_mx);
     ml.sampler_ready = 1;
+    ml.sampler_tid = (pid_t)syscall(SYS_gettid);
     pthread_cond_broadcast(&ml.sampler_cv);
     uint64_t period = (uint64_t)ml.sample_ms * 1000, next_sample = ml_now_us() + period;
     int busy = 0;
@@ -864,6 +876,58 @@ ml_sampler_join(void)
 
 /* ---- fork ---- */
 
+/* Stop the sampler thread and wait until the kernel no longer counts it:
+ * pthread_join returns when the thread has released its stack, a little
+ * before the kernel reaps it, and os.fork() reads the process' thread
+ * count from /proc/self/stat. Bounded: a thread always ends. */
+static void
+ml_sampler_join_reaped(void)
+{
+    pid_t tid = ml.sampler_tid;
+    ml_sampler_join();
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+    for (int i = 0; i < 1000000 && access(path, F_OK) == 0; i++)
+        sched_yield();
+}
+
+void
+ml_tracker_before_fork(void)
+{
+    if (!ml.active || ml.forked_child || !ml.sampler_running)
+        return;
+    ml_sampler_join_reaped();
+    ml.sampler_paused = 1;
+}
+
+/* The after_in_parent hooks run before 3.13 counts the threads (3.12
+ * counts before them): the sampler starts again at the first event after
+ * the os.fork() call has returned (or on another thread, whose existence
+ * python's own count sees anyway). Nothing is lost meanwhile: the events
+ * wait in the ring, which a hook drains when it is full. */
+void
+ml_tracker_after_fork_parent(void)
+{
+    if (!ml.sampler_paused)
+        return;
+    ml.fork_ts = PyThreadState_Get();
+    ml_compat_where(ml.fork_ts, &ml.fork_frame, &ml.fork_ip);
+    ml.restart_pending = 1;
+}
+
+/* From the hooks (GIL held, ml_busy set): start the sampler again if the
+ * os.fork() call it was stopped for is over. */
+static void
+ml_fork_restart_maybe(PyThreadState *ts)
+{
+    if (ts == ml.fork_ts && ml_compat_still_at(ts, ml.fork_frame, ml.fork_ip))
+        return;
+    ml.restart_pending = 0;
+    ml.sampler_paused = 0;
+    if (ml.active && ml.w && !ml.sampler_running)
+        ml_sampler_start();
+}
+
 static void
 ml_atfork_prepare(void)
 {
@@ -891,6 +955,7 @@ ml_atfork_child(void)
     pthread_mutex_init(&ml.sampler_mx, NULL);
     pthread_cond_init(&ml.sampler_cv, NULL);
     ml.prepare_locked = 0;
+    ml.sampler_paused = ml.restart_pending = 0;
     atomic_store(&ml_spin_waiters, 0);
     /* the parent's events stay the parent's */
     atomic_store(&ml_ring.head, 0);
@@ -1079,6 +1144,7 @@ ml_tracker_stop(ml_tracker_stats *st)
         return 0;
     atomic_store(&ml_enabled, 0);
     ml_sampler_join();
+    ml.sampler_paused = ml.restart_pending = 0;
     if (ml.tracer_installed) {
         ml_compat_reftracer_uninstall();
         ml.tracer_installed = 0;

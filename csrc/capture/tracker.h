@@ -66,6 +66,14 @@ void ml_tracker_flush(void);
  * "<path>.<pid>"; else stop for good. Returns 0, or -1 (errno). GIL held. */
 int ml_tracker_after_fork_child(void);
 
+/* os.fork() hooks (before, and after in the parent): the sampler thread
+ * stops before the fork and starts again after it, so that the program
+ * forks a process with the threads it made itself (3.12+ warns when a
+ * process with several threads forks). Events meanwhile wait in the ring
+ * (a hook drains it if it fills). GIL held. */
+void ml_tracker_before_fork(void);
+void ml_tracker_after_fork_parent(void);
+
 /* Frames from this code object outwards are the profiler's own (its entry
  * point that runs the program): stacks stop before them. GIL held. */
 #include "compat/compat.h"

@@ -89,6 +89,14 @@ int ml_compat_walk_cached(PyThreadState *ts, const PyCodeObject *stop, const ml_
 int ml_compat_chain_unchanged(PyThreadState *ts, const PyCodeObject *stop, ml_rawframe *chain, int nchain,
                               const void *bottom);
 
+/* Where ts runs now: its innermost frame and that frame's raw instruction
+ * position (NULL, NULL without frames). With ml_compat_still_at, tells
+ * whether a call made from that frame has returned: 1 while `frame` is
+ * among ts's frames at position `ip` (the call, or code it calls, is still
+ * running). Never allocates; GIL held. */
+void ml_compat_where(PyThreadState *ts, const void **frame, const void **ip);
+int ml_compat_still_at(PyThreadState *ts, const void *frame, const void *ip);
+
 /* Bytes in front of the object in its memory block (GC head, managed dict
  * and weakref pointers): 0, 16 or 32. Never allocates. */
 size_t ml_compat_preheader(PyTypeObject *tp);
