@@ -15,6 +15,35 @@
 /* ==== capture bindings ==== */
 #include "capture/tracker.h"
 
+/* Tell the tracker where memlens' own Python code is (the package folder,
+ * as its code objects name their files), once. Returns 0, or -1 with an
+ * exception set. */
+static int
+ml_py_set_own_dir(void)
+{
+    static int done;
+    if (done)
+        return 0;
+    PyObject *pkg = PyImport_ImportModule("memlens");
+    PyObject *path = pkg ? PyObject_GetAttrString(pkg, "__path__") : NULL;
+    PyObject *dir = path && PyList_Check(path) && PyList_GET_SIZE(path) ? PyList_GET_ITEM(path, 0) : NULL;
+    Py_ssize_t len = 0;
+    const char *utf8 = dir && PyUnicode_Check(dir) ? PyUnicode_AsUTF8AndSize(dir, &len) : NULL;
+    int rc = 0;
+    if (utf8 && ml_tracker_set_own_dir(utf8, (size_t)len) < 0) {
+        PyErr_NoMemory();
+        rc = -1;
+    }
+    if (!utf8 && PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_MemoryError))
+        PyErr_Clear(); /* no package folder (embedded?): nothing is left out */
+    else if (!utf8 && PyErr_Occurred())
+        rc = -1;
+    Py_XDECREF(path);
+    Py_XDECREF(pkg);
+    done = rc == 0;
+    return rc;
+}
+
 static PyObject *
 ml_py_start(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -35,6 +64,10 @@ ml_py_start(PyObject *self, PyObject *args, PyObject *kw)
         return PyErr_Format(PyExc_TypeError, "stop_code must be a code object");
     }
     ml_tracker_set_stop_code(stop == Py_None ? NULL : (PyCodeObject *)stop);
+    if (ml_py_set_own_dir() < 0) {
+        Py_XDECREF(path_bytes);
+        return NULL;
+    }
     ml_tracker_options opt = {path_bytes ? PyBytes_AS_STRING(path_bytes) : NULL, force, meta, (size_t)meta_len,
                               max_frames, follow_fork, sample_ms, compress};
     int rc = ml_tracker_start(&opt);

@@ -299,3 +299,95 @@ def test_fork_prints_what_python_prints(tmp_path, warnings):
         rows = _report("leaks", str(tmp_path / child), "--top", "0")
         assert sum(r["count"] for r in rows
                    if r["line"] == lines["child"] and r["type"] == "bytearray") == 500
+
+
+def _package_dir():
+    out = subprocess.run([sys.executable, "-c", "import memlens, os; print(memlens.__path__[0] + os.sep)"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def _run_raw(tmp_path, prog, expect_status=0):
+    """memlens run, capture left raw: its bytes hold every file name it defines."""
+    cap = str(tmp_path / (os.path.basename(str(prog)) + ".mlens"))
+    proc = memlens("run", "-q", "--no-compress", "-o", cap, str(prog))
+    assert proc.returncode == expect_status, proc.stderr
+    with open(cap, "rb") as f:
+        return cap, proc, f.read()
+
+
+RAISES = """\
+def build():
+    return [bytearray(1000) for _ in range(300)]  # @build
+
+data = build()
+raise ValueError("boom")  # @raise
+"""
+
+
+def test_script_that_raises_shows_only_the_program(tmp_path):
+    """The traceback is printed as python prints it, and what memlens does to
+    print it (its runner, the traceback machinery it calls) is not in the
+    capture: the top site at the peak is the program's line, and no file of
+    the memlens package is named anywhere in the capture."""
+    prog = tmp_path / "raises.py"
+    prog.write_text(RAISES)
+    cap, proc, raw = _run_raw(tmp_path, prog, expect_status=1)
+    assert "ValueError: boom" in proc.stderr
+    assert _package_dir().encode() not in raw
+    proc = memlens("summary", cap, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    top = summary.get("top_peak") or _rows(summary)
+    assert (top[0]["file"], top[0]["line"]) == (str(prog), 2)
+
+
+PROFILED = """\
+import memlens
+
+@memlens.profile
+def work():
+    keep = [bytearray(500) for _ in range(400)]  # @work
+    return keep
+
+out = work()  # @call
+"""
+
+
+def test_profile_decorator_frames_and_allocations_left_out(tmp_path):
+    """@memlens.profile under memlens run: the decorated function's
+    allocations are charged to its line, called from the program's line (the
+    wrapper's frame is not in the stack), and nothing of memlens' own code
+    (the wrapper, its bookkeeping, the table printed at exit) is in the capture."""
+    prog = tmp_path / "profiled.py"
+    prog.write_text(PROFILED)
+    cap, proc, raw = _run_raw(tmp_path, prog)
+    assert _package_dir().encode() not in raw
+    rows = [r for r in _report("leaks", cap, "--top", "0") if r["type"] == "bytearray"]
+    assert sum(r["count"] for r in rows if r["line"] == 5) == 400
+    at = next(r for r in rows if r["line"] == 5)
+    # work() called from line 8; 3.10/3.11 run the comprehension in a frame of its own
+    inner = [(str(prog), 5)] * (2 if sys.version_info < (3, 12) else 1)
+    assert [(f["file"], f["line"]) for f in at["stack"]] == inner + [(str(prog), 8)]
+
+
+CELL = """\
+import json
+from IPython.core.interactiveshell import InteractiveShell
+import memlens.magics as magics
+ip = InteractiveShell.instance()
+tl = magics.cell_summary("x = [bytes(10) for _ in range(50)]\\n", ip.user_ns)
+print(json.dumps([s["file"] for s in tl["top_sites"]]))
+"""
+
+
+def test_memlens_cell_shows_only_the_cell():
+    """%%memlens: the top sites are the cell's; magics.py (compiling the cell,
+    running it, stopping the capture) and IPython's frames are not in them."""
+    pytest.importorskip("IPython")
+    proc = subprocess.run([sys.executable, "-c", CELL], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    files = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert files and files[0] == "<memlens-cell>"
+    assert not [f for f in files if f.startswith(_package_dir())]
+    assert set(files) <= {"<memlens-cell>", ""}

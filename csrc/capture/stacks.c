@@ -13,6 +13,10 @@ typedef struct {
     uint32_t parent, code, offset, id; /* id 0 = empty */
 } ml_node_slot;
 
+/* The id given to the profiler's own code objects: never defined, never
+ * in a stack (ml_stacks_set_own_dir). */
+#define ML_CODE_OWN UINT32_MAX
+
 /* Bits of the code filter (ml_stacks_may_be_code): 8 KiB, in L1/L2. */
 #define ML_CODE_BITS (1u << 16)
 
@@ -27,6 +31,8 @@ struct ml_stacks {
     /* a bit per hash of every code address the table held (never cleared):
      * most frees are of no code object, and this answers them from cache */
     uint64_t code_bits[ML_CODE_BITS / 64];
+    char *own;                /* "<the profiler's package folder>/" */
+    size_t own_len;
 };
 
 /* Generations of code addresses, process-wide, so that no two tables (and
@@ -82,6 +88,7 @@ ml_stacks_free(ml_stacks *s)
 {
     if (!s)
         return;
+    free(s->own);
     free(s->codes);
     free(s->nodes);
     free(s);
@@ -89,6 +96,21 @@ ml_stacks_free(ml_stacks *s)
 
 uint64_t ml_stacks_dropped(const ml_stacks *s) { return s->dropped; }
 uint64_t ml_stacks_generation(const ml_stacks *s) { return s->generation; }
+
+int
+ml_stacks_set_own_dir(ml_stacks *s, const char *dir, size_t len)
+{
+    char *own = malloc(len + 2);
+    if (!own)
+        return -1;
+    memcpy(own, dir, len);
+    own[len] = '/';
+    own[len + 1] = 0;
+    free(s->own);
+    s->own = own;
+    s->own_len = len + 1;
+    return 0;
+}
 
 static int
 ml_stacks_grow_codes(ml_stacks *s)
@@ -113,11 +135,10 @@ ml_stacks_grow_codes(ml_stacks *s)
 
 /* Write CODE_DEF for a new code object: file, qualified name, line map. */
 static void
-ml_stacks_define_code(ml_stacks *s, ml_code_id id, PyCodeObject *co)
+ml_stacks_define_code(ml_stacks *s, ml_code_id id, PyCodeObject *co, const char *file, size_t flen)
 {
-    static char fbuf[4096], nbuf[1024]; /* under the GIL */
-    const char *file, *name;
-    size_t flen = ml_compat_str_utf8(co->co_filename, fbuf, sizeof(fbuf), &file);
+    static char nbuf[1024]; /* under the GIL */
+    const char *name;
     size_t nlen = ml_compat_str_utf8(ml_compat_code_name(co), nbuf, sizeof(nbuf), &name);
     uint32_t *offs = NULL;
     int32_t *lines = NULL;
@@ -151,15 +172,21 @@ ml_stacks_code_id_slow(ml_stacks *s, PyCodeObject *co)
     }
     /* No reference is taken: the program decides when its code dies, and
      * ml_stacks_code_freed then forgets the address. Everything the
-     * reports need (file, name, line table) is copied into CODE_DEF now. */
-    ml_code_id id = (ml_code_id)++s->ncodes;
+     * reports need (file, name, line table) is copied into CODE_DEF now.
+     * The profiler's own code is remembered as such and never defined. */
+    static char fbuf[4096]; /* under the GIL */
+    const char *file;
+    size_t flen = ml_compat_str_utf8(co->co_filename, fbuf, sizeof(fbuf), &file);
+    int own = s->own_len && flen > s->own_len && memcmp(file, s->own, s->own_len) == 0;
+    ml_code_id id = own ? ML_CODE_OWN : (ml_code_id)++s->ncodes;
     s->nlive++;
     s->codes[i].code = co;
     s->codes[i].id = id;
     size_t word;
     uint64_t bit = ml_stacks_code_bit(co, &word);
     s->code_bits[word] |= bit;
-    ml_stacks_define_code(s, id, co);
+    if (!own)
+        ml_stacks_define_code(s, id, co, file, flen);
     return id;
 }
 
@@ -260,11 +287,15 @@ ml_stacks_node(ml_stacks *s, ml_frame_id parent, ml_code_id code, uint32_t offse
 }
 
 ml_frame_id
-ml_stacks_intern(ml_stacks *s, const ml_pyframe *frames, int n)
+ml_stacks_intern(ml_stacks *s, const ml_pyframe *frames, int n, int *own)
 {
     ml_frame_id id = 0;
+    *own = 0;
     for (int j = n - 1; j >= 0; j--) {
         ml_code_id code = ml_stacks_code_id(s, frames[j].code);
+        *own = code == ML_CODE_OWN;
+        if (*own)
+            continue;
         ml_frame_id next = code ? ml_stacks_node(s, id, code, frames[j].offset) : 0;
         if (!next) {
             s->dropped++;
@@ -296,20 +327,25 @@ ml_stacks_number(ml_stacks *s, ml_rawframe *chain, int from, int to, int max_fra
 {
     ml_frame_id id = from ? chain[from - 1].node : 0;
     uint32_t depth = from ? chain[from - 1].depth : 0;
+    uint8_t own = from ? chain[from - 1].own : 0;
     for (int j = from; j < to; j++) {
         ml_rawframe *e = &chain[j];
         if (e->skip == ML_SKIP_NONE) {
-            if (++depth > (uint32_t)max_frames)
-                return -1;
             ml_code_id code = ml_stacks_code_id(s, e->code);
-            ml_frame_id next = code ? ml_stacks_node(s, id, code, e->offset) : 0;
-            if (next)
-                id = next;
-            else
-                s->dropped++;
+            own = code == ML_CODE_OWN;
+            if (!own) {
+                if (++depth > (uint32_t)max_frames)
+                    return -1;
+                ml_frame_id next = code ? ml_stacks_node(s, id, code, e->offset) : 0;
+                if (next)
+                    id = next;
+                else
+                    s->dropped++;
+            }
         }
         e->node = id;
         e->depth = depth;
+        e->own = own;
     }
     return 0;
 }

@@ -17,6 +17,10 @@
  * so a new code object there gets a new id, and the table's generation
  * changes: every thread's cached chain (which may name the dead code's
  * address and its frames') is walked afresh.
+ * The profiler's own code (files under ml_stacks_set_own_dir's folder) is
+ * never defined nor put in a stack: its frames are left out, and a frame
+ * chain says which stacks have it innermost (ml_rawframe.own), so that the
+ * tracker leaves its allocations out too.
  */
 #ifndef ML_STACKS_H
 #define ML_STACKS_H
@@ -53,9 +57,14 @@ int ml_stacks_may_be_code(const ml_stacks *s, const void *block);
  * held (the free of a code object always holds it). */
 int ml_stacks_code_freed(ml_stacks *s, const void *block);
 
-/* Intern the n frames (innermost first). Returns the stack id (0 for n == 0),
- * or 0 when out of memory (counted in ml_stacks_dropped). */
-ml_frame_id ml_stacks_intern(ml_stacks *s, const ml_pyframe *frames, int n);
+/* Code objects of files under `dir` (len bytes, no trailing '/') are the
+ * profiler's own. Returns 0, or -1 when out of memory (nothing is own). */
+int ml_stacks_set_own_dir(ml_stacks *s, const char *dir, size_t len);
+
+/* Intern the n frames (innermost first), leaving out the profiler's own.
+ * Returns the stack id (0 for n == 0), or 0 when out of memory (counted in
+ * ml_stacks_dropped); *own is 1 when the innermost frame is the profiler's. */
+ml_frame_id ml_stacks_intern(ml_stacks *s, const ml_pyframe *frames, int n, int *own);
 /* Intern what ml_compat_walk_cached found: the n new frames `fresh`
  * (innermost first) above chain[anchor] (-1: none, fresh is the whole chain,
  * ended by `bottom`), and make that the thread's cached chain. Returns 0

@@ -176,6 +176,9 @@ static struct {
     int max_frames, follow_fork, sample_ms, zlevel;
     int no_hint; /* MEMLENS_NO_STACK_HINT: always walk the whole stack (tests) */
     PyCodeObject *stop_code;
+    PyThreadState *owner_ts; /* the thread that runs the program inside stop_code */
+    char *own_dir;           /* the profiler's package folder (its code is left out) */
+    size_t own_dir_len;
     char *path, *meta;
     size_t meta_len;
     /* time and the sampler thread */
@@ -432,29 +435,48 @@ ml_walk_frames(ml_tstate *t, PyThreadState *ts, int mine, int *anchor, const voi
                                  t->scratch_cap, anchor, bottom);
 }
 
-/* The stack id of this thread's Python stack (GIL held). Stacks too deep
- * for the cache are walked again here, plainly, keeping the innermost
- * max_frames frames. */
+/* 1 if an event of thread ts whose stack ended as `bottom` (the stop frame,
+ * or NULL) is the profiler's own: on the thread that runs the program, an
+ * event outside the program's entry frame (before it starts, after it
+ * ends: exception report, joining threads, the summary). */
+static ML_HOT int
+ml_outside_program(PyThreadState *ts, const void *bottom)
+{
+    return ts == ml.owner_ts && !bottom && ml.stop_code;
+}
+
+/* The stack id of this thread's Python stack (GIL held), without the
+ * profiler's own frames; *own is 1 when the event is the profiler's own
+ * (its code is the innermost frame, or it is outside the program). Stacks
+ * too deep for the cache are walked again here, plainly, keeping the
+ * innermost max_frames frames. */
 static ML_HOT ml_frame_id
-ml_stack_of(ml_tstate *t, PyThreadState *ts)
+ml_stack_of(ml_tstate *t, PyThreadState *ts, int *own)
 {
     ml_stack_cache *c = &t->cache;
     int mine = c->generation == ml.stack_gen;
     /* the common case first: the thread's stack has not changed */
-    if (mine && c->n && ml_compat_chain_unchanged(ts, ml.stop_code, c->chain, c->n, c->bottom))
+    if (mine && c->n && ml_compat_chain_unchanged(ts, ml.stop_code, c->chain, c->n, c->bottom)) {
+        *own = c->chain[c->n - 1].own || ml_outside_program(ts, c->bottom);
         return c->chain[c->n - 1].node;
+    }
     int anchor;
     const void *bottom;
     int n = ml_walk_frames(t, ts, mine, &anchor, &bottom);
     ml_frame_id id = 0;
-    if (n >= 0 && ml_stacks_intern_chain(ml.stacks, c, t->scratch, n, anchor, bottom, ml.max_frames, &id) == 0)
+    if (n >= 0 && ml_stacks_intern_chain(ml.stacks, c, t->scratch, n, anchor, bottom, ml.max_frames, &id) == 0) {
+        *own = (c->n && c->chain[c->n - 1].own) || ml_outside_program(ts, bottom);
         return id;
+    }
     static ml_pyframe frames[4096]; /* under the GIL; max_frames <= 4096 */
     int truncated = 0;
     int k = ml_compat_walk(ts, frames, ml.max_frames, ml.stop_code, &truncated);
     if (truncated)
         ml.truncated++;
-    return ml_stacks_intern(ml.stacks, frames, k);
+    id = ml_stacks_intern(ml.stacks, frames, k, own);
+    if (!*own && ts == ml.owner_ts && ml.stop_code && !ml_compat_runs(ts, ml.stop_code))
+        *own = 1;
+    return id;
 }
 
 static uint64_t
@@ -601,7 +623,10 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
      * before the object header is written: only MEM/OBJ calls classify */
     if (domain != ML_DOMAIN_RAW)
         ml_resolve_pending(ts, 0);
-    ml_frame_id stack = ml_stack_of(t, ts);
+    int own;
+    ml_frame_id stack = ml_stack_of(t, ts, &own);
+    if (own) /* the profiler's own allocation: not the program's */
+        return;
     ml_thread_id thread = ml_thread_of(t, ml.defs);
     if (domain == ML_DOMAIN_OBJ || (domain == ML_DOMAIN_MEM && ML_COMPAT_MEM_HOLDS_DICT_KEYS)) {
         /* classified at the next hook call, when the header is written */
@@ -640,7 +665,11 @@ ml_on_free(ml_domain domain, void *p)
     }
     if (domain == ML_DOMAIN_OBJ) /* type and code objects live there */
         ml_forget_object(p);
-    ml_event ev = {.kind = ML_EV_FREE, .ptr = (uintptr_t)p, .stack = ml_stack_of(t, ts),
+    int own;
+    ml_frame_id stack = ml_stack_of(t, ts, &own);
+    /* a free made by the profiler's own code is still a free (the block may
+     * be the program's), charged to no line */
+    ml_event ev = {.kind = ML_EV_FREE, .ptr = (uintptr_t)p, .stack = own ? 0 : stack,
                    .thread = ml_thread_of(t, ml.defs)};
     ml_push(&ev);
 }
@@ -736,8 +765,14 @@ ml_on_create(PyObject *op)
     if (i >= 0) {
         ml_resolve_one(i, ml_types_of(ml.types, tp), 0);
     } else { /* not allocated just now: taken from a free list */
-        ml_event ev = {.kind = ML_EV_REUSE, .type = ml_types_of(ml.types, tp)};
-        ml_push(&ev);
+        ml_tstate *t = ml_tstate_get();
+        int own = 0;
+        if (t) /* unless the profiler's own code made it */
+            (void)ml_stack_of(t, ml_compat_tstate_gil_held(), &own);
+        if (!own) {
+            ml_event ev = {.kind = ML_EV_REUSE, .type = ml_types_of(ml.types, tp)};
+            ml_push(&ev);
+        }
     }
     ml_busy = 0;
 }
@@ -1004,6 +1039,8 @@ ml_open_capture_unlocked(const char *path, int force, const char *meta, size_t m
         return -1;
     }
     ml.stack_gen = ml_stacks_generation(ml.stacks);
+    if (ml.own_dir)
+        (void)ml_stacks_set_own_dir(ml.stacks, ml.own_dir, ml.own_dir_len); /* no memory: nothing left out */
     ml_writer_move(ml.defs, ml.w); /* the buffer kinds, before anything uses them */
     mlc.last_thread = 0;
     atomic_store(&ml.nthreads, 0);
@@ -1290,5 +1327,20 @@ ml_tracker_set_stop_code(PyCodeObject *code)
     Py_XINCREF(code);
     PyCodeObject *old = ml.stop_code;
     ml.stop_code = code;
+    ml.owner_ts = code ? PyThreadState_Get() : NULL;
     Py_XDECREF(old);
+}
+
+int
+ml_tracker_set_own_dir(const char *dir, size_t len)
+{
+    char *d = malloc(len + 1);
+    if (!d)
+        return -1;
+    memcpy(d, dir, len);
+    d[len] = 0;
+    free(ml.own_dir);
+    ml.own_dir = d;
+    ml.own_dir_len = len;
+    return 0;
 }

@@ -241,6 +241,15 @@ ml_compat_where(PyThreadState *ts, const void **frame, const void **ip)
 }
 
 int
+ml_compat_runs(PyThreadState *ts, const PyCodeObject *code)
+{
+    for (ml_iframe *f = ml_compat_top(ts); f; f = ML_PREVIOUS(f))
+        if (ml_compat_frame_code(f) == code)
+            return 1;
+    return 0;
+}
+
+int
 ml_compat_still_at(PyThreadState *ts, const void *frame, const void *ip)
 {
     for (ml_iframe *f = ml_compat_top(ts); f; f = ML_PREVIOUS(f))
