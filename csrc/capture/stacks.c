@@ -162,9 +162,10 @@ ml_stacks_code_id_slow(ml_stacks *s, PyCodeObject *co)
     /* 3.11 clears a returning frame before popping it: if that frame held
      * the last reference, its code is being deallocated (its fields already
      * released) while the frame is still the thread's innermost. Never
-     * define it, nor remember an address that is about to be freed. */
+     * define it, nor remember an address that is about to be freed: its
+     * frame is left out, as the profiler's own are. */
     if (Py_REFCNT(co) <= 0)
-        return 0;
+        return ML_CODE_OWN;
     if ((s->nlive + 1) * 2 > s->code_mask + 1) {
         if (ml_stacks_grow_codes(s) < 0)
             return 0;
