@@ -15,6 +15,35 @@
 /* ==== capture bindings ==== */
 #include "capture/tracker.h"
 
+/* Tell the tracker where memlens' own Python code is (the package folder,
+ * as its code objects name their files), once. Returns 0, or -1 with an
+ * exception set. */
+static int
+ml_py_set_own_dir(void)
+{
+    static int done;
+    if (done)
+        return 0;
+    PyObject *pkg = PyImport_ImportModule("memlens");
+    PyObject *path = pkg ? PyObject_GetAttrString(pkg, "__path__") : NULL;
+    PyObject *dir = path && PyList_Check(path) && PyList_GET_SIZE(path) ? PyList_GET_ITEM(path, 0) : NULL;
+    Py_ssize_t len = 0;
+    const char *utf8 = dir && PyUnicode_Check(dir) ? PyUnicode_AsUTF8AndSize(dir, &len) : NULL;
+    int rc = 0;
+    if (utf8 && ml_tracker_set_own_dir(utf8, (size_t)len) < 0) {
+        PyErr_NoMemory();
+        rc = -1;
+    }
+    if (!utf8 && PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_MemoryError))
+        PyErr_Clear(); /* no package folder (embedded?): nothing is left out */
+    else if (!utf8 && PyErr_Occurred())
+        rc = -1;
+    Py_XDECREF(path);
+    Py_XDECREF(pkg);
+    done = rc == 0;
+    return rc;
+}
+
 static PyObject *
 ml_py_start(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -35,6 +64,10 @@ ml_py_start(PyObject *self, PyObject *args, PyObject *kw)
         return PyErr_Format(PyExc_TypeError, "stop_code must be a code object");
     }
     ml_tracker_set_stop_code(stop == Py_None ? NULL : (PyCodeObject *)stop);
+    if (ml_py_set_own_dir() < 0) {
+        Py_XDECREF(path_bytes);
+        return NULL;
+    }
     ml_tracker_options opt = {path_bytes ? PyBytes_AS_STRING(path_bytes) : NULL, force, meta, (size_t)meta_len,
                               max_frames, follow_fork, sample_ms, compress};
     int rc = ml_tracker_start(&opt);
@@ -110,6 +143,20 @@ ml_py_after_fork_child(PyObject *self, PyObject *unused)
     return PyBool_FromLong(ml_tracker_active());
 }
 
+static PyObject *
+ml_py_before_fork(PyObject *self, PyObject *unused)
+{
+    ml_tracker_before_fork();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ml_py_after_fork_parent(PyObject *self, PyObject *unused)
+{
+    ml_tracker_after_fork_parent();
+    Py_RETURN_NONE;
+}
+
 #define ML_CAPTURE_METHODS                                                                         \
     {"start", (PyCFunction)(void (*)(void))ml_py_start, METH_VARARGS | METH_KEYWORDS,              \
      "start(path=None, force=False, meta_json='{}', max_frames=128, follow_fork=False, "          \
@@ -121,9 +168,35 @@ ml_py_after_fork_child(PyObject *self, PyObject *unused)
     {"reset_peak", ml_py_reset_peak, METH_NOARGS, "reset_peak(): peak = current heap."},          \
     {"mark", ml_py_mark, METH_VARARGS, "mark(kind, label): MARK record (1 enter, 2 exit, 3 label)."}, \
     {"flush", ml_py_flush, METH_NOARGS, "flush(): write buffered records now."},                  \
-    {"_after_fork_child", ml_py_after_fork_child, METH_NOARGS, "os.fork child hook."},
+    {"_after_fork_child", ml_py_after_fork_child, METH_NOARGS, "os.fork child hook."},            \
+    {"_before_fork", ml_py_before_fork, METH_NOARGS, "os.fork hook: the sampler thread stops."},  \
+    {"_after_fork_parent", ml_py_after_fork_parent, METH_NOARGS,                                   \
+     "os.fork hook: the sampler thread starts again."},
 
-static int ml_capture_init(PyObject *m) { return 0; }
+/* The sampler thread must not exist when os.fork() counts the process'
+ * threads (3.12+ warns about forking a multi-threaded process, after the
+ * fork and before the after_in_parent hooks): it stops in a `before` hook
+ * and starts again in an after_in_parent hook. Registered once, at import. */
+static int
+ml_capture_init(PyObject *m)
+{
+    PyObject *os = PyImport_ImportModule("os");
+    PyObject *reg = os ? PyObject_GetAttrString(os, "register_at_fork") : NULL;
+    PyObject *before = reg ? PyObject_GetAttrString(m, "_before_fork") : NULL;
+    PyObject *after = before ? PyObject_GetAttrString(m, "_after_fork_parent") : NULL;
+    PyObject *kw = after ? Py_BuildValue("{sOsO}", "before", before, "after_in_parent", after) : NULL;
+    PyObject *args = kw ? PyTuple_New(0) : NULL;
+    PyObject *r = args ? PyObject_Call(reg, args, kw) : NULL;
+    int rc = r ? 0 : -1;
+    Py_XDECREF(r);
+    Py_XDECREF(args);
+    Py_XDECREF(kw);
+    Py_XDECREF(after);
+    Py_XDECREF(before);
+    Py_XDECREF(reg);
+    Py_XDECREF(os);
+    return rc;
+}
 /* ==== end capture bindings ==== */
 
 /* ==== analysis bindings ==== */

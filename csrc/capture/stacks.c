@@ -13,16 +13,31 @@ typedef struct {
     uint32_t parent, code, offset, id; /* id 0 = empty */
 } ml_node_slot;
 
+/* The id given to the profiler's own code objects: never defined, never
+ * in a stack (ml_stacks_set_own_dir). */
+#define ML_CODE_OWN UINT32_MAX
+
+/* Bits of the code filter (ml_stacks_may_be_code): 8 KiB, in L1/L2. */
+#define ML_CODE_BITS (1u << 16)
+
 struct ml_stacks {
     ml_writer *w;
     uint64_t generation, dropped;
     ml_code_slot *codes;
-    size_t code_mask, ncodes;
+    size_t code_mask, ncodes; /* ncodes: ids given (live codes are fewer) */
+    size_t nlive;             /* codes in the table */
     ml_node_slot *nodes;
     size_t node_mask, nnodes;
-    PyCodeObject **code_refs; /* by id - 1, to drop references */
-    size_t code_refs_cap;
+    /* a bit per hash of every code address the table held (never cleared):
+     * most frees are of no code object, and this answers them from cache */
+    uint64_t code_bits[ML_CODE_BITS / 64];
+    char *own;                /* "<the profiler's package folder>/" */
+    size_t own_len;
 };
+
+/* Generations of code addresses, process-wide, so that no two tables (and
+ * no table before and after a code death) ever share one. GIL held. */
+static uint64_t ml_stacks_generations;
 
 static inline size_t
 ml_stacks_hash_ptr(const void *p)
@@ -38,14 +53,23 @@ ml_stacks_hash_node(uint32_t parent, uint32_t code, uint32_t offset)
     return (size_t)(h >> 24);
 }
 
+/* The code's bit in code_bits: word *word, mask returned. */
+static inline uint64_t
+ml_stacks_code_bit(const void *co, size_t *word)
+{
+    size_t h = (size_t)(((uint64_t)(uintptr_t)co >> 4) * 0x9E3779B97F4A7C15ull >> 48) % ML_CODE_BITS;
+    *word = h / 64;
+    return 1ull << (h % 64);
+}
+
 ml_stacks *
-ml_stacks_new(ml_writer *w, uint64_t generation)
+ml_stacks_new(ml_writer *w)
 {
     ml_stacks *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->w = w;
-    s->generation = generation;
+    s->generation = ++ml_stacks_generations;
     s->codes = calloc(1024, sizeof(ml_code_slot));
     s->nodes = calloc(4096, sizeof(ml_node_slot));
     if (!s->codes || !s->nodes) {
@@ -60,20 +84,33 @@ ml_stacks_new(ml_writer *w, uint64_t generation)
 }
 
 void
-ml_stacks_free(ml_stacks *s, int drop_refs)
+ml_stacks_free(ml_stacks *s)
 {
     if (!s)
         return;
-    if (drop_refs)
-        for (size_t i = 0; i < s->ncodes; i++)
-            Py_DECREF(s->code_refs[i]);
-    free(s->code_refs);
+    free(s->own);
     free(s->codes);
     free(s->nodes);
     free(s);
 }
 
 uint64_t ml_stacks_dropped(const ml_stacks *s) { return s->dropped; }
+uint64_t ml_stacks_generation(const ml_stacks *s) { return s->generation; }
+
+int
+ml_stacks_set_own_dir(ml_stacks *s, const char *dir, size_t len)
+{
+    char *own = malloc(len + 2);
+    if (!own)
+        return -1;
+    memcpy(own, dir, len);
+    own[len] = '/';
+    own[len + 1] = 0;
+    free(s->own);
+    s->own = own;
+    s->own_len = len + 1;
+    return 0;
+}
 
 static int
 ml_stacks_grow_codes(ml_stacks *s)
@@ -98,11 +135,10 @@ ml_stacks_grow_codes(ml_stacks *s)
 
 /* Write CODE_DEF for a new code object: file, qualified name, line map. */
 static void
-ml_stacks_define_code(ml_stacks *s, ml_code_id id, PyCodeObject *co)
+ml_stacks_define_code(ml_stacks *s, ml_code_id id, PyCodeObject *co, const char *file, size_t flen)
 {
-    static char fbuf[4096], nbuf[1024]; /* under the GIL */
-    const char *file, *name;
-    size_t flen = ml_compat_str_utf8(co->co_filename, fbuf, sizeof(fbuf), &file);
+    static char nbuf[1024]; /* under the GIL */
+    const char *name;
     size_t nlen = ml_compat_str_utf8(ml_compat_code_name(co), nbuf, sizeof(nbuf), &name);
     uint32_t *offs = NULL;
     int32_t *lines = NULL;
@@ -123,26 +159,74 @@ ml_stacks_code_id_slow(ml_stacks *s, PyCodeObject *co)
             return s->codes[i].id;
         i = (i + 1) & s->code_mask;
     }
-    if ((s->ncodes + 1) * 2 > s->code_mask + 1) {
+    /* 3.11 clears a returning frame before popping it: if that frame held
+     * the last reference, its code is being deallocated (its fields already
+     * released) while the frame is still the thread's innermost. Never
+     * define it, nor remember an address that is about to be freed: its
+     * frame is left out, as the profiler's own are. */
+    if (Py_REFCNT(co) <= 0)
+        return ML_CODE_OWN;
+    if ((s->nlive + 1) * 2 > s->code_mask + 1) {
         if (ml_stacks_grow_codes(s) < 0)
             return 0;
         return ml_stacks_code_id_slow(s, co);
     }
-    if (s->ncodes == s->code_refs_cap) {
-        size_t cap = s->code_refs_cap ? s->code_refs_cap * 2 : 256;
-        PyCodeObject **nr = realloc(s->code_refs, cap * sizeof(*nr));
-        if (!nr)
-            return 0;
-        s->code_refs = nr;
-        s->code_refs_cap = cap;
-    }
-    Py_INCREF(co);
-    s->code_refs[s->ncodes] = co;
-    ml_code_id id = (ml_code_id)++s->ncodes;
+    /* No reference is taken: the program decides when its code dies, and
+     * ml_stacks_code_freed then forgets the address. Everything the
+     * reports need (file, name, line table) is copied into CODE_DEF now.
+     * The profiler's own code is remembered as such and never defined. */
+    static char fbuf[4096]; /* under the GIL */
+    const char *file;
+    size_t flen = ml_compat_str_utf8(co->co_filename, fbuf, sizeof(fbuf), &file);
+    int own = s->own_len && flen > s->own_len && memcmp(file, s->own, s->own_len) == 0;
+    ml_code_id id = own ? ML_CODE_OWN : (ml_code_id)++s->ncodes;
+    s->nlive++;
     s->codes[i].code = co;
     s->codes[i].id = id;
-    ml_stacks_define_code(s, id, co);
+    size_t word;
+    uint64_t bit = ml_stacks_code_bit(co, &word);
+    s->code_bits[word] |= bit;
+    if (!own)
+        ml_stacks_define_code(s, id, co, file, flen);
     return id;
+}
+
+int
+ml_stacks_may_be_code(const ml_stacks *s, const void *block)
+{
+    size_t word;
+    uint64_t bit = ml_stacks_code_bit(block, &word);
+    return (s->code_bits[word] & bit) != 0;
+}
+
+int
+ml_stacks_code_freed(ml_stacks *s, const void *block)
+{
+    size_t i = ml_stacks_hash_ptr(block) & s->code_mask;
+    while (s->codes[i].code != block) {
+        if (!s->codes[i].code)
+            return 0;
+        i = (i + 1) & s->code_mask;
+    }
+    /* backward-shift delete: no tombstones, so the inline first probe stays exact */
+    size_t hole = i, j = i;
+    for (;;) {
+        j = (j + 1) & s->code_mask;
+        if (!s->codes[j].code)
+            break;
+        size_t home = ml_stacks_hash_ptr(s->codes[j].code) & s->code_mask;
+        if (((j - home) & s->code_mask) >= ((j - hole) & s->code_mask)) {
+            s->codes[hole] = s->codes[j];
+            hole = j;
+        }
+    }
+    s->codes[hole].code = NULL;
+    s->codes[hole].id = 0;
+    s->nlive--;
+    /* a new code object may take this address, and a new frame the address
+     * of one that ran it: every thread's cached chain is stale */
+    s->generation = ++ml_stacks_generations;
+    return 1;
 }
 
 static int
@@ -204,11 +288,15 @@ ml_stacks_node(ml_stacks *s, ml_frame_id parent, ml_code_id code, uint32_t offse
 }
 
 ml_frame_id
-ml_stacks_intern(ml_stacks *s, const ml_pyframe *frames, int n)
+ml_stacks_intern(ml_stacks *s, const ml_pyframe *frames, int n, int *own)
 {
     ml_frame_id id = 0;
+    *own = 0;
     for (int j = n - 1; j >= 0; j--) {
         ml_code_id code = ml_stacks_code_id(s, frames[j].code);
+        *own = code == ML_CODE_OWN;
+        if (*own)
+            continue;
         ml_frame_id next = code ? ml_stacks_node(s, id, code, frames[j].offset) : 0;
         if (!next) {
             s->dropped++;
@@ -240,20 +328,25 @@ ml_stacks_number(ml_stacks *s, ml_rawframe *chain, int from, int to, int max_fra
 {
     ml_frame_id id = from ? chain[from - 1].node : 0;
     uint32_t depth = from ? chain[from - 1].depth : 0;
+    uint8_t own = from ? chain[from - 1].own : 0;
     for (int j = from; j < to; j++) {
         ml_rawframe *e = &chain[j];
         if (e->skip == ML_SKIP_NONE) {
-            if (++depth > (uint32_t)max_frames)
-                return -1;
             ml_code_id code = ml_stacks_code_id(s, e->code);
-            ml_frame_id next = code ? ml_stacks_node(s, id, code, e->offset) : 0;
-            if (next)
-                id = next;
-            else
-                s->dropped++;
+            own = code == ML_CODE_OWN;
+            if (!own) {
+                if (++depth > (uint32_t)max_frames)
+                    return -1;
+                ml_frame_id next = code ? ml_stacks_node(s, id, code, e->offset) : 0;
+                if (next)
+                    id = next;
+                else
+                    s->dropped++;
+            }
         }
         e->node = id;
         e->depth = depth;
+        e->own = own;
     }
     return 0;
 }

@@ -157,6 +157,7 @@ static struct {
     atomic_uint nthreads;
     /* the hooks' (GIL): */
     ml_stacks *stacks;
+    uint64_t stack_gen;     /* ml_stacks_generation(stacks), read per event */
     ml_types *types;
     ml_writer *defs;        /* definitions not moved into w yet */
     /* blocks allocated but not classified yet, oldest first (GIL) */
@@ -175,6 +176,9 @@ static struct {
     int max_frames, follow_fork, sample_ms, zlevel;
     int no_hint; /* MEMLENS_NO_STACK_HINT: always walk the whole stack (tests) */
     PyCodeObject *stop_code;
+    PyThreadState *owner_ts; /* the thread that runs the program inside stop_code */
+    char *own_dir;           /* the profiler's package folder (its code is left out) */
+    size_t own_dir_len;
     char *path, *meta;
     size_t meta_len;
     /* time and the sampler thread */
@@ -186,10 +190,17 @@ static struct {
     pthread_cond_t sampler_cv;
     int sampler_stop;
     int sampler_ready;          /* the sampler is in its loop (start waits for it) */
+    pid_t sampler_tid;          /* its kernel thread id */
+    int sampler_paused;         /* stopped for an os.fork(), to start again after it */
+    int restart_pending;        /* ... once the os.fork() call has returned: */
+    PyThreadState *fork_ts;     /* the forking thread, */
+    const void *fork_frame, *fork_ip; /* the frame that called os.fork, at the call */
     int rss_fd;
     int tracer_installed, forked_child, prepare_locked;
 } ml __attribute__((aligned(64))) = {
     .sampler_mx = PTHREAD_MUTEX_INITIALIZER, .sampler_cv = PTHREAD_COND_INITIALIZER, .rss_fd = -1};
+
+static void ml_fork_restart_maybe(PyThreadState *ts);
 
 /* The consumer's state (lock held), on cache lines of its own: it changes
  * with every event while the hooks run on another core. */
@@ -424,29 +435,48 @@ ml_walk_frames(ml_tstate *t, PyThreadState *ts, int mine, int *anchor, const voi
                                  t->scratch_cap, anchor, bottom);
 }
 
-/* The stack id of this thread's Python stack (GIL held). Stacks too deep
- * for the cache are walked again here, plainly, keeping the innermost
- * max_frames frames. */
+/* 1 if an event of thread ts whose stack ended as `bottom` (the stop frame,
+ * or NULL) is the profiler's own: on the thread that runs the program, an
+ * event outside the program's entry frame (before it starts, after it
+ * ends: exception report, joining threads, the summary). */
+static ML_HOT int
+ml_outside_program(PyThreadState *ts, const void *bottom)
+{
+    return ts == ml.owner_ts && !bottom && ml.stop_code;
+}
+
+/* The stack id of this thread's Python stack (GIL held), without the
+ * profiler's own frames; *own is 1 when the event is the profiler's own
+ * (its code is the innermost frame, or it is outside the program). Stacks
+ * too deep for the cache are walked again here, plainly, keeping the
+ * innermost max_frames frames. */
 static ML_HOT ml_frame_id
-ml_stack_of(ml_tstate *t, PyThreadState *ts)
+ml_stack_of(ml_tstate *t, PyThreadState *ts, int *own)
 {
     ml_stack_cache *c = &t->cache;
-    int mine = c->generation == ml.generation;
+    int mine = c->generation == ml.stack_gen;
     /* the common case first: the thread's stack has not changed */
-    if (mine && c->n && ml_compat_chain_unchanged(ts, ml.stop_code, c->chain, c->n, c->bottom))
+    if (mine && c->n && ml_compat_chain_unchanged(ts, ml.stop_code, c->chain, c->n, c->bottom)) {
+        *own = c->chain[c->n - 1].own || ml_outside_program(ts, c->bottom);
         return c->chain[c->n - 1].node;
+    }
     int anchor;
     const void *bottom;
     int n = ml_walk_frames(t, ts, mine, &anchor, &bottom);
     ml_frame_id id = 0;
-    if (n >= 0 && ml_stacks_intern_chain(ml.stacks, c, t->scratch, n, anchor, bottom, ml.max_frames, &id) == 0)
+    if (n >= 0 && ml_stacks_intern_chain(ml.stacks, c, t->scratch, n, anchor, bottom, ml.max_frames, &id) == 0) {
+        *own = (c->n && c->chain[c->n - 1].own) || ml_outside_program(ts, bottom);
         return id;
+    }
     static ml_pyframe frames[4096]; /* under the GIL; max_frames <= 4096 */
     int truncated = 0;
     int k = ml_compat_walk(ts, frames, ml.max_frames, ml.stop_code, &truncated);
     if (truncated)
         ml.truncated++;
-    return ml_stacks_intern(ml.stacks, frames, k);
+    id = ml_stacks_intern(ml.stacks, frames, k, own);
+    if (!*own && ts == ml.owner_ts && ml.stop_code && !ml_compat_runs(ts, ml.stop_code))
+        *own = 1;
+    return id;
 }
 
 static uint64_t
@@ -509,6 +539,18 @@ ml_is_producer(PyThreadState *ts)
     return ts && ts->interp == ml.interp;
 }
 
+/* OBJ block p is being freed: a type object's address may hold another
+ * type soon, a code object's another code (and its frames' addresses other
+ * frames): forget it (GIL held). */
+static ML_HOT void
+ml_forget_object(void *p)
+{
+    if (ml_types_may_be_type(ml.types, p))
+        ml_types_type_freed(ml.types, p);
+    if (ml_stacks_may_be_code(ml.stacks, p) && ml_stacks_code_freed(ml.stacks, p))
+        ml.stack_gen = ml_stacks_generation(ml.stacks);
+}
+
 /* An allocation or free without a Python thread state (RAW without the GIL,
  * or MEM/OBJ at interpreter shutdown), from another interpreter, or
  * without a file (counters only): recorded under the lock after the ring,
@@ -558,9 +600,8 @@ ml_on_free_locked(ml_domain domain, void *p, ml_tstate *t, int mine)
     ml_record_free_unlocked((uintptr_t)p, 0, ml_thread_of(t, ml.w));
 unlock:
     ml_unlock();
-    /* only OBJ blocks hold type objects */
-    if (mine && domain == ML_DOMAIN_OBJ && ml.types && ml_types_may_be_type(ml.types, p))
-        ml_types_type_freed(ml.types, p);
+    if (mine && domain == ML_DOMAIN_OBJ && ml.types && ml.stacks)
+        ml_forget_object(p);
 }
 
 /* Record a new block. */
@@ -576,11 +617,16 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     /* with the GIL: stop cannot run meanwhile, and no other hook either */
     if (!ml.active)
         return;
+    if (__builtin_expect(ml.restart_pending, 0))
+        ml_fork_restart_maybe(ts);
     /* RAW calls may come from a wrapper above us (tracemalloc's tables)
      * before the object header is written: only MEM/OBJ calls classify */
     if (domain != ML_DOMAIN_RAW)
         ml_resolve_pending(ts, 0);
-    ml_frame_id stack = ml_stack_of(t, ts);
+    int own;
+    ml_frame_id stack = ml_stack_of(t, ts, &own);
+    if (own) /* the profiler's own allocation: not the program's */
+        return;
     ml_thread_id thread = ml_thread_of(t, ml.defs);
     if (domain == ML_DOMAIN_OBJ || (domain == ML_DOMAIN_MEM && ML_COMPAT_MEM_HOLDS_DICT_KEYS)) {
         /* classified at the next hook call, when the header is written */
@@ -608,6 +654,8 @@ ml_on_free(ml_domain domain, void *p)
     }
     if (!ml.active)
         return;
+    if (__builtin_expect(ml.restart_pending, 0))
+        ml_fork_restart_maybe(ts);
     if (ml.npending) {
         int i = ml_pending_find((uintptr_t)p);
         if (i >= 0)
@@ -615,10 +663,13 @@ ml_on_free(ml_domain domain, void *p)
         if (domain != ML_DOMAIN_RAW)
             ml_resolve_pending(ts, 0);
     }
-    /* a type object's address may hold another type soon */
-    if (domain == ML_DOMAIN_OBJ && ml_types_may_be_type(ml.types, p))
-        ml_types_type_freed(ml.types, p);
-    ml_event ev = {.kind = ML_EV_FREE, .ptr = (uintptr_t)p, .stack = ml_stack_of(t, ts),
+    if (domain == ML_DOMAIN_OBJ) /* type and code objects live there */
+        ml_forget_object(p);
+    int own;
+    ml_frame_id stack = ml_stack_of(t, ts, &own);
+    /* a free made by the profiler's own code is still a free (the block may
+     * be the program's), charged to no line */
+    ml_event ev = {.kind = ML_EV_FREE, .ptr = (uintptr_t)p, .stack = own ? 0 : stack,
                    .thread = ml_thread_of(t, ml.defs)};
     ml_push(&ev);
 }
@@ -714,8 +765,14 @@ ml_on_create(PyObject *op)
     if (i >= 0) {
         ml_resolve_one(i, ml_types_of(ml.types, tp), 0);
     } else { /* not allocated just now: taken from a free list */
-        ml_event ev = {.kind = ML_EV_REUSE, .type = ml_types_of(ml.types, tp)};
-        ml_push(&ev);
+        ml_tstate *t = ml_tstate_get();
+        int own = 0;
+        if (t) /* unless the profiler's own code made it */
+            (void)ml_stack_of(t, ml_compat_tstate_gil_held(), &own);
+        if (!own) {
+            ml_event ev = {.kind = ML_EV_REUSE, .type = ml_types_of(ml.types, tp)};
+            ml_push(&ev);
+        }
     }
     ml_busy = 0;
 }
@@ -774,6 +831,7 @@ ml_sampler_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals belong to the program */
     pthread_mutex_lock(&ml.sampler_mx);
     ml.sampler_ready = 1;
+    ml.sampler_tid = (pid_t)syscall(SYS_gettid);
     pthread_cond_broadcast(&ml.sampler_cv);
     uint64_t period = (uint64_t)ml.sample_ms * 1000, next_sample = ml_now_us() + period;
     int busy = 0;
@@ -853,6 +911,58 @@ ml_sampler_join(void)
 
 /* ---- fork ---- */
 
+/* Stop the sampler thread and wait until the kernel no longer counts it:
+ * pthread_join returns when the thread has released its stack, a little
+ * before the kernel reaps it, and os.fork() reads the process' thread
+ * count from /proc/self/stat. Bounded: a thread always ends. */
+static void
+ml_sampler_join_reaped(void)
+{
+    pid_t tid = ml.sampler_tid;
+    ml_sampler_join();
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+    for (int i = 0; i < 1000000 && access(path, F_OK) == 0; i++)
+        sched_yield();
+}
+
+void
+ml_tracker_before_fork(void)
+{
+    if (!ml.active || ml.forked_child || !ml.sampler_running)
+        return;
+    ml_sampler_join_reaped();
+    ml.sampler_paused = 1;
+}
+
+/* The after_in_parent hooks run before 3.13 counts the threads (3.12
+ * counts before them): the sampler starts again at the first event after
+ * the os.fork() call has returned (or on another thread, whose existence
+ * python's own count sees anyway). Nothing is lost meanwhile: the events
+ * wait in the ring, which a hook drains when it is full. */
+void
+ml_tracker_after_fork_parent(void)
+{
+    if (!ml.sampler_paused)
+        return;
+    ml.fork_ts = PyThreadState_Get();
+    ml_compat_where(ml.fork_ts, &ml.fork_frame, &ml.fork_ip);
+    ml.restart_pending = 1;
+}
+
+/* From the hooks (GIL held, ml_busy set): start the sampler again if the
+ * os.fork() call it was stopped for is over. */
+static void
+ml_fork_restart_maybe(PyThreadState *ts)
+{
+    if (ts == ml.fork_ts && ml_compat_still_at(ts, ml.fork_frame, ml.fork_ip))
+        return;
+    ml.restart_pending = 0;
+    ml.sampler_paused = 0;
+    if (ml.active && ml.w && !ml.sampler_running)
+        ml_sampler_start();
+}
+
 static void
 ml_atfork_prepare(void)
 {
@@ -880,6 +990,7 @@ ml_atfork_child(void)
     pthread_mutex_init(&ml.sampler_mx, NULL);
     pthread_cond_init(&ml.sampler_cv, NULL);
     ml.prepare_locked = 0;
+    ml.sampler_paused = ml.restart_pending = 0;
     atomic_store(&ml_spin_waiters, 0);
     /* the parent's events stay the parent's */
     atomic_store(&ml_ring.head, 0);
@@ -913,10 +1024,10 @@ ml_open_capture_unlocked(const char *path, int force, const char *meta, size_t m
         return -1;
     ml.generation++;
     ml.defs = ml_writer_open_mem();
-    ml.stacks = ml.defs ? ml_stacks_new(ml.defs, ml.generation) : NULL;
+    ml.stacks = ml.defs ? ml_stacks_new(ml.defs) : NULL;
     ml.types = ml.defs ? ml_types_new(ml.defs) : NULL;
     if (!ml.stacks || !ml.types) {
-        ml_stacks_free(ml.stacks, 1);
+        ml_stacks_free(ml.stacks);
         ml_types_free(ml.types);
         if (ml.defs)
             ml_writer_close(ml.defs);
@@ -927,6 +1038,9 @@ ml_open_capture_unlocked(const char *path, int force, const char *meta, size_t m
         errno = ENOMEM;
         return -1;
     }
+    ml.stack_gen = ml_stacks_generation(ml.stacks);
+    if (ml.own_dir)
+        (void)ml_stacks_set_own_dir(ml.stacks, ml.own_dir, ml.own_dir_len); /* no memory: nothing left out */
     ml_writer_move(ml.defs, ml.w); /* the buffer kinds, before anything uses them */
     mlc.last_thread = 0;
     atomic_store(&ml.nthreads, 0);
@@ -1067,6 +1181,7 @@ ml_tracker_stop(ml_tracker_stats *st)
         return 0;
     atomic_store(&ml_enabled, 0);
     ml_sampler_join();
+    ml.sampler_paused = ml.restart_pending = 0;
     if (ml.tracer_installed) {
         ml_compat_reftracer_uninstall();
         ml.tracer_installed = 0;
@@ -1078,7 +1193,7 @@ ml_tracker_stop(ml_tracker_stats *st)
     ml_lock();
     int rc = ml_finish_capture_unlocked(st);
     ml.active = 0;
-    ml_stacks_free(ml.stacks, !ml.forked_child);
+    ml_stacks_free(ml.stacks);
     ml_types_free(ml.types);
     ml_blocks_free(ml.blocks);
     ml.stacks = NULL;
@@ -1114,9 +1229,8 @@ ml_tracker_after_fork_child(void)
     memcpy(meta + hl, ml.meta + 1, ml.meta_len - 1); /* drop the '{' */
     mlen = (size_t)hl + ml.meta_len - 1;
     ml_lock();
-    /* the parent's tables describe the parent's file: start over (their
-     * code references are the parent's too, so they are not dropped) */
-    ml_stacks_free(ml.stacks, 0);
+    /* the parent's tables describe the parent's file: start over */
+    ml_stacks_free(ml.stacks);
     ml_types_free(ml.types);
     if (ml.defs)
         ml_writer_close(ml.defs);
@@ -1213,5 +1327,20 @@ ml_tracker_set_stop_code(PyCodeObject *code)
     Py_XINCREF(code);
     PyCodeObject *old = ml.stop_code;
     ml.stop_code = code;
+    ml.owner_ts = code ? PyThreadState_Get() : NULL;
     Py_XDECREF(old);
+}
+
+int
+ml_tracker_set_own_dir(const char *dir, size_t len)
+{
+    char *d = malloc(len + 1);
+    if (!d)
+        return -1;
+    memcpy(d, dir, len);
+    d[len] = 0;
+    free(ml.own_dir);
+    ml.own_dir = d;
+    ml.own_dir_len = len;
+    return 0;
 }

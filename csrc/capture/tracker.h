@@ -66,9 +66,25 @@ void ml_tracker_flush(void);
  * "<path>.<pid>"; else stop for good. Returns 0, or -1 (errno). GIL held. */
 int ml_tracker_after_fork_child(void);
 
+/* os.fork() hooks (before, and after in the parent): the sampler thread
+ * stops before the fork and starts again after it, so that the program
+ * forks a process with the threads it made itself (3.12+ warns when a
+ * process with several threads forks). Events meanwhile wait in the ring
+ * (a hook drains it if it fills). GIL held. */
+void ml_tracker_before_fork(void);
+void ml_tracker_after_fork_parent(void);
+
 /* Frames from this code object outwards are the profiler's own (its entry
- * point that runs the program): stacks stop before them. GIL held. */
+ * point that runs the program): stacks stop before them, and on the calling
+ * thread (the one that runs the program) allocations outside it are the
+ * profiler's own and not recorded (frees are, with no stack). GIL held. */
 #include "compat/compat.h"
 void ml_tracker_set_stop_code(PyCodeObject *code);
+
+/* Code of files under this folder (the memlens package) is the profiler's
+ * own, for the captures started from now on: its frames are left out of
+ * stacks and the allocations it makes itself are not recorded. Returns 0,
+ * or -1 when out of memory. */
+int ml_tracker_set_own_dir(const char *dir, size_t len);
 
 #endif /* ML_TRACKER_H */

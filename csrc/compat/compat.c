@@ -185,7 +185,8 @@ ml_compat_offset(PyCodeObject *co, const void *ip)
 
 /* 1 if f records as entry e did: the same code at the same instruction. On
  * 3.11+ the instruction pointer alone says both (it points into the code
- * object, and cached code objects are kept alive); 3.10 compares the code
+ * object, and a cached chain is dropped when a code object dies: stacks.h);
+ * 3.10 compares the code
  * too. The frame's address does not matter here: equal (code, position) all
  * the way down is an equal stack, whichever invocations they are. */
 static inline int
@@ -229,6 +230,32 @@ ml_compat_top(PyThreadState *ts)
 #else
     return ts->cframe ? ts->cframe->current_frame : NULL;
 #endif
+}
+
+void
+ml_compat_where(PyThreadState *ts, const void **frame, const void **ip)
+{
+    ml_iframe *f = ml_compat_top(ts);
+    *frame = f;
+    *ip = f ? ml_compat_raw_ip(f) : NULL;
+}
+
+int
+ml_compat_runs(PyThreadState *ts, const PyCodeObject *code)
+{
+    for (ml_iframe *f = ml_compat_top(ts); f; f = ML_PREVIOUS(f))
+        if (ml_compat_frame_code(f) == code)
+            return 1;
+    return 0;
+}
+
+int
+ml_compat_still_at(PyThreadState *ts, const void *frame, const void *ip)
+{
+    for (ml_iframe *f = ml_compat_top(ts); f; f = ML_PREVIOUS(f))
+        if ((const void *)f == frame)
+            return ml_compat_raw_ip(f) == ip;
+    return 0;
 }
 
 /* 1 if the callers of chain[a]'s frame (a live frame) record as

@@ -49,6 +49,9 @@ PyThreadState *ml_compat_tstate_gil_held(void);
  * this thread; never allocates. */
 int ml_compat_walk(PyThreadState *ts, ml_pyframe *out, int max, const PyCodeObject *stop, int *truncated);
 
+/* 1 if one of ts's frames runs `code`. GIL held; never allocates. */
+int ml_compat_runs(PyThreadState *ts, const PyCodeObject *code);
+
 /* Size of the GC header in front of a GC object (same in 3.10-3.13 GIL builds). */
 #define ML_GC_HEAD_SIZE (2 * sizeof(void *))
 
@@ -65,6 +68,8 @@ typedef struct {
     uint32_t node;        /* for the caller: the stack id up to this frame */
     uint32_t depth;       /* for the caller: frames in that stack */
     uint8_t skip;         /* ML_SKIP_*: not part of the recorded stack */
+    uint8_t own;          /* for the caller: the innermost recorded-or-own frame
+                           * up to this one is the profiler's own code */
 } ml_rawframe;
 
 /* The walk, with this thread's previous chain as a cache: `chain`
@@ -88,6 +93,14 @@ int ml_compat_walk_cached(PyThreadState *ts, const PyCodeObject *stop, const ml_
  * written into the chain. */
 int ml_compat_chain_unchanged(PyThreadState *ts, const PyCodeObject *stop, ml_rawframe *chain, int nchain,
                               const void *bottom);
+
+/* Where ts runs now: its innermost frame and that frame's raw instruction
+ * position (NULL, NULL without frames). With ml_compat_still_at, tells
+ * whether a call made from that frame has returned: 1 while `frame` is
+ * among ts's frames at position `ip` (the call, or code it calls, is still
+ * running). Never allocates; GIL held. */
+void ml_compat_where(PyThreadState *ts, const void **frame, const void **ip);
+int ml_compat_still_at(PyThreadState *ts, const void *frame, const void *ip);
 
 /* Bytes in front of the object in its memory block (GC head, managed dict
  * and weakref pointers): 0, 16 or 32. Never allocates. */

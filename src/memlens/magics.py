@@ -54,6 +54,11 @@ def memit(statement, user_ns):
                        after[2] - before[2])
 
 
+def _run_cell(code, user_ns):
+    """The cell runs inside this function: captures stop stacks here."""
+    exec(code, user_ns)
+
+
 def cell_summary(cell, user_ns, top=5):
     """Run a cell under a capture; return the timeline dict (peak, top_sites,
     top_types). Counters-only tracking started by memlens is paused for it."""
@@ -70,9 +75,13 @@ def cell_summary(cell, user_ns, top=5):
     fd, path = tempfile.mkstemp(suffix=".mlens", prefix="memlens-cell-")
     os.close(fd)
     try:
-        eng.start(path, True, '{"script": null, "argv": ["%%memlens"]}', 64, False, 10)
+        code = compile(cell, "<memlens-cell>", "exec")
+        # stacks stop at _run_cell: IPython's frames and ours are not the
+        # cell's, and what this thread allocates outside it is not recorded
+        eng.start(path, True, '{"script": null, "argv": ["%%memlens"]}', 64, False, 10,
+                  stop_code=_run_cell.__code__)
         try:
-            exec(compile(cell, "<memlens-cell>", "exec"), user_ns)
+            _run_cell(code, user_ns)
         finally:
             eng.stop()
         return plot.load(path)

@@ -106,11 +106,12 @@ def _prepare(program):
         except (SyntaxError, ValueError) as exc:
             return None, exc, None  # reported as Python would
         argv0 = program.target
-        path0 = os.path.dirname(path)
+        path0 = os.path.dirname(os.path.realpath(path))  # python resolves a symlinked script
         namespace = {"__name__": "__main__", "__file__": path, "__cached__": None,
                      "__doc__": None, "__package__": None, "__spec__": None, "__loader__": None}
     elif program.kind == "module":
         import runpy
+        _set_path0(os.getcwd())  # the module is looked up as python -m looks it up
         try:
             name, spec, code = runpy._get_module_details(program.target)
         except ImportError as exc:
@@ -128,6 +129,24 @@ def _prepare(program):
         namespace = {"__name__": "__main__", "__doc__": None, "__package__": None,
                      "__spec__": None, "__loader__": None}
     return code, namespace, (argv0, path0)
+
+
+def _set_path0(path0):
+    """Make sys.path[0] the program's, exactly as python puts it there.
+
+    The interpreter running memlens prepended memlens' own entry (the
+    console script's folder, or the current folder for `python -m memlens`)
+    unless safe-path (-P, PYTHONSAFEPATH, 3.11+) or isolated mode (-I) is on:
+    that entry is replaced by the program's (the script's folder, symlinks
+    resolved; the current folder for -m; '' for -c). With safe-path or -I,
+    python prepends nothing for the program either, and neither does memlens.
+    """
+    if getattr(sys.flags, "safe_path", False) or sys.flags.isolated:
+        return
+    if sys.path:
+        sys.path[0] = path0
+    else:
+        sys.path.insert(0, path0)
 
 
 class Outcome:
@@ -180,8 +199,8 @@ def run(program, on_start=None, on_end=None, on_os_exit=None):
         return Outcome(1)
     argv0, path0 = where
     sys.argv[:] = [argv0] + program.args
-    if sys.path and sys.path[0] != path0:
-        sys.path.insert(0, path0)
+    if program.kind != "module":  # -m set it before looking the module up
+        _set_path0(path0)
     main_module = types.ModuleType("__main__")
     main_module.__dict__.update(namespace)
     namespace = main_module.__dict__
