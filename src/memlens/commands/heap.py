@@ -13,11 +13,11 @@ import argparse
 import os
 import sys
 
-from memlens import runner
+from memlens import outfile, runner
 from memlens.errors import UsageError
 from memlens.fmt import dump_json
 
-USAGE = ("memlens heap [--json] [--dicts] [--diff] [-o FILE] [--limit N] "
+USAGE = ("memlens heap [--json] [--dicts] [--diff] [-o FILE [-f]] [--limit N] "
          "(SCRIPT | -m MODULE | -c CODE) [ARGS...]")
 VALUE_OPTIONS = ("-o", "--output", "--limit")
 RAW_ARGV = True  # memlens.cli passes argv untouched: the program's args are its own
@@ -34,7 +34,10 @@ def _options_parser():
     p.add_argument("--diff", action="store_true",
                    help="also show growth between the program's start and its end")
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="write the report to FILE instead of standard output")
+                   help="write the report to FILE, a new file, instead of standard output")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace an existing -o FILE (a symbolic link is replaced, its target "
+                        "never written)")
     p.add_argument("--limit", type=int, default=30, metavar="N",
                    help="rows per table in text output (default 30; 0 = all)")
     return p
@@ -48,9 +51,9 @@ def add_parser(subparsers):
     return p
 
 
-def _report(ns, before, after):
+def _report(ns, before, after, reserved=None):
     limit = None if ns.limit <= 0 else ns.limit
-    out = open(ns.output, "w") if ns.output else sys.stdout
+    out = sys.stdout if reserved is None else outfile.ReservedText(reserved)
     try:
         if ns.json:
             doc = after.as_dict(dicts=ns.dicts)
@@ -63,8 +66,12 @@ def _report(ns, before, after):
                 out.write("\n" + after.dicts().format(limit=limit))
             if before is not None:
                 out.write("\n" + (after - before).format(limit=limit))
+    except OSError as exc:
+        if reserved is None:
+            raise
+        sys.stderr.write("memlens heap: error: %s\n" % outfile.message(ns.output, exc))
     finally:
-        if ns.output:
+        if reserved is not None:
             out.close()
         else:
             out.flush()
@@ -76,11 +83,14 @@ def run(args):
     ns, program = runner.parse_command_line(args.argv, _options_parser(), VALUE_OPTIONS)
     if program.kind == "script" and not os.path.isfile(program.target):
         raise UsageError("no such script: %s" % program.target)
+    reserved = None
     if ns.output:
+        # created now (O_EXCL), so a bad path fails before the program runs;
+        # written when it ends
         try:
-            open(ns.output, "a").close()
+            reserved = outfile.reserve(ns.output, ns.force)
         except OSError as exc:
-            raise UsageError("can't write %s: %s" % (ns.output, exc.strerror or exc)) from None
+            raise UsageError(outfile.message(ns.output, exc, ns.force)) from None
     pid = os.getpid()
     state = {"before": None, "done": False}
 
@@ -98,8 +108,13 @@ def run(args):
             sys.stdout.flush()
         except Exception:
             pass
-        _report(ns, state["before"], heap(ids=False))
+        _report(ns, state["before"], heap(ids=False), reserved)
 
-    outcome = runner.run(program, on_start=start, on_end=lambda outcome: census(),
-                         on_os_exit=census)
+    try:
+        outcome = runner.run(program, on_start=start, on_end=lambda outcome: census(),
+                             on_os_exit=census)
+    except UsageError:
+        if reserved is not None:
+            outfile.discard(reserved)
+        raise
     return runner.finish(outcome)
