@@ -228,6 +228,7 @@ ml_writer_open(const char *path, int force, int zlevel, const char *json, size_t
     if (!w) {
         int e = errno;
         close(fd);
+        unlink(path); /* made by this call (O_EXCL): leave nothing behind */
         errno = e;
     }
     return w;
