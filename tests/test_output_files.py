@@ -273,3 +273,22 @@ def test_fork_child_file_existing(force, tmp_path):
     else:
         assert open(mine).read() == VICTIM  # not truncated
         assert any("not recorded" in l and "exists" in l for l in proc.stderr.splitlines())
+
+
+def test_compress_temp_file_is_not_followed(tmp_path):
+    """Where zlib cannot be loaded by the engine, `run` compresses the capture
+    at the end through FILE.z-tmp: a link left there is not written through;
+    the capture stays raw (and readable), with one line saying so."""
+    prog = tmp_path / "prog.py"
+    prog.write_text(PROG)
+    out = str(tmp_path / "z.mlens")
+    victim = tmp_path / "victim"
+    victim.write_text(VICTIM)
+    os.symlink(str(victim), out + ".z-tmp")
+    proc = memlens("run", "-q", "-o", out, str(prog), env={"MEMLENS_NO_ZLIB": "1"})
+    assert proc.returncode == 0 and proc.stdout == "ran\n", proc.stderr
+    assert victim.read_text() == VICTIM and os.path.islink(out + ".z-tmp")
+    assert open(out, "rb").read(8) == b"MLENS\0\r\n"  # raw, whole
+    lines = [l for l in proc.stderr.splitlines() if "uncompressed" in l]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert memlens("leaks", out, "--json").returncode == 0
