@@ -19,8 +19,9 @@ def _options_parser():
                            "under `python`: same output, argv and exit status.")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="capture file (default: memlens-<script>-<pid>.mlens)")
-    p.add_argument("-f", "--force", action="store_true", help="replace an existing capture file (a symbolic link is replaced, "
-                        "its target never written; also the children's FILE.<pid>)")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace an existing capture file (a symbolic link is replaced, its "
+                        "target never written; also the children's FILE.<pid>)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr at the end")
     p.add_argument("--max-frames", type=int, default=128, metavar="N",
                    help="Python frames kept per stack, innermost first (default 128)")
