@@ -174,6 +174,7 @@ static struct {
     uint64_t hook_drains;   /* times a hook found the ring full (lock held) */
     /* options */
     int max_frames, follow_fork, sample_ms, zlevel;
+    int force; /* replace an existing file: the capture, and the children's */
     int no_hint; /* MEMLENS_NO_STACK_HINT: always walk the whole stack (tests) */
     PyCodeObject *stop_code;
     PyThreadState *owner_ts; /* the thread that runs the program inside stop_code */
@@ -1093,6 +1094,7 @@ ml_tracker_start(const ml_tracker_options *opt)
     ml_reset_counters();
     ml.max_frames = opt->max_frames < 1 ? 1 : opt->max_frames > 4096 ? 4096 : opt->max_frames;
     ml.follow_fork = opt->follow_fork;
+    ml.force = opt->force;
     ml.zlevel = opt->compress_level;
     ml.sample_ms = opt->sample_ms < 1 ? 10 : opt->sample_ms;
     ml.forked_child = 0;
@@ -1239,7 +1241,7 @@ ml_tracker_after_fork_child(void)
     ml.defs = NULL;
     ml_blocks_clear(ml.blocks);
     ml_reset_counters();
-    int rc = ml_open_capture_unlocked(path, 1, meta, mlen);
+    int rc = ml_open_capture_unlocked(path, ml.force, meta, mlen);
     free(meta);
     if (rc < 0) {
         ml.active = 0;

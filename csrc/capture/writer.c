@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "capture/zdeflate.h"
@@ -191,17 +192,43 @@ fail:
     return NULL;
 }
 
+/* The capture file's creation: one open() with O_EXCL, so nothing at
+ * path (a file made since the caller looked, a symbolic link, dangling
+ * or not) is ever written through or truncated. With force, a regular
+ * file or a link at path is removed first (the link, never its target);
+ * if something is put back in between, O_EXCL refuses it. Directories
+ * (EISDIR) and special files (FIFOs, devices, sockets: EEXIST) are never
+ * replaced. memlens/outfile.py follows the same rules for Python's files. */
+static int
+ml_writer_create(const char *path, int force)
+{
+    struct stat st;
+    if (force && lstat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            errno = EISDIR;
+            return -1;
+        }
+        if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+            errno = EEXIST;
+            return -1;
+        }
+        if (unlink(path) < 0 && errno != ENOENT)
+            return -1;
+    }
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
 ml_writer *
 ml_writer_open(const char *path, int force, int zlevel, const char *json, size_t json_len)
 {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL);
-    int fd = open(path, flags, 0644);
+    int fd = ml_writer_create(path, force);
     if (fd < 0)
         return NULL;
     ml_writer *w = ml_writer_open_fd(fd, zlevel, json, json_len);
     if (!w) {
         int e = errno;
         close(fd);
+        unlink(path); /* made by this call (O_EXCL): leave nothing behind */
         errno = e;
     }
     return w;

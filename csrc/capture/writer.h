@@ -22,8 +22,11 @@
 
 typedef struct ml_writer ml_writer;
 
-/* Create `path` (refused with EEXIST unless `force`) and write the header with
- * the JSON metadata. zlevel 1-9: write the compressed container of
+/* Create `path` with O_EXCL|O_NOFOLLOW (never through a symbolic link; an
+ * existing file gives EEXIST) and write the header with the JSON metadata.
+ * force: a regular file or symbolic link at `path` is removed first (the
+ * link, not its target); a directory still gives EISDIR, a special file
+ * (FIFO, device, socket) EEXIST. zlevel 1-9: write the compressed container of
  * FORMAT.md instead (zlib stream, sync-flushed at every flush), when zlib
  * can be loaded (ml_writer_compressed says); 0: the raw capture. Returns
  * NULL with errno set on failure. */

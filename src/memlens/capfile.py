@@ -50,8 +50,10 @@ def compress(path, level=1):
     raw_size = os.path.getsize(path)
     tmp = path + ".z-tmp"
     comp = zlib.compressobj(level)
+    from memlens import outfile
+    dst = outfile.create(tmp)  # O_EXCL: never through a link left at tmp
     try:
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
+        with open(path, "rb") as src, dst:
             dst.write(MAGIC_Z)
             while True:
                 block = src.read(_CHUNK)

@@ -6,12 +6,16 @@ of the traced heap with the site that held most of it. Both outputs are
 self-contained (no network, no external script): the SVG is drawn here; the
 HTML page (templates/plot.html) draws the same chart with a little inline
 JavaScript that adds hover values and zoom on a time range.
+
+Every string drawn comes from the capture (names, argv, marks): it goes into
+the page only through memlens.escape, for its context (SVG text, JSON in
+the page's script); the page's script puts it into the DOM as text.
 """
 import json
 import os
 from importlib import resources
-from xml.sax.saxutils import escape
 
+from memlens import escape, outfile
 from memlens.fmt import human_bytes
 
 MARK_ENTER, MARK_EXIT = 1, 2
@@ -46,8 +50,10 @@ def chart_data(tl):
     meta = {}
     try:
         meta = json.loads(tl.get("meta") or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
+    argv = meta.get("argv") if isinstance(meta, dict) else None
+    title = " ".join(map(str, argv)) if isinstance(argv, list) else ""
     return {
         "t": [p[0] / 1e6 for p in tl["points"]],
         "rss": [p[1] for p in tl["points"]],
@@ -59,7 +65,7 @@ def chart_data(tl):
         "peak": {"t": peak["time_us"] / 1e6, "heap": peak["heap"], "site": site,
                  "site_bytes": peak["site_bytes"]},
         "end": tl["end_us"] / 1e6,
-        "title": " ".join(meta.get("argv") or []) or "memlens capture",
+        "title": title or "memlens capture",
     }
 
 
@@ -99,15 +105,15 @@ def render_svg(data, width=960, height=480):
 
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
            'viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">' % (width, height, width, height),
-           '<title>%s</title>' % escape(data["title"]),
+           '<title>%s</title>' % escape.text(data["title"]),
            '<rect width="100%" height="100%" fill="white"/>']
     # brackets of @memlens.profile calls, as mprof plot draws them
     for i, (label, t0, t1) in enumerate(data["brackets"]):
         out.append('<rect class="bracket" x="%.2f" y="%d" width="%.2f" height="%d" fill="#2ca02c" '
                    'fill-opacity="0.12"><title>%s: %.3f s</title></rect>'
-                   % (x(t0), top, max(x(t1) - x(t0), 1), ph, escape(label), t1 - t0))
+                   % (x(t0), top, max(x(t1) - x(t0), 1), ph, escape.text(label), t1 - t0))
         out.append('<text x="%.2f" y="%d" fill="#2ca02c">%s</text>'
-                   % (x(t0) + 2, top + 12 + 12 * (i % 3), escape(label.split(" (")[0])))
+                   % (x(t0) + 2, top + 12 + 12 * (i % 3), escape.text(label.split(" (")[0])))
     # axes and grid
     step = _byte_step(y_top, 5)
     v = 0
@@ -135,8 +141,8 @@ def render_svg(data, width=960, height=480):
         anchor = "end" if x(peak["t"]) > left + pw / 2 else "start"
         out.append('<circle id="peak" cx="%.2f" cy="%.2f" r="4" fill="#d62728"/>' % (x(peak["t"]), y(peak["heap"])))
         out.append('<text x="%.2f" y="%.2f" fill="#d62728" text-anchor="%s">%s</text>'
-                   % (x(peak["t"]) + (-6 if anchor == "end" else 6), y(peak["heap"]) - 6, anchor, escape(label)))
-    out.append('<text x="%d" y="20" font-size="14">%s</text>' % (left, escape(data["title"])))
+                   % (x(peak["t"]) + (-6 if anchor == "end" else 6), y(peak["heap"]) - 6, anchor, escape.text(label)))
+    out.append('<text x="%d" y="20" font-size="14">%s</text>' % (left, escape.text(data["title"])))
     out.append('<text x="%d" y="20" text-anchor="end"><tspan fill="#1f77b4">&#9632; traced heap</tspan> '
                '<tspan fill="#ff7f0e">&#9632; RSS</tspan></text>' % (left + pw))
     out.append("</svg>")
@@ -146,15 +152,20 @@ def render_svg(data, width=960, height=480):
 def render_html(data):
     """The interactive page (str): data inlined as JSON, script inlined."""
     template = resources.files("memlens").joinpath("templates/plot.html").read_text("utf-8")
-    blob = json.dumps(data).replace("</", "<\\/")
-    return template.replace("/*MEMLENS_DATA*/null", blob).replace(
-        "MEMLENS_TITLE", escape(data["title"]))
+    return escape.fill(template, TITLE=escape.text(data["title"]), DATA=escape.script_json(data))
 
 
-def write(path_in, path_out):
-    """Render the capture at path_in to path_out (.svg or .html)."""
-    data = chart_data(load(path_in))
+def render(tl, path_out):
+    """(chart data, page bytes) of a capture's timeline (load()), as SVG if
+    path_out ends in .svg, else as HTML."""
+    data = chart_data(tl)
     text = render_svg(data) if path_out.lower().endswith(".svg") else render_html(data)
-    with open(path_out, "w", encoding="utf-8", errors="replace") as f:  # argv may not be UTF-8
-        f.write(text)
+    return data, text.encode("utf-8")
+
+
+def write(path_in, path_out, force=False):
+    """Render the capture at path_in to path_out (.svg or .html), a new file
+    (memlens.outfile.create: O_EXCL; force replaces a file or a link)."""
+    data, page = render(load(path_in), path_out)
+    outfile.write(path_out, page, force)
     return data

@@ -3,7 +3,8 @@
  * the live-block table, the reports on a small capture, and robustness of
  * the reader against every prefix and random corruption of a file, stream
  * sources (compressed containers, pipes, windows), thread-id lookup, header
- * JSON, per-record limits and the interrupt check.
+ * JSON, per-record limits, the interrupt check, and the writer's file
+ * creation (O_EXCL, never through a link).
  *
  *   test_format TMPDIR      prints one line per failed check and a final
  *                           "N passed, N failed" (one test = one function)
@@ -1313,6 +1314,58 @@ test_interrupt_check(void)
     }
     unlink(path);
     free(full);
+/* ml_writer_open creates its file with O_EXCL (issue 9): a link or a file
+ * at the path is refused without force, and with force the link itself is
+ * replaced (its target keeps its bytes); a FIFO or a directory never is. */
+static char *
+slurp(const char *path)
+{
+    static char buf[256];
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    return buf;
+}
+
+static void
+test_writer_open_creates_only(void)
+{
+    const char *victim = tmp_path("victim"), *link = tmp_path("link.mlens");
+    const char *fifo = tmp_path("fifo.mlens"), *dir = tmp_path("dir.mlens");
+    FILE *f = fopen(victim, "wb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs("victim", f);
+    fclose(f);
+    CHECK(symlink(victim, link) == 0);
+    errno = 0;
+    CHECK(ml_writer_open(link, 0, 0, META, strlen(META)) == NULL && errno == EEXIST);
+    CHECK(ml_writer_open(victim, 0, 0, META, strlen(META)) == NULL && errno == EEXIST);
+    CHECK(strcmp(slurp(victim), "victim") == 0);
+    ml_writer *w = ml_writer_open(link, 1, 0, META, strlen(META));
+    CHECK(w != NULL);
+    if (w)
+        CHECK(ml_writer_close(w) == 0);
+    struct stat st;
+    CHECK(lstat(link, &st) == 0 && S_ISREG(st.st_mode));
+    CHECK(strcmp(slurp(victim), "victim") == 0);
+    CHECK(memcmp(slurp(link), ML_MAGIC, ML_MAGIC_LEN) == 0);
+    /* a dangling link: nothing is created at its target */
+    unlink(link);
+    unlink(victim);
+    CHECK(symlink(victim, link) == 0);
+    CHECK(ml_writer_open(link, 0, 0, META, strlen(META)) == NULL && errno == EEXIST);
+    CHECK(access(victim, F_OK) < 0);
+    CHECK(mkfifo(fifo, 0600) == 0 && mkdir(dir, 0700) == 0);
+    CHECK(ml_writer_open(fifo, 1, 0, META, strlen(META)) == NULL && errno == EEXIST);
+    CHECK(ml_writer_open(dir, 1, 0, META, strlen(META)) == NULL && errno == EISDIR);
+    CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+    unlink(link);
+    unlink(fifo);
+    rmdir(dir);
 }
 
 int
@@ -1337,6 +1390,7 @@ main(int argc, char **argv)
     RUN(test_header_json);
     RUN(test_record_limits);
     RUN(test_interrupt_check);
+    RUN(test_writer_open_creates_only);
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }

@@ -15,12 +15,12 @@ import argparse
 import os
 import sys
 
-from memlens import runner
+from memlens import outfile, runner
 from memlens.commands import _common
 from memlens.errors import UsageError
 from memlens.fmt import dump_json
 
-USAGE = ("memlens heap [--json] [--dicts] [--diff] [-o FILE] [--top N] "
+USAGE = ("memlens heap [--json] [--dicts] [--diff] [-o FILE [-f]] [--top N] "
          "(SCRIPT | -m MODULE | -c CODE) [ARGS...]")
 VALUE_OPTIONS = ("-o", "--output", "--top", "--limit")
 RAW_ARGV = True  # memlens.cli passes argv untouched: the program's args are its own
@@ -39,7 +39,10 @@ def _options_parser():
     p.add_argument("--diff", action="store_true",
                    help="also show growth between the program's start and its end")
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="write the report to FILE instead of standard output")
+                   help="write the report to FILE, a new file, instead of standard output")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace an existing -o FILE (a symbolic link is replaced, its target "
+                        "never written)")
     p.add_argument("--top", type=_common.count_arg, default=30, metavar="N",
                    help="rows per table in text output (default 30; 0 = all)")
     p.add_argument("--limit", type=_common.count_arg, dest="top", help=argparse.SUPPRESS)
@@ -54,10 +57,10 @@ def add_parser(subparsers):
     return p
 
 
-def _report(ns, before, after, argv, stdout):
+def _report(ns, before, after, argv, stdout, reserved=None):
     from memlens import reports
     limit = None if ns.top <= 0 else ns.top
-    out = open(ns.output, "w") if ns.output else stdout
+    out = stdout if reserved is None else outfile.ReservedText(reserved)
     try:
         if ns.json:
             doc = reports.envelope(None, program=reports.program_info(argv),
@@ -71,8 +74,12 @@ def _report(ns, before, after, argv, stdout):
                 out.write("\n" + after.dicts().format(limit=limit))
             if before is not None:
                 out.write("\n" + (after - before).format(limit=limit))
+    except OSError as exc:
+        if reserved is None:
+            raise
+        sys.stderr.write("memlens heap: error: %s\n" % outfile.message(ns.output, exc))
     finally:
-        if ns.output:
+        if reserved is not None:
             out.close()
         else:
             try:
@@ -87,11 +94,14 @@ def run(args):
     ns, program = runner.parse_command_line(args.argv, _options_parser(), VALUE_OPTIONS)
     if program.kind == "script" and not os.path.isfile(program.target):
         raise UsageError("no such script: %s" % program.target)
+    reserved = None
     if ns.output:
+        # created now (O_EXCL), so a bad path fails before the program runs;
+        # written when it ends
         try:
-            open(ns.output, "a").close()
+            reserved = outfile.reserve(ns.output, ns.force)
         except OSError as exc:
-            raise UsageError("can't write %s: %s" % (ns.output, exc.strerror or exc)) from None
+            raise UsageError(outfile.message(ns.output, exc, ns.force)) from None
     pid = os.getpid()
     state = {"before": None, "done": False}
     stdout = _common.json_stdout() if ns.json and not ns.output else sys.stdout
@@ -112,8 +122,13 @@ def run(args):
             sys.stdout.flush()
         except Exception:
             pass
-        _report(ns, state["before"], heap(ids=False), argv, stdout)
+        _report(ns, state["before"], heap(ids=False), argv, stdout, reserved)
 
-    outcome = runner.run(program, on_start=start, on_end=lambda outcome: census(),
-                         on_os_exit=census)
+    try:
+        outcome = runner.run(program, on_start=start, on_end=lambda outcome: census(),
+                             on_os_exit=census)
+    except UsageError:
+        if reserved is not None:
+            outfile.discard(reserved)
+        raise
     return runner.finish(outcome)

@@ -1,7 +1,6 @@
 """memlens plot CAPTURE -o out.svg|out.html: traced heap and RSS over time."""
-import os
 
-from memlens import reports
+from memlens import outfile, reports
 from memlens.commands import _common
 from memlens.errors import UsageError
 from memlens.fmt import dump_json, human_bytes, safe
@@ -15,8 +14,11 @@ def add_parser(sub):
                        "and zoom on a time range.")
     _common.add_capture(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT.svg|OUT.html",
-                   help="the chart to write: an SVG image, or an HTML page (by the name's "
-                        "ending: .svg, .html or .htm)")
+                   help="the chart to write, a new file: an SVG image, or an HTML page (by the "
+                        "name's ending: .svg, .html or .htm)")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace an existing output file (a symbolic link is replaced, its "
+                        "target never written)")
     p.add_argument("--json", action="store_true",
                    help="also print the chart's data as one JSON object (as `memlens timeline "
                         "--json`)")
@@ -28,16 +30,19 @@ def run(args):
     out = args.output
     if not out.lower().endswith((".svg", ".html", ".htm")):
         raise UsageError("the output must end in .svg or .html: %s" % out)
-    d = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(d):
-        raise UsageError("no such directory: %s" % d)
+    try:
+        outfile.check(out, args.force)  # before reading the capture; create() decides
+    except OSError as exc:
+        raise UsageError(outfile.message(out, exc, args.force)) from None
     tl = reports.timeline(args.capture)  # a bad capture: one line, before the output exists
     try:
-        data = plot.write(args.capture, out)
+        data, page = plot.render(tl, out)
     except ValueError as exc:
         raise UsageError("%s: %s" % (args.capture, exc))
+    try:
+        outfile.write(out, page, args.force)
     except OSError as exc:
-        raise UsageError("cannot write %s: %s" % (out, exc.strerror))
+        raise UsageError(outfile.message(out, exc, args.force)) from None
     if args.json:
         dump_json(reports.timeline_json(tl, args.capture))
     else:

@@ -6,11 +6,11 @@ program's own standard output goes to standard error.
 """
 import argparse
 
-from memlens import runner
+from memlens import outfile, runner
 from memlens.commands import _common
 from memlens.errors import UsageError
 
-USAGE = "memlens profile [--json] [-o FILE] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
+USAGE = "memlens profile [--json] [-o FILE [-f]] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
 VALUE_OPTIONS = ("-o", "--output")
 RAW_ARGV = True  # everything after the program is the program's
 
@@ -26,7 +26,10 @@ def _options_parser():
                    help="one JSON object instead of tables (without -o, the program's standard "
                         "output goes to standard error)")
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="write the tables to FILE instead of standard output")
+                   help="write the tables to FILE, a new file, instead of standard output")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace an existing -o FILE (a symbolic link is replaced, its target "
+                        "never written)")
     return p
 
 
@@ -40,16 +43,27 @@ def add_parser(sub):
 def run(args):
     from memlens.profile import run_program
     ns, program = runner.parse_command_line(args.argv, _options_parser(), VALUE_OPTIONS)
-    out = None
+    out = reserved = None
     if ns.output:
+        # created now (O_EXCL), so a bad path fails before the program runs;
+        # opened again, and written, when it ends
         try:
-            out = open(ns.output, "w")
+            reserved = outfile.reserve(ns.output, ns.force)
         except OSError as exc:
-            raise UsageError("cannot write %s: %s" % (ns.output, exc.strerror))
+            raise UsageError(outfile.message(ns.output, exc, ns.force)) from None
+        out = outfile.ReservedText(reserved)
     elif ns.json:
         out = _common.json_stdout()
     try:
         return run_program(program, out=out, as_json=ns.json)
+    except UsageError:
+        if reserved is not None:
+            outfile.discard(reserved)
+        raise
+    except OSError as exc:
+        if reserved is None:
+            raise
+        raise UsageError(outfile.message(ns.output, exc, ns.force)) from None
     finally:
         if out:
             out.close()

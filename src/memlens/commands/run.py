@@ -4,7 +4,7 @@ import os
 import sys
 import time
 
-from memlens import __version__, runner
+from memlens import __version__, outfile, runner
 from memlens.errors import UsageError
 
 USAGE = "memlens run [-o FILE] [--force] [-q] [--max-frames N] [--interval MS] [--follow-fork] " \
@@ -19,7 +19,9 @@ def _options_parser():
                            "under `python`: same output, argv and exit status.")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="capture file (default: memlens-<script>-<pid>.mlens)")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing capture file")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace an existing capture file (a symbolic link is replaced, its "
+                        "target never written; also the children's FILE.<pid>)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr at the end")
     p.add_argument("--max-frames", type=int, default=128, metavar="N",
                    help="Python frames kept per stack, innermost first (default 128)")
@@ -100,23 +102,35 @@ def run(args):
     if program.kind == "script" and not os.path.isfile(program.target):
         raise UsageError("can't open file %r: No such file or directory" % program.target)
     path = ns.output or "memlens-%s-%d.mlens" % (program.name, os.getpid())
-    if os.path.exists(path) and not ns.force:
-        raise UsageError("%s exists; use --force to overwrite it or -o to choose another file" % path)
+    # the engine creates it with O_EXCL (no separate exists-check: see
+    # memlens/outfile.py); absolute, so a program's chdir moves nothing
+    abspath = os.path.abspath(path)
     meta = metadata(program, args.argv)
     meta["options"] = {"max_frames": ns.max_frames, "interval_ms": ns.interval,
                        "follow_fork": ns.follow_fork}
     pid = os.getpid()
-    state = {"started": False}
+    state = {"started": False, "child_recording": False}
 
     def start():
         try:
-            _engine.start(path, force=True, meta_json=_json(meta), max_frames=ns.max_frames,
+            _engine.start(abspath, force=ns.force, meta_json=_json(meta), max_frames=ns.max_frames,
                           follow_fork=ns.follow_fork, sample_ms=ns.interval,
                           stop_code=runner.ENTRY_CODE, compress=0 if ns.no_compress else 1)
         except OSError as exc:
-            raise UsageError("can't write the capture file %s: %s" % (path, exc.strerror or exc)) from None
+            raise UsageError(outfile.message(path, exc, ns.force)) from None
         state["started"] = True
-        os.register_at_fork(after_in_child=_engine._after_fork_child)
+        os.register_at_fork(after_in_child=after_fork_child)
+
+    def after_fork_child():
+        """In a forked child: with --follow-fork, its capture FILE.<pid> is
+        created as FILE was (O_EXCL; replaced only with --force)."""
+        try:
+            state["child_recording"] = _engine._after_fork_child()
+        except OSError as exc:
+            state["child_recording"] = False
+            child = "%s.%d" % (path, os.getpid())
+            sys.stderr.write("memlens: warning: process %d (forked) is not recorded: %s\n"
+                             % (os.getpid(), outfile.message(child, exc, ns.force)))
 
     def stop():
         if not state["started"]:
@@ -129,11 +143,11 @@ def run(args):
         the program ran (no zlib to load); in a forked child, its own
         capture file (with --follow-fork)."""
         mine = os.getpid() == pid
-        target = path if mine else "%s.%d" % (path, os.getpid())
+        target = abspath if mine else "%s.%d" % (abspath, os.getpid())
         if mine and not ns.quiet:
-            _print_summary(path, stats)
+            _print_summary(path, abspath, stats)
         if (not ns.no_compress and not stats.get("compressed") and os.path.exists(target)
-                and (mine or ns.follow_fork)):
+                and (mine or state["child_recording"])):
             try:
                 from memlens import capfile
                 capfile.compress(target)
@@ -155,11 +169,11 @@ def run(args):
     return runner.finish(outcome)
 
 
-def _print_summary(path, stats):
+def _print_summary(path, abspath, stats):
     out = sys.stderr
     try:
         from memlens import reports
-        data = reports.summary(path, top=3)
+        data = reports.summary(abspath, top=3)
     except Exception as exc:  # the program ran; the summary must never hide its status
         out.write("memlens: capture written to %s (summary unavailable: %s)\n" % (path, exc))
     else:
