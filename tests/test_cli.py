@@ -304,7 +304,7 @@ def _stderr_on_a_pty(args, env=None):
 
 @pytest.mark.parametrize("command", ["summary", "types", "leaks", "lines", "timeline", "plot"])
 def test_progress_on_a_terminal_only(command, big_capture, tmp_path):
-    extra = ["-o", str(tmp_path / "o.svg")] if command == "plot" else []
+    extra = ["-o", str(tmp_path / "o.svg"), "--force"] if command == "plot" else []
     status, err = _stderr_on_a_pty([command, big_capture] + extra)
     assert status == 0, err
     # the engine inflates the container as it reads: one phase
