@@ -121,9 +121,27 @@ ml_py_after_fork_child(PyObject *self, PyObject *unused)
     {"reset_peak", ml_py_reset_peak, METH_NOARGS, "reset_peak(): peak = current heap."},          \
     {"mark", ml_py_mark, METH_VARARGS, "mark(kind, label): MARK record (1 enter, 2 exit, 3 label)."}, \
     {"flush", ml_py_flush, METH_NOARGS, "flush(): write buffered records now."},                  \
-    {"_after_fork_child", ml_py_after_fork_child, METH_NOARGS, "os.fork child hook."},
+    {"_after_fork_child", ml_py_after_fork_child, METH_NOARGS, "os.fork child hook."},          \
+    {"type_name", ml_py_census_type_name, METH_O, "type_name(tp) -> str: the type's unique name (types.h)."},
 
-static int ml_capture_init(PyObject *m) { return 0; }
+/* type_name(tp): the census's name of a type (ml_tracker_type_name). */
+int ml_typenames_init(void); /* capture/types.h, whose ml_types clashes with analysis/report.h */
+
+static PyObject *
+ml_py_census_type_name(PyObject *self, PyObject *tp)
+{
+    if (!PyType_Check(tp)) {
+        PyErr_SetString(PyExc_TypeError, "type_name() takes a type");
+        return NULL;
+    }
+    size_t len;
+    const char *name = ml_tracker_type_name((PyTypeObject *)tp, &len);
+    if (!name)
+        return PyErr_NoMemory();
+    return PyUnicode_DecodeUTF8(name, (Py_ssize_t)len, "replace");
+}
+
+static int ml_capture_init(PyObject *m) { return ml_typenames_init(); }
 /* ==== end capture bindings ==== */
 
 /* ==== analysis bindings ==== */

@@ -71,4 +71,10 @@ int ml_tracker_after_fork_child(void);
 #include "compat/compat.h"
 void ml_tracker_set_stop_code(PyCodeObject *code);
 
+/* The name of type tp by the rule of capture/types.h: the running
+ * capture's name when it has met tp (so the census and `types` agree),
+ * else a name unique among those this function gave in the process.
+ * *len gets its length; NULL when out of memory. GIL held. */
+const char *ml_tracker_type_name(PyTypeObject *tp, size_t *len);
+
 #endif /* ML_TRACKER_H */
