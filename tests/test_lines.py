@@ -60,7 +60,10 @@ def test_known_increments(capture):
     assert {r["function"] for r in rows} == {"work"}
     w = by(rows, "work")
     assert w[L_KEEP]["increment"] == sys.getsizeof(bytes(1 << 20))
-    assert w[L_KEEP]["allocations"] == 1
+    # the bytes, and where the call builds one, its argument tuple (made and
+    # freed at the line; seen since memlens turns the free lists off)
+    extra = w[L_KEEP]["allocated"] - sys.getsizeof(bytes(1 << 20))
+    assert (w[L_KEEP]["allocations"], extra) in ((1, 0), (2, sys.getsizeof((0,))))
     assert w[L_TEMP]["increment"] == 0
     assert w[L_TEMP]["allocated"] >= sys.getsizeof(bytes(8 << 20))
     assert w[L_CALL]["increment"] == sys.getsizeof(bytes(2 << 20))  # callee included
