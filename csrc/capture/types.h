@@ -5,11 +5,13 @@
  * A block is classified by reading the object header the interpreter
  * wrote into it (at offsets 0, 16 or 32, depending on the pre-header):
  * refcount plausible, ob_type a live type object whose pre-header matches
- * the offset, block large enough. A type pointer not
+ * the offset, block at least as large as the smallest instance of the type
+ * (tp_basicsize, or only the header for types with an allocator of their
+ * own, such as naive datetime objects). A type pointer not
  * seen before is first checked with process_vm_readv, so a junk pointer
  * costs a syscall, never a crash. Blocks that are not objects get a buffer
  * kind ("<dict keys>", "<PyMem buffer>", ...). Each type gets an id and one
- * TYPE_DEF record with its module-qualified name.
+ * TYPE_DEF record with its name, unique in the capture (below).
  */
 #ifndef ML_TYPES_H
 #define ML_TYPES_H
