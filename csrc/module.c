@@ -171,15 +171,37 @@ ml_py_after_fork_parent(PyObject *self, PyObject *unused)
     {"_after_fork_child", ml_py_after_fork_child, METH_NOARGS, "os.fork child hook."},            \
     {"_before_fork", ml_py_before_fork, METH_NOARGS, "os.fork hook: the sampler thread stops."},  \
     {"_after_fork_parent", ml_py_after_fork_parent, METH_NOARGS,                                   \
-     "os.fork hook: the sampler thread starts again."},
+     "os.fork hook: the sampler thread starts again."},                                   \
+    {"type_name", ml_py_census_type_name, METH_O,                                                  \
+     "type_name(tp) -> str: the type's unique name (types.h)."},
+
+/* type_name(tp): the census's name of a type (ml_tracker_type_name). */
+int ml_typenames_init(void); /* capture/types.h, whose ml_types clashes with analysis/report.h */
+
+static PyObject *
+ml_py_census_type_name(PyObject *self, PyObject *tp)
+{
+    if (!PyType_Check(tp)) {
+        PyErr_SetString(PyExc_TypeError, "type_name() takes a type");
+        return NULL;
+    }
+    size_t len;
+    const char *name = ml_tracker_type_name((PyTypeObject *)tp, &len);
+    if (!name)
+        return PyErr_NoMemory();
+    return PyUnicode_DecodeUTF8(name, (Py_ssize_t)len, "replace");
+}
 
 /* The sampler thread must not exist when os.fork() counts the process'
  * threads (3.12+ warns about forking a multi-threaded process, after the
  * fork and before the after_in_parent hooks): it stops in a `before` hook
- * and starts again in an after_in_parent hook. Registered once, at import. */
+ * and starts again in an after_in_parent hook. Registered once, at import,
+ * after the type names table (types.h) is set up. */
 static int
 ml_capture_init(PyObject *m)
 {
+    if (ml_typenames_init() < 0)
+        return -1;
     PyObject *os = PyImport_ImportModule("os");
     PyObject *reg = os ? PyObject_GetAttrString(os, "register_at_fork") : NULL;
     PyObject *before = reg ? PyObject_GetAttrString(m, "_before_fork") : NULL;

@@ -433,9 +433,11 @@ def test_torture_many_object_kinds(script, capture):
     dyn = [name for name in types if name.startswith("__main__.Dyn")]
     assert len(dyn) == 300
     assert all(types[name]["allocs"] == 1 and types[name]["alive"] == 0 for name in dyn)
-    # four calls of churn() define four Node classes, two instances each
-    nodes = [r for r in rows if r["type"] == "__main__.churn.<locals>.Node"]
-    assert sum(r["allocs"] for r in nodes) == 8 and sum(r["alive"] for r in nodes) == 0
+    # four calls of churn() define four Node classes, two instances each: four
+    # types, four names (docs/CAPTURE.md: a class defined again gets a suffix)
+    nodes = [r for r in rows if r["type"].startswith("__main__.churn.<locals>.Node")]
+    assert len(nodes) == 4 and "__main__.churn.<locals>.Node" in {r["type"] for r in nodes}
+    assert [r["allocs"] for r in nodes] == [2] * 4 and sum(r["alive"] for r in nodes) == 0
 
 
 def test_compressed_capture_reads_like_raw(script, tmp_path):
@@ -831,11 +833,11 @@ def test_capture_that_cannot_be_written_to_the_end(script, tmp_path):
     assert [r for r in leaks if r["line"] == prog.line("early") and r["type"] == "bytearray"]
 
 
-def test_free_list_reuse_counted_on_313(script, capture):
+def test_free_list_reuse_counted(script, capture):
     """100,000 temporary floats, each freed before the next is made: they
-    come off the float free list (100 deep), so the allocator sees almost
-    none of them. 3.13's creation tracer counts each as an alloc (and a
-    free) of float; 3.10-3.12 cannot see them (docs/CAPTURE.md)."""
+    would come off the float free list (100 deep), unseen by the allocator.
+    memlens turns the free lists off while it records (docs/CAPTURE.md), so
+    each is one alloc and one free of float, on every version."""
     prog = script("""
         def spin(n):
             total = 0.0
@@ -846,11 +848,8 @@ def test_free_list_reuse_counted_on_313(script, capture):
     """)
     cap, proc = capture(prog)
     floats = {r["type"]: r for r in report("types", cap)}.get("float", {"allocs": 0, "frees": 0})
-    if sys.version_info >= (3, 13):
-        assert floats["allocs"] >= 100_000
-        assert floats["allocs"] - floats["frees"] <= 200   # the free list holds at most 100
-    else:
-        assert floats["allocs"] < 10_000
+    assert floats["allocs"] >= 100_000
+    assert floats["allocs"] - floats["frees"] == floats["alive"] < 100
 
 
 def test_metadata_json_without_the_json_module():

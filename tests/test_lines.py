@@ -62,7 +62,10 @@ def test_known_increments(capture):
     assert {r["function"] for r in rows} == {"work"}
     w = by(rows, "work")
     assert w[L_KEEP]["increment_bytes"] == sys.getsizeof(bytes(1 << 20))
-    assert w[L_KEEP]["allocations"] == 1
+    # the bytes, and where the call builds one, its argument tuple (made and
+    # freed at the line; seen since memlens turns the free lists off)
+    extra = w[L_KEEP]["allocated_bytes"] - sys.getsizeof(bytes(1 << 20))
+    assert (w[L_KEEP]["allocations"], extra) in ((1, 0), (2, sys.getsizeof((0,))))
     assert w[L_TEMP]["increment_bytes"] == 0
     assert w[L_TEMP]["allocated_bytes"] >= sys.getsizeof(bytes(8 << 20))
     assert w[L_CALL]["increment_bytes"] == sys.getsizeof(bytes(2 << 20))  # callee included
@@ -81,8 +84,10 @@ def test_default_is_the_main_script(capture):
     assert {"work", "helper", "<module>"} <= funcs
     h = by(rows, "helper")  # called twice: warm-up and from work()
     two = 2 * sys.getsizeof(bytes(2 << 20))
-    # (+ on 3.10, bytes()'s argument parser built on this first call: 58 B)
-    assert two <= h[L_HELPER_BODY]["allocated_bytes"] <= two + 128
+    # (+ on 3.10, bytes()'s argument parser built on this first call: 58 B,
+    # and where a call builds one, its argument tuple each time: counted
+    # since memlens turns the tuple free list off)
+    assert two <= h[L_HELPER_BODY]["allocated_bytes"] <= two + 128 + 2 * sys.getsizeof((0,))
     m = by(rows, "<module>")
     # the module line that calls work() carries everything work() keeps
     assert m[L_MODULE_CALL]["increment_bytes"] >= sys.getsizeof(bytes(1 << 20)) + sys.getsizeof(bytes(2 << 20))

@@ -53,6 +53,7 @@
 #include "capture/types.h"
 #include "capture/writer.h"
 #include "compat/compat.h"
+#include "compat/freelists.h"
 
 #define ML_TLS __thread __attribute__((tls_model("initial-exec")))
 /* Helpers of the hook path: inlined into the hooks (they run per event). */
@@ -198,6 +199,7 @@ static struct {
     const void *fork_frame, *fork_ip; /* the frame that called os.fork, at the call */
     int rss_fd;
     int tracer_installed, forked_child, prepare_locked;
+    int freelists_off;          /* CPython's free lists are off (GIL) */
 } ml __attribute__((aligned(64))) = {
     .sampler_mx = PTHREAD_MUTEX_INITIALIZER, .sampler_cv = PTHREAD_COND_INITIALIZER, .rss_fd = -1};
 
@@ -605,6 +607,16 @@ unlock:
         ml_forget_object(p);
 }
 
+static void ml_on_free(ml_domain domain, void *p);
+
+/* A block a free list held is freed by ml_freelists_off (the guard is
+ * held, so the hooks do not see it): record it here. */
+static void
+ml_on_parked_free(void *block, int domain)
+{
+    ml_on_free(domain == ML_FREELISTS_MEM ? ML_DOMAIN_MEM : ML_DOMAIN_OBJ, block);
+}
+
 /* Record a new block. */
 static __attribute__((flatten)) void
 ml_on_alloc(ml_domain domain, void *p, size_t size)
@@ -620,6 +632,10 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
         return;
     if (__builtin_expect(ml.restart_pending, 0))
         ml_fork_restart_maybe(ts);
+    /* a full collection turned the free lists back on (freelists.h) */
+    if (domain != ML_DOMAIN_RAW && ml.freelists_off && ml_freelists_stale(ml.interp) &&
+        !ml_compat_gc_collecting(ts))
+        ml_freelists_off(ml.interp, ml_on_parked_free);
     /* RAW calls may come from a wrapper above us (tracemalloc's tables)
      * before the object header is written: only MEM/OBJ calls classify */
     if (domain != ML_DOMAIN_RAW)
@@ -1126,6 +1142,13 @@ ml_tracker_start(const ml_tracker_options *opt)
         ml_install_hooks();
     ml.tracer_installed = ml.w && ml_compat_have_reftracer() && ml_compat_reftracer_install(ml_on_create) == 0;
     atomic_store(&ml_enabled, 1);
+    if (ml.w) { /* every object made and freed through the hooks (freelists.h) */
+        int was = ml_busy;
+        ml_busy = 1;
+        ml_freelists_off(ml.interp, ml_on_parked_free);
+        ml_busy = was;
+        ml.freelists_off = 1;
+    }
     if (ml.w)
         ml_sampler_start();
     return 0;
@@ -1182,6 +1205,10 @@ ml_tracker_stop(ml_tracker_stats *st)
     if (!ml.active)
         return 0;
     atomic_store(&ml_enabled, 0);
+    if (ml.freelists_off) {
+        ml_freelists_on(ml.interp);
+        ml.freelists_off = 0;
+    }
     ml_sampler_join();
     ml.sampler_paused = ml.restart_pending = 0;
     if (ml.tracer_installed) {
@@ -1207,6 +1234,20 @@ ml_tracker_stop(ml_tracker_stats *st)
 }
 
 int ml_tracker_active(void) { return ml.active && !ml.forked_child; }
+
+const char *
+ml_tracker_type_name(PyTypeObject *tp, size_t *len)
+{
+    static ml_typenames *census; /* names given outside the capture (GIL) */
+    const char *name = ml.active && ml.types ? ml_types_known_name(ml.types, tp) : NULL;
+    if (name) {
+        *len = strlen(name);
+        return name;
+    }
+    if (!census && !(census = ml_typenames_new()))
+        return NULL;
+    return ml_typenames_name(census, tp, len);
+}
 
 int
 ml_tracker_after_fork_child(void)

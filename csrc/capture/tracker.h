@@ -87,4 +87,10 @@ void ml_tracker_set_stop_code(PyCodeObject *code);
  * or -1 when out of memory. */
 int ml_tracker_set_own_dir(const char *dir, size_t len);
 
+/* The name of type tp by the rule of capture/types.h: the running
+ * capture's name when it has met tp (so the census and `types` agree),
+ * else a name unique among those this function gave in the process.
+ * *len gets its length; NULL when out of memory. GIL held. */
+const char *ml_tracker_type_name(PyTypeObject *tp, size_t *len);
+
 #endif /* ML_TRACKER_H */

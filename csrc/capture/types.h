@@ -5,11 +5,13 @@
  * A block is classified by reading the object header the interpreter
  * wrote into it (at offsets 0, 16 or 32, depending on the pre-header):
  * refcount plausible, ob_type a live type object whose pre-header matches
- * the offset, block large enough. A type pointer not
+ * the offset, block at least as large as the smallest instance of the type
+ * (tp_basicsize, or only the header for types with an allocator of their
+ * own, such as naive datetime objects). A type pointer not
  * seen before is first checked with process_vm_readv, so a junk pointer
  * costs a syscall, never a crash. Blocks that are not objects get a buffer
  * kind ("<dict keys>", "<PyMem buffer>", ...). Each type gets an id and one
- * TYPE_DEF record with its module-qualified name.
+ * TYPE_DEF record with its name, unique in the capture (below).
  */
 #ifndef ML_TYPES_H
 #define ML_TYPES_H
@@ -35,6 +37,32 @@ void ml_types_free(ml_types *t);
 ml_type_id ml_types_classify(ml_types *t, const void *block, size_t size, ml_domain domain, int freeing);
 /* Type id of a type object known to be live (creation tracer). */
 ml_type_id ml_types_of(ml_types *t, PyTypeObject *tp);
+/* The capture's name of tp if the capture has met it, else NULL (GIL). */
+const char *ml_types_known_name(const ml_types *t, PyTypeObject *tp);
+
+/* ---- type names: one rule for the capture and the census ----
+ *
+ * A type's name is "module.QualName": tp_name for a static (C) type,
+ * __module__ + "." + __qualname__ for a heap type ("builtins." left out).
+ * Two different types never get the same name from one ml_typenames: a
+ * type whose name is taken is "NAME (C type)" or "NAME (Python class)",
+ * then "NAME (Python class #2)", #3, ... in the order they are first named
+ * (the pure-Python and the C datetime.datetime of 3.10-3.12, a class
+ * defined again). Names are kept for the table's life, also when a type
+ * dies, so a later type never takes a dead one's name. */
+typedef struct ml_typenames ml_typenames;
+
+/* Learn what marks a Python class (a class statement's tp_dealloc).
+ * Calls Python: once, at module import. Returns 0. */
+int ml_typenames_init(void);
+ml_typenames *ml_typenames_new(void);
+void ml_typenames_free(ml_typenames *n);
+/* The unique name of tp (see above), owned by n; *len gets its length.
+ * tp is read through checked copies, so it may be a pointer met for the
+ * first time (inside allocator hooks: never calls into Python, never
+ * allocates through CPython). NULL when out of memory. GIL held. */
+const char *ml_typenames_name(ml_typenames *n, PyTypeObject *tp, size_t *len);
+
 /* 1 if the block being freed may hold a heap type the table knows (static
  * types are never freed). */
 int ml_types_may_be_type(const ml_types *t, const void *block);

@@ -39,12 +39,13 @@ _DICT_KIND_HELP = ("split = key-sharing instance dict (keys kept by the class); 
 
 
 def type_name(tp):
-    """Module-qualified name: 'int', 'collections.OrderedDict', 'app.models.User'."""
-    module = getattr(tp, "__module__", None)
-    qualname = getattr(tp, "__qualname__", None) or getattr(tp, "__name__", "?")
-    if not isinstance(module, str) or module == "builtins":
-        return qualname
-    return module + "." + qualname
+    """Module-qualified name: 'int', 'collections.OrderedDict', 'app.models.User'.
+
+    One rule with `memlens types` (C, csrc/capture/types.h): two different
+    types never get the same name ('datetime.datetime (Python class)' for
+    the pure-Python class beside the C one), and inside `memlens run` a type
+    is named as the capture names it."""
+    return _engine.type_name(tp)
 
 
 def _row_name(tp, what):
