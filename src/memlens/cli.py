@@ -34,6 +34,15 @@ COMMANDS = [
 ]
 
 
+class RawArgs:
+    """What main() hands a RAW_ARGV command (no __dict__: see runner.Options)."""
+
+    __slots__ = ("command", "argv", "func")
+
+    def __init__(self, command, argv, func):
+        self.command, self.argv, self.func = command, argv, func
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors and exit status 2."""
 
@@ -80,7 +89,7 @@ def main(argv=None):
         module = importlib.import_module("memlens.commands." + argv[0])
         raw_argv = getattr(module, "RAW_ARGV", False)
         if raw_argv:
-            args = argparse.Namespace(command=argv[0], argv=argv[1:], func=module.run)
+            args = RawArgs(argv[0], argv[1:], module.run)
         else:
             args = _parse(argv)
     else:

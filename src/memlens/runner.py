@@ -20,6 +20,8 @@ from memlens.errors import UsageError
 class Program:
     """What to run: kind is 'script', 'module' or 'code'."""
 
+    __slots__ = ("kind", "target", "args")  # no __dict__: `memlens heap` skips it (Options)
+
     def __init__(self, kind, target, args):
         self.kind, self.target, self.args = kind, target, list(args)
 
@@ -65,6 +67,30 @@ def split_command_line(argv, value_options=()):
     return opts, Program("script", argv[i], argv[i + 1:])
 
 
+class Options:
+    """A command's parsed options (attributes, as argparse's Namespace).
+
+    memlens' own objects must not show in the census of the program that
+    `memlens heap` runs: this class, Program and Outcome are registered as
+    memlens' own there (the walk skips their instances and what they hold),
+    and the values live in a dict of plain values, which the collector does
+    not track, so the walk does not meet it on its own either."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values):
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        self._values[name] = value
+
+
 def parse_command_line(argv, parser, value_options=()):
     """(options namespace, Program) for a command that runs a program.
 
@@ -78,7 +104,7 @@ def parse_command_line(argv, parser, value_options=()):
     ns = parser.parse_args(opts)
     if program is None:
         parser.error("no program given: %s SCRIPT [ARGS...], -m MODULE or -c CODE" % parser.prog)
-    return ns, program
+    return Options(vars(ns)), program
 
 
 def _exec_main(code, namespace):
@@ -151,6 +177,8 @@ def _set_path0(path0):
 
 class Outcome:
     """How the program ended. status: exit status; signal: signal to re-raise."""
+
+    __slots__ = ("status", "signum")
 
     def __init__(self, status=0, signum=None):
         self.status, self.signum = status, signum
