@@ -139,3 +139,38 @@ def test_many_functions_in_one_file(tmp_path):
     for name in top:
         assert list(funcs[name]) == [3]
         assert funcs[name][3]["allocated_bytes"] == 22
+
+
+def test_many_events_on_a_deep_stack_of_distinct_functions(tmp_path):
+    """A chain of 20,000 distinct functions and 300,000 allocations (then
+    frees) on its innermost frame. lines.c charged each event to every
+    function of its stack, 20,000 row updates per event (12e9 in all); now
+    an event adds to its stack's sums, charged to the rows once at the end.
+    Ground truth: every function has one row, at the line of its frame, with
+    300,000 allocations of 24 bytes and as many frees (increment 0)."""
+    depth, n = 20000, 300000
+    cap = Capture()
+    top = 0
+    for d in range(depth):
+        code = cap.code_def(FILE, "h%d" % d, 10 * d + 1, [(0, 10 * d + 1), (2, 10 * d + 2)])
+        top = cap.frame_def(top, code, 2)
+    t = cap.type_def("bytes")
+    for _ in range(n // 1000):
+        seqs = [cap.alloc(top, t, 24) for _ in range(1000)]
+        for s in seqs:
+            cap.free(s)
+    path = tmp_path / "hot.mlens"
+    cap.save(path)
+
+    cpu = 60 if SANITIZED else 10
+    r = lines_json(path, {resource.RLIMIT_CPU: cpu})
+    assert r.returncode == 0, (r.returncode, r.stderr.decode(errors="replace")[-2000:])
+    doc = json.loads(r.stdout)
+    assert doc["events"] == 2 * n and doc["unattributed"] == 0
+    funcs = by_function(doc)
+    assert len(funcs) == depth
+    for d in (0, 1, depth // 2, depth - 1):
+        row = funcs["h%d" % d][10 * d + 2]
+        assert (row["allocations"], row["allocated_bytes"], row["increment_bytes"]) == (n, 24 * n, 0)
+        assert row["heap_bytes"] == 0
+    assert all(f["adds_up"] and f["net_bytes"] == 0 for f in doc["functions"])

@@ -1,9 +1,11 @@
 /* lines.c: per-line attribution of a capture (see lines.h for the rule).
  *
- * One pass over the events. The work per event is small because the list of
- * rows a stack is charged to (one per selected function in it) is computed
- * once per stack id and kept: a frame id names a whole stack, so the cache is
- * an array indexed by frame id (ids are dense: bounded by the FRAME_DEFs).
+ * One pass over the events. The list of rows a stack is charged to (one per
+ * selected function in it) is computed once per stack id and kept: a frame id
+ * names a whole stack, so the cache is an array indexed by frame id (ids are
+ * dense: bounded by the FRAME_DEFs). An event only adds to its stack's sums,
+ * which are charged to the stack's rows once, at the end: the work per event
+ * is constant however many functions its stack holds.
  * Codes are matched against the selection once per code id.
  *
  * Bounds on hostile captures: computing a stack's charges walks its frames
@@ -40,12 +42,26 @@ typedef struct {
 typedef struct {
     ml_lines_row row;
     uint32_t func;
+    uint64_t last;         /* number of the row's last event (1-based) */
 } ml_lines_slot_row;
 
 typedef struct {
     uint32_t off, n;       /* charges in l->pool[off .. off + n) */
+    uint32_t sum;          /* its events' sums: l->sums[sum - 1], 0 = no event yet */
     int done;
 } ml_lines_stack;
+
+/* The events of one stack, added up while reading and charged to the
+ * stack's rows at the end: the work per event does not grow with the
+ * number of functions in its stack. */
+typedef struct {
+    int64_t increment;
+    uint64_t allocated, allocations;
+    uint64_t freed, frees;
+    uint64_t last;         /* number of its last event (1-based), for `heap` */
+    int64_t heap;          /* traced heap after its last event */
+    uint64_t last_time_us;
+} ml_lines_sum;
 
 struct ml_lines {
     char **names;
@@ -69,6 +85,8 @@ struct ml_lines {
     size_t stacks_cap;
     ml_lines_charge *pool;
     size_t pool_len, pool_cap;
+    ml_lines_sum *sums;
+    size_t nsums, sums_cap;
 
     ml_lines_slot_row *rows;
     size_t nrows, rows_cap;
@@ -141,6 +159,7 @@ ml_lines_free(ml_lines *l)
     free(l->code_fn);
     free(l->stacks);
     free(l->pool);
+    free(l->sums);
     free(l);
 }
 
@@ -482,8 +501,8 @@ ml_lines_stack_charges(ml_lines *l, const ml_reader *r, ml_frame_id stack)
     return &l->stacks[stack];
 }
 
-/* Charge one event of `bytes` (negative for a free) to every function of the
- * stack. Returns 0 or -1 when out of memory. */
+/* Add one event of `bytes` (negative for a free) to its stack's sums.
+ * Returns 0 or -1 when out of memory. */
 static int
 ml_lines_charge_event(ml_lines *l, const ml_reader *r, ml_frame_id stack, int64_t bytes,
                       int64_t heap_after, uint64_t time_us)
@@ -500,25 +519,56 @@ ml_lines_charge_event(ml_lines *l, const ml_reader *r, ml_frame_id stack, int64_
         l->unattributed++;
         return 0;
     }
-    for (uint32_t i = 0; i < s->n; i++) {
-        ml_lines_charge c = l->pool[s->off + i];
-        ml_lines_fn *f = &l->fns[c.func];
-        ml_lines_row *row = &l->rows[c.row].row;
-        row->increment += bytes;
-        f->pub.net += bytes;
-        if (bytes >= 0) {
-            row->allocated += (uint64_t)bytes;
-            row->allocations++;
-            f->pub.allocated += (uint64_t)bytes;
-            f->pub.allocations++;
-        } else {
-            row->freed += (uint64_t)-bytes;
-            row->frees++;
-        }
-        row->heap = heap_after;
-        row->last_time_us = time_us;
+    if (!s->sum) {
+        if (l->nsums >= UINT32_MAX - 1 ||
+            ml_lines_grow((void **)&l->sums, &l->sums_cap, l->nsums + 1, sizeof(ml_lines_sum)) < 0)
+            return -1;
+        l->stacks[stack].sum = (uint32_t)++l->nsums;
     }
+    ml_lines_sum *m = &l->sums[s->sum - 1];
+    m->increment += bytes;
+    if (bytes >= 0) {
+        m->allocated += (uint64_t)bytes;
+        m->allocations++;
+    } else {
+        m->freed += (uint64_t)-bytes;
+        m->frees++;
+    }
+    m->last = l->events;
+    m->heap = heap_after;
+    m->last_time_us = time_us;
     return 0;
+}
+
+/* Charge every stack's sums to its rows and functions; a row's heap and
+ * time are those of the latest event among its stacks. */
+static void
+ml_lines_charge_sums(ml_lines *l)
+{
+    for (size_t st = 0; st < l->stacks_cap; st++) {
+        const ml_lines_stack *s = &l->stacks[st];
+        if (!s->sum)
+            continue;
+        const ml_lines_sum *m = &l->sums[s->sum - 1];
+        for (uint32_t i = 0; i < s->n; i++) {
+            ml_lines_charge c = l->pool[s->off + i];
+            ml_lines_fn *f = &l->fns[c.func];
+            ml_lines_slot_row *w = &l->rows[c.row];
+            w->row.increment += m->increment;
+            w->row.allocated += m->allocated;
+            w->row.allocations += m->allocations;
+            w->row.freed += m->freed;
+            w->row.frees += m->frees;
+            if (m->last > w->last) {
+                w->last = m->last;
+                w->row.heap = m->heap;
+                w->row.last_time_us = m->last_time_us;
+            }
+            f->pub.net += m->increment;
+            f->pub.allocated += m->allocated;
+            f->pub.allocations += m->allocations;
+        }
+    }
 }
 
 static int
@@ -535,6 +585,7 @@ ml_lines_slot_row_cmp(const void *a, const void *b)
 static int
 ml_lines_finish(ml_lines *l)
 {
+    ml_lines_charge_sums(l);
     if (l->nrows)
         qsort(l->rows, l->nrows, sizeof(*l->rows), ml_lines_slot_row_cmp);
     size_t i = 0;
