@@ -121,7 +121,7 @@ elif py=$(find_python "$asan_v"); then
             --no-deps . >> test-artifacts/install-asan.log 2>&1; then
         (cd tests && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
             LD_PRELOAD="$libasan:$libubsan" "$asan_venv/bin/python" -m pytest -q -p no:cacheprovider \
-            -o addopts="" --basetemp="$root/test-artifacts/tmp-asan" test_capture.py test_lines.py \
+            -o addopts="" --basetemp="$root/test-artifacts/tmp-asan" test_capture.py test_lines.py test_lines_bounds.py \
             test_profile.py test_heap.py test_heap_cli.py test_reports_run.py test_reports.py \
             test_program_unchanged.py 2>&1) \
             > test-artifacts/pytest-asan.log

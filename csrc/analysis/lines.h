@@ -23,6 +23,10 @@
  * the line maps of their CODE_DEFs: exactly the lines a table of the function
  * shows (a nested function's or a comprehension's lines belong to its own
  * code object, not to the enclosing one).
+ * Bounds (hostile captures): time is linear in the events plus, per distinct
+ * stack with events, its frames not shared with a known ancestor and its
+ * selected functions; memory follows the stacks, functions and (function,
+ * line) pairs that occur, never the values of line numbers or offsets.
  * One ml_lines is used by one thread at a time.
  */
 #ifndef ML_LINES_H
@@ -53,7 +57,8 @@ typedef struct {
     int64_t rows_sum;        /* sum of its rows' increments */
     int adds_up;             /* rows_sum == net */
     size_t nrows;
-    const ml_lines_row *rows; /* lines with at least one event, by line number */
+    const ml_lines_row *rows; /* lines with at least one event, by line number;
+                               * lines below 1 (none) share the row of line 0 */
     size_t ncode_lines;
     const int32_t *code_lines; /* the code objects' lines (> 0), ascending, unique */
 } ml_lines_func;
