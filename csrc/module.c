@@ -48,13 +48,13 @@ static PyObject *
 ml_py_start(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"path",      "force",     "meta_json", "max_frames", "follow_fork",
-                             "sample_ms", "stop_code", "compress",  NULL};
+                             "sample_ms", "stop_code", "compress",  "exact",      NULL};
     PyObject *path = Py_None, *stop = Py_None;
     const char *meta = "{}";
     Py_ssize_t meta_len = 2;
-    int force = 0, max_frames = 128, follow_fork = 0, sample_ms = 10, compress = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|Ops#ipiOi", kwlist, &path, &force, &meta, &meta_len,
-                                     &max_frames, &follow_fork, &sample_ms, &stop, &compress))
+    int force = 0, max_frames = 128, follow_fork = 0, sample_ms = 10, compress = 0, exact = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|Ops#ipiOip", kwlist, &path, &force, &meta, &meta_len,
+                                     &max_frames, &follow_fork, &sample_ms, &stop, &compress, &exact))
         return NULL;
     PyObject *path_bytes = NULL;
     if (path != Py_None && !PyUnicode_FSConverter(path, &path_bytes))
@@ -69,7 +69,7 @@ ml_py_start(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     }
     ml_tracker_options opt = {path_bytes ? PyBytes_AS_STRING(path_bytes) : NULL, force, meta, (size_t)meta_len,
-                              max_frames, follow_fork, sample_ms, compress};
+                              max_frames, follow_fork, sample_ms, compress, exact};
     int rc = ml_tracker_start(&opt);
     if (rc < 0) {
         if (errno == EBUSY)
@@ -160,8 +160,9 @@ ml_py_after_fork_parent(PyObject *self, PyObject *unused)
 #define ML_CAPTURE_METHODS                                                                         \
     {"start", (PyCFunction)(void (*)(void))ml_py_start, METH_VARARGS | METH_KEYWORDS,              \
      "start(path=None, force=False, meta_json='{}', max_frames=128, follow_fork=False, "          \
-     "sample_ms=10, stop_code=None, compress=0): start tracking (path None: counters only; "      \
-     "compress 1-9: write the zlib container while running)."},                                    \
+     "sample_ms=10, stop_code=None, compress=0, exact=False): start tracking (path None: "        \
+     "counters only; compress 1-9: write the zlib container while running; exact: free lists "   \
+     "off while recording)."},                                    \
     {"stop", ml_py_stop, METH_NOARGS, "stop() -> dict: stop tracking, close the capture."},       \
     {"active", ml_py_active, METH_NOARGS, "active() -> bool"},                                     \
     {"counters", ml_py_counters, METH_NOARGS, "counters() -> dict(heap, allocated_bytes, allocations, peak)"}, \

@@ -836,8 +836,9 @@ def test_capture_that_cannot_be_written_to_the_end(script, tmp_path):
 def test_free_list_reuse_counted(script, capture):
     """100,000 temporary floats, each freed before the next is made: they
     would come off the float free list (100 deep), unseen by the allocator.
-    memlens turns the free lists off while it records (docs/CAPTURE.md), so
-    each is one alloc and one free of float, on every version."""
+    With --exact memlens turns the free lists off while it records
+    (docs/CAPTURE.md), so each is one alloc and one free of float, on every
+    version."""
     prog = script("""
         def spin(n):
             total = 0.0
@@ -846,7 +847,7 @@ def test_free_list_reuse_counted(script, capture):
             return total
         print(spin(100_000))
     """)
-    cap, proc = capture(prog)
+    cap, proc = capture(prog, opts=("--exact",))
     floats = {r["type"]: r for r in report("types", cap)}.get("float", {"allocs": 0, "frees": 0})
     assert floats["allocs"] >= 100_000
     assert floats["allocs"] - floats["frees"] == floats["alive"] < 100

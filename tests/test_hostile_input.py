@@ -373,10 +373,15 @@ def test_ctrl_c_stops_a_long_read(tmp_path, endless, command):
     (minutes here), which the child's CPU-time limit of 20 s turns into a
     failure (SIGXCPU) instead of a wait."""
     import resource
+
+    def child_setup():
+        resource.setrlimit(resource.RLIMIT_CPU, (20, 20))
+        # a user's Ctrl-C: the default action, also when this suite runs as a
+        # background job (which starts with SIGINT ignored, inherited)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     proc = subprocess.Popen([sys.executable, "-m", "memlens"]
                             + report_args(command, str(endless), str(tmp_path)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CPU, (20, 20)))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=child_setup)
     wait_until_reading(proc, endless)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)

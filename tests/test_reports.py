@@ -155,13 +155,16 @@ def test_types_table_exact(tmp_path):
     path = types_capture().save(tmp_path / "ty.mlens")
     d = reports.types(path)
     by = {r["type"]: r for r in d["types"]}
+    # a 3.12 capture made without --exact: list and float counts can be off
+    # by what their free lists hold (80, 100), <untyped> not
     assert by["list"] == {"type": "list", "allocs": 6, "frees": 3, "peak_alive": 5, "alive": 3,
-                          "alive_bytes": 168, "allocated_bytes": 336}
+                          "alive_bytes": 168, "allocated_bytes": 336, "alive_max_error": 80}
     # REUSE: one alloc and one free each; no bytes; alive unchanged
     assert by["float"] == {"type": "float", "allocs": 6, "frees": 4, "peak_alive": 2, "alive": 2,
-                           "alive_bytes": 48, "allocated_bytes": 48}
+                           "alive_bytes": 48, "allocated_bytes": 48, "alive_max_error": 100}
     assert by["<untyped>"] == {"type": "<untyped>", "allocs": 1, "frees": 0, "peak_alive": 1,
-                               "alive": 1, "alive_bytes": 1000, "allocated_bytes": 1000}
+                               "alive": 1, "alive_bytes": 1000, "allocated_bytes": 1000,
+                               "alive_max_error": 0}
     assert by["type"]["allocs"] == 1 and by["type"]["alive_bytes"] == 900
     # by allocations, ties by name
     assert [r["type"] for r in d["types"]] == ["float", "list", "<untyped>", "type"]
@@ -185,7 +188,7 @@ def test_reuse_of_a_type_never_allocated_otherwise(tmp_path):
     cap.reuse(t)
     rows = reports.types(cap.save(tmp_path / "r.mlens"))["types"]
     assert rows == [{"type": "tuple", "allocs": 2, "frees": 2, "peak_alive": 0, "alive": 0,
-                     "alive_bytes": 0, "allocated_bytes": 0}]
+                     "alive_bytes": 0, "allocated_bytes": 0, "alive_max_error": 20 * 2000}]
 
 
 def test_leaks_grouped_by_site_and_type(tmp_path):
@@ -309,7 +312,7 @@ def test_cli_types_json_and_text(tmp_path):
     assert doc["capture"]["path"] == str(path) and doc["capture"]["truncated"] is False
     rows = doc["types"]
     assert rows[0] == {"type": "list", "allocs": 6, "frees": 3, "peak_alive": 5, "alive": 3,
-                       "alive_bytes": 168, "allocated_bytes": 336}
+                       "alive_bytes": 168, "allocated_bytes": 336, "alive_max_error": 80}
     r = run_cli("types", path, "--top", "2")
     assert r.returncode == 0, r.stderr
     body = r.stdout.splitlines()
@@ -317,7 +320,9 @@ def test_cli_types_json_and_text(tmp_path):
                                "bytes", "allocated"]
     assert body[3].split()[:6] == ["float", "6", "4", "2", "2", "48"]
     assert body[4].split()[:6] == ["list", "6", "3", "5", "3", "168"]
-    assert len(body) == 5 + 1  # title, header, rule, 2 rows, reuse note
+    assert len(body) == 5 + 2  # title, header, rule, 2 rows, reuse note, free-list bounds
+    assert body[-1].startswith("(alive counts can be off by what CPython's free lists hold: "
+                               "float at most 100, list at most 80;")
 
 
 def test_cli_leaks_json(tmp_path):
@@ -331,7 +336,8 @@ def test_cli_leaks_json(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["leaks"] == [{"function": "grow", "file": "lk.py", "line": 3,
                                      "type": "bytearray", "bytes": 5120, "count": 5,
-                                     "stack": [{"function": "grow", "file": "lk.py", "line": 3}]}]
+                                     "stack": [{"function": "grow", "file": "lk.py", "line": 3}],
+                                     "alive_max_error": 0}]
     r = run_cli("leaks", path)
     assert "5.0 KiB" in r.stdout and "lk.py:3" in r.stdout and "bytearray" in r.stdout
 

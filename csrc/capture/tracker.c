@@ -1142,7 +1142,7 @@ ml_tracker_start(const ml_tracker_options *opt)
         ml_install_hooks();
     ml.tracer_installed = ml.w && ml_compat_have_reftracer() && ml_compat_reftracer_install(ml_on_create) == 0;
     atomic_store(&ml_enabled, 1);
-    if (ml.w) { /* every object made and freed through the hooks (freelists.h) */
+    if (ml.w && opt->exact) { /* every object made and freed through the hooks (freelists.h) */
         int was = ml_busy;
         ml_busy = 1;
         ml_freelists_off(ml.interp, ml_on_parked_free);

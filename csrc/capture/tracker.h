@@ -27,6 +27,8 @@ typedef struct {
     int follow_fork;        /* children record into "<path>.<pid>" */
     int sample_ms;          /* MEMORY sample and flush interval */
     int compress_level;     /* 1-9: write the zlib container during the run; 0: raw */
+    int exact;              /* CPython's free lists off while recording (freelists.h):
+                             * exact alive counts, more events */
 } ml_tracker_options;
 
 /* Start recording. Returns 0, or -1 with errno set (file exists, no memory,

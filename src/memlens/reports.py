@@ -168,6 +168,48 @@ def summary(path, top=10, progress=None):
     }
 
 
+# CPython's free lists: the most dead objects of a type one interpreter parks
+# for reuse (Py*_MAXFREELIST and friends in 3.10-3.13's sources; a tuple list
+# per length 1-19 or 1-20, 2,000 each; 3.10's frames add one zombie frame per
+# code object, no bound). Recorded without `memlens run --exact`, an alive
+# count of these types can be off by at most that many: dead objects parked
+# on a list still count, and objects made in blocks parked before the
+# capture started are not seen. With --exact the lists are off: exact.
+_FREE_LIST_BOUNDS = {
+    "float": 100, "list": 80, "dict": 80, "<dict keys>": 80, "slice": 1,
+    "_contextvars.Context": 255, "async_generator_wrapped_value": 80,
+    "async_generator_asend": 80,
+}
+_FREE_LIST_BOUNDS_BY_VERSION = {
+    (3, 10): dict(_FREE_LIST_BOUNDS, tuple=19 * 2000, frame=None),
+    (3, 11): dict(_FREE_LIST_BOUNDS, tuple=20 * 2000),
+    (3, 12): dict(_FREE_LIST_BOUNDS, tuple=20 * 2000),
+    (3, 13): dict(_FREE_LIST_BOUNDS, tuple=20 * 2000),
+}
+
+
+def free_list_bounds(info):
+    """{type name: most an alive count can be off by (None: no bound)} for a
+    capture with header metadata `info`; {} when it was recorded --exact."""
+    options = info.get("options") if isinstance(info.get("options"), dict) else {}
+    if options.get("exact"):
+        return {}
+    try:
+        version = tuple(int(x) for x in str(info.get("python", "")).split(".")[:2])
+    except ValueError:
+        version = ()
+    return _FREE_LIST_BOUNDS_BY_VERSION.get(version, {})
+
+
+def _with_bounds(rows, info):
+    """Each row gets `alive_max_error`: how far its count can be off (0:
+    exact, null: no bound), by free_list_bounds."""
+    bounds = free_list_bounds(info)
+    for r in rows:
+        r["alive_max_error"] = bounds.get(r["type"], 0)
+    return rows
+
+
 def types(path, sort="allocs", top=0, progress=None):
     """Per-type counts (the COUNT_ALLOCS table): {"types": [...], "truncated", "warnings"}.
 
@@ -184,6 +226,7 @@ def types(path, sort="allocs", top=0, progress=None):
     out = [{"type": r["type"], "allocs": r["allocs"], "frees": r["frees"],
             "peak_alive": r["peak_alive"], "alive": r["alive"], "alive_bytes": r["alive_bytes"],
             "allocated_bytes": r["allocated_bytes"]} for r in rows]
+    _with_bounds(out, _meta_of(raw) or meta(path))
     return {"types": out, "ntypes": len(raw["types"]), "allocations": raw["allocations"],
             "reuses": raw["reuses"], "truncated": raw["truncated"], "warnings": _warnings(raw)}
 
@@ -193,6 +236,7 @@ def leaks(path, top=0, progress=None):
     raw = _read("read_leaks", path, progress, 1, top)
     rows = [{"function": r["function"], "file": r["file"], "line": r["line"], "type": r["type"],
              "bytes": r["bytes"], "count": r["count"], "stack": r["stack"]} for r in raw["leaks"]]
+    _with_bounds(rows, _meta_of(raw) or meta(path))
     return {"leaks": rows, "groups": raw["groups"], "end_bytes": raw["end_bytes"],
             "end_count": raw["end_count"], "truncated": raw["truncated"],
             "warnings": _warnings(raw)}
@@ -444,6 +488,21 @@ def print_types(data, sort, file=None):
     if data["reuses"]:
         print("(%s objects were created in reused free-list blocks: each counts as one alloc "
               "and one free of its type)" % fmt.human_count(data["reuses"]), file=out)
+    _print_bounds(rows, "alive counts", out)
+
+
+def _print_bounds(rows, what, out):
+    """The footnote for rows whose count CPython's free lists can blur."""
+    blurred = [r for r in rows if r.get("alive_max_error", 0) != 0]
+    if not blurred:
+        return
+    seen = {}
+    for r in blurred:
+        bound = r["alive_max_error"]
+        seen[r["type"]] = "no bound" if bound is None else "at most " + fmt.human_count(bound)
+    print("(%s can be off by what CPython's free lists hold: %s; `memlens run --exact` "
+          "records them exactly)" % (what, ", ".join("%s %s" % (fmt.safe(t), b)
+                                                     for t, b in seen.items())), file=out)
 
 
 def print_leaks(data, file=None):
@@ -459,3 +518,4 @@ def print_leaks(data, file=None):
     fmt.table(["bytes", "blocks", "type", "function", "location"],
               [[fmt.human_bytes(r["bytes"]), fmt.human_count(r["count"]), r["type"],
                 r["function"], location(r)] for r in rows], align="rrlll", out=out)
+    _print_bounds(rows, "block counts", out)

@@ -8,7 +8,7 @@ from memlens import __version__, outfile, runner
 from memlens.errors import UsageError
 
 USAGE = "memlens run [-o FILE] [--force] [-q] [--max-frames N] [--interval MS] [--follow-fork] " \
-        "[--no-compress] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
+        "[--exact] [--no-compress] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
 
 
 def _options_parser():
@@ -29,6 +29,10 @@ def _options_parser():
                    help="milliseconds between RSS/heap samples and file flushes (default 10)")
     p.add_argument("--follow-fork", action="store_true",
                    help="a forked child records into FILE.<pid> (default: children are not recorded)")
+    p.add_argument("--exact", action="store_true",
+                   help="turn CPython's free lists off while recording, so that alive counts "
+                        "of float, tuple, list, dict... are exact (slower: every such object "
+                        "is made and freed through the allocator; see docs/REPORTS.md)")
     p.add_argument("--no-compress", action="store_true",
                    help="write the capture raw (by default it is compressed as it is written, "
                         "in the sampler thread)")
@@ -107,7 +111,7 @@ def run(args):
     abspath = os.path.abspath(path)
     meta = metadata(program, args.argv)
     meta["options"] = {"max_frames": ns.max_frames, "interval_ms": ns.interval,
-                       "follow_fork": ns.follow_fork}
+                       "follow_fork": ns.follow_fork, "exact": ns.exact}
     pid = os.getpid()
     state = {"started": False, "child_recording": False}
 
@@ -115,7 +119,8 @@ def run(args):
         try:
             _engine.start(abspath, force=ns.force, meta_json=_json(meta), max_frames=ns.max_frames,
                           follow_fork=ns.follow_fork, sample_ms=ns.interval,
-                          stop_code=runner.ENTRY_CODE, compress=0 if ns.no_compress else 1)
+                          stop_code=runner.ENTRY_CODE, compress=0 if ns.no_compress else 1,
+                          exact=ns.exact)
         except OSError as exc:
             raise UsageError(outfile.message(path, exc, ns.force)) from None
         state["started"] = True
