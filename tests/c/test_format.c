@@ -1314,6 +1314,8 @@ test_interrupt_check(void)
     }
     unlink(path);
     free(full);
+}
+
 /* ml_writer_open creates its file with O_EXCL (issue 9): a link or a file
  * at the path is refused without force, and with force the link itself is
  * replaced (its target keeps its bytes); a FIFO or a directory never is. */
