@@ -129,24 +129,7 @@ def test_free_list_objects_counted_exactly_at_their_line(script, capture):
     and none of the dropped ones is alive (a dead object parked on a free
     list is dead). Before: 9,983-9,996 at the line, the rest charged to the
     junk lines. The report states no bound then."""
-    prog = script("""
-        import gc
-        def churn():
-            for r in range(3):
-                junkd = [{"j": i} for i in range(5000)]  # @junkd
-                junkf = [i * 0.25 for i in range(5000)]  # @junkf
-                junkt = [(i, "t") for i in range(5000)]  # @junkt
-                junkl = [[i] for i in range(5000)]  # @junkl
-                del junkd, junkf, junkt, junkl
-        churn()
-        gc.collect()            # a full collection empties and resets the lists
-        churn()
-        dicts = [{"i": i} for i in range(10000)]  # @dicts
-        floats = [i * 0.5 for i in range(10000)]  # @floats
-        tuples = [(i, "x") for i in range(10000)]  # @tuples
-        lists = [[i] for i in range(10000)]  # @lists
-        print(len(dicts) + len(floats) + len(tuples) + len(lists))
-    """)
+    prog = script(FREE_LISTS)
     cap, proc = capture(prog, opts=("--exact",))
     assert proc.stdout.strip() == "40000"
     leaks = report("leaks", cap, "--top", "0")
