@@ -818,12 +818,14 @@ def test_capture_that_cannot_be_written_to_the_end(script, tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # write() gets EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
         early = [bytearray(10) for _ in range(1000)]  # @early
-        churn = [str(i) for i in range(300_000)]      # far more than 20 kB of records, compressed
+        # far more than 20 kB of records, compressed: 300,000 strings of one
+        # size came close (a capture of ~20 kB once); sizes that vary, 5x more
+        churn = [str(i) * (1 + i % 13) for i in range(1_500_000)]
         print("done", len(churn))
     """)
     cap = str(tmp_path / "full.mlens")
     proc = memlens("run", "-o", cap, prog.path)
-    assert proc.returncode == 0 and proc.stdout == "done 300000\n"
+    assert proc.returncode == 0 and proc.stdout == "done 1500000\n"
     assert "could not be written" in proc.stderr and "Traceback" not in proc.stderr
     import os
     assert os.path.getsize(cap) <= 20_000
