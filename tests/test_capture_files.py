@@ -154,10 +154,11 @@ BAD = {
     "short-header": (capfile.MAGIC[:5], "cut short inside its header"),
     "cut-json": (header(meta=b'{"python": "3.12"}')[:-4], "cut short inside its header"),
     "newer": (header(version=7),
-              "capture format version 7 is newer than this memlens supports (1); upgrade memlens"),
+              "capture format version 7 is newer than this memlens supports (2); upgrade memlens"),
     "double-free": (corrupt_double_free(), "which is not allocated"),
     "domain3": (corrupt_domain3(), "domain 3"),
-    "bad-tag": (header() + b"\x30", "unknown record tag 0x30"),
+    "bad-tag": (header(version=2) + b"\x30", "unknown record tag 0x30"),
+    "v2-tag-in-v1": (header(version=1) + b"\x0e", "record tag 0x0e is not in format version 1"),
 }
 
 

@@ -97,6 +97,7 @@ typedef struct {
 
 struct ml_reader {
     char *path;
+    uint32_t version;         /* the header's format version */
     /* the window: base[0] is byte base_off of the raw capture; for a mapped
      * file it is the whole file (base_off 0, eof 1) */
     const uint8_t *base;
@@ -519,6 +520,7 @@ ml_reader_parse_header(ml_reader *r, const char *path, char *err, size_t errcap)
         ml_reader_seterr(err, errcap, "%s: not a valid memlens capture (format version 0)", path);
         return -1;
     }
+    r->version = version;
     uint32_t json_len = ml_u32le_get(b + 12);
     if (json_len > ML_READER_META_MAX) {
         ml_reader_seterr(err, errcap, "%s: corrupt capture header: its metadata of %u bytes is "
@@ -1133,6 +1135,8 @@ again:
 
         /* definitions: registered once, on the first pass over them */
         int fresh = r->base_off + (uint64_t)(rec - r->base) >= r->defs_upto;
+        if (tag >= ML_TAG_V2_FIRST && tag < ML_TAG_FREE && r->version < 2)
+            CORRUPT("record tag 0x%02x is not in format version %u", tag, (unsigned)r->version);
         switch (tag) {
         case ML_TAG_TIME:
             GET_UV(a);

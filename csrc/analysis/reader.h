@@ -92,7 +92,7 @@ void ml_reader_free(ml_reader *r);
 const char *ml_reader_meta(const ml_reader *r, size_t *len);
 
 /* A check that ml_reader_next calls every ML_READER_CHECK_EVERY records
- * (module.c: take the GIL and look for a pending Ctrl-C); when it returns
+ * (csrc/bind/common.c: take the GIL and look for a pending Ctrl-C); when it returns
  * nonzero, ml_reader_next fails with the error "interrupted". */
 void ml_reader_set_check(ml_reader *r, int (*check)(void *arg), void *arg);
 /* 1 when the capture is read as a stream (compressed, or not a regular file). */

@@ -1,6 +1,6 @@
 /* report.h: the summary, types and leaks reports, aggregated over a reader.
  *
- * Layer: analysis. Pure C, libc malloc, no Python API: module.c turns the
+ * Layer: analysis. Pure C, libc malloc, no Python API: csrc/bind/ turns the
  * results into Python objects, memlens/reports.py formats them.
  *
  * Definitions used by every report (docs/REPORTS.md says the same for users):

@@ -1,4 +1,4 @@
-/* format.h: the memlens capture file, version 1: tags, byte layouts, varints.
+/* format.h: the memlens capture file, version 2: tags, byte layouts, varints.
  *
  * Layer: shared by the writer (capture/, runs inside allocator hooks) and the
  * reader (analysis/). Pure C: no Python API, no allocation. docs/FORMAT.md is
@@ -60,7 +60,7 @@
 /* The compressed container: this magic, then one zlib stream of a capture. */
 #define ML_ZMAGIC "MLENSZ\0\n"
 #define ML_ZMAGIC_LEN 8
-#define ML_FORMAT_VERSION 1u
+#define ML_FORMAT_VERSION 2u
 #define ML_HEADER_FIXED 16 /* magic + version + json length */
 
 enum ml_tag {
@@ -77,6 +77,13 @@ enum ml_tag {
     ML_TAG_NOTE = 0x0B,
     ML_TAG_TRAILER = 0x0C,
     ML_TAG_FORK = 0x0D,
+    /* Version 2 adds tags from 0x0E; in a version-1 file they are corrupt.
+     * Assigned (each defined by the part that writes it, in docs/FORMAT.md):
+     *   0x0E..0x0F  garbage collector (collections, pauses)
+     *   0x10..0x13  heap at exit (buffer owners, holders, retained sizes)
+     *   0x14..0x19  native memory and RSS breakdown
+     *   0x1A..0x3F  free */
+    ML_TAG_V2_FIRST = 0x0E,
     ML_TAG_FREE = 0x40,      /* 0x40..0x7E inline distance, 0x7F long form */
     ML_TAG_FREE_LONG = 0x7F,
     ML_TAG_ALLOC = 0x80,     /* 0x80..0xFF */

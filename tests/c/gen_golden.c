@@ -1,5 +1,9 @@
 /* gen_golden.c: writes the golden capture files of format v1 with writer.c.
  *
+ * Format v2 only added record tags, so a v1 file is what writer.c writes
+ * for a scenario without them, with the header's version field set to 1
+ * (set_version below); the bytes of every record are unchanged.
+ *
  *   gen_golden DIR   ->  DIR/v1-basic.mlens, DIR/v1-truncated.mlens,
  *                        DIR/v1-basic.expected.json
  *
@@ -119,6 +123,19 @@ g_fork(uint64_t pid)
     fprintf(js, ", \"child_pid\": %llu}", (unsigned long long)pid);
 }
 
+/* Write `version` into the header of the (uncompressed) capture at path. */
+static int
+set_version(const char *path, uint32_t version)
+{
+    FILE *f = fopen(path, "r+b");
+    if (!f)
+        return -1;
+    unsigned char v[4] = {(unsigned char)version, (unsigned char)(version >> 8),
+                          (unsigned char)(version >> 16), (unsigned char)(version >> 24)};
+    int rc = fseek(f, 8, SEEK_SET) == 0 && fwrite(v, 1, 4, f) == 4 ? 0 : -1;
+    return fclose(f) == 0 ? rc : -1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -192,6 +209,10 @@ main(int argc, char **argv)
     ml_writer_trailer(w, fields, ML_TRAILER_COUNT);
     if (ml_writer_close(w) < 0) {
         perror("gen_golden: write");
+        return 1;
+    }
+    if (set_version(path, 1) < 0) {
+        perror("gen_golden: version");
         return 1;
     }
     /* The truncated file: everything up to the THREAD 2 record, then the

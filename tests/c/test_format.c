@@ -434,8 +434,14 @@ test_corrupt_records(void)
     expect_corrupt(&b, "not allocated", h + 5);
 
     b.n = h;
-    buf_put(&b, 1, 0x20);          /* unknown tag */
-    expect_corrupt(&b, "unknown record tag 0x20", h);
+    buf_put(&b, 1, 0x0E);          /* a version-2 tag in a version-1 file */
+    expect_corrupt(&b, "record tag 0x0e is not in format version 1", h);
+
+    ml_u32le_put(b.b + 8, 2);      /* the same files as version 2 */
+    b.n = h;
+    buf_put(&b, 1, 0x3F);          /* unknown tag */
+    expect_corrupt(&b, "unknown record tag 0x3f", h);
+    ml_u32le_put(b.b + 8, 1);
 
     b.n = h;
     buf_put(&b, 2, 0x00, 0x01);    /* a zero tag that is not a zero tail */
@@ -517,9 +523,9 @@ test_header_errors(void)
     expect_open_error((const uint8_t *)"hello world, not a capture", 26, "not a memlens capture", 0);
     expect_open_error((const uint8_t *)"MLEN", 4, "cut short inside its header", 0);
     buf_t b;
-    buf_header(&b, 2);
+    buf_header(&b, 3);
     expect_open_error(b.b, b.n,
-                      "capture format version 2 is newer than this memlens supports (1); "
+                      "capture format version 3 is newer than this memlens supports (2); "
                       "upgrade memlens", 0);
     buf_header(&b, 0);
     expect_open_error(b.b, b.n, "format version 0", 0);

@@ -1,0 +1,67 @@
+/* bind.h: what the binding files share (memlens._engine).
+ *
+ * Layer: the only place that binds the engine to Python. Each file in
+ * csrc/bind/ binds one part of the engine and exports its method table
+ * (ml_bind_<part>_methods) and init function (ml_bind_<part>_init);
+ * csrc/module.c registers them all from one PyInit. Every binding body is a
+ * line or two: parse arguments, call the engine, convert the result. Python
+ * exceptions are set here and nowhere else.
+ *
+ *   capture.c   capture/tracker.h     start/stop tracking, counters, marks
+ *   reports.c   analysis/report.h     summary, types, leaks, raw events
+ *   timeline.c  analysis/timeline.h   line table, time series, line meter
+ *   heap.c      heap/heap.h           live-heap walk, dict stats, deep size
+ *   common.c    helpers below: open a capture, progress, conversions
+ */
+#ifndef ML_BIND_H
+#define ML_BIND_H
+
+#include "compat/compat.h"
+
+#include "analysis/reader.h"
+
+#define ML_PY_ERRCAP 600
+
+/* A report's progress callback: None or callable(pass, pos, size). */
+typedef struct {
+    PyObject *callback;
+    PyThreadState *saved;
+} ml_py_progress;
+
+/* Run `call` with the GIL released; returns its result. */
+#define ML_PY_RUN(rc, pp, call)                                \
+    do {                                                       \
+        (pp).saved = PyEval_SaveThread();                      \
+        (rc) = (call);                                         \
+        PyEval_RestoreThread((pp).saved);                      \
+    } while (0)
+
+/* The reader's progress callback (arg: ml_py_progress *); runs without
+ * the GIL, takes it to call Python and to notice Ctrl-C. Nonzero: stop. */
+int ml_py_progress_call(void *arg, int pass, uint64_t pos, uint64_t size);
+/* The reader's interrupt check: nonzero (exception set) after Ctrl-C. */
+int ml_py_check_signals(void *unused);
+/* A reader's message as the file system decodes it. */
+PyObject *ml_py_errstr(const char *err);
+/* Open a capture (path: bytes from PyUnicode_FSConverter); NULL with
+ * OSError (errno) or ValueError (the reader's one line) set. */
+ml_reader *ml_py_open(PyObject *path);
+/* d[key] = v, dropping the reference to v; -1 if v is NULL or on error. */
+int ml_py_put(PyObject *d, const char *key, PyObject *v);
+/* UTF-8 text from a capture (invalid bytes replaced). */
+PyObject *ml_py_str(const char *s);
+/* A file name from a capture (surrogateescape: os.fsencode gives it back). */
+PyObject *ml_py_fsstr(const char *s);
+/* NULL, with ValueError(err) set unless an exception is already set. */
+PyObject *ml_py_report_failed(const char *err);
+
+extern PyMethodDef ml_bind_capture_methods[];
+extern PyMethodDef ml_bind_reports_methods[];
+extern PyMethodDef ml_bind_timeline_methods[];
+extern PyMethodDef ml_bind_heap_methods[];
+int ml_bind_capture_init(PyObject *m);
+int ml_bind_reports_init(PyObject *m);
+int ml_bind_timeline_init(PyObject *m);
+int ml_bind_heap_init(PyObject *m);
+
+#endif
