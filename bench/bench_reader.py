@@ -31,7 +31,7 @@ def build(workdir):
     exe = os.path.join(workdir, "synthetic")
     src = [os.path.join(HERE, "synthetic.c")] + [
         os.path.join(ROOT, "csrc", p) for p in
-        ("capture/writer.c", "capture/zdeflate.c", "analysis/reader.c", "analysis/zinflate.c",
+        ("format/zlib.c", "capture/writer.c", "capture/zdeflate.c", "analysis/reader.c", "analysis/zinflate.c",
          "analysis/live.c")]
     subprocess.check_call(["gcc", "-std=gnu11", "-O2", "-I", os.path.join(ROOT, "csrc"), "-o", exe]
                           + src)

@@ -1,10 +1,9 @@
 /* zinflate.h: zlib's inflate, loaded at run time, for reading compressed
  * captures as a stream (no temporary file).
  *
- * Layer: analysis. Pure C, no Python API. Like capture/zdeflate.h, memlens
- * does not link against zlib: it dlopen()s the libz.so.1 that CPython's own
- * zlib module uses (ABI stable since zlib 1.0) and declares the few symbols
- * it needs. Where there is no such library (or MEMLENS_NO_ZLIB is set, the
+ * Layer: analysis. Pure C, no Python API. Like capture/zdeflate.h, it uses
+ * the zlib that format/zlib.h loads at run time (memlens does not link
+ * against zlib). Where there is no such library (or MEMLENS_NO_ZLIB is set, the
  * tests' switch), ml_zinflate_available() is 0 and ml_zinflate_new() fails:
  * the Python shell then decompresses with its zlib module instead.
  *

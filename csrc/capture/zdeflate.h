@@ -2,9 +2,8 @@
  * capture while the program runs.
  *
  * Layer: capture. memlens builds with only gcc and the Python headers, so it
- * does not link against zlib: it dlopen()s the libz.so.1 that CPython's own
- * zlib module uses (ABI stable since zlib 1.0) and declares the few symbols
- * it needs. Where there is no such library, ml_zdeflate_new() fails and the
+ * does not link against zlib: it uses the one format/zlib.h loads at run
+ * time. Where there is no such library, ml_zdeflate_new() fails and the
  * capture is written raw (the Python shell then compresses it at the end).
  *
  * Memory comes from libc malloc (zlib's default allocator), never PyMem.
