@@ -47,6 +47,20 @@ ensure_browser() {
 }
 # ---- end browser ----
 
+# ---- go for the pprof export test (issue 10: tree) ----
+# `memlens export --format pprof` is read back with `go tool pprof -top`
+# (Debian golang-go; pprof reads local files without network).
+ensure_go() {
+    if command -v go >/dev/null 2>&1; then return 0; fi
+    echo "== installing the Debian golang-go package for the pprof export test"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go; } \
+            > test-artifacts/apt-golang.log 2>&1; then
+        tail -5 test-artifacts/apt-golang.log
+        echo "golang-go could not be installed: the pprof export test will FAIL"
+    fi
+}
+# ---- end go ----
+
 passed=0; failed=0; ran=""; missing=""; broken=""
 count_pytest() {  # parse "N passed", "N failed", "N error" from a pytest log
     local log=$1 p f e
@@ -69,6 +83,7 @@ fi
 count_pytest test-artifacts/c-tests.log
 
 ensure_browser
+ensure_go
 export MEMLENS_REQUIRE_BROWSER=1  # plot tests fail (never skip) without chromium/playwright
 
 for v in $versions; do
