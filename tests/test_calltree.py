@@ -124,3 +124,90 @@ def test_threads_apart(lessons):
             per_thread[th] = (c, path_[0][0].rpartition(".")[2])
     assert sorted(per_thread.values()) == [(300, "_bootstrap"), (1000, "<module>")]
     assert len(tree["threads"]["id"]) == 2
+
+
+def test_tree_command_text(lessons):
+    """Piped text: the path main -> g -> f, one level deeper each, f naming the Lesson type."""
+    prog, path = lessons
+    proc = memlens("tree", path, "--view", "end", "--min-share", "0")
+    assert proc.returncode == 0, proc.stderr
+    want = [("<module>", "call_main"), ("main", "call_g"), ("g", "call_f"), ("f", "make")]
+    at, indent = 0, -1
+    for line in proc.stdout.splitlines()[1:]:
+        func, tag = want[at]
+        # columns: share, bytes, blocks, then the indented function and its location
+        body = line[line.index(line.split()[2]) + len(line.split()[2]):]
+        name = body.split()[0]
+        if name == func and (":%d" % prog.line(tag)) in body:
+            depth = len(body) - len(body.lstrip())
+            assert depth > indent, proc.stdout
+            indent, at = depth, at + 1
+            if at == len(want):
+                assert "[__main__.Lesson" in line, line
+                break
+    assert at == len(want), proc.stdout
+
+
+def test_tree_command_json(lessons):
+    prog, path = lessons
+    proc = memlens("tree", path, "--view", "allocated", "--json", "--min-share", "0")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["view"] == "allocated" and doc["capture"]["path"] == path
+    nodes = doc["nodes"]
+    f_nodes = [n for n in nodes if n["function"] == "f" and n["line"] == prog.line("make")]
+    lessons_ = sorted(t["count"] for n in f_nodes for t in n["types"]
+                      if t["type"] == "__main__.Lesson")
+    assert lessons_ == [300, 1000, 1000]
+    for n in f_nodes:  # parent chain leads to the root
+        p = n["parent"]
+        while p != -1:
+            p = nodes[p]["parent"]
+    assert doc["bytes"] == report("summary", path)["allocated_bytes"]
+
+
+def test_tree_thread_and_errors(lessons):
+    _, path = lessons
+    tree = _engine.read_calltree(path, "end")
+    worker = str(tree["threads"]["id"][1])
+    proc = memlens("tree", path, "--view", "end", "--thread", worker, "--json", "--min-share", "0")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    counts = [t["count"] for n in doc["nodes"] if n["function"] == "f" for t in n["types"]
+              if t["type"] == "__main__.Lesson"]
+    assert counts == [300]
+    for args in (["--view", "range"], ["--thread", "no-such-thread"], ["--range", "5:1"],
+                 ["--view", "nope"]):
+        proc = memlens("tree", path, *args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, args
+
+
+def test_range_views(lessons):
+    """At the end of the run, the range [end, end] is the end view; [0, end]
+    reaches the global peak; range_new over the whole run is the end view."""
+    _, path = lessons
+    first = _engine.read_calltree(path, ("end", "peak"))
+    end = first["duration_us"]
+    t = _engine.read_calltree(path, ("range", "range_new", "end", "peak"), t0_us=0, t1_us=end)
+    assert t["range"]["high_bytes"] == t["peak_bytes"]
+    assert sorted(zip(t["views"]["range"]["node"], t["views"]["range"]["bytes"])) == \
+        sorted(zip(t["views"]["peak"]["node"], t["views"]["peak"]["bytes"]))
+    assert sum(t["views"]["range_new"]["bytes"]) == t["end_bytes"]
+    late = _engine.read_calltree(path, ("range", "end"), t0_us=end + 1, t1_us=end + 1)
+    assert sum(late["views"]["range"]["bytes"]) == late["end_bytes"]
+    with pytest.raises(ValueError):
+        _engine.read_calltree(path, "range")
+    with pytest.raises(ValueError):
+        _engine.read_calltree(path, "bogus")
+
+
+def test_summary_stacks(lessons):
+    prog, path = lessons
+    proc = memlens("leaks", path, "--stacks", "--top", "1")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    i = text.index("#1 stack:")
+    frames = [l.split()[0] for l in text[i:].splitlines()[1:5]]
+    assert frames == ["f", "g", "main", "<module>"]
+    proc = memlens("summary", path, "--stacks", "--top", "1")
+    assert proc.returncode == 0 and "#1 stack:" in proc.stdout

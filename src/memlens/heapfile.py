@@ -100,12 +100,13 @@ def _rows(before, after, key):
 
 
 def compare(before, after):
-    types = _rows(before["types"], after["types"], lambda r: r["type"])
+    types = [dict(r, type=r.pop("key"))
+             for r in _rows(before["types"], after["types"], lambda r: r["type"])]
     dicts = _rows(before["dicts"], after["dicts"], lambda r: (r["kind"], r["size"]))
     return {
         "totals": [{"measure": m, "before": before[m], "after": after[m],
                     "change": after[m] - before[m]} for m in ("total_count", "total_bytes")],
-        "types": [dict(r, type=r.pop("key")) for r in types],
+        "types": types,
         "new_types": sorted(r["type"] for r in types if r["status"] == "new"),
         "dicts": [dict(r, kind=r["key"][0], size=r.pop("key")[1]) for r in dicts],
     }
