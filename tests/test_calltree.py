@@ -135,11 +135,11 @@ def test_tree_command_text(lessons):
     at, indent = 0, -1
     for line in proc.stdout.splitlines()[1:]:
         func, tag = want[at]
-        # columns: share, bytes, blocks, then the indented function and its location
-        body = line[line.index(line.split()[2]) + len(line.split()[2]):]
+        # columns: share (6), bytes (10), blocks (9), then the indented function
+        body = line[6 + 1 + 10 + 1 + 9 + 2:]
         name = body.split()[0]
         if name == func and (":%d" % prog.line(tag)) in body:
-            depth = len(body) - len(body.lstrip())
+            depth = len(body) - len(body.lstrip(" "))
             assert depth > indent, proc.stdout
             indent, at = depth, at + 1
             if at == len(want):
