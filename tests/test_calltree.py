@@ -211,3 +211,104 @@ def test_summary_stacks(lessons):
     assert frames == ["f", "g", "main", "<module>"]
     proc = memlens("summary", path, "--stacks", "--top", "1")
     assert proc.returncode == 0 and "#1 stack:" in proc.stdout
+
+
+# ---- exact semantics on a capture written by the independent encoder ----
+
+def synthetic(tmp_path):
+    """Thread 1: A1 (a, 100) and B1 (b, 50) at t=0; A1 freed at t=10; A2-A4 (a, 30 each)
+    and B1 freed at t=20; B2 (b, 200: the global peak, 290) made and freed at t=30.
+    Thread 2 at t=40: W (a, type U, 7) kept; X (b, 5) made, then freed by thread 1."""
+    from capfile import Capture
+    cap = Capture()
+    cap.thread_def(1, 101, "main-thread")
+    cap.thread_def(2, 102, "worker")
+    cap.switch_thread(1)
+    main = cap.site("app.py", "main", 1)
+    a = cap.site("app.py", "a", 10, parent=main)
+    b = cap.site("app.py", "b", 20, parent=main)
+    t, u = cap.type_def("T"), cap.type_def("U")
+    a1 = cap.alloc(a, t, 100)
+    b1 = cap.alloc(b, t, 50)
+    cap.time(10)
+    cap.free(a1)
+    cap.time(10)
+    for _ in range(3):
+        cap.alloc(a, t, 30)
+    cap.free(b1)
+    cap.time(10)
+    cap.free(cap.alloc(b, t, 200))
+    cap.time(10)
+    cap.switch_thread(2)
+    cap.alloc(a, u, 7)
+    x = cap.alloc(b, t, 5)
+    cap.switch_thread(1)
+    cap.free(x)
+    path = str(tmp_path / "synthetic.mlens")
+    cap.save(path)
+    return path
+
+
+def values(tree, view):
+    """{(innermost function, type, thread name): (bytes, count)}"""
+    v = tree["views"][view]
+    out = {}
+    for node, t, th, b, c in zip(v["node"], v["type"], v["thread"], v["bytes"], v["count"]):
+        fn = tree["frames"]["function"][tree["nodes"]["frame"][node]]
+        out[(fn, tree["types"][t], tree["threads"]["name"][th])] = (b, c)
+    return out
+
+
+def test_synthetic_views(tmp_path):
+    path = synthetic(tmp_path)
+    tree = _engine.read_calltree(path, ("peak", "end", "allocated", "temporary"))
+    assert tree["peak_bytes"] == 290 and tree["peak_time_us"] == 30
+    assert values(tree, "peak") == {("a", "T", "main-thread"): (90, 3),
+                                    ("b", "T", "main-thread"): (200, 1)}
+    assert values(tree, "end") == {("a", "T", "main-thread"): (90, 3),
+                                   ("a", "U", "worker"): (7, 1)}
+    assert values(tree, "allocated") == {("a", "T", "main-thread"): (190, 4),
+                                         ("b", "T", "main-thread"): (250, 2),
+                                         ("a", "U", "worker"): (7, 1),
+                                         ("b", "T", "worker"): (5, 1)}
+    # N=1: only B2, freed before any other allocation; X is freed by another thread
+    assert values(tree, "temporary") == {("b", "T", "main-thread"): (200, 1)}
+    two = _engine.read_calltree(path, "temporary", temporary_n=2)
+    assert values(two, "temporary") == {("b", "T", "main-thread"): (200, 1),
+                                        ("a", "T", "main-thread"): (100, 1)}
+    four = _engine.read_calltree(path, "temporary", temporary_n=4)
+    assert values(four, "temporary") == {("b", "T", "main-thread"): (250, 2),
+                                         ("a", "T", "main-thread"): (100, 1)}
+    # the tree: main is the parent of a and b
+    paths = {tuple(frames_of(tree, n)) for n in tree["views"]["allocated"]["node"]}
+    assert paths == {(("main", 1), ("a", 10)), (("main", 1), ("b", 20))}
+
+
+def test_synthetic_ranges(tmp_path):
+    path = synthetic(tmp_path)
+    # [5, 25]: the highest point is the state at t0 (150: A1 and B1)
+    t = _engine.read_calltree(path, ("range", "range_new"), t0_us=5, t1_us=25)
+    assert t["range"]["high_bytes"] == 150 and t["range"]["high_time_us"] == 5
+    assert values(t, "range") == {("a", "T", "main-thread"): (100, 1),
+                                  ("b", "T", "main-thread"): (50, 1)}
+    assert values(t, "range_new") == {("a", "T", "main-thread"): (90, 3)}
+    # [15, 25]: the heap climbs from 50 to 140 after A4
+    t = _engine.read_calltree(path, "range", t0_us=15, t1_us=25)
+    assert t["range"]["high_bytes"] == 140 and t["range"]["high_time_us"] == 20
+    assert values(t, "range") == {("a", "T", "main-thread"): (90, 3),
+                                  ("b", "T", "main-thread"): (50, 1)}
+    # at T = 30 exactly: the state before the first event at 30 (90), then B2 (290)
+    t = _engine.read_calltree(path, "range", t0_us=30, t1_us=30)
+    assert t["range"]["high_bytes"] == 290
+
+
+def test_corrupt_capture(tmp_path):
+    path = synthetic(tmp_path)
+    data = open(path, "rb").read()
+    bad = tmp_path / "bad.mlens"
+    bad.write_bytes(data[:-40] + b"\xff" * 40)
+    proc = memlens("tree", str(bad))
+    assert proc.returncode in (0, 2) and "Traceback" not in proc.stderr
+    bad.write_bytes(data[:len(data) // 2])
+    proc = memlens("tree", str(bad), "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["capture"]["truncated"] is True
