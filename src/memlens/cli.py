@@ -31,6 +31,9 @@ COMMANDS = [
     "plot",
     "profile",
     "heap",
+    "tree",
+    "export",
+    "compare",
 ]
 
 
