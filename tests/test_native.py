@@ -14,6 +14,8 @@ import pytest
 
 from memlens import _engine
 
+import capfile
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXT = "mlnat" + sysconfig.get_config_var("EXT_SUFFIX")
 
@@ -225,3 +227,27 @@ def test_follow_fork(libs):
     (e,) = k.sized(4_000_002)
     assert k.type_of(e) == "<native: %s>" % EXT and k.line_of(e) == ("prog.py", lines["child"])
     os.unlink(child)
+
+
+def test_golden_v2_native(tmp_path):
+    """tests/golden/v2-native.mlens (writer.c, via tests/c/gen_golden.c) is
+    byte for byte what the spec's encoder makes, and decodes as such."""
+    meta = dict(capfile.DEFAULT_META, options={"native": True})
+    cap = capfile.Capture(meta=meta, version=2)
+    cap.thread_def(1, 4242, "MainThread")
+    cap.switch_thread(1)
+    code = cap.code_def("demo.py", "<module>", 1, [(0, 1), (10, 3)])
+    frame = cap.frame_def(0, code, 12, line=3)
+    lib, unknown = cap.native_kind("libdemo.so.1"), cap.native_kind("unknown")
+    cap.time(100)
+    at_line = cap.alloc(frame, lib, 1_000_001, domain=capfile.RAW)
+    cap.alloc(0, unknown, 4096, domain=capfile.RAW)  # a thread without Python frames
+    cap.free(at_line)
+    cap.trailer([2, 1, 0, 1, 0])
+    golden = os.path.join(HERE, "golden", "v2-native.mlens")
+    with open(golden, "rb") as f:
+        assert f.read() == cap.data()
+    got = _engine.read_events(golden)
+    assert got["events"] == cap.events
+    assert [t["name"] for t in got["types"]] == ["<native: libdemo.so.1>", "<native: unknown>"]
+    assert got["frames"][0]["line"] == 3 and got["trailer"] == [2, 1, 0, 1, 0]
