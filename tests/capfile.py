@@ -113,6 +113,11 @@ class Capture:
         self.body += bytes([TAG_TYPE_DEF]) + uv(self.ntypes) + string(name) + uv(flags)
         return self.ntypes
 
+    def native_kind(self, library):
+        """The buffer kind of the native blocks a library made (--native:
+        docs/FORMAT.md, "Native allocations"); allocate them with domain=RAW."""
+        return self.type_def("<native: %s>" % library, TYPEF_BUFFER)
+
     def thread_def(self, thread, os_tid, name):
         self.body += bytes([TAG_THREAD_DEF]) + uv(thread) + uv(os_tid) + string(name)
 

@@ -1387,3 +1387,150 @@ ml_tracker_set_own_dir(const char *dir, size_t len)
     ml.own_dir_len = len;
     return 0;
 }
+
+/* ---- native allocations (--native; see tracker.h and native/hooks.h) ---- */
+
+/* The stack this thread had when it released the GIL (its frames stay put
+ * while it runs without the GIL), for the capture of `generation`. */
+static ML_TLS struct {
+    uint64_t generation;
+    ml_frame_id stack;
+    int own, set;
+} ml_nogil;
+
+/* Publish a definition made by a hook now (GIL held, lock not held), so
+ * that a thread without the GIL may write records that use it. */
+static void
+ml_publish_defs_now(void)
+{
+    if (ml_writer_buffered(ml.defs)) {
+        ml_lock();
+        ml_publish_defs_unlocked();
+        ml_unlock();
+    }
+}
+
+/* k's type id in this capture, defined now if it is not (GIL held, the
+ * producer: ml.types is the hooks'). ML_KIND_RAW when out of memory. */
+static ml_type_id
+ml_native_kind_id(ml_native_kind *k)
+{
+    if (atomic_load_explicit(&k->generation, memory_order_acquire) == ml.generation)
+        return k->id;
+    char name[320];
+    int n = snprintf(name, sizeof(name), "<native: %s>", k->name);
+    if (n < 0)
+        return ML_KIND_RAW;
+    size_t len = (size_t)n < sizeof(name) ? (size_t)n : sizeof(name) - 1;
+    ml_type_id id = ml.types ? ml_types_add_kind(ml.types, name, len) : 0;
+    if (!id)
+        return ML_KIND_RAW;
+    ml_publish_defs_now(); /* before any thread can see the id */
+    k->id = id;
+    atomic_store_explicit(&k->generation, ml.generation, memory_order_release);
+    return id;
+}
+
+/* Without the GIL (or from another interpreter): recorded at once under
+ * the lock, after the ring, with the stack kept at the GIL's release. */
+static void
+ml_native_alloc_locked(void *p, size_t size, ml_native_kind *k, ml_tstate *t)
+{
+    ml_lock();
+    if (!ml.active || !ML_ENABLED())
+        goto unlock;
+    ml_drain_all_unlocked();
+    if (!ml.w || !t) { /* counters only */
+        ml_count_alloc_unlocked(size);
+        if (ml_blocks_put(ml.blocks, (uintptr_t)p, 1, size) < 0)
+            mlc.dropped++;
+        goto unlock;
+    }
+    ml_frame_id stack = 0;
+    if (ml_nogil.set && ml_nogil.generation == ml.generation) {
+        if (ml_nogil.own)
+            goto unlock; /* the profiler's own */
+        stack = ml_nogil.stack;
+    }
+    if (!stack)
+        mlc.nostack++;
+    ml_type_id type = atomic_load_explicit(&k->generation, memory_order_acquire) == ml.generation ? k->id
+                                                                                                    : ML_KIND_RAW;
+    ml_record_alloc_unlocked((uintptr_t)p, size, ML_DOMAIN_RAW, stack, type, ml_thread_of(t, ml.w));
+unlock:
+    ml_unlock();
+}
+
+void
+ml_tracker_native_alloc(void *p, size_t size, ml_native_kind *k)
+{
+    if (ml_busy || !ML_ENABLED())
+        return;
+    ml_busy = 1;
+    PyThreadState *ts = ml_compat_tstate_with_gil();
+    ml_tstate *t = ml_tstate_get();
+    if (!ml_is_producer(ts) || !t || !ml.w) {
+        ml_native_alloc_locked(p, size, k, t);
+    } else if (ml.active) { /* with the GIL: as ml_on_alloc does for RAW */
+        if (__builtin_expect(ml.restart_pending, 0))
+            ml_fork_restart_maybe(ts);
+        int own;
+        ml_frame_id stack = ml_stack_of(t, ts, &own);
+        if (!own) {
+            ml_event ev = {.kind = ML_EV_ALLOC, .ptr = (uintptr_t)p, .size = size, .domain = ML_DOMAIN_RAW,
+                           .stack = stack, .thread = ml_thread_of(t, ml.defs), .type = ml_native_kind_id(k)};
+            ml_push(&ev);
+        }
+    }
+    ml_busy = 0;
+}
+
+void
+ml_tracker_native_free(void *p)
+{
+    if (ml_busy || !ML_ENABLED())
+        return;
+    ml_busy = 1;
+    ml_on_free(ML_DOMAIN_RAW, p);
+    ml_busy = 0;
+}
+
+void
+ml_tracker_native_define(ml_native_kind *k)
+{
+    if (ml_busy || !ML_ENABLED() || !ml.active || !ml.w ||
+        atomic_load_explicit(&k->generation, memory_order_relaxed) == ml.generation)
+        return;
+    if (!ml_is_producer(ml_compat_tstate_with_gil()))
+        return;
+    ml_busy = 1;
+    (void)ml_native_kind_id(k);
+    ml_busy = 0;
+}
+
+void
+ml_tracker_native_gil_release(void)
+{
+    ml_nogil.set = 0;
+    if (ml_busy || !ML_ENABLED() || !ml.active || !ml.w)
+        return;
+    PyThreadState *ts = ml_compat_tstate_with_gil();
+    ml_tstate *t = ml_is_producer(ts) ? ml_tstate_get() : NULL;
+    if (!t)
+        return;
+    ml_busy = 1;
+    int own;
+    ml_frame_id stack = ml_stack_of(t, ts, &own);
+    ml_publish_defs_now(); /* the stack's FRAME_DEFs */
+    ml_nogil.generation = ml.generation;
+    ml_nogil.stack = stack;
+    ml_nogil.own = own;
+    ml_nogil.set = 1;
+    ml_busy = 0;
+}
+
+void
+ml_tracker_native_gil_acquired(void)
+{
+    ml_nogil.set = 0;
+}

@@ -95,4 +95,34 @@ int ml_tracker_set_own_dir(const char *dir, size_t len);
  * *len gets its length; NULL when out of memory. GIL held. */
 const char *ml_tracker_type_name(PyTypeObject *tp, size_t *len);
 
+/* ---- native allocations (`memlens run --native`, native/hooks.h) ----
+ *
+ * The native hooks call these from any thread, with or without the GIL;
+ * they never raise and take the engine lock only as the other hooks do.
+ * A native block is an ALLOC record of the RAW domain whose type is the
+ * buffer kind of the library that called ("<native: libfoo.so.1>"). With
+ * the GIL it carries the thread's Python stack; without it, the stack the
+ * thread had when it released the GIL through PyEval_SaveThread from a
+ * hooked library (ml_tracker_native_gil_release), else none (counted in
+ * the trailer's NOSTACK). */
+#include <stdatomic.h>
+typedef struct {
+    _Atomic uint64_t generation; /* capture whose TYPE_DEF `id` is */
+    uint32_t id;
+    const char *name;            /* library file name, shown in the kind */
+} ml_native_kind;
+
+/* Record a native block of `size` bytes at p made by a library of kind k. */
+void ml_tracker_native_alloc(void *p, size_t size, ml_native_kind *k);
+/* Record the free of p (before it is released). */
+void ml_tracker_native_free(void *p);
+/* Give k its TYPE_DEF in the running capture now, so that allocations
+ * made later without the GIL find it. No-op without the GIL. */
+void ml_tracker_native_define(ml_native_kind *k);
+/* This thread is about to release the GIL (GIL held): keep its Python
+ * stack for the native allocations it makes without the GIL. */
+void ml_tracker_native_gil_release(void);
+/* ... and has taken it back: forget that stack. */
+void ml_tracker_native_gil_acquired(void);
+
 #endif /* ML_TRACKER_H */

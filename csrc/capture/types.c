@@ -299,6 +299,12 @@ ml_types_add_info(ml_types *t, PyTypeObject *tp, uint32_t flags, const char *nam
     return id;
 }
 
+ml_type_id
+ml_types_add_kind(ml_types *t, const char *name, size_t len)
+{
+    return ml_types_add_info(t, NULL, ML_TYPEF_BUFFER, name, len, 0);
+}
+
 ml_types *
 ml_types_new(ml_writer *w)
 {

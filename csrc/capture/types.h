@@ -35,6 +35,10 @@ void ml_types_free(ml_types *t);
 /* Type id of the block just allocated (header written since), or a buffer
  * kind. `freeing`: the block is being freed now (refcount may be 0). */
 ml_type_id ml_types_classify(ml_types *t, const void *block, size_t size, ml_domain domain, int freeing);
+/* A buffer kind of its own (TYPE_DEF with ML_TYPEF_BUFFER), such as
+ * "<native: libfoo.so>" (capture/tracker.h, --native): a new id each call.
+ * 0 when out of memory. GIL held. */
+ml_type_id ml_types_add_kind(ml_types *t, const char *name, size_t len);
 /* Type id of a type object known to be live (creation tracer). */
 ml_type_id ml_types_of(ml_types *t, PyTypeObject *tp);
 /* The capture's name of tp if the capture has met it, else NULL (GIL). */

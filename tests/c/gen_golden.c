@@ -5,7 +5,7 @@
  * (set_version below); the bytes of every record are unchanged.
  *
  *   gen_golden DIR   ->  DIR/v1-basic.mlens, DIR/v1-truncated.mlens,
- *                        DIR/v1-basic.expected.json
+ *                        DIR/v1-basic.expected.json, DIR/v2-native.mlens
  *
  * The scenario below uses every record kind once or more. The expected JSON
  * is written from what this program asked the writer to record (not from
@@ -136,6 +136,37 @@ set_version(const char *path, uint32_t version)
     return fclose(f) == 0 ? rc : -1;
 }
 
+/* v2-native.mlens (docs/FORMAT.md, "Native allocations"): native blocks
+ * are RAW allocations typed by a buffer kind "<native: FILE>"; one at a
+ * Python line, one with no stack (a thread without Python frames), and a
+ * free. tests/test_native.py encodes the same with capfile.py. */
+static int
+gen_v2_native(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/v2-native.mlens", dir);
+    const char *meta = "{\"python\":\"3.12.1\",\"pid\":1234,\"argv\":[\"demo.py\"],"
+                       "\"start_time_us\":1700000000000000,\"options\":{\"native\":true}}";
+    ml_writer *nw = ml_writer_open(path, 1, 0, meta, strlen(meta));
+    if (!nw)
+        return -1;
+    ml_writer_thread_def(nw, 1, 4242, "MainThread", 10);
+    ml_writer_thread(nw, 1);
+    static const uint32_t off[] = {0, 10};
+    static const int32_t line[] = {1, 3};
+    ml_writer_code_def(nw, 1, "demo.py", 7, "<module>", 8, 1, off, line, 2);
+    ml_writer_frame_def(nw, 1, 0, 1, 12); /* <module> at line 3 */
+    ml_writer_type_def(nw, 1, "<native: libdemo.so.1>", 22, ML_TYPEF_BUFFER);
+    ml_writer_type_def(nw, 2, "<native: unknown>", 17, ML_TYPEF_BUFFER);
+    ml_writer_time(nw, 100);
+    ml_writer_alloc(nw, ML_DOMAIN_RAW, 1, 1, 1000001); /* seq 1: at line 3 */
+    ml_writer_alloc(nw, ML_DOMAIN_RAW, 0, 2, 4096);    /* seq 2: no Python stack */
+    ml_writer_free(nw, 1);
+    uint64_t fields[ML_TRAILER_COUNT] = {2, 1, 0, 1, 0};
+    ml_writer_trailer(nw, fields, ML_TRAILER_COUNT);
+    return ml_writer_close(nw);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -248,5 +279,9 @@ main(int argc, char **argv)
             "    {\"name\": \"type\", \"flags\": 1},\n"
             "    {\"name\": \"<dict keys>\", \"flags\": 2}\n  ]\n}\n");
     fclose(js);
+    if (gen_v2_native(argv[1]) < 0) {
+        perror("gen_golden: v2-native");
+        return 1;
+    }
     return 0;
 }

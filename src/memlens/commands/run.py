@@ -8,7 +8,7 @@ from memlens import __version__, outfile, runner
 from memlens.errors import UsageError
 
 USAGE = "memlens run [-o FILE] [--force] [-q] [--max-frames N] [--interval MS] [--follow-fork] " \
-        "[--exact] [--no-compress] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
+        "[--exact] [--native] [--no-compress] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
 
 
 def _options_parser():
@@ -33,6 +33,11 @@ def _options_parser():
                    help="turn CPython's free lists off while recording, so that alive counts "
                         "of float, tuple, list, dict... are exact (slower: every such object "
                         "is made and freed through the allocator; see docs/REPORTS.md)")
+    p.add_argument("--native", action="store_true",
+                   help="also record the C allocator calls (malloc, calloc, realloc, free, "
+                        "posix_memalign, aligned_alloc, memalign, valloc, anonymous mmap/munmap/"
+                        "mremap) of extension modules and shared libraries, each at the Python "
+                        "line that caused it, typed '<native: LIBRARY>' (see docs/NATIVE.md)")
     p.add_argument("--no-compress", action="store_true",
                    help="write the capture raw (by default it is compressed as it is written, "
                         "in the sampler thread)")
@@ -111,11 +116,18 @@ def run(args):
     abspath = os.path.abspath(path)
     meta = metadata(program, args.argv)
     meta["options"] = {"max_frames": ns.max_frames, "interval_ms": ns.interval,
-                       "follow_fork": ns.follow_fork, "exact": ns.exact}
+                       "follow_fork": ns.follow_fork, "exact": ns.exact,
+                       "native": ns.native}
     pid = os.getpid()
     state = {"started": False, "child_recording": False}
 
     def start():
+        if ns.native:
+            try:
+                _engine.native_enable()
+            except OSError as exc:
+                raise UsageError("--native: the loaded libraries could not be patched: %s"
+                                 % exc.strerror) from None
         try:
             _engine.start(abspath, force=ns.force, meta_json=_json(meta), max_frames=ns.max_frames,
                           follow_fork=ns.follow_fork, sample_ms=ns.interval,
