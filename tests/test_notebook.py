@@ -79,3 +79,117 @@ def test_memit_after_cell_and_usage():
     inc, size = out.split("RESULT ", 1)[1].split()[:2]
     assert 0 <= int(inc) - int(size) <= FRAME_SLACK
     assert "usage: %memit" in out
+
+
+# ---- in a real Jupyter kernel (nbclient + ipykernel) ----
+
+def run_notebook(tmp_path, cells, timeout=180):
+    """Execute a notebook of code cells in a fresh ipykernel (cwd tmp_path);
+    return, per cell, (the text of its stream outputs, its execute_result
+    text or None, the other outputs)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in cells]
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    out = []
+    for cell in nb.cells:
+        stream = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        result = next((o["data"].get("text/plain") for o in cell.outputs
+                       if o.output_type == "execute_result"), None)
+        others = [o for o in cell.outputs if o.output_type not in ("stream", "execute_result")]
+        out.append((stream, result, others))
+    return out
+
+
+def test_kernel_memit_repeats(tmp_path):
+    out = run_notebook(tmp_path, [
+        "%load_ext memlens",
+        "import sys; x = None; size = sys.getsizeof(bytes(4 << 20))",
+        "r = %memit -r 3 -n 2 -a -o x = bytes(4 << 20)",
+        "print(len(r.all), r.peak - size, r.increment)",
+        "%%memit\nt = bytes(6 << 20)\ndel t\n",
+        "%memit -r 0 x = 1",
+    ])
+    text = out[2][0]
+    # two runs per repeat: the second replaces x while the first's bytes
+    # are alive, so the peak is two objects of 4 MiB
+    assert "peak memory: +8.0 MiB" in text and "best of 3 repeats (the lowest peak)" in text
+    assert text.count("  repeat ") == 3
+    assert "absolute: traced heap " in text and ", RSS " in text
+    n, extra, inc = out[3][0].split()
+    assert n == "3" and int(extra) >= (4 << 20) - 4096
+    # cell mode: 6 MiB made and freed in the cell
+    assert "peak memory: +6.0 MiB, increment: +" in out[4][0]
+    assert "-r takes a count >= 1" in out[5][0]
+
+
+def test_kernel_mprun_line_table(tmp_path):
+    out = run_notebook(tmp_path, [
+        "%load_ext memlens",
+        '''\
+        def grow(n):
+            a = bytes(n << 20)
+            b = [a] * 1000
+            return a
+        ''',
+        "%mprun -f grow kept = grow(3)",
+        "%mprun -f nothing_here grow(1)",
+        "kept is not None, grow.__name__",
+    ])
+    text = out[2][0]
+    assert "Function: grow  (1 call)" in text, text
+    rows = {l.split()[0]: l for l in text.splitlines() if l.strip()[:1].isdigit()}
+    line2 = next(l for l in text.splitlines() if "a = bytes(n << 20)" in l)
+    assert "+3.0 MiB" in line2, text
+    line3 = next(l for l in text.splitlines() if "b = [a] * 1000" in l)
+    assert "+7.9 KiB" in line3 or "+7.8 KiB" in line3, text  # 1000 pointers + header
+    assert "Net growth +3.0 MiB = sum of the line increments (checked)" in text
+    assert rows
+    assert "memlens:" in out[3][0] and "nothing_here" in out[3][0]
+    # the function is unwrapped again afterwards
+    assert out[4][1] == "(True, 'grow')"
+
+
+def test_kernel_memlens_cell_runs_as_ipython(tmp_path):
+    out = run_notebook(tmp_path, [
+        "%load_ext memlens",
+        '''\
+        %%memlens --top 2 -o saved.mlens
+        import asyncio
+        big = bytes(30 << 20)
+        !echo shell-says-hi
+        %time small = [bytes(100) for _ in range(1000)]
+        await asyncio.sleep(0)
+        len(big)
+        ''',
+        "del big\nlen(small)",
+        "%%memlens -o saved.mlens\nx = 1\n",
+        "%%memlens --top x\nx = 1\n",
+        "%%memlens --flamegraph\ny = bytes(1 << 20)\n",
+    ])
+    text, result, _ = out[1]
+    assert "shell-says-hi" in text            # !cmd ran
+    assert "Wall time" in text                # %time ran
+    assert result == str(30 << 20)            # the last expression was displayed
+    assert "Peak of the traced heap during the cell: 30.0 MiB" in text
+    sites = text.split("Top sites at the peak:")[1].split("Top types at the peak:")[0]
+    assert len([l for l in sites.splitlines() if "MiB" in l or "KiB" in l]) == 2  # --top 2
+    types = text.split("Top types at the peak:")[1]
+    assert types.strip().splitlines()[2].split()[-1] == "bytes"
+    assert "Capture written to %s" % (tmp_path / "saved.mlens") in text
+    assert out[2][1] == "1000"
+    # the capture is a real one: memlens summary reads it
+    from conftest import memlens
+    proc = memlens("summary", "--json", str(tmp_path / "saved.mlens"))
+    assert proc.returncode == 0, proc.stderr
+    assert (30 << 20) <= json.loads(proc.stdout)["peak_bytes"] < (31 << 20)
+    # -o never overwrites without -f; bad arguments: one line
+    assert "memlens:" in out[3][0] and "exists" in out[3][0]
+    assert out[4][0].startswith("usage: %%memlens") and "Traceback" not in out[4][0]
+    flame = out[5]
+    assert ("--flamegraph needs memlens.flamegraph" in flame[0]
+            or any("text/html" in o.get("data", {}) for o in flame[2]))
