@@ -181,19 +181,86 @@ def _resolve(expr, user_ns):
 
 # ---- %%memlens ----
 
-def _run_cell(code, user_ns):
-    """The cell runs inside this function when IPython is not there (tests,
-    plain Python): captures stop stacks here."""
-    exec(code, user_ns)
+def _run_cell(run, arg):
+    """The cell runs inside this function: captures stop stacks here, and
+    what this thread allocates outside it (IPython's parsing, memlens'
+    reading) is not recorded."""
+    return run(arg)
+
+
+def _exec_plain(code_and_ns):
+    code, ns = code_and_ns
+    exec(code, ns)
+
+
+class _Cell:
+    """A cell compiled the way IPython runs cells: its input transformations
+    (%magics, !commands, ?help), top-level await, and the last expression
+    shown by the display hook (IPython's run_ast_nodes does the same: the
+    body in 'exec' mode, the last expression statement in 'single' mode).
+    The code runs inside _run_cell, so that the capture sees only the cell,
+    not IPython's own frames (a run_cell from a cell magic would run inside
+    the outer cell's run_code)."""
+
+    def __init__(self, shell, cell):
+        import ast
+        self.shell = shell
+        source = shell.transform_cell(cell)
+        try:
+            name = shell.compile.cache(source, shell.execution_count, raw_code=cell)
+        except TypeError:  # IPython 7: cache(code, number)
+            name = shell.compile.cache(source, shell.execution_count)
+        tree = ast.parse(source, filename=name)
+        flags = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Interactive([tree.body.pop()])
+        self.codes = [compile(ast.Module(tree.body, type_ignores=[]), name, "exec", flags=flags)]
+        if last is not None:
+            self.codes.append(compile(last, name, "single", flags=flags))
+
+    def __call__(self, _):
+        import inspect
+        ns_globals, ns_locals = self.shell.user_global_ns, self.shell.user_ns
+        for code in self.codes:
+            value = eval(code, ns_globals, ns_locals)
+            if code.co_flags & inspect.CO_COROUTINE:
+                _await(value, self.shell)
+
+
+def _await(coro, shell):
+    """Run the coroutine of a cell with top-level await. In a Jupyter kernel
+    this thread already runs the kernel's event loop, where no other loop can
+    run: the coroutine then runs to completion in a helper thread with its
+    own loop (its allocations are recorded with that thread's stacks)."""
+    import asyncio
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return shell.loop_runner(coro)
+    import threading
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = asyncio.run(coro)
+        except BaseException as e:  # re-raised in the cell's thread
+            outcome["error"] = e
+
+    t = threading.Thread(target=target, name="memlens-cell-await")
+    t.start()
+    t.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def cell_summary(cell, user_ns, top=5, output=None, force=False, shell=None):
     """Run a cell under a capture; return the timeline dict (peak, top_sites,
-    top_types). With `shell` (an IPython shell) the cell runs through
-    shell.run_cell, as IPython runs any cell: magics, !commands, top-level
-    await, the last expression displayed; the run_cell result is under
-    "result". `output`: keep the capture there (created new; `force`
-    replaces a file). Counters-only tracking started by memlens is paused."""
+    top_types). With `shell` (an IPython shell) the cell runs as IPython runs
+    cells (_Cell); without, as plain Python. `output`: keep the capture there
+    (created new; `force` replaces a file). Counters-only tracking started by
+    memlens is paused. An exception raised by the cell is in "error"."""
     from memlens import plot
     eng = _engine()
     resume = False
@@ -202,6 +269,11 @@ def cell_summary(cell, user_ns, top=5, output=None, force=False, shell=None):
         profile = importlib.import_module("memlens.profile")  # the module, not the decorator
         if not (profile._started_tracker or _state["started"]):
             raise RuntimeError("memlens is already recording a capture in this process")
+    if shell is not None:
+        run, arg = _Cell(shell, cell), None  # a SyntaxError is raised here, before any capture
+    else:
+        run, arg = _exec_plain, (compile(cell, "<memlens-cell>", "exec"), user_ns)
+    if eng.active():
         eng.stop()
         resume = True
     if output is None:
@@ -210,26 +282,18 @@ def cell_summary(cell, user_ns, top=5, output=None, force=False, shell=None):
         force_file = True
     else:
         path, force_file = os.path.abspath(output), force
-    result = None
+    error = None
     try:
-        if shell is not None:
-            # stacks stop at IPython's run_code, which runs the cell's code:
-            # IPython's own parsing and display are not the cell's
-            stop = getattr(type(shell).run_code, "__code__", None)
-        else:
-            code = compile(cell, "<memlens-cell>", "exec")
-            stop = _run_cell.__code__
         eng.start(path, force_file, '{"script": null, "argv": ["%%memlens"]}', 64, False, 10,
-                  stop_code=stop)
+                  stop_code=_run_cell.__code__)
         try:
-            if shell is not None:
-                result = shell.run_cell(cell, store_history=False)
-            else:
-                _run_cell(code, user_ns)
+            _run_cell(run, arg)
+        except Exception as e:
+            error = e
         finally:
             eng.stop()
         tl = dict(plot.load(path))
-        tl["result"] = result
+        tl["error"] = error
         tl["path"] = path if output is not None else None
         return tl
     finally:
@@ -244,8 +308,9 @@ _state = {"started": False}
 
 def print_cell_summary(tl, top=5):
     peak = tl["peak"]
-    print("Peak of the traced heap during the cell: %s (%s live blocks)"
-          % (human_bytes(peak["heap"]), human_count(peak["blocks"])))
+    print("Peak of the traced heap during the cell: %s (%s live block%s)"
+          % (human_bytes(peak["heap"]), human_count(peak["blocks"]),
+             "" if peak["blocks"] == 1 else "s"))
     pts = tl["points"]
     if pts:
         print("RSS at the end: %s" % human_bytes(pts[-1][1]))
@@ -429,6 +494,8 @@ def load_ipython_extension(ipython):
                     if html is not None:
                         from IPython.display import HTML, display
                         display(HTML(html))
+                if tl["error"] is not None:
+                    raise tl["error"]  # shown by IPython as the cell's own error
             finally:
                 if tmp is not None:
                     import shutil
