@@ -28,7 +28,7 @@ MODES = {
 
 def fetch(spec, where):
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary",
-                    ":all:", "--no-build-isolation", "-d", where, spec], check=True)
+                    ":all:", "-d", where, spec], check=True)
     sdist = glob.glob(os.path.join(where, "*.tar.gz"))[0]
     with tarfile.open(sdist) as t:
         t.extractall(where, filter="data") if sys.version_info >= (3, 12) else t.extractall(where)

@@ -330,3 +330,38 @@ def test_fail_on_increase(pytester):
     result = run(pytester, "--memlens-fail-on-increase")
     result.assert_outcomes(failed=1)
     assert "peak grew from 1.0 MiB to 2.0 MiB since the previous run" in result.stdout.str()
+
+
+def test_unittest_and_doctest_items(pytester):
+    # not plain test functions: their whole runtest() is measured
+    lines = write(pytester, "test_ut", '''
+        import unittest
+        import pytest
+
+        def double(x):
+            """
+            >>> len(double(bytes(3 << 20)))
+            6291456
+            """
+            return x + x
+
+        class TestCase(unittest.TestCase):
+            def setUp(self):
+                self.small = bytes(1000)
+
+            def test_two(self):
+                b = bytes(2 << 20)            # @two
+
+            @pytest.mark.limit_memory("1 MB")
+            def test_big(self):
+                b = bytes(5 << 20)
+    ''')
+    result = run(pytester, "--memlens", "--memlens-top", "0", "--doctest-modules")
+    result.assert_outcomes(passed=2, failed=1)
+    assert "a peak of 5.0 MiB above its start; the limit is 1.0 MiB" in section(result, "TestCase.test_big")
+    rows = {l.split()[0]: l for l in result.stdout.lines if l.startswith("test_ut.py::")}
+    two = rows["test_ut.py::TestCase::test_two"]
+    assert two.split()[1:3] == ["2.0", "MiB"] and "test_ut.py:%d" % lines["two"] in two
+    # the doctest: bytes of 3 MiB, then their double (6 MiB) while they live
+    doc = rows["test_ut.py::test_ut.double"]
+    assert doc.split()[1:3] == ["9.0", "MiB"], doc

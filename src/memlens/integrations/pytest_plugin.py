@@ -123,20 +123,29 @@ class MemlensPlugin:
     def _wanted(self, item):
         return self.all or any(item.get_closest_marker(n) is not None for n in MARKERS)
 
+    def _start(self, item):
+        """The Run of a test to measure, or None (not measured, or its
+        markers are malformed: the report then fails with the error)."""
+        if not self._wanted(item):
+            return None
+        from memlens.integrations import _measure
+        limits = _measure.Limits.of(item)
+        if limits.error:
+            item.stash[_ERROR] = limits.error
+            return None
+        run = _measure.Run(item.nodeid, self._capture_path(item), limits, keep=bool(self.dir))
+        item.stash[_RUN] = run
+        return run
+
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem):
-        if not self._wanted(pyfuncitem):
+        """Test functions: the function call alone is measured (fixtures
+        are set up before it)."""
+        run = None if _runs_whole(pyfuncitem) else self._start(pyfuncitem)
+        if run is None:
             yield
             return
         import inspect
-        from memlens.integrations import _measure
-        limits = _measure.Limits.of(pyfuncitem)
-        if limits.error:
-            pyfuncitem.stash[_ERROR] = limits.error
-            yield
-            return
-        run = _measure.Run(pyfuncitem.nodeid, self._capture_path(pyfuncitem), limits,
-                           keep=bool(self.dir))
         func = pyfuncitem.obj
         if inspect.iscoroutinefunction(func):
             async def measured(**kwargs):
@@ -152,14 +161,38 @@ class MemlensPlugin:
                     return _call(func, kwargs)
                 finally:
                     run.end()
-        # the signature pytest reads (funcargs) and the markers stay the same
+        # pytest calls it with the funcargs by name; the original stays
+        # reachable (inspect.unwrap) for plugins that look
         measured.__wrapped__ = func
         pyfuncitem.obj = measured
         try:
             yield
         finally:
             pyfuncitem.obj = func
-            pyfuncitem.stash[_RUN] = run
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item):
+        """Items that are not plain test functions (unittest.TestCase
+        methods, doctests, other plugins' items): their whole runtest() is
+        measured, setUp and tearDown of a TestCase included."""
+        run = self._start(item) if _runs_whole(item) else None
+        if run is None:
+            yield
+            return
+        runtest = item.runtest
+
+        def measured():
+            run.begin(_call.__code__)
+            try:
+                return _call(runtest, {})
+            finally:
+                run.end()
+
+        item.runtest = measured
+        try:
+            yield
+        finally:
+            del item.runtest
 
     def _capture_path(self, item):
         if self.dir:
@@ -178,7 +211,7 @@ class MemlensPlugin:
         report = outcome.get_result()
         error = item.stash.get(_ERROR, None)
         run = item.stash.get(_RUN, None)
-        if error is not None:
+        if error is not None and report.passed:
             _fail(report, "memlens: " + error)
             return
         if run is None or run.figures is None:
@@ -221,6 +254,16 @@ class MemlensPlugin:
 
 _RUN = pytest.StashKey()
 _ERROR = pytest.StashKey()
+
+
+def _runs_whole(item):
+    """True for items whose whole runtest() is measured: anything but a
+    plain test function (unittest.TestCase methods are Functions too)."""
+    if not isinstance(item, pytest.Function):
+        return True
+    import unittest
+    cls = getattr(item, "cls", None)
+    return isinstance(cls, type) and issubclass(cls, unittest.TestCase)
 
 
 def _fail(report, text):
