@@ -243,7 +243,7 @@ def test_costs_nothing_without_option(pytester):
 
 def test_xdist_table_merges_workers(pytester):
     pytest.importorskip("xdist")
-    write(pytester, "test_table", TABLE)
+    lines = write(pytester, "test_table", TABLE)
     result = run(pytester, "-n", "2", "--memlens", "--memlens-top", "0")
     result.assert_outcomes(passed=4)
     out = result.stdout.str()
@@ -252,6 +252,9 @@ def test_xdist_table_merges_workers(pytester):
     assert set(rows) == {"test_table.py::test_sizes[1]", "test_table.py::test_sizes[2]",
                          "test_table.py::test_sizes[4]", "test_table.py::test_nothing"}
     assert rows["test_table.py::test_sizes[2]"][1:3] == ["2.0", "MiB"]
+    # the sites and types at the peak come from the workers at their end
+    four = rows["test_table.py::test_sizes[4]"]
+    assert four[-1] == "bytes" and four[-3].endswith("test_table.py:%d" % lines["alloc"])
     # markers fail in workers too
     write(pytester, "test_mem", MEMORY)
     run(pytester, "-n", "2", "test_mem.py").assert_outcomes(passed=1, failed=1)

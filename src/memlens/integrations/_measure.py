@@ -87,8 +87,11 @@ class Run:
     """One test body under a capture. begin() and end() run inside the test
     call (pytest_plugin._call); end() sets `figures` and `failures`."""
 
-    def __init__(self, nodeid, path, limits, keep):
+    def __init__(self, nodeid, path, limits, keep, force=False):
+        """keep: leave the capture file at path after end() (the plugin
+        reads or removes it later); force: replace a file there."""
         self.nodeid, self.path, self.limits, self.keep = nodeid, path, limits, keep
+        self.force = force
         self.figures = None
         self.failures = []
         self.pid = None
@@ -105,7 +108,7 @@ class Run:
             self.before = heap(ids=True)
         if not eng.active():
             meta = json.dumps({"script": None, "argv": ["pytest", self.nodeid]})
-            eng.start(self.path, not self.keep, meta, _MAX_FRAMES, False, 10,
+            eng.start(self.path, self.force, meta, _MAX_FRAMES, False, 10,
                       stop_code=stop_code, exact=self.limits.collect)
             self.captured = True
         # else: a capture of the whole process runs (`memlens run -m pytest`):
@@ -142,19 +145,21 @@ class Run:
     def _analyse(self, after, after_heap):
         from memlens import reports
         c0, c1, lim = self.c0, self.c1, self.limits
+        # the figures from the counters (a new capture counts only the
+        # blocks allocated since it started: the same numbers as the capture
+        # file's reports); the sites and types at the peak are read from the
+        # file only when needed (a broken limit, or the end table: site_type())
+        fig = {"peak": max(c1[3] - c0[0], 0), "allocated": c1[1] - c0[1],
+               "allocations": c1[2] - c0[2], "leaked": max(after_heap - c0[0], 0),
+               "site": None, "type": None}
+        self.figures = fig
         data = tl = None
-        if self.captured:
+        broken = ((lim.memory is not None and fig["peak"] > lim.memory) or
+                  (lim.allocations is not None and fig["allocations"] > lim.allocations))
+        if self.captured and broken:
             data = reports.summary(self.path, top=_SHOW, progress=False)
             tl = reports.timeline(self.path, progress=False)
-            fig = {"peak": data["peak_bytes"], "allocated": data["allocated_bytes"],
-                   "allocations": data["allocations"], "leaked": data["end_bytes"],
-                   "site": _site_text(data["top_peak"][0]) if data["top_peak"] else None,
-                   "type": tl["top_types"][0]["type"] if tl["top_types"] else None}
-        else:
-            fig = {"peak": max(c1[3] - c0[0], 0), "allocated": c1[1] - c0[1],
-                   "allocations": c1[2] - c0[2], "leaked": max(after_heap - c0[0], 0),
-                   "site": None, "type": None}
-        self.figures = fig
+            fig["site"], fig["type"] = _site_type(data, tl)
         if lim.memory is not None and fig["peak"] > lim.memory:
             self.failures.append(self._memory_failure(fig, data, tl))
         if lim.allocations is not None and fig["allocations"] > lim.allocations:
@@ -279,6 +284,18 @@ class Run:
                                                      _site_text(r)))
                 lines.extend("        " + _frame_text(f) for f in r["stack"][1:6])
         return "\n".join(lines)
+
+
+def _site_type(data, tl):
+    return (_site_text(data["top_peak"][0]) if data["top_peak"] else None,
+            tl["top_types"][0]["type"] if tl["top_types"] else None)
+
+
+def site_type(path):
+    """(top site at the peak, top type at the peak) of a test's capture."""
+    from memlens import reports
+    return _site_type(reports.summary(path, top=1, progress=False),
+                      reports.timeline(path, progress=False))
 
 
 def _name_matches(key, tp, type_name):

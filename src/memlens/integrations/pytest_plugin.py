@@ -114,6 +114,8 @@ class MemlensPlugin:
         self.dir = opt.memlens_dir
         self.tmpdir = None
         self.results = {}  # nodeid -> the figures of its report (controller side)
+        self.kept = {}     # nodeid -> (figures, capture path): candidates for the table
+        self.count = 0
         self.previous = {}
         if opt.memlens_fail_on_increase and getattr(config, "cache", None) is not None:
             self.previous = config.cache.get(_CACHE_KEY, {}) or {}
@@ -133,7 +135,8 @@ class MemlensPlugin:
         if limits.error:
             item.stash[_ERROR] = limits.error
             return None
-        run = _measure.Run(item.nodeid, self._capture_path(item), limits, keep=bool(self.dir))
+        run = _measure.Run(item.nodeid, self._capture_path(item), limits,
+                           keep=bool(self.dir or self.config.option.memlens), force=not self.dir)
         item.stash[_RUN] = run
         return run
 
@@ -201,7 +204,20 @@ class MemlensPlugin:
         if self.tmpdir is None:
             import tempfile
             self.tmpdir = tempfile.mkdtemp(prefix="memlens-pytest-")
-        return os.path.join(self.tmpdir, "test.mlens")
+        self.count += 1
+        return os.path.join(self.tmpdir, "%d.mlens" % self.count)
+
+    def _keep(self, nodeid, figures, path):
+        """The end table shows the top tests' sites and types, read from
+        their captures at the end: this process keeps the captures of its
+        own top N (by the table's order), the others are removed now."""
+        self.kept[nodeid] = (figures, path)
+        top, key = self.config.option.memlens_top, self.config.option.memlens_sort
+        if top and len(self.kept) > top:
+            drop = min(self.kept, key=lambda k: (self.kept[k][0][key], k))
+            _, dropped = self.kept.pop(drop)
+            if not self.dir:
+                _remove(dropped)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -218,6 +234,10 @@ class MemlensPlugin:
             return
         figures = run.figures
         report.memlens = figures
+        if run.captured and run.keep and self.config.option.memlens and figures["site"] is None:
+            self._keep(item.nodeid, figures, run.path)
+        elif run.captured and not self.dir:
+            _remove(run.path)
         problems = list(run.failures)
         prev = self.previous.get(item.nodeid)
         if self.config.option.memlens_fail_on_increase and isinstance(prev, int) \
@@ -234,6 +254,17 @@ class MemlensPlugin:
             self.results[report.nodeid] = figures
 
     def pytest_sessionfinish(self, session):
+        sites = {}
+        for nodeid, (figures, path) in self.kept.items():
+            try:
+                sites[nodeid] = _measure_text().site_type(path)
+            except (OSError, ValueError):  # unreadable (disk full...): no site
+                pass
+        self.kept.clear()
+        if hasattr(self.config, "workerinput"):
+            self.config.workeroutput["memlens_sites"] = sites
+        else:
+            self._merge_sites(sites)
         if self.tmpdir is not None:
             import shutil
             shutil.rmtree(self.tmpdir, ignore_errors=True)
@@ -245,6 +276,18 @@ class MemlensPlugin:
             peaks.update({k: v["peak"] for k, v in self.results.items()})
             cache.set(_CACHE_KEY, peaks)
 
+    def _merge_sites(self, sites):
+        for nodeid, (site, type_) in sites.items():
+            if nodeid in self.results:
+                self.results[nodeid]["site"], self.results[nodeid]["type"] = site, type_
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        """pytest-xdist: a worker ends; its top tests' sites and types."""
+        sites = getattr(node, "workeroutput", {}).get("memlens_sites")
+        if isinstance(sites, dict):
+            self._merge_sites(sites)
+
     def pytest_terminal_summary(self, terminalreporter):
         if self.results and self.config.option.memlens and \
                 not hasattr(self.config, "workerinput"):
@@ -254,6 +297,13 @@ class MemlensPlugin:
 
 _RUN = pytest.StashKey()
 _ERROR = pytest.StashKey()
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _runs_whole(item):
