@@ -13,6 +13,7 @@ Needs pip and pytest in the running Python, and memlens installed in it.
 import argparse
 import glob
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -39,13 +40,17 @@ def run(src, mode):
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "tests"] + MODES[mode]
     env = dict(os.environ, PYTHONPATH=src)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=src, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # the child's CPU time (user + system, all its threads)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         sys.exit("%s failed:\n%s" % (" ".join(cmd), proc.stdout[-3000:] + proc.stderr[-2000:]))
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    return wall, summary
+    return wall, cpu, summary
 
 
 def main():
@@ -56,18 +61,23 @@ def main():
     with tempfile.TemporaryDirectory(prefix="memlens-bench-pytest-") as where:
         src = fetch(args.package, where)
         times = {m: [] for m in MODES}
+        cpus = {m: [] for m in MODES}
         for m in MODES:
-            print("warm-up %s: %s" % (m, run(src, m)[1]), file=sys.stderr)
+            print("warm-up %s: %s" % (m, run(src, m)[2]), file=sys.stderr)
         for i in range(args.reps):
             for m in MODES:
-                wall, summary = run(src, m)
+                wall, cpu, summary = run(src, m)
                 times[m].append(wall)
-                print("rep %d %-8s %.2fs  %s" % (i + 1, m, wall, summary), file=sys.stderr)
+                cpus[m].append(cpu)
+                print("rep %d %-8s %.2fs wall %.2fs cpu  %s" % (i + 1, m, wall, cpu, summary),
+                      file=sys.stderr)
         med = {m: statistics.median(v) for m, v in times.items()}
-        print("| suite | plain | --memlens | ratio |")
-        print("|---|---|---|---|")
-        print("| %s | %.2fs | %.2fs | %.2fx |" % (args.package, med["plain"], med["memlens"],
-                                                  med["memlens"] / med["plain"]))
+        cmed = {m: statistics.median(v) for m, v in cpus.items()}
+        print("| suite | plain | --memlens | wall ratio | plain cpu | --memlens cpu | cpu ratio |")
+        print("|---|---|---|---|---|---|---|")
+        print("| %s | %.2fs | %.2fs | %.2fx | %.2fs | %.2fs | %.2fx |" % (
+            args.package, med["plain"], med["memlens"], med["memlens"] / med["plain"],
+            cmed["plain"], cmed["memlens"], cmed["memlens"] / cmed["plain"]))
 
 
 if __name__ == "__main__":
