@@ -95,7 +95,14 @@ def run_notebook(tmp_path, cells, timeout=180):
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in cells]
+    nb.cells = []
+    for c in cells:
+        # ("source", "raises"): a cell expected to end with an error
+        source, raises = (c, False) if isinstance(c, str) else (c[0], True)
+        cell = nbformat.v4.new_code_cell(textwrap.dedent(source))
+        if raises:
+            cell.metadata["tags"] = ["raises-exception"]
+        nb.cells.append(cell)
     client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
@@ -178,6 +185,8 @@ def test_kernel_memlens_cell_runs_as_ipython(tmp_path):
         "%%memlens -o saved.mlens\nx = 1\n",
         "%%memlens --top x\nx = 1\n",
         "%%memlens --flamegraph\ny = bytes(1 << 20)\n",
+        ("%%memlens --top 0\nz = bytes(2 << 20)\nraise ValueError('boom')\n", "raises"),
+        "z is not None",
     ])
     text, result, _ = out[1]
     assert "shell-says-hi" in text            # !cmd ran
@@ -202,6 +211,13 @@ def test_kernel_memlens_cell_runs_as_ipython(tmp_path):
     # -o never overwrites without -f; bad arguments: one line
     assert "memlens:" in out[3][0] and "exists" in out[3][0]
     assert out[4][0].startswith("usage: %%memlens") and "Traceback" not in out[4][0]
+    # the cell's error is the cell's: shown after the summary (--top 0: the
+    # peak alone), and what ran before it stays
+    text, _, others = out[6]
+    assert "Peak of the traced heap during the cell: 2.0 MiB" in text
+    assert "Top sites" not in text
+    assert [o.get("ename") for o in others if o.output_type == "error"] == ["ValueError"]
+    assert out[7][1] == "True"
     flame = out[5]
     assert ("--flamegraph needs memlens.flamegraph" in flame[0]
             or any("text/html" in o.get("data", {}) for o in flame[2]))
