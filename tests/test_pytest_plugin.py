@@ -368,3 +368,39 @@ def test_unittest_and_doctest_items(pytester):
     # the doctest: bytes of 3 MiB, then their double (6 MiB) while they live
     doc = rows["test_ut.py::test_ut.double"]
     assert doc.split()[1:3] == ["9.0", "MiB"], doc
+
+
+def test_under_memlens_run(pytester):
+    # the whole process already records (`memlens run -m pytest`): the
+    # markers still work, by the counters; and pytest gives no warning about
+    # the plugin's package (imported before pytest could rewrite it)
+    write(pytester, "test_in", '''
+        import pytest
+
+        KEEP = []
+
+        class S:
+            pass
+
+        @pytest.mark.limit_memory("1 MB")
+        def test_big():
+            b = bytes(5 << 20)
+
+        @pytest.mark.limit_alive({"S": 0})
+        def test_alive():
+            KEEP.extend(S() for _ in range(10))
+
+        @pytest.mark.limit_memory("20 MB")
+        def test_fits():
+            b = bytes(5 << 20)
+    ''')
+    proc = memlens("run", "-q", "-o", str(pytester.path / "run.mlens"), "-m", "pytest", "-q",
+                   "-p", "no:cacheprovider", "-p", "no:asyncio", "test_in.py",
+                   cwd=str(pytester.path))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "2 failed, 1 passed" in out
+    assert "a peak of 5.0 MiB above its start; the limit is 1.0 MiB" in out
+    assert "10 S objects made by the test are alive after it; the limit is 0" in out
+    assert "measured by the counters alone" in out
+    assert "Warning" not in out, out
