@@ -404,3 +404,23 @@ def test_under_memlens_run(pytester):
     assert "10 S objects made by the test are alive after it; the limit is 0" in out
     assert "measured by the counters alone" in out
     assert "Warning" not in out, out
+
+
+def test_census_never_shows_the_plugin(pytester):
+    # a test's own memlens.heap() census, measured or not, lists none of the
+    # plugin's objects
+    write(pytester, "test_census", '''
+        import memlens
+        import pytest
+
+        def rows():
+            return [r.type for r in memlens.heap().by_type() if r.type.startswith("memlens.")]
+
+        def test_plain():
+            assert rows() == []
+
+        @pytest.mark.limit_memory("100 MB")
+        def test_measured():
+            assert rows() == []
+    ''')
+    run(pytester, "--memlens").assert_outcomes(passed=2)

@@ -82,6 +82,8 @@ def pytest_configure(config):
         raise pytest.UsageError("--memlens-top: N cannot be negative")
     if opt.memlens_dir is not None and not hasattr(config, "workerinput"):
         _check_dir(opt.memlens_dir)
+    from memlens import _engine  # already loaded by `import memlens` (memlens.heap)
+    _engine.heap_own_type(MemlensPlugin)
     config.pluginmanager.register(MemlensPlugin(config), "memlens-plugin")
 
 
@@ -107,6 +109,12 @@ async def _call_async(func, kwargs):
 
 
 class MemlensPlugin:
+    """The per-run half of the plugin, registered by pytest_configure. Like
+    memlens' other objects it is its own in heap censuses (heap_own_type):
+    a program's `memlens.heap()` under pytest does not list it."""
+
+    __slots__ = ("config", "all", "dir", "tmpdir", "results", "kept", "count", "previous")
+
     def __init__(self, config):
         self.config = config
         opt = config.option
@@ -225,8 +233,12 @@ class MemlensPlugin:
         if call.when != "call":
             return
         report = outcome.get_result()
+        # taken out of the item: nothing of memlens outlives the test
         error = item.stash.get(_ERROR, None)
         run = item.stash.get(_RUN, None)
+        for key in (_ERROR, _RUN):
+            if key in item.stash:
+                del item.stash[key]
         if error is not None and report.passed:
             _fail(report, "memlens: " + error)
             return
