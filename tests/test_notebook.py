@@ -154,6 +154,9 @@ def test_kernel_mprun_line_table(tmp_path):
         "%mprun -f grow kept = grow(3)",
         "%mprun -f nothing_here grow(1)",
         "kept is not None, grow.__name__",
+        "class K:\n    @staticmethod\n    def s(n):\n        return bytes(n << 20)\n",
+        "%mprun -f K.s K.s(2)",
+        "type(vars(K)['s']).__name__, K.s is vars(K)['s'].__func__",
     ])
     text = out[2][0]
     assert "Function: grow  (1 call)" in text, text
@@ -167,6 +170,10 @@ def test_kernel_mprun_line_table(tmp_path):
     assert "memlens:" in out[3][0] and "nothing_here" in out[3][0]
     # the function is unwrapped again afterwards
     assert out[4][1] == "(True, 'grow')"
+    # a static method: metered through its class, and put back as it was
+    line = next(l for l in out[6][0].splitlines() if "return bytes(n << 20)" in l)
+    assert "+2.0 MiB" in line, out[6][0]
+    assert out[7][1] == "('staticmethod', True)"
 
 
 def test_kernel_memlens_cell_runs_as_ipython(tmp_path):

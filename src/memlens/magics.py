@@ -125,6 +125,11 @@ def mprun(funcs, statement, user_ns):
             for target, attr in ((owner, name), (func.__globals__, func.__name__)):
                 if target is None:
                     continue
+                raw = vars(target).get(attr) if isinstance(target, type) else None
+                if isinstance(raw, (staticmethod, classmethod)) and raw.__func__ is func:
+                    patched.append((target, attr, raw))
+                    setattr(target, attr, type(raw)(wrapper))
+                    continue
                 current = target.get(attr) if isinstance(target, dict) else getattr(target, attr, None)
                 if current is func:
                     patched.append((target, attr, func))
@@ -174,8 +179,6 @@ def _resolve(expr, user_ns):
         func = func.__func__
     if not isinstance(func, types.FunctionType):
         raise ValueError("-f %s: not a Python function" % expr)
-    if isinstance(owner, type) and isinstance(owner.__dict__.get(parts[-1]), (staticmethod, classmethod)):
-        owner = None  # rebinding would lose the descriptor: its globals name is patched only
     return owner, parts[-1], func
 
 
