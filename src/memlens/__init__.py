@@ -2,6 +2,11 @@
 
 The engine is C (memlens._engine); this package is the shell around it:
 the CLI, the API objects, the report formatting.
+
+PYTEST_DONT_REWRITE: pytest loads memlens' plugin from this package (the
+pytest11 entry point) and would rewrite its asserts; under `memlens run -m
+pytest` the package is imported before pytest starts, and pytest would warn
+that it cannot rewrite it: a warning the program does not have without memlens.
 """
 __version__ = "0.1.0"
 
