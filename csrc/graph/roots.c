@@ -1,0 +1,225 @@
+/* roots.c: named roots and "held by C code" (see roots.h). */
+#include "graph/roots.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const ml_refgraph *g;
+    ml_roots *r;
+    size_t cap;
+    const char *skip;
+    size_t skiplen;
+    ml_node *sorted; /* node lookups for locals: by address (sorted) */
+    int oom;
+} ml_roots_builder;
+
+static int
+ml_roots_push(ml_roots_builder *b, ml_root root)
+{
+    ml_roots *r = b->r;
+    if (r->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        ml_root *p = realloc(r->roots, cap * sizeof(*p));
+        if (!p) {
+            b->oom = 1;
+            return -1;
+        }
+        r->roots = p;
+        b->cap = cap;
+    }
+    r->roots[r->n++] = root;
+    return 0;
+}
+
+static int
+ml_roots_skipped_code(const ml_roots_builder *b, PyCodeObject *co)
+{
+    if (!b->skiplen)
+        return 0;
+    char buf[4096];
+    const char *s;
+    size_t len = ml_compat_str_utf8(co->co_filename, buf, sizeof(buf), &s);
+    return len >= b->skiplen && memcmp(s, b->skip, b->skiplen) == 0;
+}
+
+/* ---- address lookup: nodes sorted by object address ---- */
+
+static const ml_refgraph *ml_roots_sort_graph;
+
+static int
+ml_roots_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)ml_refgraph_object(ml_roots_sort_graph, *(const ml_node *)a);
+    uintptr_t y = (uintptr_t)ml_refgraph_object(ml_roots_sort_graph, *(const ml_node *)b);
+    return x < y ? -1 : x > y;
+}
+
+static ml_node
+ml_roots_lookup(const ml_roots_builder *b, PyObject *o)
+{
+    size_t lo = 0, hi = ml_refgraph_count(b->g);
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        PyObject *m = ml_refgraph_object(b->g, b->sorted[mid]);
+        if (m == o)
+            return b->sorted[mid];
+        if ((uintptr_t)m < (uintptr_t)o)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return ML_NODE_NONE;
+}
+
+static int
+ml_roots_local(unsigned long tid, int depth, PyCodeObject *co, int line, PyObject *name, PyObject *value,
+               void *arg)
+{
+    ml_roots_builder *b = arg;
+    if (ml_roots_skipped_code(b, co))
+        return 0;
+    ml_node n = ml_roots_lookup(b, value);
+    if (n == ML_NODE_NONE)
+        return 0;
+    ml_root root = {n, ML_ROOT_LOCAL, line, depth, tid, name, co};
+    return ml_roots_push(b, root);
+}
+
+int
+ml_roots_find(const ml_refgraph *g, const char *skip_prefix, const ml_node *not_c, size_t n_not_c, ml_roots *r)
+{
+    size_t n = ml_refgraph_count(g);
+    memset(r, 0, sizeof(*r));
+    ml_roots_builder b = {g, r, 0, skip_prefix, skip_prefix ? strlen(skip_prefix) : 0, NULL, 0};
+    uint32_t *indeg = NULL;
+    r->excluded = calloc(n ? n : 1, 1);
+    b.sorted = malloc((n ? n : 1) * sizeof(*b.sorted));
+    if (!r->excluded || !b.sorted)
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        b.sorted[i] = (ml_node)i;
+    ml_roots_sort_graph = g;
+    qsort(b.sorted, n, sizeof(*b.sorted), ml_roots_cmp);
+
+    /* module globals, in sys.modules order */
+    PyObject *modules = PySys_GetObject("modules"); /* borrowed, no Python code */
+    if (modules && PyDict_Check(modules)) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(modules, &pos, &k, &v)) {
+            if (!PyModule_Check(v) || !PyUnicode_Check(k))
+                continue;
+            ml_node d = ml_roots_lookup(&b, PyModule_GetDict(v));
+            if (d != ML_NODE_NONE && ml_roots_push(&b, (ml_root){d, ML_ROOT_MODULE, 0, 0, 0, k, NULL}) < 0)
+                goto fail;
+        }
+        ml_node sm = ml_roots_lookup(&b, modules);
+        if (sm != ML_NODE_NONE && ml_roots_push(&b, (ml_root){sm, ML_ROOT_SYS_MODULES, 0, 0, 0, NULL, NULL}) < 0)
+            goto fail;
+    }
+    ml_compat_frames_locals(ml_roots_local, &b);
+    if (b.oom)
+        goto fail;
+    r->named = r->n;
+
+    /* memlens' own frame objects: never followed */
+    for (size_t i = 0; i < n; i++) {
+        PyCodeObject *co;
+        if (ml_compat_frameobj_code(ml_refgraph_object(g, (ml_node)i), &co) && ml_roots_skipped_code(&b, co))
+            r->excluded[i] = 1;
+    }
+
+    /* held by C code: more references than the graph shows */
+    indeg = calloc(n ? n : 1, sizeof(*indeg));
+    if (!indeg)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        if (r->excluded[i])
+            continue;
+        size_t c;
+        const ml_node *s = ml_refgraph_succ(g, (ml_node)i, &c);
+        for (size_t e = 0; e < c; e++)
+            indeg[s[e]]++;
+    }
+    for (size_t i = 0; i < n_not_c; i++)
+        if (not_c[i] < n)
+            indeg[not_c[i]] = UINT32_MAX;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *o = ml_refgraph_object(g, (ml_node)i);
+        if (r->excluded[i] || indeg[i] == UINT32_MAX)
+            continue;
+        if ((uint64_t)Py_REFCNT(o) > indeg[i] &&
+            ml_roots_push(&b, (ml_root){(ml_node)i, ML_ROOT_C, 0, 0, 0, NULL, NULL}) < 0)
+            goto fail;
+    }
+    free(indeg);
+    free(b.sorted);
+    return 0;
+fail:
+    free(indeg);
+    free(b.sorted);
+    ml_roots_release(r);
+    return -1;
+}
+
+int
+ml_roots_given(const ml_refgraph *g, const ml_node *nodes, size_t n, ml_roots *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->excluded = calloc(ml_refgraph_count(g) + 1, 1);
+    r->roots = calloc(n ? n : 1, sizeof(*r->roots));
+    if (!r->excluded || !r->roots) {
+        ml_roots_release(r);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        r->roots[i] = (ml_root){nodes[i], ML_ROOT_EXTRA, 0, 0, 0, NULL, NULL};
+    r->n = r->named = n;
+    return 0;
+}
+
+void
+ml_roots_release(ml_roots *r)
+{
+    free(r->roots);
+    free(r->excluded);
+    memset(r, 0, sizeof(*r));
+}
+
+size_t
+ml_roots_name(const ml_roots *r, size_t i, char *buf, size_t cap)
+{
+    const ml_root *x = &r->roots[i];
+    char b1[256], b2[256], b3[512];
+    const char *s1, *s2, *s3;
+    int len = 0;
+    switch (x->kind) {
+    case ML_ROOT_MODULE:
+    {
+        size_t l1 = ml_compat_str_utf8(x->name, b1, sizeof(b1), &s1);
+        len = snprintf(buf, cap, "module %.*s", (int)l1, s1);
+    }
+        break;
+    case ML_ROOT_SYS_MODULES:
+        len = snprintf(buf, cap, "sys.modules");
+        break;
+    case ML_ROOT_LOCAL: {
+        size_t l1 = ml_compat_str_utf8(x->code->co_name, b1, sizeof(b1), &s1);
+        size_t l2 = ml_compat_str_utf8(x->name, b2, sizeof(b2), &s2);
+        size_t l3 = ml_compat_str_utf8(x->code->co_filename, b3, sizeof(b3), &s3);
+        len = snprintf(buf, cap, "thread %lu, frame %.*s() in %.*s:%d, local '%.*s'", x->thread, (int)l1, s1,
+                       (int)l3, s3, x->line, (int)l2, s2);
+        break;
+    }
+    case ML_ROOT_C:
+        len = snprintf(buf, cap, "held by C code");
+        break;
+    default:
+        len = snprintf(buf, cap, "root");
+    }
+    if (len < 0)
+        len = 0;
+    return (size_t)len < cap ? (size_t)len : (cap ? cap - 1 : 0);
+}
