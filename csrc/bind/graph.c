@@ -21,16 +21,35 @@
 
 /* ---- GraphHold: strong references to objects, invisible to walks ---- */
 
-typedef struct {
+typedef struct ml_hold_object {
     PyObject_HEAD
     PyObject **objs;
     Py_ssize_t n;
+    struct ml_hold_object *prev, *next; /* every live hold (GIL) */
 } ml_hold_object;
+
+static ml_hold_object *ml_holds;
+
+/* ml_roots_hidden_fn: what the live holds reference. */
+static void
+ml_hold_visit_all(visitproc visit, void *arg)
+{
+    for (ml_hold_object *h = ml_holds; h; h = h->next)
+        for (Py_ssize_t i = 0; i < h->n; i++)
+            if (h->objs[i])
+                visit(h->objs[i], arg);
+}
 
 static void
 ml_hold_dealloc(PyObject *self)
 {
     ml_hold_object *h = (ml_hold_object *)self;
+    if (h->prev)
+        h->prev->next = h->next;
+    else if (ml_holds == h)
+        ml_holds = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
     for (Py_ssize_t i = 0; i < h->n; i++)
         Py_XDECREF(h->objs[i]);
     free(h->objs);
@@ -74,8 +93,14 @@ ml_hold_new(size_t n)
     if (!h)
         return NULL;
     h->n = (Py_ssize_t)n;
+    h->prev = h->next = NULL;
     h->objs = calloc(n ? n : 1, sizeof(*h->objs));
-    if (!h->objs) {
+    if (h->objs) {
+        h->next = ml_holds;
+        if (ml_holds)
+            ml_holds->prev = h;
+        ml_holds = h;
+    } else {
         h->n = 0;
         Py_DECREF(h);
         PyErr_NoMemory();
@@ -214,11 +239,20 @@ ml_graph_retained_py(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!s:graph_retained", &PyTuple_Type, &objs, &skip))
         return NULL;
     size_t n = (size_t)PyTuple_GET_SIZE(objs);
-    ml_node *nodes = malloc((n ? n : 1) * sizeof(*nodes));
-    if (!nodes)
+    /* the objects, then the tuple holding them (the caller's argument:
+     * never a root that would keep them) */
+    PyObject **asked = malloc((n + 1) * sizeof(*asked));
+    ml_node *nodes = malloc((n + 1) * sizeof(*nodes));
+    if (!nodes || !asked) {
+        free(asked);
+        free(nodes);
         return PyErr_NoMemory();
+    }
+    memcpy(asked, &PyTuple_GET_ITEM(objs, 0), n * sizeof(*asked));
+    asked[n] = objs;
     ml_roots r;
-    ml_refgraph *g = ml_graph_open(skip, &PyTuple_GET_ITEM(objs, 0), n, nodes, &r);
+    ml_refgraph *g = ml_graph_open(skip, asked, n + 1, nodes, &r);
+    free(asked);
     PyObject *result = NULL;
     if (!g)
         goto free_nodes;
@@ -445,7 +479,7 @@ ml_graph_heap_py(PyObject *self, PyObject *args)
                                       (unsigned long long)t.retained[acc],
                                       Py_BuildValue("(Os)", (PyObject *)rows.tp[type_of[acc]],
                                                     ml_graph_what_names[rows.what[type_of[acc]]]),
-                                      ml_graph_breakdown(g, &t, type_of, &rows, acc));
+                                      ml_graph_breakdown(g, &t, type_of, &rows, v));
         if (!row) {
             Py_CLEAR(tops);
             break;
@@ -556,8 +590,19 @@ ml_graph_neighbourhood_py(PyObject *self, PyObject *args)
             ml_node u = nb[e];
             if (r.excluded[u])
                 continue;
+            PyObject *src = ml_refgraph_object(g, backward ? u : v), *dst = ml_refgraph_object(g, backward ? v : u);
+            PyObject *name = ml_graph_edge(src, dst);
+            if (!name)
+                goto done;
+            /* a str or int dict key is already the edge's name */
+            if ((PyUnicode_CheckExact(dst) || PyLong_CheckExact(dst)) &&
+                PyUnicode_CompareWithASCIIString(name, "(key)") == 0) {
+                Py_DECREF(name);
+                continue;
+            }
             if (!seen[u]) {
                 if (shown >= (size_t)max_items) {
+                    Py_DECREF(name);
                     omitted++;
                     continue;
                 }
@@ -566,9 +611,8 @@ ml_graph_neighbourhood_py(PyObject *self, PyObject *args)
                 queue[tail++] = u;
             }
             shown++;
-            PyObject *src = ml_refgraph_object(g, backward ? u : v), *dst = ml_refgraph_object(g, backward ? v : u);
             PyObject *edge = Py_BuildValue("(IIN)", backward ? seen[u] - 1 : (unsigned)qi,
-                                           backward ? (unsigned)qi : seen[u] - 1, ml_graph_edge(src, dst));
+                                           backward ? (unsigned)qi : seen[u] - 1, name);
             if (!edge || PyList_Append(edges, edge) < 0) {
                 Py_XDECREF(edge);
                 goto done;
@@ -866,6 +910,7 @@ ml_bind_graph_init(PyObject *m)
 {
     if (PyType_Ready(&ml_hold_type) < 0 || ml_walk_add_own_type(&ml_hold_type) < 0)
         return -1;
+    ml_roots_set_hidden(ml_hold_visit_all);
     return 0;
 }
 

@@ -89,6 +89,46 @@ ml_paths_to(const ml_bfs *b, ml_node target, ml_node *out, size_t cap, uint32_t 
 
 /* ---- backward search from one object ---- */
 
+/* One backward search from `target`, never through banned or excluded
+ * nodes: the nearest named root (*named = 1), else the nearest C-held
+ * one; ML_NODE_NONE when neither. next[] and dist[] describe the path. */
+static ml_node
+ml_paths_search(const ml_refgraph *g, const ml_roots *r, const uint32_t *rootof, const uint8_t *banned,
+                ml_node target, size_t max_depth, ml_node *next, uint32_t *dist, ml_node *queue, int *named)
+{
+    size_t n = ml_refgraph_count(g);
+    ml_node first_c = ML_NODE_NONE;
+    memset(dist, 0xff, n * sizeof(*dist));
+    size_t head = 0, tail = 0;
+    dist[target] = 0;
+    next[target] = ML_NODE_NONE;
+    queue[tail++] = target;
+    while (head < tail) {
+        ml_node v = queue[head++];
+        uint32_t ri = rootof[v];
+        if (ri && ri - 1 < r->named) {
+            *named = 1;
+            return v;
+        }
+        if (ri && first_c == ML_NODE_NONE)
+            first_c = v; /* C-held: go on, a named root may lie beyond */
+        if (max_depth && dist[v] >= max_depth)
+            continue;
+        size_t c;
+        const ml_node *p = ml_refgraph_pred(g, v, &c);
+        for (size_t e = 0; e < c; e++) {
+            ml_node u = p[e];
+            if (dist[u] != UINT32_MAX || r->excluded[u] || banned[u])
+                continue;
+            dist[u] = dist[v] + 1;
+            next[u] = v;
+            queue[tail++] = u;
+        }
+    }
+    *named = 0;
+    return first_c;
+}
+
 int
 ml_paths_find(const ml_refgraph *g, const ml_roots *r, ml_node target, size_t max, size_t max_depth, ml_path **out,
               size_t *nout)
@@ -100,50 +140,30 @@ ml_paths_find(const ml_refgraph *g, const ml_roots *r, ml_node target, size_t ma
         return 0;
     /* first root (named before C-held) of each node, + 1; 0 none */
     uint32_t *rootof = calloc(n, sizeof(*rootof));
+    uint8_t *banned = calloc(n, 1);
     ml_node *next = malloc(n * sizeof(*next)); /* toward the target */
     uint32_t *dist = malloc(n * sizeof(*dist));
     ml_node *queue = malloc(n * sizeof(*queue));
-    uint32_t *hits_named = malloc(max * sizeof(*hits_named)), *hits_c = malloc(max * sizeof(*hits_c));
     ml_path *paths = calloc(max, sizeof(*paths));
-    size_t nnamed = 0, nc = 0, np = 0;
-    int rc = -1;
-    if (!rootof || !next || !dist || !queue || !hits_named || !hits_c || !paths)
+    size_t np = 0;
+    int rc = -1, want_named = -1;
+    if (!rootof || !banned || !next || !dist || !queue || !paths)
         goto done;
     for (size_t i = r->n; i-- > 0;)
         rootof[r->roots[i].node] = (uint32_t)i + 1;
-    memset(dist, 0xff, n * sizeof(*dist));
-    size_t head = 0, tail = 0;
-    dist[target] = 0;
-    next[target] = ML_NODE_NONE;
-    queue[tail++] = target;
-    while (head < tail && nnamed < max) {
-        ml_node v = queue[head++];
-        uint32_t ri = rootof[v];
-        if (ri) {
-            if (ri - 1 < r->named) {
-                hits_named[nnamed++] = v;
-                continue; /* a path ends at its first named root */
-            }
-            if (nc < max)
-                hits_c[nc++] = v;
-        }
-        if (max_depth && dist[v] >= max_depth)
-            continue;
-        size_t c;
-        const ml_node *p = ml_refgraph_pred(g, v, &c);
-        for (size_t e = 0; e < c; e++) {
-            ml_node u = p[e];
-            if (dist[u] != UINT32_MAX || r->excluded[u])
-                continue;
-            dist[u] = dist[v] + 1;
-            next[u] = v;
-            queue[tail++] = u;
-        }
-    }
-    const uint32_t *hits = nnamed ? hits_named : hits_c;
-    size_t nhits = nnamed ? nnamed : nc;
-    for (size_t h = 0; h < nhits; h++) {
-        ml_node v = hits[h];
+    /* Each search gives the shortest path left; then the path's last
+     * referrer of the target is banned, so the next one comes another
+     * way. Named roots first; C-held ones only when no named root
+     * reaches the target at all. */
+    while (np < max) {
+        int named;
+        ml_node v = ml_paths_search(g, r, rootof, banned, target, max_depth, next, dist, queue, &named);
+        if (v == ML_NODE_NONE)
+            break;
+        if (want_named < 0)
+            want_named = named;
+        if (named != want_named)
+            break;
         size_t len = dist[v] + 1;
         ml_path *pa = &paths[np];
         pa->nodes = malloc(len * sizeof(*pa->nodes));
@@ -154,6 +174,9 @@ ml_paths_find(const ml_refgraph *g, const ml_roots *r, ml_node target, size_t ma
         np++;
         for (size_t i = 0; i < len; i++, v = next[v])
             pa->nodes[i] = v;
+        if (len < 2)
+            break; /* the target is a root itself */
+        banned[pa->nodes[len - 2]] = 1;
     }
     *out = paths;
     *nout = np;
@@ -163,11 +186,10 @@ done:
     if (paths)
         ml_paths_free(paths, np);
     free(rootof);
+    free(banned);
     free(next);
     free(dist);
     free(queue);
-    free(hits_named);
-    free(hits_c);
     return rc;
 }
 

@@ -5,13 +5,12 @@
  *    root, then from every "held by C code" root for what the named ones
  *    do not reach: afterwards the shortest path from a root to any node
  *    is read back in O(length) (many objects at once).
- *  - ml_paths_find: a backward search from one object over the
- *    predecessors, up to `max` paths that start at different roots,
- *    shortest first; named roots only, or, when none reaches the object,
- *    "held by C code" ones.
+ *  - ml_paths_find: backward searches from one object over the
+ *    predecessors, up to `max` paths, shortest first, each through a different referrer of the object (the
+ *    last hop of each path found is banned for the next search); named
+ *    roots only, or, when none reaches the object, "held by C code" ones.
  * Excluded nodes (memlens' own frames) are never on a path. A search
- * never stops at a C-held node that is not a root of its path... (a C-held
- * object on the way to a named root is passed through).
+ * passes through C-held objects on its way to a named root.
  *
  * GIL held, borrowed pointers as the graph's; no Python code runs.
  */
@@ -43,7 +42,7 @@ typedef struct {
     size_t len;
 } ml_path;
 
-/* Up to `max` shortest paths to `target` from distinct roots, no longer
+/* Up to `max` shortest paths to `target` (distinct last hops), no longer
  * than max_depth edges (0: no limit). *out (malloc'd, *nout of them; free
  * with ml_paths_free). Returns 0, or -1 when out of memory. */
 int ml_paths_find(const ml_refgraph *g, const ml_roots *r, ml_node target, size_t max, size_t max_depth,

@@ -5,9 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+static ml_roots_hidden_fn ml_roots_hidden;
+
+void
+ml_roots_set_hidden(ml_roots_hidden_fn fn)
+{
+    ml_roots_hidden = fn;
+}
+
 typedef struct {
     const ml_refgraph *g;
     ml_roots *r;
+    uint32_t *indeg;   /* references seen, per node */
     size_t cap;
     const char *skip;
     size_t skiplen;
@@ -78,13 +87,28 @@ ml_roots_local(unsigned long tid, int depth, PyCodeObject *co, int line, PyObjec
                void *arg)
 {
     ml_roots_builder *b = arg;
-    if (ml_roots_skipped_code(b, co))
-        return 0;
     ml_node n = ml_roots_lookup(b, value);
     if (n == ML_NODE_NONE)
         return 0;
+    if (ml_roots_skipped_code(b, co)) {
+        /* memlens' own frame: not a root, but a reference seen */
+        if (b->indeg[n] != UINT32_MAX)
+            b->indeg[n]++;
+        return 0;
+    }
     ml_root root = {n, ML_ROOT_LOCAL, line, depth, tid, name, co};
     return ml_roots_push(b, root);
+}
+
+/* visitproc: one reference memlens holds out of sight. */
+static int
+ml_roots_hidden_visit(PyObject *o, void *arg)
+{
+    ml_roots_builder *b = arg;
+    ml_node n = ml_roots_lookup(b, o);
+    if (n != ML_NODE_NONE && b->indeg[n] != UINT32_MAX)
+        b->indeg[n]++;
+    return 0;
 }
 
 int
@@ -92,12 +116,23 @@ ml_roots_find(const ml_refgraph *g, const char *skip_prefix, const ml_node *not_
 {
     size_t n = ml_refgraph_count(g);
     memset(r, 0, sizeof(*r));
-    ml_roots_builder b = {g, r, 0, skip_prefix, skip_prefix ? strlen(skip_prefix) : 0, NULL, 0};
-    uint32_t *indeg = NULL;
+    ml_roots_builder b = {g, r, NULL, 0, skip_prefix, skip_prefix ? strlen(skip_prefix) : 0, NULL, 0};
+    uint32_t *indeg = calloc(n ? n : 1, sizeof(*indeg));
+    b.indeg = indeg;
     r->excluded = calloc(n ? n : 1, 1);
     b.sorted = malloc((n ? n : 1) * sizeof(*b.sorted));
-    if (!r->excluded || !b.sorted)
+    if (!r->excluded || !b.sorted || !indeg)
         goto fail;
+    /* references seen: every edge (memlens' own frame objects' too) */
+    for (size_t i = 0; i < n; i++) {
+        size_t c;
+        const ml_node *s = ml_refgraph_succ(g, (ml_node)i, &c);
+        for (size_t e = 0; e < c; e++)
+            indeg[s[e]]++;
+    }
+    for (size_t i = 0; i < n_not_c; i++)
+        if (not_c[i] < n)
+            indeg[not_c[i]] = UINT32_MAX;
     for (size_t i = 0; i < n; i++)
         b.sorted[i] = (ml_node)i;
     ml_roots_sort_graph = g;
@@ -132,20 +167,8 @@ ml_roots_find(const ml_refgraph *g, const char *skip_prefix, const ml_node *not_
     }
 
     /* held by C code: more references than the graph shows */
-    indeg = calloc(n ? n : 1, sizeof(*indeg));
-    if (!indeg)
-        goto fail;
-    for (size_t i = 0; i < n; i++) {
-        if (r->excluded[i])
-            continue;
-        size_t c;
-        const ml_node *s = ml_refgraph_succ(g, (ml_node)i, &c);
-        for (size_t e = 0; e < c; e++)
-            indeg[s[e]]++;
-    }
-    for (size_t i = 0; i < n_not_c; i++)
-        if (not_c[i] < n)
-            indeg[not_c[i]] = UINT32_MAX;
+    if (ml_roots_hidden)
+        ml_roots_hidden(ml_roots_hidden_visit, &b);
     for (size_t i = 0; i < n; i++) {
         PyObject *o = ml_refgraph_object(g, (ml_node)i);
         if (r->excluded[i] || indeg[i] == UINT32_MAX)

@@ -59,6 +59,13 @@ int ml_roots_given(const ml_refgraph *g, const ml_node *nodes, size_t n, ml_root
 
 void ml_roots_release(ml_roots *r);
 
+/* References memlens holds where no walk sees them (result holders): a
+ * function that calls visit(o, arg) once per such reference. Counted as
+ * seen, so they never make an object "held by C code". Set once, at
+ * import (GIL held). */
+typedef void (*ml_roots_hidden_fn)(visitproc visit, void *arg);
+void ml_roots_set_hidden(ml_roots_hidden_fn fn);
+
 /* A one-line name of root i ("module app.cache", "thread 1403.., frame
  * f() in app.py:40, local 'x'", "held by C code"), truncated to cap.
  * Returns the length written. */
