@@ -905,6 +905,29 @@ free_from:
     return result;
 }
 
+/* Untrack a tuple memlens built whose items are all untracked (nested
+ * tuples untracked first): no census then meets it on the GC lists. */
+static int
+ml_graph_untrack_tree(PyObject *o)
+{
+    if (!PyObject_IS_GC(o) || !PyObject_GC_IsTracked(o))
+        return 1;
+    if (!PyTuple_CheckExact(o))
+        return 0;
+    int all = 1;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(o); i++)
+        all &= ml_graph_untrack_tree(PyTuple_GET_ITEM(o, i));
+    if (all)
+        PyObject_GC_UnTrack(o);
+    return all;
+}
+
+static PyObject *
+ml_graph_untrack_py(PyObject *self, PyObject *o)
+{
+    return PyBool_FromLong(ml_graph_untrack_tree(o));
+}
+
 int
 ml_bind_graph_init(PyObject *m)
 {
@@ -931,6 +954,8 @@ PyMethodDef ml_bind_graph_methods[] = {
      "graph_backward(obj, max_depth, skip_prefix) -> (parents, hold): referrers breadth first."},
     {"graph_of_types", ml_graph_of_types_py, METH_VARARGS,
      "graph_of_types(types, want_objects) -> list of objects of exactly those types, or their count."},
+    {"graph_untrack", ml_graph_untrack_py, METH_O,
+     "graph_untrack(t) -> bool: untrack tuple t (and nested tuples) when it holds only untracked objects."},
     {"graph_dominators_test", ml_graph_dominators_test_py, METH_VARARGS,
      "graph_dominators_test(n, from, to, roots) -> (idom, retained) on a given graph (tests)."},
     {NULL, NULL, 0, NULL},

@@ -24,7 +24,7 @@ import sys
 from collections import namedtuple
 
 from memlens import _engine, pictures
-from memlens.fmt import human_bytes, safe
+from memlens.fmt import human_bytes, human_count, safe
 
 __all__ = ["why", "refs", "backrefs", "retained_size", "count", "by_type",
            "get_leaking_objects", "find_backref_chain", "Why", "RefGraph", "Path"]
@@ -387,5 +387,127 @@ def find_backref_chain(obj, predicate, max_depth=20):
 
 
 for _own in (Why, RefGraph):
+    _engine.heap_own_type(_own)
+del _own
+
+
+# ---- the whole heap: retained sizes, dominators, leak suspects ----
+
+#: One of the objects retaining the most: name (as the census names it, a
+#: module's globals as "dict of module NAME"), retained and shallow bytes,
+#: share of the heap, the object, its accumulation point (the object below
+#: it retaining most of what it retains) with name and retained bytes, and
+#: holds: [(row name, count, bytes)] of what it retains, biggest first.
+DominatorRow = namedtuple("DominatorRow", "name retained size share object accumulation "
+                                          "accumulation_name accumulation_retained holds")
+
+
+def _census_name(tp, what):
+    from memlens.heap import _row_name
+    if what == "objects" and tp is dict:
+        return "dict (no owner)"
+    return _row_name(tp, what)
+
+
+class Dominators(list):
+    """DominatorRows, biggest retained first; print() for the text."""
+
+    def __init__(self, rows, title):
+        list.__init__(self, rows)
+        self.title = title
+
+    def as_list(self):
+        return [{"name": r.name, "retained": r.retained, "size": r.size, "share": r.share,
+                 "accumulation": r.accumulation_name,
+                 "accumulation_retained": r.accumulation_retained,
+                 "holds": [{"type": n, "count": c, "bytes": b} for n, c, b in r.holds]}
+                for r in self]
+
+    def format(self):
+        lines = [self.title]
+        for r in self:
+            held = ", ".join("%s %s (%s)" % (human_count(c), safe(n), human_bytes(b))
+                             for n, c, b in r.holds)
+            lines.append("  %s retains %s (%.1f%%): %s" % (
+                safe(r.name), human_bytes(r.retained), 100 * r.share, held))
+            if r.accumulation is not r.object:
+                lines.append("      accumulation point: %s retaining %s" % (
+                    safe(r.accumulation_name), human_bytes(r.accumulation_retained)))
+        if len(lines) == 1:
+            lines.append("  (none)")
+        return "\n".join(lines) + "\n"
+
+    def __str__(self):
+        return self.format()
+
+
+class Retained:
+    """What heap(retained=True) adds to a Snapshot (memlens' own: no census
+    sees it; its data is str -> int dicts, untracked tuples and an engine
+    holder)."""
+
+    __slots__ = ("_rows", "_top", "_hold", "total", "count", "edges", "graph_bytes")
+
+    def __init__(self, raw):
+        rows = {}
+        for tp, what, size in raw["rows"]:
+            name = _census_name(tp, what)
+            rows[name] = rows.get(name, 0) + size
+        self._rows = rows
+        top = []
+        for tp, what, ret, size, rootname, acc_ret, (acc_tp, acc_what), holds in raw["top"]:
+            name = _census_name(tp, what)
+            if rootname and rootname.startswith("module ") and what == "dict of module":
+                name = "dict of " + rootname
+            top.append((name, ret, size, acc_ret, _census_name(acc_tp, acc_what),
+                        tuple((_census_name(t, w), c, b) for t, w, c, b in holds)))
+        self._top = tuple(top)
+        _engine.graph_untrack(self._top)
+        self._hold = raw["hold"]
+        self.total, self.count = raw["total"], raw["count"]
+        self.edges, self.graph_bytes = raw["edges"], raw["graph_bytes"]
+
+    def of(self, name):
+        return self._rows.get(name, 0)
+
+    def _row(self, i):
+        name, ret, size, acc_ret, acc_name, holds = self._top[i]
+        return DominatorRow(name, ret, size, ret / self.total if self.total else 0.0,
+                            self._hold[2 * i], self._hold[2 * i + 1], acc_name, acc_ret,
+                            [tuple(h) for h in holds])
+
+    def dominators(self, top=10):
+        n = len(self._top) if top is None else min(int(top), len(self._top))
+        return Dominators([self._row(i) for i in range(n)],
+                          "objects retaining the most (of %s):" % human_bytes(self.total))
+
+    def suspects(self, threshold=0.10):
+        rows = [self._row(i) for i in range(len(self._top))
+                if self.total and self._top[i][1] >= threshold * self.total]
+        return Dominators(rows, "leak suspects (each retains >= %g%% of %s):" % (
+            100 * threshold, human_bytes(self.total)))
+
+
+def _heap_retained(top=50):
+    return Retained(_engine.graph_heap(_SKIP, int(top), 0.10))
+
+
+def save_heapsnapshot(path, force=False):
+    """Write the live heap now as a V8 .heapsnapshot (Chrome DevTools'
+    Memory panel loads it): a new file (O_EXCL; force replaces). Returns
+    {count, edges, total}."""
+    from memlens import outfile
+    with outfile.create(path, force) as f:
+        try:
+            return _engine.graph_heapsnapshot(f.fileno(), _SKIP)
+        except BaseException:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            raise
+
+
+for _own in (Retained,):
     _engine.heap_own_type(_own)
 del _own
