@@ -140,18 +140,34 @@ ml_graph_root_name(const ml_roots *r, size_t i)
     return PyUnicode_DecodeUTF8(buf, (Py_ssize_t)len, "replace");
 }
 
-/* Build graph + roots; `targets` are never "held by C code". */
+/* Build graph + roots. `targets` are never "held by C code" (the
+ * caller's own references make their counts exceed what the graph
+ * shows); neither are the containers memlens made for this call (`args`,
+ * the argument tuple, and `extra`, may be NULL), which are moreover never
+ * followed: they are memlens' own, not the program's. */
 static ml_refgraph *
-ml_graph_open(const char *skip, PyObject *const *targets, size_t ntargets, ml_node *tnodes, ml_roots *r)
+ml_graph_open(const char *skip, PyObject *const *targets, size_t ntargets, ml_node *tnodes, ml_roots *r,
+              PyObject *args, PyObject *extra)
 {
-    ml_refgraph *g = ml_refgraph_build();
+    ml_node *not_c = malloc((ntargets + 2) * sizeof(*not_c));
+    ml_refgraph *g = not_c ? ml_refgraph_build() : NULL;
     if (!g) {
+        free(not_c);
         PyErr_NoMemory();
         return NULL;
     }
     for (size_t i = 0; i < ntargets; i++)
-        tnodes[i] = ml_refgraph_find(g, targets[i]);
-    if (ml_roots_find(g, skip, tnodes, ntargets, r) < 0) {
+        not_c[i] = tnodes[i] = ml_refgraph_find(g, targets[i]);
+    not_c[ntargets] = ml_refgraph_find(g, args);
+    not_c[ntargets + 1] = extra ? ml_refgraph_find(g, extra) : ML_NODE_NONE;
+    int rc = ml_roots_find(g, skip, not_c, ntargets + 2, r);
+    if (rc == 0) {
+        for (size_t i = ntargets; i < ntargets + 2; i++)
+            if (not_c[i] != ML_NODE_NONE)
+                r->excluded[not_c[i]] = 1;
+    }
+    free(not_c);
+    if (rc < 0) {
         ml_refgraph_free(g);
         PyErr_NoMemory();
         return NULL;
@@ -171,7 +187,7 @@ ml_graph_why_py(PyObject *self, PyObject *args)
         return NULL;
     ml_roots r;
     ml_node target;
-    ml_refgraph *g = ml_graph_open(skip, &obj, 1, &target, &r);
+    ml_refgraph *g = ml_graph_open(skip, &obj, 1, &target, &r, args, NULL);
     if (!g)
         return NULL;
     PyObject *result = NULL;
@@ -239,20 +255,11 @@ ml_graph_retained_py(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!s:graph_retained", &PyTuple_Type, &objs, &skip))
         return NULL;
     size_t n = (size_t)PyTuple_GET_SIZE(objs);
-    /* the objects, then the tuple holding them (the caller's argument:
-     * never a root that would keep them) */
-    PyObject **asked = malloc((n + 1) * sizeof(*asked));
-    ml_node *nodes = malloc((n + 1) * sizeof(*nodes));
-    if (!nodes || !asked) {
-        free(asked);
-        free(nodes);
+    ml_node *nodes = malloc((n ? n : 1) * sizeof(*nodes));
+    if (!nodes)
         return PyErr_NoMemory();
-    }
-    memcpy(asked, &PyTuple_GET_ITEM(objs, 0), n * sizeof(*asked));
-    asked[n] = objs;
     ml_roots r;
-    ml_refgraph *g = ml_graph_open(skip, asked, n + 1, nodes, &r);
-    free(asked);
+    ml_refgraph *g = ml_graph_open(skip, &PyTuple_GET_ITEM(objs, 0), n, nodes, &r, args, objs);
     PyObject *result = NULL;
     if (!g)
         goto free_nodes;
@@ -428,7 +435,7 @@ ml_graph_heap_py(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "snd:graph_heap", &skip, &top, &threshold))
         return NULL;
     ml_roots r;
-    ml_refgraph *g = ml_graph_open(skip, NULL, 0, NULL, &r);
+    ml_refgraph *g = ml_graph_open(skip, NULL, 0, NULL, &r, args, NULL);
     if (!g)
         return NULL;
     size_t n = ml_refgraph_count(g);
@@ -518,7 +525,7 @@ ml_graph_heapsnapshot_py(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "is:graph_heapsnapshot", &fd, &skip))
         return NULL;
     ml_roots r;
-    ml_refgraph *g = ml_graph_open(skip, NULL, 0, NULL, &r);
+    ml_refgraph *g = ml_graph_open(skip, NULL, 0, NULL, &r, args, NULL);
     if (!g)
         return NULL;
     PyObject *result = NULL;
@@ -552,7 +559,7 @@ ml_graph_neighbourhood_py(PyObject *self, PyObject *args)
         return NULL;
     ml_roots r;
     ml_node target;
-    ml_refgraph *g = ml_graph_open(skip, &obj, 1, &target, &r);
+    ml_refgraph *g = ml_graph_open(skip, &obj, 1, &target, &r, args, NULL);
     if (!g)
         return NULL;
     size_t n = ml_refgraph_count(g);
@@ -669,7 +676,7 @@ ml_graph_leaking_py(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "s:graph_leaking", &skip))
         return NULL;
     ml_roots r;
-    ml_refgraph *g = ml_graph_open(skip, NULL, 0, NULL, &r);
+    ml_refgraph *g = ml_graph_open(skip, NULL, 0, NULL, &r, args, NULL);
     if (!g)
         return NULL;
     size_t n = ml_refgraph_count(g);
@@ -707,7 +714,7 @@ ml_graph_backward_py(PyObject *self, PyObject *args)
         return NULL;
     ml_roots r;
     ml_node target;
-    ml_refgraph *g = ml_graph_open(skip, &obj, 1, &target, &r);
+    ml_refgraph *g = ml_graph_open(skip, &obj, 1, &target, &r, args, NULL);
     if (!g)
         return NULL;
     size_t n = ml_refgraph_count(g);

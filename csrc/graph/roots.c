@@ -21,6 +21,9 @@ typedef struct {
     const char *skip;
     size_t skiplen;
     ml_node *sorted; /* node lookups for locals: by address (sorted) */
+    unsigned long self_tid; /* this thread ... */
+    int caller_depth;       /* ... and the depth of the frame that called memlens, or -1 */
+    PyCodeObject *caller_code;
     int oom;
 } ml_roots_builder;
 
@@ -90,8 +93,17 @@ ml_roots_local(unsigned long tid, int depth, PyCodeObject *co, int line, PyObjec
     ml_node n = ml_roots_lookup(b, value);
     if (n == ML_NODE_NONE)
         return 0;
-    if (ml_roots_skipped_code(b, co)) {
-        /* memlens' own frame: not a root, but a reference seen */
+    int skipped = ml_roots_skipped_code(b, co);
+    if (!skipped && tid == b->self_tid) {
+        if (b->caller_depth < 0) {
+            b->caller_depth = depth;
+            b->caller_code = co;
+        }
+        skipped = depth == b->caller_depth;
+    }
+    if (skipped) {
+        /* memlens' own frame, or the one asking: not a root, but a
+         * reference seen */
         if (b->indeg[n] != UINT32_MAX)
             b->indeg[n]++;
         return 0;
@@ -116,7 +128,9 @@ ml_roots_find(const ml_refgraph *g, const char *skip_prefix, const ml_node *not_
 {
     size_t n = ml_refgraph_count(g);
     memset(r, 0, sizeof(*r));
-    ml_roots_builder b = {g, r, NULL, 0, skip_prefix, skip_prefix ? strlen(skip_prefix) : 0, NULL, 0};
+    ml_roots_builder b = {.g = g, .r = r, .skip = skip_prefix, .skiplen = skip_prefix ? strlen(skip_prefix) : 0,
+                          .caller_depth = -1};
+    b.self_tid = PyThreadState_Get()->thread_id;
     uint32_t *indeg = calloc(n ? n : 1, sizeof(*indeg));
     b.indeg = indeg;
     r->excluded = calloc(n ? n : 1, 1);
@@ -159,10 +173,12 @@ ml_roots_find(const ml_refgraph *g, const char *skip_prefix, const ml_node *not_
         goto fail;
     r->named = r->n;
 
-    /* memlens' own frame objects: never followed */
+    /* the frame objects of memlens' own frames and of the caller's (a
+     * debugger or traceback may have made one): never followed */
     for (size_t i = 0; i < n; i++) {
         PyCodeObject *co;
-        if (ml_compat_frameobj_code(ml_refgraph_object(g, (ml_node)i), &co) && ml_roots_skipped_code(&b, co))
+        if (ml_compat_frameobj_code(ml_refgraph_object(g, (ml_node)i), &co) &&
+            (co == b.caller_code || ml_roots_skipped_code(&b, co)))
             r->excluded[i] = 1;
     }
 

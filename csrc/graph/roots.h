@@ -7,7 +7,10 @@
  *   - the locals of every running frame of every thread
  *     ("thread 140.., frame handle() in app.py:40, local 'batch'"); frames
  *     whose file name starts with a skip prefix (memlens' own package) are
- *     left out, and so are their frame objects (never followed);
+ *     left out, and so are their frame objects (never followed); so is
+ *     the frame that called memlens (the first other frame of this
+ *     thread: its locals are the question, not the answer); their
+ *     references still count as seen;
  *   - "held by C code": an object whose reference count exceeds the
  *     references the graph sees (a C extension's static, the interpreter
  *     state, a caller's C stack). These come after every named root: a
