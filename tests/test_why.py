@@ -160,31 +160,34 @@ def test_held_by_c_code_when_no_named_root_reaches():
 
 def test_results_are_never_in_a_later_path_or_census(module):
     module.KEEP = [Bare()]
-    target = module.KEEP[0]
-    first = memlens.why(target)
-    pictures = memlens.backrefs(target)
-    second = memlens.why(target)
+    first = memlens.why(module.KEEP[0])
+    pictures = memlens.backrefs(module.KEEP[0])
+    second = memlens.why(module.KEEP[0])
     assert [p.edges for p in second.paths] == [[".KEEP", "[0]"]]
     snap = memlens.heap(ids=False)
     for name in ("memlens.why.Why", "memlens.why.RefGraph", "memlens._engine.GraphHold"):
         assert snap.count_of(name) == 0, name
     # the holders' references do not make the path objects "held by C code":
-    # the retained size of KEEP still includes the Lesson
-    assert memlens.retained_size(module.KEEP) == sys.getsizeof(module.KEEP) + sys.getsizeof(target)
+    # the retained size of KEEP still includes its item
+    assert memlens.retained_size(module.KEEP) == sys.getsizeof(module.KEEP) + sys.getsizeof(module.KEEP[0])
     del first, pictures
 
 
-def test_retained_size_equals_what_freeing_would_free(module):
+def _build_holder(module):
     shared = bytearray(500)
     module.OTHER = [shared]
-    own = [bytearray(1000) for _ in range(10)]
-    holder = [own, shared]
-    module.HOLDER = holder
-    expected = sys.getsizeof(holder) + sys.getsizeof(own) + sum(sys.getsizeof(b) for b in own)
-    assert memlens.retained_size(holder) == expected
-    assert memlens.retained_size(shared) == sys.getsizeof(shared)
-    del module.OTHER  # now only holder keeps shared
-    assert memlens.retained_size(holder) == expected + sys.getsizeof(shared)
+    module.HOLDER = [[bytearray(1000) for _ in range(10)], shared]
+
+
+def test_retained_size_equals_what_freeing_would_free(module):
+    _build_holder(module)  # no local of this frame refers to the data (locals are roots)
+    own = module.HOLDER[0]
+    expected = sys.getsizeof(module.HOLDER) + sys.getsizeof(own) + sum(sys.getsizeof(b) for b in own)
+    del own
+    assert memlens.retained_size(module.HOLDER) == expected
+    assert memlens.retained_size(module.HOLDER[1]) == sys.getsizeof(module.HOLDER[1])
+    del module.OTHER  # now only HOLDER keeps the shared bytearray
+    assert memlens.retained_size(module.HOLDER) == expected + sys.getsizeof(module.HOLDER[1])
 
 
 def test_heap_retained_column_and_dominators(module):
@@ -193,6 +196,7 @@ def test_heap_retained_column_and_dominators(module):
     module.BIG = [WhyBig() for _ in range(2000)]
     for o in module.BIG:
         o.blob = bytearray(4000)
+    del o  # (locals are roots)
     snap = memlens.heap(ids=False, retained=True)
     name = _engine.type_name(WhyBig)
     per_object = sys.getsizeof(bytearray(4000)) + sys.getsizeof(module.BIG[0])

@@ -144,11 +144,13 @@ ml_graph_root_name(const ml_roots *r, size_t i)
  * caller's own references make their counts exceed what the graph
  * shows); neither are the containers memlens made for this call (`args`,
  * the argument tuple, and `extra`, may be NULL), which are moreover never
- * followed: they are memlens' own, not the program's. */
+ * followed: they are memlens' own, not the program's. path_search: the
+ * caller's locals are not roots (roots.h). */
 static ml_refgraph *
 ml_graph_open(const char *skip, PyObject *const *targets, size_t ntargets, ml_node *tnodes, ml_roots *r,
-              PyObject *args, PyObject *extra)
+              PyObject *args, PyObject *extra, int path_search)
 {
+    ml_roots_skip_caller(path_search);
     ml_node *not_c = malloc((ntargets + 2) * sizeof(*not_c));
     ml_refgraph *g = not_c ? ml_refgraph_build() : NULL;
     if (!g) {
@@ -161,6 +163,7 @@ ml_graph_open(const char *skip, PyObject *const *targets, size_t ntargets, ml_no
     not_c[ntargets] = ml_refgraph_find(g, args);
     not_c[ntargets + 1] = extra ? ml_refgraph_find(g, extra) : ML_NODE_NONE;
     int rc = ml_roots_find(g, skip, not_c, ntargets + 2, r);
+    ml_roots_skip_caller(0);
     if (rc == 0) {
         for (size_t i = ntargets; i < ntargets + 2; i++)
             if (not_c[i] != ML_NODE_NONE)
@@ -187,7 +190,7 @@ ml_graph_why_py(PyObject *self, PyObject *args)
         return NULL;
     ml_roots r;
     ml_node target;
-    ml_refgraph *g = ml_graph_open(skip, &obj, 1, &target, &r, args, NULL);
+    ml_refgraph *g = ml_graph_open(skip, &obj, 1, &target, &r, args, NULL, 1);
     if (!g)
         return NULL;
     PyObject *result = NULL;
@@ -259,7 +262,7 @@ ml_graph_retained_py(PyObject *self, PyObject *args)
     if (!nodes)
         return PyErr_NoMemory();
     ml_roots r;
-    ml_refgraph *g = ml_graph_open(skip, &PyTuple_GET_ITEM(objs, 0), n, nodes, &r, args, objs);
+    ml_refgraph *g = ml_graph_open(skip, &PyTuple_GET_ITEM(objs, 0), n, nodes, &r, args, objs, 0);
     PyObject *result = NULL;
     if (!g)
         goto free_nodes;
@@ -435,7 +438,7 @@ ml_graph_heap_py(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "snd:graph_heap", &skip, &top, &threshold))
         return NULL;
     ml_roots r;
-    ml_refgraph *g = ml_graph_open(skip, NULL, 0, NULL, &r, args, NULL);
+    ml_refgraph *g = ml_graph_open(skip, NULL, 0, NULL, &r, args, NULL, 0);
     if (!g)
         return NULL;
     size_t n = ml_refgraph_count(g);
@@ -525,7 +528,7 @@ ml_graph_heapsnapshot_py(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "is:graph_heapsnapshot", &fd, &skip))
         return NULL;
     ml_roots r;
-    ml_refgraph *g = ml_graph_open(skip, NULL, 0, NULL, &r, args, NULL);
+    ml_refgraph *g = ml_graph_open(skip, NULL, 0, NULL, &r, args, NULL, 0);
     if (!g)
         return NULL;
     PyObject *result = NULL;
@@ -559,7 +562,7 @@ ml_graph_neighbourhood_py(PyObject *self, PyObject *args)
         return NULL;
     ml_roots r;
     ml_node target;
-    ml_refgraph *g = ml_graph_open(skip, &obj, 1, &target, &r, args, NULL);
+    ml_refgraph *g = ml_graph_open(skip, &obj, 1, &target, &r, args, NULL, 1);
     if (!g)
         return NULL;
     size_t n = ml_refgraph_count(g);
@@ -676,7 +679,7 @@ ml_graph_leaking_py(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "s:graph_leaking", &skip))
         return NULL;
     ml_roots r;
-    ml_refgraph *g = ml_graph_open(skip, NULL, 0, NULL, &r, args, NULL);
+    ml_refgraph *g = ml_graph_open(skip, NULL, 0, NULL, &r, args, NULL, 0);
     if (!g)
         return NULL;
     size_t n = ml_refgraph_count(g);
@@ -714,7 +717,7 @@ ml_graph_backward_py(PyObject *self, PyObject *args)
         return NULL;
     ml_roots r;
     ml_node target;
-    ml_refgraph *g = ml_graph_open(skip, &obj, 1, &target, &r, args, NULL);
+    ml_refgraph *g = ml_graph_open(skip, &obj, 1, &target, &r, args, NULL, 1);
     if (!g)
         return NULL;
     size_t n = ml_refgraph_count(g);

@@ -6,6 +6,13 @@
 #include <string.h>
 
 static ml_roots_hidden_fn ml_roots_hidden;
+static int ml_roots_caller_skipped;
+
+void
+ml_roots_skip_caller(int on)
+{
+    ml_roots_caller_skipped = on;
+}
 
 void
 ml_roots_set_hidden(ml_roots_hidden_fn fn)
@@ -94,7 +101,7 @@ ml_roots_local(unsigned long tid, int depth, PyCodeObject *co, int line, PyObjec
     if (n == ML_NODE_NONE)
         return 0;
     int skipped = ml_roots_skipped_code(b, co);
-    if (!skipped && tid == b->self_tid) {
+    if (!skipped && ml_roots_caller_skipped && tid == b->self_tid) {
         if (b->caller_depth < 0) {
             b->caller_depth = depth;
             b->caller_code = co;

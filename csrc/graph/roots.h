@@ -7,10 +7,11 @@
  *   - the locals of every running frame of every thread
  *     ("thread 140.., frame handle() in app.py:40, local 'batch'"); frames
  *     whose file name starts with a skip prefix (memlens' own package) are
- *     left out, and so are their frame objects (never followed); so is
- *     the frame that called memlens (the first other frame of this
- *     thread: its locals are the question, not the answer); their
- *     references still count as seen;
+ *     left out, and so are their frame objects (never followed); so is,
+ *     after ml_roots_skip_caller(1), the frame that called memlens (the
+ *     first other frame of this thread: for a path search its locals are
+ *     the question, not the answer); their references still count as
+ *     seen;
  *   - "held by C code": an object whose reference count exceeds the
  *     references the graph sees (a C extension's static, the interpreter
  *     state, a caller's C stack). These come after every named root: a
@@ -68,6 +69,11 @@ void ml_roots_release(ml_roots *r);
  * import (GIL held). */
 typedef void (*ml_roots_hidden_fn)(visitproc visit, void *arg);
 void ml_roots_set_hidden(ml_roots_hidden_fn fn);
+
+/* 1: the next ml_roots_find calls leave out the calling frame's locals
+ * (path searches); 0 (the default): they are roots like any other frame's
+ * (retained sizes: what the caller holds is not freed). GIL held. */
+void ml_roots_skip_caller(int on);
 
 /* A one-line name of root i ("module app.cache", "thread 1403.., frame
  * f() in app.py:40, local 'x'", "held by C code"), truncated to cap.
