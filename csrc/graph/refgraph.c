@@ -1,5 +1,6 @@
 /* refgraph.c: the reference graph of the live heap (see refgraph.h). */
 #include "graph/refgraph.h"
+#include "heap/heap.h"
 #include "heap/objsize.h"
 #include "heap/walk.h"
 
@@ -11,6 +12,7 @@ struct ml_refgraph {
     uint64_t *size;
     uint32_t *off, *succ;  /* n + 1 offsets */
     uint32_t *roff, *pred;
+    ml_node *byaddr; /* nodes sorted by object address (ml_refgraph_find) */
     size_t n, cap, nedges, capedges;
 };
 
@@ -227,6 +229,22 @@ ml_refgraph_build(void)
             goto fail;
     }
     g->off[g->n] = (uint32_t)g->nedges;
+    /* the address order, for lookups once the index is gone: a radix
+     * sort of the addresses, then each one's node from the index */
+    uintptr_t *addrs = malloc((g->n ? g->n : 1) * sizeof(*addrs));
+    g->byaddr = malloc((g->n ? g->n : 1) * sizeof(*g->byaddr));
+    if (!addrs || !g->byaddr) {
+        free(addrs);
+        goto fail;
+    }
+    memcpy(addrs, g->objs, g->n * sizeof(*addrs));
+    if (ml_heap_sort_ids(addrs, g->n) < 0) {
+        free(addrs);
+        goto fail;
+    }
+    for (size_t i = 0; i < g->n; i++)
+        g->byaddr[i] = ml_refgraph_lookup(&b, (PyObject *)addrs[i]);
+    free(addrs);
     free(b.slots);
     b.slots = NULL;
     if (ml_refgraph_reverse(g) < 0)
@@ -264,8 +282,11 @@ ml_refgraph_from_edges(size_t n, const uint32_t *from, const uint32_t *to, size_
     g->nedges = nedges;
     free(fill);
     fill = NULL;
-    if (ml_refgraph_reverse(g) < 0)
+    g->byaddr = malloc((n ? n : 1) * sizeof(*g->byaddr));
+    if (!g->byaddr || ml_refgraph_reverse(g) < 0)
         goto fail;
+    for (size_t i = 0; i < n; i++)
+        g->byaddr[i] = (ml_node)i; /* no objects: all NULL, any order */
     return g;
 fail:
     free(fill);
@@ -284,6 +305,7 @@ ml_refgraph_free(ml_refgraph *g)
     free(g->succ);
     free(g->roff);
     free(g->pred);
+    free(g->byaddr);
     free(g);
 }
 
@@ -308,9 +330,16 @@ ml_refgraph_object(const ml_refgraph *g, ml_node n)
 ml_node
 ml_refgraph_find(const ml_refgraph *g, PyObject *o)
 {
-    for (size_t i = 0; i < g->n; i++) {
-        if (g->objs[i] == o)
-            return (ml_node)i;
+    size_t lo = 0, hi = g->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        PyObject *m = g->objs[g->byaddr[mid]];
+        if (m == o)
+            return g->byaddr[mid];
+        if ((uintptr_t)m < (uintptr_t)o)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return ML_NODE_NONE;
 }
@@ -338,6 +367,7 @@ ml_refgraph_pred(const ml_refgraph *g, ml_node n, size_t *count)
 size_t
 ml_refgraph_memory(const ml_refgraph *g)
 {
-    return g->n * (sizeof(*g->objs) + sizeof(*g->size) + sizeof(*g->off) + sizeof(*g->roff)) +
+    return g->n * (sizeof(*g->objs) + sizeof(*g->size) + sizeof(*g->off) + sizeof(*g->roff) +
+                   sizeof(*g->byaddr)) +
            g->nedges * (sizeof(*g->succ) + sizeof(*g->pred));
 }

@@ -10,9 +10,10 @@
  *
  * Layout (CSR): node i is objs[i]; its successors are
  * succ[off[i] .. off[i+1]), its predecessors pred[roff[i] .. roff[i+1]).
- * 8 (object) + 4 + 4 (offsets) + 8 (shallow size) bytes per node and
- * 4 + 4 per reference; the address index used while building is freed
- * before build returns (ml_refgraph_find then scans the node array).
+ * 8 (object) + 4 + 4 (offsets) + 8 (shallow size) + 4 (address order)
+ * bytes per node and 4 + 4 per reference; the hash index used while
+ * building is freed before build returns (ml_refgraph_find then searches
+ * the address order: O(log n)).
  *
  * Needs the GIL, and no Python code may run between build and the last
  * use of a node's object: the graph holds borrowed pointers.

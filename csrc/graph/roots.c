@@ -27,7 +27,6 @@ typedef struct {
     size_t cap;
     const char *skip;
     size_t skiplen;
-    ml_node *sorted; /* node lookups for locals: by address (sorted) */
     unsigned long self_tid; /* this thread ... */
     int caller_depth;       /* ... and the depth of the frame that called memlens, or -1 */
     PyCodeObject *caller_code;
@@ -63,33 +62,10 @@ ml_roots_skipped_code(const ml_roots_builder *b, PyCodeObject *co)
     return len >= b->skiplen && memcmp(s, b->skip, b->skiplen) == 0;
 }
 
-/* ---- address lookup: nodes sorted by object address ---- */
-
-static const ml_refgraph *ml_roots_sort_graph;
-
-static int
-ml_roots_cmp(const void *a, const void *b)
-{
-    uintptr_t x = (uintptr_t)ml_refgraph_object(ml_roots_sort_graph, *(const ml_node *)a);
-    uintptr_t y = (uintptr_t)ml_refgraph_object(ml_roots_sort_graph, *(const ml_node *)b);
-    return x < y ? -1 : x > y;
-}
-
 static ml_node
 ml_roots_lookup(const ml_roots_builder *b, PyObject *o)
 {
-    size_t lo = 0, hi = ml_refgraph_count(b->g);
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        PyObject *m = ml_refgraph_object(b->g, b->sorted[mid]);
-        if (m == o)
-            return b->sorted[mid];
-        if ((uintptr_t)m < (uintptr_t)o)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return ML_NODE_NONE;
+    return ml_refgraph_find(b->g, o);
 }
 
 static int
@@ -141,8 +117,7 @@ ml_roots_find(const ml_refgraph *g, const char *skip_prefix, const ml_node *not_
     uint32_t *indeg = calloc(n ? n : 1, sizeof(*indeg));
     b.indeg = indeg;
     r->excluded = calloc(n ? n : 1, 1);
-    b.sorted = malloc((n ? n : 1) * sizeof(*b.sorted));
-    if (!r->excluded || !b.sorted || !indeg)
+    if (!r->excluded || !indeg)
         goto fail;
     /* references seen: every edge (memlens' own frame objects' too) */
     for (size_t i = 0; i < n; i++) {
@@ -154,10 +129,6 @@ ml_roots_find(const ml_refgraph *g, const char *skip_prefix, const ml_node *not_
     for (size_t i = 0; i < n_not_c; i++)
         if (not_c[i] < n)
             indeg[not_c[i]] = UINT32_MAX;
-    for (size_t i = 0; i < n; i++)
-        b.sorted[i] = (ml_node)i;
-    ml_roots_sort_graph = g;
-    qsort(b.sorted, n, sizeof(*b.sorted), ml_roots_cmp);
 
     /* module globals, in sys.modules order */
     PyObject *modules = PySys_GetObject("modules"); /* borrowed, no Python code */
@@ -201,11 +172,9 @@ ml_roots_find(const ml_refgraph *g, const char *skip_prefix, const ml_node *not_
             goto fail;
     }
     free(indeg);
-    free(b.sorted);
     return 0;
 fail:
     free(indeg);
-    free(b.sorted);
     ml_roots_release(r);
     return -1;
 }
