@@ -7,9 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A shallow size of 4 GiB - 1 or more: kept aside (size[] holds
+ * UINT32_MAX), in node order. */
+typedef struct {
+    ml_node node;
+    uint64_t size;
+} ml_refgraph_big;
+
 struct ml_refgraph {
     PyObject **objs;
-    uint64_t *size;
+    uint32_t *size;
+    ml_refgraph_big *big;
+    size_t nbig, capbig;
     uint32_t *off, *succ;  /* n + 1 offsets */
     uint32_t *roff, *pred;
     ml_node *byaddr; /* nodes sorted by object address (ml_refgraph_find) */
@@ -223,7 +232,13 @@ ml_refgraph_build(void)
     for (size_t i = 0; i < g->n; i++) {
         PyObject *o = g->objs[i];
         g->off[i] = (uint32_t)g->nedges;
-        g->size[i] = ml_refgraph_shallow(o);
+        uint64_t size = ml_refgraph_shallow(o);
+        g->size[i] = size < UINT32_MAX ? (uint32_t)size : UINT32_MAX;
+        if (size >= UINT32_MAX) {
+            if (ml_refgraph_grow((void **)&g->big, &g->capbig, g->nbig + 1, sizeof(*g->big)) < 0)
+                goto fail;
+            g->big[g->nbig++] = (ml_refgraph_big){(ml_node)i, size};
+        }
         ml_refgraph_referents(o, ml_refgraph_visit, &b);
         if (b.oom)
             goto fail;
@@ -271,7 +286,7 @@ ml_refgraph_from_edges(size_t n, const uint32_t *from, const uint32_t *to, size_
     if (!g->objs || !g->size || !g->off || !g->succ || !fill)
         goto fail;
     for (size_t i = 0; i < n; i++)
-        g->size[i] = sizes ? sizes[i] : 1;
+        g->size[i] = sizes && sizes[i] < UINT32_MAX ? (uint32_t)sizes[i] : 1;
     for (size_t e = 0; e < nedges; e++)
         g->off[from[e] + 1]++;
     for (size_t i = 0; i < n; i++)
@@ -301,6 +316,7 @@ ml_refgraph_free(ml_refgraph *g)
         return;
     free(g->objs);
     free(g->size);
+    free(g->big);
     free(g->off);
     free(g->succ);
     free(g->roff);
@@ -347,7 +363,19 @@ ml_refgraph_find(const ml_refgraph *g, PyObject *o)
 uint64_t
 ml_refgraph_size(const ml_refgraph *g, ml_node n)
 {
-    return g->size[n];
+    if (g->size[n] != UINT32_MAX)
+        return g->size[n];
+    size_t lo = 0, hi = g->nbig;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (g->big[mid].node == n)
+            return g->big[mid].size;
+        if (g->big[mid].node < n)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return UINT32_MAX;
 }
 
 const ml_node *
@@ -368,6 +396,6 @@ size_t
 ml_refgraph_memory(const ml_refgraph *g)
 {
     return g->n * (sizeof(*g->objs) + sizeof(*g->size) + sizeof(*g->off) + sizeof(*g->roff) +
-                   sizeof(*g->byaddr)) +
+                   sizeof(*g->byaddr)) + g->nbig * sizeof(*g->big) +
            g->nedges * (sizeof(*g->succ) + sizeof(*g->pred));
 }

@@ -10,7 +10,8 @@
  *
  * Layout (CSR): node i is objs[i]; its successors are
  * succ[off[i] .. off[i+1]), its predecessors pred[roff[i] .. roff[i+1]).
- * 8 (object) + 4 + 4 (offsets) + 8 (shallow size) + 4 (address order)
+ * 8 (object) + 4 + 4 (offsets) + 4 (shallow size; sizes of 4 GiB and
+ * more are kept aside) + 4 (address order)
  * bytes per node and 4 + 4 per reference; the hash index used while
  * building is freed before build returns (ml_refgraph_find then searches
  * the address order: O(log n)).
@@ -57,7 +58,8 @@ const ml_node *ml_refgraph_pred(const ml_refgraph *g, ml_node n, size_t *count);
 size_t ml_refgraph_memory(const ml_refgraph *g);
 
 /* Build a graph from explicit edges (tests of the algorithms: nodes carry
- * no object, `sizes` may be NULL for 1 each). NULL when out of memory. */
+ * no object, `sizes` may be NULL for 1 each; sizes of 4 GiB or more count
+ * 1). NULL when out of memory. */
 ml_refgraph *ml_refgraph_from_edges(size_t n, const uint32_t *from, const uint32_t *to, size_t nedges,
                                     const uint64_t *sizes);
 
