@@ -391,11 +391,24 @@ ml_heapsnapshot_write(int fd, const ml_refgraph *g, const ml_roots *r, const ml_
         ml_hs_num(out, syn[i][1], ',');
         ml_hs_str(out, "0,0,\n");
     }
+    /* type -> string index, direct-mapped: naming a type reads it
+     * through checked copies, too dear to do per object */
+    struct {
+        PyTypeObject *tp;
+        int64_t s;
+    } names[512];
+    memset(names, 0, sizeof(names));
     for (size_t v = 0; v < n; v++) {
         PyObject *o = ml_refgraph_object(g, (ml_node)v);
         size_t len, c;
-        const char *name = ml_tracker_type_name(Py_TYPE(o), &len);
-        int64_t s = name ? ml_hs_intern(&strings, name, len) : -1;
+        PyTypeObject *tp = Py_TYPE(o);
+        size_t h = ((uintptr_t)tp >> 4) & 511;
+        if (names[h].tp != tp) {
+            const char *name = ml_tracker_type_name(tp, &len);
+            names[h].s = name ? ml_hs_intern(&strings, name, len) : -1;
+            names[h].tp = tp;
+        }
+        int64_t s = names[h].s;
         if (s < 0)
             goto oom;
         uint64_t size = ml_refgraph_size(g, (ml_node)v);
