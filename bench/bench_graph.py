@@ -30,19 +30,27 @@ from memlens.why import _SKIP  # noqa: E402
 
 
 def median_time(fn, runs):
-    times = []
+    """(median wall, min wall, max wall, median CPU) seconds: on a shared
+    machine the CPU time of this process is the steadier figure."""
+    times, cpu = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = fn()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         del result
-    return statistics.median(times), min(times), max(times)
+    return statistics.median(times), min(times), max(times), statistics.median(cpu)
 
 
 def once(fn):
-    t0 = time.perf_counter()
+    """(wall, CPU) seconds of one run."""
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def peer(label, times, note=""):
+    print("  %-44s        %7.3f s wall, %7.3f s CPU  %s" % (label, times[0], times[1], note))
 
 
 def main():
@@ -52,23 +60,26 @@ def main():
     ap.add_argument("--peers", action="store_true")
     args = ap.parse_args()
 
+    global DATA  # a module global: every tool finds a path from a module
     base = memlens.heap(ids=False).total_count
-    data = cargo_records(max(0, (args.objects - base) // 9))
-    target = data[len(data) // 2]["product"]
+    DATA = cargo_records(max(0, (args.objects - base) // 9))
+    target = DATA[len(DATA) // 2]["product"]
     gc.collect()
     raw = _engine.graph_heap(_SKIP, 10, 0.1)
     n, edges, graph_bytes = raw["count"], raw["edges"], raw["graph_bytes"]
     del raw
-    print("python %s; heap graph: %d objects, %d references; graph arrays %.1f bytes/object"
-          % (sys.version.split()[0], n, edges, graph_bytes / n))
+    print("python %s; heap graph: %d objects, %d references; graph arrays %.1f bytes/object; "
+          "load average %.1f" % (sys.version.split()[0], n, edges, graph_bytes / n, os.getloadavg()[0]))
 
     def row(label, stats):
-        med, lo, hi = stats
-        print("  %-44s median %7.3f s  (min %.3f, max %.3f; %d runs)" % (label, med, lo, hi, args.runs))
+        med, lo, hi, cpu = stats
+        print("  %-44s median %7.3f s wall, %7.3f s CPU  (wall min %.3f, max %.3f; %d runs)"
+              % (label, med, cpu, lo, hi, args.runs))
 
     row("retained_size(x)  [graph+roots+dominators]", median_time(lambda: memlens.retained_size(target), args.runs))
     row("heap(retained=True) retained part", median_time(lambda: _engine.graph_heap(_SKIP, 50, 0.1), args.runs))
     row("why(x)", median_time(lambda: memlens.why(target), args.runs))
+    row("backrefs(x, depth=3)", median_time(lambda: memlens.backrefs(target), args.runs))
     with tempfile.TemporaryDirectory() as tmp:
         k = [0]
 
@@ -89,27 +100,25 @@ def main():
         import objgraph
         chain = []
         t = once(lambda: chain.append(objgraph.find_backref_chain(target, objgraph.is_proper_module)))
-        print("  objgraph.find_backref_chain                  %7.3f s  (chain of %d)" % (t, len(chain[0])))
+        peer("objgraph.find_backref_chain", t, "(chain of %d)" % len(chain[0]))
+        del chain
         with tempfile.TemporaryDirectory() as tmp:
             t = once(lambda: objgraph.show_backrefs([target], max_depth=3,
                                                     filename=os.path.join(tmp, "b.dot")))
-        print("  objgraph.show_backrefs(max_depth=3, .dot)    %7.3f s" % t)
-        del chain
+        peer("objgraph.show_backrefs(max_depth=3, .dot)", t)
     except ImportError:
         print("  objgraph not installed")
     try:
         import guppy
         hp = guppy.hpy()
-        t = once(lambda: hp.iso(target).domisize)
-        print("  guppy3 hpy().iso(x).domisize                 %7.3f s" % t)
-        t = once(lambda: str(hp.iso(target).sp))
-        print("  guppy3 hpy().iso(x).sp                       %7.3f s" % t)
+        peer("guppy3 hpy().iso(x).domisize", once(lambda: hp.iso(target).domisize))
+        peer("guppy3 hpy().iso(x).sp", once(lambda: str(hp.iso(target).sp)))
     except ImportError:
         print("  guppy3 not installed")
     try:
         from pympler import refbrowser
-        t = once(lambda: refbrowser.ConsoleBrowser(target, maxdepth=3).get_tree())
-        print("  pympler refbrowser.get_tree(maxdepth=3)      %7.3f s" % t)
+        peer("pympler refbrowser.get_tree(maxdepth=3)",
+             once(lambda: refbrowser.ConsoleBrowser(target, maxdepth=3).get_tree()))
     except ImportError:
         print("  pympler not installed")
 
