@@ -15,6 +15,7 @@ static PyMethodDef *const ml_parts_methods[] = {
     ml_bind_heap_methods,
     ml_bind_calltree_methods,
     ml_bind_native_methods,
+    ml_bind_graph_methods,
 };
 
 /* Run after every method is registered: an init may look methods up. */
@@ -25,6 +26,7 @@ static int (*const ml_parts_init[])(PyObject *) = {
     ml_bind_heap_init,
     ml_bind_calltree_init,
     ml_bind_native_init,
+    ml_bind_graph_init,
 };
 
 static struct PyModuleDef ml_module = {

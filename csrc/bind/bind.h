@@ -13,6 +13,7 @@
  *   heap.c      heap/heap.h           live-heap walk, dict stats, deep size
  *   calltree.c  analysis/calltree.h   the call tree (read_calltree)
  *   native.c    native/hooks.h        --native: patch the loaded objects' allocator calls
+ *   graph.c     graph/                    reference paths, dominators, .heapsnapshot
  *   common.c    helpers below: open a capture, progress, conversions
  */
 #ifndef ML_BIND_H
@@ -63,11 +64,13 @@ extern PyMethodDef ml_bind_timeline_methods[];
 extern PyMethodDef ml_bind_heap_methods[];
 extern PyMethodDef ml_bind_calltree_methods[];
 extern PyMethodDef ml_bind_native_methods[];
+extern PyMethodDef ml_bind_graph_methods[];
 int ml_bind_capture_init(PyObject *m);
 int ml_bind_reports_init(PyObject *m);
 int ml_bind_timeline_init(PyObject *m);
 int ml_bind_heap_init(PyObject *m);
 int ml_bind_calltree_init(PyObject *m);
 int ml_bind_native_init(PyObject *m);
+int ml_bind_graph_init(PyObject *m);
 
 #endif

@@ -1057,3 +1057,119 @@ ml_compat_code_visit(PyObject *o, visitproc visit, void *arg)
             return;
     }
 }
+
+/* ---- reference graph (issue 11, csrc/graph/) ---- */
+
+void
+ml_compat_frames_locals(ml_compat_local_fn fn, void *arg)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts)) {
+        unsigned long tid = ts->thread_id;
+        int depth = 0;
+#if PY_VERSION_HEX >= 0x030B0000
+#if PY_VERSION_HEX >= 0x030D0000
+        _PyInterpreterFrame *f = ts->current_frame;
+#else
+        _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+#endif
+        for (; f; f = f->previous) {
+#if PY_VERSION_HEX >= 0x030D0000
+            if (f->owner == FRAME_OWNED_BY_CSTACK || !f->f_executable || !PyCode_Check(f->f_executable))
+                continue;
+            PyCodeObject *co = (PyCodeObject *)f->f_executable;
+            _Py_CODEUNIT *ip = f->instr_ptr;
+#else
+#if PY_VERSION_HEX >= 0x030C0000
+            if (f->owner == FRAME_OWNED_BY_CSTACK)
+                continue;
+#endif
+            PyCodeObject *co = f->f_code;
+            _Py_CODEUNIT *ip = f->prev_instr;
+#endif
+            if (f->owner != FRAME_OWNED_BY_GENERATOR && ip < _PyCode_CODE(co) + co->_co_firsttraceable)
+                continue; /* incomplete frame: locals not set yet */
+            Py_ssize_t off = ip - _PyCode_CODE(co);
+            int line = PyCode_Addr2Line(co, (int)(off < 0 ? 0 : off) * (int)sizeof(_Py_CODEUNIT));
+            PyObject *names = co->co_localsplusnames;
+            for (int i = 0; i < co->co_nlocalsplus && i < PyTuple_GET_SIZE(names); i++) {
+                PyObject *v = f->localsplus[i];
+                if (v && fn(tid, depth, co, line, PyTuple_GET_ITEM(names, i), v, arg))
+                    return;
+            }
+            depth++;
+        }
+#else
+        for (PyFrameObject *f = ts->frame; f; f = f->f_back) {
+            PyCodeObject *co = f->f_code;
+            int line = PyFrame_GetLineNumber(f);
+            Py_ssize_t nl = PyTuple_GET_SIZE(co->co_varnames), nc = PyTuple_GET_SIZE(co->co_cellvars),
+                       nf = PyTuple_GET_SIZE(co->co_freevars);
+            for (Py_ssize_t i = 0; i < nl + nc + nf; i++) {
+                PyObject *v = f->f_localsplus[i];
+                PyObject *name = i < nl ? PyTuple_GET_ITEM(co->co_varnames, i)
+                                 : i < nl + nc ? PyTuple_GET_ITEM(co->co_cellvars, i - nl)
+                                               : PyTuple_GET_ITEM(co->co_freevars, i - nl - nc);
+                if (v && fn(tid, depth, co, line, name, v, arg))
+                    return;
+            }
+            depth++;
+        }
+#endif
+    }
+}
+
+int
+ml_compat_frameobj_code(PyObject *o, PyCodeObject **code)
+{
+    if (!PyFrame_Check(o))
+        return 0;
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *ex = ((PyFrameObject *)o)->f_frame->f_executable;
+    if (!ex || !PyCode_Check(ex))
+        return 0;
+    *code = (PyCodeObject *)ex;
+#elif PY_VERSION_HEX >= 0x030B0000
+    *code = ((PyFrameObject *)o)->f_frame->f_code;
+#else
+    *code = ((PyFrameObject *)o)->f_code;
+#endif
+    return 1;
+}
+
+PyObject *
+ml_compat_instance_attr(PyObject *o, PyObject *value)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyTypeObject *tp = Py_TYPE(o);
+    if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) || !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        return NULL;
+    PyDictValues *values = NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (!(tp->tp_flags & Py_TPFLAGS_INLINE_VALUES))
+        return NULL;
+    values = _PyObject_InlineValues(o);
+    if (!values->valid)
+        return NULL;
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(o);
+    if (!_PyDictOrValues_IsValues(dorv))
+        return NULL;
+    values = _PyDictOrValues_GetValues(dorv);
+#else
+    values = *_PyObject_ValuesPointer(o);
+#endif
+    PyDictKeysObject *keys = ((PyHeapTypeObject *)tp)->ht_cached_keys;
+    if (!values || !keys || keys->dk_kind != DICT_KEYS_SPLIT)
+        return NULL;
+    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
+    for (Py_ssize_t i = 0; i < keys->dk_nentries; i++) {
+        if (values->values[i] == value)
+            return entries[i].me_key;
+    }
+#else
+    (void)o;
+    (void)value;
+#endif
+    return NULL;
+}

@@ -242,4 +242,26 @@ PyObject *ml_compat_instance_dict(PyObject *o, size_t *values_bytes);
  * theirs in the interpreter on 3.12+), or NULL. */
 PyObject *ml_compat_type_dict(PyTypeObject *tp);
 
+/* ---- reference graph (issue 11, csrc/graph/) ---- */
+
+/* Called for each local slot of each running frame of every thread of
+ * this interpreter (innermost frame first, depth 0): the frame's code,
+ * its current line, the slot's name and value (borrowed; cells and free
+ * variables are the cell objects). Return nonzero to stop. */
+typedef int (*ml_compat_local_fn)(unsigned long thread_id, int depth, PyCodeObject *co, int line,
+                                  PyObject *name, PyObject *value, void *arg);
+
+/* Run fn on every non-NULL local of every complete frame. Never calls
+ * into Python; needs the GIL. */
+void ml_compat_frames_locals(ml_compat_local_fn fn, void *arg);
+
+/* 1 if `o` is a frame object (PyFrameObject); then *code is its code
+ * object (borrowed). */
+int ml_compat_frameobj_code(PyObject *o, PyCodeObject **code);
+
+/* The attribute name (borrowed str) under which instance `o` holds
+ * `value` in an attribute values array without a dict object (3.11+),
+ * or NULL. */
+PyObject *ml_compat_instance_attr(PyObject *o, PyObject *value);
+
 #endif /* ML_COMPAT_H */

@@ -81,7 +81,7 @@ int ml_walk_from(PyObject *const *roots, size_t nroots, ml_walk_filter filter, m
 /* The types whose instances every walk leaves out (exact types, at most
  * ML_WALK_MAX_OWN; references are kept for the life of the process). Adds
  * to those given before. Returns 0, or -1 when there is no room. */
-#define ML_WALK_MAX_OWN 8
+#define ML_WALK_MAX_OWN 32
 int ml_walk_add_own_type(PyTypeObject *tp);
 
 /* Stop the GC tracking dict `d` when nothing in it can be part of a

@@ -27,3 +27,6 @@ from memlens.profile import profile  # noqa: E402
 # Bound after the submodule imports, so `memlens.heap` is the function (the
 # import of memlens.heap would otherwise leave the module under that name).
 from memlens.heap import heap, deep_size, Snapshot  # noqa: E402
+# Why is it alive (docs/WHY.md): reference paths, retained sizes, pictures.
+from memlens.why import (why, refs, backrefs, retained_size, count, by_type,  # noqa: E402
+                         get_leaking_objects, find_backref_chain)

@@ -97,9 +97,11 @@ class Snapshot:
     here."""
 
     __slots__ = ("_counts", "_bytes", "_dicts", "_ids", "total_count", "total_bytes",
-                 "sizeof_calls", "sizeof_errors", "sizeof_clamped", "gc_collecting")
+                 "sizeof_calls", "sizeof_errors", "sizeof_clamped", "gc_collecting", "_retained")
 
     def __init__(self, raw):
+        #: heap(retained=True): a memlens.why.Retained (own type), else None
+        self._retained = None
         self._counts, self._bytes = _merge((_row_name(tp, what), count, size)
                                            for tp, what, count, size in raw["rows"])
         #: the dict table: (size << 3 | kind index) -> dicts
@@ -124,6 +126,7 @@ class Snapshot:
         state = {name: getattr(self, name) for name in self.__slots__}
         if state["_ids"] is not None:
             state["_ids"] = bytes(memoryview(state["_ids"]))
+        state["_retained"] = None  # holds live objects: not copied
         return state
 
     def __setstate__(self, state):
@@ -154,9 +157,43 @@ class Snapshot:
             "total_count": self.total_count,
             "types": [{"type": r.type, "count": r.count, "bytes": r.bytes} for r in self.by_type()],
         }
+        if self._retained is not None:
+            for row in out["types"]:
+                row["retained"] = self._retained.of(row["type"])
+            out["dominators"] = self.dominators().as_list()
         if dicts:
             out["dicts"] = self.dicts().as_list()
         return out
+
+    # ---- retained sizes (heap(retained=True); docs/WHY.md) ----
+
+    def _need_retained(self):
+        if self._retained is None:
+            raise ValueError("take the snapshot with memlens.heap(retained=True)")
+        return self._retained
+
+    def retained_of(self, name):
+        """Bytes the objects of a row retain together (Eclipse MAT's
+        retained heap of a class: what freeing them all would free)."""
+        return self._need_retained().of(name)
+
+    def dominators(self, top=10):
+        """The objects that retain the most (the top of the dominator
+        tree), biggest first, named as the census names them."""
+        return self._need_retained().dominators(top)
+
+    def leak_suspects(self, threshold=0.10):
+        """Eclipse MAT's leak suspects: each object retaining at least
+        `threshold` of the heap, with its accumulation point."""
+        return self._need_retained().suspects(threshold)
+
+    def save(self, path, force=False):
+        """Write the live heap *now* as a Chrome DevTools .heapsnapshot
+        (Memory panel > Load). A census keeps counts, not the objects: the
+        file is of the heap at the time of this call. Returns a dict
+        (count, edges, total)."""
+        from memlens.why import save_heapsnapshot
+        return save_heapsnapshot(path, force=force)
 
     def to_json(self, dicts=False):
         """JSON text: total_bytes, total_count, types [{type, count, bytes}]
@@ -205,10 +242,12 @@ class Snapshot:
         out = _Lines(lines)
         out.write("memlens heap: %s objects, %s\n" % (human_count(self.total_count),
                                                       human_bytes(self.total_bytes)))
-        table(["type", "count", "bytes", "average", "share"],
+        ret = self._retained
+        table(["type", "count", "bytes", "average", "share"] + (["retained"] if ret else []),
               [[r.type, human_count(r.count), human_bytes(r.bytes),
                 human_bytes(r.bytes / r.count) if r.count else "-",
-                _share(r.bytes, self.total_bytes)] for r in shown], out=out)
+                _share(r.bytes, self.total_bytes)] + ([human_bytes(ret.of(r.type))] if ret else [])
+               for r in shown], out=out)
         if len(shown) < len(rows):
             rest = rows[len(shown):]
             out.write("... %s more types: %s objects, %s\n" % (
@@ -331,8 +370,12 @@ class SnapshotDiff:
         return self.format()
 
 
-def heap(ids=True, collect=False):
+def heap(ids=True, collect=False, retained=False):
     """Snapshot of every live object, by type.
+
+    retained=True also builds the reference graph and its dominator tree
+    (C; docs/WHY.md): a "retained" column per type, snap.dominators(top=N)
+    and snap.leak_suspects().
 
     ids: also remember every object's address (8 bytes each) so that
     snap.new_objects(before) can find what is new. collect: run
@@ -340,7 +383,11 @@ def heap(ids=True, collect=False):
     it counts)."""
     if collect:
         gc.collect()
-    return Snapshot(_engine.heap_snapshot(ids=bool(ids)))
+    snap = Snapshot(_engine.heap_snapshot(ids=bool(ids)))
+    if retained:
+        from memlens.why import _heap_retained
+        snap._retained = _heap_retained()
+    return snap
 
 
 class DeepSize(int):

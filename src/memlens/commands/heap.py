@@ -1,13 +1,15 @@
 """`memlens heap`: run a program, then show what its heap holds when it ends.
 
-    memlens heap [--json] [--dicts] [--diff] [-o FILE] [--top N] (SCRIPT | -m MODULE | -c CODE) [ARGS...]
+    memlens heap [--json] [--dicts] [--diff] [-o FILE] [--top N] [--heapsnapshot OUT]
+                 (SCRIPT | -m MODULE | -c CODE) [ARGS...]
 
 The program runs in this process as `python SCRIPT ARGS...` would run it
 (same sys.argv, sys.path[0], __main__, output and exit status). When it
 returns, raises or calls sys.exit, and before the interpreter tears down,
 memlens walks the heap and prints the table; memlens then exits with the
 program's status. --diff also takes a census just before the program
-starts and shows the growth. With --json (and no -o) standard output holds
+starts and shows the growth. --heapsnapshot OUT also writes the heap at
+that moment as a Chrome DevTools .heapsnapshot (docs/WHY.md). With --json (and no -o) standard output holds
 the JSON object only: the program's own standard output goes to standard
 error.
 """
@@ -21,8 +23,8 @@ from memlens.errors import UsageError
 from memlens.fmt import dump_json
 
 USAGE = ("memlens heap [--json] [--dicts] [--diff] [-o FILE [-f]] [--save FILE.mlheap] [--top N] "
-         "(SCRIPT | -m MODULE | -c CODE) [ARGS...]")
-VALUE_OPTIONS = ("-o", "--output", "--top", "--limit", "--save")
+         "[--heapsnapshot OUT] (SCRIPT | -m MODULE | -c CODE) [ARGS...]")
+VALUE_OPTIONS = ("-o", "--output", "--top", "--limit", "--save", "--heapsnapshot")
 RAW_ARGV = True  # memlens.cli passes argv untouched: the program's args are its own
 
 
@@ -49,6 +51,9 @@ def _options_parser():
     p.add_argument("--top", type=_common.count_arg, default=30, metavar="N",
                    help="rows per table in text output (default 30; 0 = all)")
     p.add_argument("--limit", type=_common.count_arg, dest="top", help=argparse.SUPPRESS)
+    p.add_argument("--heapsnapshot", metavar="OUT",
+                   help="also write the heap as a Chrome DevTools .heapsnapshot to OUT, a new file "
+                        "(-f replaces it); open it in DevTools' Memory panel")
     return p
 
 
@@ -114,6 +119,23 @@ def _own_objects_out_of_the_census():
     gc.collect()
 
 
+def _write_heapsnapshot(path, reserved):
+    from memlens import _engine
+    from memlens.why import _SKIP
+    try:
+        with outfile.reopen(reserved) as f:
+            _engine.graph_heapsnapshot(f.fileno(), _SKIP)
+    except OSError as exc:
+        sys.stderr.write("memlens heap: error: %s\n" % outfile.message(path, exc))
+
+
+def _reserve(path, force):
+    try:
+        return outfile.reserve(path, force)
+    except OSError as exc:
+        raise UsageError(outfile.message(path, exc, force)) from None
+
+
 def run(args):
     from memlens.heap import heap
 
@@ -121,22 +143,21 @@ def run(args):
     _own_objects_out_of_the_census()
     if program.kind == "script" and not os.path.isfile(program.target):
         raise UsageError("no such script: %s" % program.target)
-    reserved = None
-    if ns.output:
-        # created now (O_EXCL), so a bad path fails before the program runs;
-        # written when it ends
-        try:
-            reserved = outfile.reserve(ns.output, ns.force)
-        except OSError as exc:
-            raise UsageError(outfile.message(ns.output, exc, ns.force)) from None
-    saved = None
-    if ns.save:
-        try:
-            saved = outfile.reserve(ns.save, ns.force)
-        except OSError as exc:
-            if reserved is not None:
-                outfile.discard(reserved)
-            raise UsageError(outfile.message(ns.save, exc, ns.force)) from None
+    # every output file is created now (O_EXCL), so a bad path fails before
+    # the program runs; each is written when it ends
+    reserved = saved = snapshot_file = None
+    try:
+        if ns.output:
+            reserved = _reserve(ns.output, ns.force)
+        if ns.save:
+            saved = _reserve(ns.save, ns.force)
+        if ns.heapsnapshot:
+            snapshot_file = _reserve(ns.heapsnapshot, ns.force)
+    except UsageError:
+        for r in (reserved, saved):
+            if r is not None:
+                outfile.discard(r)
+        raise
     pid = os.getpid()
     state = {"before": None, "done": False}
     stdout = _common.json_stdout() if ns.json and not ns.output else sys.stdout
@@ -157,6 +178,8 @@ def run(args):
             sys.stdout.flush()
         except Exception:
             pass
+        if snapshot_file is not None:
+            _write_heapsnapshot(ns.heapsnapshot, snapshot_file)
         snap = heap(ids=False)
         if saved is not None:
             _save(ns, saved, snap, argv)
@@ -166,7 +189,7 @@ def run(args):
         outcome = runner.run(program, on_start=start, on_end=lambda outcome: census(),
                              on_os_exit=census)
     except UsageError:
-        for r in (reserved, saved):
+        for r in (reserved, saved, snapshot_file):
             if r is not None:
                 outfile.discard(r)
         raise
