@@ -4,7 +4,6 @@ Trace Event Format), with the ground truth of test_calltree's program: 1000
 Lessons made in f() called from g() called from main(), kept to the end, 1000
 more freed, 300 made and kept by a worker thread."""
 import csv
-import gzip
 import io
 import json
 import os

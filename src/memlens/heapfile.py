@@ -1,7 +1,7 @@
 """Saved heap snapshots (`memlens heap --save FILE.mlheap`) and their comparison
 (`memlens compare a.mlheap b.mlheap`).
 
-The file (docs/HEAP.md, "Saved snapshots"): the line `memlens-heap 1` (format
+The file (docs/TREE.md, "The `.mlheap` file"): the line `memlens-heap 1` (format
 name and version, then a newline), then one JSON object, UTF-8:
 
     {"python": "3.12.1", "argv": [...], "total_count": int, "total_bytes": int,
