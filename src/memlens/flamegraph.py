@@ -1,0 +1,184 @@
+"""The flame graph page: one self-contained HTML file per capture.
+
+The data come from the engine (C): the call tree of every view
+(_engine.read_calltree: peak, end, allocated, temporary), the held bytes per
+time bucket for the time slider (_engine.read_temporal, analysis/temporal.h)
+and the heap/RSS series of `memlens plot` (_engine.timeline). This module
+only packs them into the page's compact JSON (docs/FLAMEGRAPH.md, "Page
+data") and fills templates/flamegraph.{html,js,css}; the page's own script
+draws the graph on a canvas (no network, no CDN, no code of another project).
+
+Every string comes from the capture: it goes into the page only as JSON
+inside <script> (memlens.escape.script_json) and the page puts it into the
+DOM as text.
+
+    data = flamegraph.page_data(path)             # dict, the page's DATA
+    html = flamegraph.render_html(path)           # str, the page
+    flamegraph.write(path, "out.html", force=False)
+"""
+import os
+from importlib import resources
+
+from memlens import escape, outfile, plot, reports
+
+VIEWS = ("peak", "end", "allocated", "temporary")
+BUCKETS = 128
+SOURCE_MAX = 200  # characters of a source line kept in the page
+
+
+def _calltree(path, views, temporary_n, progress):
+    from memlens import _engine
+    if hasattr(_engine, "read_calltree"):
+        return reports._read("read_calltree", path, progress, 2, tuple(views),
+                             temporary_n=temporary_n)
+    from memlens import _calltree_standin
+    return reports._call(_calltree_standin.read_calltree, path, tuple(views), temporary_n)
+
+
+def _source(file, line):
+    """The text of a source line for a frame's tooltip: only from a regular
+    .py file (a capture names any path; a page must not carry lines of other
+    files that happen to exist here)."""
+    import linecache
+    if line <= 0 or not file.endswith(".py") or not os.path.isfile(file):
+        return ""
+    return linecache.getline(file, line).strip()[:SOURCE_MAX]
+
+
+class _Packer:
+    """Strings, frames, nodes and types of the page, deduplicated."""
+
+    def __init__(self):
+        self.S, self.s_index = [], {}
+        self.F, self.f_index = [], {}
+        self.P, self.NF, self.n_index = [-1], [-1], {}
+        self.types, self.t_index = [], {}
+
+    def string(self, s):
+        i = self.s_index.get(s)
+        if i is None:
+            i = self.s_index[s] = len(self.S)
+            self.S.append(s)
+        return i
+
+    def frame(self, function, file, line):
+        k = (function, file, line)
+        i = self.f_index.get(k)
+        if i is None:
+            i = self.f_index[k] = len(self.F) // 3
+            self.F += [self.string(function), self.string(file), line]
+        return i
+
+    def node(self, parent, frame):
+        k = (parent, frame)
+        i = self.n_index.get(k)
+        if i is None:
+            i = self.n_index[k] = len(self.P)
+            self.P.append(parent)
+            self.NF.append(frame)
+        return i
+
+    def type(self, name):
+        i = self.t_index.get(name)
+        if i is None:
+            i = self.t_index[name] = len(self.types)
+            self.types.append(name)
+        return i
+
+    def tree(self, frames, nodes):
+        """Map a tree's (frames, nodes) tables to the page's: node index list."""
+        fmap = [self.frame(fn, fl, ln) for fn, fl, ln in zip(frames["function"], frames["file"], frames["line"])]
+        out = [0] * len(nodes["parent"])
+        for i, (parent, frame) in enumerate(zip(nodes["parent"], nodes["frame"])):
+            if i:
+                out[i] = self.node(out[parent], fmap[frame])
+        return out
+
+
+def _view_label(view, ct, temporary_n):
+    if view == "peak":
+        return "held at the peak (%.3f s)" % (ct.get("peak_time_us", 0) / 1e6)
+    if view == "end":
+        return "still allocated at the end"
+    if view == "allocated":
+        return "allocated in total"
+    return "temporary: freed before %d more allocation%s on the thread" % (
+        temporary_n, "" if temporary_n == 1 else "s")
+
+
+def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buckets=BUCKETS,
+              progress=None):
+    """The page's DATA (dict of JSON-able values) for the capture at path."""
+    if view not in VIEWS:
+        raise ValueError("unknown view %r" % view)
+    ct = _calltree(path, VIEWS, temporary_n, progress)
+    tl = reports.timeline(path, progress=progress)
+    tp = reports._read("read_temporal", path, progress, 2, buckets)
+    pk = _Packer()
+    ct_nodes = pk.tree(ct["frames"], ct["nodes"])
+    ct_types = [pk.type(t) for t in ct["types"]]
+    threads = ct["threads"]
+    thread_names = [(n if n else "thread %d" % i) for i, n in zip(threads["id"], threads["name"])]
+    views = {}
+    for v in VIEWS:
+        rows, t = [], ct["views"][v]
+        for n, ty, th, b, c in zip(t["node"], t["type"], t["thread"], t["bytes"], t["count"]):
+            rows += [ct_nodes[n], ct_types[ty], th, b, c]
+        views[v] = {"label": _view_label(v, ct, temporary_n), "rows": rows}
+    tp_nodes = pk.tree(tp["frames"], tp["nodes"])
+    tp_types = [pk.type(t) for t in tp["types"]]
+    ivl, iv = [], tp["ivl"]
+    for n, ty, b0, b1, b, c in zip(iv["node"], iv["type"], iv["b0"], iv["b1"], iv["bytes"], iv["count"]):
+        ivl += [tp_nodes[n], tp_types[ty], -1, b0, b1, b, c]
+    w = tp["width_us"]
+    temporal = {"edges": [b * w / 1e6 for b in range(len(tp["top"]) + 1)], "top": tp["top"],
+                "top_t": [t / 1e6 for t in tp["top_time_us"]], "ivl": ivl}
+    chart = plot.chart_data(tl)
+    nframes = len(pk.F) // 3
+    src = None
+    if source:
+        src = [_source(pk.S[pk.F[3 * i + 1]], pk.F[3 * i + 2]) for i in range(nframes)]
+    return {
+        "title": chart["title"], "S": pk.S, "F": pk.F, "SRC": src, "P": pk.P, "NF": pk.NF,
+        "types": pk.types, "threads": thread_names, "views": views, "default_view": view,
+        "inverted": bool(inverted), "temporal": temporal, "chart": chart,
+        "totals": {"peak_bytes": ct.get("peak_bytes", 0), "end_bytes": ct.get("end_bytes"),
+                   "allocated_bytes": ct.get("allocated_bytes")},
+        "note": "",
+    }
+
+
+def _template(name):
+    return resources.files("memlens").joinpath("templates/" + name).read_text("utf-8")
+
+
+def render_page(data):
+    """The page (str) for page_data()'s dict."""
+    return escape.fill(_template("flamegraph.html"), TITLE=escape.text(data["title"]),
+                       CSS=escape.Markup(_template("flamegraph.css")),
+                       JS=escape.Markup(_template("flamegraph.js")), DATA=escape.script_json(data))
+
+
+def render_html(path, view="peak", inverted=False, source=True, temporary_n=1, progress=False):
+    """The flame graph page of the capture at path, as a str (for notebooks:
+    IPython.display.HTML(render_html(path)))."""
+    return render_page(page_data(path, view, inverted, source, temporary_n, progress=progress))
+
+
+def write(path_in, path_out, force=False, **options):
+    """Write the page of path_in to path_out (a new file: memlens.outfile);
+    returns the page data."""
+    data = page_data(path_in, **options)
+    outfile.write(path_out, render_page(data).encode("utf-8"), force)
+    return data
+
+
+def summary_line(data):
+    """What `memlens flamegraph` prints after writing the page."""
+    peak = data["chart"]["peak"]
+    return "%s stacks, %s frames; peak %s at %.3f s" % (
+        "{:,}".format(len(data["P"]) - 1), "{:,}".format(len(data["F"]) // 3),
+        "{:,} bytes".format(peak["heap"]), peak["t"])
+
+
+__all__ = ["page_data", "render_page", "render_html", "write", "VIEWS"]

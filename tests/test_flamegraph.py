@@ -1,0 +1,191 @@
+"""memlens flamegraph: the numbers embedded in the page, without a browser.
+
+The program has known allocations on known paths: 20,000 Lesson objects made
+in make_lessons() called from build() called from main(), and one 8 MiB
+bytes object made in make_blob() called from build(), both held at the peak
+and then dropped; a 3 MiB str made in keep() still held at the end.
+Ground truth: `memlens summary --json` (peak, end and allocated bytes) and
+the tagged lines of the program.
+"""
+import os
+import re
+
+import pytest
+
+from conftest import memlens, report
+
+PROGRAM = '''
+class Lesson:
+    def __init__(self, i):
+        self.i = i
+
+def make_lessons(n):
+    out = []
+    for i in range(n):
+        out.append(Lesson(i))   # @lessons
+    return out
+
+def make_blob():
+    return bytes(8 << 20)   # @blob
+
+def build():
+    lessons = make_lessons(20000)   # @call_lessons
+    blob = make_blob()   # @call_blob
+    return lessons, blob
+
+def keep():
+    return "k" * (3 << 20)   # @keep
+
+def main():
+    held = build()   # @call_build
+    del held
+    return keep()   # @call_keep
+
+kept = main()   # @call_main
+'''
+
+
+@pytest.fixture
+def page(script, capture):
+    prog = script(PROGRAM)
+    path, _ = capture(prog)
+    from memlens import flamegraph
+    return prog, path, flamegraph.page_data(path)
+
+
+def frame_of(data, f):
+    S, F = data["S"], data["F"]
+    return S[F[3 * f]], S[F[3 * f + 1]], F[3 * f + 2]
+
+
+def path_of(data, node):
+    out = []
+    while node > 0:
+        out.append(frame_of(data, data["NF"][node]))
+        node = data["P"][node]
+    return out[::-1]
+
+
+def rows(data, view):
+    r = data["views"][view]["rows"]
+    return [r[i:i + 5] for i in range(0, len(r), 5)]
+
+
+def held_at(data, k):
+    """(node, type) -> [bytes, blocks] held at the peak of time bucket k."""
+    out = {}
+    iv = data["temporal"]["ivl"]
+    for i in range(0, len(iv), 7):
+        node, ty, _, b0, b1, b, c = iv[i:i + 7]
+        if b0 <= k < b1:
+            a = out.setdefault((node, ty), [0, 0])
+            a[0] += b
+            a[1] += c
+    return out
+
+
+def test_views_equal_summary(page):
+    prog, path, data = page
+    s = report("summary", path)
+    assert sum(r[3] for r in rows(data, "peak")) == s["peak_bytes"]
+    assert sum(r[3] for r in rows(data, "end")) == s["end_bytes"]
+    assert sum(r[3] for r in rows(data, "allocated")) == s["allocated_bytes"]
+    assert data["chart"]["peak"]["heap"] == s["peak_bytes"]
+
+
+def test_known_paths_and_types(page):
+    prog, path, data = page
+    f = prog.path
+    lessons = [("<module>", f, prog.line("call_main")), ("main", f, prog.line("call_build")),
+               ("build", f, prog.line("call_lessons")), ("make_lessons", f, prog.line("lessons"))]
+    blob = lessons[:2] + [("build", f, prog.line("call_blob")), ("make_blob", f, prog.line("blob"))]
+    types = data["types"]
+    by_path = {}
+    for node, ty, th, b, c in rows(data, "peak"):
+        p = tuple(x for x in path_of(data, node) if not x[1].startswith("<frozen"))
+        a = by_path.setdefault((p, types[ty]), [0, 0])
+        a[0] += b
+        a[1] += c
+    # 20,000 Lesson objects at exactly that path, and nothing of Lesson elsewhere
+    les = {k: v for k, v in by_path.items() if k[1] == "__main__.Lesson"}
+    assert list(les) == [(tuple(lessons), "__main__.Lesson")]
+    assert les[(tuple(lessons), "__main__.Lesson")][1] == 20000
+    bb = by_path[(tuple(blob), "bytes")]
+    assert bb[0] >= 8 << 20 and bb[1] == 1
+    # end: the 3 MiB bytes from keep(), not the blob
+    end = {}
+    for node, ty, th, b, c in rows(data, "end"):
+        key = (path_of(data, node)[-1][0], types[ty])
+        end[key] = end.get(key, 0) + b
+    assert end.get(("keep", "str"), 0) >= 3 << 20
+    assert ("make_blob", "bytes") not in end
+
+
+def test_temporal_buckets_hold_their_heap(page):
+    """Every bucket's intervals sum to the heap at that bucket's high point,
+    and at the global peak they are exactly the peak view."""
+    prog, path, data = page
+    T = data["temporal"]
+    n = len(T["top"])
+    assert 2 <= n <= 128 and len(T["edges"]) == n + 1
+    for k in range(n):
+        assert sum(v[0] for v in held_at(data, k).values()) == T["top"][k]
+    s = report("summary", path)
+    k = T["top"].index(max(T["top"]))
+    assert T["top"][k] == s["peak_bytes"]
+    assert abs(T["top_t"][k] - s["peak_time_s"]) < 1e-6
+    peak = {}
+    for node, ty, th, b, c in rows(data, "peak"):
+        a = peak.setdefault((node, ty), [0, 0])
+        a[0] += b
+        a[1] += c
+    assert held_at(data, k) == peak
+
+
+def test_no_source_leaves_source_out(script, capture, tmp_path):
+    prog = script(PROGRAM)
+    path, _ = capture(prog)
+    with_src, without = tmp_path / "a.html", tmp_path / "b.html"
+    assert memlens("flamegraph", path, "-o", str(with_src)).returncode == 0
+    proc = memlens("flamegraph", path, "-o", str(without), "--no-source")
+    assert proc.returncode == 0, proc.stderr
+    assert "bytes(8 \\u003c\\u003c 20)" in with_src.read_text()
+    assert "bytes(8 \\u003c" not in without.read_text()
+    # O_EXCL: a second run refuses to replace the page, -f does
+    proc = memlens("flamegraph", path, "-o", str(without))
+    assert proc.returncode == 2 and "exists" in proc.stderr
+    assert memlens("flamegraph", path, "-o", str(without), "-f", "--view", "end").returncode == 0
+    assert '"default_view":"end"' in without.read_text()
+
+
+def test_page_is_self_contained_and_escaped(script, capture, tmp_path):
+    prog = script('''
+        import types
+        Evil = type("</script><img src=x onerror=alert(1)>", (), {})
+        def f():
+            return [Evil() for _ in range(100)]
+        f.__code__ = f.__code__.replace(co_name="</script><script>alert(2)</script>")
+        held = f()
+    ''')
+    path, _ = capture(prog)
+    out = tmp_path / "evil.html"
+    proc = memlens("flamegraph", path, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    html = out.read_text()
+    assert html.count("</script>") == 1  # the page's own script element only
+    assert "<img" not in html.split("<script>")[1]
+    assert "\\u003c/script\\u003e\\u003cimg src=x onerror=alert(1)\\u003e" in html
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", html)
+
+
+def test_bad_input(tmp_path):
+    proc = memlens("flamegraph", str(tmp_path / "missing.mlens"), "-o", str(tmp_path / "x.html"))
+    assert proc.returncode == 2 and "missing.mlens" in proc.stderr and "Traceback" not in proc.stderr
+    bad = tmp_path / "bad.mlens"
+    bad.write_bytes(b"not a capture at all")
+    proc = memlens("flamegraph", str(bad), "-o", str(tmp_path / "x.html"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    proc = memlens("flamegraph", str(bad), "-o", str(tmp_path / "x.svg"))
+    assert proc.returncode == 2 and ".html" in proc.stderr
+    assert not os.path.exists(tmp_path / "x.html")
+
