@@ -17,13 +17,17 @@ from test_flamegraph import PROGRAM, path_of, rows
 from test_plot import _browser
 
 
-def under(data, view, function, type_=None):
-    """bytes, blocks of the peak rows whose path goes through `function`."""
+def under(data, view, function, line=None, type_=None, leaf=False):
+    """bytes, blocks of the view's rows whose path goes through `function`
+    (at `line`, if given; as the innermost frame only, with leaf)."""
     b = c = 0
     for node, ty, th, nb, nc in rows(data, view):
         if type_ is not None and data["types"][ty] != type_:
             continue
-        if any(f[0] == function for f in path_of(data, node)):
+        path = path_of(data, node)
+        if leaf:
+            path = path[-1:]
+        if any(f[0] == function and line in (None, f[2]) for f in path):
             b += nb
             c += nc
     return b, c
@@ -98,19 +102,21 @@ def test_page_in_browser(made):
             page.screenshot(path=shot)
 
             # tooltip of make_lessons: bytes, blocks and the top type
-            b = pg.box("make_lessons")
+            line = prog.line("lessons")
+            label = "make_lessons prog.py:%d" % line
+            b = pg.box(label)
             at = page.locator("#graph").bounding_box()
             page.mouse.move(at["x"] + b["x"] + b["w"] / 2, at["y"] + b["y"] + 9)
             tip = page.inner_text("#tooltip")
-            lb, lc = under(data, "peak", "make_lessons")
+            lb, lc = under(data, "peak", "make_lessons", line)
             assert "{:,} bytes".format(lb) in tip and "{:,} blocks".format(lc) in tip
             assert "Lesson" in tip.split(": ", 1)[1]
             assert "out.append(Lesson(i))" in tip  # the source line
 
             # click to zoom: the focus is make_lessons with its known numbers
-            pg.click_box("make_lessons")
+            pg.click_box(label)
             focus = pg.js("memlensFlame.focus()")
-            assert focus["label"].startswith("make_lessons") and (focus["bytes"], focus["blocks"]) == (lb, lc)
+            assert focus["label"] == label and (focus["bytes"], focus["blocks"]) == (lb, lc)
             crumbs = page.locator("#crumbs button")
             assert crumbs.count() >= 4 and crumbs.nth(crumbs.count() - 1).inner_text().startswith("make_lessons")
             crumbs.nth(0).click()
@@ -125,14 +131,15 @@ def test_page_in_browser(made):
 
             # inverted: the allocating function sits at the base, same bytes
             page.check("#inverted")
-            base = [x for x in pg.js("memlensFlame.boxes()") if x["label"].startswith("make_lessons")]
+            base = [x for x in pg.js("memlensFlame.boxes()") if x["label"] == label]
             levels = sorted({x["y"] for x in pg.js("memlensFlame.boxes()")}, reverse=True)
-            assert base and base[0]["y"] == levels[1] and base[0]["bytes"] == lb
+            assert base and base[0]["y"] == levels[1]
+            assert base[0]["bytes"] == under(data, "peak", "make_lessons", line, leaf=True)[0]
             page.uncheck("#inverted")
 
             # type filter: only Lesson blocks, 20,000 of them
             page.select_option("#type-filter", label="__main__.Lesson")
-            lesson_bytes, lesson_blocks = under(data, "peak", "make_lessons", "__main__.Lesson")
+            lesson_bytes, lesson_blocks = under(data, "peak", "make_lessons", type_="__main__.Lesson")
             assert lesson_blocks == 20000
             assert pg.total() == lesson_bytes
             page.select_option("#type-filter", value="-1")
@@ -185,7 +192,11 @@ def test_hostile_names_stay_text(script, capture, tmp_path):
         Evil = type(%r, (), {})
         def f():
             return [Evil() for _ in range(1000)]
-        f.__code__ = f.__code__.replace(co_name=%r)
+        NAME = %r
+        names = {"co_name": NAME}
+        if hasattr(f.__code__, "co_qualname"):
+            names["co_qualname"] = NAME
+        f.__code__ = f.__code__.replace(**names)
         held = f()
     ''' % (evil_type, evil_func), name="<img src=x onerror=window.PWNED=3>.py")
     path, _ = capture(prog)
