@@ -14,6 +14,7 @@ static PyMethodDef *const ml_parts_methods[] = {
     ml_bind_timeline_methods,
     ml_bind_heap_methods,
     ml_bind_temporal_methods,
+    ml_bind_calltree_methods,
 };
 
 /* Run after every method is registered: an init may look methods up. */
@@ -23,6 +24,7 @@ static int (*const ml_parts_init[])(PyObject *) = {
     ml_bind_timeline_init,
     ml_bind_heap_init,
     ml_bind_temporal_init,
+    ml_bind_calltree_init,
 };
 
 static struct PyModuleDef ml_module = {

@@ -12,6 +12,7 @@
  *   timeline.c  analysis/timeline.h   line table, time series, line meter
  *   heap.c      heap/heap.h           live-heap walk, dict stats, deep size
  *   temporal.c  analysis/temporal.h   held bytes over time buckets (flame graph)
+ *   calltree.c  analysis/calltree.h   the call tree (read_calltree)
  *   common.c    helpers below: open a capture, progress, conversions
  */
 #ifndef ML_BIND_H
@@ -61,10 +62,12 @@ extern PyMethodDef ml_bind_reports_methods[];
 extern PyMethodDef ml_bind_timeline_methods[];
 extern PyMethodDef ml_bind_heap_methods[];
 extern PyMethodDef ml_bind_temporal_methods[];
+extern PyMethodDef ml_bind_calltree_methods[];
 int ml_bind_capture_init(PyObject *m);
 int ml_bind_reports_init(PyObject *m);
 int ml_bind_timeline_init(PyObject *m);
 int ml_bind_heap_init(PyObject *m);
 int ml_bind_temporal_init(PyObject *m);
+int ml_bind_calltree_init(PyObject *m);
 
 #endif

@@ -32,6 +32,9 @@ COMMANDS = [
     "profile",
     "heap",
     "flamegraph",
+    "tree",
+    "export",
+    "compare",
 ]
 
 

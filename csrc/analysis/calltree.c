@@ -1,0 +1,817 @@
+/* calltree.c: the call tree of a capture (see calltree.h).
+ *
+ * During the pass, values are kept per cell, a (stack, type, thread) triple
+ * interned in a hash table, in arrays indexed by cell id; a live block
+ * remembers its cell (and its thread's allocation count when it was made)
+ * in a live table of its own. Everything keyed by strings (functions,
+ * frames, nodes) is done once at the end, per distinct stack.
+ */
+#include "analysis/calltree.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/live.h"
+
+const char *const ml_calltree_view_names[ML_CT_NVIEWS] = {
+    "peak", "end", "allocated", "temporary", "range", "range_new",
+};
+
+/* ---- a uint64 -> uint32 map (open addressing, no deletion) ---- */
+
+typedef struct {
+    uint64_t *keys;
+    uint32_t *vals;  /* value + 1; 0 = empty slot */
+    size_t cap, n;
+} ml_ct_map;
+
+static inline size_t
+ml_ct_map_home(size_t cap, uint64_t key)
+{
+    key ^= key >> 31;
+    key *= UINT64_C(0x9E3779B97F4A7C15);
+    return (size_t)(key >> 17) & (cap - 1);
+}
+
+static void
+ml_ct_map_release(ml_ct_map *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof(*m));
+}
+
+static int
+ml_ct_map_grow(ml_ct_map *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 256;
+    ml_ct_map n = {calloc(ncap, sizeof(uint64_t)), calloc(ncap, sizeof(uint32_t)), ncap, m->n};
+    if (!n.keys || !n.vals) {
+        free(n.keys);
+        free(n.vals);
+        return -1;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->vals[i])
+            continue;
+        size_t j = ml_ct_map_home(ncap, m->keys[i]);
+        while (n.vals[j])
+            j = (j + 1) & (ncap - 1);
+        n.keys[j] = m->keys[i];
+        n.vals[j] = m->vals[i];
+    }
+    ml_ct_map_release(m);
+    *m = n;
+    return 0;
+}
+
+/* The value of key, or `fresh` (stored) when absent; -1 out of memory. */
+static int64_t
+ml_ct_map_get(ml_ct_map *m, uint64_t key, uint32_t fresh)
+{
+    if ((m->n + 1) * 2 > m->cap && ml_ct_map_grow(m) < 0)
+        return -1;
+    size_t i = ml_ct_map_home(m->cap, key);
+    while (m->vals[i]) {
+        if (m->keys[i] == key)
+            return m->vals[i] - 1;
+        i = (i + 1) & (m->cap - 1);
+    }
+    m->keys[i] = key;
+    m->vals[i] = fresh + 1;
+    m->n++;
+    return fresh;
+}
+
+/* ---- interned triples of uint32 (cells) ---- */
+
+typedef struct {
+    uint32_t *a, *b, *c;  /* the triple of each id */
+    uint32_t n, cap;
+    uint32_t *slots;      /* id + 1; 0 = empty */
+    size_t scap;
+} ml_ct_keys;
+
+static inline size_t
+ml_ct_keys_home(size_t scap, uint32_t a, uint32_t b, uint32_t c)
+{
+    uint64_t k = ((uint64_t)a << 32 | b) ^ ((uint64_t)c * UINT64_C(0xC2B2AE3D27D4EB4F));
+    return ml_ct_map_home(scap, k);
+}
+
+static void
+ml_ct_keys_release(ml_ct_keys *k)
+{
+    free(k->a);
+    free(k->b);
+    free(k->c);
+    free(k->slots);
+    memset(k, 0, sizeof(*k));
+}
+
+static int
+ml_ct_keys_rehash(ml_ct_keys *k)
+{
+    size_t ncap = k->scap ? k->scap * 2 : 1024;
+    uint32_t *s = calloc(ncap, sizeof(uint32_t));
+    if (!s)
+        return -1;
+    for (uint32_t id = 0; id < k->n; id++) {
+        size_t j = ml_ct_keys_home(ncap, k->a[id], k->b[id], k->c[id]);
+        while (s[j])
+            j = (j + 1) & (ncap - 1);
+        s[j] = id + 1;
+    }
+    free(k->slots);
+    k->slots = s;
+    k->scap = ncap;
+    return 0;
+}
+
+/* Id of the triple, interned when new (*fresh set to 1); -1 out of memory. */
+static int64_t
+ml_ct_keys_get(ml_ct_keys *k, uint32_t a, uint32_t b, uint32_t c, int *fresh)
+{
+    *fresh = 0;
+    if (((size_t)k->n + 1) * 2 > k->scap && ml_ct_keys_rehash(k) < 0)
+        return -1;
+    size_t i = ml_ct_keys_home(k->scap, a, b, c);
+    for (uint32_t v; (v = k->slots[i]); i = (i + 1) & (k->scap - 1))
+        if (k->a[v - 1] == a && k->b[v - 1] == b && k->c[v - 1] == c)
+            return v - 1;
+    if (k->n == UINT32_MAX - 1)
+        return -1;
+    if (k->n == k->cap) {
+        uint32_t ncap = k->cap ? (k->cap > UINT32_MAX / 2 ? UINT32_MAX - 1 : k->cap * 2) : 1024;
+        uint32_t *na = realloc(k->a, (size_t)ncap * sizeof(uint32_t));
+        if (!na)
+            return -1;
+        k->a = na;
+        uint32_t *nb = realloc(k->b, (size_t)ncap * sizeof(uint32_t));
+        if (!nb)
+            return -1;
+        k->b = nb;
+        uint32_t *nc = realloc(k->c, (size_t)ncap * sizeof(uint32_t));
+        if (!nc)
+            return -1;
+        k->c = nc;
+        k->cap = ncap;
+    }
+    k->a[k->n] = a;
+    k->b[k->n] = b;
+    k->c[k->n] = c;
+    k->slots[i] = k->n + 1;
+    *fresh = 1;
+    return k->n++;
+}
+
+/* ---- per-cell sums, and deltas since a candidate maximum ---- */
+
+typedef struct {
+    uint64_t *bytes, *count;
+} ml_ct_sums;
+
+/* Deltas reset at each new candidate: only the cells touched since the last
+ * reset are cleared (the touched list), as in the summary. */
+typedef struct {
+    ml_ct_sums s;
+    uint8_t *dirty;
+    uint32_t *touched;
+    size_t ntouched;
+} ml_ct_delta;
+
+static inline void
+ml_ct_delta_add(ml_ct_delta *d, uint32_t cell, uint64_t bytes, uint64_t count)
+{
+    if (!d->dirty[cell]) {
+        d->dirty[cell] = 1;
+        d->touched[d->ntouched++] = cell;
+    }
+    d->s.bytes[cell] += bytes;
+    d->s.count[cell] += count;
+}
+
+static inline void
+ml_ct_delta_reset(ml_ct_delta *d)
+{
+    for (size_t i = 0; i < d->ntouched; i++) {
+        uint32_t c = d->touched[i];
+        d->s.bytes[c] = d->s.count[c] = 0;
+        d->dirty[c] = 0;
+    }
+    d->ntouched = 0;
+}
+
+/* The whole state of one build. */
+typedef struct {
+    ml_reader *r;
+    ml_calltree_opts o;
+    ml_ct_keys cells;            /* (stack, type, thread index) */
+    uint32_t ccap;               /* cells the arrays below cover */
+    ml_ct_sums alloc, live, temp, rnew;
+    ml_ct_delta pdelta, rdelta;
+    ml_ct_map thread_map;        /* thread id -> thread index */
+    ml_thread_id *threads;
+    uint64_t *thread_allocs;     /* allocations made so far per thread index */
+    uint32_t nthreads, tcap;
+    ml_thread_id last_thread;
+    uint32_t last_tidx;          /* UINT32_MAX: no cache */
+    ml_live table;               /* seq -> (size, cell, thread's allocation index) */
+    int table_ok;
+} ml_ct_state;
+
+static int
+ml_ct_sums_grow(ml_ct_sums *s, uint32_t old, uint32_t ncap)
+{
+    uint64_t *b = realloc(s->bytes, (size_t)ncap * sizeof(uint64_t));
+    if (!b)
+        return -1;
+    s->bytes = b;
+    uint64_t *c = realloc(s->count, (size_t)ncap * sizeof(uint64_t));
+    if (!c)
+        return -1;
+    s->count = c;
+    memset(b + old, 0, (size_t)(ncap - old) * sizeof(uint64_t));
+    memset(c + old, 0, (size_t)(ncap - old) * sizeof(uint64_t));
+    return 0;
+}
+
+static int
+ml_ct_delta_grow(ml_ct_delta *d, uint32_t old, uint32_t ncap)
+{
+    if (ml_ct_sums_grow(&d->s, old, ncap) < 0)
+        return -1;
+    uint8_t *nd = realloc(d->dirty, ncap);
+    if (!nd)
+        return -1;
+    d->dirty = nd;
+    memset(nd + old, 0, ncap - old);
+    uint32_t *nt = realloc(d->touched, (size_t)ncap * sizeof(uint32_t));
+    if (!nt)
+        return -1;
+    d->touched = nt;
+    return 0;
+}
+
+static void
+ml_ct_sums_release(ml_ct_sums *s)
+{
+    free(s->bytes);
+    free(s->count);
+    memset(s, 0, sizeof(*s));
+}
+
+static void
+ml_ct_delta_release(ml_ct_delta *d)
+{
+    ml_ct_sums_release(&d->s);
+    free(d->dirty);
+    free(d->touched);
+    memset(d, 0, sizeof(*d));
+}
+
+#define ML_CT_WANT(st, v) ((st)->o.views & (1u << (v)))
+
+/* Make the per-cell arrays cover cell id `cell`. */
+static int
+ml_ct_reserve(ml_ct_state *st, uint32_t cell)
+{
+    if (cell < st->ccap)
+        return 0;
+    uint32_t old = st->ccap;
+    uint32_t ncap = old ? old * 2 : 1024;
+    if (ncap <= cell)
+        ncap = cell + 1;
+    if (ml_ct_sums_grow(&st->alloc, old, ncap) < 0 || ml_ct_sums_grow(&st->live, old, ncap) < 0)
+        return -1;
+    if (ML_CT_WANT(st, ML_CT_TEMPORARY) && ml_ct_sums_grow(&st->temp, old, ncap) < 0)
+        return -1;
+    if (ML_CT_WANT(st, ML_CT_RANGE_NEW) && ml_ct_sums_grow(&st->rnew, old, ncap) < 0)
+        return -1;
+    if (ML_CT_WANT(st, ML_CT_PEAK) && ml_ct_delta_grow(&st->pdelta, old, ncap) < 0)
+        return -1;
+    if (ML_CT_WANT(st, ML_CT_RANGE) && ml_ct_delta_grow(&st->rdelta, old, ncap) < 0)
+        return -1;
+    st->ccap = ncap;
+    return 0;
+}
+
+/* Thread index of a capture thread id; -1 out of memory. */
+static int64_t
+ml_ct_thread(ml_ct_state *st, ml_thread_id id)
+{
+    if (st->last_tidx != UINT32_MAX && st->last_thread == id)
+        return st->last_tidx;
+    int64_t v = ml_ct_map_get(&st->thread_map, id, st->nthreads);
+    if (v < 0)
+        return -1;
+    if ((uint32_t)v == st->nthreads) {
+        if (st->nthreads == st->tcap) {
+            uint32_t ncap = st->tcap ? st->tcap * 2 : 16;
+            ml_thread_id *nt = realloc(st->threads, (size_t)ncap * sizeof(*nt));
+            if (!nt)
+                return -1;
+            st->threads = nt;
+            uint64_t *na = realloc(st->thread_allocs, (size_t)ncap * sizeof(*na));
+            if (!na)
+                return -1;
+            st->thread_allocs = na;
+            st->tcap = ncap;
+        }
+        st->threads[st->nthreads] = id;
+        st->thread_allocs[st->nthreads] = 0;
+        st->nthreads++;
+    }
+    st->last_thread = id;
+    st->last_tidx = (uint32_t)v;
+    return v;
+}
+
+static void
+ml_ct_state_release(ml_ct_state *st)
+{
+    ml_ct_keys_release(&st->cells);
+    ml_ct_sums_release(&st->alloc);
+    ml_ct_sums_release(&st->live);
+    ml_ct_sums_release(&st->temp);
+    ml_ct_sums_release(&st->rnew);
+    ml_ct_delta_release(&st->pdelta);
+    ml_ct_delta_release(&st->rdelta);
+    ml_ct_map_release(&st->thread_map);
+    free(st->threads);
+    free(st->thread_allocs);
+    if (st->table_ok)
+        ml_live_release(&st->table);
+}
+
+/* ---- the pass ---- */
+
+static int
+ml_ct_pass(ml_ct_state *st, const ml_progress *pg, ml_calltree *out, char *err, size_t errcap)
+{
+    ml_reader *r = st->r;
+    ml_event ev;
+    uint64_t nread = 0, heap = 0, tn = st->o.temporary_n;
+    uint64_t t0 = st->o.t0_us, t1 = st->o.t1_us;
+    int want_peak = ML_CT_WANT(st, ML_CT_PEAK) != 0, want_temp = ML_CT_WANT(st, ML_CT_TEMPORARY) != 0,
+        want_range = ML_CT_WANT(st, ML_CT_RANGE) != 0, want_rnew = ML_CT_WANT(st, ML_CT_RANGE_NEW) != 0;
+    int rstarted = 0;
+    ml_seq rnew_first = 0;   /* seq of the first ALLOC at t0 or later */
+    uint64_t last_stack = UINT64_MAX;
+    uint32_t last_type = 0, last_tidx = 0, last_cell = 0;
+    int rc;
+
+    if (tn > UINT32_MAX)
+        tn = UINT32_MAX;
+    for (;;) {
+        if (ml_progress_tick(pg, 1, r, nread, err, errcap) < 0)
+            return -1;
+        rc = ml_reader_next(r, &ev);
+        if (rc < 0) {
+            snprintf(err, errcap, "%s", ml_reader_error(r));
+            return -1;
+        }
+        if (rc == 0)
+            break;
+        nread++;
+        out->events++;
+        if (ev.kind == ML_EV_REUSE) {
+            out->reuses++;
+            continue;
+        }
+        if (ev.kind != ML_EV_ALLOC && ev.kind != ML_EV_FREE)
+            continue;
+        if ((want_range || want_rnew) && !rstarted && ev.time_us >= t0) {
+            /* the state at t0: every earlier event applied */
+            rstarted = 1;
+            out->range_high_bytes = heap;
+            out->range_high_time_us = t0;
+            if (want_range)
+                ml_ct_delta_reset(&st->rdelta);
+        }
+        if (ev.kind == ML_EV_ALLOC) {
+            int64_t tidx = ml_ct_thread(st, ev.thread);
+            if (tidx < 0)
+                goto oom;
+            uint32_t cell;
+            if (ev.stack == last_stack && ev.type == last_type && (uint32_t)tidx == last_tidx) {
+                cell = last_cell;
+            } else {
+                int fresh;
+                int64_t c = ml_ct_keys_get(&st->cells, ev.stack, ev.type, (uint32_t)tidx, &fresh);
+                if (c < 0 || ml_ct_reserve(st, (uint32_t)c) < 0)
+                    goto oom;
+                cell = (uint32_t)c;
+                last_stack = ev.stack;
+                last_type = ev.type;
+                last_tidx = (uint32_t)tidx;
+                last_cell = cell;
+            }
+            out->allocations++;
+            out->allocated_bytes += ev.size;
+            heap += ev.size;
+            st->alloc.bytes[cell] += ev.size;
+            st->alloc.count[cell]++;
+            st->live.bytes[cell] += ev.size;
+            st->live.count[cell]++;
+            ml_live_block blk = {ev.size, cell, (uint32_t)st->thread_allocs[tidx]++, 0};
+            if (st->table_ok && ml_live_insert(&st->table, ev.seq, &blk) < 0)
+                goto oom;
+            if (want_peak) {
+                if (heap > out->peak_bytes) {
+                    out->peak_bytes = heap;
+                    out->peak_time_us = ev.time_us;
+                    ml_ct_delta_reset(&st->pdelta);
+                } else {
+                    ml_ct_delta_add(&st->pdelta, cell, -ev.size, (uint64_t)-1);
+                }
+            } else if (heap > out->peak_bytes) {
+                out->peak_bytes = heap;
+                out->peak_time_us = ev.time_us;
+            }
+            if (rstarted) {
+                int in_range = ev.time_us <= t1;
+                if (want_range) {
+                    if (in_range && heap > out->range_high_bytes) {
+                        out->range_high_bytes = heap;
+                        out->range_high_time_us = ev.time_us;
+                        ml_ct_delta_reset(&st->rdelta);
+                    } else {
+                        ml_ct_delta_add(&st->rdelta, cell, -ev.size, (uint64_t)-1);
+                    }
+                }
+                if (want_rnew && in_range) {
+                    if (!rnew_first)
+                        rnew_first = ev.seq;
+                    st->rnew.bytes[cell] += ev.size;
+                    st->rnew.count[cell]++;
+                }
+            }
+        } else if (!st->table_ok) {
+            out->frees++;
+            heap -= ev.size;
+        } else {
+            ml_live_block blk;
+            if (ml_live_remove(&st->table, ev.seq, &blk) < 0) {
+                snprintf(err, errcap, "FREE of block %llu, unknown to the call tree",
+                         (unsigned long long)ev.seq);
+                return -1;
+            }
+            uint32_t cell = blk.stack;
+            out->frees++;
+            heap -= blk.size;
+            st->live.bytes[cell] -= blk.size;
+            st->live.count[cell]--;
+            if (want_peak)
+                ml_ct_delta_add(&st->pdelta, cell, blk.size, 1);
+            if (want_range && rstarted)
+                ml_ct_delta_add(&st->rdelta, cell, blk.size, 1);
+            if (want_rnew && rnew_first && ev.seq >= rnew_first && ev.time_us <= t1) {
+                st->rnew.bytes[cell] -= blk.size;
+                st->rnew.count[cell]--;
+            }
+            if (want_temp) {
+                int64_t tidx = ml_ct_thread(st, ev.thread);
+                if (tidx < 0)
+                    goto oom;
+                /* allocations the thread made after this block, mod 2^32 */
+                uint32_t since = (uint32_t)st->thread_allocs[tidx] - blk.type - 1;
+                if (st->cells.c[cell] == (uint32_t)tidx && since < tn) {
+                    st->temp.bytes[cell] += blk.size;
+                    st->temp.count[cell]++;
+                }
+            }
+        }
+    }
+    if (!rstarted) {
+        /* t0 after the last event: the state at t0 is the end */
+        out->range_high_bytes = heap;
+        out->range_high_time_us = t0;
+    }
+    out->duration_us = ml_reader_time(r);
+    out->end_bytes = ml_reader_live_bytes(r);
+    out->end_count = ml_reader_live_count(r);
+    out->truncated = ml_reader_truncated(r);
+    return 0;
+oom:
+    snprintf(err, errcap, "out of memory while building the call tree");
+    return -1;
+}
+
+/* ---- the tree, once per distinct stack ---- */
+
+static uint64_t
+ml_ct_hash_str(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * UINT64_C(0x100000001B3);
+    return (h ^ 0xFF) * UINT64_C(0x100000001B3);
+}
+
+/* canon[c]: the first code with c's file and name. */
+static int
+ml_ct_canon(ml_reader *r, uint32_t *canon, uint32_t ncodes)
+{
+    ml_ct_map by_name = {0};
+    for (uint32_t c = 1; c <= ncodes; c++) {
+        const ml_code_info *ci = ml_reader_code(r, c);
+        uint64_t h = ml_ct_hash_str(ml_ct_hash_str(UINT64_C(0xCBF29CE484222325), ci->file), ci->name);
+        for (;;) {
+            int64_t v = ml_ct_map_get(&by_name, h, c);
+            if (v < 0) {
+                ml_ct_map_release(&by_name);
+                return -1;
+            }
+            const ml_code_info *o = ml_reader_code(r, (uint32_t)v);
+            if ((uint32_t)v == c || (!strcmp(o->file, ci->file) && !strcmp(o->name, ci->name))) {
+                canon[c] = (uint32_t)v;
+                break;
+            }
+            h = h * UINT64_C(0x100000001B3) + 1; /* a collision: the next key */
+        }
+    }
+    ml_ct_map_release(&by_name);
+    return 0;
+}
+
+static int
+ml_ct_push_u32(uint32_t **a, uint32_t n, uint32_t *cap, uint32_t v)
+{
+    if (n == *cap) {
+        uint32_t ncap = *cap ? *cap * 2 : 256;
+        uint32_t *na = realloc(*a, (size_t)ncap * sizeof(uint32_t));
+        if (!na)
+            return -1;
+        *a = na;
+        *cap = ncap;
+    }
+    (*a)[n] = v;
+    return 0;
+}
+
+/* The final (bytes, count) of a view for a cell. */
+static inline void
+ml_ct_value(const ml_ct_state *st, int view, uint32_t c, uint64_t *b, uint64_t *n)
+{
+    switch (view) {
+    case ML_CT_PEAK:
+        *b = st->live.bytes[c] + st->pdelta.s.bytes[c];
+        *n = st->live.count[c] + st->pdelta.s.count[c];
+        break;
+    case ML_CT_END:
+        *b = st->live.bytes[c];
+        *n = st->live.count[c];
+        break;
+    case ML_CT_ALLOCATED:
+        *b = st->alloc.bytes[c];
+        *n = st->alloc.count[c];
+        break;
+    case ML_CT_TEMPORARY:
+        *b = st->temp.bytes[c];
+        *n = st->temp.count[c];
+        break;
+    case ML_CT_RANGE:
+        *b = st->live.bytes[c] + st->rdelta.s.bytes[c];
+        *n = st->live.count[c] + st->rdelta.s.count[c];
+        break;
+    default:
+        *b = st->rnew.bytes[c];
+        *n = st->rnew.count[c];
+        break;
+    }
+}
+
+static int
+ml_ct_tree(ml_ct_state *st, ml_calltree *out)
+{
+    ml_reader *r = st->r;
+    uint32_t ncodes = ml_reader_ncodes(r), nstacks = ml_reader_nframes(r), ncells = st->cells.n;
+    uint32_t ntypes_r = ml_reader_ntypes(r);
+    uint32_t *canon = calloc((size_t)ncodes + 1, sizeof(uint32_t));
+    uint32_t *node_of = calloc((size_t)nstacks + 1, sizeof(uint32_t)); /* node + 1 */
+    uint8_t *needed = calloc((size_t)nstacks + 1, 1);
+    uint32_t *type_idx = malloc(((size_t)ntypes_r + 1) * sizeof(uint32_t));
+    uint32_t *ocell = malloc(((size_t)ncells + 1) * sizeof(uint32_t));
+    uint8_t *used = calloc((size_t)ncells + 1, 1);
+    ml_ct_map frame_map = {0}, child_map = {0};
+    ml_ct_keys okeys = {0};
+    uint32_t tcap = 0;
+    uint32_t *fcode = NULL, *fline = NULL;
+    int rc = -1;
+
+    if (!canon || !node_of || !needed || !type_idx || !ocell || !used || ml_ct_canon(r, canon, ncodes) < 0)
+        goto done;
+    for (uint32_t t = 0; t <= ntypes_r; t++)
+        type_idx[t] = UINT32_MAX;
+    /* the cells with a value in some view, and the stacks they need */
+    for (uint32_t c = 0; c < ncells; c++) {
+        for (int v = 0; v < ML_CT_NVIEWS; v++) {
+            uint64_t b, n;
+            if (!ML_CT_WANT(st, v))
+                continue;
+            ml_ct_value(st, v, c, &b, &n);
+            if (b || n) {
+                used[c] = 1;
+                break;
+            }
+        }
+        if (used[c] && st->cells.a[c] <= nstacks)
+            needed[st->cells.a[c]] = 1;
+    }
+    for (uint32_t f = nstacks; f >= 1; f--)
+        if (needed[f]) {
+            const ml_frame_info *fi = ml_reader_frame(r, f);
+            if (fi && fi->parent)
+                needed[fi->parent] = 1;
+        }
+    /* every needed stack makes at most one frame and one node */
+    uint32_t nneeded = 0;
+    for (uint32_t f = 0; f <= nstacks; f++)
+        nneeded += needed[f];
+    size_t cap = (size_t)nneeded + 1;
+    out->parent = malloc(cap * sizeof(uint32_t));
+    out->frame = malloc(cap * sizeof(uint32_t));
+    fcode = malloc(cap * sizeof(uint32_t));
+    fline = malloc(cap * sizeof(uint32_t));
+    if (!out->parent || !out->frame || !fcode || !fline)
+        goto done;
+    out->parent[0] = out->frame[0] = UINT32_MAX; /* the root */
+    out->nnodes = 1;
+    for (uint32_t f = 0; f <= nstacks; f++) {
+        if (!needed[f])
+            continue;
+        const ml_frame_info *fi = ml_reader_frame(r, f);
+        uint32_t code = 0, parent_node = 0;
+        int32_t line = 0;
+        if (fi) {
+            code = fi->code <= ncodes ? canon[fi->code] : fi->code;
+            line = ml_reader_frame_line(r, f);
+            if (fi->parent)
+                parent_node = node_of[fi->parent] - 1;
+        }
+        int64_t fidx = ml_ct_map_get(&frame_map, (uint64_t)code << 32 | (uint32_t)line, out->nframes);
+        if (fidx < 0)
+            goto done;
+        if ((uint32_t)fidx == out->nframes) {
+            fcode[out->nframes] = code;
+            fline[out->nframes] = (uint32_t)line;
+            out->nframes++;
+        }
+        int64_t node = ml_ct_map_get(&child_map, (uint64_t)parent_node << 32 | (uint32_t)fidx, out->nnodes);
+        if (node < 0)
+            goto done;
+        if ((uint32_t)node == out->nnodes) {
+            out->parent[out->nnodes] = parent_node;
+            out->frame[out->nnodes] = (uint32_t)fidx;
+            out->nnodes++;
+        }
+        node_of[f] = (uint32_t)node + 1;
+    }
+    /* merge cells that fall on the same (node, type, thread) */
+    for (uint32_t c = 0; c < ncells; c++) {
+        if (!used[c])
+            continue;
+        uint32_t stack = st->cells.a[c], type = st->cells.b[c];
+        if (type > ntypes_r)
+            type = 0;
+        if (type_idx[type] == UINT32_MAX) {
+            if (ml_ct_push_u32(&out->types, out->ntypes, &tcap, type) < 0)
+                goto done;
+            type_idx[type] = out->ntypes++;
+        }
+        int fresh;
+        int64_t o = ml_ct_keys_get(&okeys, stack <= nstacks ? node_of[stack] - 1 : 0, type_idx[type],
+                                   st->cells.c[c], &fresh);
+        if (o < 0)
+            goto done;
+        ocell[c] = (uint32_t)o;
+    }
+    for (int v = 0; v < ML_CT_NVIEWS; v++) {
+        if (!ML_CT_WANT(st, v))
+            continue;
+        ml_calltree_values *vals = &out->views[v];
+        size_t no = okeys.n ? okeys.n : 1;
+        uint64_t *b = calloc(no, sizeof(uint64_t)), *n = calloc(no, sizeof(uint64_t));
+        if (!b || !n) {
+            free(b);
+            free(n);
+            goto done;
+        }
+        for (uint32_t c = 0; c < ncells; c++) {
+            if (!used[c])
+                continue;
+            uint64_t cb, cn;
+            ml_ct_value(st, v, c, &cb, &cn);
+            b[ocell[c]] += cb;
+            n[ocell[c]] += cn;
+        }
+        size_t k = 0;
+        for (uint32_t o = 0; o < okeys.n; o++)
+            k += (b[o] || n[o]);
+        vals->node = malloc((k ? k : 1) * sizeof(uint32_t));
+        vals->type = malloc((k ? k : 1) * sizeof(uint32_t));
+        vals->thread = malloc((k ? k : 1) * sizeof(uint32_t));
+        vals->bytes = malloc((k ? k : 1) * sizeof(uint64_t));
+        vals->count = malloc((k ? k : 1) * sizeof(uint64_t));
+        if (!vals->node || !vals->type || !vals->thread || !vals->bytes || !vals->count) {
+            free(b);
+            free(n);
+            goto done;
+        }
+        for (uint32_t o = 0; o < okeys.n; o++) {
+            if (!b[o] && !n[o])
+                continue;
+            vals->node[vals->n] = okeys.a[o];
+            vals->type[vals->n] = okeys.b[o];
+            vals->thread[vals->n] = okeys.c[o];
+            vals->bytes[vals->n] = b[o];
+            vals->count[vals->n] = n[o];
+            vals->n++;
+        }
+        free(b);
+        free(n);
+    }
+    out->frame_code = fcode;
+    out->frame_line = (int32_t *)fline;
+    fcode = fline = NULL;
+    out->threads = st->threads;
+    out->nthreads = st->nthreads;
+    st->threads = NULL;
+    rc = 0;
+done:
+    free(fcode);
+    free(fline);
+    free(canon);
+    free(node_of);
+    free(needed);
+    free(type_idx);
+    free(ocell);
+    free(used);
+    ml_ct_map_release(&frame_map);
+    ml_ct_map_release(&child_map);
+    ml_ct_keys_release(&okeys);
+    return rc;
+}
+
+int
+ml_calltree_build(ml_reader *r, const ml_calltree_opts *opts, const ml_progress *pg, ml_calltree *out,
+                  char *err, size_t errcap)
+{
+    memset(out, 0, sizeof(*out));
+    if (!opts->views || opts->views >= (1u << ML_CT_NVIEWS)) {
+        snprintf(err, errcap, "no call tree view asked for");
+        return -1;
+    }
+    if ((opts->views & (1u << ML_CT_RANGE | 1u << ML_CT_RANGE_NEW)) && opts->t0_us > opts->t1_us) {
+        snprintf(err, errcap, "the range starts after it ends");
+        return -1;
+    }
+    ml_ct_state st;
+    memset(&st, 0, sizeof(st));
+    st.r = r;
+    st.o = *opts;
+    if (st.o.temporary_n < 1)
+        st.o.temporary_n = 1;
+    st.last_tidx = UINT32_MAX;
+    /* every view but ALLOCATED needs the cell of each freed block */
+    if (opts->views & ~(1u << ML_CT_ALLOCATED)) {
+        if (ml_live_init(&st.table) < 0) {
+            snprintf(err, errcap, "out of memory while building the call tree");
+            return -1;
+        }
+        st.table_ok = 1;
+    }
+    ml_reader_rewind(r);
+    if (ml_ct_pass(&st, pg, out, err, errcap) < 0)
+        goto fail;
+    if (ml_ct_tree(&st, out) < 0) {
+        snprintf(err, errcap, "out of memory while building the call tree");
+        goto fail;
+    }
+    ml_ct_state_release(&st);
+    return 0;
+fail:
+    ml_ct_state_release(&st);
+    ml_calltree_release(out);
+    return -1;
+}
+
+void
+ml_calltree_release(ml_calltree *t)
+{
+    free(t->frame_code);
+    free(t->frame_line);
+    free(t->parent);
+    free(t->frame);
+    free(t->types);
+    free(t->threads);
+    for (int v = 0; v < ML_CT_NVIEWS; v++) {
+        free(t->views[v].node);
+        free(t->views[v].type);
+        free(t->views[v].thread);
+        free(t->views[v].bytes);
+        free(t->views[v].count);
+    }
+    memset(t, 0, sizeof(*t));
+}
