@@ -74,14 +74,14 @@ def rows(data, view):
 def held_at(data, k):
     """(node, type) -> [bytes, blocks] held at the peak of time bucket k."""
     out = {}
-    iv = data["temporal"]["ivl"]
-    for i in range(0, len(iv), 7):
-        node, ty, _, b0, b1, b, c = iv[i:i + 7]
-        if b0 <= k < b1:
+    st = data["temporal"]["steps"]
+    for i in range(0, len(st), 5):
+        node, ty, bucket, b, c = st[i:i + 5]
+        if bucket <= k:
             a = out.setdefault((node, ty), [0, 0])
             a[0] += b
             a[1] += c
-    return out
+    return {key: v for key, v in out.items() if v != [0, 0]}
 
 
 def test_views_equal_summary(page):

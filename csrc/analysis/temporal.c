@@ -327,6 +327,66 @@ ml_temporal_peaks(ml_reader *r, uint32_t cap, const ml_progress *pg, ml_temporal
     return 0;
 }
 
+static int
+ml_temporal_ivl_cmp(const void *a, const void *b)
+{
+    const ml_temporal_ivl *x = a, *y = b;
+    if (x->node != y->node)
+        return x->node < y->node ? -1 : 1;
+    if (x->type != y->type)
+        return x->type < y->type ? -1 : 1;
+    if (x->b0 != y->b0)
+        return x->b0 < y->b0 ? -1 : 1;
+    return x->b1 < y->b1 ? -1 : x->b1 > y->b1;
+}
+
+/* Sort the intervals and derive the steps of each (node, type). */
+static int
+ml_temporal_steps(ml_temporal *t)
+{
+    size_t n = t->nbuckets;
+    int64_t *db = calloc(n + 1, sizeof(int64_t)), *dc = calloc(n + 1, sizeof(int64_t));
+    size_t cap = 0;
+    if (!db || !dc)
+        goto nomem;
+    qsort(t->ivl, t->nivl, sizeof(*t->ivl), ml_temporal_ivl_cmp);
+    for (size_t i = 0; i < t->nivl; ) {
+        size_t j = i;
+        uint32_t lo = t->ivl[i].b0, hi = 0;
+        for (; j < t->nivl && t->ivl[j].node == t->ivl[i].node && t->ivl[j].type == t->ivl[i].type; j++) {
+            const ml_temporal_ivl *v = &t->ivl[j];
+            db[v->b0] += (int64_t)v->bytes;
+            dc[v->b0] += (int64_t)v->blocks;
+            db[v->b1] -= (int64_t)v->bytes;
+            dc[v->b1] -= (int64_t)v->blocks;
+            if (v->b1 > hi)
+                hi = v->b1;
+        }
+        for (uint32_t k = lo; k <= hi && k < n; k++) {
+            if (db[k] || dc[k]) {
+                if (ml_temporal_reserve((void **)&t->steps, &cap, t->nsteps + 1, sizeof(*t->steps)) < 0)
+                    goto nomem;
+                ml_temporal_step *s = &t->steps[t->nsteps++];
+                s->node = t->ivl[i].node;
+                s->type = t->ivl[i].type;
+                s->bucket = k;
+                s->dbytes = db[k];
+                s->dblocks = dc[k];
+            }
+        }
+        for (uint32_t k = lo; k <= hi; k++)
+            db[k] = dc[k] = 0;
+        i = j;
+    }
+    free(db);
+    free(dc);
+    return 0;
+nomem:
+    free(db);
+    free(dc);
+    return -1;
+}
+
 int
 ml_temporal_build(ml_reader *r, uint32_t nbuckets, const ml_progress *pg, ml_temporal *out,
                   char *err, size_t errcap)
@@ -392,7 +452,7 @@ ml_temporal_build(ml_reader *r, uint32_t nbuckets, const ml_progress *pg, ml_tem
     }
     ml_temporal_live_arg la = {&st, 0};
     ml_reader_live_foreach(r, ml_temporal_live_visit, &la);
-    if (la.failed)
+    if (la.failed || ml_temporal_steps(out) < 0)
         goto nomem;
     free(st.frames.slots);
     free(st.children.slots);
@@ -425,5 +485,6 @@ ml_temporal_release(ml_temporal *t)
     free(t->frame);
     free(t->frames);
     free(t->ivl);
+    free(t->steps);
     memset(t, 0, sizeof(*t));
 }

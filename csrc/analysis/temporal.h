@@ -48,6 +48,17 @@ typedef struct {
     uint64_t bytes, blocks;
 } ml_temporal_ivl;
 
+/* The intervals of one (node, type) as a step function over the buckets:
+ * what it holds at bucket k is the sum of its steps with bucket <= k. A
+ * (node, type) whose blocks die at many different times has thousands of
+ * intervals but at most nbuckets steps; this is what the page carries. */
+typedef struct {
+    uint32_t node;
+    ml_type_id type;
+    uint32_t bucket;
+    int64_t dbytes, dblocks;
+} ml_temporal_step;
+
 typedef struct {
     uint32_t nbuckets;
     uint64_t width_us;          /* bucket b covers [b * width_us, (b + 1) * width_us) */
@@ -62,8 +73,10 @@ typedef struct {
     size_t nnodes;
     ml_temporal_frame *frames;
     size_t nframes;
-    ml_temporal_ivl *ivl;
+    ml_temporal_ivl *ivl;       /* by (node, type), then b0, b1 */
     size_t nivl;
+    ml_temporal_step *steps;    /* by (node, type), then bucket; no zero step */
+    size_t nsteps;
 } ml_temporal;
 
 /* Build *out (zeroed first) from the capture: nbuckets in 2..ML_TEMPORAL_MAX_BUCKETS.

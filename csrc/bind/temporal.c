@@ -5,8 +5,9 @@
  * with parallel lists, compact for the page: width_us, duration_us, top,
  * top_time_us, top_event (per bucket); frames {function, file, line};
  * nodes {parent, frame} (node 0 the root: parent -1, frame -1); types (names
- * by the capture's type id, index 0 "<untyped>"); ivl {node, type, b0, b1,
- * bytes, count}. docs/FLAMEGRAPH.md says what they mean.
+ * by the capture's type id, index 0 "<untyped>"); steps {node, type,
+ * bucket, bytes, count}: signed changes of what each (node, type) holds.
+ * docs/FLAMEGRAPH.md says what they mean.
  */
 #include "bind/bind.h"
 
@@ -22,6 +23,8 @@ ml_tp_list(size_t n, const void *base, size_t stride, int kind)
         PyObject *v;
         if (kind == 64)
             v = PyLong_FromUnsignedLongLong(*(const uint64_t *)p);
+        else if (kind == -64)
+            v = PyLong_FromLongLong(*(const int64_t *)p);
         else if (kind == -32)  /* int32_t, or uint32_t with NONE as -1 */
             v = PyLong_FromLong(*(const int32_t *)p);
         else
@@ -79,14 +82,14 @@ ml_tp_types(ml_reader *r)
 static PyObject *
 ml_tp_dict(ml_reader *r, const ml_temporal *t)
 {
-    const ml_temporal_ivl *v = t->ivl;
-    size_t sz = sizeof(*v);
-    PyObject *ivl = Py_BuildValue(
-        "{s:N,s:N,s:N,s:N,s:N,s:N}", "node", ml_tp_list(t->nivl, v ? &v->node : NULL, sz, 32),
-        "type", ml_tp_list(t->nivl, v ? &v->type : NULL, sz, 32), "b0",
-        ml_tp_list(t->nivl, v ? &v->b0 : NULL, sz, 32), "b1", ml_tp_list(t->nivl, v ? &v->b1 : NULL, sz, 32),
-        "bytes", ml_tp_list(t->nivl, v ? &v->bytes : NULL, sz, 64), "count",
-        ml_tp_list(t->nivl, v ? &v->blocks : NULL, sz, 64));
+    const ml_temporal_step *st = t->steps;
+    size_t ss = sizeof(*st);
+    PyObject *steps = Py_BuildValue(
+        "{s:N,s:N,s:N,s:N,s:N}", "node", ml_tp_list(t->nsteps, st ? &st->node : NULL, ss, 32),
+        "type", ml_tp_list(t->nsteps, st ? &st->type : NULL, ss, 32), "bucket",
+        ml_tp_list(t->nsteps, st ? &st->bucket : NULL, ss, 32), "bytes",
+        ml_tp_list(t->nsteps, st ? &st->dbytes : NULL, ss, -64), "count",
+        ml_tp_list(t->nsteps, st ? &st->dblocks : NULL, ss, -64));
     PyObject *nodes = Py_BuildValue("{s:N,s:N}", "parent", ml_tp_list(t->nnodes, t->parent, 4, -32),
                                     "frame", ml_tp_list(t->nnodes, t->frame, 4, -32));
     return Py_BuildValue("{s:K,s:K,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "width_us",
@@ -94,7 +97,7 @@ ml_tp_dict(ml_reader *r, const ml_temporal *t)
                          (unsigned long long)t->duration_us, "top", ml_tp_list(t->nbuckets, t->top, 8, 64),
                          "top_time_us", ml_tp_list(t->nbuckets, t->top_time_us, 8, 64), "top_event",
                          ml_tp_list(t->nbuckets, t->top_event, 8, 64), "frames", ml_tp_frames(r, t),
-                         "nodes", nodes, "types", ml_tp_types(r), "ivl", ivl);
+                         "nodes", nodes, "types", ml_tp_types(r), "steps", steps);
 }
 
 static PyObject *

@@ -27,12 +27,8 @@ SOURCE_MAX = 200  # characters of a source line kept in the page
 
 
 def _calltree(path, views, temporary_n, progress):
-    from memlens import _engine
-    if hasattr(_engine, "read_calltree"):
-        return reports._read("read_calltree", path, progress, 2, tuple(views),
-                             temporary_n=temporary_n)
-    from memlens import _calltree_standin
-    return reports._call(_calltree_standin.read_calltree, path, tuple(views), temporary_n)
+    from memlens import calltree
+    return calltree.read(path, views, temporary_n=temporary_n, progress=progress)
 
 
 def _source(file, line):
@@ -111,14 +107,14 @@ def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buc
     """The page's DATA (dict of JSON-able values) for the capture at path."""
     if view not in VIEWS:
         raise ValueError("unknown view %r" % view)
-    ct = _calltree(path, VIEWS, temporary_n, progress)
+    tree = _calltree(path, VIEWS, temporary_n, progress)
+    ct = tree.raw
     tl = reports.timeline(path, progress=progress)
     tp = reports._read("read_temporal", path, progress, 2, buckets)
     pk = _Packer()
     ct_nodes = pk.tree(ct["frames"], ct["nodes"])
     ct_types = [pk.type(t) for t in ct["types"]]
-    threads = ct["threads"]
-    thread_names = [(n if n else "thread %d" % i) for i, n in zip(threads["id"], threads["name"])]
+    thread_names = [tree.thread_label(i) for i in range(len(tree.thread_ids))]
     views = {}
     for v in VIEWS:
         rows, t = [], ct["views"][v]
@@ -127,12 +123,12 @@ def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buc
         views[v] = {"label": _view_label(v, ct, temporary_n), "rows": rows}
     tp_nodes = pk.tree(tp["frames"], tp["nodes"])
     tp_types = [pk.type(t) for t in tp["types"]]
-    ivl, iv = [], tp["ivl"]
-    for n, ty, b0, b1, b, c in zip(iv["node"], iv["type"], iv["b0"], iv["b1"], iv["bytes"], iv["count"]):
-        ivl += [tp_nodes[n], tp_types[ty], -1, b0, b1, b, c]
+    steps, sp = [], tp["steps"]
+    for n, ty, k, b, c in zip(sp["node"], sp["type"], sp["bucket"], sp["bytes"], sp["count"]):
+        steps += [tp_nodes[n], tp_types[ty], k, b, c]
     w = tp["width_us"]
     temporal = {"edges": [b * w / 1e6 for b in range(len(tp["top"]) + 1)], "top": tp["top"],
-                "top_t": [t / 1e6 for t in tp["top_time_us"]], "ivl": ivl}
+                "top_t": [t / 1e6 for t in tp["top_time_us"]], "steps": steps}
     chart = plot.chart_data(tl)
     nframes = len(pk.F) // 3
     src = None

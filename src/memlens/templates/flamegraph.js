@@ -4,7 +4,7 @@
 // [node, type, thread, bytes, blocks]; the graph is rebuilt from the rows
 // under the current filters (type, thread, hidden frames, inverted, types as
 // frames), so every switch happens in the page, without regenerating it.
-var ROW = 5, IVL = 7, BOX_H = 18, MIN_PX = 0.5;
+var ROW = 5, BOX_H = 18, MIN_PX = 0.5;
 var S = DATA.S, F = DATA.F, P = DATA.P, NF = DATA.NF;
 var state = {view: DATA.default_view, layout: "flame", inverted: false, type: -1, thread: -1,
              typeFrames: false, hideImport: true, search: "", range: null, zoom: []};
@@ -70,23 +70,38 @@ function addRow(root, path, type, bytes, blocks) {
   g.selfBlocks = (g.selfBlocks || 0) + blocks;
 }
 
-// The rows of the current view, or of the selected time range.
+// The rows of the current view, or of the selected time range: what was
+// held at the highest bucket peak k of the range, the sum of the steps of
+// each (node, type) up to k (thread -1: the time data have no thread).
+var rangeCache = {k: -1, rows: null};
+function rangeRows(k) {
+  if (rangeCache.k === k) return rangeCache.rows;
+  var st = DATA.temporal.steps, nt = DATA.types.length, held = new Map(), rows = [];
+  for (var i = 0; i < st.length; i += 5) {
+    if (st[i + 2] > k) continue;
+    var key = st[i] * nt + st[i + 1], h = held.get(key);
+    if (!h) { h = [st[i], st[i + 1], 0, 0]; held.set(key, h); }
+    h[2] += st[i + 3]; h[3] += st[i + 4];
+  }
+  held.forEach(function (h) { if (h[2] > 0 || h[3] > 0) rows.push(h[0], h[1], -1, h[2], h[3]); });
+  rangeCache = {k: k, rows: rows};
+  return rows;
+}
 function currentRows() {
-  if (!state.range) return {rows: DATA.views[state.view].rows, stride: ROW, at: -1};
+  if (!state.range) return {rows: DATA.views[state.view].rows, at: -1};
   var T = DATA.temporal, b0 = state.range[0], b1 = state.range[1], best = b0;
   for (var b = b0; b <= b1; b++) if (T.top[b] > T.top[best]) best = b;
-  return {rows: T.ivl, stride: IVL, at: best};
+  return {rows: rangeRows(best), at: best};
 }
 
 function build() {
-  var cur = currentRows(), rows = cur.rows, st = cur.stride, root = gnode(-1, null);
+  var cur = currentRows(), rows = cur.rows, root = gnode(-1, null);
   var sites = new Map();
-  for (var i = 0; i < rows.length; i += st) {
-    if (cur.at >= 0 && !(rows[i + 3] <= cur.at && cur.at < rows[i + 4])) continue;
+  for (var i = 0; i < rows.length; i += ROW) {
     var node = rows[i], type = rows[i + 1], thread = rows[i + 2];
-    var bytes = rows[i + st - 2], blocks = rows[i + st - 1];
+    var bytes = rows[i + 3], blocks = rows[i + 4];
     if (state.type >= 0 && type !== state.type) continue;
-    if (state.thread >= 0 && thread !== state.thread) continue;
+    if (state.thread >= 0 && thread >= 0 && thread !== state.thread) continue;
     var path = nodePath(node);
     if (state.hideImport) path = path.filter(function (f) { return !importFrame[f]; });
     var leaf = path.length ? path[path.length - 1] : -1;
@@ -265,14 +280,13 @@ function fillTable(id, rows, onClick, selected) {
   });
 }
 function tables() {
-  var types = new Map(), cur = currentRows(), rows = cur.rows, st = cur.stride;
+  var types = new Map(), rows = currentRows().rows;
   // the types table ignores the type filter (it is the way to change it)
-  for (var i = 0; i < rows.length; i += st) {
-    if (cur.at >= 0 && !(rows[i + 3] <= cur.at && cur.at < rows[i + 4])) continue;
-    if (state.thread >= 0 && rows[i + 2] !== state.thread) continue;
+  for (var i = 0; i < rows.length; i += ROW) {
+    if (state.thread >= 0 && rows[i + 2] >= 0 && rows[i + 2] !== state.thread) continue;
     var t = types.get(rows[i + 1]);
     if (!t) { t = {type: rows[i + 1], name: DATA.types[rows[i + 1]], bytes: 0, blocks: 0}; types.set(rows[i + 1], t); }
-    t.bytes += rows[i + st - 2]; t.blocks += rows[i + st - 1];
+    t.bytes += rows[i + 3]; t.blocks += rows[i + 4];
   }
   fillTable("types-table", Array.from(types.values()), function (r) {
     setType(state.type === r.type ? -1 : r.type);
@@ -467,3 +481,4 @@ window.memlensFlame = {
 };
 drawChart();
 refresh();
+window.memlensFlame.readyMs = performance.now();
