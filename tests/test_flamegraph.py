@@ -189,3 +189,33 @@ def test_bad_input(tmp_path):
     assert proc.returncode == 2 and ".html" in proc.stderr
     assert not os.path.exists(tmp_path / "x.html")
 
+
+
+def test_small_nodes_merge_into_their_caller(script, capture):
+    """Merging keeps every view's total and every type's bytes; a merged
+    node's bytes land on its nearest kept ancestor."""
+    from memlens import flamegraph
+    prog = script(PROGRAM)
+    path, _ = capture(prog)
+    full = flamegraph.page_data(path, merge_below=0)
+    coarse = flamegraph.page_data(path, merge_below=0.2)
+    assert full["merged_nodes"] == 0 and coarse["merged_nodes"] > 0
+    assert len(coarse["P"]) < len(full["P"])
+    for view in flamegraph.VIEWS:
+        by_type = [{}, {}]
+        for i, data in enumerate((full, coarse)):
+            for node, ty, th, b, c in rows(data, view):
+                a = by_type[i].setdefault(data["types"][ty], [0, 0])
+                a[0] += b
+                a[1] += c
+        assert by_type[0] == by_type[1]
+    # at the peak, make_blob holds 8 MiB of 10.x: kept, with its exact bytes
+    blob = [(path_of(coarse, n), b) for n, ty, th, b, c in rows(coarse, "peak")
+            if coarse["types"][ty] == "bytes" and b >= 8 << 20]
+    assert blob and blob[0][0][-1][0] == "make_blob"
+    # make_lessons (about 2.4 of 10.x MiB at the peak) stays; the small
+    # definitions of the module's functions (152 bytes each) go to the root
+    kept = {path_of(coarse, n)[-1][0] for n, *_ in rows(coarse, "peak") if n}
+    assert "make_lessons" in kept
+    fine = {path_of(full, n)[-1][0] for n, *_ in rows(full, "peak") if n}
+    assert "<module>" in fine and "<module>" not in kept

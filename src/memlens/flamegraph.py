@@ -24,6 +24,8 @@ from memlens import escape, outfile, plot, reports
 VIEWS = ("peak", "end", "allocated", "temporary")
 BUCKETS = 128
 SOURCE_MAX = 200  # characters of a source line kept in the page
+# nodes holding less than this share of every view are merged into their caller
+MERGE_BELOW = 1e-5
 
 
 def _calltree(path, views, temporary_n, progress):
@@ -102,9 +104,75 @@ def _view_label(view, ct, temporary_n):
         temporary_n, "" if temporary_n == 1 else "s")
 
 
+def _keep(P, views, merge_below):
+    """Nodes to keep: those holding at least merge_below of some view's
+    total (closed under ancestors: a parent holds what its children hold)."""
+    n = len(P)
+    keep = bytearray(n)
+    keep[0] = 1
+    for rows in views.values():
+        tot = [0] * n
+        for node, _, _, b, _ in rows:
+            tot[node] += b
+        for i in range(n - 1, 0, -1):
+            tot[P[i]] += tot[i]
+        limit = max(tot[0] * merge_below, 1)
+        for i in range(1, n):
+            if tot[i] >= limit:
+                keep[i] = 1
+    return keep
+
+
+def _compact(pk, views, steps, merge_below):
+    """(S, F, P, NF, views, steps) with the small nodes merged into their
+    nearest kept ancestor and everything renumbered; rows summed again."""
+    P, NF = pk.P, pk.NF
+    keep = _keep(P, views, merge_below) if merge_below > 0 else bytearray([1]) * len(P)
+    target, new_index = [0] * len(P), {0: 0}
+    nP, nNF, fmap, S, F, smap = [-1], [-1], {}, [], [], {}
+
+    def string(i):
+        if i not in smap:
+            smap[i] = len(S)
+            S.append(pk.S[i])
+        return smap[i]
+
+    for i in range(1, len(P)):
+        if not keep[i]:
+            target[i] = target[P[i]]
+            continue
+        f = NF[i]
+        if f not in fmap:
+            fmap[f] = len(F) // 3
+            F.extend((string(pk.F[3 * f]), string(pk.F[3 * f + 1]), pk.F[3 * f + 2]))
+        target[i] = new_index[i] = len(nP)
+        nP.append(new_index[P[i]])
+        nNF.append(fmap[f])
+
+    def regroup(rows):
+        acc = {}
+        for a, b, c, nb, nc in rows:
+            key = (target[a], b, c)
+            v = acc.get(key)
+            if v is None:
+                acc[key] = [nb, nc]
+            else:
+                v[0] += nb
+                v[1] += nc
+        out = []
+        for (a, b, c), (nb, nc) in sorted(acc.items()):
+            if nb or nc:
+                out.extend((a, b, c, nb, nc))
+        return out
+
+    return S, F, nP, nNF, {v: regroup(r) for v, r in views.items()}, regroup(steps), fmap
+
+
 def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buckets=BUCKETS,
-              progress=None):
-    """The page's DATA (dict of JSON-able values) for the capture at path."""
+              merge_below=MERGE_BELOW, progress=None):
+    """The page's DATA (dict of JSON-able values) for the capture at path.
+    Nodes holding less than merge_below of every view's total are merged
+    into their caller (0: keep all)."""
     if view not in VIEWS:
         raise ValueError("unknown view %r" % view)
     tree = _calltree(path, VIEWS, temporary_n, progress)
@@ -117,30 +185,28 @@ def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buc
     thread_names = [tree.thread_label(i) for i in range(len(tree.thread_ids))]
     views = {}
     for v in VIEWS:
-        rows, t = [], ct["views"][v]
-        for n, ty, th, b, c in zip(t["node"], t["type"], t["thread"], t["bytes"], t["count"]):
-            rows += [ct_nodes[n], ct_types[ty], th, b, c]
-        views[v] = {"label": _view_label(v, ct, temporary_n), "rows": rows}
+        t = ct["views"][v]
+        views[v] = [(ct_nodes[n], ct_types[ty], th, b, c)
+                    for n, ty, th, b, c in zip(t["node"], t["type"], t["thread"], t["bytes"], t["count"])]
     tp_nodes = pk.tree(tp["frames"], tp["nodes"])
     tp_types = [pk.type(t) for t in tp["types"]]
-    steps, sp = [], tp["steps"]
-    for n, ty, k, b, c in zip(sp["node"], sp["type"], sp["bucket"], sp["bytes"], sp["count"]):
-        steps += [tp_nodes[n], tp_types[ty], k, b, c]
+    sp = tp["steps"]
+    steps = [(tp_nodes[n], tp_types[ty], k, b, c)
+             for n, ty, k, b, c in zip(sp["node"], sp["type"], sp["bucket"], sp["bytes"], sp["count"])]
+    S, F, P, NF, rows, steps, _ = _compact(pk, views, steps, merge_below)
     w = tp["width_us"]
     temporal = {"edges": [b * w / 1e6 for b in range(len(tp["top"]) + 1)], "top": tp["top"],
                 "top_t": [t / 1e6 for t in tp["top_time_us"]], "steps": steps}
     chart = plot.chart_data(tl)
-    nframes = len(pk.F) // 3
     src = None
     if source:
-        src = [_source(pk.S[pk.F[3 * i + 1]], pk.F[3 * i + 2]) for i in range(nframes)]
+        src = [_source(S[F[3 * i + 1]], F[3 * i + 2]) for i in range(len(F) // 3)]
     return {
-        "title": chart["title"], "S": pk.S, "F": pk.F, "SRC": src, "P": pk.P, "NF": pk.NF,
-        "types": pk.types, "threads": thread_names, "views": views, "default_view": view,
+        "title": chart["title"], "S": S, "F": F, "SRC": src, "P": P, "NF": NF,
+        "types": pk.types, "threads": thread_names, "default_view": view,
+        "views": {v: {"label": _view_label(v, ct, temporary_n), "rows": rows[v]} for v in VIEWS},
         "inverted": bool(inverted), "temporal": temporal, "chart": chart,
-        "totals": {"peak_bytes": ct.get("peak_bytes", 0), "end_bytes": ct.get("end_bytes"),
-                   "allocated_bytes": ct.get("allocated_bytes")},
-        "note": "",
+        "merge_below": merge_below, "merged_nodes": len(pk.P) - len(P),
     }
 
 

@@ -6,7 +6,7 @@
 // frames), so every switch happens in the page, without regenerating it.
 var ROW = 5, BOX_H = 18, MIN_PX = 0.5;
 var S = DATA.S, F = DATA.F, P = DATA.P, NF = DATA.NF;
-var state = {view: DATA.default_view, layout: "flame", inverted: false, type: -1, thread: -1,
+var state = {view: DATA.default_view, layout: "flame", inverted: !!DATA.inverted, type: -1, thread: -1,
              typeFrames: false, hideImport: true, search: "", range: null, zoom: []};
 var tree = null, boxes = [], matchSet = null;
 
@@ -218,7 +218,7 @@ function describe(g) {
   if (focus !== tree.root) share += ", " + pct(g.bytes, focus.bytes) + " of the zoomed frame";
   lines.push(human(g.bytes) + " (" + count(g.bytes) + " bytes) in " + count(g.blocks) + " blocks, " + share);
   lines.push(human(g.bytes) + ": " + topTypes(g, 4));
-  if (g.selfBytes) lines.push("allocated here (self): " + human(g.selfBytes) + " in " + count(g.selfBlocks) + " blocks");
+  if (g.selfBytes) lines.push((DATA.merged_nodes ? "here and in small callees: " : "here (self): ") + human(g.selfBytes) + " in " + count(g.selfBlocks) + " blocks");
   return lines;
 }
 function showTip(b, px, py) {
@@ -339,7 +339,8 @@ function facts() {
   var what = state.range ? rangeLabel() : v.label;
   f.dataset.total = String(tree.root.bytes);
   text(f, what + ": " + human(tree.root.bytes) + " (" + count(tree.root.bytes) + " bytes) in " +
-       count(tree.root.blocks) + " blocks" + (DATA.note ? " - " + DATA.note : ""));
+       count(tree.root.blocks) + " blocks" + (DATA.merged_nodes ? " - " + count(DATA.merged_nodes) +
+       " call paths holding less than " + (100 * DATA.merge_below) + "% of every view are merged into their caller" : ""));
 }
 
 // The heap and RSS over time, the peak marked; dragging selects a range.
@@ -427,6 +428,7 @@ function rangeLabel() {
   });
   if (DATA.temporal) { var o = make("option", "time range (drag on the chart)"); o.value = "range"; o.disabled = true; view.appendChild(o); }
   view.value = state.view;
+  $("inverted").checked = state.inverted;
   view.addEventListener("change", function () {
     if (view.value === "range") return;
     state.view = view.value; state.range = null; text($("range-info"), ""); drawChart(); refresh();
