@@ -192,8 +192,8 @@ def test_bad_input(tmp_path):
 
 
 def test_small_nodes_merge_into_their_caller(script, capture):
-    """Merging keeps every view's total and every type's bytes; a merged
-    node's bytes land on its nearest kept ancestor."""
+    """Merging keeps every view's total; a merged node's bytes land on its
+    nearest kept ancestor, and a node's small types in its OTHER row."""
     from memlens import flamegraph
     prog = script(PROGRAM)
     path, _ = capture(prog)
@@ -208,7 +208,14 @@ def test_small_nodes_merge_into_their_caller(script, capture):
                 a = by_type[i].setdefault(data["types"][ty], [0, 0])
                 a[0] += b
                 a[1] += c
-        assert by_type[0] == by_type[1]
+        other = by_type[1].pop(flamegraph.OTHER_TYPES, [0, 0])
+        for name, (b, c) in by_type[1].items():
+            assert b <= by_type[0][name][0] and c <= by_type[0][name][1]
+        assert other[0] == sum(b for b, c in by_type[0].values()) - sum(b for b, c in by_type[1].values())
+        assert other[1] == sum(c for b, c in by_type[0].values()) - sum(c for b, c in by_type[1].values())
+    # the time steps still sum to each bucket's heap
+    for k, top in enumerate(coarse["temporal"]["top"]):
+        assert sum(v[0] for v in held_at(coarse, k).values()) == top
     # at the peak, make_blob holds 8 MiB of 10.x: kept, with its exact bytes
     blob = [(path_of(coarse, n), b) for n, ty, th, b, c in rows(coarse, "peak")
             if coarse["types"][ty] == "bytes" and b >= 8 << 20]

@@ -26,6 +26,8 @@ BUCKETS = 128
 SOURCE_MAX = 200  # characters of a source line kept in the page
 # nodes holding less than this share of every view are merged into their caller
 MERGE_BELOW = 1e-5
+# the type of what small (node, type) rows hold once merged
+OTHER_TYPES = "(small rows of other types)"
 
 
 def _calltree(path, views, temporary_n, progress):
@@ -149,7 +151,11 @@ def _compact(pk, views, steps, merge_below):
         nP.append(new_index[P[i]])
         nNF.append(fmap[f])
 
-    def regroup(rows):
+    def regroup(rows, limit=0, held=False):
+        """Rows summed by (node, type, thread or bucket). Then the (node,
+        type) groups under limit bytes (for steps: whose held bytes never
+        reach it) become the node's OTHER row: a node keeps one row per
+        type only for the types that matter there."""
         acc = {}
         for a, b, c, nb, nc in rows:
             key = (target[a], b, c)
@@ -159,13 +165,38 @@ def _compact(pk, views, steps, merge_below):
             else:
                 v[0] += nb
                 v[1] += nc
+        if limit > 0:
+            size = {}
+            for (a, b, c), (nb, nc) in sorted(acc.items()):
+                if held:  # steps in bucket order: the highest running sum
+                    run = size.setdefault((a, b), [0, 0])
+                    run[0] += nb
+                    run[1] = max(run[1], run[0])
+                else:
+                    size[(a, b)] = size.get((a, b), 0) + nb
+            small = {k for k, v in size.items() if (v[1] if held else v) < limit}
+            if small:
+                merged = {}
+                for (a, b, c), v in acc.items():
+                    key = (a, other, c) if (a, b) in small else (a, b, c)
+                    m = merged.get(key)
+                    if m is None:
+                        merged[key] = list(v)
+                    else:
+                        m[0] += v[0]
+                        m[1] += v[1]
+                acc = merged
         out = []
         for (a, b, c), (nb, nc) in sorted(acc.items()):
             if nb or nc:
                 out.extend((a, b, c, nb, nc))
         return out
 
-    return S, F, nP, nNF, {v: regroup(r) for v, r in views.items()}, regroup(steps), fmap
+    other = pk.type(OTHER_TYPES) if merge_below > 0 else -1
+    totals = {v: sum(x[3] for x in r) for v, r in views.items()}
+    out_views = {v: regroup(r, totals[v] * merge_below) for v, r in views.items()}
+    out_steps = regroup(steps, max(totals["peak"], 1) * merge_below if "peak" in totals else 0, held=True)
+    return S, F, nP, nNF, out_views, out_steps, fmap
 
 
 def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buckets=BUCKETS,
