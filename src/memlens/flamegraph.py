@@ -28,6 +28,7 @@ SOURCE_MAX = 200  # characters of a source line kept in the page
 MERGE_BELOW = 1e-5
 # the type of what small (node, type) rows hold once merged
 OTHER_TYPES = "(small rows of other types)"
+TIME_MERGE = 10
 
 
 def _calltree(path, views, temporary_n, progress):
@@ -195,7 +196,9 @@ def _compact(pk, views, steps, merge_below):
     other = pk.type(OTHER_TYPES) if merge_below > 0 else -1
     totals = {v: sum(x[3] for x in r) for v, r in views.items()}
     out_views = {v: regroup(r, totals[v] * merge_below) for v, r in views.items()}
-    out_steps = regroup(steps, max(totals["peak"], 1) * merge_below if "peak" in totals else 0, held=True)
+    # the time data are coarser: a (node, type) must reach TIME_MERGE times
+    # the threshold of the peak view at some bucket to keep its own steps
+    out_steps = regroup(steps, totals.get("peak", 0) * merge_below * TIME_MERGE, held=True)
     return S, F, nP, nNF, out_views, out_steps, fmap
 
 
