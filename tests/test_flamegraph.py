@@ -123,8 +123,10 @@ def test_known_paths_and_types(page):
 
 def test_temporal_buckets_hold_their_heap(page):
     """Every bucket's intervals sum to the heap at that bucket's high point,
-    and at the global peak they are exactly the peak view."""
-    prog, path, data = page
+    and at the global peak they are exactly the peak view (nothing merged)."""
+    from memlens import flamegraph
+    prog, path, _ = page
+    data = flamegraph.page_data(path, merge_below=0)
     T = data["temporal"]
     n = len(T["top"])
     assert 2 <= n <= 128 and len(T["edges"]) == n + 1
