@@ -228,3 +228,17 @@ def test_small_nodes_merge_into_their_caller(script, capture):
     assert "make_lessons" in kept
     fine = {path_of(full, n)[-1][0] for n, *_ in rows(full, "peak") if n}
     assert "<module>" in fine and "<module>" not in kept
+
+
+def test_notebook_repr_is_an_isolated_iframe(script, capture):
+    from memlens import flamegraph
+    prog = script(PROGRAM)
+    path, _ = capture(prog)
+    html = flamegraph.FlameGraph(path)._repr_html_()
+    assert html.startswith('<iframe srcdoc="') and html.endswith("</iframe>")
+    assert 'sandbox="allow-scripts"' in html
+    # the whole page is one attribute value: no raw markup or quote inside it
+    inner = html[len('<iframe srcdoc="'):html.index('" sandbox=')]
+    assert "<" not in inner and '"' not in inner and "&lt;script&gt;" in inner
+    import html as htmllib
+    assert htmllib.unescape(inner) == flamegraph.render_html(path)

@@ -15,6 +15,7 @@ DOM as text.
     data = flamegraph.page_data(path)             # dict, the page's DATA
     html = flamegraph.render_html(path)           # str, the page
     flamegraph.write(path, "out.html", force=False)
+    FlameGraph(path)                              # shown inline in a notebook
 """
 import os
 from importlib import resources
@@ -261,6 +262,28 @@ def render_html(path, view="peak", inverted=False, source=True, temporary_n=1, p
     return render_page(page_data(path, view, inverted, source, temporary_n, progress=progress))
 
 
+def iframe(page, height=900):
+    """A page (render_page/render_html) wrapped for inline display in a
+    notebook: an <iframe srcdoc> (its ids, style and script stay apart from
+    the notebook's and from other outputs), scripts allowed, nothing else."""
+    return ('<iframe srcdoc="%s" sandbox="allow-scripts" style="width: 100%%; height: %dpx; '
+            'border: 1px solid #ddd"></iframe>' % (escape.attr(page), int(height)))
+
+
+class FlameGraph:
+    """The flame graph of a capture, shown inline by IPython/Jupyter:
+
+        from memlens.flamegraph import FlameGraph
+        FlameGraph("prog.mlens")            # the last expression of a cell
+    """
+
+    def __init__(self, path, **options):
+        self.path, self.options = path, options
+
+    def _repr_html_(self):
+        return iframe(render_html(self.path, **self.options))
+
+
 def write(path_in, path_out, force=False, **options):
     """Write the page of path_in to path_out (a new file: memlens.outfile);
     returns the page data."""
@@ -277,4 +300,4 @@ def summary_line(data):
         "{:,} bytes".format(peak["heap"]), peak["t"])
 
 
-__all__ = ["page_data", "render_page", "render_html", "write", "VIEWS"]
+__all__ = ["page_data", "render_page", "render_html", "iframe", "FlameGraph", "write", "VIEWS"]
