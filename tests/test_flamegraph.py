@@ -242,3 +242,33 @@ def test_notebook_repr_is_an_isolated_iframe(script, capture):
     assert "<" not in inner and '"' not in inner and "&lt;script&gt;" in inner
     import html as htmllib
     assert htmllib.unescape(inner) == flamegraph.render_html(path)
+
+
+def test_diff_data(script, capture, tmp_path):
+    """BEFORE makes 20,000 Lessons, AFTER 30,000 and no 8 MiB blob: the
+    page's rows are AFTER's, its base rows BEFORE's, on shared paths."""
+    from memlens import flamegraph
+    before_prog = script(PROGRAM, name="app.py")
+    before, _ = capture(before_prog)
+    after_prog = script(PROGRAM.replace("make_lessons(20000)", "make_lessons(30000)")
+                        .replace("bytes(8 << 20)", "b''"), name="app.py")
+    after, _ = capture(after_prog)
+    data = flamegraph.diff_data(before, after, merge_below=0)
+    sb, sa = report("summary", before), report("summary", after)
+    for view, key in (("peak", "peak_bytes"), ("end", "end_bytes"), ("allocated", "allocated_bytes")):
+        assert sum(r[3] for r in rows(data, view)) == sa[key]
+        base = data["views"][view]["base"]
+        assert sum(base[i + 3] for i in range(0, len(base), 5)) == sb[key]
+
+    def lessons(rs):
+        return sum(r[4] for r in rs if data["types"][r[1]] == "__main__.Lesson"
+                   and path_of(data, r[0])[-1][0] == "make_lessons")
+    base = data["views"]["peak"]["base"]
+    assert lessons(rows(data, "peak")) == 30000
+    assert lessons([base[i:i + 5] for i in range(0, len(base), 5)]) == 20000
+    out = tmp_path / "diff.html"
+    proc = memlens("flamegraph", "--diff", before, after, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert '"diff":true' in out.read_text()
+    proc = memlens("flamegraph", before, "--diff", before, after, "-o", str(tmp_path / "x.html"))
+    assert proc.returncode == 2 and "--diff" in proc.stderr

@@ -14,6 +14,9 @@ import pytest
 
 from conftest import ARTIFACTS, memlens, report
 from test_flamegraph import PROGRAM, path_of, rows
+
+PROGRAM_LINES = {t.split("# @")[1].strip(): n for n, t in enumerate(PROGRAM.strip("\n").splitlines(), 1)
+                 if "# @" in t}
 from test_plot import _browser
 
 
@@ -221,5 +224,36 @@ def test_hostile_names_stay_text(script, capture, tmp_path):
             assert int(page.get_attribute("#search-info", "data-bytes")) > 0
             assert pg.js("window.PWNED === undefined") and page.locator("img").count() == 0
             assert pg.errors == [] and pg.dialogs == [] and pg.requests == [pg.url]
+        finally:
+            browser.close()
+
+
+def test_diff_page(script, capture, tmp_path):
+    """--diff: make_lessons grew (20,000 -> 30,000 Lessons: red), main shrank
+    (its 8 MiB blob is gone: blue); the tooltip gives both sides."""
+    from memlens.fmt import human_bytes
+    sync_playwright, exe = _browser()
+    before, _ = capture(script(PROGRAM, name="app.py"))
+    after, _ = capture(script(PROGRAM.replace("make_lessons(20000)", "make_lessons(30000)")
+                              .replace("bytes(8 << 20)", "b''"), name="app.py"))
+    out = tmp_path / "diff.html"
+    proc = memlens("flamegraph", "--diff", before, after, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    sb, sa = report("summary", before), report("summary", after)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        try:
+            pg = Page(browser, "file://" + str(out))
+            assert pg.total() == sa["peak_bytes"]
+            assert "before " + human_bytes(sb["peak_bytes"]) in pg.page.inner_text("#facts")
+            grew = pg.box("make_lessons app.py:%d" % PROGRAM_LINES["lessons"])
+            assert grew["bytes"] > grew["base"] > 0 and grew["colour"].startswith("hsl(0,")
+            shrank = pg.box("main app.py")
+            assert shrank["bytes"] < shrank["base"] and shrank["colour"].startswith("hsl(220,")
+            at = pg.page.locator("#graph").bounding_box()
+            pg.page.mouse.move(at["x"] + grew["x"] + grew["w"] / 2, at["y"] + grew["y"] + 9)
+            tip = pg.page.inner_text("#tooltip")
+            assert "before %s, after %s" % (human_bytes(grew["base"]), human_bytes(grew["bytes"])) in tip
+            assert pg.errors == [] and pg.requests == [pg.url]
         finally:
             browser.close()

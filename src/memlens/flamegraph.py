@@ -245,6 +245,38 @@ def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buc
     }
 
 
+def diff_data(before, after, view="peak", inverted=False, source=True, temporary_n=1,
+              merge_below=MERGE_BELOW, progress=None):
+    """The page's DATA for a differential flame graph: widths are AFTER's
+    bytes, colours the change from BEFORE on the same call path (frames
+    matched by function, file and line). No time ranges, no threads (the
+    two captures' threads are not the same)."""
+    if view not in VIEWS:
+        raise ValueError("unknown view %r" % view)
+    trees = [_calltree(p, VIEWS, temporary_n, progress).raw for p in (before, after)]
+    tl = reports.timeline(after, progress=progress)
+    pk = _Packer()
+    views = {}
+    for name, ct in zip(("base:", ""), trees):
+        nodes = pk.tree(ct["frames"], ct["nodes"])
+        types = [pk.type(t) for t in ct["types"]]
+        for v in VIEWS:
+            t = ct["views"][v]
+            views[name + v] = [(nodes[n], types[ty], -1, b, c)
+                               for n, ty, b, c in zip(t["node"], t["type"], t["bytes"], t["count"])]
+    S, F, P, NF, rows, _, _ = _compact(pk, views, [], merge_below)
+    chart = plot.chart_data(tl)
+    src = [_source(S[F[3 * i + 1]], F[3 * i + 2]) for i in range(len(F) // 3)] if source else None
+    return {
+        "title": "%s -> %s" % (before, after), "S": S, "F": F, "SRC": src, "P": P, "NF": NF,
+        "types": pk.types, "threads": [], "default_view": view, "diff": True,
+        "views": {v: {"label": _view_label(v, trees[1], temporary_n), "rows": rows[v],
+                      "base": rows["base:" + v]} for v in VIEWS},
+        "inverted": bool(inverted), "temporal": None, "chart": chart,
+        "merge_below": merge_below, "merged_nodes": len(pk.P) - len(P),
+    }
+
+
 def _template(name):
     return resources.files("memlens").joinpath("templates/" + name).read_text("utf-8")
 

@@ -16,7 +16,11 @@ def add_parser(sub):
                        "frames, threads filter, search, inverted graph, types and sites tables, "
                        "and the heap and RSS over time, where dragging a range shows what was "
                        "held at the highest point of that range.")
-    _common.add_capture(p)
+    p.add_argument("capture", metavar="CAPTURE", nargs="?", help=_common.CAPTURE_HELP)
+    p.add_argument("--diff", nargs=2, metavar=("BEFORE", "AFTER"),
+                   help="a differential flame graph of two captures (instead of CAPTURE): widths "
+                        "are AFTER's bytes, red where a call path grew since BEFORE, blue where "
+                        "it shrank")
     p.add_argument("-o", "--output", metavar="OUT.html",
                    help="the page to write, a new file (default: CAPTURE's name with .html)")
     p.add_argument("-f", "--force", action="store_true",
@@ -44,9 +48,11 @@ def _count(text):
 
 def run(args):
     from memlens import flamegraph
+    if bool(args.capture) == bool(args.diff):
+        raise UsageError("give one CAPTURE, or --diff BEFORE AFTER")
     out = args.output
     if not out:
-        base = os.path.basename(args.capture)
+        base = os.path.basename(args.capture or args.diff[1])
         out = (base[:-6] if base.endswith(".mlens") else base) + ".html"
     if not out.lower().endswith((".html", ".htm")):
         raise UsageError("the output must end in .html: %s" % out)
@@ -54,8 +60,12 @@ def run(args):
         outfile.check(out, args.force)  # before reading the capture; write() decides
     except OSError as exc:
         raise UsageError(outfile.message(out, exc, args.force)) from None
-    data = flamegraph.page_data(args.capture, view=args.view, inverted=args.inverted,
-                                source=args.source, temporary_n=args.temporary_n)
+    options = dict(view=args.view, inverted=args.inverted, source=args.source,
+                   temporary_n=args.temporary_n)
+    if args.diff:
+        data = flamegraph.diff_data(args.diff[0], args.diff[1], **options)
+    else:
+        data = flamegraph.page_data(args.capture, **options)
     try:
         outfile.write(out, flamegraph.render_page(data).encode("utf-8"), args.force)
     except OSError as exc:

@@ -94,23 +94,46 @@ function currentRows() {
   return {rows: rangeRows(best), at: best};
 }
 
+// The path of a row under the current filters, or null when filtered out.
+function rowPath(node, type, thread) {
+  if (state.type >= 0 && type !== state.type) return null;
+  if (state.thread >= 0 && thread >= 0 && thread !== state.thread) return null;
+  var path = nodePath(node);
+  if (state.hideImport) path = path.filter(function (f) { return !importFrame[f]; });
+  return path;
+}
+function typed(path, type) {
+  if (state.typeFrames) path = path.concat([-2 - type]);
+  if (state.inverted) path = path.slice().reverse();
+  return path;
+}
 function build() {
   var cur = currentRows(), rows = cur.rows, root = gnode(-1, null);
-  var sites = new Map();
-  for (var i = 0; i < rows.length; i += ROW) {
-    var node = rows[i], type = rows[i + 1], thread = rows[i + 2];
-    var bytes = rows[i + 3], blocks = rows[i + 4];
-    if (state.type >= 0 && type !== state.type) continue;
-    if (state.thread >= 0 && thread >= 0 && thread !== state.thread) continue;
-    var path = nodePath(node);
-    if (state.hideImport) path = path.filter(function (f) { return !importFrame[f]; });
+  var sites = new Map(), i;
+  for (i = 0; i < rows.length; i += ROW) {
+    var type = rows[i + 1], bytes = rows[i + 3], blocks = rows[i + 4];
+    var path = rowPath(rows[i], type, rows[i + 2]);
+    if (!path) continue;
     var leaf = path.length ? path[path.length - 1] : -1;
     var s = sites.get(leaf);
     if (!s) { s = {frame: leaf, bytes: 0, blocks: 0}; sites.set(leaf, s); }
     s.bytes += bytes; s.blocks += blocks;
-    if (state.typeFrames) path = path.concat([-2 - type]);
-    if (state.inverted) path = path.slice().reverse();
-    addRow(root, path, type, bytes, blocks);
+    addRow(root, typed(path, type), type, bytes, blocks);
+  }
+  // a differential graph: the BEFORE capture's bytes on the same paths
+  var base = DATA.diff && !state.range ? DATA.views[state.view].base : [];
+  for (i = 0; i < base.length; i += ROW) {
+    var bp = rowPath(base[i], base[i + 1], base[i + 2]);
+    if (!bp) continue;
+    bp = typed(bp, base[i + 1]);
+    var g = root;
+    g.base = (g.base || 0) + base[i + 3];
+    for (var j = 0; j < bp.length; j++) {
+      var c = g.kids.get(bp[j]);
+      if (!c) { c = gnode(bp[j], g); g.kids.set(bp[j], c); }
+      c.base = (c.base || 0) + base[i + 3];
+      g = c;
+    }
   }
   tree = {root: root, sites: sites, at: cur.at};
 }
@@ -136,6 +159,10 @@ function matches(g) {
 function hash(s) { var h = 0; for (var i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0; return h >>> 0; }
 function colour(g) {
   if (matchSet && matchSet.has(g)) return "#e040e0";
+  if (DATA.diff && !state.range) {  // growth red, shrink blue, by the share of change
+    var before = g.base || 0, d = g.bytes - before, r = Math.min(1, Math.abs(d) / Math.max(g.bytes, before, 1));
+    return d === 0 ? "#eeeeee" : "hsl(" + (d > 0 ? 0 : 220) + ",80%," + Math.round(92 - 40 * r) + "%)";
+  }
   if (g.key === -1) return "#c8c8c8";
   if (g.key <= -2) { var t = hash(DATA.types[-2 - g.key]); return "hsl(" + (160 + t % 60) + ",55%," + (55 + t % 15) + "%)"; }
   var h = hash(frameName(g.key));
@@ -218,6 +245,11 @@ function describe(g) {
   if (focus !== tree.root) share += ", " + pct(g.bytes, focus.bytes) + " of the zoomed frame";
   lines.push(human(g.bytes) + " (" + count(g.bytes) + " bytes) in " + count(g.blocks) + " blocks, " + share);
   lines.push(human(g.bytes) + ": " + topTypes(g, 4));
+  if (DATA.diff && !state.range) {
+    var d = g.bytes - (g.base || 0);
+    lines.push("before " + human(g.base || 0) + ", after " + human(g.bytes) + ": " +
+               (d > 0 ? "+" : "") + human(d) + " (" + (d > 0 ? "+" : "") + count(d) + " bytes)");
+  }
   if (g.selfBytes) lines.push((DATA.merged_nodes ? "here and in small callees: " : "here (self): ") + human(g.selfBytes) + " in " + count(g.selfBlocks) + " blocks");
   return lines;
 }
@@ -338,6 +370,7 @@ function facts() {
   var v = DATA.views[state.view], f = $("facts");
   var what = state.range ? rangeLabel() : v.label;
   f.dataset.total = String(tree.root.bytes);
+  if (DATA.diff && !state.range) what = "after: " + what + " (before " + human(tree.root.base || 0) + ")";
   text(f, what + ": " + human(tree.root.bytes) + " (" + count(tree.root.bytes) + " bytes) in " +
        count(tree.root.blocks) + " blocks" + (DATA.merged_nodes ? " - " + count(DATA.merged_nodes) +
        " call paths holding less than " + (100 * DATA.merge_below) + "% of every view are merged into their caller" : ""));
@@ -478,7 +511,10 @@ window.memlensFlame = {
   total: function () { return tree.root.bytes; },
   focus: function () { var f = focusNode(); return {label: keyLabel(f.key), bytes: f.bytes, blocks: f.blocks}; },
   boxes: function () {
-    return boxes.map(function (b) { return {label: keyLabel(b.g.key), x: b.x, y: b.y, w: b.w, bytes: b.g.bytes, blocks: b.g.blocks}; });
+    return boxes.map(function (b) {
+      return {label: keyLabel(b.g.key), x: b.x, y: b.y, w: b.w, bytes: b.g.bytes, blocks: b.g.blocks,
+              base: b.g.base || 0, colour: colour(b.g)};
+    });
   }
 };
 drawChart();
