@@ -53,21 +53,27 @@ function nodePath(n) {
 // A graph node: key (frame index, or -2 - type for a type frame), values,
 // bytes per type, children by key.
 function gnode(key, parent) {
-  return {key: key, parent: parent, bytes: 0, blocks: 0, types: new Map(), kids: new Map(), depth: parent ? parent.depth + 1 : 0};
+  return {key: key, parent: parent, bytes: 0, blocks: 0, selfBytes: 0, selfBlocks: 0, base: 0,
+          types: new Map(), kids: new Map(), depth: parent ? parent.depth + 1 : 0};
 }
-function addRow(root, path, type, bytes, blocks) {
-  var g = root, i;
-  g.bytes += bytes; g.blocks += blocks;
-  g.types.set(type, (g.types.get(type) || 0) + bytes);
-  for (i = 0; i < path.length; i++) {
-    var key = path[i], c = g.kids.get(key);
-    if (!c) { c = gnode(key, g); g.kids.set(key, c); }
-    c.bytes += bytes; c.blocks += blocks;
-    c.types.set(type, (c.types.get(type) || 0) + bytes);
+// The graph node at the end of path (made as needed).
+function walkTo(root, path) {
+  var g = root;
+  for (var i = 0; i < path.length; i++) {
+    var c = g.kids.get(path[i]);
+    if (!c) { c = gnode(path[i], g); g.kids.set(path[i], c); }
     g = c;
   }
-  g.selfBytes = (g.selfBytes || 0) + bytes;
-  g.selfBlocks = (g.selfBlocks || 0) + blocks;
+  return g;
+}
+// Totals from the self values, children first: each row touched one node,
+// so a rebuild costs rows + nodes x types, not rows x depth.
+function finish(g) {
+  g.kids.forEach(function (c) {
+    finish(c);
+    g.bytes += c.bytes; g.blocks += c.blocks; g.base += c.base;
+    c.types.forEach(function (v, t) { g.types.set(t, (g.types.get(t) || 0) + v); });
+  });
 }
 
 // The rows of the current view, or of the selected time range: what was
@@ -94,47 +100,38 @@ function currentRows() {
   return {rows: rangeRows(best), at: best};
 }
 
-// The path of a row under the current filters, or null when filtered out.
-function rowPath(node, type, thread) {
-  if (state.type >= 0 && type !== state.type) return null;
-  if (state.thread >= 0 && thread >= 0 && thread !== state.thread) return null;
-  var path = nodePath(node);
-  if (state.hideImport) path = path.filter(function (f) { return !importFrame[f]; });
-  return path;
-}
 function typed(path, type) {
   if (state.typeFrames) path = path.concat([-2 - type]);
   if (state.inverted) path = path.slice().reverse();
   return path;
 }
 function build() {
-  var cur = currentRows(), rows = cur.rows, root = gnode(-1, null);
-  var sites = new Map(), i;
-  for (i = 0; i < rows.length; i += ROW) {
-    var type = rows[i + 1], bytes = rows[i + 3], blocks = rows[i + 4];
-    var path = rowPath(rows[i], type, rows[i + 2]);
-    if (!path) continue;
-    var leaf = path.length ? path[path.length - 1] : -1;
-    var s = sites.get(leaf);
-    if (!s) { s = {frame: leaf, bytes: 0, blocks: 0}; sites.set(leaf, s); }
-    s.bytes += bytes; s.blocks += blocks;
-    addRow(root, typed(path, type), type, bytes, blocks);
-  }
-  // a differential graph: the BEFORE capture's bytes on the same paths
+  var cur = currentRows(), root = gnode(-1, null), sites = new Map(), nt = DATA.types.length;
   var base = DATA.diff && !state.range ? DATA.views[state.view].base : [];
-  for (i = 0; i < base.length; i += ROW) {
-    var bp = rowPath(base[i], base[i + 1], base[i + 2]);
-    if (!bp) continue;
-    bp = typed(bp, base[i + 1]);
-    var g = root;
-    g.base = (g.base || 0) + base[i + 3];
-    for (var j = 0; j < bp.length; j++) {
-      var c = g.kids.get(bp[j]);
-      if (!c) { c = gnode(bp[j], g); g.kids.set(bp[j], c); }
-      c.base = (c.base || 0) + base[i + 3];
-      g = c;
+  [cur.rows, base].forEach(function (rows, isBase) {
+    var leaves = new Map();  // a row's graph node depends on its node (and type) only
+    for (var i = 0; i < rows.length; i += ROW) {
+      var node = rows[i], type = rows[i + 1], bytes = rows[i + 3], blocks = rows[i + 4];
+      if (state.type >= 0 && type !== state.type) continue;
+      if (state.thread >= 0 && rows[i + 2] >= 0 && rows[i + 2] !== state.thread) continue;
+      var key = state.typeFrames ? node * nt + type : node, at = leaves.get(key);
+      if (!at) {
+        var path = nodePath(node);
+        if (state.hideImport) path = path.filter(function (f) { return !importFrame[f]; });
+        at = {g: walkTo(root, typed(path, type)), site: path.length ? path[path.length - 1] : -1};
+        leaves.set(key, at);
+      }
+      var g = at.g;
+      if (isBase) { g.base += bytes; continue; }
+      g.bytes += bytes; g.blocks += blocks;
+      g.selfBytes += bytes; g.selfBlocks += blocks;
+      g.types.set(type, (g.types.get(type) || 0) + bytes);
+      var s = sites.get(at.site);
+      if (!s) { s = {frame: at.site, bytes: 0, blocks: 0}; sites.set(at.site, s); }
+      s.bytes += bytes; s.blocks += blocks;
     }
-  }
+  });
+  finish(root);
   tree = {root: root, sites: sites, at: cur.at};
 }
 
