@@ -257,3 +257,60 @@ def test_diff_page(script, capture, tmp_path):
             assert pg.errors == [] and pg.requests == [pg.url]
         finally:
             browser.close()
+
+
+def test_threads_filter_and_sorting(script, capture, tmp_path):
+    """A thread named worker holds 5,000 Job objects, the main thread 20,000
+    Lessons: the threads filter shows exactly the worker's rows; the types
+    table sorts by a clicked column."""
+    sync_playwright, exe = _browser()
+    prog = script('''
+        import threading
+        class Job:
+            pass
+        class Lesson:
+            pass
+        held = {}
+        def work():
+            held["jobs"] = [Job() for _ in range(5000)]
+        t = threading.Thread(target=work, name="worker")
+        t.start()
+        t.join()
+        held["lessons"] = [Lesson() for _ in range(20000)]
+    ''')
+    path, _ = capture(prog)
+    out = tmp_path / "threads.html"
+    proc = memlens("flamegraph", path, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    from memlens import flamegraph
+    data = flamegraph.page_data(path)
+    # the thread that made the Jobs (threads are named as the capture names
+    # them: the OS thread name today, not threading's)
+    worker = {r[2] for r in rows(data, "peak") if data["types"][r[1]] == "__main__.Job"}
+    assert len(worker) == 1 and len(data["threads"]) >= 2
+    w = worker.pop()
+    want = sum(r[3] for r in rows(data, "peak") if r[2] == w)
+    jobs = sum(r[4] for r in rows(data, "peak") if r[2] == w and data["types"][r[1]] == "__main__.Job")
+    assert jobs == 5000
+    assert not any(data["types"][r[1]] == "__main__.Lesson" for r in rows(data, "peak") if r[2] == w)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        try:
+            pg = Page(browser, "file://" + str(out))
+            page = pg.page
+            page.select_option("#thread-filter", value=str(w))
+            assert pg.total() == want
+            names = page.locator("#types-table td.name").all_inner_texts()
+            assert "__main__.Job" in names and "__main__.Lesson" not in names
+            page.select_option("#thread-filter", value="-1")
+            # sort the types table by blocks, then by name (ascending)
+            page.click("#types-table th[data-key=blocks]")
+            counts = [int(t.replace(",", "")) for t in
+                      page.locator("#types-table tbody td:nth-child(3)").all_inner_texts()]
+            assert counts == sorted(counts, reverse=True) and len(counts) > 2
+            page.click("#types-table th[data-key=name]")
+            names = page.locator("#types-table td.name").all_inner_texts()
+            assert names == sorted(names)
+            assert pg.errors == [] and pg.requests == [pg.url]
+        finally:
+            browser.close()
