@@ -272,3 +272,26 @@ def test_diff_data(script, capture, tmp_path):
     assert '"diff":true' in out.read_text()
     proc = memlens("flamegraph", before, "--diff", before, after, "-o", str(tmp_path / "x.html"))
     assert proc.returncode == 2 and "--diff" in proc.stderr
+
+
+def test_time_steps_budget_keeps_bucket_sums(script, capture, monkeypatch):
+    """With room for only a few steps of their own, the other (node, type)
+    groups join their ancestors' OTHER rows: every bucket still sums to its
+    heap, and fewer groups keep their own steps."""
+    from memlens import flamegraph
+    prog = script(PROGRAM)
+    path, _ = capture(prog)
+    full = flamegraph.page_data(path)
+    monkeypatch.setattr(flamegraph, "TIME_STEPS", 5)
+    small = flamegraph.page_data(path)
+    for data in (full, small):
+        for k, top in enumerate(data["temporal"]["top"]):
+            assert sum(v[0] for v in held_at(data, k).values()) == top
+
+    def groups(data, other):
+        st = data["temporal"]["steps"]
+        return {(st[i], st[i + 1]) for i in range(0, len(st), 5)
+                if (data["types"][st[i + 1]] == flamegraph.OTHER_TYPES) == other}
+    assert len(groups(small, False)) < len(groups(full, False))
+    assert sum(1 for _ in groups(small, False)) <= 5
+    assert groups(small, True)

@@ -30,6 +30,8 @@ MERGE_BELOW = 1e-5
 # the type of what small (node, type) rows hold once merged
 OTHER_TYPES = "(small rows of other types)"
 TIME_MERGE = 10
+# steps of the time data kept per (node, type), biggest first (about 20 bytes each)
+TIME_STEPS = 60000
 
 
 def _calltree(path, views, temporary_n, progress):
@@ -153,6 +155,46 @@ def _compact(pk, views, steps, merge_below):
         nP.append(new_index[P[i]])
         nNF.append(fmap[f])
 
+    def budget(acc, limit):
+        """Time steps: the (node, type) groups that reach limit at some
+        bucket keep their own steps, biggest first, while their steps fit
+        in TIME_STEPS; the others join the OTHER group of their nearest
+        ancestor among the kept groups' nodes (or of the root)."""
+        groups = {}
+        for (a, b, c), (nb, nc) in sorted(acc.items()):
+            g = groups.setdefault((a, b), [0, 0, 0])
+            g[0] += 1
+            g[1] += nb
+            g[2] = max(g[2], g[1])
+        kept, used = set(), 0
+        for key, (n, _, top) in sorted(groups.items(), key=lambda kv: -kv[1][2]):
+            if top < limit or used + n > TIME_STEPS:
+                break
+            kept.add(key)
+            used += n
+        knodes, up = {a for a, _ in kept} | {0}, {}
+
+        def ancestor(a):
+            seen = []
+            while a not in knodes and a not in up:
+                seen.append(a)
+                a = nP[a]
+            r = up.get(a, a)
+            for x in seen:
+                up[x] = r
+            return r
+
+        merged = {}
+        for (a, b, c), v in acc.items():
+            key = (a, b, c) if (a, b) in kept else (ancestor(a), other, c)
+            m = merged.get(key)
+            if m is None:
+                merged[key] = list(v)
+            else:
+                m[0] += v[0]
+                m[1] += v[1]
+        return merged
+
     def regroup(rows, limit=0, held=False):
         """Rows summed by (node, type, thread or bucket). Then the (node,
         type) groups under limit bytes (for steps: whose held bytes never
@@ -167,16 +209,13 @@ def _compact(pk, views, steps, merge_below):
             else:
                 v[0] += nb
                 v[1] += nc
-        if limit > 0:
+        if held and limit > 0:
+            acc = budget(acc, limit)
+        elif limit > 0:
             size = {}
             for (a, b, c), (nb, nc) in sorted(acc.items()):
-                if held:  # steps in bucket order: the highest running sum
-                    run = size.setdefault((a, b), [0, 0])
-                    run[0] += nb
-                    run[1] = max(run[1], run[0])
-                else:
-                    size[(a, b)] = size.get((a, b), 0) + nb
-            small = {k for k, v in size.items() if (v[1] if held else v) < limit}
+                size[(a, b)] = size.get((a, b), 0) + nb
+            small = {k for k, v in size.items() if v < limit}
             if small:
                 merged = {}
                 for (a, b, c), v in acc.items():
@@ -198,7 +237,8 @@ def _compact(pk, views, steps, merge_below):
     totals = {v: sum(x[3] for x in r) for v, r in views.items()}
     out_views = {v: regroup(r, totals[v] * merge_below) for v, r in views.items()}
     # the time data are coarser: a (node, type) must reach TIME_MERGE times
-    # the threshold of the peak view at some bucket to keep its own steps
+    # the threshold of the peak view at some bucket to keep its own steps,
+    # and at most TIME_STEPS steps are kept that way
     out_steps = regroup(steps, totals.get("peak", 0) * merge_below * TIME_MERGE, held=True)
     return S, F, nP, nNF, out_views, out_steps, fmap
 
