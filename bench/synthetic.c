@@ -1,6 +1,7 @@
 /* synthetic.c: big synthetic captures for bench/bench_reader.py.
  *
- *   synthetic gen PATH N      write a capture of about N events with writer.c
+ *   synthetic gen PATH N [FRAMES]  write a capture of about N events with writer.c
+ *                             (FRAMES stack frames, each a distinct stack; default 20000)
  *   synthetic scan PATH       read it with reader.c; print "events seconds"
  *
  * The event mix imitates a Python program: a little more allocations than
@@ -29,7 +30,7 @@ rng(void)
 }
 
 #define NCODES 4000
-#define NFRAMES 20000
+static uint32_t NFRAMES = 20000;
 #define NTYPES 200
 
 static int
@@ -134,10 +135,13 @@ scan(const char *path)
 int
 main(int argc, char **argv)
 {
-    if (argc == 4 && !strcmp(argv[1], "gen"))
+    if ((argc == 4 || argc == 5) && !strcmp(argv[1], "gen")) {
+        if (argc == 5)
+            NFRAMES = (uint32_t)strtoul(argv[4], NULL, 10);
         return gen(argv[2], strtoull(argv[3], NULL, 10));
+    }
     if (argc == 3 && !strcmp(argv[1], "scan"))
         return scan(argv[2]);
-    fprintf(stderr, "usage: synthetic gen PATH N | synthetic scan PATH\n");
+    fprintf(stderr, "usage: synthetic gen PATH N [FRAMES] | synthetic scan PATH\n");
     return 2;
 }

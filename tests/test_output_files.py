@@ -36,8 +36,8 @@ def _command(kind, capture, prog, out, force):
     f = ["--force"] if force else []
     if kind == "run":
         return ["run", "-q"] + f + ["-o", out, prog]
-    if kind == "plot":
-        return ["plot", capture, "-o", out] + f
+    if kind in ("plot", "flamegraph"):
+        return [kind, capture, "-o", out] + f
     if kind == "heap":
         return ["heap", "--json"] + f + ["-o", out, prog]
     return ["profile"] + f + ["-o", out, prog]
@@ -50,20 +50,20 @@ def _check_written(kind, out):
     data = open(out, "rb").read()
     if kind == "run":
         assert data.startswith((b"MLENS\0\r\n", b"MLENSZ\0\n"))
-    elif kind == "plot":
+    elif kind in ("plot", "flamegraph"):
         assert data.startswith(b"<!DOCTYPE html>")
     elif kind == "heap":
         assert json.loads(data)  # the census, as --json prints it
     # profile: no decorated function ran, the file is empty
 
 
-KINDS = ["run", "plot", "heap", "profile"]
+KINDS = ["run", "plot", "heap", "profile", "flamegraph"]
 
 
 def _paths(tmp_path, kind):
     prog = tmp_path / "prog.py"
     prog.write_text(PROG)
-    out = tmp_path / ("out.html" if kind == "plot" else "out.txt")
+    out = tmp_path / ("out.html" if kind in ("plot", "flamegraph") else "out.txt")
     return str(prog), str(out)
 
 
@@ -138,7 +138,7 @@ def test_fifo_and_directory_are_never_replaced(kind, force, capture, tmp_path):
 @pytest.mark.parametrize("kind", KINDS)
 def test_missing_or_unwritable_folder(kind, capture, tmp_path):
     prog, _ = _paths(tmp_path, kind)
-    name = "out.html" if kind == "plot" else "out.txt"
+    name = "out.html" if kind in ("plot", "flamegraph") else "out.txt"
     out = str(tmp_path / "no" / "such" / name)
     proc = memlens(*_command(kind, capture, prog, out, force=False))
     _one_line_error(proc, out, "no such directory")

@@ -11,6 +11,7 @@
  *   reports.c   analysis/report.h     summary, types, leaks, raw events
  *   timeline.c  analysis/timeline.h   line table, time series, line meter
  *   heap.c      heap/heap.h           live-heap walk, dict stats, deep size
+ *   temporal.c  analysis/temporal.h   held bytes over time buckets (flame graph)
  *   calltree.c  analysis/calltree.h   the call tree (read_calltree)
  *   native.c    native/hooks.h        --native: patch the loaded objects' allocator calls
  *   graph.c     graph/                    reference paths, dominators, .heapsnapshot
@@ -62,6 +63,7 @@ extern PyMethodDef ml_bind_capture_methods[];
 extern PyMethodDef ml_bind_reports_methods[];
 extern PyMethodDef ml_bind_timeline_methods[];
 extern PyMethodDef ml_bind_heap_methods[];
+extern PyMethodDef ml_bind_temporal_methods[];
 extern PyMethodDef ml_bind_calltree_methods[];
 extern PyMethodDef ml_bind_native_methods[];
 extern PyMethodDef ml_bind_graph_methods[];
@@ -69,6 +71,7 @@ int ml_bind_capture_init(PyObject *m);
 int ml_bind_reports_init(PyObject *m);
 int ml_bind_timeline_init(PyObject *m);
 int ml_bind_heap_init(PyObject *m);
+int ml_bind_temporal_init(PyObject *m);
 int ml_bind_calltree_init(PyObject *m);
 int ml_bind_native_init(PyObject *m);
 int ml_bind_graph_init(PyObject *m);

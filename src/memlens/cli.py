@@ -31,6 +31,7 @@ COMMANDS = [
     "plot",
     "profile",
     "heap",
+    "flamegraph",
     "tree",
     "export",
     "compare",
