@@ -189,6 +189,11 @@ libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 q = libc.malloc(3_000_002)  # @ctypes
 libc.free(ctypes.c_void_p(q))
+import _ctypes
+_ctypes.dlclose(lib._handle)  # unloaded, then loaded again (a fresh GOT)
+lib = ctypes.CDLL(os.path.abspath("libmlnat2.so"))
+lib.mlnat2_alloc.restype = ctypes.c_void_p
+r = lib.mlnat2_alloc(3_000_003)  # @reloaded
 """
 
 
@@ -201,6 +206,8 @@ def test_dlopened_library_and_ctypes(libs):
     (e,) = c.sized(3_000_002)
     assert c.type_of(e).startswith("<native: ")
     assert c.line_of(e) == ("prog.py", lines["ctypes"]) and e["seq"] in c.freed
+    (e,) = c.sized(3_000_003)
+    assert c.type_of(e) == "<native: libmlnat2.so>" and c.line_of(e) == ("prog.py", lines["reloaded"])
 
 
 PROG_FORK = """\

@@ -129,9 +129,11 @@ ml_elf_store(const struct dl_phdr_info *info, uintptr_t addr, void *to)
 }
 
 int
-ml_elf_patch(const struct dl_phdr_info *info, const ml_elf_hook *hooks, size_t n)
+ml_elf_patch(const struct dl_phdr_info *info, const ml_elf_hook *hooks, size_t n, uintptr_t *first)
 {
     ml_elf_dyn d;
+    if (first)
+        *first = 0;
     if (ml_elf_read_dyn(info, &d) < 0)
         return -1;
     int count = 0;
@@ -145,6 +147,8 @@ ml_elf_patch(const struct dl_phdr_info *info, const ml_elf_hook *hooks, size_t n
             int r = ml_elf_store(info, d.bias + ra[t][i].r_offset, h->to);
             if (r < 0)
                 return -1;
+            if (r && first && !*first)
+                *first = d.bias + ra[t][i].r_offset;
             count += r;
         }
     const ElfW(Rel) *rl[2] = {d.rel, d.jmprel};
@@ -157,6 +161,8 @@ ml_elf_patch(const struct dl_phdr_info *info, const ml_elf_hook *hooks, size_t n
             int r = ml_elf_store(info, d.bias + rl[t][i].r_offset, h->to);
             if (r < 0)
                 return -1;
+            if (r && first && !*first)
+                *first = d.bias + rl[t][i].r_offset;
             count += r;
         }
     return count;

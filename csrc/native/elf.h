@@ -31,8 +31,11 @@ typedef struct {
 /* Rewrite the slots of object `info` (from dl_iterate_phdr) that import
  * one of hooks[0..n). Returns the number of slots rewritten, or -1 when the
  * object has no dynamic section or a slot's page cannot be made writable
- * (the slots before it stay rewritten). */
-int ml_elf_patch(const struct dl_phdr_info *info, const ml_elf_hook *hooks, size_t n);
+ * (the slots before it stay rewritten). *first (if not NULL) gets the
+ * address of the first slot rewritten, 0 if none: reading it later tells
+ * whether the object was loaded again since (its slot no longer holds the
+ * hook). */
+int ml_elf_patch(const struct dl_phdr_info *info, const ml_elf_hook *hooks, size_t n, uintptr_t *first);
 
 /* The address range [*lo, *hi) of object info's loaded segments. */
 void ml_elf_range(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_t *hi);

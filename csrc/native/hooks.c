@@ -29,6 +29,8 @@
  * at the same addresses is found first (the table is searched backwards). */
 typedef struct {
     uintptr_t base, lo, hi;
+    uintptr_t probe;     /* a patched GOT slot (0: none) */
+    void *probe_to;      /* what it was set to */
     ml_native_kind kind; /* kind.name: the file name, without folders */
 } ml_native_lib;
 
@@ -40,7 +42,9 @@ static size_t ml_native_slots;
 /* Calls from an address no patched object holds (a ctypes call comes
  * from libffi's trampoline, which may be in an excluded object). */
 static ml_native_kind ml_native_unknown = {.name = "unknown"};
-static ML_TLS size_t ml_native_last; /* index + 1 of this thread's last hit */
+/* This thread's last hit (index + 1), valid while the table has as many
+ * entries as then (a newer entry may cover the same addresses). */
+static ML_TLS size_t ml_native_last, ml_native_last_n;
 
 /* The kind of the object holding code address `a`. */
 static ml_native_kind *
@@ -48,11 +52,12 @@ ml_native_kind_at(uintptr_t a)
 {
     size_t n = atomic_load_explicit(&ml_native_nlibs, memory_order_acquire);
     size_t last = ml_native_last;
-    if (last && last <= n && a >= ml_native_libs[last - 1].lo && a < ml_native_libs[last - 1].hi)
+    if (last && ml_native_last_n == n && a >= ml_native_libs[last - 1].lo && a < ml_native_libs[last - 1].hi)
         return &ml_native_libs[last - 1].kind;
     for (size_t i = n; i-- > 0;)
         if (a >= ml_native_libs[i].lo && a < ml_native_libs[i].hi) {
             ml_native_last = i + 1;
+            ml_native_last_n = n;
             return &ml_native_libs[i].kind;
         }
     return &ml_native_unknown;
@@ -342,14 +347,15 @@ ml_native_policy(const struct dl_phdr_info *info)
     return ml_native_prefix(base, "_ctypes") ? ML_PATCH_ALL_DLSYM : ML_PATCH_ALL;
 }
 
-static int
-ml_native_known(uintptr_t base, const char *name)
+/* The entry of the object loaded at `base` as `name`, or NULL. */
+static ml_native_lib *
+ml_native_find(uintptr_t base, const char *name)
 {
     size_t n = atomic_load_explicit(&ml_native_nlibs, memory_order_relaxed);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = n; i-- > 0;)
         if (ml_native_libs[i].base == base && !strcmp(ml_native_libs[i].kind.name, ml_native_basename(name)))
-            return 1;
-    return 0;
+            return &ml_native_libs[i];
+    return NULL;
 }
 
 typedef struct {
@@ -366,12 +372,19 @@ ml_native_scan_one(struct dl_phdr_info *info, size_t size, void *arg)
     if (policy == ML_PATCH_NONE)
         return 0;
     if (policy == ML_PATCH_DLOPEN) { /* cheap and idempotent: done every scan */
-        if (ml_elf_patch(info, ml_native_dlopen_hook, 1) < 0)
+        if (ml_elf_patch(info, ml_native_dlopen_hook, 1, NULL) < 0)
             st->failed = 1, st->err = errno;
         return 0;
     }
-    if (ml_native_known(info->dlpi_addr, name))
+    size_t nhooks = ML_NATIVE_NHOOKS - (policy != ML_PATCH_ALL_DLSYM);
+    ml_native_lib *known = ml_native_find(info->dlpi_addr, name);
+    if (known) {
+        /* patched already, unless it was unloaded and loaded again there */
+        if (known->probe && *(void *const *)known->probe != known->probe_to &&
+            ml_elf_patch(info, ml_native_alloc_hooks, nhooks, NULL) < 0)
+            st->failed = 1, st->err = errno;
         return 0;
+    }
     size_t n = atomic_load_explicit(&ml_native_nlibs, memory_order_relaxed);
     if (n == ML_NATIVE_LIBS_MAX)
         return 0; /* not recorded: the process has loaded 4096 objects */
@@ -380,7 +393,8 @@ ml_native_scan_one(struct dl_phdr_info *info, size_t size, void *arg)
         st->failed = 1, st->err = ENOMEM;
         return 0;
     }
-    int k = ml_elf_patch(info, ml_native_alloc_hooks, ML_NATIVE_NHOOKS - (policy != ML_PATCH_ALL_DLSYM));
+    uintptr_t probe;
+    int k = ml_elf_patch(info, ml_native_alloc_hooks, nhooks, &probe);
     if (k < 0) {
         st->failed = 1, st->err = errno;
         free(copy);
@@ -389,6 +403,8 @@ ml_native_scan_one(struct dl_phdr_info *info, size_t size, void *arg)
     ml_native_slots += (size_t)k;
     ml_native_lib *l = &ml_native_libs[n];
     l->base = info->dlpi_addr;
+    l->probe = probe;
+    l->probe_to = probe ? *(void *const *)probe : NULL;
     ml_elf_range(info, &l->lo, &l->hi);
     l->kind.name = copy;
     l->kind.id = 0;
