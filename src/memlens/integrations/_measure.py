@@ -409,9 +409,9 @@ def print_table(terminalreporter, results, top, sort):
 # (memlens.heap()) skips the plugin's objects that live while it runs
 # (heap.py's Snapshot does the same; the engine takes 8 such types in all)
 def _own_types():
-    from memlens import _engine
+    from memlens.integrations.pytest_plugin import _own_type
     for tp in (Limits, Run):
-        _engine.heap_own_type(tp)
+        _own_type(tp)
 
 
 _own_types()

@@ -82,8 +82,7 @@ def pytest_configure(config):
         raise pytest.UsageError("--memlens-top: N cannot be negative")
     if opt.memlens_dir is not None and not hasattr(config, "workerinput"):
         _check_dir(opt.memlens_dir)
-    from memlens import _engine  # already loaded by `import memlens` (memlens.heap)
-    _engine.heap_own_type(MemlensPlugin)
+    _own_type(MemlensPlugin)
     config.pluginmanager.register(MemlensPlugin(config), "memlens-plugin")
 
 
@@ -309,6 +308,17 @@ class MemlensPlugin:
 
 _RUN = pytest.StashKey()
 _ERROR = pytest.StashKey()
+
+
+def _own_type(tp):
+    """Mark tp as memlens' own for heap censuses. The engine holds a few such
+    types (8): when they are taken, the plugin still works, only a census
+    would list its objects."""
+    from memlens import _engine  # already loaded by `import memlens` (memlens.heap)
+    try:
+        _engine.heap_own_type(tp)
+    except RuntimeError:
+        pass
 
 
 def _remove(path):
