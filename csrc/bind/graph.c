@@ -600,6 +600,10 @@ ml_graph_neighbourhood_py(PyObject *self, PyObject *args)
             ml_node u = nb[e];
             if (r.excluded[u])
                 continue;
+            if (shown >= (size_t)max_items) {
+                omitted++; /* not named: naming scans the container */
+                continue;
+            }
             PyObject *src = ml_refgraph_object(g, backward ? u : v), *dst = ml_refgraph_object(g, backward ? v : u);
             PyObject *name = ml_graph_edge(src, dst);
             if (!name)
@@ -611,11 +615,6 @@ ml_graph_neighbourhood_py(PyObject *self, PyObject *args)
                 continue;
             }
             if (!seen[u]) {
-                if (shown >= (size_t)max_items) {
-                    Py_DECREF(name);
-                    omitted++;
-                    continue;
-                }
                 seen[u] = (uint32_t)tail + 1;
                 dist[tail] = dist[qi] + 1;
                 queue[tail++] = u;

@@ -3,7 +3,7 @@
  * Layer: heap analysis, over a refgraph and its roots. A virtual root
  * points at every root (named and "held by C code"); objects it does not
  * reach (garbage cycles the GC has not collected yet, what only memlens'
- * own frames hold) are made roots too, in node order, so every object has
+ * own frames hold) are made roots too, in node (address) order, so every object has
  * a dominator. Object d dominates v when every path from the virtual root
  * to v passes through d; v's retained size is the sum of the shallow
  * sizes of the objects it dominates (itself included): the bytes freed if

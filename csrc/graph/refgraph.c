@@ -21,7 +21,6 @@ struct ml_refgraph {
     size_t nbig, capbig;
     uint32_t *off, *succ;  /* n + 1 offsets */
     uint32_t *roff, *pred;
-    ml_node *byaddr; /* nodes sorted by object address (ml_refgraph_find) */
     size_t n, cap, nedges, capedges;
 };
 
@@ -223,7 +222,9 @@ ml_refgraph_build(void)
         return NULL;
     int rc = ml_walk_heap(ml_refgraph_list_cb, g, &w);
     ml_walk_release(&w);
-    if (rc < 0 || ml_refgraph_index(&b) < 0)
+    /* nodes in address order: ml_refgraph_find is then a binary search
+     * of objs, with no other array kept */
+    if (rc < 0 || ml_heap_sort_ids((uintptr_t *)g->objs, g->n) < 0 || ml_refgraph_index(&b) < 0)
         goto fail;
     g->off = malloc((g->n + 1) * sizeof(*g->off));
     g->size = malloc((g->n ? g->n : 1) * sizeof(*g->size));
@@ -244,22 +245,6 @@ ml_refgraph_build(void)
             goto fail;
     }
     g->off[g->n] = (uint32_t)g->nedges;
-    /* the address order, for lookups once the index is gone: a radix
-     * sort of the addresses, then each one's node from the index */
-    uintptr_t *addrs = malloc((g->n ? g->n : 1) * sizeof(*addrs));
-    g->byaddr = malloc((g->n ? g->n : 1) * sizeof(*g->byaddr));
-    if (!addrs || !g->byaddr) {
-        free(addrs);
-        goto fail;
-    }
-    memcpy(addrs, g->objs, g->n * sizeof(*addrs));
-    if (ml_heap_sort_ids(addrs, g->n) < 0) {
-        free(addrs);
-        goto fail;
-    }
-    for (size_t i = 0; i < g->n; i++)
-        g->byaddr[i] = ml_refgraph_lookup(&b, (PyObject *)addrs[i]);
-    free(addrs);
     free(b.slots);
     b.slots = NULL;
     if (ml_refgraph_reverse(g) < 0)
@@ -297,11 +282,8 @@ ml_refgraph_from_edges(size_t n, const uint32_t *from, const uint32_t *to, size_
     g->nedges = nedges;
     free(fill);
     fill = NULL;
-    g->byaddr = malloc((n ? n : 1) * sizeof(*g->byaddr));
-    if (!g->byaddr || ml_refgraph_reverse(g) < 0)
+    if (ml_refgraph_reverse(g) < 0)
         goto fail;
-    for (size_t i = 0; i < n; i++)
-        g->byaddr[i] = (ml_node)i; /* no objects: all NULL, any order */
     return g;
 fail:
     free(fill);
@@ -321,7 +303,6 @@ ml_refgraph_free(ml_refgraph *g)
     free(g->succ);
     free(g->roff);
     free(g->pred);
-    free(g->byaddr);
     free(g);
 }
 
@@ -349,9 +330,9 @@ ml_refgraph_find(const ml_refgraph *g, PyObject *o)
     size_t lo = 0, hi = g->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        PyObject *m = g->objs[g->byaddr[mid]];
+        PyObject *m = g->objs[mid];
         if (m == o)
-            return g->byaddr[mid];
+            return (ml_node)mid;
         if ((uintptr_t)m < (uintptr_t)o)
             lo = mid + 1;
         else
@@ -395,7 +376,7 @@ ml_refgraph_pred(const ml_refgraph *g, ml_node n, size_t *count)
 size_t
 ml_refgraph_memory(const ml_refgraph *g)
 {
-    return g->n * (sizeof(*g->objs) + sizeof(*g->size) + sizeof(*g->off) + sizeof(*g->roff) +
-                   sizeof(*g->byaddr)) + g->nbig * sizeof(*g->big) +
+    return g->n * (sizeof(*g->objs) + sizeof(*g->size) + sizeof(*g->off) + sizeof(*g->roff)) +
+           g->nbig * sizeof(*g->big) +
            g->nedges * (sizeof(*g->succ) + sizeof(*g->pred));
 }

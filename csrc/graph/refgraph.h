@@ -8,13 +8,12 @@
  * the walker follows. A weak reference's referent is never an edge
  * (weakref tp_traverse visits only the callback).
  *
- * Layout (CSR): node i is objs[i]; its successors are
+ * Layout (CSR): node i is objs[i], nodes in address order; its successors are
  * succ[off[i] .. off[i+1]), its predecessors pred[roff[i] .. roff[i+1]).
  * 8 (object) + 4 + 4 (offsets) + 4 (shallow size; sizes of 4 GiB and
- * more are kept aside) + 4 (address order)
- * bytes per node and 4 + 4 per reference; the hash index used while
- * building is freed before build returns (ml_refgraph_find then searches
- * the address order: O(log n)).
+ * more are kept aside) bytes per node and 4 + 4 per reference; the hash
+ * index used while building is freed before build returns
+ * (ml_refgraph_find is then a binary search of objs: O(log n)).
  *
  * Needs the GIL, and no Python code may run between build and the last
  * use of a node's object: the graph holds borrowed pointers.
