@@ -324,6 +324,12 @@ ml_types_new(ml_writer *w)
     return t;
 }
 
+ml_type_id
+ml_types_add_kind(ml_types *t, const char *name, size_t len)
+{
+    return ml_types_add_info(t, NULL, ML_TYPEF_BUFFER, name, len, 0);
+}
+
 void
 ml_types_free(ml_types *t)
 {

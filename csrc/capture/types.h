@@ -30,6 +30,9 @@ enum {
 };
 
 ml_types *ml_types_new(ml_writer *w);
+/* rss: define one more buffer kind named `name`; its id, or 0 when out of
+ * memory. Each call defines a new kind: the caller keeps the id. */
+ml_type_id ml_types_add_kind(ml_types *t, const char *name, size_t len);
 void ml_types_free(ml_types *t);
 
 /* Type id of the block just allocated (header written since), or a buffer

@@ -1057,3 +1057,13 @@ ml_compat_code_visit(PyObject *o, visitproc visit, void *arg)
             return;
     }
 }
+
+#if PY_VERSION_HEX >= 0x030B0000
+PyAPI_FUNC(int) _PyObject_DebugMallocStats(FILE *out);
+#endif
+
+int
+ml_compat_pymalloc_stats(FILE *out)
+{
+    return _PyObject_DebugMallocStats(out);
+}

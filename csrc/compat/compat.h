@@ -242,4 +242,10 @@ PyObject *ml_compat_instance_dict(PyObject *o, size_t *values_bytes);
  * theirs in the interpreter on 3.12+), or NULL. */
 PyObject *ml_compat_type_dict(PyTypeObject *tp);
 
+/* rss: pymalloc's statistics printed to `out` (sys._debugmallocstats);
+ * 0 when pymalloc is not the allocator. The function is exported on
+ * 3.10-3.13, declared in a public header on 3.10 and an internal one
+ * after. GIL held. */
+int ml_compat_pymalloc_stats(FILE *out);
+
 #endif /* ML_COMPAT_H */

@@ -22,3 +22,4 @@ from memlens.profile import profile  # noqa: E402
 # Bound after the submodule imports, so `memlens.heap` is the function (the
 # import of memlens.heap would otherwise leave the module under that name).
 from memlens.heap import heap, deep_size, Snapshot  # noqa: E402
+from memlens.rssparts import rss  # noqa: E402
