@@ -24,21 +24,35 @@ void
 ml_rss_parts_of(const uint64_t *f, int64_t *parts)
 {
     uint64_t traced_large = f[ML_RSS_TRACED] > f[ML_RSS_TRACED_SMALL] ? f[ML_RSS_TRACED] - f[ML_RSS_TRACED_SMALL] : 0;
+    if (!f[ML_RSS_ARENA_COUNT] && !f[ML_RSS_PYMALLOC_USED]) /* no pymalloc (PYTHONMALLOC=malloc) */
+        traced_large = f[ML_RSS_TRACED];
     /* traced blocks the C heap serves cannot exceed what it has in use */
     if (traced_large > f[ML_RSS_MALLOC_USED] && f[ML_RSS_MALLOC_USED])
         traced_large = f[ML_RSS_MALLOC_USED];
     parts[ML_PART_PYMALLOC_USED] = (int64_t)f[ML_RSS_PYMALLOC_USED];
     parts[ML_PART_PYMALLOC_FREE] = ml_rss_sub(f[ML_RSS_ARENAS], f[ML_RSS_PYMALLOC_USED]);
+    uint64_t untraced = (uint64_t)ml_rss_sub(f[ML_RSS_MALLOC_USED], traced_large + f[ML_RSS_NATIVE]);
+    uint64_t c_free = f[ML_RSS_MALLOC_FREE];
+    if (f[ML_RSS_ANON_OTHER]) {
+        /* The C heap's resident bytes are measured: the unnamed mappings
+         * but pymalloc's arenas and memlens' mmaps. Blocks in use need not
+         * be resident (calloc'd pages never touched): the C-heap parts are
+         * capped at it, the untraced estimate first, then the traced
+         * blocks; the free space is what is left, at most what the
+         * allocator says is free. */
+        uint64_t left = (uint64_t)ml_rss_sub(f[ML_RSS_ANON_OTHER], f[ML_RSS_ARENAS] + f[ML_RSS_OWN]);
+        if (traced_large > left)
+            traced_large = left;
+        left -= traced_large;
+        if (untraced > left)
+            untraced = left;
+        left -= untraced;
+        if (c_free > left)
+            c_free = left;
+    }
     parts[ML_PART_TRACED_LARGE] = (int64_t)traced_large;
     parts[ML_PART_NATIVE] = (int64_t)f[ML_RSS_NATIVE];
-    parts[ML_PART_C_UNTRACED] = ml_rss_sub(f[ML_RSS_MALLOC_USED], traced_large + f[ML_RSS_NATIVE]);
-    /* the C allocator's free space that is resident: what it says is free,
-     * at most what is left of the unnamed mappings once the arenas, memlens'
-     * mmaps and the blocks in use are taken out */
-    uint64_t c_resident = (uint64_t)ml_rss_sub(f[ML_RSS_ANON_OTHER], f[ML_RSS_ARENAS] + f[ML_RSS_OWN]);
-    uint64_t c_free = (uint64_t)ml_rss_sub(c_resident, f[ML_RSS_MALLOC_USED]);
-    if (!f[ML_RSS_ANON_OTHER] || c_free > f[ML_RSS_MALLOC_FREE]) /* not measured, or more than is free */
-        c_free = f[ML_RSS_MALLOC_FREE];
+    parts[ML_PART_C_UNTRACED] = (int64_t)untraced;
     parts[ML_PART_C_FREE] = (int64_t)c_free;
     /* files: measured by mapping (memlens' data moves to its own part); a
      * sample without the field: what is not anonymous */

@@ -665,7 +665,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
         ml_fork_restart_maybe(ts);
     if (__builtin_expect(atomic_load_explicit(&ml_rss_want, memory_order_relaxed), 0)) {
         atomic_store_explicit(&ml_rss_want, 0, memory_order_relaxed);
-        ml_rsssample_pymalloc(); /* rss: needs the GIL; the sampler uses the latest */
+        ml_tracker_pymalloc_stats(); /* rss: needs the GIL; the sampler uses the latest */
     }
     /* a full collection turned the free lists back on (freelists.h) */
     if (domain != ML_DOMAIN_RAW && ml.freelists_off && ml_freelists_stale(ml.interp) &&
@@ -1220,7 +1220,7 @@ ml_tracker_start(const ml_tracker_options *opt)
     }
     if (ml.w) {
         ml_numpybuf_start(); /* rss: NumPy array data as its own kind */
-        ml_rsssample_pymalloc(); /* rss: figures for the first RSS sample */
+        ml_tracker_pymalloc_stats(); /* rss: figures for the first RSS sample */
         ml_sampler_start();
     }
     return 0;
@@ -1294,7 +1294,7 @@ ml_tracker_stop(ml_tracker_stats *st)
     if (ml.w && !ml.forked_child)
         ml_resolve_pending(NULL, 1);
     if (ml.w && !ml.forked_child) { /* rss: a breakdown at the end */
-        ml_rsssample_pymalloc();
+        ml_tracker_pymalloc_stats();
         ml_rss_end_ok = ml_rss_take(&ml_rss_end) == 0;
     }
     ml_lock();
@@ -1517,4 +1517,24 @@ ml_tracker_own_bytes(void)
         bytes += ml_blocks_resident(ml.blocks);
     ml_unlock();
     return bytes;
+}
+
+void
+ml_tracker_pymalloc_stats(void)
+{
+    /* CPython prints pymalloc's figures only when the OBJ allocator is
+     * pymalloc itself: put it back for the call (GIL held, so no OBJ call
+     * runs meanwhile; the hooks' state is untouched) */
+    PyMemAllocatorEx cur;
+    int swap = ml_hooks_installed;
+    if (swap) {
+        PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &cur);
+        PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &ml_ctx[ML_DOMAIN_OBJ].orig);
+    }
+    int was = ml_busy;
+    ml_busy = 1;
+    ml_rsssample_pymalloc();
+    ml_busy = was;
+    if (swap)
+        PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &cur);
 }

@@ -116,6 +116,10 @@ void ml_tracker_buffer_free(void *p);
  * recorded. GIL held. */
 void ml_tracker_run_own(void (*fn)(void *), void *arg);
 
+/* rss: take pymalloc's figures now (ml_rsssample_pymalloc, with the OBJ
+ * allocator CPython's own for the call: it reports only then). GIL held. */
+void ml_tracker_pymalloc_stats(void);
+
 /* Bytes the tracker holds for itself now (event ring pages touched, block
  * map, stacks and types tables, write buffers): memlens' own tables in
  * the RSS breakdown. Any thread; approximate by a page. */
