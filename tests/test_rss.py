@@ -156,3 +156,33 @@ def test_capture_breakdown_at_the_end(script, capture):
     assert "Where the RSS goes at the end" in summ.stdout
     sj = report("summary", path)
     assert sj["rss"]["end"]["rss_bytes"] == end["rss_bytes"]
+
+
+def test_plot_draws_the_bands(script, capture, tmp_path):
+    """The plot stacks the parts under the lines: in the SVG, and in the
+    HTML page as Chromium renders it (no script error)."""
+    from test_plot import _browser
+    prog = script("""
+        keep = [bytes(300) for i in range(200_000)]
+        del keep[::2]
+    """)
+    path, _ = capture(prog)
+    svg = tmp_path / "p.svg"
+    assert memlens("plot", path, "-o", str(svg)).returncode == 0
+    assert svg.read_text().count('class="rss-band"') == 9
+    html = tmp_path / "p.html"
+    assert memlens("plot", path, "-o", str(html)).returncode == 0
+    sync_playwright, exe = _browser()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 700})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto("file://" + str(html))
+            assert page.locator(".rss-band").count() == 9
+            titles = page.eval_on_selector_all(".rss-band title", "ts => ts.map(t => t.textContent)")
+            assert "pymalloc_free" in titles and "file_backed" in titles
+            assert errors == []
+        finally:
+            browser.close()

@@ -209,6 +209,7 @@ static struct {
     int tracer_installed, forked_child, prepare_locked;
     int freelists_off;          /* CPython's free lists are off (GIL) */
     ml_type_id buffer_types[ML_BUFFER_COUNT]; /* rss: buffer kinds met (GIL), 0 = not yet */
+    unsigned rss_every;         /* rss: an RSS_SAMPLE every this many samples; 0 = none */
 } ml __attribute__((aligned(64))) = {
     .sampler_mx = PTHREAD_MUTEX_INITIALIZER, .sampler_cv = PTHREAD_COND_INITIALIZER, .rss_fd = -1};
 
@@ -945,7 +946,7 @@ ml_sampler_main(void *arg)
         busy = n > 0;
         if (ml_now_us() >= next_sample) {
             ml_rss_sample rs;
-            int rss_now = ++rss_tick % ML_RSS_EVERY == 1 && ml_rss_take(&rs) == 0;
+            int rss_now = ml.rss_every && ++rss_tick % ml.rss_every == (ml.rss_every > 1) && ml_rss_take(&rs) == 0;
             ml_lock();
             ml_writer *w = ml.w;
             if (w) {
@@ -1184,6 +1185,8 @@ ml_tracker_start(const ml_tracker_options *opt)
     ml.sample_ms = opt->sample_ms < 1 ? 10 : opt->sample_ms;
     ml.forked_child = 0;
     ml.no_hint = getenv("MEMLENS_NO_STACK_HINT") != NULL;
+    const char *every = getenv("MEMLENS_RSS_EVERY"); /* benchmarks and tests; 0 = no RSS samples */
+    ml.rss_every = every && atoi(every) >= 0 ? (unsigned)atoi(every) : ML_RSS_EVERY;
     ml.interp = PyThreadState_Get()->interp;
     ml.blocks = blocks;
     if (opt->path) {
@@ -1219,7 +1222,8 @@ ml_tracker_start(const ml_tracker_options *opt)
         ml.freelists_off = 1;
     }
     if (ml.w) {
-        ml_numpybuf_start(); /* rss: NumPy array data as its own kind */
+        if (!getenv("MEMLENS_NO_NUMPY_HOOK")) /* benchmarks: the A/B of the hook */
+            ml_numpybuf_start(); /* rss: NumPy array data as its own kind */
         ml_tracker_pymalloc_stats(); /* rss: figures for the first RSS sample */
         ml_sampler_start();
     }
@@ -1293,7 +1297,7 @@ ml_tracker_stop(ml_tracker_stats *st)
     ml_busy = 1;
     if (ml.w && !ml.forked_child)
         ml_resolve_pending(NULL, 1);
-    if (ml.w && !ml.forked_child) { /* rss: a breakdown at the end */
+    if (ml.w && !ml.forked_child && ml.rss_every) { /* rss: a breakdown at the end */
         ml_tracker_pymalloc_stats();
         ml_rss_end_ok = ml_rss_take(&ml_rss_end) == 0;
     }
