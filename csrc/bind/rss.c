@@ -38,7 +38,7 @@ ml_py_rss_now(PyObject *self, PyObject *unused)
     ml_rss_sample s;
     memset(&s, 0, sizeof(s));
     ml_tracker_pymalloc_stats();
-    if (ml_rsssample_take(&s) < 0)
+    if (ml_rsssample_take(&s, 1) < 0)
         return PyErr_SetFromErrnoWithFilename(PyExc_OSError, "/proc/self/smaps_rollup");
     s.f[ML_RSS_OWN] = ml_tracker_own_bytes();
     if (ml_tracker_active()) {

@@ -42,7 +42,7 @@ ml_blocks_new(void)
 uint64_t
 ml_blocks_resident(const ml_blocks *t)
 {
-    static unsigned char vec[ML_CHUNK_ENTRIES * sizeof(ml_entry) / 4096];
+    unsigned char vec[ML_CHUNK_ENTRIES * sizeof(ml_entry) / 4096];
     uint64_t pages = 0;
     for (size_t d = 0; d < ML_DIR_ENTRIES; d++) {
         ml_entry **mid = t->dir[d];

@@ -129,7 +129,7 @@ ml_rsssample_pymalloc(void)
 static uint64_t
 ml_rss_arenas_resident(uint64_t count, uint64_t arena_size)
 {
-    static unsigned char vec[1024];
+    unsigned char vec[1024];
     uint64_t bytes = 0, known = 0;
     long page = sysconf(_SC_PAGESIZE);
     pthread_mutex_lock(&ml_rss.mx);
@@ -217,7 +217,7 @@ ml_rss_smaps(uint64_t *stacks, uint64_t *files, uint64_t *other)
 static uint64_t
 ml_rss_resident(uintptr_t p, size_t len)
 {
-    static unsigned char vec[4096];
+    unsigned char vec[4096]; /* on the stack: the sampler and memlens.rss() may run at once */
     const size_t page = 4096;
     uint64_t bytes = 0;
     while (len) {
@@ -293,20 +293,45 @@ ml_rss_malloc(uint64_t *used, uint64_t *freeb)
 }
 
 int
-ml_rsssample_take(ml_rss_sample *s)
+ml_rsssample_take(ml_rss_sample *s, int full)
 {
+    /* the last full scan of smaps (the sampler's: one thread at a time) */
+    static struct {
+        int valid;
+        uint64_t stacks, files, own, other, rest; /* rest: RSS in none of them ([vdso]...) */
+    } last;
     uint64_t rss, anon;
     if (ml_rss_rollup(&rss, &anon) < 0)
         return -1;
     s->f[ML_RSS_TOTAL] = rss;
     s->f[ML_RSS_ANON] = anon;
-    uint64_t files, other;
-    ml_rss_smaps(&s->f[ML_RSS_STACKS], &files, &other);
-    struct ml_rss_objs objs = {0, 0};
-    dl_iterate_phdr(ml_rss_phdr, &objs);
-    s->f[ML_RSS_FILES] = files + objs.bss; /* .bss: the libraries' */
-    s->f[ML_RSS_OWN_STATIC] = objs.own;
-    s->f[ML_RSS_ANON_OTHER] = other > objs.bss ? other - objs.bss : 0;
+    static unsigned calls; /* the sampler's: a full scan every 10th */
+    if (full || calls++ % 10 == 0 || !last.valid) {
+        uint64_t files, other;
+        ml_rss_smaps(&s->f[ML_RSS_STACKS], &files, &other);
+        struct ml_rss_objs objs = {0, 0};
+        dl_iterate_phdr(ml_rss_phdr, &objs);
+        s->f[ML_RSS_FILES] = files + objs.bss; /* .bss: the libraries' */
+        s->f[ML_RSS_OWN_STATIC] = objs.own;
+        s->f[ML_RSS_ANON_OTHER] = other > objs.bss ? other - objs.bss : 0;
+        uint64_t known = s->f[ML_RSS_STACKS] + s->f[ML_RSS_FILES] + s->f[ML_RSS_ANON_OTHER];
+        if (!full) {
+            last.valid = 1;
+            last.stacks = s->f[ML_RSS_STACKS];
+            last.files = s->f[ML_RSS_FILES];
+            last.own = s->f[ML_RSS_OWN_STATIC];
+            last.other = s->f[ML_RSS_ANON_OTHER];
+            last.rest = rss > known ? rss - known : 0;
+        }
+    } else {
+        /* between full scans, stacks and libraries are taken as they were
+         * and the change of the RSS goes to the unnamed mappings */
+        s->f[ML_RSS_STACKS] = last.stacks;
+        s->f[ML_RSS_FILES] = last.files;
+        s->f[ML_RSS_OWN_STATIC] = last.own;
+        uint64_t fixed = last.stacks + last.files + last.rest;
+        s->f[ML_RSS_ANON_OTHER] = rss > fixed ? rss - fixed : 0;
+    }
     uint64_t count = atomic_load(&ml_rss.count);
     s->f[ML_RSS_ARENA_COUNT] = count;
     s->f[ML_RSS_ARENAS] = count ? ml_rss_arenas_resident(count, atomic_load(&ml_rss.arena_size)) : 0;

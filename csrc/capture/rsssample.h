@@ -38,8 +38,12 @@ void ml_rsssample_pymalloc(void);
 
 /* Fill *s from /proc and the allocators; the traced, own (but
  * ML_RSS_OWN_STATIC) and native fields are left as they are (the caller
- * knows them). Returns 0, or -1 when
- * /proc/self/smaps_rollup cannot be read (then *s is unchanged). */
-int ml_rsssample_take(ml_rss_sample *s);
+ * knows them). full: scan /proc/self/smaps (about a millisecond per few
+ * hundred mappings); else, once a first scan was made, take stacks and
+ * libraries as the last non-full call's scan found them and give the
+ * change of the RSS to the unnamed mappings (the tracker scans every 10th
+ * sample). A non-full call is the sampler's (one thread). Returns 0, or -1
+ * when /proc/self/smaps_rollup cannot be read (then *s is unchanged). */
+int ml_rsssample_take(ml_rss_sample *s, int full);
 
 #endif /* ML_RSSSAMPLE_H */

@@ -875,11 +875,11 @@ ml_sample_unlocked(void)
 /* rss: the parts of an RSS sample read outside the lock (/proc, the
  * allocators); asks the next hook for pymalloc's figures. */
 static int
-ml_rss_take(ml_rss_sample *rs)
+ml_rss_take(ml_rss_sample *rs, int full)
 {
     memset(rs, 0, sizeof(*rs));
     atomic_store_explicit(&ml_rss_want, 1, memory_order_relaxed);
-    if (ml_rsssample_take(rs) < 0)
+    if (ml_rsssample_take(rs, full) < 0)
         return -1;
     rs->f[ML_RSS_OWN] = ml_tracker_own_bytes();
     return 0;
@@ -946,7 +946,7 @@ ml_sampler_main(void *arg)
         busy = n > 0;
         if (ml_now_us() >= next_sample) {
             ml_rss_sample rs;
-            int rss_now = ml.rss_every && ++rss_tick % ml.rss_every == (ml.rss_every > 1) && ml_rss_take(&rs) == 0;
+            int rss_now = ml.rss_every && ++rss_tick % ml.rss_every == (ml.rss_every > 1) && ml_rss_take(&rs, 0) == 0;
             ml_lock();
             ml_writer *w = ml.w;
             if (w) {
@@ -1299,7 +1299,7 @@ ml_tracker_stop(ml_tracker_stats *st)
         ml_resolve_pending(NULL, 1);
     if (ml.w && !ml.forked_child && ml.rss_every) { /* rss: a breakdown at the end */
         ml_tracker_pymalloc_stats();
-        ml_rss_end_ok = ml_rss_take(&ml_rss_end) == 0;
+        ml_rss_end_ok = ml_rss_take(&ml_rss_end, 1) == 0;
     }
     ml_lock();
     int rc = ml_finish_capture_unlocked(st);
@@ -1510,7 +1510,7 @@ ml_tracker_own_bytes(void)
 {
     uint64_t bytes = 0;
     if (ml_ring.ev) {
-        static unsigned char vec[(ML_RING_CAP * sizeof(ml_event) + 4095) / 4096];
+        unsigned char vec[(ML_RING_CAP * sizeof(ml_event) + 4095) / 4096];
         size_t len = ml_ring.cap * sizeof(ml_event);
         if (mincore(ml_ring.ev, len, vec) == 0)
             for (size_t i = 0; i < (len + 4095) / 4096; i++)
