@@ -75,6 +75,16 @@ def test_rss_sample_is_corrupt_in_a_version_1_file(tmp_path):
     assert proc.returncode == 2 and "0x17" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_corrupt_rss_sample_fails_cleanly(tmp_path):
+    cap = capfile.Capture(version=2)
+    cap.raw(bytes([capfile.TAG_RSS_SAMPLE]) + capfile.uv(300) + b"\x00" * 300)
+    path = tmp_path / "bad.mlens"
+    cap.save(str(path))
+    proc = memlens("rss", str(path))
+    assert proc.returncode == 2 and "RSS_SAMPLE with 300 fields" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
 def test_a_capture_without_samples_says_so(tmp_path):
     cap = capfile.Capture(version=2)
     path = tmp_path / "none.mlens"
