@@ -29,10 +29,15 @@ static ml_npy_allocator ml_numpybuf_orig; /* NumPy's own functions */
 static atomic_int ml_numpybuf_done;
 static int ml_numpybuf_watching;
 
+/* NumPy's functions run with the hooks quiet: NumPy 2.5 allocates data
+ * with PyMem_RawMalloc, which would record the block a second time, as
+ * "<raw>". */
 static void *
 ml_numpybuf_malloc(void *ctx, size_t size)
 {
+    int was = ml_tracker_quiet_begin();
     void *p = ml_numpybuf_orig.malloc(ctx, size);
+    ml_tracker_quiet_end(was);
     ml_tracker_buffer_alloc(p, size, ML_BUFFER_NUMPY);
     return p;
 }
@@ -40,7 +45,9 @@ ml_numpybuf_malloc(void *ctx, size_t size)
 static void *
 ml_numpybuf_calloc(void *ctx, size_t nelem, size_t elsize)
 {
+    int was = ml_tracker_quiet_begin();
     void *p = ml_numpybuf_orig.calloc(ctx, nelem, elsize);
+    ml_tracker_quiet_end(was);
     ml_tracker_buffer_alloc(p, nelem * elsize, ML_BUFFER_NUMPY);
     return p;
 }
@@ -48,7 +55,9 @@ ml_numpybuf_calloc(void *ctx, size_t nelem, size_t elsize)
 static void *
 ml_numpybuf_realloc(void *ctx, void *ptr, size_t size)
 {
+    int was = ml_tracker_quiet_begin();
     void *p = ml_numpybuf_orig.realloc(ctx, ptr, size);
+    ml_tracker_quiet_end(was);
     if (p) {
         if (ptr)
             ml_tracker_buffer_free(ptr);
@@ -62,7 +71,9 @@ ml_numpybuf_free(void *ctx, void *ptr, size_t size)
 {
     if (ptr)
         ml_tracker_buffer_free(ptr);
+    int was = ml_tracker_quiet_begin();
     ml_numpybuf_orig.free(ctx, ptr, size);
+    ml_tracker_quiet_end(was);
 }
 
 /* NumPy's C-API table from the module that holds it, or NULL (no

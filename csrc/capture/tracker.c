@@ -1496,6 +1496,20 @@ ml_tracker_buffer_free(void *p)
     ml_busy = 0;
 }
 
+int
+ml_tracker_quiet_begin(void)
+{
+    int was = ml_busy;
+    ml_busy = 1;
+    return was;
+}
+
+void
+ml_tracker_quiet_end(int was)
+{
+    ml_busy = was;
+}
+
 void
 ml_tracker_run_own(void (*fn)(void *), void *arg)
 {

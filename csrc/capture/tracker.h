@@ -112,6 +112,12 @@ void ml_tracker_buffer_alloc(void *p, size_t size, ml_buffer_kind kind);
 /* Block p of a buffer owner is being freed. Any thread. */
 void ml_tracker_buffer_free(void *p);
 
+/* Quiet the allocator hooks on this thread (a buffer owner's allocator may
+ * call PyMem_RawMalloc itself: NumPy 2.5 does; its block is recorded once,
+ * as the owner's kind). Returns what _end restores. Any thread. */
+int ml_tracker_quiet_begin(void);
+void ml_tracker_quiet_end(int was);
+
 /* Run fn(arg) as the profiler's own work: what it allocates is not
  * recorded. GIL held. */
 void ml_tracker_run_own(void (*fn)(void *), void *arg);
