@@ -25,6 +25,11 @@ TAG_TIME, TAG_THREAD, TAG_THREAD_DEF, TAG_CODE_DEF = 0x01, 0x02, 0x03, 0x04
 TAG_FRAME_DEF, TAG_TYPE_DEF, TAG_MEMORY, TAG_CONTEXT = 0x05, 0x06, 0x07, 0x08
 TAG_REUSE, TAG_MARK, TAG_NOTE, TAG_TRAILER, TAG_FORK = 0x09, 0x0A, 0x0B, 0x0C, 0x0D
 TAG_FREE, TAG_FREE_LONG, TAG_ALLOC = 0x40, 0x7F, 0x80
+# rss (version 2): RSS_SAMPLE and its fields, in record order (docs/FORMAT.md)
+TAG_RSS_SAMPLE = 0x17
+RSS_FIELDS = ("rss", "anonymous", "thread_stacks", "arenas_resident", "pymalloc_used",
+              "malloc_used", "malloc_free", "memlens_tables", "traced", "traced_small",
+              "native_traced", "arenas", "file_backed", "memlens_static", "anon_other")
 FREE_INLINE_MAX = 62
 SLOT_EXPLICIT = 31
 SLOTS = 31
@@ -185,6 +190,13 @@ class Capture:
     def fork(self, child_pid):
         self.body += bytes([TAG_FORK]) + uv(child_pid)
         self._event("fork", child_pid=child_pid)
+
+    def rss_sample(self, fields):
+        """rss: an RSS_SAMPLE record (version 2) with these fields, in
+        RSS_FIELDS order; the reader takes missing ones as 0."""
+        self.body += bytes([TAG_RSS_SAMPLE]) + uv(len(fields)) + b"".join(uv(f) for f in fields)
+        full = list(fields[:len(RSS_FIELDS)]) + [0] * (len(RSS_FIELDS) - len(fields))
+        self._event("rss", fields=full)
 
     def trailer(self, fields=None):
         if fields is None:

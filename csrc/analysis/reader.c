@@ -1349,6 +1349,26 @@ again:
             ev->thread = r->cur->id;
             ev->child_pid = a;
             return 1;
+        /* ---- rss: the RSS breakdown (0x17; 0x18, 0x19 reserved) ---- */
+        case ML_TAG_RSS_SAMPLE: {
+            uint64_t fields[ML_RSS_NFIELDS] = {0};
+            GET_UV(a);
+            if (a > ML_READER_TRAILER_MAX)
+                CORRUPT("RSS_SAMPLE with %llu fields (at most %u)", (unsigned long long)a,
+                        (unsigned)ML_READER_TRAILER_MAX);
+            for (uint64_t i = 0; i < a; i++) {
+                GET_UV(b);
+                if (i < ML_RSS_NFIELDS)
+                    fields[i] = b;
+            }
+            r->p = p;
+            ev->kind = ML_EV_RSS;
+            ev->time_us = r->time_us;
+            ev->thread = r->cur->id;
+            memcpy(ev->rss_fields, fields, sizeof(fields));
+            return 1;
+        }
+        /* ---- end rss ---- */
         case ML_TAG_TRAILER: {
             uint64_t fields[ML_TRAILER_COUNT] = {0};
             GET_UV(a);

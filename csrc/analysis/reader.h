@@ -34,6 +34,8 @@ typedef enum {
     ML_EV_MARK,
     ML_EV_FORK,
     ML_EV_NOTE,
+    /* rss: reader event kinds 50..59 */
+    ML_EV_RSS = 50, /* RSS_SAMPLE: rss_fields */
 } ml_event_kind;
 
 typedef struct {
@@ -54,6 +56,7 @@ typedef struct {
     const char *text;
     size_t text_len;
     uint64_t child_pid;    /* FORK */
+    uint64_t rss_fields[ML_RSS_NFIELDS]; /* RSS: ML_RSS_* (missing ones 0) */
 } ml_event;
 
 typedef struct {

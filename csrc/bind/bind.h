@@ -15,6 +15,7 @@
  *   calltree.c  analysis/calltree.h   the call tree (read_calltree)
  *   native.c    native/hooks.h        --native: patch the loaded objects' allocator calls
  *   graph.c     graph/                    reference paths, dominators, .heapsnapshot
+ *   rss.c       analysis/rss.h        RSS breakdown (live and from a capture), NumPy hook
  *   common.c    helpers below: open a capture, progress, conversions
  */
 #ifndef ML_BIND_H
@@ -67,6 +68,7 @@ extern PyMethodDef ml_bind_temporal_methods[];
 extern PyMethodDef ml_bind_calltree_methods[];
 extern PyMethodDef ml_bind_native_methods[];
 extern PyMethodDef ml_bind_graph_methods[];
+extern PyMethodDef ml_bind_rss_methods[];
 int ml_bind_capture_init(PyObject *m);
 int ml_bind_reports_init(PyObject *m);
 int ml_bind_timeline_init(PyObject *m);
@@ -75,5 +77,6 @@ int ml_bind_temporal_init(PyObject *m);
 int ml_bind_calltree_init(PyObject *m);
 int ml_bind_native_init(PyObject *m);
 int ml_bind_graph_init(PyObject *m);
+int ml_bind_rss_init(PyObject *m);
 
 #endif

@@ -272,7 +272,8 @@ static PyObject *
 ml_py_event(ml_reader *r, const ml_event *ev)
 {
     static const char *const kinds[] = {"", "alloc", "free", "reuse", "memory", "mark", "fork", "note"};
-    PyObject *d = Py_BuildValue("{s:s,s:K,s:I}", "kind", kinds[ev->kind], "time_us",
+    const char *kname = ev->kind == ML_EV_RSS ? "rss" : (size_t)ev->kind < sizeof(kinds) / sizeof(kinds[0]) ? kinds[ev->kind] : "?";
+    PyObject *d = Py_BuildValue("{s:s,s:K,s:I}", "kind", kname, "time_us",
                                 (unsigned long long)ev->time_us, "thread", ev->thread);
     if (!d)
         return NULL;
@@ -306,6 +307,13 @@ ml_py_event(ml_reader *r, const ml_event *ev)
     case ML_EV_FORK:
         rc = ml_py_put(d, "child_pid", PyLong_FromUnsignedLongLong(ev->child_pid)) < 0;
         break;
+    case ML_EV_RSS: { /* rss */
+        PyObject *l = PyList_New(ML_RSS_NFIELDS);
+        for (int i = 0; l && i < ML_RSS_NFIELDS; i++)
+            PyList_SET_ITEM(l, i, PyLong_FromUnsignedLongLong(ev->rss_fields[i]));
+        rc = ml_py_put(d, "fields", l) < 0;
+        break;
+    }
     }
     if (rc) {
         Py_DECREF(d);

@@ -39,6 +39,23 @@ ml_blocks_new(void)
     return calloc(1, sizeof(ml_blocks));
 }
 
+uint64_t
+ml_blocks_resident(const ml_blocks *t)
+{
+    unsigned char vec[ML_CHUNK_ENTRIES * sizeof(ml_entry) / 4096];
+    uint64_t pages = 0;
+    for (size_t d = 0; d < ML_DIR_ENTRIES; d++) {
+        ml_entry **mid = t->dir[d];
+        for (size_t m = 0; mid && m < ML_MID_ENTRIES; m++) {
+            if (!mid[m] || mincore(mid[m], ML_CHUNK_ENTRIES * sizeof(ml_entry), vec) != 0)
+                continue;
+            for (size_t i = 0; i < sizeof(vec); i++)
+                pages += vec[i] & 1;
+        }
+    }
+    return pages * 4096 + (t->side_mask ? (t->side_mask + 1) * sizeof(ml_side_entry) : 0);
+}
+
 void
 ml_blocks_clear(ml_blocks *t)
 {

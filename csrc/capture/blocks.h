@@ -34,5 +34,8 @@ int ml_blocks_take(ml_blocks *t, uintptr_t ptr, ml_block *out);
 /* Start loading ptr's entry into the cache (a put or take comes soon). */
 void ml_blocks_prefetch(const ml_blocks *t, uintptr_t ptr);
 void ml_blocks_clear(ml_blocks *t);
+/* Bytes of the map's own memory resident now (its mmap'd chunks, by
+ * mincore). Lock held, like every other call. */
+uint64_t ml_blocks_resident(const ml_blocks *t);
 
 #endif /* ML_BLOCKS_H */

@@ -49,6 +49,8 @@
 #include <unistd.h>
 
 #include "capture/blocks.h"
+#include "capture/numpybuf.h"
+#include "capture/rsssample.h"
 #include "capture/stacks.h"
 #include "capture/types.h"
 #include "capture/writer.h"
@@ -65,6 +67,10 @@
  * (on 3.10/3.11 a collection runs inside the allocation, before the object
  * header is written); past this many, the oldest is classified anyway. */
 #define ML_PENDING_MAX 32
+/* rss: pymalloc serves MEM/OBJ requests up to this size (SMALL_REQUEST_THRESHOLD) */
+#define ML_SMALL_MAX 512
+/* rss: an RSS_SAMPLE record every this many MEMORY samples */
+#define ML_RSS_EVERY 10
 
 typedef struct {
     ml_domain domain;
@@ -81,9 +87,11 @@ typedef struct ml_tstate {
 } ml_tstate;
 
 static ML_TLS int ml_busy;          /* re-entrancy guard, all domains */
+static ML_TLS ml_buffer_kind ml_buffer_now; /* rss: the RAW block being recorded is this owner's */
 static ML_TLS ml_tstate *ml_ts;
 
 static atomic_int ml_enabled;       /* recording on */
+static atomic_int ml_rss_want;      /* rss: the sampler asks a hook for pymalloc's figures */
 static ml_hook_ctx ml_ctx[3];
 static int ml_hooks_installed;
 static pthread_key_t ml_ts_key;
@@ -200,6 +208,8 @@ static struct {
     int rss_fd;
     int tracer_installed, forked_child, prepare_locked;
     int freelists_off;          /* CPython's free lists are off (GIL) */
+    ml_type_id buffer_types[ML_BUFFER_COUNT]; /* rss: buffer kinds met (GIL), 0 = not yet */
+    unsigned rss_every;         /* rss: an RSS_SAMPLE every this many samples; 0 = none */
 } ml __attribute__((aligned(64))) = {
     .sampler_mx = PTHREAD_MUTEX_INITIALIZER, .sampler_cv = PTHREAD_COND_INITIALIZER, .rss_fd = -1};
 
@@ -210,6 +220,7 @@ static void ml_fork_restart_maybe(PyThreadState *ts);
 static struct {
     /* counters (ml_tracker_counters reads them after catching up) */
     int64_t heap;
+    int64_t heap_small;     /* rss: of it, MEM/OBJ blocks of <= ML_SMALL_MAX bytes (pymalloc's) */
     uint64_t peak, allocated_bytes, allocations, frees;
     uint64_t nostack, reuses, dropped;
     ml_thread_id last_thread;
@@ -264,6 +275,8 @@ ml_record_alloc_unlocked(uintptr_t ptr, size_t size, ml_domain domain, ml_frame_
                          ml_thread_id thread)
 {
     ml_count_alloc_unlocked(size);
+    if (domain != ML_DOMAIN_RAW && size <= ML_SMALL_MAX)
+        mlc.heap_small += (int64_t)size;
     ml_switch_thread_unlocked(thread);
     ml_seq seq = ml_writer_alloc(ml.w, domain, stack, type, size);
     ml_frame_id *ctx = ml_context_of(thread);
@@ -276,12 +289,14 @@ ml_record_alloc_unlocked(uintptr_t ptr, size_t size, ml_domain domain, ml_frame_
 /* A free; blocks the map does not hold (allocated before the capture
  * started) leave no record. */
 static ML_HOT void
-ml_record_free_unlocked(uintptr_t ptr, ml_frame_id stack, ml_thread_id thread)
+ml_record_free_unlocked(uintptr_t ptr, ml_frame_id stack, ml_thread_id thread, ml_domain domain)
 {
     ml_block e;
     if (!ml_blocks_take(ml.blocks, ptr, &e))
         return;
     mlc.heap -= (int64_t)e.size;
+    if (domain != ML_DOMAIN_RAW && e.size <= ML_SMALL_MAX)
+        mlc.heap_small -= (int64_t)e.size;
     mlc.frees++;
     ml_switch_thread_unlocked(thread);
     ml_frame_id *ctx = ml_context_of(thread);
@@ -313,7 +328,7 @@ ml_drain_unlocked(size_t limit)
             ml_record_alloc_unlocked(ev->ptr, ev->size, (ml_domain)ev->domain, ev->stack, ev->type, ev->thread);
             break;
         case ML_EV_FREE:
-            ml_record_free_unlocked(ev->ptr, ev->stack, ev->thread);
+            ml_record_free_unlocked(ev->ptr, ev->stack, ev->thread, (ml_domain)ev->domain);
             break;
         default:
             ml_writer_reuse(ml.w, ev->type);
@@ -573,6 +588,8 @@ ml_on_alloc_locked(ml_domain domain, void *p, size_t size, ml_tstate *t)
     }
     mlc.nostack++;
     ml_type_id type = domain == ML_DOMAIN_RAW ? ML_KIND_RAW : domain == ML_DOMAIN_MEM ? ML_KIND_MEM : ML_KIND_OBJ;
+    if (ml_buffer_now && ml.buffer_types[ml_buffer_now]) /* a kind met before (no GIL: not defined here) */
+        type = ml.buffer_types[ml_buffer_now];
     ml_record_alloc_unlocked((uintptr_t)p, size, domain, 0, type, ml_thread_of(t, ml.w));
 unlock:
     ml_unlock();
@@ -600,7 +617,7 @@ ml_on_free_locked(ml_domain domain, void *p, ml_tstate *t, int mine)
         }
         goto unlock;
     }
-    ml_record_free_unlocked((uintptr_t)p, 0, ml_thread_of(t, ml.w));
+    ml_record_free_unlocked((uintptr_t)p, 0, ml_thread_of(t, ml.w), domain);
 unlock:
     ml_unlock();
     if (mine && domain == ML_DOMAIN_OBJ && ml.types && ml.stacks)
@@ -615,6 +632,21 @@ static void
 ml_on_parked_free(void *block, int domain)
 {
     ml_on_free(domain == ML_FREELISTS_MEM ? ML_DOMAIN_MEM : ML_DOMAIN_OBJ, block);
+}
+
+/* rss: the type id of a buffer owner's kind in this capture, defined on
+ * first use (GIL held: the hooks' types table); "<raw>" when out of memory. */
+static ml_type_id
+ml_buffer_type(ml_buffer_kind kind)
+{
+    static const char *names[ML_BUFFER_COUNT] = {[ML_BUFFER_NUMPY] = "numpy.ndarray (data)"};
+    if (!ml.buffer_types[kind]) {
+        ml_type_id id = ml_types_add_kind(ml.types, names[kind], strlen(names[kind]));
+        if (!id)
+            return ML_KIND_RAW;
+        ml.buffer_types[kind] = id;
+    }
+    return ml.buffer_types[kind];
 }
 
 /* Record a new block. */
@@ -632,6 +664,10 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
         return;
     if (__builtin_expect(ml.restart_pending, 0))
         ml_fork_restart_maybe(ts);
+    if (__builtin_expect(atomic_load_explicit(&ml_rss_want, memory_order_relaxed), 0)) {
+        atomic_store_explicit(&ml_rss_want, 0, memory_order_relaxed);
+        ml_tracker_pymalloc_stats(); /* rss: needs the GIL; the sampler uses the latest */
+    }
     /* a full collection turned the free lists back on (freelists.h) */
     if (domain != ML_DOMAIN_RAW && ml.freelists_off && ml_freelists_stale(ml.interp) &&
         !ml_compat_gc_collecting(ts))
@@ -655,6 +691,8 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     ml_event ev = {.kind = ML_EV_ALLOC, .ptr = (uintptr_t)p, .size = size, .domain = (uint8_t)domain,
                    .stack = stack, .thread = thread,
                    .type = domain == ML_DOMAIN_RAW ? ML_KIND_RAW : ML_KIND_MEM};
+    if (__builtin_expect(ml_buffer_now != 0, 0))
+        ev.type = ml_buffer_type(ml_buffer_now);
     ml_push(&ev);
 }
 
@@ -687,7 +725,7 @@ ml_on_free(ml_domain domain, void *p)
     /* a free made by the profiler's own code is still a free (the block may
      * be the program's), charged to no line */
     ml_event ev = {.kind = ML_EV_FREE, .ptr = (uintptr_t)p, .stack = own ? 0 : stack,
-                   .thread = ml_thread_of(t, ml.defs)};
+                   .thread = ml_thread_of(t, ml.defs), .domain = (uint8_t)domain};
     ml_push(&ev);
 }
 
@@ -834,6 +872,32 @@ ml_sample_unlocked(void)
     ml_writer_memory(ml.w, ml_read_rss(), mlc.heap < 0 ? 0 : (uint64_t)mlc.heap);
 }
 
+/* rss: the parts of an RSS sample read outside the lock (/proc, the
+ * allocators); asks the next hook for pymalloc's figures. */
+static int
+ml_rss_take(ml_rss_sample *rs, int full)
+{
+    memset(rs, 0, sizeof(*rs));
+    atomic_store_explicit(&ml_rss_want, 1, memory_order_relaxed);
+    if (ml_rsssample_take(rs, full) < 0)
+        return -1;
+    rs->f[ML_RSS_OWN] = ml_tracker_own_bytes();
+    return 0;
+}
+
+/* rss: the traced part and the record (lock held, after the ring). */
+static void
+ml_rss_write_unlocked(ml_rss_sample *rs)
+{
+    rs->f[ML_RSS_TRACED] = mlc.heap < 0 ? 0 : (uint64_t)mlc.heap;
+    rs->f[ML_RSS_TRACED_SMALL] = mlc.heap_small < 0 ? 0 : (uint64_t)mlc.heap_small;
+    rs->f[ML_RSS_NATIVE] = 0; /* --native: its traced native heap goes here */
+    ml_writer_rss(ml.w, rs->f, ML_RSS_NFIELDS);
+}
+
+static ml_rss_sample ml_rss_end; /* rss: taken by stop before the lock */
+static int ml_rss_end_ok;
+
 /* The consumer's loop: drain the ring as it fills (waking every
  * ML_BUSY_WAKE_US while events come, else at the next sample), and every
  * sample_ms write the time, RSS and heap and flush the file, compressing it
@@ -851,6 +915,7 @@ ml_sampler_main(void *arg)
     ml.sampler_tid = (pid_t)syscall(SYS_gettid);
     pthread_cond_broadcast(&ml.sampler_cv);
     uint64_t period = (uint64_t)ml.sample_ms * 1000, next_sample = ml_now_us() + period;
+    unsigned rss_tick = 0;
     int busy = 0;
     while (!ml.sampler_stop) {
         uint64_t now = ml_now_us();
@@ -880,11 +945,15 @@ ml_sampler_main(void *arg)
         } while (k == ML_DRAIN_BATCH && n < ml_ring.cap);
         busy = n > 0;
         if (ml_now_us() >= next_sample) {
+            ml_rss_sample rs;
+            int rss_now = ml.rss_every && ++rss_tick % ml.rss_every == (ml.rss_every > 1) && ml_rss_take(&rs, 0) == 0;
             ml_lock();
             ml_writer *w = ml.w;
             if (w) {
                 ml_drain_all_unlocked();
                 ml_sample_unlocked();
+                if (rss_now)
+                    ml_rss_write_unlocked(&rs);
                 ml_writer_flush_begin(w); /* the program goes on into the other buffer */
             }
             ml_unlock();
@@ -1056,6 +1125,7 @@ ml_open_capture_unlocked(const char *path, int force, const char *meta, size_t m
         return -1;
     }
     ml.stack_gen = ml_stacks_generation(ml.stacks);
+    memset(ml.buffer_types, 0, sizeof(ml.buffer_types));
     if (ml.own_dir)
         (void)ml_stacks_set_own_dir(ml.stacks, ml.own_dir, ml.own_dir_len); /* no memory: nothing left out */
     ml_writer_move(ml.defs, ml.w); /* the buffer kinds, before anything uses them */
@@ -1071,7 +1141,7 @@ ml_open_capture_unlocked(const char *path, int force, const char *meta, size_t m
 static void
 ml_reset_counters(void)
 {
-    mlc.heap = 0;
+    mlc.heap = mlc.heap_small = 0;
     mlc.peak = mlc.allocated_bytes = mlc.allocations = mlc.frees = 0;
     mlc.nostack = ml.truncated = mlc.reuses = mlc.dropped = ml.hook_drains = 0;
     ml.npending = 0;
@@ -1115,6 +1185,8 @@ ml_tracker_start(const ml_tracker_options *opt)
     ml.sample_ms = opt->sample_ms < 1 ? 10 : opt->sample_ms;
     ml.forked_child = 0;
     ml.no_hint = getenv("MEMLENS_NO_STACK_HINT") != NULL;
+    const char *every = getenv("MEMLENS_RSS_EVERY"); /* benchmarks and tests; 0 = no RSS samples */
+    ml.rss_every = every && atoi(every) >= 0 ? (unsigned)atoi(every) : ML_RSS_EVERY;
     ml.interp = PyThreadState_Get()->interp;
     ml.blocks = blocks;
     if (opt->path) {
@@ -1149,8 +1221,12 @@ ml_tracker_start(const ml_tracker_options *opt)
         ml_busy = was;
         ml.freelists_off = 1;
     }
-    if (ml.w)
+    if (ml.w) {
+        if (!getenv("MEMLENS_NO_NUMPY_HOOK")) /* benchmarks: the A/B of the hook */
+            ml_numpybuf_start(); /* rss: NumPy array data as its own kind */
+        ml_tracker_pymalloc_stats(); /* rss: figures for the first RSS sample */
         ml_sampler_start();
+    }
     return 0;
 }
 
@@ -1161,6 +1237,8 @@ ml_finish_capture_unlocked(ml_tracker_stats *st)
     if (ml.w) {
         ml_sync_unlocked();
         ml_sample_unlocked();
+        if (ml_rss_end_ok)
+            ml_rss_write_unlocked(&ml_rss_end);
         int lost = ml.tracer_installed && !ml_compat_reftracer_is_ours();
         if (lost) {
             static const char msg[] =
@@ -1219,8 +1297,13 @@ ml_tracker_stop(ml_tracker_stats *st)
     ml_busy = 1;
     if (ml.w && !ml.forked_child)
         ml_resolve_pending(NULL, 1);
+    if (ml.w && !ml.forked_child && ml.rss_every) { /* rss: a breakdown at the end */
+        ml_tracker_pymalloc_stats();
+        ml_rss_end_ok = ml_rss_take(&ml_rss_end, 1) == 0;
+    }
     ml_lock();
     int rc = ml_finish_capture_unlocked(st);
+    ml_rss_end_ok = 0;
     ml.active = 0;
     ml_stacks_free(ml.stacks);
     ml_types_free(ml.types);
@@ -1321,6 +1404,7 @@ ml_tracker_counters(ml_counters *out)
     out->allocated_bytes = mlc.allocated_bytes;
     out->allocations = mlc.allocations;
     out->peak = mlc.peak;
+    out->heap_small = mlc.heap_small;
 }
 
 void
@@ -1533,4 +1617,89 @@ void
 ml_tracker_native_gil_acquired(void)
 {
     ml_nogil.set = 0;
+}
+
+/* ---- rss: buffer owners and the profiler's own memory ---- */
+
+void
+ml_tracker_buffer_alloc(void *p, size_t size, ml_buffer_kind kind)
+{
+    if (!p || ml_busy || !ML_ENABLED())
+        return;
+    ml_busy = 1;
+    ml_buffer_now = kind;
+    ml_on_alloc(ML_DOMAIN_RAW, p, size);
+    ml_buffer_now = 0;
+    ml_busy = 0;
+}
+
+void
+ml_tracker_buffer_free(void *p)
+{
+    if (!p || ml_busy || !ML_ENABLED())
+        return;
+    ml_busy = 1;
+    ml_on_free(ML_DOMAIN_RAW, p);
+    ml_busy = 0;
+}
+
+int
+ml_tracker_quiet_begin(void)
+{
+    int was = ml_busy;
+    ml_busy = 1;
+    return was;
+}
+
+void
+ml_tracker_quiet_end(int was)
+{
+    ml_busy = was;
+}
+
+void
+ml_tracker_run_own(void (*fn)(void *), void *arg)
+{
+    int was = ml_busy;
+    ml_busy = 1;
+    fn(arg);
+    ml_busy = was;
+}
+
+uint64_t
+ml_tracker_own_bytes(void)
+{
+    uint64_t bytes = 0;
+    if (ml_ring.ev) {
+        unsigned char vec[(ML_RING_CAP * sizeof(ml_event) + 4095) / 4096];
+        size_t len = ml_ring.cap * sizeof(ml_event);
+        if (mincore(ml_ring.ev, len, vec) == 0)
+            for (size_t i = 0; i < (len + 4095) / 4096; i++)
+                bytes += (uint64_t)(vec[i] & 1) * 4096;
+    }
+    ml_lock();
+    if (ml.blocks)
+        bytes += ml_blocks_resident(ml.blocks);
+    ml_unlock();
+    return bytes;
+}
+
+void
+ml_tracker_pymalloc_stats(void)
+{
+    /* CPython prints pymalloc's figures only when the OBJ allocator is
+     * pymalloc itself: put it back for the call (GIL held, so no OBJ call
+     * runs meanwhile; the hooks' state is untouched) */
+    PyMemAllocatorEx cur;
+    int swap = ml_hooks_installed;
+    if (swap) {
+        PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &cur);
+        PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &ml_ctx[ML_DOMAIN_OBJ].orig);
+    }
+    int was = ml_busy;
+    ml_busy = 1;
+    ml_rsssample_pymalloc();
+    ml_busy = was;
+    if (swap)
+        PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &cur);
 }

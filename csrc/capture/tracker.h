@@ -53,6 +53,7 @@ int ml_tracker_active(void);
 typedef struct {
     int64_t heap;
     uint64_t allocated_bytes, allocations, peak;
+    int64_t heap_small; /* rss: of heap, MEM/OBJ blocks of <= 512 bytes (pymalloc's) */
 } ml_counters;
 void ml_tracker_counters(ml_counters *out);
 /* Reset the peak to the current heap (for %memit-style measurements). */
@@ -124,5 +125,40 @@ void ml_tracker_native_define(ml_native_kind *k);
 void ml_tracker_native_gil_release(void);
 /* ... and has taken it back: forget that stack. */
 void ml_tracker_native_gil_acquired(void);
+
+/* ---- buffer owners (NumPy: capture/numpybuf.h) and RSS samples ---- */
+
+/* Kinds of buffer a library hands the tracker; each is a buffer kind of
+ * its own in the capture (TYPE_DEF with ML_TYPEF_BUFFER). */
+typedef enum {
+    ML_BUFFER_NUMPY = 1, /* "numpy.ndarray (data)" */
+    ML_BUFFER_COUNT
+} ml_buffer_kind;
+
+/* Block p of `size` bytes was just allocated by a buffer owner: record it
+ * as a RAW block of `kind` with the calling thread's Python stack (none
+ * without the GIL). p may be NULL (nothing happens). Any thread. */
+void ml_tracker_buffer_alloc(void *p, size_t size, ml_buffer_kind kind);
+/* Block p of a buffer owner is being freed. Any thread. */
+void ml_tracker_buffer_free(void *p);
+
+/* Quiet the allocator hooks on this thread (a buffer owner's allocator may
+ * call PyMem_RawMalloc itself: NumPy 2.5 does; its block is recorded once,
+ * as the owner's kind). Returns what _end restores. Any thread. */
+int ml_tracker_quiet_begin(void);
+void ml_tracker_quiet_end(int was);
+
+/* Run fn(arg) as the profiler's own work: what it allocates is not
+ * recorded. GIL held. */
+void ml_tracker_run_own(void (*fn)(void *), void *arg);
+
+/* rss: take pymalloc's figures now (ml_rsssample_pymalloc, with the OBJ
+ * allocator CPython's own for the call: it reports only then). GIL held. */
+void ml_tracker_pymalloc_stats(void);
+
+/* Bytes the tracker holds for itself now (event ring pages touched, block
+ * map, stacks and types tables, write buffers): memlens' own tables in
+ * the RSS breakdown. Any thread; approximate by a page. */
+uint64_t ml_tracker_own_bytes(void);
 
 #endif /* ML_TRACKER_H */

@@ -36,7 +36,8 @@ void ml_types_free(ml_types *t);
  * kind. `freeing`: the block is being freed now (refcount may be 0). */
 ml_type_id ml_types_classify(ml_types *t, const void *block, size_t size, ml_domain domain, int freeing);
 /* A buffer kind of its own (TYPE_DEF with ML_TYPEF_BUFFER), such as
- * "<native: libfoo.so>" (capture/tracker.h, --native): a new id each call.
+ * "<native: libfoo.so>" (--native) or "numpy.ndarray (data)" (rss): a new
+ * id each call (the caller keeps it).
  * 0 when out of memory. GIL held. */
 ml_type_id ml_types_add_kind(ml_types *t, const char *name, size_t len);
 /* Type id of a type object known to be live (creation tracer). */

@@ -462,6 +462,18 @@ ml_writer_trailer(ml_writer *w, const uint64_t *fields, size_t n)
     SIMPLE_END(w);
 }
 
+/* rss: RSS_SAMPLE (format.h) */
+void
+ml_writer_rss(ml_writer *w, const uint64_t *fields, size_t n)
+{
+    SIMPLE_BEGIN(w, n * 10);
+    PUT_TAG(p, ML_TAG_RSS_SAMPLE);
+    PUT_UV(p, n);
+    for (size_t i = 0; i < n; i++)
+        PUT_UV(p, fields[i]);
+    SIMPLE_END(w);
+}
+
 void
 ml_writer_fork(ml_writer *w, uint64_t child_pid)
 {

@@ -78,6 +78,8 @@ void ml_writer_mark(ml_writer *w, unsigned kind, const char *label, size_t len);
 void ml_writer_note(ml_writer *w, unsigned kind, const char *text, size_t len);
 void ml_writer_trailer(ml_writer *w, const uint64_t *fields, size_t n);
 void ml_writer_fork(ml_writer *w, uint64_t child_pid);
+/* rss: an RSS_SAMPLE record of n fields (ML_RSS_*) at the current time. */
+void ml_writer_rss(ml_writer *w, const uint64_t *fields, size_t n);
 /* ALLOC: returns the block's seq. */
 ml_seq ml_writer_alloc(ml_writer *w, ml_domain domain, ml_frame_id stack, ml_type_id type, uint64_t size);
 /* FREE of the block with sequence number seq (< = last seq). */

@@ -1173,3 +1173,13 @@ ml_compat_instance_attr(PyObject *o, PyObject *value)
 #endif
     return NULL;
 }
+
+#if PY_VERSION_HEX >= 0x030B0000
+PyAPI_FUNC(int) _PyObject_DebugMallocStats(FILE *out);
+#endif
+
+int
+ml_compat_pymalloc_stats(FILE *out)
+{
+    return _PyObject_DebugMallocStats(out);
+}

@@ -264,4 +264,10 @@ int ml_compat_frameobj_code(PyObject *o, PyCodeObject **code);
  * or NULL. */
 PyObject *ml_compat_instance_attr(PyObject *o, PyObject *value);
 
+/* rss: pymalloc's statistics printed to `out` (sys._debugmallocstats);
+ * 0 when pymalloc is not the allocator. The function is exported on
+ * 3.10-3.13, declared in a public header on 3.10 and an internal one
+ * after. GIL held. */
+int ml_compat_pymalloc_stats(FILE *out);
+
 #endif /* ML_COMPAT_H */

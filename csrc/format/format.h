@@ -37,6 +37,11 @@
  *   0x0B NOTE        uv kind, str text    (ML_NOTE_*: what the tracker lost)
  *   0x0C TRAILER     uv n, n x uv       clean end; counters (ML_TRAILER_*)
  *   0x0D FORK        uv child_pid      the process forked here
+ *   0x17 RSS_SAMPLE  uv n, n x uv      (version 2, rss) where the RSS goes at
+ *                    the current time: fields ML_RSS_* of capture/rsssample.h
+ *                    (bytes, but the arena count); a reader ignores extra
+ *                    fields and takes missing ones as 0
+ *   0x18..0x19       reserved for the RSS breakdown (corrupt until defined)
  *   0x40..0x7E FREE  block seq = last_seq - (tag - 0x40)   (frees of recent blocks)
  *   0x7F FREE        uv d: block seq = last_seq - 63 - d
  *   0x80..0xFF ALLOC tag = 1 DD SSSSS: DD domain (0 RAW, 1 MEM, 2 OBJ; 3 is
@@ -84,6 +89,8 @@ enum ml_tag {
      *   0x14..0x19  native memory and RSS breakdown
      *   0x1A..0x3F  free */
     ML_TAG_V2_FIRST = 0x0E,
+    /* rss: the RSS breakdown (0x18, 0x19 reserved) */
+    ML_TAG_RSS_SAMPLE = 0x17,
     ML_TAG_FREE = 0x40,      /* 0x40..0x7E inline distance, 0x7F long form */
     ML_TAG_FREE_LONG = 0x7F,
     ML_TAG_ALLOC = 0x80,     /* 0x80..0xFF */
@@ -104,6 +111,27 @@ enum ml_mark_kind { ML_MARK_ENTER = 1, ML_MARK_EXIT = 2, ML_MARK_LABEL = 3 };
 enum ml_note_kind {
     ML_NOTE_WARNING = 1,      /* free text shown to the user */
     ML_NOTE_TRACER_LOST = 2,  /* 3.13: someone replaced the object-creation tracer */
+};
+
+/* rss: RSS_SAMPLE fields, in this order (capture/rsssample.h says how
+ * each is measured; analysis/rss.h how they make the breakdown). */
+enum ml_rss_field {
+    ML_RSS_TOTAL = 0,       /* Rss of smaps_rollup */
+    ML_RSS_ANON,            /* Anonymous of smaps_rollup */
+    ML_RSS_STACKS,          /* resident thread stacks */
+    ML_RSS_ARENAS,          /* resident bytes of pymalloc's arenas */
+    ML_RSS_PYMALLOC_USED,   /* bytes in pymalloc's allocated blocks */
+    ML_RSS_MALLOC_USED,     /* C allocator: bytes in use (uordblks + hblkhd) */
+    ML_RSS_MALLOC_FREE,     /* C allocator: free bytes it keeps (fordblks) */
+    ML_RSS_OWN,             /* memlens' own mmaps (event ring, block map) */
+    ML_RSS_TRACED,          /* the traced heap (bytes of live recorded blocks) */
+    ML_RSS_TRACED_SMALL,    /* of it, MEM/OBJ blocks of <= 512 bytes (pymalloc's) */
+    ML_RSS_NATIVE,          /* native heap traced with --native (0 without it) */
+    ML_RSS_ARENA_COUNT,     /* pymalloc arenas alive */
+    ML_RSS_FILES,           /* resident code and libraries: file mappings, and the .bss of loaded objects */
+    ML_RSS_OWN_STATIC,      /* of ML_RSS_FILES, memlens' engine's writable data and .bss */
+    ML_RSS_ANON_OTHER,      /* "[heap]" and unnamed mappings but stacks and .bss (C heap, arenas, mmaps) */
+    ML_RSS_NFIELDS
 };
 
 /* TRAILER counters, in this order; a reader ignores extra ones. */

@@ -30,3 +30,4 @@ from memlens.heap import heap, deep_size, Snapshot  # noqa: E402
 # Why is it alive (docs/WHY.md): reference paths, retained sizes, pictures.
 from memlens.why import (why, refs, backrefs, retained_size, count, by_type,  # noqa: E402
                          get_leaking_objects, find_backref_chain)
+from memlens.rssparts import rss  # noqa: E402

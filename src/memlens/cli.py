@@ -28,6 +28,7 @@ COMMANDS = [
     "leaks",
     "lines",
     "timeline",
+    "rss",
     "plot",
     "profile",
     "heap",

@@ -41,7 +41,27 @@ def brackets(tl):
     return out
 
 
-def chart_data(tl):
+# rss: the RSS breakdown drawn as stacked bands under the lines (docs/RSS.md)
+BANDS = [("file_backed", "#c7c7c7"), ("thread_stacks", "#dbdb8d"), ("memlens_tables", "#f7b6d2"),
+         ("c_heap_free", "#ff9896"), ("c_heap_untraced", "#c49c94"), ("native_traced", "#98df8a"),
+         ("traced_c_heap", "#aec7e8"), ("pymalloc_free", "#ffbb78"), ("pymalloc_used", "#9edae5")]
+
+
+def rss_bands(path):
+    """{"t": [s], key: [bytes]} of the capture's RSS samples (None when it
+    has none): the bands of the plot."""
+    from memlens import rssparts
+    data = rssparts.from_capture(path, max_points=1000)
+    if not data["points"]:
+        return None
+    out = {"t": [b["time_s"] for b in data["points"]]}
+    for key, _ in BANDS:
+        out[key] = [max(b["parts"].get(key, 0), 0) for b in data["points"]]
+    out["colors"] = [[key, color] for key, color in BANDS]
+    return out
+
+
+def chart_data(tl, bands=None):
     """Everything the HTML page needs, as plain JSON-able data."""
     peak = tl["peak"]
     site = None
@@ -66,6 +86,7 @@ def chart_data(tl):
                  "site_bytes": peak["site_bytes"]},
         "end": tl["end_us"] / 1e6,
         "title": title or "memlens capture",
+        "bands": bands,
     }
 
 
@@ -95,7 +116,9 @@ def render_svg(data, width=960, height=480):
     left, right, top, bottom = 80, 20, 40, 50
     pw, ph = width - left - right, height - top - bottom
     t_end = max([data["end"]] + data["t"] + [1e-3])
-    y_top = max(data["rss"] + data["heap"] + [data["peak"]["heap"], 1]) * 1.1
+    band_top = [sum(v) for v in zip(*[data["bands"][k] for k, _ in data["bands"]["colors"]])] \
+        if data.get("bands") else []
+    y_top = max(data["rss"] + data["heap"] + band_top + [data["peak"]["heap"], 1]) * 1.1
 
     def x(t):
         return left + pw * t / t_end
@@ -129,6 +152,16 @@ def render_svg(data, width=960, height=480):
         t += ts
     out.append('<text x="%d" y="%d" text-anchor="middle">time (s)</text>' % (left + pw // 2, height - 8))
     out.append('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333"/>' % (left, top, pw, ph))
+    bands = data.get("bands")
+    if bands:  # rss: stacked parts of the RSS, bottom up
+        base = [0] * len(bands["t"])
+        for key, color in bands["colors"]:
+            upper = [b + v for b, v in zip(base, bands[key])]
+            pts = ["%.2f,%.2f" % (x(tt), y(vv)) for tt, vv in zip(bands["t"], upper)]
+            pts += ["%.2f,%.2f" % (x(tt), y(vv)) for tt, vv in reversed(list(zip(bands["t"], base)))]
+            out.append('<polygon class="rss-band" fill="%s" fill-opacity="0.6" stroke="none" points="%s">'
+                       '<title>%s</title></polygon>' % (color, " ".join(pts), escape.text(key)))
+            base = upper
     for name, color in (("rss", "#ff7f0e"), ("heap", "#1f77b4")):
         pts = " ".join("%.2f,%.2f" % (x(tt), y(vv)) for tt, vv in zip(data["t"], data[name]))
         out.append('<polyline id="%s-line" fill="none" stroke="%s" stroke-width="1.5" points="%s"/>'
@@ -155,10 +188,10 @@ def render_html(data):
     return escape.fill(template, TITLE=escape.text(data["title"]), DATA=escape.script_json(data))
 
 
-def render(tl, path_out):
+def render(tl, path_out, bands=None):
     """(chart data, page bytes) of a capture's timeline (load()), as SVG if
-    path_out ends in .svg, else as HTML."""
-    data = chart_data(tl)
+    path_out ends in .svg, else as HTML; bands: rss_bands() or None."""
+    data = chart_data(tl, bands)
     text = render_svg(data) if path_out.lower().endswith(".svg") else render_html(data)
     return data, text.encode("utf-8")
 
@@ -166,6 +199,6 @@ def render(tl, path_out):
 def write(path_in, path_out, force=False):
     """Render the capture at path_in to path_out (.svg or .html), a new file
     (memlens.outfile.create: O_EXCL; force replaces a file or a link)."""
-    data, page = render(load(path_in), path_out)
+    data, page = render(load(path_in), path_out, rss_bands(path_in))
     outfile.write(path_out, page, force)
     return data

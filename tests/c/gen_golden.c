@@ -5,7 +5,8 @@
  * (set_version below); the bytes of every record are unchanged.
  *
  *   gen_golden DIR   ->  DIR/v1-basic.mlens, DIR/v1-truncated.mlens,
- *                        DIR/v1-basic.expected.json, DIR/v2-native.mlens
+ *                        DIR/v1-basic.expected.json, DIR/v2-native.mlens,
+ *                        DIR/v2-rss.mlens (rss)
  *
  * The scenario below uses every record kind once or more. The expected JSON
  * is written from what this program asked the writer to record (not from
@@ -167,6 +168,40 @@ gen_v2_native(const char *dir)
     return ml_writer_close(nw);
 }
 
+/* rss: DIR/v2-rss.mlens, a version-2 file with two RSS_SAMPLE records
+ * of the first 12 and 11 fields of format.h's ML_RSS_* (a reader takes
+ * the others as 0); tests/test_rss.py checks the reader
+ * and tests/capfile.py against it. Returns 0, or -1. */
+static int
+gen_v2_rss(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/v2-rss.mlens", dir);
+    const char *meta = "{\"python\":\"3.12.1\",\"pid\":1234,\"argv\":[\"rss.py\"],"
+                       "\"start_time_us\":1700000000000000,\"options\":{}}";
+    ml_writer *rw = ml_writer_open(path, 1, 0, meta, strlen(meta));
+    if (!rw)
+        return -1;
+    ml_writer_thread_def(rw, 1, 4242, "MainThread", 10);
+    ml_writer_thread(rw, 1);
+    ml_writer_type_def(rw, 1, "numpy.ndarray (data)", 20, ML_TYPEF_BUFFER);
+    ml_writer_time(rw, 1000);
+    ml_writer_alloc(rw, ML_DOMAIN_RAW, 0, 1, 800000);
+    ml_writer_memory(rw, 40000000, 800000);
+    /* rss, anon, stacks, arenas, pymalloc used, malloc used, malloc free,
+     * own, traced, traced small, native, arena count */
+    const uint64_t a[12] = {40000000, 30000000, 200000, 8388608, 6000000, 12000000,
+                                        1500000, 300000, 900000, 100000, 0, 8};
+    ml_writer_rss(rw, a, 12);
+    ml_writer_time(rw, 99000);
+    const uint64_t b[11] = {35000000, 25000000, 200000, 4194304, 3000000, 11000000,
+                                            2500000, 300000, 800000, 0, 0};
+    ml_writer_rss(rw, b, 11); /* fields 11.. absent: the reader takes them as 0 */
+    uint64_t fields[ML_TRAILER_COUNT] = {1, 0, 0, 0, 0};
+    ml_writer_trailer(rw, fields, ML_TRAILER_COUNT);
+    return ml_writer_close(rw) < 0 ? -1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -184,6 +219,10 @@ main(int argc, char **argv)
     js = fopen(jpath, "w");
     if (!w || !js) {
         perror("gen_golden");
+        return 1;
+    }
+    if (gen_v2_rss(argv[1]) < 0) {
+        perror("gen_golden: v2-rss");
         return 1;
     }
     fprintf(js, "{\n  \"version\": 1,\n  \"meta\": %s,\n  \"events\": [", meta);

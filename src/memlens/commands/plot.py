@@ -36,7 +36,7 @@ def run(args):
         raise UsageError(outfile.message(out, exc, args.force)) from None
     tl = reports.timeline(args.capture)  # a bad capture: one line, before the output exists
     try:
-        data, page = plot.render(tl, out)
+        data, page = plot.render(tl, out, plot.rss_bands(args.capture))  # rss: the bands
     except ValueError as exc:
         raise UsageError("%s: %s" % (args.capture, exc))
     try:

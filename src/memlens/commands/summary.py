@@ -1,11 +1,11 @@
 """memlens summary: peak, totals and the sites holding memory, from a capture."""
 import sys
 
-from memlens import fmt, reports
+from memlens import fmt, reports, rssparts
 from memlens.commands import _common
 
 JSON_KEYS = ("peak_bytes", "peak_time_s", "allocated_bytes", "allocations", "frees", "end_bytes",
-             "end_count", "duration_s", "top_peak", "top_allocated", "top_end")
+             "end_count", "duration_s", "top_peak", "top_allocated", "top_end", "rss")
 
 
 def add_parser(sub):
@@ -26,8 +26,13 @@ def add_parser(sub):
 def run(args):
     data = reports.summary(args.capture, top=args.top)
     reports.print_warnings(data, sys.stderr)
+    rss = rssparts.from_capture(args.capture, max_points=2)  # rss: the RSS breakdown section
+    data["rss"] = {"peak": rssparts.to_json(rss["peak"]), "end": rssparts.to_json(rss["end"])}
     if args.json:
         fmt.dump_json(reports.report_json(data, args.capture, JSON_KEYS))
     else:
         reports.print_summary(data, args.capture, stacks=args.stacks)
+        if rss["peak"] is not None:
+            print()
+            rssparts.print_section(rss)
     return 0

@@ -1,0 +1,49 @@
+"""memlens rss CAPTURE: where the resident memory went, at the RSS peak, at
+the end and over time (docs/RSS.md)."""
+import sys
+
+from memlens import fmt, reports
+from memlens import rssparts as rssmod
+from memlens.commands import _common
+
+
+def add_parser(sub):
+    p = sub.add_parser("rss", help="where the RSS went: parts that add up to it",
+                       description="The resident memory (RSS, as /proc/self/smaps_rollup "
+                       "reports it) split into parts that add up to it: Python objects in "
+                       "pymalloc's arenas, the arenas' free space, traced blocks in the C heap, "
+                       "the C heap not traced and its free space, code and libraries, thread "
+                       "stacks, memlens' own tables, and what is left (unexplained). At the "
+                       "RSS peak, at the end, and over time (sampled every 10th memory sample).")
+    _common.add_capture(p)
+    _common.add_top(p, 10, "samples in the over-time table")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object: peak, end and the series (docs/REPORTS.md)")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    data = rssmod.from_capture(args.capture)
+    if data["truncated"]:
+        sys.stderr.write("warning: %s\n" % reports.TRUNCATED_WARNING)
+    if args.json:
+        fmt.dump_json(reports.envelope(
+            reports.capture_info(args.capture, data["truncated"]),
+            samples=data["samples"], peak=rssmod.to_json(data["peak"]),
+            end=rssmod.to_json(data["end"]),
+            points=[rssmod.to_json(b) for b in data["points"]]))
+        return 0
+    rssmod.print_section(data)
+    pts = data["points"]
+    if len(pts) > 1:
+        n = len(pts) if args.top == 0 else min(args.top, len(pts))
+        pick = sorted({round(i * (len(pts) - 1) / max(n - 1, 1)) for i in range(n)})
+        keys = [("pymalloc_used", "pymalloc used"), ("pymalloc_free", "pymalloc free"),
+                ("traced_c_heap", "traced C heap"), ("c_heap_untraced", "C untraced"),
+                ("c_heap_free", "C free"), ("file_backed", "files"), ("unexplained", "unexplained")]
+        print()
+        print("Over time (%d of %s samples):" % (len(pick), "{:,}".format(data["samples"])))
+        fmt.table(["Time", "RSS"] + [k[1] for k in keys],
+                  [[fmt.human_seconds(pts[i]["time_s"]), fmt.human_bytes(pts[i]["rss"])]
+                   + [fmt.human_bytes(pts[i]["parts"][k]) for k, _ in keys] for i in pick])
+    return 0
