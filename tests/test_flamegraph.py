@@ -222,12 +222,12 @@ def test_small_nodes_merge_into_their_caller(script, capture):
     blob = [(path_of(coarse, n), b) for n, ty, th, b, c in rows(coarse, "peak")
             if coarse["types"][ty] == "bytes" and b >= 8 << 20]
     assert blob and blob[0][0][-1][0] == "make_blob"
-    # make_lessons (over 1 of about 10 MiB at the peak) stays; the small
-    # definitions of the module's functions (152 bytes each) go to the root
-    kept = {path_of(coarse, n)[-1][0] for n, *_ in rows(coarse, "peak") if n}
-    assert "make_lessons" in kept
-    fine = {path_of(full, n)[-1][0] for n, *_ in rows(full, "peak") if n}
-    assert "<module>" in fine and "<module>" not in kept
+    # make_lessons (over 1 of about 10 MiB at the peak) stays; the class
+    # Lesson made at the module's line 1 (about 1 KiB) goes to the root
+    kept = {path_of(coarse, n)[-1][::2] for n, *_ in rows(coarse, "peak") if n}
+    assert ("make_lessons", prog.line("lessons")) in kept
+    fine = {path_of(full, n)[-1][::2] for n, *_ in rows(full, "peak") if n}
+    assert ("<module>", 1) in fine and ("<module>", 1) not in kept
 
 
 def test_notebook_repr_is_an_isolated_iframe(script, capture):

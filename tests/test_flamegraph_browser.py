@@ -134,9 +134,9 @@ def test_page_in_browser(made):
 
             # inverted: the allocating function sits at the base, same bytes
             page.check("#inverted")
-            base = [x for x in pg.js("memlensFlame.boxes()") if x["label"] == label]
             levels = sorted({x["y"] for x in pg.js("memlensFlame.boxes()")}, reverse=True)
-            assert base and base[0]["y"] == levels[1]
+            base = [x for x in pg.js("memlensFlame.boxes()") if x["label"] == label and x["y"] == levels[1]]
+            assert len(base) == 1
             assert base[0]["bytes"] == under(data, "peak", "make_lessons", line, leaf=True)[0]
             page.uncheck("#inverted")
 
