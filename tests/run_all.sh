@@ -47,6 +47,20 @@ ensure_browser() {
 }
 # ---- end browser ----
 
+# ---- go for the pprof export test (issue 10: tree) ----
+# `memlens export --format pprof` is read back with `go tool pprof -top`
+# (Debian golang-go; pprof reads local files without network).
+ensure_go() {
+    if command -v go >/dev/null 2>&1; then return 0; fi
+    echo "== installing the Debian golang-go package for the pprof export test"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go; } \
+            > test-artifacts/apt-golang.log 2>&1; then
+        tail -5 test-artifacts/apt-golang.log
+        echo "golang-go could not be installed: the pprof export test will FAIL"
+    fi
+}
+# ---- end go ----
+
 passed=0; failed=0; ran=""; missing=""; broken=""
 count_pytest() {  # parse "N passed", "N failed", "N error" from a pytest log
     local log=$1 p f e
@@ -69,6 +83,7 @@ fi
 count_pytest test-artifacts/c-tests.log
 
 ensure_browser
+ensure_go
 export MEMLENS_REQUIRE_BROWSER=1  # plot tests fail (never skip) without chromium/playwright
 
 for v in $versions; do
@@ -123,7 +138,7 @@ elif py=$(find_python "$asan_v"); then
             LD_PRELOAD="$libasan:$libubsan" "$asan_venv/bin/python" -m pytest -q -p no:cacheprovider \
             -o addopts="" --basetemp="$root/test-artifacts/tmp-asan" test_capture.py test_lines.py test_lines_bounds.py \
             test_profile.py test_heap.py test_heap_cli.py test_reports_run.py test_reports.py \
-            test_program_unchanged.py 2>&1) \
+            test_program_unchanged.py test_calltree.py 2>&1) \
             > test-artifacts/pytest-asan.log
         status=$?
         tail -5 test-artifacts/pytest-asan.log

@@ -396,11 +396,26 @@ def _pct(part, whole):
     return "%.1f%%" % (100.0 * part / whole) if whole else "-"
 
 
-def _site_table(rows, whole, out):
-    fmt.table(["bytes", "blocks", "share", "function", "location"],
-              [[fmt.human_bytes(r["bytes"]), fmt.human_count(r["count"]), _pct(r["bytes"], whole),
-                r["function"], location(r)] for r in rows],
-              align="rrrll", out=out)
+def _site_table(rows, whole, out, stacks=False):
+    fmt.table(["#" if stacks else "bytes"] + (["bytes"] if stacks else []) +
+              ["blocks", "share", "function", "location"],
+              [([str(i)] if stacks else []) +
+               [fmt.human_bytes(r["bytes"]), fmt.human_count(r["count"]), _pct(r["bytes"], whole),
+                r["function"], location(r)] for i, r in enumerate(rows, 1)],
+              align="rrrrll" if stacks else "rrrll", out=out)
+    if stacks:
+        print_stacks(rows, out)
+
+
+def print_stacks(rows, out):
+    """--stacks: the full stack of each row (its representative stack: the one
+    that contributes the most bytes to the site), innermost frame first."""
+    for i, r in enumerate(rows, 1):
+        print("  #%d stack:" % i, file=out)
+        if not r.get("stack"):
+            print("      (no Python stack)", file=out)
+        for f in r.get("stack") or ():
+            print("      %s  %s" % (fmt.safe(f["function"]), location(f, width=70)), file=out)
 
 
 def print_warnings(data, file=None):
@@ -418,7 +433,7 @@ def _program(data):
     return None
 
 
-def print_summary(data, path, file=None):
+def print_summary(data, path, file=None, stacks=False):
     out = file or sys.stdout
     head = "memlens summary of %s" % path
     extras = [x for x in ("python %s" % data["python"] if data.get("python") else None,
@@ -447,7 +462,7 @@ def print_summary(data, path, file=None):
         print(file=out)
         print("%s (%s):" % (title, fmt.human_bytes(whole)), file=out)
         if rows:
-            _site_table(rows, whole, out)
+            _site_table(rows, whole, out, stacks)
         else:
             print("  (none)", file=out)
 
@@ -505,7 +520,7 @@ def _print_bounds(rows, what, out):
                                                      for t, b in seen.items())), file=out)
 
 
-def print_leaks(data, file=None):
+def print_leaks(data, file=None, stacks=False):
     out = file or sys.stdout
     rows = data["leaks"]
     print("Still allocated when the program ended: %s in %s blocks (%s groups by site and type%s)" % (
@@ -518,4 +533,6 @@ def print_leaks(data, file=None):
     fmt.table(["bytes", "blocks", "type", "function", "location"],
               [[fmt.human_bytes(r["bytes"]), fmt.human_count(r["count"]), r["type"],
                 r["function"], location(r)] for r in rows], align="rrlll", out=out)
+    if stacks:
+        print_stacks(rows, out)
     _print_bounds(rows, "block counts", out)

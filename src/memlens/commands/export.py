@@ -1,7 +1,8 @@
 """memlens export: the call tree (or the memory over time) in other tools' formats."""
 import os
+import sys
 
-from memlens import exports, fmt, outfile, reports
+from memlens import exports, outfile, reports
 from memlens.commands import _common, tree as tree_cmd
 from memlens.errors import UsageError
 
@@ -47,7 +48,6 @@ def run(args):
         except OSError as exc:
             raise UsageError(outfile.message(args.output, exc, args.force)) from None
     else:
-        import sys
         sys.stdout.flush()
         out = getattr(sys.stdout, "buffer", None) or getattr(sys.stdout, "raw", sys.stdout).buffer
         out.write(data)

@@ -20,9 +20,9 @@ from memlens.commands import _common
 from memlens.errors import UsageError
 from memlens.fmt import dump_json
 
-USAGE = ("memlens heap [--json] [--dicts] [--diff] [-o FILE [-f]] [--top N] "
+USAGE = ("memlens heap [--json] [--dicts] [--diff] [-o FILE [-f]] [--save FILE.mlheap] [--top N] "
          "(SCRIPT | -m MODULE | -c CODE) [ARGS...]")
-VALUE_OPTIONS = ("-o", "--output", "--top", "--limit")
+VALUE_OPTIONS = ("-o", "--output", "--top", "--limit", "--save")
 RAW_ARGV = True  # memlens.cli passes argv untouched: the program's args are its own
 
 
@@ -43,6 +43,9 @@ def _options_parser():
     p.add_argument("-f", "--force", action="store_true",
                    help="replace an existing -o FILE (a symbolic link is replaced, its target "
                         "never written)")
+    p.add_argument("--save", metavar="FILE.mlheap",
+                   help="also save the census (types, dicts) to FILE.mlheap, a new file, for "
+                        "`memlens compare a.mlheap b.mlheap` (-f replaces it)")
     p.add_argument("--top", type=_common.count_arg, default=30, metavar="N",
                    help="rows per table in text output (default 30; 0 = all)")
     p.add_argument("--limit", type=_common.count_arg, dest="top", help=argparse.SUPPRESS)
@@ -88,6 +91,16 @@ def _report(ns, before, after, argv, stdout, reserved=None):
                 pass
 
 
+def _save(ns, saved, snap, argv):
+    """Write the snapshot file reserved for --save (memlens.heapfile)."""
+    from memlens import heapfile
+    try:
+        with outfile.reopen(saved) as f:
+            f.write(heapfile.dump(snap, argv))
+    except OSError as exc:
+        sys.stderr.write("memlens heap: error: %s\n" % outfile.message(ns.save, exc))
+
+
 def _own_objects_out_of_the_census():
     """memlens' own objects must not show in the program's census: the
     instances of its command-line classes are skipped by the walk, and the
@@ -116,6 +129,14 @@ def run(args):
             reserved = outfile.reserve(ns.output, ns.force)
         except OSError as exc:
             raise UsageError(outfile.message(ns.output, exc, ns.force)) from None
+    saved = None
+    if ns.save:
+        try:
+            saved = outfile.reserve(ns.save, ns.force)
+        except OSError as exc:
+            if reserved is not None:
+                outfile.discard(reserved)
+            raise UsageError(outfile.message(ns.save, exc, ns.force)) from None
     pid = os.getpid()
     state = {"before": None, "done": False}
     stdout = _common.json_stdout() if ns.json and not ns.output else sys.stdout
@@ -136,13 +157,17 @@ def run(args):
             sys.stdout.flush()
         except Exception:
             pass
-        _report(ns, state["before"], heap(ids=False), argv, stdout, reserved)
+        snap = heap(ids=False)
+        if saved is not None:
+            _save(ns, saved, snap, argv)
+        _report(ns, state["before"], snap, argv, stdout, reserved)
 
     try:
         outcome = runner.run(program, on_start=start, on_end=lambda outcome: census(),
                              on_os_exit=census)
     except UsageError:
-        if reserved is not None:
-            outfile.discard(reserved)
+        for r in (reserved, saved):
+            if r is not None:
+                outfile.discard(r)
         raise
     return runner.finish(outcome)

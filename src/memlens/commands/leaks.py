@@ -12,6 +12,9 @@ def add_parser(sub):
                                    "first.")
     _common.add_capture(p)
     _common.add_top(p, 20)
+    p.add_argument("--stacks", action="store_true",
+                   help="after each table, the full stack of each site (the stack holding the "
+                        "most of its bytes); the JSON always has it")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
 
@@ -23,5 +26,5 @@ def run(args):
         fmt.dump_json(reports.report_json(data, args.capture,
                                           ("end_bytes", "end_count", "groups", "leaks")))
     else:
-        reports.print_leaks(data)
+        reports.print_leaks(data, stacks=args.stacks)
     return 0

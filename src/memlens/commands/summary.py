@@ -16,6 +16,9 @@ def add_parser(sub):
                                    "allocating the most, and still holding memory at the end.")
     _common.add_capture(p)
     _common.add_top(p, 10, "sites per list")
+    p.add_argument("--stacks", action="store_true",
+                   help="after each table, the full stack of each site (the stack holding the "
+                        "most of its bytes); the JSON always has it")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
 
@@ -26,5 +29,5 @@ def run(args):
     if args.json:
         fmt.dump_json(reports.report_json(data, args.capture, JSON_KEYS))
     else:
-        reports.print_summary(data, args.capture)
+        reports.print_summary(data, args.capture, stacks=args.stacks)
     return 0
