@@ -314,3 +314,36 @@ def test_threads_filter_and_sorting(script, capture, tmp_path):
             assert pg.errors == [] and pg.requests == [pg.url]
         finally:
             browser.close()
+
+
+def test_hide_import_machinery(script, capture, tmp_path):
+    """helper.py, imported by the program, holds 1,000 blocks of 1,000 bytes
+    made at import: by default its frames sit right under the importing line;
+    unchecked, CPython's <frozen importlib._bootstrap> frames appear between."""
+    sync_playwright, exe = _browser()
+    script('''
+        DATA = [bytes(1000) for _ in range(1000)]
+    ''', name="helper.py")
+    prog = script('''
+        import helper
+        keep = helper.DATA
+    ''')
+    path, _ = capture(prog)
+    out = tmp_path / "imports.html"
+    proc = memlens("flamegraph", path, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        try:
+            pg = Page(browser, "file://" + str(out))
+            total = pg.total()
+            labels = [b["label"] for b in pg.js("memlensFlame.boxes()")]
+            assert not any("<frozen importlib" in x for x in labels)
+            assert any(x.startswith("<module> helper.py") for x in labels)
+            pg.page.uncheck("#hide-import")
+            labels = [b["label"] for b in pg.js("memlensFlame.boxes()")]
+            assert any("_bootstrap" in x for x in labels), labels
+            assert pg.total() == total
+            assert pg.errors == []
+        finally:
+            browser.close()
