@@ -138,7 +138,7 @@ elif py=$(find_python "$asan_v"); then
             LD_PRELOAD="$libasan:$libubsan" "$asan_venv/bin/python" -m pytest -q -p no:cacheprovider \
             -o addopts="" --basetemp="$root/test-artifacts/tmp-asan" test_capture.py test_lines.py test_lines_bounds.py \
             test_profile.py test_heap.py test_heap_cli.py test_reports_run.py test_reports.py \
-            test_program_unchanged.py test_calltree.py 2>&1) \
+            test_program_unchanged.py test_calltree.py test_flamegraph.py 2>&1) \
             > test-artifacts/pytest-asan.log
         status=$?
         tail -5 test-artifacts/pytest-asan.log
