@@ -22,7 +22,8 @@ def add_parser(sub):
                         "are AFTER's bytes, red where a call path grew since BEFORE, blue where "
                         "it shrank")
     p.add_argument("-o", "--output", metavar="OUT.html",
-                   help="the page to write, a new file (default: CAPTURE's name with .html)")
+                   help="the page to write, a new file (default: CAPTURE's file name with .html, in the "
+                        "current folder; AFTER's with --diff)")
     p.add_argument("-f", "--force", action="store_true",
                    help="replace an existing output file (a symbolic link is replaced, its "
                         "target never written)")
