@@ -295,3 +295,25 @@ def test_time_steps_budget_keeps_bucket_sums(script, capture, monkeypatch):
     assert len(groups(small, False)) < len(groups(full, False))
     assert sum(1 for _ in groups(small, False)) <= 5
     assert groups(small, True)
+
+
+def test_cut_and_corrupt_captures(script, capture, tmp_path):
+    """A capture cut short makes a page of what it holds; one with garbage in
+    the middle fails with one line (exit 2), never a traceback."""
+    prog = script(PROGRAM)
+    path, _ = capture(prog)
+    raw = open(path, "rb").read()
+    cut = tmp_path / "cut.mlens"
+    cut.write_bytes(raw[:len(raw) * 2 // 3])
+    proc = memlens("flamegraph", str(cut), "-o", str(tmp_path / "cut.html"))
+    assert "Traceback" not in proc.stderr
+    if proc.returncode == 0:
+        assert (tmp_path / "cut.html").read_text().startswith("<!DOCTYPE html>")
+    else:
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    bad = tmp_path / "bad.mlens"
+    mid = len(raw) // 2
+    bad.write_bytes(raw[:mid] + bytes([0xFF]) * 4096 + raw[mid + 4096:])
+    proc = memlens("flamegraph", str(bad), "-o", str(tmp_path / "bad.html"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "bad.html").exists()
