@@ -313,6 +313,9 @@ def test_cut_and_corrupt_captures(script, capture, tmp_path):
         assert "Traceback" not in proc.stderr, proc.stderr
         if proc.returncode == 0:
             assert out.read_text().startswith("<!DOCTYPE html>")
+            # what was not read is said, on stderr and in the page
+            assert "warning: capture ends early" in proc.stderr
+            assert "capture ends early" in out.read_text()
         else:
             assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
             assert not out.exists()

@@ -1,5 +1,6 @@
 """memlens flamegraph CAPTURE [-o OUT.html]: the interactive flame graph page."""
 import os
+import sys
 
 from memlens import outfile
 from memlens.commands import _common
@@ -71,5 +72,7 @@ def run(args):
         outfile.write(out, flamegraph.render_page(data).encode("utf-8"), args.force)
     except OSError as exc:
         raise UsageError(outfile.message(out, exc, args.force)) from None
+    for w in data["warnings"]:
+        sys.stderr.write("warning: %s\n" % safe(w))
     print("Wrote %s: %s." % (safe(out), flamegraph.summary_line(data)))
     return 0
