@@ -222,12 +222,12 @@ def test_small_nodes_merge_into_their_caller(script, capture):
     blob = [(path_of(coarse, n), b) for n, ty, th, b, c in rows(coarse, "peak")
             if coarse["types"][ty] == "bytes" and b >= 8 << 20]
     assert blob and blob[0][0][-1][0] == "make_blob"
-    # make_lessons (over 1 of about 10 MiB at the peak) stays; the small
-    # definitions of the module's functions (152 bytes each) go to the root
-    kept = {path_of(coarse, n)[-1][0] for n, *_ in rows(coarse, "peak") if n}
-    assert "make_lessons" in kept
-    fine = {path_of(full, n)[-1][0] for n, *_ in rows(full, "peak") if n}
-    assert "<module>" in fine and "<module>" not in kept
+    # make_lessons (over 1 of about 10 MiB at the peak) stays; the class
+    # Lesson made at the module's line 1 (about 1 KiB) goes to the root
+    kept = {path_of(coarse, n)[-1][::2] for n, *_ in rows(coarse, "peak") if n}
+    assert ("make_lessons", prog.line("lessons")) in kept
+    fine = {path_of(full, n)[-1][::2] for n, *_ in rows(full, "peak") if n}
+    assert ("<module>", 1) in fine and ("<module>", 1) not in kept
 
 
 def test_notebook_repr_is_an_isolated_iframe(script, capture):
@@ -295,3 +295,27 @@ def test_time_steps_budget_keeps_bucket_sums(script, capture, monkeypatch):
     assert len(groups(small, False)) < len(groups(full, False))
     assert sum(1 for _ in groups(small, False)) <= 5
     assert groups(small, True)
+
+
+def test_cut_and_corrupt_captures(script, capture, tmp_path):
+    """A capture cut short, or with garbage in the middle, makes a page of
+    what the reader accepts or fails with one line (exit 2), never a
+    traceback (what the reader accepts is docs/FORMAT.md's business)."""
+    prog = script(PROGRAM)
+    path, _ = capture(prog)
+    raw = open(path, "rb").read()
+    mid = len(raw) // 2
+    cases = {"cut": raw[:len(raw) * 2 // 3], "bad": raw[:mid] + bytes([0xFF]) * 4096 + raw[mid + 4096:]}
+    for name, blob in cases.items():
+        cap, out = tmp_path / (name + ".mlens"), tmp_path / (name + ".html")
+        cap.write_bytes(blob)
+        proc = memlens("flamegraph", str(cap), "-o", str(out))
+        assert "Traceback" not in proc.stderr, proc.stderr
+        if proc.returncode == 0:
+            assert out.read_text().startswith("<!DOCTYPE html>")
+            # what was not read is said, on stderr and in the page
+            assert "warning: capture ends early" in proc.stderr
+            assert "capture ends early" in out.read_text()
+        else:
+            assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+            assert not out.exists()

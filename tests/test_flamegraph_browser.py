@@ -134,9 +134,9 @@ def test_page_in_browser(made):
 
             # inverted: the allocating function sits at the base, same bytes
             page.check("#inverted")
-            base = [x for x in pg.js("memlensFlame.boxes()") if x["label"] == label]
             levels = sorted({x["y"] for x in pg.js("memlensFlame.boxes()")}, reverse=True)
-            assert base and base[0]["y"] == levels[1]
+            base = [x for x in pg.js("memlensFlame.boxes()") if x["label"] == label and x["y"] == levels[1]]
+            assert len(base) == 1
             assert base[0]["bytes"] == under(data, "peak", "make_lessons", line, leaf=True)[0]
             page.uncheck("#inverted")
 
@@ -312,5 +312,38 @@ def test_threads_filter_and_sorting(script, capture, tmp_path):
             names = page.locator("#types-table td.name").all_inner_texts()
             assert names == sorted(names)
             assert pg.errors == [] and pg.requests == [pg.url]
+        finally:
+            browser.close()
+
+
+def test_hide_import_machinery(script, capture, tmp_path):
+    """helper.py, imported by the program, holds 1,000 blocks of 1,000 bytes
+    made at import: by default its frames sit right under the importing line;
+    unchecked, CPython's <frozen importlib._bootstrap> frames appear between."""
+    sync_playwright, exe = _browser()
+    script('''
+        DATA = [bytes(1000) for _ in range(1000)]
+    ''', name="helper.py")
+    prog = script('''
+        import helper
+        keep = helper.DATA
+    ''')
+    path, _ = capture(prog)
+    out = tmp_path / "imports.html"
+    proc = memlens("flamegraph", path, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        try:
+            pg = Page(browser, "file://" + str(out))
+            total = pg.total()
+            labels = [b["label"] for b in pg.js("memlensFlame.boxes()")]
+            assert not any("<frozen importlib" in x for x in labels)
+            assert any(x.startswith("<module> helper.py") for x in labels)
+            pg.page.uncheck("#hide-import")
+            labels = [b["label"] for b in pg.js("memlensFlame.boxes()")]
+            assert any("_bootstrap" in x for x in labels), labels
+            assert pg.total() == total
+            assert pg.errors == []
         finally:
             browser.close()

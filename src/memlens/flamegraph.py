@@ -99,6 +99,16 @@ class _Packer:
         return out
 
 
+def _warnings(ct):
+    """The capture's warnings, as every report gives them (truncated first)."""
+    out = [reports.TRUNCATED_WARNING] if ct.get("truncated") else []
+    try:
+        out += reports._warnings(ct)
+    except (KeyError, TypeError):
+        pass
+    return out
+
+
 def _view_label(view, ct, temporary_n):
     if view == "peak":
         return "held at the peak (%.3f s)" % (ct.get("peak_time_us", 0) / 1e6)
@@ -281,7 +291,7 @@ def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buc
         "types": pk.types, "threads": thread_names, "default_view": view,
         "views": {v: {"label": _view_label(v, ct, temporary_n), "rows": rows[v]} for v in VIEWS},
         "inverted": bool(inverted), "temporal": temporal, "chart": chart,
-        "merge_below": merge_below, "merged_nodes": len(pk.P) - len(P),
+        "merge_below": merge_below, "merged_nodes": len(pk.P) - len(P), "warnings": _warnings(ct),
     }
 
 
@@ -314,6 +324,7 @@ def diff_data(before, after, view="peak", inverted=False, source=True, temporary
                       "base": rows["base:" + v]} for v in VIEWS},
         "inverted": bool(inverted), "temporal": None, "chart": chart,
         "merge_below": merge_below, "merged_nodes": len(pk.P) - len(P),
+        "warnings": ["BEFORE: " + w for w in _warnings(trees[0])] + ["AFTER: " + w for w in _warnings(trees[1])],
     }
 
 

@@ -1,5 +1,6 @@
 """memlens flamegraph CAPTURE [-o OUT.html]: the interactive flame graph page."""
 import os
+import sys
 
 from memlens import outfile
 from memlens.commands import _common
@@ -22,7 +23,8 @@ def add_parser(sub):
                         "are AFTER's bytes, red where a call path grew since BEFORE, blue where "
                         "it shrank")
     p.add_argument("-o", "--output", metavar="OUT.html",
-                   help="the page to write, a new file (default: CAPTURE's name with .html)")
+                   help="the page to write, a new file (default: CAPTURE's file name with .html, in the "
+                        "current folder; AFTER's with --diff)")
     p.add_argument("-f", "--force", action="store_true",
                    help="replace an existing output file (a symbolic link is replaced, its "
                         "target never written)")
@@ -70,5 +72,7 @@ def run(args):
         outfile.write(out, flamegraph.render_page(data).encode("utf-8"), args.force)
     except OSError as exc:
         raise UsageError(outfile.message(out, exc, args.force)) from None
+    for w in data["warnings"]:
+        sys.stderr.write("warning: %s\n" % safe(w))
     print("Wrote %s: %s." % (safe(out), flamegraph.summary_line(data)))
     return 0

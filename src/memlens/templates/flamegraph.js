@@ -370,7 +370,8 @@ function facts() {
   if (DATA.diff && !state.range) what = "after: " + what + " (before " + human(tree.root.base || 0) + ")";
   text(f, what + ": " + human(tree.root.bytes) + " (" + count(tree.root.bytes) + " bytes) in " +
        count(tree.root.blocks) + " blocks" + (DATA.merged_nodes ? " - " + count(DATA.merged_nodes) +
-       " call paths holding less than " + (100 * DATA.merge_below) + "% of every view are merged into their caller" : ""));
+       " call paths holding less than " + (100 * DATA.merge_below) + "% of every view are merged into their caller" : "") +
+       (DATA.warnings && DATA.warnings.length ? " - warning: " + DATA.warnings.join("; ") : ""));
 }
 
 // The heap and RSS over time, the peak marked; dragging selects a range.
