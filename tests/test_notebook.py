@@ -225,6 +225,12 @@ def test_kernel_memlens_cell_runs_as_ipython(tmp_path):
     assert "Top sites" not in text
     assert [o.get("ename") for o in others if o.output_type == "error"] == ["ValueError"]
     assert out[7][1] == "True"
+    # --flamegraph: the page inline, in a sandboxed iframe, holding the cell's
+    # 1 MiB bytes object at the cell's line 2
     flame = out[5]
-    assert ("--flamegraph needs memlens.flamegraph" in flame[0]
-            or any("text/html" in o.get("data", {}) for o in flame[2]))
+    html = [o["data"]["text/html"] for o in flame[2] if "text/html" in o.get("data", {})]
+    assert len(html) == 1 and html[0].startswith('<iframe srcdoc="'), flame
+    assert 'sandbox="allow-scripts"' in html[0]
+    import html as htmllib
+    page = htmllib.unescape(html[0].split('srcdoc="', 1)[1].split('"', 1)[0])
+    assert "<canvas" in page and str(1 << 20) in page

@@ -333,14 +333,11 @@ def print_cell_summary(tl, top=5):
 
 
 def _flamegraph(path):
-    """The flame graph of a capture as HTML, or None with a message printed
-    when memlens.flamegraph is not there."""
-    try:
-        from memlens.flamegraph import render_html
-    except ImportError:
-        print("memlens: --flamegraph needs memlens.flamegraph, which this memlens does not have")
-        return None
-    return render_html(path)
+    """The flame graph page of a capture, wrapped for inline display (a
+    sandboxed <iframe srcdoc>: its ids and script stay apart from the
+    notebook's)."""
+    from memlens import flamegraph
+    return flamegraph.iframe(flamegraph.render_html(path))
 
 
 # ---- argument parsing (one clear line on a bad argument, never a traceback) ----
