@@ -34,6 +34,12 @@ typedef enum {
     ML_EV_MARK,
     ML_EV_FORK,
     ML_EV_NOTE,
+    /* garbage collector (GC_START / GC_STOP): time_us is the record's own
+     * exact time; thread the collecting one; gc_generation, and at the
+     * stop gc_collected, gc_uncollectable; at the start `stack` is where
+     * the thread was (0 = unknown) */
+    ML_EV_GC_START = 20,
+    ML_EV_GC_STOP = 21,
 } ml_event_kind;
 
 typedef struct {
@@ -54,6 +60,9 @@ typedef struct {
     const char *text;
     size_t text_len;
     uint64_t child_pid;    /* FORK */
+    /* GC_START, GC_STOP */
+    unsigned gc_generation;
+    uint64_t gc_collected, gc_uncollectable;
 } ml_event;
 
 typedef struct {

@@ -11,6 +11,7 @@
  *   reports.c   analysis/report.h     summary, types, leaks, raw events
  *   timeline.c  analysis/timeline.h   line table, time series, line meter
  *   heap.c      heap/heap.h           live-heap walk, dict stats, deep size
+ *   gc.c        analysis/gcreport.h, capture/gcrec.h, heap/cycles.h   the collector
  *   common.c    helpers below: open a capture, progress, conversions
  */
 #ifndef ML_BIND_H
@@ -59,9 +60,11 @@ extern PyMethodDef ml_bind_capture_methods[];
 extern PyMethodDef ml_bind_reports_methods[];
 extern PyMethodDef ml_bind_timeline_methods[];
 extern PyMethodDef ml_bind_heap_methods[];
+extern PyMethodDef ml_bind_gc_methods[];
 int ml_bind_capture_init(PyObject *m);
 int ml_bind_reports_init(PyObject *m);
 int ml_bind_timeline_init(PyObject *m);
 int ml_bind_heap_init(PyObject *m);
+int ml_bind_gc_init(PyObject *m);
 
 #endif

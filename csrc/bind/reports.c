@@ -272,7 +272,11 @@ static PyObject *
 ml_py_event(ml_reader *r, const ml_event *ev)
 {
     static const char *const kinds[] = {"", "alloc", "free", "reuse", "memory", "mark", "fork", "note"};
-    PyObject *d = Py_BuildValue("{s:s,s:K,s:I}", "kind", kinds[ev->kind], "time_us",
+    const char *kind = (size_t)ev->kind < sizeof(kinds) / sizeof(*kinds) ? kinds[ev->kind]
+                       : ev->kind == ML_EV_GC_START                       ? "gc_start"
+                       : ev->kind == ML_EV_GC_STOP                        ? "gc_stop"
+                                                                          : "other";
+    PyObject *d = Py_BuildValue("{s:s,s:K,s:I}", "kind", kind, "time_us",
                                 (unsigned long long)ev->time_us, "thread", ev->thread);
     if (!d)
         return NULL;
@@ -305,6 +309,17 @@ ml_py_event(ml_reader *r, const ml_event *ev)
         break;
     case ML_EV_FORK:
         rc = ml_py_put(d, "child_pid", PyLong_FromUnsignedLongLong(ev->child_pid)) < 0;
+        break;
+    case ML_EV_GC_START: /* gc */
+        rc = ml_py_put(d, "generation", PyLong_FromUnsignedLong(ev->gc_generation)) < 0 ||
+             ml_py_put(d, "stack", PyLong_FromUnsignedLong(ev->stack)) < 0;
+        break;
+    case ML_EV_GC_STOP:
+        rc = ml_py_put(d, "generation", PyLong_FromUnsignedLong(ev->gc_generation)) < 0 ||
+             ml_py_put(d, "collected", PyLong_FromUnsignedLongLong(ev->gc_collected)) < 0 ||
+             ml_py_put(d, "uncollectable", PyLong_FromUnsignedLongLong(ev->gc_uncollectable)) < 0;
+        break;
+    default:
         break;
     }
     if (rc) {

@@ -22,3 +22,5 @@ from memlens.profile import profile  # noqa: E402
 # Bound after the submodule imports, so `memlens.heap` is the function (the
 # import of memlens.heap would otherwise leave the module under that name).
 from memlens.heap import heap, deep_size, Snapshot  # noqa: E402
+# The garbage collector (docs/GC.md).
+from memlens.gc import cycles, gc_stats, start_gc_recording, stop_gc_recording  # noqa: E402
