@@ -125,10 +125,10 @@ class Cycles:
     def __str__(self):
         rows = [[fmt.human_count(g.islands), fmt.human_count(g.objects), fmt.human_bytes(g.bytes),
                  ", ".join("%s x%d" % (t, n) for t, n, _ in g.types)] for g in self.groups]
-        head = (("cycles through the object: %s objects" if self.of else "unreachable now: %s objects")
-                + , "%s in %d groups (of %s objects examined)\n"
-                % (fmt.human_count(self.objects), fmt.human_bytes(self.bytes), len(self.groups),
-                   fmt.human_count(self.examined)))
+        what = "cycles through the object" if self.of else "unreachable now"
+        head = ("%s: %s objects, %s in %d groups (of %s objects examined)\n"
+                % (what, fmt.human_count(self.objects), fmt.human_bytes(self.bytes),
+                   len(self.groups), fmt.human_count(self.examined)))
         if not rows:
             return head
         import io
