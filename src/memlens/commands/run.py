@@ -116,6 +116,11 @@ def run(args):
     state = {"started": False, "child_recording": False}
 
     def start():
+        # memlens' own start-up (argparse, imports) leaves cyclic garbage the
+        # program's first collection would count and free as its own: gone
+        # now, before the program runs and before collections are recorded
+        import gc
+        gc.collect()
         try:
             _engine.start(abspath, force=ns.force, meta_json=_json(meta), max_frames=ns.max_frames,
                           follow_fork=ns.follow_fork, sample_ms=ns.interval,
