@@ -50,6 +50,7 @@ class CycleGroup:
     def to_dot(self):
         """The example cycle as a Graphviz digraph (text)."""
         def q(s):
+            s = escape.printable(s)
             return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
         lines = ["digraph cycle {", "  node [shape=box, fontname=monospace];"]
         for i in range(len(self.nodes)):
