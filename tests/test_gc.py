@@ -188,7 +188,8 @@ def test_collector_garbage_by_type_and_line(script, capture):
     plain = subprocess.run([sys.executable, s.path], capture_output=True, text=True)
     cap, proc = capture(s)
     assert proc.stdout == plain.stdout  # the program is unchanged
-    first = int(plain.stdout.split()[1])
+    first, second = int(plain.stdout.split()[1]), int(plain.stdout.split()[3])
+    assert second == (1 if sys.version_info >= (3, 11) else 2)  # 3.10: and its __dict__
     d = report("gc", cap, "--top", "0")
     assert d["has_records"] is True and d["incomplete"] == 0
     rows = d["garbage"]
@@ -211,7 +212,7 @@ def test_collector_garbage_by_type_and_line(script, capture):
     firsts = [c for c in d["longest"] if c["site"]["line"] == s.line("collect1")]
     seconds = [c for c in d["longest"] if c["site"]["line"] == s.line("collect2")]
     assert len(firsts) == 1 and len(seconds) == 1
-    assert firsts[0]["collected"] == first and seconds[0]["collected"] == 1
+    assert firsts[0]["collected"] == first and seconds[0]["collected"] == second
     assert firsts[0]["time_s"] + firsts[0]["pause_s"] <= seconds[0]["time_s"]
     assert firsts[0]["generation"] == 2 and firsts[0]["site"]["function"] == "<module>"
 
@@ -327,3 +328,20 @@ def test_gc_text_report(script, capture):
     assert r.returncode == 0, r.stderr
     assert "pauses:" in r.stdout and "cyclic garbage freed by the collector" in r.stdout
     assert "Node" in r.stdout
+
+
+def test_summary_gc_line(script, capture):
+    s = script(CYCLES)
+    cap, _ = capture(s)
+    g = report("gc", cap, "--top", "0")
+    d = report("summary", cap)
+    assert d["gc"]["collections"] == g["collections"]
+    assert d["gc"]["freed_bytes"] == g["garbage_bytes"]
+    assert d["gc"]["freed_blocks"] == g["garbage_blocks"]
+    assert d["gc"]["pause_s"] == pytest.approx(g["pauses"]["total_s"])
+    r = memlens("summary", cap)
+    assert "garbage collector" in r.stdout and "memlens gc" in r.stdout
+    # a capture without GC records: null, and no line
+    golden = str(GOLDEN / "v1-basic.mlens")
+    assert report("summary", golden)["gc"] is None
+    assert "garbage collector" not in memlens("summary", golden).stdout

@@ -92,7 +92,14 @@ ml_py_totals(const ml_report_totals *t)
         ml_py_put(d, "end_bytes", PyLong_FromUnsignedLongLong(t->end_bytes)) < 0 ||
         ml_py_put(d, "end_count", PyLong_FromUnsignedLongLong(t->end_count)) < 0 ||
         ml_py_put(d, "truncated", PyBool_FromLong(t->truncated)) < 0 ||
-        ml_py_put(d, "notes_dropped", PyLong_FromUnsignedLongLong(t->notes_dropped)) < 0)
+        ml_py_put(d, "notes_dropped", PyLong_FromUnsignedLongLong(t->notes_dropped)) < 0 ||
+        ml_py_put(d, "gc", !t->gc_records ? (Py_INCREF(Py_None), Py_None)
+                                          : Py_BuildValue("{s:K,s:K,s:K,s:K}", "collections",
+                                                          (unsigned long long)t->gc_collections,
+                                                          "pause_us", (unsigned long long)t->gc_pause_us,
+                                                          "freed_bytes", (unsigned long long)t->gc_freed_bytes,
+                                                          "freed_blocks",
+                                                          (unsigned long long)t->gc_freed_blocks)) < 0)
         goto fail;
     if (t->truncated) {
         trailer = Py_None;

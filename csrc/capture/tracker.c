@@ -1178,7 +1178,9 @@ ml_tracker_start(const ml_tracker_options *opt)
     if (!ml_hooks_installed)
         ml_install_hooks();
     ml.tracer_installed = ml.w && ml_compat_have_reftracer() && ml_compat_reftracer_install(ml_on_create) == 0;
-    if (ml.w) /* collections as GC_START/GC_STOP (gcrec.h); none if gc.callbacks is gone */
+    /* collections as GC_START/GC_STOP (gcrec.h); none if gc.callbacks is gone.
+     * MEMLENS_NO_GC_RECORD: not at all (bench/bench_gc.py's A/B) */
+    if (ml.w && !getenv("MEMLENS_NO_GC_RECORD"))
         ml_gcrec_attach(ml_on_gc);
     atomic_store(&ml_enabled, 1);
     if (ml.w && opt->exact) { /* every object made and freed through the hooks (freelists.h) */
