@@ -18,6 +18,7 @@ static PyMethodDef *const ml_parts_methods[] = {
     ml_bind_native_methods,
     ml_bind_graph_methods,
     ml_bind_rss_methods,
+    ml_bind_gc_methods,
 };
 
 /* Run after every method is registered: an init may look methods up. */
@@ -31,6 +32,7 @@ static int (*const ml_parts_init[])(PyObject *) = {
     ml_bind_native_init,
     ml_bind_graph_init,
     ml_bind_rss_init,
+    ml_bind_gc_init,
 };
 
 static struct PyModuleDef ml_module = {

@@ -24,6 +24,7 @@ VERSION = 1
 TAG_TIME, TAG_THREAD, TAG_THREAD_DEF, TAG_CODE_DEF = 0x01, 0x02, 0x03, 0x04
 TAG_FRAME_DEF, TAG_TYPE_DEF, TAG_MEMORY, TAG_CONTEXT = 0x05, 0x06, 0x07, 0x08
 TAG_REUSE, TAG_MARK, TAG_NOTE, TAG_TRAILER, TAG_FORK = 0x09, 0x0A, 0x0B, 0x0C, 0x0D
+TAG_GC_START, TAG_GC_STOP = 0x0E, 0x0F  # version 2: garbage collector
 TAG_FREE, TAG_FREE_LONG, TAG_ALLOC = 0x40, 0x7F, 0x80
 # rss (version 2): RSS_SAMPLE and its fields, in record order (docs/FORMAT.md)
 TAG_RSS_SAMPLE = 0x17
@@ -197,6 +198,20 @@ class Capture:
         self.body += bytes([TAG_RSS_SAMPLE]) + uv(len(fields)) + b"".join(uv(f) for f in fields)
         full = list(fields[:len(RSS_FIELDS)]) + [0] * (len(RSS_FIELDS) - len(fields))
         self._event("rss", fields=full)
+
+    # ---- version 2: garbage collector (docs/FORMAT.md "GC records") ----
+    def gc_start(self, generation, t_us, stack=0):
+        self.body += bytes([TAG_GC_START]) + uv(generation) + uv(t_us) + uv(stack)
+        ev = {"kind": "gc_start", "time_us": t_us, "thread": self.thread,
+              "generation": generation, "stack": stack}
+        self.events.append(ev)
+
+    def gc_stop(self, generation, t_us, collected, uncollectable=0):
+        self.body += (bytes([TAG_GC_STOP]) + uv(generation) + uv(t_us) + uv(collected)
+                      + uv(uncollectable))
+        ev = {"kind": "gc_stop", "time_us": t_us, "thread": self.thread,
+              "generation": generation, "collected": collected, "uncollectable": uncollectable}
+        self.events.append(ev)
 
     def trailer(self, fields=None):
         if fields is None:

@@ -1369,6 +1369,37 @@ again:
             return 1;
         }
         /* ---- end rss ---- */
+        /* ---- garbage collector (gc): GC_START, GC_STOP ---- */
+        case ML_TAG_GC_START:
+        case ML_TAG_GC_STOP:
+            GET_UV(a);
+            GET_UV(b);
+            if (tag == ML_TAG_GC_START) {
+                GET_UV(c);
+                d = 0;
+            } else {
+                GET_UV(c);
+                GET_UV(d);
+            }
+            if (a > ML_GC_GENERATION_MAX)
+                CORRUPT("%s of generation %llu", tag == ML_TAG_GC_START ? "GC_START" : "GC_STOP",
+                        (unsigned long long)a);
+            if (tag == ML_TAG_GC_START && c > r->nframes)
+                CORRUPT("GC_START with undefined stack %llu", (unsigned long long)c);
+            r->p = p;
+            ev->kind = tag == ML_TAG_GC_START ? ML_EV_GC_START : ML_EV_GC_STOP;
+            ev->time_us = b;
+            ev->thread = r->cur->id;
+            ev->gc_generation = (unsigned)a;
+            if (tag == ML_TAG_GC_START) {
+                ev->stack = (ml_frame_id)c;
+                ev->gc_collected = ev->gc_uncollectable = 0;
+            } else {
+                ev->gc_collected = c;
+                ev->gc_uncollectable = d;
+            }
+            return 1;
+        /* ---- end of gc ---- */
         case ML_TAG_TRAILER: {
             uint64_t fields[ML_TRAILER_COUNT] = {0};
             GET_UV(a);

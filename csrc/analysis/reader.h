@@ -36,6 +36,12 @@ typedef enum {
     ML_EV_NOTE,
     /* rss: reader event kinds 50..59 */
     ML_EV_RSS = 50, /* RSS_SAMPLE: rss_fields */
+    /* garbage collector (GC_START / GC_STOP): time_us is the record's own
+     * exact time; thread the collecting one; gc_generation, and at the
+     * stop gc_collected, gc_uncollectable; at the start `stack` is where
+     * the thread was (0 = unknown) */
+    ML_EV_GC_START = 20,
+    ML_EV_GC_STOP = 21,
 } ml_event_kind;
 
 typedef struct {
@@ -57,6 +63,9 @@ typedef struct {
     size_t text_len;
     uint64_t child_pid;    /* FORK */
     uint64_t rss_fields[ML_RSS_NFIELDS]; /* RSS: ML_RSS_* (missing ones 0) */
+    /* GC_START, GC_STOP */
+    unsigned gc_generation;
+    uint64_t gc_collected, gc_uncollectable;
 } ml_event;
 
 typedef struct {

@@ -331,12 +331,29 @@ ml_report_next(ml_reader *r, ml_event *ev, uint64_t *nread, ml_report_totals *t,
         break;
     case ML_EV_FREE:
         t->frees++;
+        if (t->gc_in && ev->thread == t->gc_thread) {
+            t->gc_freed_bytes += ev->size;
+            t->gc_freed_blocks++;
+        }
         break;
     case ML_EV_REUSE:
         t->reuses++;
         break;
     case ML_EV_NOTE:
         ml_report_note(t, ev);
+        break;
+    case ML_EV_GC_START: /* gc: as analysis/gcreport.h counts them */
+        t->gc_records = 1;
+        t->gc_in = 1;
+        t->gc_thread = ev->thread;
+        t->gc_start_us = ev->time_us;
+        break;
+    case ML_EV_GC_STOP:
+        t->gc_records = 1;
+        t->gc_collections++;
+        if (t->gc_in && ev->thread == t->gc_thread && ev->time_us > t->gc_start_us)
+            t->gc_pause_us += ev->time_us - t->gc_start_us;
+        t->gc_in = 0;
         break;
     default:
         break;

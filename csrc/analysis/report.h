@@ -67,6 +67,13 @@ typedef struct {
     unsigned note_kinds[ML_REPORT_MAX_NOTES];
     size_t nnotes;
     uint64_t notes_dropped;    /* distinct notes beyond ML_REPORT_MAX_NOTES */
+    /* garbage collector (GC records; docs/GC.md): collections (GC_STOP),
+     * their pauses, and the frees of the collecting thread inside them */
+    int gc_records;
+    uint64_t gc_collections, gc_pause_us, gc_freed_bytes, gc_freed_blocks;
+    int gc_in;                 /* reading inside a collection (of gc_thread) */
+    ml_thread_id gc_thread;
+    uint64_t gc_start_us;
 } ml_report_totals;
 
 /* One row of a site table (or of the leaks table, which adds the type). */

@@ -16,6 +16,7 @@
  *   native.c    native/hooks.h        --native: patch the loaded objects' allocator calls
  *   graph.c     graph/                    reference paths, dominators, .heapsnapshot
  *   rss.c       analysis/rss.h        RSS breakdown (live and from a capture), NumPy hook
+ *   gc.c        analysis/gcreport.h, capture/gcrec.h, heap/cycles.h   the collector
  *   common.c    helpers below: open a capture, progress, conversions
  */
 #ifndef ML_BIND_H
@@ -69,6 +70,7 @@ extern PyMethodDef ml_bind_calltree_methods[];
 extern PyMethodDef ml_bind_native_methods[];
 extern PyMethodDef ml_bind_graph_methods[];
 extern PyMethodDef ml_bind_rss_methods[];
+extern PyMethodDef ml_bind_gc_methods[];
 int ml_bind_capture_init(PyObject *m);
 int ml_bind_reports_init(PyObject *m);
 int ml_bind_timeline_init(PyObject *m);
@@ -78,5 +80,6 @@ int ml_bind_calltree_init(PyObject *m);
 int ml_bind_native_init(PyObject *m);
 int ml_bind_graph_init(PyObject *m);
 int ml_bind_rss_init(PyObject *m);
+int ml_bind_gc_init(PyObject *m);
 
 #endif

@@ -92,7 +92,14 @@ ml_py_totals(const ml_report_totals *t)
         ml_py_put(d, "end_bytes", PyLong_FromUnsignedLongLong(t->end_bytes)) < 0 ||
         ml_py_put(d, "end_count", PyLong_FromUnsignedLongLong(t->end_count)) < 0 ||
         ml_py_put(d, "truncated", PyBool_FromLong(t->truncated)) < 0 ||
-        ml_py_put(d, "notes_dropped", PyLong_FromUnsignedLongLong(t->notes_dropped)) < 0)
+        ml_py_put(d, "notes_dropped", PyLong_FromUnsignedLongLong(t->notes_dropped)) < 0 ||
+        ml_py_put(d, "gc", !t->gc_records ? (Py_INCREF(Py_None), Py_None)
+                                          : Py_BuildValue("{s:K,s:K,s:K,s:K}", "collections",
+                                                          (unsigned long long)t->gc_collections,
+                                                          "pause_us", (unsigned long long)t->gc_pause_us,
+                                                          "freed_bytes", (unsigned long long)t->gc_freed_bytes,
+                                                          "freed_blocks",
+                                                          (unsigned long long)t->gc_freed_blocks)) < 0)
         goto fail;
     if (t->truncated) {
         trailer = Py_None;
@@ -272,8 +279,12 @@ static PyObject *
 ml_py_event(ml_reader *r, const ml_event *ev)
 {
     static const char *const kinds[] = {"", "alloc", "free", "reuse", "memory", "mark", "fork", "note"};
-    const char *kname = ev->kind == ML_EV_RSS ? "rss" : (size_t)ev->kind < sizeof(kinds) / sizeof(kinds[0]) ? kinds[ev->kind] : "?";
-    PyObject *d = Py_BuildValue("{s:s,s:K,s:I}", "kind", kname, "time_us",
+    const char *kind = (size_t)ev->kind < sizeof(kinds) / sizeof(*kinds) ? kinds[ev->kind]
+                       : ev->kind == ML_EV_GC_START                       ? "gc_start"
+                       : ev->kind == ML_EV_GC_STOP                        ? "gc_stop"
+                       : ev->kind == ML_EV_RSS                            ? "rss"
+                                                                          : "other";
+    PyObject *d = Py_BuildValue("{s:s,s:K,s:I}", "kind", kind, "time_us",
                                 (unsigned long long)ev->time_us, "thread", ev->thread);
     if (!d)
         return NULL;
@@ -314,6 +325,17 @@ ml_py_event(ml_reader *r, const ml_event *ev)
         rc = ml_py_put(d, "fields", l) < 0;
         break;
     }
+    case ML_EV_GC_START: /* gc */
+        rc = ml_py_put(d, "generation", PyLong_FromUnsignedLong(ev->gc_generation)) < 0 ||
+             ml_py_put(d, "stack", PyLong_FromUnsignedLong(ev->stack)) < 0;
+        break;
+    case ML_EV_GC_STOP:
+        rc = ml_py_put(d, "generation", PyLong_FromUnsignedLong(ev->gc_generation)) < 0 ||
+             ml_py_put(d, "collected", PyLong_FromUnsignedLongLong(ev->gc_collected)) < 0 ||
+             ml_py_put(d, "uncollectable", PyLong_FromUnsignedLongLong(ev->gc_uncollectable)) < 0;
+        break;
+    default:
+        break;
     }
     if (rc) {
         Py_DECREF(d);

@@ -51,6 +51,7 @@
 #include "capture/blocks.h"
 #include "capture/numpybuf.h"
 #include "capture/rsssample.h"
+#include "capture/gcrec.h"
 #include "capture/stacks.h"
 #include "capture/types.h"
 #include "capture/writer.h"
@@ -132,7 +133,7 @@ ml_unlock(void)
 /* ---- the event ring: hooks (one at a time, under the GIL) push, the lock
  * holder pops ---- */
 
-enum { ML_EV_ALLOC, ML_EV_FREE, ML_EV_REUSE };
+enum { ML_EV_ALLOC, ML_EV_FREE, ML_EV_REUSE, ML_EV_GC };
 
 typedef struct {
     uintptr_t ptr;        /* ALLOC, FREE */
@@ -329,6 +330,13 @@ ml_drain_unlocked(size_t limit)
             break;
         case ML_EV_FREE:
             ml_record_free_unlocked(ev->ptr, ev->stack, ev->thread, (ml_domain)ev->domain);
+            break;
+        case ML_EV_GC: /* gcrec: ptr = collected << 8 | generation << 1 | stop */
+            ml_switch_thread_unlocked(ev->thread);
+            if (ev->ptr & 1)
+                ml_writer_gc_stop(ml.w, (unsigned)(ev->ptr >> 1 & 0x7F), ev->size, ev->ptr >> 8, ev->type);
+            else
+                ml_writer_gc_start(ml.w, (unsigned)(ev->ptr >> 1 & 0x7F), ev->size, ev->stack);
             break;
         default:
             ml_writer_reuse(ml.w, ev->type);
@@ -647,6 +655,35 @@ ml_buffer_type(ml_buffer_kind kind)
         ml.buffer_types[kind] = id;
     }
     return ml.buffer_types[kind];
+}
+
+/* gcrec's sink: a collection starts or stops on this thread (GIL held).
+ * Its record goes through the ring, so it lands in the file in order with
+ * the frees the collection makes (blocks allocated meanwhile stay pending,
+ * as always during a collection). */
+static void
+ml_on_gc(int phase, unsigned generation, uint64_t collected, uint64_t uncollectable)
+{
+    if (!ml.active || !ml.w || !ML_ENABLED() || ml.forked_child)
+        return;
+    PyThreadState *ts = ml_compat_tstate_gil_held();
+    ml_tstate *t = ml_tstate_get();
+    if (!ml_is_producer(ts) || !t)
+        return;
+    int was = ml_busy;
+    ml_busy = 1;
+    ml_event ev = {.kind = ML_EV_GC, .size = ml_now_us(), .thread = ml_thread_of(t, ml.defs)};
+    if (collected > (UINT64_MAX >> 8))
+        collected = UINT64_MAX >> 8;
+    ev.ptr = (uintptr_t)(collected << 8 | (uint64_t)(generation & 0x7F) << 1 | (phase == ML_GCREC_STOP));
+    ev.type = uncollectable > UINT32_MAX ? UINT32_MAX : (uint32_t)uncollectable;
+    if (phase == ML_GCREC_START) {
+        int own;
+        ml_frame_id stack = ml_stack_of(t, ts, &own);
+        ev.stack = own ? 0 : stack;
+    }
+    ml_push(&ev);
+    ml_busy = was;
 }
 
 /* Record a new block. */
@@ -1213,6 +1250,10 @@ ml_tracker_start(const ml_tracker_options *opt)
     if (!ml_hooks_installed)
         ml_install_hooks();
     ml.tracer_installed = ml.w && ml_compat_have_reftracer() && ml_compat_reftracer_install(ml_on_create) == 0;
+    /* collections as GC_START/GC_STOP (gcrec.h); none if gc.callbacks is gone.
+     * MEMLENS_NO_GC_RECORD: not at all (bench/bench_gc.py's A/B) */
+    if (ml.w && !getenv("MEMLENS_NO_GC_RECORD"))
+        ml_gcrec_attach(ml_on_gc);
     atomic_store(&ml_enabled, 1);
     if (ml.w && opt->exact) { /* every object made and freed through the hooks (freelists.h) */
         int was = ml_busy;
@@ -1283,6 +1324,7 @@ ml_tracker_stop(ml_tracker_stats *st)
     if (!ml.active)
         return 0;
     atomic_store(&ml_enabled, 0);
+    ml_gcrec_detach();
     if (ml.freelists_off) {
         ml_freelists_on(ml.interp);
         ml.freelists_off = 0;

@@ -483,6 +483,30 @@ ml_writer_fork(ml_writer *w, uint64_t child_pid)
     SIMPLE_END(w);
 }
 
+void
+ml_writer_gc_start(ml_writer *w, unsigned generation, uint64_t t_us, ml_frame_id stack)
+{
+    SIMPLE_BEGIN(w, 0);
+    PUT_TAG(p, ML_TAG_GC_START);
+    PUT_UV(p, generation);
+    PUT_UV(p, t_us);
+    PUT_UV(p, stack);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_gc_stop(ml_writer *w, unsigned generation, uint64_t t_us, uint64_t collected,
+                  uint64_t uncollectable)
+{
+    SIMPLE_BEGIN(w, 0);
+    PUT_TAG(p, ML_TAG_GC_STOP);
+    PUT_UV(p, generation);
+    PUT_UV(p, t_us);
+    PUT_UV(p, collected);
+    PUT_UV(p, uncollectable);
+    SIMPLE_END(w);
+}
+
 ml_seq
 ml_writer_alloc(ml_writer *w, ml_domain domain, ml_frame_id stack, ml_type_id type, uint64_t size)
 {

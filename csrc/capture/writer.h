@@ -80,6 +80,10 @@ void ml_writer_trailer(ml_writer *w, const uint64_t *fields, size_t n);
 void ml_writer_fork(ml_writer *w, uint64_t child_pid);
 /* rss: an RSS_SAMPLE record of n fields (ML_RSS_*) at the current time. */
 void ml_writer_rss(ml_writer *w, const uint64_t *fields, size_t n);
+/* GC_START / GC_STOP (t_us: exact microseconds since the start). */
+void ml_writer_gc_start(ml_writer *w, unsigned generation, uint64_t t_us, ml_frame_id stack);
+void ml_writer_gc_stop(ml_writer *w, unsigned generation, uint64_t t_us, uint64_t collected,
+                       uint64_t uncollectable);
 /* ALLOC: returns the block's seq. */
 ml_seq ml_writer_alloc(ml_writer *w, ml_domain domain, ml_frame_id stack, ml_type_id type, uint64_t size);
 /* FREE of the block with sequence number seq (< = last seq). */

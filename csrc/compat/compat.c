@@ -1183,3 +1183,20 @@ ml_compat_pymalloc_stats(FILE *out)
 {
     return _PyObject_DebugMallocStats(out);
 }
+
+/* ---- garbage collector (issue 12): definitions below this line ---- */
+
+int
+ml_compat_gc_foreach_collectable(ml_compat_gc_fn fn, void *arg)
+{
+    struct _gc_runtime_state *gcs = &PyInterpreterState_Get()->gc;
+    for (int i = 0; i < NUM_GENERATIONS; i++) {
+        PyGC_Head *head = &gcs->generations[i].head;
+        for (PyGC_Head *g = (PyGC_Head *)head->_gc_next; g != head; g = (PyGC_Head *)g->_gc_next) {
+            int rc = fn((PyObject *)(g + 1), arg);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}

@@ -270,4 +270,11 @@ PyObject *ml_compat_instance_attr(PyObject *o, PyObject *value);
  * after. GIL held. */
 int ml_compat_pymalloc_stats(FILE *out);
 
+/* ---- garbage collector (issue 12): declarations below this line ---- */
+
+/* Call fn on every object the next full collection would examine: the GC
+ * lists of generations 0-2 of this interpreter, not the permanent generation
+ * (gc.freeze()). Same contract as ml_compat_gc_foreach. */
+int ml_compat_gc_foreach_collectable(ml_compat_gc_fn fn, void *arg);
+
 #endif /* ML_COMPAT_H */

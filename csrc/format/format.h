@@ -42,6 +42,14 @@
  *                    (bytes, but the arena count); a reader ignores extra
  *                    fields and takes missing ones as 0
  *   0x18..0x19       reserved for the RSS breakdown (corrupt until defined)
+ *   (version 2, garbage collector: the current thread is the collecting one)
+ *   0x0E GC_START    uv generation, uv t_us, uv stack
+ *                    a collection of `generation` (0-2) starts at t_us
+ *                    (microseconds since the start, exact: not the 10 ms
+ *                    clock of TIME); stack: where the thread was (0 = none)
+ *   0x0F GC_STOP     uv generation, uv t_us, uv collected, uv uncollectable
+ *                    the collection ends. FREE records of the same thread
+ *                    between GC_START and GC_STOP are the collector's
  *   0x40..0x7E FREE  block seq = last_seq - (tag - 0x40)   (frees of recent blocks)
  *   0x7F FREE        uv d: block seq = last_seq - 63 - d
  *   0x80..0xFF ALLOC tag = 1 DD SSSSS: DD domain (0 RAW, 1 MEM, 2 OBJ; 3 is
@@ -91,6 +99,8 @@ enum ml_tag {
     ML_TAG_V2_FIRST = 0x0E,
     /* rss: the RSS breakdown (0x18, 0x19 reserved) */
     ML_TAG_RSS_SAMPLE = 0x17,
+    ML_TAG_GC_START = 0x0E, /* garbage collector (docs/FORMAT.md "GC records") */
+    ML_TAG_GC_STOP = 0x0F,
     ML_TAG_FREE = 0x40,      /* 0x40..0x7E inline distance, 0x7F long form */
     ML_TAG_FREE_LONG = 0x7F,
     ML_TAG_ALLOC = 0x80,     /* 0x80..0xFF */
@@ -143,6 +153,9 @@ enum ml_trailer_field {
     ML_TRAILER_TRUNCATED = 4,     /* stacks cut at max_frames */
     ML_TRAILER_COUNT
 };
+
+/* GC_START generations above this are corrupt (CPython has 0-2). */
+#define ML_GC_GENERATION_MAX 15u
 
 typedef uint32_t ml_code_id;
 typedef uint32_t ml_frame_id; /* also names a stack */

@@ -31,3 +31,5 @@ from memlens.heap import heap, deep_size, Snapshot  # noqa: E402
 from memlens.why import (why, refs, backrefs, retained_size, count, by_type,  # noqa: E402
                          get_leaking_objects, find_backref_chain)
 from memlens.rssparts import rss  # noqa: E402
+# The garbage collector (docs/GC.md).
+from memlens.gc import cycles, gc_stats, start_gc_recording, stop_gc_recording  # noqa: E402

@@ -26,6 +26,7 @@ COMMANDS = [
     "summary",
     "types",
     "leaks",
+    "gc",
     "lines",
     "timeline",
     "rss",

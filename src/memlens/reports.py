@@ -161,6 +161,10 @@ def summary(path, top=10, progress=None):
         "top_peak": [_site(r) for r in raw["top_peak"]],
         "top_allocated": [_site(r) for r in raw["top_allocated"]],
         "top_end": [_site(r) for r in raw["top_end"]],
+        # the collector (docs/GC.md); None when the capture has no GC records
+        "gc": None if raw["gc"] is None else {
+            "collections": raw["gc"]["collections"], "pause_s": raw["gc"]["pause_us"] / 1e6,
+            "freed_bytes": raw["gc"]["freed_bytes"], "freed_blocks": raw["gc"]["freed_blocks"]},
         "python": info.get("python"),
         "argv": info.get("argv"),
         "truncated": raw["truncated"],
@@ -450,6 +454,11 @@ def print_summary(data, path, file=None, stacks=False):
         ("heap at the end", "%s in %s blocks" % (fmt.human_bytes(data["end_bytes"]),
                                                 fmt.human_count(data["end_count"]))),
     ]
+    gc = data.get("gc")
+    if gc:
+        facts.append(("garbage collector", "%s collections, %s paused, %s freed by it (memlens gc)"
+                      % (fmt.human_count(gc["collections"]), fmt.human_seconds(gc["pause_s"]),
+                         fmt.human_bytes(gc["freed_bytes"]))))
     width = max(len(k) for k, _ in facts)
     for k, v in facts:
         print("  %s  %s" % (k.ljust(width), v), file=out)

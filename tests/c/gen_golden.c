@@ -6,7 +6,7 @@
  *
  *   gen_golden DIR   ->  DIR/v1-basic.mlens, DIR/v1-truncated.mlens,
  *                        DIR/v1-basic.expected.json, DIR/v2-native.mlens,
- *                        DIR/v2-rss.mlens (rss)
+ *                        DIR/v2-rss.mlens (rss), DIR/v2-gc.mlens (gc)
  *
  * The scenario below uses every record kind once or more. The expected JSON
  * is written from what this program asked the writer to record (not from
@@ -202,6 +202,47 @@ gen_v2_rss(const char *dir)
     return ml_writer_close(rw) < 0 ? -1 : 0;
 }
 
+/* ---- v2-gc: the garbage collector's records (docs/FORMAT.md "GC
+ * records"). Two objects and a buffer; a full collection on thread 1 frees
+ * one object and the buffer, while thread 2 frees the other object (not the
+ * collector's). tests/test_gc.py holds the same scenario through capfile. */
+static int
+gen_v2_gc(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/v2-gc.mlens", dir);
+    const char *meta = "{\"python\":\"3.12.1\",\"pid\":1234,\"argv\":[\"demo.py\"],"
+                       "\"start_time_us\":1700000000000000,\"options\":{}}";
+    ml_writer *g = ml_writer_open(path, 1, 0, meta, strlen(meta));
+    if (!g)
+        return -1;
+    ml_writer_thread_def(g, 1, 4242, "MainThread", 10);
+    ml_writer_thread(g, 1);
+    static const uint32_t off[] = {0, 10};
+    static const int32_t line[] = {1, 3};
+    ml_writer_code_def(g, 1, "demo.py", 7, "<module>", 8, 1, off, line, 2);
+    ml_writer_frame_def(g, 1, 0, 1, 12);               /* <module> at line 3 */
+    ml_writer_type_def(g, 1, "Node", 4, 0);
+    ml_writer_type_def(g, 2, "<PyMem buffer>", 14, ML_TYPEF_BUFFER);
+    ml_writer_time(g, 100);
+    ml_writer_alloc(g, ML_DOMAIN_OBJ, 1, 1, 56);      /* seq 1 */
+    ml_writer_alloc(g, ML_DOMAIN_OBJ, 1, 1, 56);      /* seq 2 */
+    ml_writer_alloc(g, ML_DOMAIN_MEM, 1, 2, 32);      /* seq 3 */
+    ml_writer_gc_start(g, 2, 150, 1);                 /* full collection at 150 us */
+    ml_writer_free(g, 1);
+    ml_writer_free(g, 3);
+    ml_writer_thread_def(g, 2, 4243, "worker", 6);
+    ml_writer_thread(g, 2);
+    ml_writer_free(g, 2);                             /* another thread's free */
+    ml_writer_thread(g, 1);
+    ml_writer_gc_stop(g, 2, 400, 2, 0);               /* 250 us pause, 2 collected */
+    ml_writer_gc_start(g, 0, 500, 0);
+    ml_writer_gc_stop(g, 0, 520, 0, 1);               /* 20 us, 1 uncollectable */
+    uint64_t fields[ML_TRAILER_COUNT] = {3, 3, 0, 0, 0};
+    ml_writer_trailer(g, fields, ML_TRAILER_COUNT);
+    return ml_writer_close(g);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -320,6 +361,10 @@ main(int argc, char **argv)
     fclose(js);
     if (gen_v2_native(argv[1]) < 0) {
         perror("gen_golden: v2-native");
+        return 1;
+    }
+    if (gen_v2_gc(argv[1]) < 0) {
+        perror("gen_golden: v2-gc");
         return 1;
     }
     return 0;

@@ -128,6 +128,11 @@ def run(args):
             except OSError as exc:
                 raise UsageError("--native: the loaded libraries could not be patched: %s"
                                  % exc.strerror) from None
+        # memlens' own start-up (argparse, imports) leaves cyclic garbage the
+        # program's first collection would count and free as its own: gone
+        # now, before the program runs and before collections are recorded
+        import gc
+        gc.collect()
         try:
             _engine.start(abspath, force=ns.force, meta_json=_json(meta), max_frames=ns.max_frames,
                           follow_fork=ns.follow_fork, sample_ms=ns.interval,

@@ -1,0 +1,85 @@
+"""Cost of recording the garbage collector's collections under `memlens run`.
+
+A GC-heavy workload (it makes many small reference cycles, so the collector
+runs thousands of collections and frees most of the memory) runs under
+`memlens run` with collections recorded (the default) and without
+(MEMLENS_NO_GC_RECORD=1: the recorders are not put into gc.callbacks), in
+alternation, several repetitions each; prints the median wall times, their
+ratio (the recording's cost; target <= 1.02) and how many collections the
+capture holds. Also times `memlens gc` on the capture.
+
+  pip install . && python bench/bench_gc.py [--reps 7] [--n 300000]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+WORKLOAD = """\
+import sys
+class Node:
+    __slots__ = ("other", "payload", "__weakref__")
+    def __init__(self):
+        self.other = None
+        self.payload = None
+def pair():
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    a.payload = [1, 2, 3]
+n = int(sys.argv[1])
+for i in range(n):
+    pair()
+"""
+
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def run_once(script, n, cap, record):
+    env = dict(ENV)
+    if not record:
+        env["MEMLENS_NO_GC_RECORD"] = "1"
+    if os.path.exists(cap):
+        os.unlink(cap)
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "memlens", "run", "-q", "-o", cap, script, str(n)],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--n", type=int, default=300000, help="cycles the workload makes")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        script = os.path.join(d, "gc_heavy.py")
+        with open(script, "w") as f:
+            f.write(WORKLOAD)
+        cap = os.path.join(d, "c.mlens")
+        on, off = [], []
+        for _ in range(args.reps):  # alternate, so drift hits both alike
+            off.append(run_once(script, args.n, cap, False))
+            on.append(run_once(script, args.n, cap, True))
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "memlens", "gc", "--json", cap], check=True,
+                             capture_output=True, text=True, env=ENV).stdout
+        t_report = time.perf_counter() - t
+        doc = json.loads(out)
+    m_on, m_off = statistics.median(on), statistics.median(off)
+    print("workload: %d reference cycles (python %s), %d repetitions each"
+          % (args.n, sys.version.split()[0], args.reps))
+    print("memlens run, collections not recorded: median %.3f s  %s"
+          % (m_off, " ".join("%.3f" % x for x in off)))
+    print("memlens run, collections recorded:     median %.3f s  %s"
+          % (m_on, " ".join("%.3f" % x for x in on)))
+    print("ratio recorded / not recorded: %.4f (target <= 1.02)" % (m_on / m_off))
+    print("collections in the capture: %d (pauses %d, total %.3f s); `memlens gc`: %.3f s"
+          % (doc["collections"], doc["pauses"]["count"], doc["pauses"]["total_s"], t_report))
+
+
+if __name__ == "__main__":
+    main()

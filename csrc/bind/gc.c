@@ -1,0 +1,275 @@
+/* gc.c: bindings of the garbage-collector parts: the `gc` report
+ * (analysis/gcreport.h), the in-process recording (capture/gcrec.h) and the
+ * unreachable set (heap/cycles.h). */
+#include "bind/bind.h"
+
+#include "analysis/gcreport.h"
+#include "capture/gcrec.h"
+#include "capture/tracker.h"
+#include "heap/cycles.h"
+
+/* The innermost frame of a stack as {function, file, line}. */
+static PyObject *
+ml_py_gc_site(ml_reader *r, ml_frame_id stack)
+{
+    const ml_frame_info *f = ml_reader_frame(r, stack);
+    const ml_code_info *c = f ? ml_reader_code(r, f->code) : NULL;
+    return Py_BuildValue("{s:N,s:N,s:i}", "function", ml_py_str(c ? c->name : "<no Python stack>"),
+                         "file", ml_py_fsstr(c ? c->file : ""), "line",
+                         f ? (int)ml_reader_frame_line(r, stack) : 0);
+}
+
+static PyObject *
+ml_py_gc_collection(ml_reader *r, const ml_gc_collection *c)
+{
+    return Py_BuildValue("{s:K,s:K,s:I,s:K,s:K,s:K,s:K,s:N}", "start_us", (unsigned long long)c->start_us,
+                         "pause_us", (unsigned long long)c->pause_us, "generation", c->generation,
+                         "collected", (unsigned long long)c->collected, "uncollectable",
+                         (unsigned long long)c->uncollectable, "freed_bytes",
+                         (unsigned long long)c->freed_bytes, "freed_blocks",
+                         (unsigned long long)c->freed_blocks, "site", ml_py_gc_site(r, c->stack));
+}
+
+static PyObject *
+ml_py_gc_report(ml_reader *r, const ml_gc_report *g)
+{
+    PyObject *gens = PyList_New(0), *longest = PyList_New(0), *garbage = PyList_New(0);
+    for (unsigned i = 0; gens && i < g->ngen; i++) {
+        const ml_gc_generation *s = &g->gen[i];
+        PyObject *d = Py_BuildValue("{s:I,s:K,s:K,s:K,s:K}", "generation", i, "collections",
+                                    (unsigned long long)s->collections, "collected",
+                                    (unsigned long long)s->collected, "uncollectable",
+                                    (unsigned long long)s->uncollectable, "pause_us",
+                                    (unsigned long long)s->pause_us);
+        if (!d || PyList_Append(gens, d) < 0)
+            Py_CLEAR(gens);
+        Py_XDECREF(d);
+    }
+    for (size_t i = 0; longest && i < g->nlongest; i++) {
+        PyObject *d = ml_py_gc_collection(r, &g->longest[i]);
+        if (!d || PyList_Append(longest, d) < 0)
+            Py_CLEAR(longest);
+        Py_XDECREF(d);
+    }
+    for (size_t i = 0; garbage && i < g->ngarbage; i++) {
+        const ml_site_row *row = &g->garbage[i];
+        PyObject *d = ml_py_gc_site(r, row->stack);
+        if (!d || ml_py_put(d, "type", ml_py_str(row->type ? ml_reader_type_name(r, row->type) : "<untyped>")) < 0 ||
+            ml_py_put(d, "bytes", PyLong_FromUnsignedLongLong(row->bytes)) < 0 ||
+            ml_py_put(d, "count", PyLong_FromUnsignedLongLong(row->count)) < 0 ||
+            PyList_Append(garbage, d) < 0)
+            Py_CLEAR(garbage);
+        Py_XDECREF(d);
+    }
+    if (!gens || !longest || !garbage) {
+        Py_XDECREF(gens);
+        Py_XDECREF(longest);
+        Py_XDECREF(garbage);
+        return NULL;
+    }
+    return Py_BuildValue(
+        "{s:K,s:O,s:O,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:n,s:N,s:N,s:N}", "duration_us",
+        (unsigned long long)g->duration_us, "truncated", g->truncated ? Py_True : Py_False,
+        "has_records", g->has_records ? Py_True : Py_False, "collections",
+        (unsigned long long)g->collections, "incomplete", (unsigned long long)g->incomplete, "pauses",
+        (unsigned long long)g->pauses, "pause_total_us", (unsigned long long)g->pause_total_us,
+        "pause_p50_us", (unsigned long long)g->pause_p50_us, "pause_p99_us",
+        (unsigned long long)g->pause_p99_us, "pause_max_us", (unsigned long long)g->pause_max_us,
+        "freed_bytes", (unsigned long long)g->freed_bytes, "freed_blocks",
+        (unsigned long long)g->freed_blocks, "uncollectable", (unsigned long long)g->uncollectable,
+        "garbage_groups", (Py_ssize_t)g->garbage_groups, "generations", gens, "longest", longest,
+        "garbage", garbage);
+}
+
+static PyObject *
+ml_py_read_gc(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"path", "top", "progress", NULL};
+    PyObject *path;
+    Py_ssize_t top = 20;
+    ml_py_progress pp = {Py_None, NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|nO", kwlist, PyUnicode_FSConverter, &path, &top,
+                                     &pp.callback))
+        return NULL;
+    ml_reader *r = ml_py_open(path);
+    Py_DECREF(path);
+    if (!r)
+        return NULL;
+    ml_gc_report g;
+    ml_progress pg = {ml_py_progress_call, &pp};
+    char err[ML_PY_ERRCAP];
+    int rc;
+    ML_PY_RUN(rc, pp, ml_gcreport_run(r, top > 0 ? (size_t)top : 0, &pg, &g, err, sizeof(err)));
+    if (rc < 0) {
+        ml_reader_free(r);
+        return ml_py_report_failed(err);
+    }
+    PyObject *res = ml_py_gc_report(r, &g);
+    ml_gcreport_release(&g);
+    ml_reader_free(r);
+    return res;
+}
+
+/* ---- in the running process ---- */
+
+static PyObject *
+ml_py_type_str(PyTypeObject *tp)
+{
+    size_t len;
+    const char *name = ml_tracker_type_name(tp, &len);
+    if (!name)
+        return PyErr_NoMemory();
+    return PyUnicode_DecodeUTF8(name, (Py_ssize_t)len, "replace");
+}
+
+/* A short label for a node of a picture: its type, and the name of a
+ * function, class or module (read from the struct: no code runs). */
+static PyObject *
+ml_py_node_label(PyObject *o)
+{
+    PyObject *name = NULL;
+    if (PyFunction_Check(o))
+        name = ((PyFunctionObject *)o)->func_qualname;
+    else if (PyType_Check(o))
+        name = ((PyHeapTypeObject *)o)->ht_qualname;
+    if (PyType_Check(o) && !(((PyTypeObject *)o)->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        name = NULL;
+    if (name && PyUnicode_Check(name)) {
+        Py_INCREF(name);
+        return name;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ml_py_cycles_result(ml_cycles *c)
+{
+    PyObject *groups = PyList_New(0);
+    for (size_t i = 0; groups && i < c->ngroups; i++) {
+        const ml_cycle_group *g = &c->groups[i];
+        const ml_cycle_island *isl = &c->islands[i];
+        PyObject *types = PyList_New(0), *nodes = PyList_New(0), *edges = PyList_New(0);
+        for (size_t k = 0; types && k < g->ntypes; k++) {
+            PyObject *t = Py_BuildValue("(NKK)", ml_py_type_str(g->types[k].type),
+                                        (unsigned long long)g->types[k].count,
+                                        (unsigned long long)g->types[k].bytes);
+            if (!t || PyList_Append(types, t) < 0)
+                Py_CLEAR(types);
+            Py_XDECREF(t);
+        }
+        for (size_t k = 0; nodes && k < isl->n; k++) {
+            size_t sz = 0;
+            PyObject *t = Py_BuildValue("(NNK)", ml_py_type_str(Py_TYPE(isl->objs[k])),
+                                        ml_py_node_label(isl->objs[k]),
+                                        (unsigned long long)(uintptr_t)isl->objs[k]);
+            (void)sz;
+            if (!t || PyList_Append(nodes, t) < 0)
+                Py_CLEAR(nodes);
+            Py_XDECREF(t);
+        }
+        for (size_t k = 0; edges && k < isl->nedges; k++) {
+            PyObject *t = Py_BuildValue("(II)", isl->edge_from[k], isl->edge_to[k]);
+            if (!t || PyList_Append(edges, t) < 0)
+                Py_CLEAR(edges);
+            Py_XDECREF(t);
+        }
+        PyObject *d = NULL;
+        if (types && nodes && edges)
+            d = Py_BuildValue("{s:N,s:K,s:K,s:K,s:N,s:N}", "types", types, "islands",
+                              (unsigned long long)g->islands, "objects", (unsigned long long)g->objects,
+                              "bytes", (unsigned long long)g->bytes, "nodes", nodes, "edges", edges);
+        else {
+            Py_XDECREF(types);
+            Py_XDECREF(nodes);
+            Py_XDECREF(edges);
+        }
+        if (!d || PyList_Append(groups, d) < 0)
+            Py_CLEAR(groups);
+        Py_XDECREF(d);
+    }
+    if (!groups)
+        return NULL;
+    return Py_BuildValue("{s:K,s:K,s:K,s:N}", "examined", (unsigned long long)c->examined, "objects",
+                         (unsigned long long)c->objects, "bytes", (unsigned long long)c->bytes,
+                         "groups", groups);
+}
+
+static PyObject *
+ml_py_cycles(PyObject *self, PyObject *args)
+{
+    PyObject *obj = NULL;
+    if (!PyArg_ParseTuple(args, "|O", &obj))
+        return NULL;
+    ml_cycles c;
+    int rc = obj ? ml_cycles_of(obj, &c) : ml_cycles_find(&c);
+    if (rc == -2) {
+        PyErr_SetString(PyExc_RuntimeError, "memlens.cycles() cannot run while the collector collects");
+        return NULL;
+    }
+    if (rc < 0)
+        return PyErr_NoMemory();
+    PyObject *res = ml_py_cycles_result(&c);
+    ml_cycles_release(&c);
+    return res;
+}
+
+static PyObject *
+ml_py_gc_stats(PyObject *self, PyObject *unused)
+{
+    ml_gcrec_stats s;
+    if (ml_gcrec_stats_get(&s) < 0)
+        return PyErr_NoMemory();
+    PyObject *gens = PyList_New(0);
+    for (unsigned i = 0; gens && i < ML_GCREC_GENERATIONS; i++) {
+        PyObject *d = Py_BuildValue("{s:I,s:K,s:K,s:K,s:K}", "generation", i, "collections",
+                                    (unsigned long long)s.collections[i], "collected",
+                                    (unsigned long long)s.collected[i], "uncollectable",
+                                    (unsigned long long)s.uncollectable[i], "pause_ns",
+                                    (unsigned long long)s.pause_ns[i]);
+        if (!d || PyList_Append(gens, d) < 0)
+            Py_CLEAR(gens);
+        Py_XDECREF(d);
+    }
+    if (!gens)
+        return NULL;
+    return Py_BuildValue("{s:O,s:K,s:K,s:K,s:K,s:K,s:K,s:N}", "recording",
+                         s.recording ? Py_True : Py_False, "pauses", (unsigned long long)s.pauses,
+                         "pause_total_ns", (unsigned long long)s.pause_total_ns, "pause_max_ns",
+                         (unsigned long long)s.pause_max_ns, "pause_p50_ns",
+                         (unsigned long long)s.pause_p50_ns, "pause_p99_ns",
+                         (unsigned long long)s.pause_p99_ns, "elapsed_ns",
+                         (unsigned long long)s.elapsed_ns, "generations", gens);
+}
+
+static PyObject *
+ml_py_gc_start_recording(PyObject *self, PyObject *unused)
+{
+    if (ml_gcrec_start() < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ml_py_gc_stop_recording(PyObject *self, PyObject *unused)
+{
+    ml_gcrec_stop();
+    Py_RETURN_NONE;
+}
+
+PyMethodDef ml_bind_gc_methods[] = {
+    {"read_gc", (PyCFunction)(void (*)(void))ml_py_read_gc, METH_VARARGS | METH_KEYWORDS,
+     "read_gc(path, top=20, progress=None): the collections, pauses and garbage of a capture."},
+    {"cycles", ml_py_cycles, METH_VARARGS,
+     "cycles([obj]): the unreachable set now, grouped (or the component of obj)."},
+    {"gc_stats", ml_py_gc_stats, METH_NOARGS, "gc_stats(): collections and pauses recorded so far."},
+    {"gc_start_recording", ml_py_gc_start_recording, METH_NOARGS, "Put the recorders into gc.callbacks."},
+    {"gc_stop_recording", ml_py_gc_stop_recording, METH_NOARGS, "End memlens.start_gc_recording()."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+ml_bind_gc_init(PyObject *m)
+{
+    (void)m;
+    return 0;
+}

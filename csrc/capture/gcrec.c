@@ -1,0 +1,273 @@
+/* gcrec.c: the collector's start and stop, seen through gc.callbacks (see
+ * gcrec.h for why two recorders and why the start info dict is kept). */
+#include "capture/gcrec.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compat/compat.h"
+
+static struct {
+    PyObject *callbacks;      /* the collector's list (gc.callbacks at install) */
+    PyObject *start_cb, *stop_cb;
+    PyObject *k_generation, *k_collected, *k_uncollectable, *s_start, *s_stop;
+    PyObject *held_info;      /* the start phase's info dict, until the stop */
+    ml_gcrec_sink sink;
+    int user_recording;       /* ml_gcrec_start */
+    /* counters (GIL) */
+    ml_gcrec_stats st;
+    uint64_t began_ns, start_ns;
+    int in_collection;
+    unsigned generation;
+    uint32_t *pauses_us;      /* every pause, for the percentiles */
+    size_t npauses, cap;
+} mlg;
+
+static uint64_t
+ml_gcrec_now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* An unsigned value of the info dict (0 when absent or not an int); never
+ * allocates (the keys are interned once at install). */
+static uint64_t
+ml_gcrec_info(PyObject *info, PyObject *key)
+{
+    PyObject *v = PyDict_Check(info) ? PyDict_GetItemWithError(info, key) : NULL;
+    if (!v || !PyLong_Check(v)) {
+        PyErr_Clear();
+        return 0;
+    }
+    unsigned long long x = PyLong_AsUnsignedLongLong(v);
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return x;
+}
+
+/* 1 when `phase` is the str `want` (interned "start"/"stop"; compared by
+ * value as well, without allocating). */
+static int
+ml_gcrec_is(PyObject *phase, PyObject *want)
+{
+    if (phase == want)
+        return 1;
+    return PyUnicode_Check(phase) && PyUnicode_Compare(phase, want) == 0;
+}
+
+static PyObject *
+ml_gcrec_on_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 || !ml_gcrec_is(args[0], mlg.s_start))
+        Py_RETURN_NONE;
+    /* an earlier start without its stop (the stop recorder was removed):
+     * let its dict go now, before the window opens */
+    Py_CLEAR(mlg.held_info);
+    Py_INCREF(args[1]);
+    mlg.held_info = args[1];
+    uint64_t gen = ml_gcrec_info(args[1], mlg.k_generation);
+    mlg.generation = gen < ML_GCREC_GENERATIONS ? (unsigned)gen : ML_GCREC_GENERATIONS - 1;
+    mlg.in_collection = 1;
+    if (mlg.sink)
+        mlg.sink(ML_GCREC_START, mlg.generation, 0, 0);
+    mlg.start_ns = ml_gcrec_now_ns(); /* last: the sink's cost is not the collector's */
+    Py_RETURN_NONE;
+}
+
+static void
+ml_gcrec_add_pause(uint64_t ns)
+{
+    ml_gcrec_stats *s = &mlg.st;
+    s->pauses++;
+    s->pause_total_ns += ns;
+    s->pause_ns[mlg.generation] += ns;
+    if (ns > s->pause_max_ns)
+        s->pause_max_ns = ns;
+    if (mlg.npauses == mlg.cap) {
+        size_t ncap = mlg.cap ? mlg.cap * 2 : 1024;
+        uint32_t *n = realloc(mlg.pauses_us, ncap * sizeof(*n));
+        if (!n)
+            return; /* the percentiles then miss this one */
+        mlg.pauses_us = n;
+        mlg.cap = ncap;
+    }
+    uint64_t us = (ns + 500) / 1000;
+    mlg.pauses_us[mlg.npauses++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static PyObject *
+ml_gcrec_on_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 || !ml_gcrec_is(args[0], mlg.s_stop))
+        Py_RETURN_NONE;
+    uint64_t end = ml_gcrec_now_ns();
+    uint64_t collected = ml_gcrec_info(args[1], mlg.k_collected);
+    uint64_t uncollectable = ml_gcrec_info(args[1], mlg.k_uncollectable);
+    uint64_t gen = ml_gcrec_info(args[1], mlg.k_generation);
+    unsigned g = gen < ML_GCREC_GENERATIONS ? (unsigned)gen : ML_GCREC_GENERATIONS - 1;
+    if (mlg.sink)
+        mlg.sink(ML_GCREC_STOP, g, collected, uncollectable);
+    mlg.generation = g;
+    mlg.st.collections[g]++;
+    mlg.st.collected[g] += collected;
+    mlg.st.uncollectable[g] += uncollectable;
+    if (mlg.in_collection)
+        ml_gcrec_add_pause(end - mlg.start_ns);
+    mlg.in_collection = 0;
+    /* after the stop is recorded: the start dict's frees are not the collector's */
+    Py_CLEAR(mlg.held_info);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef ml_gcrec_start_def = {"memlens_gc_start_recorder", (PyCFunction)(void (*)(void))ml_gcrec_on_start,
+                                         METH_FASTCALL, "memlens: marks the start of a collection"};
+static PyMethodDef ml_gcrec_stop_def = {"memlens_gc_stop_recorder", (PyCFunction)(void (*)(void))ml_gcrec_on_stop,
+                                        METH_FASTCALL, "memlens: marks the end of a collection"};
+
+/* Put the recorders into gc.callbacks. 0, or -1 with an exception set. */
+static int
+ml_gcrec_install(void)
+{
+    if (mlg.callbacks)
+        return 0;
+    if (!mlg.start_cb) {
+        mlg.start_cb = PyCFunction_New(&ml_gcrec_start_def, NULL);
+        mlg.stop_cb = PyCFunction_New(&ml_gcrec_stop_def, NULL);
+        mlg.k_generation = PyUnicode_InternFromString("generation");
+        mlg.k_collected = PyUnicode_InternFromString("collected");
+        mlg.k_uncollectable = PyUnicode_InternFromString("uncollectable");
+        mlg.s_start = PyUnicode_InternFromString("start");
+        mlg.s_stop = PyUnicode_InternFromString("stop");
+        if (!mlg.start_cb || !mlg.stop_cb || !mlg.k_generation || !mlg.k_collected ||
+            !mlg.k_uncollectable || !mlg.s_start || !mlg.s_stop) {
+            Py_CLEAR(mlg.start_cb);
+            Py_CLEAR(mlg.stop_cb);
+            return -1;
+        }
+    }
+    PyObject *gc = PyImport_ImportModule("gc");
+    if (!gc)
+        return -1;
+    PyObject *cbs = PyObject_GetAttrString(gc, "callbacks");
+    Py_DECREF(gc);
+    if (!cbs)
+        return -1;
+    if (!PyList_Check(cbs)) {
+        PyErr_SetString(PyExc_TypeError, "gc.callbacks is not a list");
+        Py_DECREF(cbs);
+        return -1;
+    }
+    if (PyList_Insert(cbs, 0, mlg.stop_cb) < 0 || PyList_Append(cbs, mlg.start_cb) < 0) {
+        Py_DECREF(cbs);
+        return -1;
+    }
+    mlg.callbacks = cbs;
+    mlg.began_ns = ml_gcrec_now_ns();
+    mlg.in_collection = 0;
+    return 0;
+}
+
+/* Take the recorders out of the list, wherever the program moved them. */
+static void
+ml_gcrec_uninstall(void)
+{
+    if (!mlg.callbacks)
+        return;
+    PyObject *exc_type, *exc, *tb;
+    PyErr_Fetch(&exc_type, &exc, &tb);
+    for (Py_ssize_t i = PyList_GET_SIZE(mlg.callbacks) - 1; i >= 0; i--) {
+        if (i >= PyList_GET_SIZE(mlg.callbacks))
+            continue;
+        PyObject *o = PyList_GET_ITEM(mlg.callbacks, i);
+        if ((o == mlg.start_cb || o == mlg.stop_cb) && PySequence_DelItem(mlg.callbacks, i) < 0)
+            PyErr_Clear();
+    }
+    Py_CLEAR(mlg.callbacks);
+    Py_CLEAR(mlg.held_info);
+    mlg.in_collection = 0;
+    PyErr_Restore(exc_type, exc, tb);
+}
+
+static void
+ml_gcrec_reset(void)
+{
+    memset(&mlg.st, 0, sizeof(mlg.st));
+    mlg.npauses = 0;
+}
+
+int
+ml_gcrec_attach(ml_gcrec_sink sink)
+{
+    if (!mlg.callbacks)
+        ml_gcrec_reset();
+    if (ml_gcrec_install() < 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    mlg.sink = sink;
+    return 0;
+}
+
+void
+ml_gcrec_detach(void)
+{
+    mlg.sink = NULL;
+    if (!mlg.user_recording)
+        ml_gcrec_uninstall();
+}
+
+int
+ml_gcrec_start(void)
+{
+    if (mlg.user_recording)
+        return 0;
+    if (!mlg.callbacks)
+        ml_gcrec_reset();
+    if (ml_gcrec_install() < 0)
+        return -1;
+    mlg.user_recording = 1;
+    return 0;
+}
+
+void
+ml_gcrec_stop(void)
+{
+    mlg.user_recording = 0;
+    if (!mlg.sink)
+        ml_gcrec_uninstall();
+}
+
+static int
+ml_gcrec_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int
+ml_gcrec_stats_get(ml_gcrec_stats *out)
+{
+    *out = mlg.st;
+    out->recording = mlg.callbacks != NULL;
+    out->elapsed_ns = mlg.began_ns ? ml_gcrec_now_ns() - mlg.began_ns : 0;
+    if (!mlg.npauses)
+        return 0;
+    uint32_t *s = malloc(mlg.npauses * sizeof(*s));
+    if (!s)
+        return -1;
+    memcpy(s, mlg.pauses_us, mlg.npauses * sizeof(*s));
+    qsort(s, mlg.npauses, sizeof(*s), ml_gcrec_cmp_u32);
+    /* nearest rank */
+    size_t i50 = (mlg.npauses * 50 + 99) / 100, i99 = (mlg.npauses * 99 + 99) / 100;
+    out->pause_p50_ns = (uint64_t)s[i50 ? i50 - 1 : 0] * 1000;
+    out->pause_p99_ns = (uint64_t)s[i99 ? i99 - 1 : 0] * 1000;
+    free(s);
+    return 0;
+}

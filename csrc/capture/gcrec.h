@@ -1,0 +1,71 @@
+/* gcrec.h: records the cyclic garbage collector's collections inside the
+ * profiled process.
+ *
+ * Layer: capture. Uses the Python C API (GIL held for every call). The only
+ * portable way to see collections on 3.10-3.13 is gc.callbacks: this module
+ * puts two C callables (builtin functions, no Python frame) into the list the
+ * collector calls:
+ *
+ *   - "stop" recorder at index 0: it runs first when a collection ends,
+ *     before the program's own callbacks;
+ *   - "start" recorder at the end: it runs last when a collection starts,
+ *     after the program's own callbacks.
+ *
+ * So the window between the two is the collection itself, and the frees the
+ * collecting thread makes in it are the collector's. The collector builds a
+ * fresh `info` dict for each phase and frees it after the callbacks; the start
+ * recorder keeps a reference to the start dict until the stop recorder has
+ * reported the end, so that its frees fall after the window, not inside it.
+ * The recorders allocate nothing and never raise (a malformed call is
+ * ignored). The program's callbacks still run and see the same info; a
+ * program that clears gc.callbacks just ends the recording.
+ *
+ * Users: the tracker (a capture in progress: a sink that writes GC_START and
+ * GC_STOP records) and memlens.start_gc_recording(). The recorders stay in
+ * gc.callbacks while either uses them, and are removed (by identity, wherever
+ * they are) when both are done, leaving the list as the program left it.
+ */
+#ifndef ML_GCREC_H
+#define ML_GCREC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { ML_GCREC_START = 0, ML_GCREC_STOP = 1 };
+
+/* Called by the recorders on the collecting thread, GIL held, inside the
+ * collection: must not allocate through Python nor raise. */
+typedef void (*ml_gcrec_sink)(int phase, unsigned generation, uint64_t collected,
+                              uint64_t uncollectable);
+
+#define ML_GCREC_GENERATIONS 3
+
+/* What the recorders saw since recording began (ml_gcrec_stats). */
+typedef struct {
+    uint64_t collections[ML_GCREC_GENERATIONS];
+    uint64_t collected[ML_GCREC_GENERATIONS];
+    uint64_t uncollectable[ML_GCREC_GENERATIONS];
+    uint64_t pause_ns[ML_GCREC_GENERATIONS]; /* total pause per generation */
+    uint64_t pauses;                         /* collections with a start and a stop */
+    uint64_t pause_total_ns, pause_max_ns, pause_p50_ns, pause_p99_ns;
+    uint64_t elapsed_ns;                     /* since recording began */
+    int recording;                           /* the recorders are in gc.callbacks */
+} ml_gcrec_stats;
+
+/* The tracker's use: install the recorders (if not in place) and send each
+ * collection to `sink`. Returns 0, or -1 (no exception left set) when
+ * gc.callbacks cannot be reached. */
+int ml_gcrec_attach(ml_gcrec_sink sink);
+/* No more calls to the sink; the recorders go when no user is left. */
+void ml_gcrec_detach(void);
+
+/* memlens.start_gc_recording() / stop_gc_recording(): the counters of
+ * ml_gcrec_stats, without a capture. Start returns 0, or -1 with a Python
+ * exception set. Starting twice keeps the counters; stop ends this use. */
+int ml_gcrec_start(void);
+void ml_gcrec_stop(void);
+
+/* Fill *out. Returns 0, or -1 when out of memory for the percentiles. */
+int ml_gcrec_stats_get(ml_gcrec_stats *out);
+
+#endif /* ML_GCREC_H */
