@@ -258,3 +258,19 @@ def test_golden_v2_native(tmp_path):
     assert got["events"] == cap.events
     assert [t["name"] for t in got["types"]] == ["<native: libdemo.so.1>", "<native: unknown>"]
     assert got["frames"][0]["line"] == 3 and got["trailer"] == [2, 1, 0, 1, 0]
+
+
+def test_numpy_data_counted_once_with_native(libs):
+    """NumPy's array data is recorded once, as `numpy.ndarray (data)` (the
+    NumPy allocator hook, docs/NUMPY.md), not a second time as the malloc
+    of _multiarray_umath that --native patches."""
+    pytest.importorskip("numpy")
+    n = 1_000_003  # float64 elements: 8,000,024 bytes of data each
+    cap, lines, _ = run(libs, "import numpy as np\nkeep = [np.ones(%d) for _ in range(5)]  # @arrays\n" % n,
+                        "--native", name="npprog.py")
+    c = Capture(cap)
+    big = c.sized(8 * n)
+    assert [c.type_of(e) for e in big] == ["numpy.ndarray (data)"] * 5, [c.type_of(e) for e in big]
+    # no native block of the size of an array's data (any alignment slack)
+    assert not [e for e in c.allocs if 8 * n <= e["size"] <= 8 * n + 4096
+                and (c.type_of(e) or "").startswith("<native")]
