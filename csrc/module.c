@@ -13,6 +13,7 @@ static PyMethodDef *const ml_parts_methods[] = {
     ml_bind_reports_methods,
     ml_bind_timeline_methods,
     ml_bind_heap_methods,
+    ml_bind_atexit_methods,
 };
 
 /* Run after every method is registered: an init may look methods up. */
@@ -21,6 +22,7 @@ static int (*const ml_parts_init[])(PyObject *) = {
     ml_bind_reports_init,
     ml_bind_timeline_init,
     ml_bind_heap_init,
+    ml_bind_atexit_init,
 };
 
 static struct PyModuleDef ml_module = {

@@ -78,6 +78,13 @@ void ml_writer_mark(ml_writer *w, unsigned kind, const char *label, size_t len);
 void ml_writer_note(ml_writer *w, unsigned kind, const char *text, size_t len);
 void ml_writer_trailer(ml_writer *w, const uint64_t *fields, size_t n);
 void ml_writer_fork(ml_writer *w, uint64_t child_pid);
+/* Heap at exit (format.h 0x10..0x13). */
+void ml_writer_snapshot(ml_writer *w, unsigned kind, uint64_t objects, uint64_t duration_us);
+void ml_writer_owner(ml_writer *w, ml_seq seq, ml_seq owner_seq, ml_type_id type);
+void ml_writer_holder(ml_writer *w, uint32_t id, const char *const *hops, const size_t *lens, size_t n,
+                      uint64_t retained);
+/* seqs ascending, n <= ML_HELD_MAX */
+void ml_writer_held(ml_writer *w, uint32_t holder, const ml_seq *seqs, size_t n);
 /* ALLOC: returns the block's seq. */
 ml_seq ml_writer_alloc(ml_writer *w, ml_domain domain, ml_frame_id stack, ml_type_id type, uint64_t size);
 /* FREE of the block with sequence number seq (< = last seq). */
