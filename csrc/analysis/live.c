@@ -263,4 +263,3 @@ ml_live_check(const ml_live *t, char *msg, size_t cap)
     }
     return 0;
 }
-

@@ -22,3 +22,13 @@ from memlens.profile import profile  # noqa: E402
 # Bound after the submodule imports, so `memlens.heap` is the function (the
 # import of memlens.heap would otherwise leave the module under that name).
 from memlens.heap import heap, deep_size, Snapshot  # noqa: E402
+
+
+def snapshot_now():
+    """Inside a program run by `memlens run`: write the live heap's buffer
+    owners and holders into the capture now (as at exit; `memlens leaks`
+    and `memlens why` use the last one). Returns the pass's counts
+    (objects, owners, holders, held, duration_us), or None when no capture
+    is being written."""
+    from memlens import _engine
+    return _engine.exit_snapshot(2)

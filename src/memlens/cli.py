@@ -26,6 +26,7 @@ COMMANDS = [
     "summary",
     "types",
     "leaks",
+    "why",
     "lines",
     "timeline",
     "plot",
