@@ -57,7 +57,7 @@ def _group(rows, type_, line=None):
 
 def test_leaks_name_holders_and_owners(script, capture):
     prog = script(LEAKY)
-    path, proc = capture(prog)
+    path, proc = capture(prog, opts=("--heap-at-exit",))
     assert proc.stdout == "done\n"
     rows = report("leaks", path)
     rec = _group(rows, "__main__.Record", prog.line("record"))
@@ -82,7 +82,7 @@ def test_leaks_name_holders_and_owners(script, capture):
 
 def test_text_and_why(script, capture):
     prog = script(LEAKY)
-    path, _ = capture(prog)
+    path, _ = capture(prog, opts=("--heap-at-exit",))
     out = memlens("leaks", path)
     assert out.returncode == 0, out.stderr
     assert "module __main__ .KEEP (list) [i]" in out.stdout
@@ -102,7 +102,7 @@ def test_text_and_why(script, capture):
 
 def test_no_heap_at_exit_leaves_the_capture_as_before(script, capture):
     prog = script(LEAKY)
-    path, proc = capture(prog, opts=("--no-heap-at-exit",))
+    path, proc = capture(prog, opts=("--heap-at-exit", "--no-heap-at-exit"))
     assert proc.stdout == "done\n"
     kinds = None
     doc = json.loads(memlens("leaks", path, "--json").stdout)
@@ -112,11 +112,13 @@ def test_no_heap_at_exit_leaves_the_capture_as_before(script, capture):
     assert not any(" (data)" in r["type"] or " (items)" in r["type"] for r in doc["leaks"])
     why = memlens("why", path, "__main__.Record")
     assert why.returncode == 2 and "no heap at exit" in why.stderr
+    default, _ = capture(prog)  # off by default (its cost: BENCHMARKS.md)
+    assert json.loads(memlens("leaks", default, "--json").stdout)["heap_at_exit"] is None
 
 
 def test_program_output_and_status_unchanged(script, capture):
     prog = script(LEAKY + "import sys\nsys.stderr.write('err\\n')\nsys.exit(3)\n")
-    path, proc = capture(prog, expect_status=3)
+    path, proc = capture(prog, opts=("--heap-at-exit",), expect_status=3)
     plain = subprocess.run([sys.executable, prog.path], capture_output=True, text=True)
     assert (proc.stdout, proc.stderr, proc.returncode) == (plain.stdout, plain.stderr, plain.returncode)
     rows = report("leaks", path)

@@ -8,7 +8,7 @@ from memlens import __version__, outfile, runner
 from memlens.errors import UsageError
 
 USAGE = "memlens run [-o FILE] [--force] [-q] [--max-frames N] [--interval MS] [--follow-fork] " \
-        "[--exact] [--no-compress] [--no-heap-at-exit] [--heap-on SIGNAL] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
+        "[--exact] [--no-compress] [--heap-at-exit|--no-heap-at-exit] [--heap-on SIGNAL] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
 
 
 def _options_parser():
@@ -36,10 +36,13 @@ def _options_parser():
     p.add_argument("--no-compress", action="store_true",
                    help="write the capture raw (by default it is compressed as it is written, "
                         "in the sampler thread)")
+    p.add_argument("--heap-at-exit", action="store_true",
+                   help="after the program's last line, walk the live heap: name the buffers still "
+                        "allocated by their owners and find what holds each leak (`memlens leaks`, "
+                        "`memlens why`); off by default for now: it costs ~1.5 s per million live "
+                        "objects (BENCHMARKS.md)")
     p.add_argument("--no-heap-at-exit", action="store_true",
-                   help="do not walk the live heap after the program's last line (by default memlens "
-                        "names the buffers still allocated by their owners and finds what holds "
-                        "each leak: `memlens leaks`, `memlens why`)")
+                   help="do not walk the live heap at the end (the default)")
     p.add_argument("--heap-on", metavar="SIGNAL",
                    help="also snapshot the heap's owners and holders into the capture whenever "
                         "the process gets SIGNAL (SIGUSR1 or SIGUSR2)")
@@ -126,7 +129,7 @@ def run(args):
     meta = metadata(program, args.argv)
     meta["options"] = {"max_frames": ns.max_frames, "interval_ms": ns.interval,
                        "follow_fork": ns.follow_fork, "exact": ns.exact,
-                       "heap_at_exit": not ns.no_heap_at_exit, "heap_on": ns.heap_on}
+                       "heap_at_exit": ns.heap_at_exit and not ns.no_heap_at_exit, "heap_on": ns.heap_on}
     pid = os.getpid()
     state = {"started": False, "child_recording": False}
 
@@ -179,7 +182,7 @@ def run(args):
                     sys.stderr.write("memlens: capture left uncompressed: %s\n" % exc)
 
     def end(outcome):
-        if state["started"] and not ns.no_heap_at_exit:
+        if state["started"] and ns.heap_at_exit and not ns.no_heap_at_exit:
             _engine.exit_snapshot(1)  # before the interpreter tears the modules down
         stats = stop()
         if stats is not None:
