@@ -235,8 +235,10 @@ def leaks(path, top=0, progress=None):
     """Blocks still allocated at the end, grouped by (site, type), biggest first."""
     raw = _read("read_leaks", path, progress, 1, top)
     rows = [{"function": r["function"], "file": r["file"], "line": r["line"], "type": r["type"],
-             "bytes": r["bytes"], "count": r["count"], "stack": r["stack"],
-             "holder": r.get("holder")} for r in raw["leaks"]]
+             "bytes": r["bytes"], "count": r["count"], "stack": r["stack"]} for r in raw["leaks"]]
+    if raw.get("heap_at_exit"):  # rows carry their holder only with a heap at exit
+        for row, r in zip(rows, raw["leaks"]):
+            row["holder"] = r.get("holder")
     _with_bounds(rows, _meta_of(raw) or meta(path))
     return {"leaks": rows, "groups": raw["groups"], "end_bytes": raw["end_bytes"],
             "end_count": raw["end_count"], "truncated": raw["truncated"],
