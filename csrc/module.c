@@ -19,6 +19,7 @@ static PyMethodDef *const ml_parts_methods[] = {
     ml_bind_graph_methods,
     ml_bind_rss_methods,
     ml_bind_gc_methods,
+    ml_bind_atexit_methods,
 };
 
 /* Run after every method is registered: an init may look methods up. */
@@ -33,6 +34,7 @@ static int (*const ml_parts_init[])(PyObject *) = {
     ml_bind_graph_init,
     ml_bind_rss_init,
     ml_bind_gc_init,
+    ml_bind_atexit_init,
 };
 
 static struct PyModuleDef ml_module = {

@@ -150,6 +150,11 @@ struct ml_reader {
 
     ml_arena_chunk *arena;
     char err[ML_READER_ERRCAP];
+
+    /* heap at exit: the decoded HOLDER hops and HELD seqs of the last event */
+    const char *hops[ML_HOLDER_HOPS_MAX];
+    size_t hop_lens[ML_HOLDER_HOPS_MAX];
+    ml_seq held[ML_HELD_MAX];
 };
 
 static void
@@ -1400,6 +1405,92 @@ again:
             }
             return 1;
         /* ---- end of gc ---- */
+        /* ---- heap at exit (0x10..0x13, docs/FORMAT.md "Heap at exit") ---- */
+        case ML_TAG_SNAPSHOT:
+            GET_UV(a);
+            b = c = 0;
+            if (a > ML_SNAP_SIGNAL)
+                CORRUPT("SNAPSHOT of unknown kind %llu", (unsigned long long)a);
+            if (a == ML_SNAP_END) {
+                GET_UV(b);
+                GET_UV(c);
+            }
+            r->p = p;
+            ev->kind = ML_EV_SNAPSHOT;
+            ev->time_us = r->time_us;
+            ev->thread = r->cur->id;
+            ev->mark_kind = (unsigned)a;
+            ev->snap_objects = b;
+            ev->snap_us = c;
+            return 1;
+        case ML_TAG_OWNER: {
+            GET_UV(a);
+            GET_UV(b);
+            GET_UV(c);
+            if (a == 0 || a > r->last_seq || b > r->last_seq)
+                CORRUPT("OWNER of block %llu by block %llu (%llu blocks so far)", (unsigned long long)a,
+                        (unsigned long long)b, (unsigned long long)r->last_seq);
+            if (c == 0 || c > r->ntypes)
+                CORRUPT("OWNER with undefined type %llu", (unsigned long long)c);
+            r->p = p;
+            ev->kind = ML_EV_OWNER;
+            ev->time_us = r->time_us;
+            ev->thread = r->cur->id;
+            ev->seq = a;
+            ev->owner_seq = b;
+            ev->type = (ml_type_id)c;
+            return 1;
+        }
+        case ML_TAG_HOLDER:
+            GET_UV(a);
+            GET_UV(b);
+            if (a == 0 || a > UINT32_MAX)
+                CORRUPT("HOLDER with id %llu", (unsigned long long)a);
+            if (b > ML_HOLDER_HOPS_MAX)
+                CORRUPT("HOLDER with %llu hops (at most %u)", (unsigned long long)b,
+                        (unsigned)ML_HOLDER_HOPS_MAX);
+            for (uint64_t i = 0; i < b; i++) {
+                GET_STR(s1, d);
+                r->hops[i] = (const char *)s1;
+                r->hop_lens[i] = (size_t)d;
+            }
+            GET_UV(c);
+            r->p = p;
+            ev->kind = ML_EV_HOLDER;
+            ev->time_us = r->time_us;
+            ev->thread = r->cur->id;
+            ev->holder = (uint32_t)a;
+            ev->hops = r->hops;
+            ev->hop_lens = r->hop_lens;
+            ev->nhops = (size_t)b;
+            ev->retained = c;
+            return 1;
+        case ML_TAG_HELD: {
+            GET_UV(a);
+            GET_UV(b);
+            if (a == 0 || a > UINT32_MAX)
+                CORRUPT("HELD by holder %llu", (unsigned long long)a);
+            if (b > ML_HELD_MAX)
+                CORRUPT("HELD with %llu blocks (at most %u)", (unsigned long long)b, (unsigned)ML_HELD_MAX);
+            ml_seq prev = 0;
+            for (uint64_t i = 0; i < b; i++) {
+                GET_UV(d);
+                if (d == 0 || d > r->last_seq - prev)
+                    CORRUPT("HELD block after %llu at distance %llu (%llu blocks so far)",
+                            (unsigned long long)prev, (unsigned long long)d, (unsigned long long)r->last_seq);
+                prev += d;
+                r->held[i] = prev;
+            }
+            r->p = p;
+            ev->kind = ML_EV_HELD;
+            ev->time_us = r->time_us;
+            ev->thread = r->cur->id;
+            ev->holder = (uint32_t)a;
+            ev->held = r->held;
+            ev->nheld = (size_t)b;
+            return 1;
+        }
+        /* ---- end of heap at exit ---- */
         case ML_TAG_TRAILER: {
             uint64_t fields[ML_TRAILER_COUNT] = {0};
             GET_UV(a);

@@ -42,6 +42,12 @@ typedef enum {
      * the thread was (0 = unknown) */
     ML_EV_GC_START = 20,
     ML_EV_GC_STOP = 21,
+    /* heap at exit (format.h 0x10..0x13) */
+    ML_EV_SNAPSHOT = 30, /* mark_kind = ML_SNAP_*; at the end: snap_objects, snap_us */
+    ML_EV_OWNER = 31,    /* seq = the buffer, owner_seq, type = its name by owner;
+                          * the live block (if live) now has that type */
+    ML_EV_HOLDER = 32,   /* holder, hops[nhops] (hop_lens), retained */
+    ML_EV_HELD = 33,     /* holder, held[nheld]: seqs, ascending */
 } ml_event_kind;
 
 typedef struct {
@@ -66,6 +72,16 @@ typedef struct {
     /* GC_START, GC_STOP */
     unsigned gc_generation;
     uint64_t gc_collected, gc_uncollectable;
+    /* heap at exit (ML_EV_SNAPSHOT..ML_EV_HELD; arrays valid until the next call) */
+    ml_seq owner_seq;
+    uint32_t holder;
+    uint64_t retained;
+    const char *const *hops;
+    const size_t *hop_lens;
+    size_t nhops;
+    const ml_seq *held;
+    size_t nheld;
+    uint64_t snap_objects, snap_us;
 } ml_event;
 
 typedef struct {

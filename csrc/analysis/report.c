@@ -60,6 +60,19 @@ ml_report_map_grow(ml_report_map *m)
     return 0;
 }
 
+/* The value of key, or -1 when absent. */
+static int64_t
+ml_report_map_find(const ml_report_map *m, uint64_t key)
+{
+    if (!m->cap)
+        return -1;
+    for (size_t i = ml_report_map_home(m, key); m->vals[i]; i = (i + 1) & (m->cap - 1)) {
+        if (m->keys[i] == key)
+            return m->vals[i] - 1;
+    }
+    return -1;
+}
+
 /* The value of key, or `fresh` (stored) when absent. -1 out of memory. */
 static int64_t
 ml_report_map_get(ml_report_map *m, uint64_t key, uint32_t fresh)
@@ -693,6 +706,7 @@ typedef struct {
     ml_site_row *rows;   /* code/line unused here: per (stack, type) */
     size_t n, cap;
     int oom;
+    const ml_exitheap *heap; /* buffers named by owner */
 } ml_leak_acc;
 
 static int
@@ -700,7 +714,8 @@ ml_leak_acc_add(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack, ml_type
                 ml_domain domain)
 {
     ml_leak_acc *a = arg;
-    (void)seq, (void)domain;
+    (void)domain;
+    type = ml_exitheap_type(a->heap, seq, type);
     int64_t v = ml_report_map_get(&a->map, (uint64_t)stack << 32 | type, (uint32_t)a->n);
     if (v < 0)
         goto oom;
@@ -726,6 +741,80 @@ oom:
     return 1;
 }
 
+/* Heap at exit: each group's holder, the one that reaches most of its
+ * bytes. Tallies (group, holder) over the live blocks. */
+typedef struct {
+    const ml_exitheap *heap;
+    ml_sites *sites;
+    ml_report_map *groups;
+    ml_report_map tally;   /* group << 32 | holder -> index */
+    uint64_t *bytes, *count;
+    size_t n, cap;
+    ml_site_row *rows;
+    int oom;
+} ml_leak_holders_acc;
+
+static int
+ml_leak_holders_add(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack, ml_type_id type,
+                    ml_domain domain)
+{
+    ml_leak_holders_acc *a = arg;
+    (void)domain;
+    uint32_t h = ml_exitheap_holder_of(a->heap, seq);
+    if (!h)
+        return 0;
+    type = ml_exitheap_type(a->heap, seq, type);
+    int64_t site = ml_sites_of(a->sites, stack);
+    if (site < 0)
+        goto oom;
+    int64_t g = ml_report_map_find(a->groups, (uint64_t)site << 32 | type);
+    if (g < 0)
+        return 0; /* never: every live block's group exists by now */
+    int64_t t = ml_report_map_get(&a->tally, (uint64_t)g << 32 | h, (uint32_t)a->n);
+    if (t < 0)
+        goto oom;
+    if ((size_t)t == a->n) {
+        if (a->n == a->cap) {
+            size_t cap = a->cap ? a->cap * 2 : 256;
+            uint64_t *nb = realloc(a->bytes, cap * sizeof(*nb));
+            if (!nb)
+                goto oom;
+            a->bytes = nb;
+            uint64_t *nc = realloc(a->count, cap * sizeof(*nc));
+            if (!nc)
+                goto oom;
+            a->count = nc;
+            a->cap = cap;
+        }
+        a->bytes[a->n] = a->count[a->n] = 0;
+        a->n++;
+    }
+    a->bytes[t] += size;
+    a->count[t]++;
+    ml_site_row *row = &a->rows[g];
+    if (a->bytes[t] > row->held_bytes || (a->bytes[t] == row->held_bytes && h < row->holder)) {
+        row->holder = h;
+        row->held_bytes = a->bytes[t];
+        row->held_count = a->count[t];
+    }
+    return 0;
+oom:
+    a->oom = 1;
+    return 1;
+}
+
+static int
+ml_leak_holders(ml_reader *r, const ml_exitheap *heap, ml_sites *sites, ml_report_map *groups,
+                ml_site_row *rows)
+{
+    ml_leak_holders_acc a = {.heap = heap, .sites = sites, .groups = groups, .rows = rows};
+    ml_reader_live_foreach(r, ml_leak_holders_add, &a);
+    ml_report_map_release(&a.tally);
+    free(a.bytes);
+    free(a.count);
+    return a.oom ? -1 : 0;
+}
+
 int
 ml_report_leaks(ml_reader *r, size_t top, const ml_progress *pg, ml_leaks *out, char *err,
                 size_t errcap)
@@ -741,8 +830,11 @@ ml_report_leaks(ml_reader *r, size_t top, const ml_progress *pg, ml_leaks *out, 
     int rc;
 
     ml_reader_rewind(r);
-    while ((rc = ml_report_next(r, &ev, &nread, &out->totals, pg, 1, err, errcap)) > 0)
-        ;
+    acc.heap = &out->heap;
+    while ((rc = ml_report_next(r, &ev, &nread, &out->totals, pg, 1, err, errcap)) > 0) {
+        if (ev.kind >= ML_EV_SNAPSHOT && ml_exitheap_event(&out->heap, &ev) < 0)
+            goto oom;
+    }
     if (rc < 0)
         goto fail;
     ml_report_finish_totals(r, &out->totals);
@@ -779,6 +871,8 @@ ml_report_leaks(ml_reader *r, size_t top, const ml_progress *pg, ml_leaks *out, 
         row->count += a->count;
     }
     out->ngroups = n;
+    if (out->heap.nholders && ml_leak_holders(r, &out->heap, &sites, &groups, rows) < 0)
+        goto oom;
     ml_report_cut(rows, &n, top);
     out->rows = rows;
     out->nrows = n;
@@ -806,6 +900,7 @@ void
 ml_leaks_release(ml_leaks *l)
 {
     ml_report_totals_release(&l->totals);
+    ml_exitheap_release(&l->heap);
     free(l->rows);
     memset(l, 0, sizeof(*l));
 }

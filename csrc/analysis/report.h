@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "analysis/exitheap.h"
 #include "analysis/reader.h"
 
 /* Called about every million events: pass is 1 (every report reads the file
@@ -84,6 +85,10 @@ typedef struct {
     ml_type_id type;     /* leaks: the blocks' type (0 = untyped) */
     ml_frame_id stack;   /* representative stack (innermost frame first) */
     uint64_t bytes, count;
+    /* leaks, heap at exit: the holder (exitheap.h) that reaches most of the
+     * group's bytes (0: none), and the bytes and blocks it reaches */
+    uint32_t holder;
+    uint64_t held_bytes, held_count;
 } ml_site_row;
 
 typedef struct {
@@ -115,6 +120,7 @@ typedef struct {
     ml_site_row *rows;         /* (site, type) groups, biggest first, at most top */
     size_t nrows;
     size_t ngroups;            /* groups before the cut to `top` */
+    ml_exitheap heap;          /* the capture's last heap snapshot; buffers named by owner */
 } ml_leaks;
 
 /* Each fills *out (zeroed first) and returns 0, or -1 with a one-line

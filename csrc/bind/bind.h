@@ -17,6 +17,7 @@
  *   graph.c     graph/                    reference paths, dominators, .heapsnapshot
  *   rss.c       analysis/rss.h        RSS breakdown (live and from a capture), NumPy hook
  *   gc.c        analysis/gcreport.h, capture/gcrec.h, heap/cycles.h   the collector
+ *   atexit.c    capture/atexit.h      heap at exit: buffer owners, holders
  *   common.c    helpers below: open a capture, progress, conversions
  */
 #ifndef ML_BIND_H
@@ -61,6 +62,17 @@ PyObject *ml_py_fsstr(const char *s);
 /* NULL, with ValueError(err) set unless an exception is already set. */
 PyObject *ml_py_report_failed(const char *err);
 
+/* Heap at exit (bind/atexit.c): to the leaks result `res` (its "leaks"
+ * rows made from l->rows, in order), each row's "holder" ({"path": [hops],
+ * "retained", "bytes", "count"} or None) and "heap_at_exit" (the last
+ * snapshot's kind, objects, duration_us; None without one). 0 or -1. */
+#include "analysis/report.h"
+int ml_py_leak_holders(PyObject *res, const ml_leaks *l);
+/* The name of a heap-at-exit event kind ("snapshot", "owner", "holder",
+ * "held"; "unknown" for others), and its fields into dict d (0 or -1). */
+const char *ml_py_exit_event_kind(unsigned kind);
+int ml_py_exit_event(PyObject *d, const ml_event *ev);
+
 extern PyMethodDef ml_bind_capture_methods[];
 extern PyMethodDef ml_bind_reports_methods[];
 extern PyMethodDef ml_bind_timeline_methods[];
@@ -71,6 +83,7 @@ extern PyMethodDef ml_bind_native_methods[];
 extern PyMethodDef ml_bind_graph_methods[];
 extern PyMethodDef ml_bind_rss_methods[];
 extern PyMethodDef ml_bind_gc_methods[];
+extern PyMethodDef ml_bind_atexit_methods[];
 int ml_bind_capture_init(PyObject *m);
 int ml_bind_reports_init(PyObject *m);
 int ml_bind_timeline_init(PyObject *m);
@@ -81,5 +94,6 @@ int ml_bind_native_init(PyObject *m);
 int ml_bind_graph_init(PyObject *m);
 int ml_bind_rss_init(PyObject *m);
 int ml_bind_gc_init(PyObject *m);
+int ml_bind_atexit_init(PyObject *m);
 
 #endif

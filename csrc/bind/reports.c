@@ -242,7 +242,8 @@ ml_py_read_leaks(PyObject *self, PyObject *args, PyObject *kw)
     }
     res = ml_py_totals(&l.totals);
     if (!res || ml_py_put(res, "groups", PyLong_FromSize_t(l.ngroups)) < 0 ||
-        ml_py_put(res, "leaks", ml_py_rows(r, l.rows, l.nrows, 1)) < 0)
+        ml_py_put(res, "leaks", ml_py_rows(r, l.rows, l.nrows, 1)) < 0 ||
+        ml_py_leak_holders(res, &l) < 0) /* heap at exit (bind/atexit.c) */
         Py_CLEAR(res);
     ml_leaks_release(&l);
     ml_reader_free(r);
@@ -283,7 +284,7 @@ ml_py_event(ml_reader *r, const ml_event *ev)
                        : ev->kind == ML_EV_GC_START                       ? "gc_start"
                        : ev->kind == ML_EV_GC_STOP                        ? "gc_stop"
                        : ev->kind == ML_EV_RSS                            ? "rss"
-                                                                          : "other";
+                                                                          : ml_py_exit_event_kind(ev->kind);
     PyObject *d = Py_BuildValue("{s:s,s:K,s:I}", "kind", kind, "time_us",
                                 (unsigned long long)ev->time_us, "thread", ev->thread);
     if (!d)
@@ -317,6 +318,12 @@ ml_py_event(ml_reader *r, const ml_event *ev)
         break;
     case ML_EV_FORK:
         rc = ml_py_put(d, "child_pid", PyLong_FromUnsignedLongLong(ev->child_pid)) < 0;
+        break;
+    case ML_EV_SNAPSHOT: /* heap at exit (bind/atexit.c) */
+    case ML_EV_OWNER:
+    case ML_EV_HOLDER:
+    case ML_EV_HELD:
+        rc = ml_py_exit_event(d, ev) < 0;
         break;
     case ML_EV_RSS: { /* rss */
         PyObject *l = PyList_New(ML_RSS_NFIELDS);

@@ -245,3 +245,25 @@ side:
     return 1;
 }
 
+
+int
+ml_blocks_get(const ml_blocks *t, uintptr_t ptr, ml_block *out)
+{
+    ml_side_entry *s;
+    if (!(ptr & 15)) {
+        ml_entry *e = ml_blocks_slot(t, ptr, 0);
+        if (!e || !(*e & ML_PRESENT))
+            return 0;
+        uint64_t v = *e;
+        if (((v >> ML_SIZE_SHIFT) & ML_SIZE_BIG) != ML_SIZE_BIG) {
+            out->seq = v & ML_SEQ_MASK;
+            out->size = (v >> ML_SIZE_SHIFT) & ML_SIZE_BIG;
+            return 1;
+        }
+    }
+    if (!(s = ml_side_find(t, ptr)))
+        return 0;
+    out->seq = s->seq;
+    out->size = s->size;
+    return 1;
+}

@@ -31,6 +31,8 @@ void ml_blocks_free(ml_blocks *t);
 int ml_blocks_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size);
 /* 1 and *out filled if ptr is live (and forgets the block), else 0. */
 int ml_blocks_take(ml_blocks *t, uintptr_t ptr, ml_block *out);
+/* 1 and *out filled if ptr is live (the block stays), else 0. */
+int ml_blocks_get(const ml_blocks *t, uintptr_t ptr, ml_block *out);
 /* Start loading ptr's entry into the cache (a put or take comes soon). */
 void ml_blocks_prefetch(const ml_blocks *t, uintptr_t ptr);
 void ml_blocks_clear(ml_blocks *t);

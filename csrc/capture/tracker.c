@@ -1745,3 +1745,55 @@ ml_tracker_pymalloc_stats(void)
     if (swap)
         PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &cur);
 }
+
+/* ---- heap at exit (capture/atexit.h) ---- */
+
+static ml_seq
+ml_snap_seq_of(void *arg, uintptr_t block)
+{
+    ml_block b;
+    return ml.blocks && ml_blocks_get(ml.blocks, block, &b) ? b.seq : 0;
+}
+
+static const char *
+ml_snap_type_name(void *arg, PyTypeObject *tp, size_t *len)
+{
+    return ml_types_name(ml.types, tp, len);
+}
+
+/* A new buffer kind's TYPE_DEF goes to the definitions buffer: move it
+ * into the file before the record that uses it. */
+static ml_type_id
+ml_snap_label(void *arg, const char *name, size_t len)
+{
+    ml_type_id id = ml_types_label(ml.types, name, len);
+    ml_publish_defs_unlocked();
+    return id;
+}
+
+int
+ml_tracker_snapshot(unsigned kind, ml_atexit_stats *stats)
+{
+    if (stats)
+        memset(stats, 0, sizeof(*stats));
+    if (!ml.active || !ml.w || !ml.types || !ml.blocks || !ML_ENABLED() || ml.forked_child) {
+        errno = ENOENT;
+        return -1;
+    }
+    ml_catch_up(1); /* every block allocated so far is in the table */
+    int was = ml_busy;
+    ml_busy = 1;
+    ml_lock();
+    ml_sync_unlocked();
+    uint64_t now = ml_now_us();
+    ml_writer_time(ml.w, now - ml.last_time_us);
+    ml.last_time_us = now;
+    ml_atexit_env env = {.arg = NULL, .seq_of = ml_snap_seq_of, .type_name = ml_snap_type_name,
+                         .label = ml_snap_label, .w = ml.w};
+    int rc = ml_atexit_snapshot(&env, kind, stats);
+    ml_unlock();
+    ml_busy = was;
+    if (rc < 0)
+        errno = ENOMEM;
+    return rc;
+}

@@ -62,6 +62,15 @@ void ml_tracker_reset_peak(void);
 /* Write a MARK record (ML_MARK_*) at the current time. No-op without a file. */
 void ml_tracker_mark(unsigned kind, const char *label, size_t len);
 
+/* Heap at exit (capture/atexit.h): walk the live heap now and write its
+ * buffer owners and holders into the capture, as a snapshot of `kind`
+ * (ML_SNAP_EXIT when the program has ended, ML_SNAP_CALL, ML_SNAP_SIGNAL).
+ * Returns 0, or -1 with errno: ENOENT when no capture file is being
+ * written, ENOMEM (the records written so far stay). *stats (if not NULL)
+ * gets the pass's counts. GIL held; no Python code runs meanwhile. */
+#include "capture/atexit.h"
+int ml_tracker_snapshot(unsigned kind, ml_atexit_stats *stats);
+
 /* Flush buffered records now (os._exit path). */
 void ml_tracker_flush(void);
 

@@ -35,6 +35,9 @@ struct ml_types {
      * most frees are of no type, and this answers them from L1 */
     uint64_t heap_bits[ML_HEAP_BITS / 64];
     ml_typenames *names;
+    /* heap at exit: buffer kinds named by owner (ml_types_label) */
+    struct ml_label { char *name; size_t len; ml_type_id id; } *labels;
+    size_t label_mask, nlabels;
 };
 
 /* ---- reads of memory that may not be mapped ---- */
@@ -337,6 +340,9 @@ ml_types_free(ml_types *t)
         return;
     free(t->slots);
     free(t->info);
+    for (size_t i = 0; t->labels && i <= t->label_mask; i++)
+        free(t->labels[i].name);
+    free(t->labels);
     ml_typenames_free(t->names);
     free(t);
 }
@@ -548,4 +554,69 @@ ml_types_type_freed(ml_types *t, const void *block)
 {
     /* type objects are GC objects without other pre-header fields */
     ml_types_forget(t, (const PyTypeObject *)((const char *)block + ML_GC_HEAD_SIZE));
+}
+
+/* ---- heap at exit: buffer kinds named by owner ---- */
+
+static size_t
+ml_types_label_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return (size_t)h;
+}
+
+ml_type_id
+ml_types_label(ml_types *t, const char *name, size_t len)
+{
+    if (!t->labels || (t->nlabels + 1) * 2 > t->label_mask + 1) {
+        size_t n = t->labels ? (t->label_mask + 1) * 2 : 256;
+        struct ml_label *nl = calloc(n, sizeof(*nl));
+        if (!nl)
+            return 0;
+        for (size_t i = 0; t->labels && i <= t->label_mask; i++) {
+            if (!t->labels[i].name)
+                continue;
+            size_t j = ml_types_label_hash(t->labels[i].name, t->labels[i].len) & (n - 1);
+            while (nl[j].name)
+                j = (j + 1) & (n - 1);
+            nl[j] = t->labels[i];
+        }
+        free(t->labels);
+        t->labels = nl;
+        t->label_mask = n - 1;
+    }
+    size_t i = ml_types_label_hash(name, len) & t->label_mask;
+    for (; t->labels[i].name; i = (i + 1) & t->label_mask) {
+        if (t->labels[i].len == len && !memcmp(t->labels[i].name, name, len))
+            return t->labels[i].id;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return 0;
+    memcpy(copy, name, len);
+    copy[len] = 0;
+    ml_type_id id = ml_types_add_info(t, NULL, ML_TYPEF_BUFFER, copy, len, 0);
+    if (!id) {
+        free(copy);
+        return 0;
+    }
+    t->labels[i] = (struct ml_label){copy, len, id};
+    t->nlabels++;
+    return id;
+}
+
+const char *
+ml_types_name(ml_types *t, PyTypeObject *tp, size_t *len)
+{
+    const ml_type_slot *s = ml_types_find(t, tp);
+    if (s->tp) {
+        const char *n = t->info[s->id].name;
+        if (n) {
+            *len = strlen(n);
+            return n;
+        }
+    }
+    return ml_typenames_name(t->names, tp, len);
 }

@@ -45,6 +45,14 @@ ml_type_id ml_types_of(ml_types *t, PyTypeObject *tp);
 /* The capture's name of tp if the capture has met it, else NULL (GIL). */
 const char *ml_types_known_name(const ml_types *t, PyTypeObject *tp);
 
+/* Heap at exit: the id of the buffer kind `name` ("list (items)"), its
+ * TYPE_DEF (flag ML_TYPEF_BUFFER) written when it is new in the capture.
+ * 0 when out of memory. */
+ml_type_id ml_types_label(ml_types *t, const char *name, size_t len);
+/* The capture's unique name of tp (ml_typenames_name); NULL when out of
+ * memory. GIL held. */
+const char *ml_types_name(ml_types *t, PyTypeObject *tp, size_t *len);
+
 /* ---- type names: one rule for the capture and the census ----
  *
  * A type's name is "module.QualName": tp_name for a static (C) type,

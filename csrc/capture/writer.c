@@ -545,3 +545,61 @@ ml_writer_free(ml_writer *w, ml_seq seq)
     }
     SIMPLE_END(w);
 }
+
+/* ---- heap at exit (0x10..0x13) ---- */
+
+void
+ml_writer_snapshot(ml_writer *w, unsigned kind, uint64_t objects, uint64_t duration_us)
+{
+    SIMPLE_BEGIN(w, 0);
+    PUT_TAG(p, ML_TAG_SNAPSHOT);
+    PUT_UV(p, kind);
+    if (kind == ML_SNAP_END) {
+        PUT_UV(p, objects);
+        PUT_UV(p, duration_us);
+    }
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_owner(ml_writer *w, ml_seq seq, ml_seq owner_seq, ml_type_id type)
+{
+    SIMPLE_BEGIN(w, 0);
+    PUT_TAG(p, ML_TAG_OWNER);
+    PUT_UV(p, seq);
+    PUT_UV(p, owner_seq);
+    PUT_UV(p, type);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_holder(ml_writer *w, uint32_t id, const char *const *hops, const size_t *lens, size_t n,
+                 uint64_t retained)
+{
+    size_t extra = 10 * n;
+    for (size_t i = 0; i < n; i++)
+        extra += lens[i];
+    SIMPLE_BEGIN(w, extra);
+    PUT_TAG(p, ML_TAG_HOLDER);
+    PUT_UV(p, id);
+    PUT_UV(p, n);
+    for (size_t i = 0; i < n; i++)
+        ml_writer_put_str(&p, hops[i], lens[i]);
+    PUT_UV(p, retained);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_held(ml_writer *w, uint32_t holder, const ml_seq *seqs, size_t n)
+{
+    SIMPLE_BEGIN(w, 10 * n);
+    PUT_TAG(p, ML_TAG_HELD);
+    PUT_UV(p, holder);
+    PUT_UV(p, n);
+    ml_seq prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        PUT_UV(p, seqs[i] - prev);
+        prev = seqs[i];
+    }
+    SIMPLE_END(w);
+}

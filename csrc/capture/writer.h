@@ -84,6 +84,13 @@ void ml_writer_rss(ml_writer *w, const uint64_t *fields, size_t n);
 void ml_writer_gc_start(ml_writer *w, unsigned generation, uint64_t t_us, ml_frame_id stack);
 void ml_writer_gc_stop(ml_writer *w, unsigned generation, uint64_t t_us, uint64_t collected,
                        uint64_t uncollectable);
+/* Heap at exit (format.h 0x10..0x13). */
+void ml_writer_snapshot(ml_writer *w, unsigned kind, uint64_t objects, uint64_t duration_us);
+void ml_writer_owner(ml_writer *w, ml_seq seq, ml_seq owner_seq, ml_type_id type);
+void ml_writer_holder(ml_writer *w, uint32_t id, const char *const *hops, const size_t *lens, size_t n,
+                      uint64_t retained);
+/* seqs ascending, n <= ML_HELD_MAX */
+void ml_writer_held(ml_writer *w, uint32_t holder, const ml_seq *seqs, size_t n);
 /* ALLOC: returns the block's seq. */
 ml_seq ml_writer_alloc(ml_writer *w, ml_domain domain, ml_frame_id stack, ml_type_id type, uint64_t size);
 /* FREE of the block with sequence number seq (< = last seq). */

@@ -1200,3 +1200,73 @@ ml_compat_gc_foreach_collectable(ml_compat_gc_fn fn, void *arg)
     }
     return 0;
 }
+
+/* ---- heap at exit (issue 11, buffer owners) ---- */
+
+/* The block of a dict's separate values array, or 0 when it has none of
+ * its own (combined dict; 3.13 values inside the instance). */
+static uintptr_t
+ml_compat_values_block(void *values)
+{
+    if (!values)
+        return 0;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (((PyDictValues *)values)->embedded)
+        return 0;
+    return (uintptr_t)values;
+#elif PY_VERSION_HEX >= 0x030B0000
+    /* a prefix whose size is the byte just before the array */
+    return (uintptr_t)values - ((uint8_t *)values)[-1];
+#else
+    return (uintptr_t)values;
+#endif
+}
+
+int
+ml_compat_owned_buffers(PyObject *o, ml_compat_buf *out)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    int n = 0;
+    if (PyList_Check(o)) {
+        PyListObject *l = (PyListObject *)o;
+        if (l->ob_item && l->allocated > 0)
+            out[n++] = (ml_compat_buf){(uintptr_t)l->ob_item, ML_COMPAT_BUF_ITEMS};
+    } else if (PyDict_Check(o)) {
+        PyDictObject *mp = (PyDictObject *)o;
+#if PY_VERSION_HEX >= 0x030B0000
+        Py_ssize_t refcnt = mp->ma_keys->dk_refcnt;
+#else
+        Py_ssize_t refcnt = ((struct ml_keys310 *)mp->ma_keys)->dk_refcnt;
+#endif
+        if (refcnt == 1)
+            out[n++] = (ml_compat_buf){(uintptr_t)mp->ma_keys, ML_COMPAT_BUF_KEYS};
+        uintptr_t v = ml_compat_dict_is_split(o) ? ml_compat_values_block((void *)mp->ma_values) : 0;
+        if (v)
+            out[n++] = (ml_compat_buf){v, ML_COMPAT_BUF_VALUES};
+    } else if (PyAnySet_Check(o)) {
+        PySetObject *so = (PySetObject *)o;
+        if (so->table && so->table != so->smalltable)
+            out[n++] = (ml_compat_buf){(uintptr_t)so->table, ML_COMPAT_BUF_TABLE};
+    } else if (PyByteArray_Check(o)) {
+        PyByteArrayObject *b = (PyByteArrayObject *)o;
+        if (b->ob_bytes && b->ob_alloc > 0)
+            out[n++] = (ml_compat_buf){(uintptr_t)b->ob_bytes, ML_COMPAT_BUF_DATA};
+    }
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    /* an instance whose attributes sit in a values array without a dict */
+    if (n < ML_COMPAT_MAX_BUFS && (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) && !PyType_Check(o)) {
+#if PY_VERSION_HEX >= 0x030C0000
+        PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(o);
+        PyDictValues *values = _PyDictOrValues_IsValues(dorv) ? _PyDictOrValues_GetValues(dorv) : NULL;
+#else
+        PyDictValues *values = *_PyObject_ValuesPointer(o);
+#endif
+        uintptr_t v = ml_compat_values_block(values);
+        if (v)
+            out[n++] = (ml_compat_buf){v, ML_COMPAT_BUF_VALUES};
+    }
+#else
+    (void)tp;
+#endif
+    return n;
+}

@@ -277,4 +277,30 @@ int ml_compat_pymalloc_stats(FILE *out);
  * (gc.freeze()). Same contract as ml_compat_gc_foreach. */
 int ml_compat_gc_foreach_collectable(ml_compat_gc_fn fn, void *arg);
 
+
+/* ---- heap at exit (issue 11, buffer owners): declarations below ---- */
+
+/* What a buffer is to the object that owns it. */
+typedef enum {
+    ML_COMPAT_BUF_ITEMS = 1,  /* list: the item array */
+    ML_COMPAT_BUF_KEYS = 2,   /* dict: its own keys table (not a class's shared one) */
+    ML_COMPAT_BUF_VALUES = 3, /* dict (split) or instance: a separate values array */
+    ML_COMPAT_BUF_TABLE = 4,  /* set, frozenset: the hash table (not the small one inside) */
+    ML_COMPAT_BUF_DATA = 5,   /* bytearray: the bytes */
+} ml_compat_buf_role;
+
+typedef struct {
+    uintptr_t block; /* start of the memory block the allocator returned */
+    uint8_t role;    /* ml_compat_buf_role */
+} ml_compat_buf;
+
+#define ML_COMPAT_MAX_BUFS 2
+
+/* The separately allocated buffers that object `o` owns (at most
+ * ML_COMPAT_MAX_BUFS), as the addresses of the blocks the allocator gave
+ * (a values array of 3.11/3.12 starts before the pointer the dict keeps).
+ * Buffers inside the object or shared with others are left out. Returns
+ * the count. GIL held; reads only, never allocates. */
+int ml_compat_owned_buffers(PyObject *o, ml_compat_buf *out);
+
 #endif /* ML_COMPAT_H */

@@ -101,6 +101,24 @@ enum ml_tag {
     ML_TAG_RSS_SAMPLE = 0x17,
     ML_TAG_GC_START = 0x0E, /* garbage collector (docs/FORMAT.md "GC records") */
     ML_TAG_GC_STOP = 0x0F,
+    /* heap at exit (docs/FORMAT.md "Heap at exit"):
+     *   0x10 SNAPSHOT  uv kind (ML_SNAP_*); kind 0 (end) adds
+     *                  uv objects walked, uv duration_us
+     *   0x11 OWNER     uv seq, uv owner_seq (0 = not recorded), uv type
+     *                  the block seq is a buffer of the object in block
+     *                  owner_seq; `type` (a TYPE_DEF with ML_TYPEF_BUFFER)
+     *                  names it by owner: "list (items)"
+     *   0x12 HOLDER    uv id (1, 2, ... in the snapshot), uv n, n x str hop,
+     *                  uv retained (bytes; 0 = not measured)
+     *                  a path from a named root: "module __main__", ".KEEP",
+     *                  "(list)", "[i]"
+     *   0x13 HELD      uv holder, uv n (<= ML_HELD_MAX), n x uv seq delta
+     *                  (ascending seqs, the first relative to 0): blocks
+     *                  that the holder's path reaches */
+    ML_TAG_SNAPSHOT = 0x10,
+    ML_TAG_OWNER = 0x11,
+    ML_TAG_HOLDER = 0x12,
+    ML_TAG_HELD = 0x13,
     ML_TAG_FREE = 0x40,      /* 0x40..0x7E inline distance, 0x7F long form */
     ML_TAG_FREE_LONG = 0x7F,
     ML_TAG_ALLOC = 0x80,     /* 0x80..0xFF */
@@ -111,6 +129,11 @@ enum ml_tag {
 #define ML_SLOTS 31
 
 typedef enum { ML_DOMAIN_RAW = 0, ML_DOMAIN_MEM = 1, ML_DOMAIN_OBJ = 2 } ml_domain;
+
+/* SNAPSHOT kinds: what started a heap snapshot; 0 ends it. */
+enum ml_snap_kind { ML_SNAP_END = 0, ML_SNAP_EXIT = 1, ML_SNAP_CALL = 2, ML_SNAP_SIGNAL = 3 };
+#define ML_HELD_MAX 4096u   /* seqs in one HELD record */
+#define ML_HOLDER_HOPS_MAX 64u /* hops in one HOLDER record */
 
 /* Type flags in TYPE_DEF. */
 #define ML_TYPEF_METATYPE 1u /* instances are type objects */

@@ -33,3 +33,13 @@ from memlens.why import (why, refs, backrefs, retained_size, count, by_type,  # 
 from memlens.rssparts import rss  # noqa: E402
 # The garbage collector (docs/GC.md).
 from memlens.gc import cycles, gc_stats, start_gc_recording, stop_gc_recording  # noqa: E402
+
+
+def snapshot_now():
+    """Inside a program run by `memlens run`: write the live heap's buffer
+    owners and holders into the capture now (as at exit; `memlens leaks`
+    and `memlens why` use the last one). Returns the pass's counts
+    (objects, owners, holders, held, duration_us), or None when no capture
+    is being written."""
+    from memlens import _engine
+    return _engine.exit_snapshot(2)

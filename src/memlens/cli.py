@@ -27,6 +27,7 @@ COMMANDS = [
     "types",
     "leaks",
     "gc",
+    "why",
     "lines",
     "timeline",
     "rss",

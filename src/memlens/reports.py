@@ -240,10 +240,18 @@ def leaks(path, top=0, progress=None):
     raw = _read("read_leaks", path, progress, 1, top)
     rows = [{"function": r["function"], "file": r["file"], "line": r["line"], "type": r["type"],
              "bytes": r["bytes"], "count": r["count"], "stack": r["stack"]} for r in raw["leaks"]]
+    if raw.get("heap_at_exit"):  # rows carry their holder only with a heap at exit
+        for row, r in zip(rows, raw["leaks"]):
+            row["holder"] = r.get("holder")
     _with_bounds(rows, _meta_of(raw) or meta(path))
     return {"leaks": rows, "groups": raw["groups"], "end_bytes": raw["end_bytes"],
             "end_count": raw["end_count"], "truncated": raw["truncated"],
-            "warnings": _warnings(raw)}
+            "heap_at_exit": raw.get("heap_at_exit"), "warnings": _warnings(raw)}
+
+
+def holder_text(holder):
+    """'module __main__ .KEEP (list) [i]': a holder's path as one line."""
+    return " ".join(holder["path"]) if holder else ""
 
 
 _timelines = {}  # (path, size, mtime_ns) -> the last timeline read, for plot --json
@@ -539,9 +547,28 @@ def print_leaks(data, file=None, stacks=False):
         file=out)
     if not rows:
         return
-    fmt.table(["bytes", "blocks", "type", "function", "location"],
-              [[fmt.human_bytes(r["bytes"]), fmt.human_count(r["count"]), r["type"],
-                r["function"], location(r)] for r in rows], align="rrlll", out=out)
+    if data.get("heap_at_exit"):
+        fmt.table(["bytes", "blocks", "type", "function", "location", "held by"],
+                  [[fmt.human_bytes(r["bytes"]), fmt.human_count(r["count"]), r["type"],
+                    r["function"], location(r), _held_by(r)] for r in rows], align="rrllll", out=out)
+    else:
+        fmt.table(["bytes", "blocks", "type", "function", "location"],
+                  [[fmt.human_bytes(r["bytes"]), fmt.human_count(r["count"]), r["type"],
+                    r["function"], location(r)] for r in rows], align="rrlll", out=out)
     if stacks:
         print_stacks(rows, out)
     _print_bounds(rows, "block counts", out)
+
+
+def _held_by(row):
+    """The holder column: its path, the share of the group it reaches when
+    not all, and its retained size when measured."""
+    h = row.get("holder")
+    if not h:
+        return "-"
+    text = holder_text(h)
+    if h["count"] < row["count"]:
+        text += " (%s of %s blocks)" % (fmt.human_count(h["count"]), fmt.human_count(row["count"]))
+    if h.get("retained"):
+        text += ", retains %s" % fmt.human_bytes(h["retained"])
+    return text

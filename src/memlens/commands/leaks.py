@@ -24,7 +24,7 @@ def run(args):
     reports.print_warnings(data, sys.stderr)
     if args.json:
         fmt.dump_json(reports.report_json(data, args.capture,
-                                          ("end_bytes", "end_count", "groups", "leaks")))
+                                          ("end_bytes", "end_count", "groups", "leaks", "heap_at_exit")))
     else:
         reports.print_leaks(data, stacks=args.stacks)
     return 0

@@ -8,7 +8,7 @@ from memlens import __version__, outfile, runner
 from memlens.errors import UsageError
 
 USAGE = "memlens run [-o FILE] [--force] [-q] [--max-frames N] [--interval MS] [--follow-fork] " \
-        "[--exact] [--native] [--no-compress] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
+        "[--exact] [--native] [--no-compress] [--heap-at-exit|--no-heap-at-exit] [--heap-on SIGNAL] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
 
 
 def _options_parser():
@@ -41,10 +41,21 @@ def _options_parser():
     p.add_argument("--no-compress", action="store_true",
                    help="write the capture raw (by default it is compressed as it is written, "
                         "in the sampler thread)")
+    p.add_argument("--heap-at-exit", action="store_true",
+                   help="after the program's last line, walk the live heap: name the buffers still "
+                        "allocated by their owners and find what holds each leak (`memlens leaks`, "
+                        "`memlens why`); off by default for now: it costs ~1.5 s per million live "
+                        "objects (BENCHMARKS.md)")
+    p.add_argument("--no-heap-at-exit", action="store_true",
+                   help="do not walk the live heap at the end (the default)")
+    p.add_argument("--heap-on", metavar="SIGNAL",
+                   help="also snapshot the heap's owners and holders into the capture whenever "
+                        "the process gets SIGNAL (SIGUSR1 or SIGUSR2)")
     return p
 
 
-VALUE_OPTIONS = ("-o", "--output", "--max-frames", "--interval")
+VALUE_OPTIONS = ("-o", "--output", "--max-frames", "--interval", "--heap-on")
+HEAP_SIGNALS = ("SIGUSR1", "SIGUSR2")
 RAW_ARGV = True  # memlens.cli passes argv untouched: the program's args are its own
 
 
@@ -62,6 +73,12 @@ def parse(argv):
         parser.error("--max-frames must be between 1 and 4096")
     if not 1 <= ns.interval <= 60000:
         parser.error("--interval must be between 1 and 60000 ms")
+    if ns.heap_on is not None:
+        name = ns.heap_on.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        if name not in HEAP_SIGNALS:
+            parser.error("--heap-on takes SIGUSR1 or SIGUSR2, not %r" % ns.heap_on)
+        ns.heap_on = name
     return ns, program
 
 
@@ -117,7 +134,8 @@ def run(args):
     meta = metadata(program, args.argv)
     meta["options"] = {"max_frames": ns.max_frames, "interval_ms": ns.interval,
                        "follow_fork": ns.follow_fork, "exact": ns.exact,
-                       "native": ns.native}
+                       "native": ns.native,
+                       "heap_at_exit": ns.heap_at_exit and not ns.no_heap_at_exit, "heap_on": ns.heap_on}
     pid = os.getpid()
     state = {"started": False, "child_recording": False}
 
@@ -142,6 +160,9 @@ def run(args):
             raise UsageError(outfile.message(path, exc, ns.force)) from None
         state["started"] = True
         os.register_at_fork(after_in_child=after_fork_child)
+        if ns.heap_on:
+            import signal
+            signal.signal(getattr(signal, ns.heap_on), _heap_on_signal)
 
     def after_fork_child():
         """In a forked child: with --follow-fork, its capture FILE.<pid> is
@@ -178,6 +199,8 @@ def run(args):
                     sys.stderr.write("memlens: capture left uncompressed: %s\n" % exc)
 
     def end(outcome):
+        if state["started"] and ns.heap_at_exit and not ns.no_heap_at_exit:
+            _engine.exit_snapshot(1)  # before the interpreter tears the modules down
         stats = stop()
         if stats is not None:
             finish_capture(stats)
@@ -189,6 +212,13 @@ def run(args):
 
     outcome = runner.run(program, on_start=start, on_end=end, on_os_exit=on_os_exit)
     return runner.finish(outcome)
+
+
+def _heap_on_signal(signum, frame):
+    """--heap-on: a snapshot of the heap's owners and holders (between two
+    bytecodes of the main thread, where Python runs signal handlers)."""
+    from memlens import _engine
+    _engine.exit_snapshot(3)
 
 
 def _print_summary(path, abspath, stats):

@@ -1,0 +1,130 @@
+/* owners.c: buffers named by their owners (see owners.h).
+ *
+ * One heap walk. An attribute dict is named after its owner, which the
+ * walk may meet before or after the dict: a dict met on its own is put
+ * aside, and named once the walk is over, unless its owner claimed it.
+ */
+#include "heap/owners.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap/addrset.h"
+#include "heap/walk.h"
+
+typedef struct {
+    ml_owners_fn fn;
+    void *arg;
+    ml_addrset claimed; /* attribute dicts named after their owner */
+    PyObject **dicts;   /* other dicts: named at the end if not claimed */
+    size_t ndicts, capdicts;
+    int failed;
+} ml_owners_ctx;
+
+static int
+ml_owners_emit(ml_owners_ctx *c, PyObject *o, ml_owners_of of_kind, PyTypeObject *of)
+{
+    ml_compat_buf bufs[ML_COMPAT_MAX_BUFS];
+    int n = ml_compat_owned_buffers(o, bufs);
+    for (int i = 0; i < n; i++) {
+        if (c->fn(c->arg, o, &bufs[i], of_kind, of) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The attribute dict d of an owner: named now, and claimed. */
+static int
+ml_owners_claim(ml_owners_ctx *c, PyObject *d, ml_owners_of of_kind, PyTypeObject *of)
+{
+    if (!d || !PyDict_Check(d))
+        return 0;
+    int added = ml_addrset_add(&c->claimed, (uintptr_t)d, 0);
+    if (added < 0)
+        return -1;
+    return added ? ml_owners_emit(c, d, of_kind, of) : 0;
+}
+
+static int
+ml_owners_visit(ml_walk *w, PyObject *o, void *arg)
+{
+    ml_owners_ctx *c = arg;
+    if (PyDict_Check(o)) {
+        if (c->ndicts == c->capdicts) {
+            size_t cap = c->capdicts ? c->capdicts * 2 : 1024;
+            PyObject **nd = realloc(c->dicts, cap * sizeof(*nd));
+            if (!nd)
+                return -1;
+            c->dicts = nd;
+            c->capdicts = cap;
+        }
+        c->dicts[c->ndicts++] = o;
+        return 0;
+    }
+    if (PyModule_Check(o))
+        return ml_owners_claim(c, PyModule_GetDict(o), ML_OWNERS_OF_MODULE, NULL);
+    if (PyType_Check(o))
+        return ml_owners_claim(c, ml_compat_type_dict((PyTypeObject *)o), ML_OWNERS_OF_TYPE, NULL);
+    if (ml_owners_emit(c, o, ML_OWNERS_OF_NONE, NULL) < 0)
+        return -1;
+    size_t vb;
+    PyObject *d = PyAnySet_Check(o) ? NULL : ml_compat_instance_dict(o, &vb);
+    return ml_owners_claim(c, d, ML_OWNERS_OF_INSTANCE, Py_TYPE(o));
+}
+
+int
+ml_owners_walk(ml_owners_fn fn, void *arg, size_t *objects)
+{
+    ml_owners_ctx c = {.fn = fn, .arg = arg};
+    ml_walk w;
+    int rc = -1;
+    if (ml_addrset_init(&c.claimed, 1024, 0) < 0)
+        return -1;
+    if (ml_walk_heap(ml_owners_visit, &c, &w) < 0)
+        goto release_walk;
+    for (size_t i = 0; i < c.ndicts; i++) {
+        if (ml_addrset_get(&c.claimed, (uintptr_t)c.dicts[i], NULL))
+            continue;
+        if (ml_owners_emit(&c, c.dicts[i], ML_OWNERS_OF_NONE, NULL) < 0)
+            goto release_walk;
+    }
+    rc = 0;
+release_walk:
+    if (objects)
+        *objects = w.reached;
+    ml_walk_release(&w);
+    free(c.dicts);
+    ml_addrset_release(&c.claimed);
+    return rc;
+}
+
+const char *
+ml_owners_role(unsigned role)
+{
+    switch (role) {
+    case ML_COMPAT_BUF_ITEMS: return "items";
+    case ML_COMPAT_BUF_KEYS: return "keys";
+    case ML_COMPAT_BUF_VALUES: return "values";
+    case ML_COMPAT_BUF_TABLE: return "table";
+    case ML_COMPAT_BUF_DATA: return "data";
+    default: return "buffer";
+    }
+}
+
+size_t
+ml_owners_label(char *buf, size_t cap, const char *type, size_t tlen, unsigned role,
+                ml_owners_of of_kind, const char *of, size_t oflen)
+{
+    int n;
+    if (of_kind == ML_OWNERS_OF_INSTANCE && of)
+        n = snprintf(buf, cap, "%.*s (%s) of %.*s", (int)tlen, type, ml_owners_role(role), (int)oflen, of);
+    else if (of_kind == ML_OWNERS_OF_MODULE || of_kind == ML_OWNERS_OF_TYPE)
+        n = snprintf(buf, cap, "%.*s (%s) of %s", (int)tlen, type, ml_owners_role(role),
+                     of_kind == ML_OWNERS_OF_MODULE ? "module" : "type");
+    else
+        n = snprintf(buf, cap, "%.*s (%s)", (int)tlen, type, ml_owners_role(role));
+    if (n < 0)
+        return 0;
+    return (size_t)n < cap ? (size_t)n : cap - 1;
+}
