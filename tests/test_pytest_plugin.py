@@ -111,6 +111,8 @@ def test_limit_alive(pytester):
     assert "5,000 Session objects made by the test are alive after it; the limit is 10" in text
     assert re.search(r"5,000 test_alive\.Session objects at \S*test_alive\.py:%d "
                      r"\(test_keeps_sessions\)" % lines["keep"], text), text
+    # what holds them: the test module's global list (memlens.why)
+    assert "one of them is held by: module test_alive .KEEP [" in text, text
     text = section(result, "test_full_name")
     assert "5,000 test_alive.Session objects made by the test are alive" in text
 

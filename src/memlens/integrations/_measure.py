@@ -257,16 +257,20 @@ class Run:
         wanted = self.limits.alive
         counts = {key: 0 for key in wanted}
         names = {}
+        example = {}  # key -> one of its objects, to say what holds them
         for obj in after.new_objects(self.before):
             tp = type(obj)
             for key in wanted:
                 if tp is key if isinstance(key, type) else _name_matches(key, tp, type_name):
                     counts[key] += 1
                     names.setdefault(key, set()).add(type_name(tp))
+                    example.setdefault(key, obj)
         obj = None
         over = [(k, n) for k, n in counts.items() if n > wanted[k]]
         if not over:
             return None
+        held = {key: _held_by(example[key]) for key, _ in over}
+        example.clear()
         lines = []
         rows = None
         if self.captured:
@@ -277,6 +281,8 @@ class Run:
             lines.append("memlens: %s %s object%s made by the test %s alive after it; the limit is %s"
                          % (human_count(n), safe(label), "" if n == 1 else "s",
                             "is" if n == 1 else "are", human_count(wanted[key])))
+            if held[key]:
+                lines.append("    one of them is held by: %s" % held[key])
             if rows is None:
                 lines.append(self._no_sites())
                 continue
@@ -289,6 +295,19 @@ class Run:
                                                      _site_text(r)))
                 lines.extend("        " + _frame_text(f) for f in r["stack"][1:6])
         return "\n".join(lines)
+
+
+def _held_by(obj):
+    """The shortest reference path from a named root to obj, on one line
+    ("module app.cache .ENTRIES [i]"), or None (memlens.why: docs/WHY.md)."""
+    from memlens.why import why
+    try:
+        paths = why(obj, paths=1).paths
+    except Exception:  # the report must not fail for the picture's sake
+        return None
+    if not paths:
+        return None
+    return " ".join([safe(paths[0].root)] + [safe(e) for e in paths[0].edges])
 
 
 def _site_type(data, tl):
