@@ -95,6 +95,16 @@ def test_speedscope_schema(lessons):
             hits.append(w)
     assert hits == [1000 * lesson_size(cap)]  # the kept 1000
     assert sum(prof["weights"]) == prof["endValue"] == report("summary", cap)["peak_bytes"]
+    # one profile per view, the chosen one first; each adds up to the summary
+    summary = report("summary", cap)
+    assert [p["name"].rsplit(" ", 1)[1] for p in doc["profiles"]] == [
+        "(peak)", "(end)", "(allocated)", "(temporary)"]
+    assert doc["profiles"][1]["endValue"] == summary["end_bytes"]
+    assert doc["profiles"][2]["endValue"] == summary["allocated_bytes"]
+    doc = json.loads(export(cap, "speedscope", "--view", "end"))
+    with open(os.path.join(HERE, "schemas", "speedscope-file-format-schema.json")) as f:
+        jsonschema.validate(doc, json.load(f))
+    assert doc["profiles"][0]["name"].endswith("(end)") and doc["activeProfileIndex"] == 0
 
 
 def test_chrome_trace(lessons):
@@ -110,7 +120,20 @@ def test_chrome_trace(lessons):
         assert all(isinstance(v, int) for v in e["args"].values())
     ts = [e["ts"] for e in counters]
     assert ts == sorted(ts)
-    assert max(e["args"]["heap_bytes"] for e in counters) <= report("summary", cap)["peak_bytes"]
+    memory = [e for e in counters if e["name"] == "memory"]
+    assert max(e["args"]["heap_bytes"] for e in memory) <= report("summary", cap)["peak_bytes"]
+    # per-type counters: at the time bucket of the peak, the Lessons held
+    # are exactly the peak view's, and all types add up to the peak
+    peak = _engine.read_calltree(cap, "peak")
+    v = peak["views"]["peak"]
+    want = sum(c for t, c in zip(v["type"], v["count"]) if peak["types"][t] == LESSON)
+    blocks = [e for e in counters if e["name"] == "blocks by type"]
+    bytes_ = [e for e in counters if e["name"] == "bytes by type"]
+    assert blocks and len(blocks) == len(bytes_)
+    top = max(range(len(bytes_)), key=lambda i: sum(bytes_[i]["args"].values()))
+    assert blocks[top]["args"][LESSON] == want > 0
+    assert bytes_[top]["args"][LESSON] == want * lesson_size(cap)
+    assert sum(bytes_[top]["args"].values()) == report("summary", cap)["peak_bytes"]
 
 
 def _go():
