@@ -13,76 +13,11 @@
 #include <string.h>
 
 #include "analysis/live.h"
+#include "analysis/u64map.h"
 
 const char *const ml_calltree_view_names[ML_CT_NVIEWS] = {
     "peak", "end", "allocated", "temporary", "range", "range_new",
 };
-
-/* ---- a uint64 -> uint32 map (open addressing, no deletion) ---- */
-
-typedef struct {
-    uint64_t *keys;
-    uint32_t *vals;  /* value + 1; 0 = empty slot */
-    size_t cap, n;
-} ml_ct_map;
-
-static inline size_t
-ml_ct_map_home(size_t cap, uint64_t key)
-{
-    key ^= key >> 31;
-    key *= UINT64_C(0x9E3779B97F4A7C15);
-    return (size_t)(key >> 17) & (cap - 1);
-}
-
-static void
-ml_ct_map_release(ml_ct_map *m)
-{
-    free(m->keys);
-    free(m->vals);
-    memset(m, 0, sizeof(*m));
-}
-
-static int
-ml_ct_map_grow(ml_ct_map *m)
-{
-    size_t ncap = m->cap ? m->cap * 2 : 256;
-    ml_ct_map n = {calloc(ncap, sizeof(uint64_t)), calloc(ncap, sizeof(uint32_t)), ncap, m->n};
-    if (!n.keys || !n.vals) {
-        free(n.keys);
-        free(n.vals);
-        return -1;
-    }
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->vals[i])
-            continue;
-        size_t j = ml_ct_map_home(ncap, m->keys[i]);
-        while (n.vals[j])
-            j = (j + 1) & (ncap - 1);
-        n.keys[j] = m->keys[i];
-        n.vals[j] = m->vals[i];
-    }
-    ml_ct_map_release(m);
-    *m = n;
-    return 0;
-}
-
-/* The value of key, or `fresh` (stored) when absent; -1 out of memory. */
-static int64_t
-ml_ct_map_get(ml_ct_map *m, uint64_t key, uint32_t fresh)
-{
-    if ((m->n + 1) * 2 > m->cap && ml_ct_map_grow(m) < 0)
-        return -1;
-    size_t i = ml_ct_map_home(m->cap, key);
-    while (m->vals[i]) {
-        if (m->keys[i] == key)
-            return m->vals[i] - 1;
-        i = (i + 1) & (m->cap - 1);
-    }
-    m->keys[i] = key;
-    m->vals[i] = fresh + 1;
-    m->n++;
-    return fresh;
-}
 
 /* ---- interned triples of uint32 (cells) ---- */
 
@@ -97,7 +32,9 @@ static inline size_t
 ml_ct_keys_home(size_t scap, uint32_t a, uint32_t b, uint32_t c)
 {
     uint64_t k = ((uint64_t)a << 32 | b) ^ ((uint64_t)c * UINT64_C(0xC2B2AE3D27D4EB4F));
-    return ml_ct_map_home(scap, k);
+    k ^= k >> 31;
+    k *= UINT64_C(0x9E3779B97F4A7C15);
+    return (size_t)(k >> 17) & (scap - 1);
 }
 
 static void
@@ -211,7 +148,7 @@ typedef struct {
     uint32_t ccap;               /* cells the arrays below cover */
     ml_ct_sums alloc, live, temp, rnew;
     ml_ct_delta pdelta, rdelta;
-    ml_ct_map thread_map;        /* thread id -> thread index */
+    ml_u64map thread_map;        /* thread id -> thread index */
     ml_thread_id *threads;
     uint64_t *thread_allocs;     /* allocations made so far per thread index */
     uint32_t nthreads, tcap;
@@ -303,7 +240,7 @@ ml_ct_thread(ml_ct_state *st, ml_thread_id id)
 {
     if (st->last_tidx != UINT32_MAX && st->last_thread == id)
         return st->last_tidx;
-    int64_t v = ml_ct_map_get(&st->thread_map, id, st->nthreads);
+    int64_t v = ml_u64map_get(&st->thread_map, id, st->nthreads);
     if (v < 0)
         return -1;
     if ((uint32_t)v == st->nthreads) {
@@ -338,7 +275,7 @@ ml_ct_state_release(ml_ct_state *st)
     ml_ct_sums_release(&st->rnew);
     ml_ct_delta_release(&st->pdelta);
     ml_ct_delta_release(&st->rdelta);
-    ml_ct_map_release(&st->thread_map);
+    ml_u64map_release(&st->thread_map);
     free(st->threads);
     free(st->thread_allocs);
     if (st->table_ok)
@@ -513,14 +450,14 @@ ml_ct_hash_str(uint64_t h, const char *s)
 static int
 ml_ct_canon(ml_reader *r, uint32_t *canon, uint32_t ncodes)
 {
-    ml_ct_map by_name = {0};
+    ml_u64map by_name = {0};
     for (uint32_t c = 1; c <= ncodes; c++) {
         const ml_code_info *ci = ml_reader_code(r, c);
         uint64_t h = ml_ct_hash_str(ml_ct_hash_str(UINT64_C(0xCBF29CE484222325), ci->file), ci->name);
         for (;;) {
-            int64_t v = ml_ct_map_get(&by_name, h, c);
+            int64_t v = ml_u64map_get(&by_name, h, c);
             if (v < 0) {
-                ml_ct_map_release(&by_name);
+                ml_u64map_release(&by_name);
                 return -1;
             }
             const ml_code_info *o = ml_reader_code(r, (uint32_t)v);
@@ -531,7 +468,7 @@ ml_ct_canon(ml_reader *r, uint32_t *canon, uint32_t ncodes)
             h = h * UINT64_C(0x100000001B3) + 1; /* a collision: the next key */
         }
     }
-    ml_ct_map_release(&by_name);
+    ml_u64map_release(&by_name);
     return 0;
 }
 
@@ -594,7 +531,7 @@ ml_ct_tree(ml_ct_state *st, ml_calltree *out)
     uint32_t *type_idx = malloc(((size_t)ntypes_r + 1) * sizeof(uint32_t));
     uint32_t *ocell = malloc(((size_t)ncells + 1) * sizeof(uint32_t));
     uint8_t *used = calloc((size_t)ncells + 1, 1);
-    ml_ct_map frame_map = {0}, child_map = {0};
+    ml_u64map frame_map = {0}, child_map = {0};
     ml_ct_keys okeys = {0};
     uint32_t tcap = 0;
     uint32_t *fcode = NULL, *fline = NULL;
@@ -650,7 +587,7 @@ ml_ct_tree(ml_ct_state *st, ml_calltree *out)
             if (fi->parent)
                 parent_node = node_of[fi->parent] - 1;
         }
-        int64_t fidx = ml_ct_map_get(&frame_map, (uint64_t)code << 32 | (uint32_t)line, out->nframes);
+        int64_t fidx = ml_u64map_get(&frame_map, (uint64_t)code << 32 | (uint32_t)line, out->nframes);
         if (fidx < 0)
             goto done;
         if ((uint32_t)fidx == out->nframes) {
@@ -658,7 +595,7 @@ ml_ct_tree(ml_ct_state *st, ml_calltree *out)
             fline[out->nframes] = (uint32_t)line;
             out->nframes++;
         }
-        int64_t node = ml_ct_map_get(&child_map, (uint64_t)parent_node << 32 | (uint32_t)fidx, out->nnodes);
+        int64_t node = ml_u64map_get(&child_map, (uint64_t)parent_node << 32 | (uint32_t)fidx, out->nnodes);
         if (node < 0)
             goto done;
         if ((uint32_t)node == out->nnodes) {
@@ -748,8 +685,8 @@ done:
     free(type_idx);
     free(ocell);
     free(used);
-    ml_ct_map_release(&frame_map);
-    ml_ct_map_release(&child_map);
+    ml_u64map_release(&frame_map);
+    ml_u64map_release(&child_map);
     ml_ct_keys_release(&okeys);
     return rc;
 }

@@ -4,68 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static size_t
-ml_seqmap_home(const ml_seqmap *m, uint64_t key)
-{
-    return (size_t)(key * 0x9E3779B97F4A7C15ull >> 20) & m->mask;
-}
-
-int
-ml_seqmap_put(ml_seqmap *m, uint64_t key, uint32_t val)
-{
-    if (!m->keys || (m->n + 1) * 2 > m->mask + 1) {
-        size_t cap = m->keys ? (m->mask + 1) * 2 : 1024;
-        ml_seqmap n = {calloc(cap, sizeof(uint64_t)), calloc(cap, sizeof(uint32_t)), cap - 1, m->n};
-        if (!n.keys || !n.vals) {
-            free(n.keys);
-            free(n.vals);
-            return -1;
-        }
-        for (size_t i = 0; m->keys && i <= m->mask; i++) {
-            if (!m->keys[i])
-                continue;
-            size_t j = ml_seqmap_home(&n, m->keys[i]);
-            while (n.keys[j])
-                j = (j + 1) & n.mask;
-            n.keys[j] = m->keys[i];
-            n.vals[j] = m->vals[i];
-        }
-        ml_seqmap_release(m);
-        *m = n;
-    }
-    size_t i = ml_seqmap_home(m, key);
-    while (m->keys[i] && m->keys[i] != key)
-        i = (i + 1) & m->mask;
-    if (!m->keys[i]) {
-        m->keys[i] = key;
-        m->n++;
-    }
-    m->vals[i] = val;
-    return 0;
-}
-
-int
-ml_seqmap_get(const ml_seqmap *m, uint64_t key, uint32_t *val)
-{
-    if (!m->keys || !key)
-        return 0;
-    for (size_t i = ml_seqmap_home(m, key); m->keys[i]; i = (i + 1) & m->mask) {
-        if (m->keys[i] == key) {
-            *val = m->vals[i];
-            return 1;
-        }
-    }
-    return 0;
-}
-
-void
-ml_seqmap_release(ml_seqmap *m)
-{
-    free(m->keys);
-    free(m->vals);
-    memset(m, 0, sizeof(*m));
-}
-
 void
 ml_exitheap_init(ml_exitheap *x)
 {
@@ -75,8 +13,8 @@ ml_exitheap_init(ml_exitheap *x)
 static void
 ml_exitheap_forget(ml_exitheap *x)
 {
-    ml_seqmap_release(&x->owners);
-    ml_seqmap_release(&x->held);
+    ml_u64map_release(&x->owners);
+    ml_u64map_release(&x->held);
     for (uint32_t i = 1; i <= x->nholders; i++)
         free(x->holders[i].text);
     x->nholders = 0;
@@ -137,7 +75,7 @@ ml_exitheap_event(ml_exitheap *x, const ml_event *ev)
         }
         break;
     case ML_EV_OWNER:
-        rc = ml_seqmap_put(&x->owners, ev->seq, ev->type);
+        rc = ml_u64map_set(&x->owners, ev->seq, ev->type);
         break;
     case ML_EV_HOLDER:
         rc = ml_exitheap_add_holder(x, ev);
@@ -146,7 +84,7 @@ ml_exitheap_event(ml_exitheap *x, const ml_event *ev)
         if (ev->holder > x->nholders)
             break;
         for (size_t i = 0; i < ev->nheld && rc == 0; i++)
-            rc = ml_seqmap_put(&x->held, ev->held[i], ev->holder);
+            rc = ml_u64map_set(&x->held, ev->held[i], ev->holder);
         break;
     default:
         break;
@@ -159,15 +97,15 @@ ml_exitheap_event(ml_exitheap *x, const ml_event *ev)
 uint32_t
 ml_exitheap_type(const ml_exitheap *x, uint64_t seq, uint32_t type)
 {
-    uint32_t t;
-    return ml_seqmap_get(&x->owners, seq, &t) ? t : type;
+    int64_t t = ml_u64map_find(&x->owners, seq);
+    return t >= 0 ? (uint32_t)t : type;
 }
 
 uint32_t
 ml_exitheap_holder_of(const ml_exitheap *x, uint64_t seq)
 {
-    uint32_t h;
-    return ml_seqmap_get(&x->held, seq, &h) ? h : 0;
+    int64_t h = ml_u64map_find(&x->held, seq);
+    return h >= 0 ? (uint32_t)h : 0;
 }
 
 const ml_exit_holder *

@@ -15,12 +15,7 @@
 #include <stdint.h>
 
 #include "analysis/reader.h"
-
-typedef struct {
-    uint64_t *keys; /* 0 = empty */
-    uint32_t *vals;
-    size_t mask, n;
-} ml_seqmap;
+#include "analysis/u64map.h"
 
 typedef struct {
     char *text;        /* the hops, each NUL-terminated, one after the other */
@@ -29,8 +24,8 @@ typedef struct {
 } ml_exit_holder;
 
 typedef struct {
-    ml_seqmap owners;  /* buffer seq -> type named by owner */
-    ml_seqmap held;    /* block seq -> holder id */
+    ml_u64map owners;  /* buffer seq -> type named by owner */
+    ml_u64map held;    /* block seq -> holder id */
     ml_exit_holder *holders; /* by id (index 0 unused) */
     uint32_t nholders, capholders;
     uint64_t snapshots;      /* SNAPSHOT starts seen */
@@ -51,10 +46,5 @@ uint32_t ml_exitheap_holder_of(const ml_exitheap *x, uint64_t seq);
 /* Holder `id` (NULL for an unknown id). */
 const ml_exit_holder *ml_exitheap_holder(const ml_exitheap *x, uint32_t id);
 
-/* A map from seqs (> 0) to 32-bit values; put replaces. 0 or -1 (oom). */
-int ml_seqmap_put(ml_seqmap *m, uint64_t key, uint32_t val);
-/* 1 and *val when present, else 0. */
-int ml_seqmap_get(const ml_seqmap *m, uint64_t key, uint32_t *val);
-void ml_seqmap_release(ml_seqmap *m);
 
 #endif /* ML_EXITHEAP_H */

@@ -6,90 +6,13 @@
  */
 #include "analysis/report.h"
 
+#include "analysis/u64map.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ML_PROGRESS_EVERY (1u << 20)
-
-/* ---- a uint64 -> uint32 map (open addressing, no deletion) ---- */
-
-typedef struct {
-    uint64_t *keys;
-    uint32_t *vals;  /* value + 1; 0 = empty slot */
-    size_t cap, n;
-} ml_report_map;
-
-static inline size_t
-ml_report_map_home(const ml_report_map *m, uint64_t key)
-{
-    key ^= key >> 31;
-    key *= UINT64_C(0x9E3779B97F4A7C15);
-    return (size_t)(key >> 17) & (m->cap - 1);
-}
-
-static void
-ml_report_map_release(ml_report_map *m)
-{
-    free(m->keys);
-    free(m->vals);
-    memset(m, 0, sizeof(*m));
-}
-
-static int
-ml_report_map_grow(ml_report_map *m)
-{
-    size_t ncap = m->cap ? m->cap * 2 : 256;
-    ml_report_map n = {calloc(ncap, sizeof(uint64_t)), calloc(ncap, sizeof(uint32_t)), ncap, m->n};
-    if (!n.keys || !n.vals) {
-        free(n.keys);
-        free(n.vals);
-        return -1;
-    }
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->vals[i])
-            continue;
-        size_t j = ml_report_map_home(&n, m->keys[i]);
-        while (n.vals[j])
-            j = (j + 1) & (ncap - 1);
-        n.keys[j] = m->keys[i];
-        n.vals[j] = m->vals[i];
-    }
-    ml_report_map_release(m);
-    *m = n;
-    return 0;
-}
-
-/* The value of key, or -1 when absent. */
-static int64_t
-ml_report_map_find(const ml_report_map *m, uint64_t key)
-{
-    if (!m->cap)
-        return -1;
-    for (size_t i = ml_report_map_home(m, key); m->vals[i]; i = (i + 1) & (m->cap - 1)) {
-        if (m->keys[i] == key)
-            return m->vals[i] - 1;
-    }
-    return -1;
-}
-
-/* The value of key, or `fresh` (stored) when absent. -1 out of memory. */
-static int64_t
-ml_report_map_get(ml_report_map *m, uint64_t key, uint32_t fresh)
-{
-    if ((m->n + 1) * 2 > m->cap && ml_report_map_grow(m) < 0)
-        return -1;
-    size_t i = ml_report_map_home(m, key);
-    while (m->vals[i]) {
-        if (m->keys[i] == key)
-            return m->vals[i] - 1;
-        i = (i + 1) & (m->cap - 1);
-    }
-    m->keys[i] = key;
-    m->vals[i] = fresh + 1;
-    m->n++;
-    return fresh;
-}
 
 /* ---- sites: stacks grouped by innermost frame ---- */
 
@@ -99,7 +22,7 @@ typedef struct {
     uint32_t ncodes;
     uint32_t *site_of_stack;  /* stack id -> site index + 1, 0 = not yet known */
     uint32_t nstacks;
-    ml_report_map map;        /* (canon code, line) -> site index */
+    ml_u64map map;        /* (canon code, line) -> site index */
     struct { ml_code_id code; int32_t line; } *keys;
     uint32_t nsites, cap;
 } ml_sites;
@@ -118,7 +41,7 @@ ml_sites_release(ml_sites *s)
     free(s->canon);
     free(s->site_of_stack);
     free(s->keys);
-    ml_report_map_release(&s->map);
+    ml_u64map_release(&s->map);
     memset(s, 0, sizeof(*s));
 }
 
@@ -134,16 +57,16 @@ ml_sites_init(ml_sites *s, ml_reader *r)
     if (!s->canon || !s->site_of_stack)
         goto fail;
     /* canonical code per (file, name): hash -> candidates, compared by string */
-    ml_report_map by_name = {0};
+    ml_u64map by_name = {0};
     for (uint32_t c = 1; c <= s->ncodes; c++) {
         const ml_code_info *ci = ml_reader_code(r, c);
         uint64_t h = ml_report_hash_str(ml_report_hash_str(UINT64_C(0xCBF29CE484222325), ci->file),
                                         ci->name);
         /* probe the hash chain: keys are hashes, equal hashes walk on */
         for (;;) {
-            int64_t v = ml_report_map_get(&by_name, h, c);
+            int64_t v = ml_u64map_get(&by_name, h, c);
             if (v < 0) {
-                ml_report_map_release(&by_name);
+                ml_u64map_release(&by_name);
                 goto fail;
             }
             const ml_code_info *o = ml_reader_code(r, (uint32_t)v);
@@ -154,7 +77,7 @@ ml_sites_init(ml_sites *s, ml_reader *r)
             h = h * UINT64_C(0x100000001B3) + 1; /* a collision: try the next key */
         }
     }
-    ml_report_map_release(&by_name);
+    ml_u64map_release(&by_name);
     return 0;
 fail:
     ml_sites_release(s);
@@ -175,7 +98,7 @@ ml_sites_of(ml_sites *s, ml_frame_id stack)
         line = ml_reader_frame_line(s->r, stack);
     }
     uint64_t key = (uint64_t)code << 32 | (uint32_t)line;
-    int64_t v = ml_report_map_get(&s->map, key, s->nsites);
+    int64_t v = ml_u64map_get(&s->map, key, s->nsites);
     if (v < 0)
         return -1;
     if ((uint32_t)v == s->nsites) {
@@ -702,7 +625,7 @@ ml_types_release(ml_types *t)
 /* ---- leaks ---- */
 
 typedef struct {
-    ml_report_map map;   /* (stack, type) -> index */
+    ml_u64map map;   /* (stack, type) -> index */
     ml_site_row *rows;   /* code/line unused here: per (stack, type) */
     size_t n, cap;
     int oom;
@@ -716,7 +639,7 @@ ml_leak_acc_add(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack, ml_type
     ml_leak_acc *a = arg;
     (void)domain;
     type = ml_exitheap_type(a->heap, seq, type);
-    int64_t v = ml_report_map_get(&a->map, (uint64_t)stack << 32 | type, (uint32_t)a->n);
+    int64_t v = ml_u64map_get(&a->map, (uint64_t)stack << 32 | type, (uint32_t)a->n);
     if (v < 0)
         goto oom;
     if ((size_t)v == a->n) {
@@ -746,8 +669,8 @@ oom:
 typedef struct {
     const ml_exitheap *heap;
     ml_sites *sites;
-    ml_report_map *groups;
-    ml_report_map tally;   /* group << 32 | holder -> index */
+    ml_u64map *groups;
+    ml_u64map tally;   /* group << 32 | holder -> index */
     uint64_t *bytes, *count;
     size_t n, cap;
     ml_site_row *rows;
@@ -767,10 +690,10 @@ ml_leak_holders_add(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack, ml_
     int64_t site = ml_sites_of(a->sites, stack);
     if (site < 0)
         goto oom;
-    int64_t g = ml_report_map_find(a->groups, (uint64_t)site << 32 | type);
+    int64_t g = ml_u64map_find(a->groups, (uint64_t)site << 32 | type);
     if (g < 0)
         return 0; /* never: every live block's group exists by now */
-    int64_t t = ml_report_map_get(&a->tally, (uint64_t)g << 32 | h, (uint32_t)a->n);
+    int64_t t = ml_u64map_get(&a->tally, (uint64_t)g << 32 | h, (uint32_t)a->n);
     if (t < 0)
         goto oom;
     if ((size_t)t == a->n) {
@@ -804,12 +727,12 @@ oom:
 }
 
 static int
-ml_leak_holders(ml_reader *r, const ml_exitheap *heap, ml_sites *sites, ml_report_map *groups,
+ml_leak_holders(ml_reader *r, const ml_exitheap *heap, ml_sites *sites, ml_u64map *groups,
                 ml_site_row *rows)
 {
     ml_leak_holders_acc a = {.heap = heap, .sites = sites, .groups = groups, .rows = rows};
     ml_reader_live_foreach(r, ml_leak_holders_add, &a);
-    ml_report_map_release(&a.tally);
+    ml_u64map_release(&a.tally);
     free(a.bytes);
     free(a.count);
     return a.oom ? -1 : 0;
@@ -822,7 +745,7 @@ ml_report_leaks(ml_reader *r, size_t top, const ml_progress *pg, ml_leaks *out, 
     memset(out, 0, sizeof(*out));
     ml_leak_acc acc = {0};
     ml_sites sites = {0};
-    ml_report_map groups = {0};
+    ml_u64map groups = {0};
     ml_site_row *rows = NULL;
     uint64_t *best = NULL;
     ml_event ev;
@@ -853,7 +776,7 @@ ml_report_leaks(ml_reader *r, size_t top, const ml_progress *pg, ml_leaks *out, 
         int64_t site = ml_sites_of(&sites, a->stack);
         if (site < 0)
             goto oom;
-        int64_t g = ml_report_map_get(&groups, (uint64_t)site << 32 | a->type, (uint32_t)n);
+        int64_t g = ml_u64map_get(&groups, (uint64_t)site << 32 | a->type, (uint32_t)n);
         if (g < 0)
             goto oom;
         if ((size_t)g == n) {
@@ -878,8 +801,8 @@ ml_report_leaks(ml_reader *r, size_t top, const ml_progress *pg, ml_leaks *out, 
     out->nrows = n;
     free(best);
     free(acc.rows);
-    ml_report_map_release(&acc.map);
-    ml_report_map_release(&groups);
+    ml_u64map_release(&acc.map);
+    ml_u64map_release(&groups);
     ml_sites_release(&sites);
     return 0;
 
@@ -889,8 +812,8 @@ fail:
     free(rows);
     free(best);
     free(acc.rows);
-    ml_report_map_release(&acc.map);
-    ml_report_map_release(&groups);
+    ml_u64map_release(&acc.map);
+    ml_u64map_release(&groups);
     ml_sites_release(&sites);
     ml_leaks_release(out);
     return -1;
