@@ -25,6 +25,11 @@ def write(pytester, name, source):
 
 
 def run(pytester, *args):
+    # the test's own folder is pytest's rootdir (node ids relative to it),
+    # also when the base temp folder is inside a project with a pytest
+    # configuration (tests/run_all.sh puts it under test-artifacts/)
+    if not (pytester.path / "pytest.ini").exists():
+        pytester.makeini("[pytest]\n")
     return pytester.runpytest_subprocess("-p", "no:randomly", *args)
 
 
@@ -396,6 +401,7 @@ def test_under_memlens_run(pytester):
         def test_fits():
             b = bytes(5 << 20)
     ''')
+    pytester.makeini("[pytest]\n")  # its own rootdir, not a project's configuration
     proc = memlens("run", "-q", "-o", str(pytester.path / "run.mlens"), "-m", "pytest", "-q",
                    "-p", "no:cacheprovider", "-p", "no:asyncio", "test_in.py",
                    cwd=str(pytester.path))
