@@ -1270,3 +1270,20 @@ ml_compat_owned_buffers(PyObject *o, ml_compat_buf *out)
 #endif
     return n;
 }
+
+int
+ml_compat_traverse_unsafe(PyObject *o)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (!PyModule_CheckExact(o))
+        return 0;
+    unsigned long v = Py_Version;
+    if (!((v >= 0x030C0000 && v < 0x030C06A0) || (v >= 0x030D0000 && v < 0x030D01A0)))
+        return 0;
+    PyModuleDef *def = PyModule_GetDef(o);
+    return def && def->m_name && strcmp(def->m_name, "_asyncio") == 0;
+#else
+    (void)o;
+    return 0;
+#endif
+}

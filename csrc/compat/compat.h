@@ -303,4 +303,12 @@ typedef struct {
  * the count. GIL held; reads only, never allocates. */
 int ml_compat_owned_buffers(PyObject *o, ml_compat_buf *out);
 
+/* 1 when tp_traverse of `o` must not be called: the `_asyncio` module on
+ * CPython 3.12.0-3.12.5 and 3.13.0, whose traverse visits the dead
+ * FutureIter objects of its free list (CPython gh-122695: a walk that
+ * follows them loops or reads freed memory once asyncio has run). Its
+ * referents are then no edges of memlens' walks (they are reachable
+ * elsewhere: asyncio's Python module). Checked at run time (Py_Version). */
+int ml_compat_traverse_unsafe(PyObject *o);
+
 #endif /* ML_COMPAT_H */

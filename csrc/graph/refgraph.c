@@ -157,7 +157,7 @@ ml_refgraph_referents(PyObject *o, visitproc visit, void *arg)
         }
         return;
     }
-    if (tp->tp_traverse && PyObject_IS_GC(o) && tp->tp_traverse(o, visit, arg))
+    if (tp->tp_traverse && PyObject_IS_GC(o) && !ml_compat_traverse_unsafe(o) && tp->tp_traverse(o, visit, arg))
         return;
     if (PyDict_Check(o)) {
         /* a dict subclass: str keys, which dict_traverse skips (a key

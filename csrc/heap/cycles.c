@@ -209,7 +209,7 @@ static void
 ml_cyc_traverse(PyObject *o, visitproc visit, ml_cyc_ctx *c)
 {
     traverseproc tr = Py_TYPE(o)->tp_traverse;
-    if (tr)
+    if (tr && !ml_compat_traverse_unsafe(o))
         tr(o, visit, c);
 }
 
@@ -275,7 +275,7 @@ ml_cyc_cycle_from(ml_cyc_bfs *b, uint32_t start, ml_cycle_island *isl)
     while (b->qhead < b->qtail && b->closing == ML_CYC_NONE) {
         b->cur = b->queue[b->qhead++];
         traverseproc tr = Py_TYPE(b->t->objs[b->cur])->tp_traverse;
-        if (tr)
+        if (tr && !ml_compat_traverse_unsafe(b->t->objs[b->cur]))
             tr(b->t->objs[b->cur], ml_cyc_visit_bfs, b);
     }
     int rc = 1;

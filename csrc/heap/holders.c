@@ -407,7 +407,8 @@ ml_holders_expand(ml_holders *h, PyObject *o, uint32_t p, int root)
         size_t vb;
         ml_holders_attr_dict(h, ml_compat_instance_dict(o, &vb), p, tyhop);
     }
-    if (!(tp->tp_flags & Py_TPFLAGS_HAVE_GC) || !tp->tp_traverse || h->failed)
+    if (!(tp->tp_flags & Py_TPFLAGS_HAVE_GC) || !tp->tp_traverse || h->failed ||
+        ml_compat_traverse_unsafe(o))
         return;
     if (tp->tp_is_gc && !tp->tp_is_gc(o)) /* a static type: not a GC object */
         return;

@@ -181,7 +181,7 @@ ml_walk_one(ml_walk *w, PyObject *o)
         rc = ml_walk_items(w, ((PyListObject *)o)->ob_item, Py_SIZE(o));
     } else {
         traverseproc trav = tp->tp_traverse;
-        if (trav && PyObject_IS_GC(o))
+        if (trav && PyObject_IS_GC(o) && !ml_compat_traverse_unsafe(o))
             trav(o, ml_walk_visit, w);
         if (!w->oom)
             ml_walk_extra(w, o);
