@@ -17,9 +17,9 @@ from conftest import memlens, report
 from memlens import _engine
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
-# memlens run records collections on 3.13+, and on 3.10-3.12 with --exact
-# only (docs/GC.md: the callbacks' info dicts and the dict free list)
-GC_OPTS = () if sys.version_info >= (3, 13) else ("--exact",)
+# memlens run records collections with --exact (docs/GC.md: the callbacks'
+# info dicts and CPython's free lists)
+GC_OPTS = ("--exact",)
 
 
 def gc_scenario():
@@ -351,9 +351,8 @@ def test_summary_gc_line(script, capture):
 
 
 def test_recorded_where_it_cannot_move_other_counts(script, capture):
-    """Default mode (free lists on): collections are recorded on 3.13+ only;
-    on 3.10-3.12 `memlens gc` says they need --exact, and the program's
-    dicts keep their lines."""
+    """Default mode (free lists on): no collections are recorded, and
+    `memlens gc` says they need --exact; with --exact they are."""
     s = script("""
         import gc
         keep = [{"k": i} for i in range(3000)]  # @dicts
@@ -361,10 +360,6 @@ def test_recorded_where_it_cannot_move_other_counts(script, capture):
     """)
     cap, _ = capture(s)
     data = json.loads(memlens("gc", cap, "--json").stdout)
-    text = memlens("gc", cap).stdout
-    if sys.version_info >= (3, 13):
-        assert data["collections"] >= 1
-    else:
-        assert data["collections"] == 0 and "--exact" in text
-        cap, _ = capture(s, opts=("--exact",))
-        assert json.loads(memlens("gc", cap, "--json").stdout)["collections"] >= 1
+    assert data["collections"] == 0 and "--exact" in memlens("gc", cap).stdout
+    cap, _ = capture(s, opts=("--exact",))
+    assert json.loads(memlens("gc", cap, "--json").stdout)["collections"] >= 1

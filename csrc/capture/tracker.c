@@ -1251,14 +1251,14 @@ ml_tracker_start(const ml_tracker_options *opt)
         ml_install_hooks();
     ml.tracer_installed = ml.w && ml_compat_have_reftracer() && ml_compat_reftracer_install(ml_on_create) == 0;
     /* collections as GC_START/GC_STOP (gcrec.h); none if gc.callbacks is gone.
-     * Only where recording them cannot move other objects' lines: with
-     * callbacks, CPython builds an `info` dict for each phase of every
-     * collection and frees it onto the dict free list; where a reuse from a
-     * free list goes unseen (no creation tracer, 3.10-3.12, free lists on)
-     * the next dict the program makes would take that block and be charged
-     * to the collection's line. So: 3.13+, or --exact (free lists off).
+     * Only with --exact (free lists off): with callbacks, CPython builds an
+     * `info` dict for each phase of every collection and frees it, with its
+     * keys object, onto the free lists; with the free lists on, the next
+     * dict (3.10-3.12) or dict keys (every version: buffers have no
+     * creation tracer) the program makes would take those blocks unseen and
+     * be charged to the collection's line.
      * MEMLENS_NO_GC_RECORD: not at all (bench/bench_gc.py's A/B) */
-    if (ml.w && !getenv("MEMLENS_NO_GC_RECORD") && (ml.tracer_installed || opt->exact))
+    if (ml.w && !getenv("MEMLENS_NO_GC_RECORD") && opt->exact)
         ml_gcrec_attach(ml_on_gc);
     atomic_store(&ml_enabled, 1);
     if (ml.w && opt->exact) { /* every object made and freed through the hooks (freelists.h) */

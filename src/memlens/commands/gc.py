@@ -69,9 +69,8 @@ def _ms(s):
 def print_gc(data, out=None):
     out = out or sys.stdout
     if not data["has_records"]:
-        out.write("no collections recorded in this capture (on CPython 3.10-3.12 `memlens run` "
-                  "records them with --exact only; or the capture was made before memlens "
-                  "recorded them, or the program cleared gc.callbacks: docs/GC.md)\n")
+        out.write("no collections recorded in this capture (`memlens run` records them with "
+                  "--exact; or the program cleared gc.callbacks: docs/GC.md)\n")
         return
     p = data["pauses"]
     out.write("collections: %s (%s incomplete)\n" % (fmt.human_count(data["collections"]),
