@@ -2,17 +2,20 @@
 
 A GC-heavy workload (it makes many small reference cycles, so the collector
 runs thousands of collections and frees most of the memory) runs under
-`memlens run` with collections recorded (the default) and without
+`memlens run` (default mode: free lists on) with collections recorded (the
+default) and without
 (MEMLENS_NO_GC_RECORD=1: the recorders are not put into gc.callbacks), in
 alternation, several repetitions each; prints the median wall times, their
-ratio (the recording's cost; target <= 1.02) and how many collections the
-capture holds. Also times `memlens gc` on the capture.
+ratio (the recording's cost; target <= 1.02), the same for the CPU time of
+the runs (steadier on a loaded machine), the load average, and how many
+collections the capture holds. Also times `memlens gc` on the capture.
 
   pip install . && python bench/bench_gc.py [--reps 7] [--n 300000]
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,9 +48,12 @@ def run_once(script, n, cap, record):
     if os.path.exists(cap):
         os.unlink(cap)
     t = time.perf_counter()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-m", "memlens", "run", "-q", "-o", cap, script, str(n)],
                    check=True, env=env, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return time.perf_counter() - t, cpu
 
 
 def main():
@@ -60,10 +66,14 @@ def main():
         with open(script, "w") as f:
             f.write(WORKLOAD)
         cap = os.path.join(d, "c.mlens")
-        on, off = [], []
+        on, off, on_cpu, off_cpu = [], [], [], []
         for _ in range(args.reps):  # alternate, so drift hits both alike
-            off.append(run_once(script, args.n, cap, False))
-            on.append(run_once(script, args.n, cap, True))
+            w, c = run_once(script, args.n, cap, False)
+            off.append(w)
+            off_cpu.append(c)
+            w, c = run_once(script, args.n, cap, True)
+            on.append(w)
+            on_cpu.append(c)
         t = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "memlens", "gc", "--json", cap], check=True,
                              capture_output=True, text=True, env=ENV).stdout
@@ -76,7 +86,11 @@ def main():
           % (m_off, " ".join("%.3f" % x for x in off)))
     print("memlens run, collections recorded:     median %.3f s  %s"
           % (m_on, " ".join("%.3f" % x for x in on)))
-    print("ratio recorded / not recorded: %.4f (target <= 1.02)" % (m_on / m_off))
+    print("ratio recorded / not recorded: %.4f wall (target <= 1.02)" % (m_on / m_off))
+    c_on, c_off = statistics.median(on_cpu), statistics.median(off_cpu)
+    print("CPU time (user + sys of the run): median %.3f s not recorded, %.3f s recorded: ratio %.4f"
+          % (c_off, c_on, c_on / c_off))
+    print("load average: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
     print("collections in the capture: %d (pauses %d, total %.3f s); `memlens gc`: %.3f s"
           % (doc["collections"], doc["pauses"]["count"], doc["pauses"]["total_s"], t_report))
 

@@ -17,9 +17,8 @@ from conftest import memlens, report
 from memlens import _engine
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
-# memlens run records collections with --exact (docs/GC.md: the callbacks'
-# info dicts and CPython's free lists)
-GC_OPTS = ("--exact",)
+# memlens run records collections by default (free lists on); --exact too
+GC_OPTS = ()
 
 
 def gc_scenario():
@@ -350,16 +349,36 @@ def test_summary_gc_line(script, capture):
     assert "garbage collector" not in memlens("summary", golden).stdout
 
 
-def test_recorded_where_it_cannot_move_other_counts(script, capture):
-    """Default mode (free lists on): no collections are recorded, and
-    `memlens gc` says they need --exact; with --exact they are."""
+def test_recorded_by_default_without_moving_program_dicts(script, capture):
+    """Default mode (free lists on) records collections, and the callbacks'
+    info dicts (two per collection, made at the line that triggered it)
+    never end up counted as the program's: 3000 dicts and their keys kept
+    at @dicts are all alive there, while collections are triggered at @nodes
+    too. Before (recording on, info dicts freed onto the free lists), each
+    collection triggered at @nodes moved up to two of the @dicts dicts (and
+    keys) to @nodes, with no bound. --exact records the same way."""
     s = script("""
         import gc
-        keep = [{"k": i} for i in range(3000)]  # @dicts
-        gc.collect()
+        class Node:
+            pass
+        keep = []
+        gc.collect()  # empty free lists: every dict below is made by the allocator
+        for i in range(3000):
+            keep.append(Node())  # @nodes
+            keep.append({"k": i})  # @dicts
+        print(len(keep))
     """)
-    cap, _ = capture(s)
-    data = json.loads(memlens("gc", cap, "--json").stdout)
-    assert data["collections"] == 0 and "--exact" in memlens("gc", cap).stdout
-    cap, _ = capture(s, opts=("--exact",))
-    assert json.loads(memlens("gc", cap, "--json").stdout)["collections"] >= 1
+    for opts in ((), ("--exact",)):
+        cap, proc = capture(s, opts=opts)
+        assert proc.stdout.strip() == "6000"
+        data = json.loads(memlens("gc", cap, "--json").stdout)
+        assert data["collections"] >= 5, opts
+        leaks = report("leaks", cap, "--top", "0")
+        at = {}
+        for r in leaks:
+            if r["file"] == s.path:
+                at[(r["line"], r["type"])] = at.get((r["line"], r["type"]), 0) + r["count"]
+        assert at.get((s.line("dicts"), "dict")) == 3000, opts
+        assert at.get((s.line("dicts"), "<dict keys>")) == 3000, opts
+        assert not at.get((s.line("nodes"), "dict")) and not at.get((s.line("nodes"), "<dict keys>")), opts
+        assert at.get((s.line("nodes"), "__main__.Node")) == 3000, opts

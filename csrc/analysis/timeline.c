@@ -161,6 +161,7 @@ ml_timeline_release(ml_timeline *t)
     for (size_t i = 0; i < t->nmarks; i++)
         free(t->marks[i].label);
     free(t->marks);
+    free(t->gcs);
     free(t->points);
     free(t->top_file);
     free(t->top_function);
@@ -188,6 +189,79 @@ ml_timeline_halve(ml_timeline *t, uint64_t *stride)
     *stride *= 2;
 }
 
+/* gc: collections being paired in pass 1. */
+typedef struct {
+    size_t cap;
+    size_t open;           /* index of the collection started and not stopped */
+    int state;             /* 0 none open, 1 open at `open`, 2 open but not kept */
+    ml_thread_id thread;   /* the collecting thread of the open one */
+} ml_timeline_gcscan;
+
+/* The list is full: drop the youngest generation kept (counted). */
+static void
+ml_timeline_gc_thin(ml_timeline *t, ml_timeline_gcscan *g)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->ngcs; i++) {
+        if (t->gcs[i].generation <= t->gcs_min_generation) {
+            t->gcs_dropped++;
+            if (g->state == 1 && g->open == i)
+                g->state = 2;
+            continue;
+        }
+        if (g->state == 1 && g->open == i)
+            g->open = n;
+        t->gcs[n++] = t->gcs[i];
+    }
+    t->ngcs = n;
+    t->gcs_min_generation++;
+}
+
+/* A GC_START or GC_STOP record. 0, or -1 when out of memory. */
+static int
+ml_timeline_gc_event(ml_timeline *t, ml_timeline_gcscan *g, const ml_event *ev)
+{
+    if (ev->kind == ML_EV_GC_STOP && g->state && g->thread == ev->thread) {
+        if (g->state == 1) {
+            ml_timeline_gc *c = &t->gcs[g->open];
+            c->end_us = ev->time_us >= c->start_us ? ev->time_us : c->start_us;
+            c->collected = ev->gc_collected;
+            c->uncollectable = ev->gc_uncollectable;
+            c->complete = 1;
+        }
+        g->state = 0;
+        return 0;
+    }
+    /* a start, or a stop whose start was not recorded */
+    while (t->ngcs == ML_TIMELINE_MAX_GCS && t->gcs_min_generation < ML_TIMELINE_GC_GENERATIONS)
+        ml_timeline_gc_thin(t, g);
+    int keep = ev->gc_generation >= t->gcs_min_generation && t->ngcs < ML_TIMELINE_MAX_GCS;
+    if (ev->kind == ML_EV_GC_START) {
+        g->state = keep ? 1 : 2;
+        g->thread = ev->thread;
+        g->open = t->ngcs;
+    }
+    if (!keep) {
+        t->gcs_dropped++;
+        return 0;
+    }
+    if (t->ngcs == g->cap) {
+        size_t ncap = g->cap ? g->cap * 2 : 64;
+        ml_timeline_gc *n = realloc(t->gcs, ncap * sizeof(*n));
+        if (!n)
+            return -1;
+        t->gcs = n;
+        g->cap = ncap;
+    }
+    ml_timeline_gc c = {ev->time_us, ev->time_us, 0, 0, ev->gc_generation, 0};
+    if (ev->kind == ML_EV_GC_STOP) {
+        c.collected = ev->gc_collected;
+        c.uncollectable = ev->gc_uncollectable;
+    }
+    t->gcs[t->ngcs++] = c;
+    return 0;
+}
+
 /* Pass 1. Returns the number of heap events up to and including the peak. */
 static int
 ml_timeline_scan(ml_reader *r, ml_timeline *t, uint64_t *peak_event, const ml_progress *pg,
@@ -198,6 +272,7 @@ ml_timeline_scan(ml_reader *r, ml_timeline *t, uint64_t *peak_event, const ml_pr
     uint64_t nheap_events = 0, blocks = 0, nread = 0;
     int64_t heap = 0, interval_max = 0; /* highest heap since the last sample */
     ml_event ev;
+    ml_timeline_gcscan gcscan = {0};
     int rc;
     ml_reader_rewind(r);
     while ((rc = ml_reader_next(r, &ev)) == 1) {
@@ -205,6 +280,11 @@ ml_timeline_scan(ml_reader *r, ml_timeline *t, uint64_t *peak_event, const ml_pr
             return -1;
         t->end_us = ev.time_us;
         switch (ev.kind) {
+        case ML_EV_GC_START:
+        case ML_EV_GC_STOP:
+            if (ml_timeline_gc_event(t, &gcscan, &ev) < 0)
+                goto nomem;
+            break;
         case ML_EV_ALLOC:
         case ML_EV_FREE:
             nheap_events++;

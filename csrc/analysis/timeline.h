@@ -31,6 +31,14 @@ typedef struct {
     char *label;           /* NUL-terminated */
 } ml_timeline_mark;
 
+/* gc: one collection (GC_START and its GC_STOP on the same thread). */
+typedef struct {
+    uint64_t start_us, end_us; /* end_us == start_us when incomplete */
+    uint64_t collected, uncollectable; /* CPython's numbers at the stop (0 when none) */
+    unsigned generation;
+    int complete;          /* both records seen */
+} ml_timeline_gc;
+
 typedef struct {
     ml_timeline_point *points;
     size_t npoints;
@@ -54,6 +62,13 @@ typedef struct {
     size_t ntop_sites, ntop_types;
     int truncated;         /* capture cut short (no trailer) */
     uint64_t marks_dropped; /* marks beyond ML_TIMELINE_MAX_MARKS */
+    /* gc: the collections in time order; past ML_TIMELINE_MAX_GCS the
+     * youngest generation still kept is dropped (counted, not kept), so the
+     * older generations' collections, rarer and longer, stay */
+    ml_timeline_gc *gcs;
+    size_t ngcs;
+    uint64_t gcs_dropped;
+    unsigned gcs_min_generation; /* the youngest generation kept */
 } ml_timeline;
 
 #define ML_TIMELINE_TOP 10
@@ -66,6 +81,8 @@ typedef struct {
 #define ML_TIMELINE_MAX_POINTS ((size_t)1 << 20)
 #define ML_TIMELINE_MAX_MARKS ((size_t)1 << 20)
 #define ML_TIMELINE_MAX_LABEL 1024
+#define ML_TIMELINE_MAX_GCS ((size_t)1 << 16)
+#define ML_TIMELINE_GC_GENERATIONS 3
 
 /* Read the whole capture (two passes: series and peak, then the live blocks
  * at the peak) into *t, telling pg (may be NULL) the progress of each pass.

@@ -191,6 +191,26 @@ ml_tl_groups(const struct ml_timeline_group *g, size_t n, int sites)
     return list;
 }
 
+/* gc: [(start_us, end_us, generation, collected, uncollectable, complete)] */
+static PyObject *
+ml_tl_gcs(const ml_timeline *t)
+{
+    PyObject *out = PyList_New((Py_ssize_t)t->ngcs);
+    for (size_t i = 0; out && i < t->ngcs; i++) {
+        const ml_timeline_gc *c = &t->gcs[i];
+        PyObject *g = Py_BuildValue("(KKIKKO)", (unsigned long long)c->start_us,
+                                    (unsigned long long)c->end_us, c->generation,
+                                    (unsigned long long)c->collected,
+                                    (unsigned long long)c->uncollectable, c->complete ? Py_True : Py_False);
+        if (!g) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, (Py_ssize_t)i, g);
+    }
+    return out;
+}
+
 static PyObject *
 ml_tl_timeline_dict(const ml_timeline *t, PyObject *meta)
 {
@@ -219,8 +239,12 @@ ml_tl_timeline_dict(const ml_timeline *t, PyObject *meta)
             goto fail;
         PyList_SET_ITEM(marks, (Py_ssize_t)i, k);
     }
+    PyObject *gcs = ml_tl_gcs(t);
+    if (!gcs)
+        goto fail;
     return Py_BuildValue(
-        "{s:O,s:N,s:N,s:N,s:N,s:N,s:K,s:O,s:{s:K,s:K,s:K,s:N,s:N,s:i,s:K,s:K}}", "meta", meta,
+        "{s:N,s:K,s:O,s:N,s:N,s:N,s:N,s:N,s:K,s:O,s:{s:K,s:K,s:K,s:N,s:N,s:i,s:K,s:K}}", "gcs", gcs,
+        "gcs_dropped", (unsigned long long)t->gcs_dropped, "meta", meta,
         "top_sites", ml_tl_groups(t->top_sites, t->ntop_sites, 1), "top_types",
         ml_tl_groups(t->top_types, t->ntop_types, 0), "points",
         points, "heap_max", heap_max, "marks", marks, "end_us", (unsigned long long)t->end_us, "truncated",

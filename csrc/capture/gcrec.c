@@ -7,12 +7,15 @@
 #include <time.h>
 
 #include "compat/compat.h"
+#include "compat/freelists.h"
 
 static struct {
     PyObject *callbacks;      /* the collector's list (gc.callbacks at install) */
     PyObject *start_cb, *stop_cb;
     PyObject *k_generation, *k_collected, *k_uncollectable, *s_start, *s_stop;
     PyObject *held_info;      /* the start phase's info dict, until the stop */
+    PyObject *held_stop;      /* the stop phase's info dict, until the next start */
+    PyObject *held_phase;     /* the start call's phase str, until the stop */
     ml_gcrec_sink sink;
     int user_recording;       /* ml_gcrec_start */
     /* counters (GIL) */
@@ -60,17 +63,52 @@ ml_gcrec_is(PyObject *phase, PyObject *want)
     return PyUnicode_Check(phase) && PyUnicode_Compare(phase, want) == 0;
 }
 
+/* Let an info dict go so that its blocks do not stay on CPython's free
+ * lists: with the lists on (the default), the program's next dict or dict
+ * keys would take them unseen and be charged to the collection's line
+ * (freelists.h, ml_freelists_drop_dict). Its frees go through the hooks. */
+static void
+ml_gcrec_drop(PyObject **held)
+{
+    PyObject *d = *held;
+    if (!d)
+        return;
+    *held = NULL;
+    ml_freelists_drop_dict(d);
+}
+
+static void
+ml_gcrec_drop_held(void)
+{
+    Py_CLEAR(mlg.held_phase);
+    ml_gcrec_drop(&mlg.held_info);
+    ml_gcrec_drop(&mlg.held_stop);
+}
+
+void
+ml_gcrec_release(void)
+{
+    PyObject *exc_type, *exc, *tb;
+    PyErr_Fetch(&exc_type, &exc, &tb);
+    ml_gcrec_drop_held();
+    PyErr_Restore(exc_type, exc, tb);
+}
+
 static PyObject *
 ml_gcrec_on_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
     if (nargs != 2 || !ml_gcrec_is(args[0], mlg.s_start))
         Py_RETURN_NONE;
-    /* an earlier start without its stop (the stop recorder was removed):
-     * let its dict go now, before the window opens */
-    Py_CLEAR(mlg.held_info);
+    /* the last stop's dict, and an earlier start without its stop (the
+     * stop recorder was removed): let them go now, before the window opens */
+    ml_gcrec_drop_held();
     Py_INCREF(args[1]);
     mlg.held_info = args[1];
+    /* the "start" str CPython made for this call is freed after it returns,
+     * inside the window: kept too, so it is not counted as garbage */
+    Py_INCREF(args[0]);
+    mlg.held_phase = args[0];
     uint64_t gen = ml_gcrec_info(args[1], mlg.k_generation);
     mlg.generation = gen < ML_GCREC_GENERATIONS ? (unsigned)gen : ML_GCREC_GENERATIONS - 1;
     mlg.in_collection = 1;
@@ -121,8 +159,14 @@ ml_gcrec_on_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (mlg.in_collection)
         ml_gcrec_add_pause(end - mlg.start_ns);
     mlg.in_collection = 0;
-    /* after the stop is recorded: the start dict's frees are not the collector's */
-    Py_CLEAR(mlg.held_info);
+    /* after the stop is recorded: the start dict's frees are not the
+     * collector's; the stop dict is kept until it can be dropped the same
+     * way (CPython lets it go after the last callback) */
+    Py_CLEAR(mlg.held_phase);
+    ml_gcrec_drop(&mlg.held_info);
+    ml_gcrec_drop(&mlg.held_stop);
+    Py_INCREF(args[1]);
+    mlg.held_stop = args[1];
     Py_RETURN_NONE;
 }
 
@@ -190,7 +234,7 @@ ml_gcrec_uninstall(void)
             PyErr_Clear();
     }
     Py_CLEAR(mlg.callbacks);
-    Py_CLEAR(mlg.held_info);
+    ml_gcrec_drop_held();
     mlg.in_collection = 0;
     PyErr_Restore(exc_type, exc, tb);
 }

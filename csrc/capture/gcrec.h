@@ -14,8 +14,15 @@
  * So the window between the two is the collection itself, and the frees the
  * collecting thread makes in it are the collector's. The collector builds a
  * fresh `info` dict for each phase and frees it after the callbacks; the start
- * recorder keeps a reference to the start dict until the stop recorder has
+ * recorder keeps a reference to the start dict (and to the "start" str of
+ * its call) until the stop recorder has
  * reported the end, so that its frees fall after the window, not inside it.
+ * Neither dict may go back to CPython's free lists (on by default): the
+ * program's next dict or dict keys would take the block unseen and be
+ * charged to the collection's line. So the recorders let them go with
+ * ml_freelists_drop_dict, which frees their blocks through the allocator:
+ * the start dict at the stop, the stop dict (which CPython would free after
+ * the last callback) at the next start or at ml_gcrec_release.
  * The recorders allocate nothing and never raise (a malformed call is
  * ignored). The program's callbacks still run and see the same info; a
  * program that clears gc.callbacks just ends the recording.
@@ -58,6 +65,10 @@ typedef struct {
 int ml_gcrec_attach(ml_gcrec_sink sink);
 /* No more calls to the sink; the recorders go when no user is left. */
 void ml_gcrec_detach(void);
+/* Let go of the info dicts the recorders hold (the last collection's), so
+ * that their frees are recorded: the tracker calls it while its hooks still
+ * record, before ml_gcrec_detach. Never raises. */
+void ml_gcrec_release(void);
 
 /* memlens.start_gc_recording() / stop_gc_recording(): the counters of
  * ml_gcrec_stats, without a capture. Start returns 0, or -1 with a Python

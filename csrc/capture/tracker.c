@@ -1251,14 +1251,10 @@ ml_tracker_start(const ml_tracker_options *opt)
         ml_install_hooks();
     ml.tracer_installed = ml.w && ml_compat_have_reftracer() && ml_compat_reftracer_install(ml_on_create) == 0;
     /* collections as GC_START/GC_STOP (gcrec.h); none if gc.callbacks is gone.
-     * Only with --exact (free lists off): with callbacks, CPython builds an
-     * `info` dict for each phase of every collection and frees it, with its
-     * keys object, onto the free lists; with the free lists on, the next
-     * dict (3.10-3.12) or dict keys (every version: buffers have no
-     * creation tracer) the program makes would take those blocks unseen and
-     * be charged to the collection's line.
+     * gcrec keeps the callbacks' info dicts off the free lists, so this is
+     * exact with the lists on too.
      * MEMLENS_NO_GC_RECORD: not at all (bench/bench_gc.py's A/B) */
-    if (ml.w && !getenv("MEMLENS_NO_GC_RECORD") && opt->exact)
+    if (ml.w && !getenv("MEMLENS_NO_GC_RECORD"))
         ml_gcrec_attach(ml_on_gc);
     atomic_store(&ml_enabled, 1);
     if (ml.w && opt->exact) { /* every object made and freed through the hooks (freelists.h) */
@@ -1329,6 +1325,7 @@ ml_tracker_stop(ml_tracker_stats *st)
         memset(st, 0, sizeof(*st));
     if (!ml.active)
         return 0;
+    ml_gcrec_release(); /* the last info dict's frees, while they are recorded */
     atomic_store(&ml_enabled, 0);
     ml_gcrec_detach();
     if (ml.freelists_off) {

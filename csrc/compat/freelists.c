@@ -423,3 +423,38 @@ ml_freelists_on(PyInterpreterState *interp)
         fl->async_gen_asends.numfree = 0;
 }
 #endif
+
+/* ---- one dict's blocks kept off the free lists (gcrec's info dicts) ---- */
+
+void
+ml_freelists_drop_dict(PyObject *op)
+{
+    if (!PyDict_CheckExact(op) || Py_REFCNT(op) > 1) {
+        Py_DECREF(op);
+        return;
+    }
+    void *keys = ((PyDictObject *)op)->ma_keys;
+    PyInterpreterState *interp = ml_fl_interp();
+    Py_DECREF(op); /* the dict's own dealloc: it may park the dict and its keys */
+#if PY_VERSION_HEX < 0x030D0000
+    struct _Py_dict_state *st = &interp->dict_state;
+    if (st->numfree > 0 && (PyObject *)st->free_list[st->numfree - 1] == op) {
+        st->numfree--;
+        PyObject_GC_Del(op);
+    }
+    if (st->keys_numfree > 0 && (void *)st->keys_free_list[st->keys_numfree - 1] == keys) {
+        st->keys_numfree--;
+        PyObject_Free(keys);
+    }
+#else
+    struct _Py_object_freelists *fl = ML_FL(interp);
+    if (fl->dicts.numfree > 0 && (PyObject *)fl->dicts.items[fl->dicts.numfree - 1] == op) {
+        fl->dicts.numfree--;
+        PyObject_GC_Del(op);
+    }
+    if (fl->dictkeys.numfree > 0 && (void *)fl->dictkeys.items[fl->dictkeys.numfree - 1] == keys) {
+        fl->dictkeys.numfree--;
+        PyMem_Free(keys); /* keys tables come from PyMem_Malloc on 3.13 */
+    }
+#endif
+}

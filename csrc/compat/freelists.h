@@ -61,4 +61,12 @@ int ml_freelists_stale(PyInterpreterState *interp);
 /* Turn the lists back on (empty) and remove the tp_dealloc wrappers. */
 void ml_freelists_on(PyInterpreterState *interp);
 
+/* Drop one reference to `op`. If it was a plain dict's last, its blocks
+ * (the dict, and its keys table if that was not shared) do not stay
+ * parked: the ones its dealloc put on top of the dict and dict keys free
+ * lists are taken back and freed through the allocator, so the hooks see
+ * those frees and no later dict takes the blocks unseen. For dicts CPython
+ * makes for memlens' sake (gcrec's info dicts), with the lists on or off. */
+void ml_freelists_drop_dict(PyObject *op);
+
 #endif /* ML_FREELISTS_H */

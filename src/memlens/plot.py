@@ -1,8 +1,10 @@
 """Memory over time: traced heap and RSS from a capture, as SVG or HTML.
 
 The data come from the C timeline (analysis/timeline.h): the MEMORY samples
-(every 10 ms), the MARK brackets of @memlens.profile calls, and the exact peak
-of the traced heap with the site that held most of it. Both outputs are
+(every 10 ms), the MARK brackets of @memlens.profile calls, the exact peak
+of the traced heap with the site that held most of it, and the collections
+of the garbage collector (GC_START/GC_STOP: a mark per collection, styled by
+generation, its pause as a band where it is wide enough to see). Both outputs are
 self-contained (no network, no external script): the SVG is drawn here; the
 HTML page (templates/plot.html) draws the same chart with a little inline
 JavaScript that adds hover values and zoom on a time range.
@@ -87,7 +89,32 @@ def chart_data(tl, bands=None):
         "end": tl["end_us"] / 1e6,
         "title": title or "memlens capture",
         "bands": bands,
+        "gcs": gc_marks(tl),
+        "gcs_dropped": tl.get("gcs_dropped", 0),
     }
+
+
+def gc_marks(tl):
+    """The collections of a timeline as [start_s, pause_s, generation,
+    collected, uncollectable, complete], in time order (the C timeline
+    pairs the records and bounds the list)."""
+    return [[g[0] / 1e6, (g[1] - g[0]) / 1e6, g[2], g[3], g[4], bool(g[5])]
+            for g in tl.get("gcs") or []]
+
+
+# gc: how each generation's mark is drawn (stroke dash pattern; "" = solid)
+GC_COLOR = "#9467bd"
+GC_DASH = {0: "1,3", 1: "4,3", 2: ""}
+
+
+def gc_label(g):
+    """The hover text of one collection mark (plain text)."""
+    text = "collection, generation %d: pause %.3f ms, collected %d" % (g[2], g[1] * 1e3, g[3])
+    if g[4]:
+        text += ", uncollectable %d" % g[4]
+    if not g[5]:
+        text += " (incomplete: start or stop not recorded)"
+    return text
 
 
 def _nice_step(span, n):
@@ -166,6 +193,16 @@ def render_svg(data, width=960, height=480):
         pts = " ".join("%.2f,%.2f" % (x(tt), y(vv)) for tt, vv in zip(data["t"], data[name]))
         out.append('<polyline id="%s-line" fill="none" stroke="%s" stroke-width="1.5" points="%s"/>'
                    % (name, color, pts))
+    for g in data.get("gcs") or []:  # gc: one mark per collection, its pause as a band
+        gx, gw = x(g[0]), x(g[0] + g[1]) - x(g[0])
+        if gw >= 1:
+            out.append('<rect class="gc-pause" x="%.2f" y="%d" width="%.2f" height="%d" fill="%s" '
+                       'fill-opacity="0.25"/>' % (gx, top, gw, ph, GC_COLOR))
+        dash = GC_DASH[min(g[2], 2)]
+        out.append('<line class="gc-mark" data-generation="%d" x1="%.2f" x2="%.2f" y1="%d" y2="%d" '
+                   'stroke="%s"%s><title>%s</title></line>'
+                   % (g[2], gx, gx, top, top + ph, GC_COLOR,
+                      ' stroke-dasharray="%s"' % dash if dash else "", escape.text(gc_label(g))))
     peak = data["peak"]
     if peak["heap"]:
         label = "peak %s" % human_bytes(peak["heap"])
@@ -177,7 +214,8 @@ def render_svg(data, width=960, height=480):
                    % (x(peak["t"]) + (-6 if anchor == "end" else 6), y(peak["heap"]) - 6, anchor, escape.text(label)))
     out.append('<text x="%d" y="20" font-size="14">%s</text>' % (left, escape.text(data["title"])))
     out.append('<text x="%d" y="20" text-anchor="end"><tspan fill="#1f77b4">&#9632; traced heap</tspan> '
-               '<tspan fill="#ff7f0e">&#9632; RSS</tspan></text>' % (left + pw))
+               '<tspan fill="#ff7f0e">&#9632; RSS</tspan>%s</text>'
+               % (left + pw, ' <tspan fill="%s">| collections</tspan>' % GC_COLOR if data.get("gcs") else ""))
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

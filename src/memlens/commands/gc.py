@@ -69,8 +69,9 @@ def _ms(s):
 def print_gc(data, out=None):
     out = out or sys.stdout
     if not data["has_records"]:
-        out.write("no collections recorded in this capture (`memlens run` records them with "
-                  "--exact; or the program cleared gc.callbacks: docs/GC.md)\n")
+        out.write("no collections recorded in this capture (it was made before memlens recorded "
+                  "them, with MEMLENS_NO_GC_RECORD set, or the program cleared gc.callbacks or "
+                  "ran none: docs/GC.md)\n")
         return
     p = data["pauses"]
     out.write("collections: %s (%s incomplete)\n" % (fmt.human_count(data["collections"]),

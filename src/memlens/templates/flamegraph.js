@@ -414,6 +414,44 @@ function drawChart(sel) {
   }
   ctx.fillStyle = "#1f77b4"; ctx.fillText("\u25a0 traced heap", g.W - 190, TL.T + 8);
   ctx.fillStyle = "#ff7f0e"; ctx.fillText("\u25a0 RSS", g.W - 90, TL.T + 8);
+  drawGcMarks(ctx, g);
+}
+// gc: a mark per collection (dash by generation: 0 dotted, 1 dashed, 2
+// solid), its pause as a band where at least a pixel wide; the marks' x
+// positions are kept (and published on the canvas as data-gc-x) for the hover
+var GC_COLOR = "#9467bd", GC_DASH = [[1, 3], [4, 3], []];
+function gcLabel(gc) {
+  var s = "collection at " + gc[0].toFixed(3) + " s, generation " + gc[2] + ": pause " +
+          (gc[1] * 1e3).toFixed(3) + " ms, collected " + gc[3];
+  if (gc[4]) s += ", uncollectable " + gc[4];
+  if (!gc[5]) s += " (incomplete: start or stop not recorded)";
+  return s;
+}
+function drawGcMarks(ctx, g) {
+  var gcs = DATA.chart.gcs || [], xs = [];
+  ctx.save();
+  ctx.strokeStyle = GC_COLOR; ctx.fillStyle = "rgba(148,103,189,0.25)";
+  gcs.forEach(function (gc) {
+    var a = g.x(gc[0]), w = g.x(gc[0] + gc[1]) - a;
+    if (w >= 1) ctx.fillRect(a, TL.T, w, g.H - TL.T - TL.B);
+    ctx.setLineDash(GC_DASH[Math.min(gc[2], 2)]);
+    ctx.beginPath(); ctx.moveTo(a + 0.5, TL.T); ctx.lineTo(a + 0.5, g.H - TL.B); ctx.stroke();
+    xs.push(+a.toFixed(2));
+  });
+  ctx.restore();
+  if (gcs.length) {
+    ctx.fillStyle = GC_COLOR;
+    ctx.fillText("| collections" + (DATA.chart.gcs_dropped ? " (" + count(DATA.chart.gcs_dropped) + " not drawn)" : ""),
+                 g.W - 190, TL.T + 22);
+  }
+  $("timeline").setAttribute("data-gc-x", JSON.stringify(xs));
+  drawGcMarks.xs = xs;
+}
+function gcHover(px) {  // the collections drawn within 3 px of px, as text
+  var gcs = DATA.chart.gcs || [], xs = drawGcMarks.xs || [], g = chartGeom(), out = [];
+  for (var i = 0; i < xs.length && out.length < 3; i++)
+    if (px >= xs[i] - 3 && px <= Math.max(g.x(gcs[i][0] + gcs[i][1]), xs[i]) + 3) out.push(gcLabel(gcs[i]));
+  text($("gc-info"), out.join("; "));
 }
 function bucketStart(b) { return DATA.temporal.edges[b]; }
 function bucketEnd(b) { return DATA.temporal.edges[b + 1]; }
@@ -436,6 +474,8 @@ function rangeLabel() {
   c.addEventListener("mousedown", function (ev) { start = tOf(ev); });
   c.addEventListener("mousemove", function (ev) {
     if (start !== null) { var t = tOf(ev); drawChart([Math.min(start, t), Math.max(start, t)]); }
+    var r = c.getBoundingClientRect();
+    gcHover((ev.clientX - r.left) * c.width / r.width);  // gc
   });
   function end(ev) {
     if (start === null) return;
