@@ -24,6 +24,7 @@ so the end table holds every worker's tests.
 """
 import os
 import re
+import sys
 
 import pytest
 
@@ -142,7 +143,11 @@ class MemlensPlugin:
         if limits.error:
             item.stash[_ERROR] = limits.error
             return None
-        run = _measure.Run(item.nodeid, self._capture_path(item), limits,
+        # a capture of its own for a test with a marker (its failure shows
+        # sites and types; leaks and alive objects are read from it) or with
+        # --memlens-dir; the others are counted in the run's session
+        path = self._capture_path(item) if self.dir or limits.any else None
+        run = _measure.Run(item.nodeid, path, limits,
                            keep=bool(self.dir or self.config.option.memlens), force=not self.dir)
         item.stash[_RUN] = run
         return run
@@ -265,6 +270,9 @@ class MemlensPlugin:
             self.results[report.nodeid] = figures
 
     def pytest_sessionfinish(self, session):
+        measure = sys.modules.get("memlens.integrations._measure")
+        if measure is not None:  # the run's counters session ends
+            measure.session_stop()
         sites = {}
         for nodeid, (figures, path) in self.kept.items():
             try:
