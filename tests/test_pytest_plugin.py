@@ -341,6 +341,50 @@ def test_async_test(pytester):
     assert re.search(r"a peak of 10\.\d MiB above its start", text), text
 
 
+def test_anyio_test(pytester):
+    # anyio's pytest plugin runs `@pytest.mark.anyio` coroutines: measured
+    # whole, awaits included, as pytest-asyncio's; the anyio_backend fixture
+    # (and the event loop anyio sets up for it) is not the test's
+    pytest.importorskip("anyio")
+    lines = write(pytester, "test_anyio", '''
+        import anyio
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        @pytest.mark.anyio
+        @pytest.mark.limit_memory("1 MB")
+        async def test_anyio_big():
+            await anyio.sleep(0)
+            x = bytearray(10 << 20)       # @after_await
+            await anyio.sleep(0)
+            del x
+
+        @pytest.mark.anyio
+        @pytest.mark.limit_memory("20 MB")
+        async def test_anyio_fits():
+            await anyio.sleep(0)
+            x = bytearray(10 << 20)
+            await anyio.sleep(0)
+
+        @pytest.mark.anyio
+        async def test_anyio_table():
+            await anyio.sleep(0)
+            x = bytes(6 << 20)
+            await anyio.sleep(0)
+    ''')
+    result = run(pytester, "-p", "anyio", "-p", "no:asyncio", "--memlens", "--memlens-top", "0")
+    result.assert_outcomes(passed=2, failed=1)
+    text = section(result, "test_anyio_big")
+    assert re.search(r"a peak of 10\.\d MiB above its start", text), text
+    # the allocating line after an await is the top stack at the peak
+    assert "test_anyio.py:%d in test_anyio_big" % lines["after_await"] in text, text
+    row = next(l for l in result.stdout.lines if l.startswith("test_anyio.py::test_anyio_table"))
+    assert row.split()[1:3] == ["6.0", "MiB"], row
+
+
 def test_forking_test(pytester):
     write(pytester, "test_fork", '''
         import os
