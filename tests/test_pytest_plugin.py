@@ -399,11 +399,23 @@ def test_forking_test(pytester):
             _, status = os.waitpid(pid, 0)
             assert status == 0
             y = bytearray(1 << 20)
+
+        def test_fork_counted():
+            # no marker: measured by the run's counters session
+            pid = os.fork()
+            if pid == 0:
+                x = bytearray(50 << 20)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            assert status == 0
+            y = bytearray(2 << 20)
     ''')
     result = run(pytester, "--memlens")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
     row = next(l for l in result.stdout.lines if l.startswith("test_fork.py::test_fork "))
     assert row.split()[1:3] == ["1.0", "MiB"], row
+    row = next(l for l in result.stdout.lines if l.startswith("test_fork.py::test_fork_counted "))
+    assert row.split()[1:3] == ["2.0", "MiB"], row
 
 
 def test_memlens_dir(pytester):
