@@ -5,10 +5,12 @@ point; manual in docs/PYTEST.md.
 It costs nothing unless `--memlens` (or --memlens-dir, or
 --memlens-fail-on-increase) is given or a test carries a memlens marker:
 until then nothing tracks and no test is wrapped. A measured test's body (the
-test function, not its fixtures' setup or teardown) runs under its own
-capture, started and stopped around the call; the figures are read from
-that capture by the C reports (reports.py), exactly as `memlens summary`
-would read a file kept with --memlens-dir.
+test function, not its fixtures' setup or teardown) with a marker, or any
+under --memlens-dir, runs under its own capture, started and stopped around
+the call; its sites and types are read from that capture by the C reports
+(reports.py), exactly as `memlens summary` would read a file kept with
+--memlens-dir. The other measured bodies are counted by one counters session
+of the run (_measure.session_start): figures, no sites.
 
 Markers:
     limit_memory("24 MB")                 peak of the test body above its start
