@@ -426,7 +426,8 @@ def load_ipython_extension(ipython):
             """%memit [-r R] [-n N] [-a] [-o] STATEMENT, or %%memit [options] with a
             cell: peak and increment of the traced heap (memory_profiler's %memit
             in exact bytes). -r R repeats (the lowest peak is shown; -a: all),
-            -n N runs per repeat, -o returns the MemitResult."""
+            -n N runs per repeat, -o returns the MemitResult. Top-level
+            `await` works (the statement runs as a coroutine)."""
             try:
                 opts, stmt = _split_memit(line)
             except UsageError as e:
