@@ -142,6 +142,25 @@ def test_kernel_memit_repeats(tmp_path):
     assert "-r takes a count >= 1" in out[5][0]
 
 
+def test_kernel_memit_top_level_await(tmp_path):
+    # the kernel's thread runs its event loop: a statement or cell with
+    # top-level await runs as a coroutine, measured inside it
+    out = run_notebook(tmp_path, [
+        "%load_ext memlens",
+        "import asyncio\nasync def make(n):\n    await asyncio.sleep(0)\n    return bytes(n << 20)\n",
+        "r = %memit -o kept = await make(3)",
+        "%%memit\nt = await make(5)\nawait asyncio.sleep(0)\nu = bytes(1 << 20)\ndel t, u\n",
+        "len(kept), r.increment >= (3 << 20), r.peak < (3 << 20) + 65536",
+    ])
+    # the awaited object is kept: peak and increment of 3 MiB (and the
+    # coroutine's few small blocks)
+    assert "peak memory: +3.0 MiB, increment: +3.0 MiB" in out[2][0], out[2]
+    # the cell: 5 MiB awaited, then 1 MiB more while they live, both freed
+    assert "peak memory: +6.0 MiB, increment: +" in out[3][0], out[3]
+    assert not out[3][2], out[3]      # no error output
+    assert out[4][1] == "(%d, True, True)" % (3 << 20)
+
+
 def test_kernel_mprun_line_table(tmp_path):
     out = run_notebook(tmp_path, [
         "%load_ext memlens",

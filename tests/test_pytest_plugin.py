@@ -220,6 +220,7 @@ TABLE = '''
 
 def test_table(pytester):
     lines = write(pytester, "test_table", TABLE)
+    # --memlens alone: the run's counters (no capture per test), no sites
     result = run(pytester, "--memlens", "--memlens-top", "2")
     result.assert_outcomes(passed=4)
     out = result.stdout.str()
@@ -229,8 +230,60 @@ def test_table(pytester):
                                             "test_table.py::test_sizes[2]"]
     first = rows[0].split()
     assert first[1:3] == ["4.0", "MiB"]            # peak
+    assert first[3:5] == ["4.0", "MiB"]            # allocated
+    assert first[-2:] == ["-", "-"]                 # no site, no type
+    assert "no site and type: with --memlens-dir" in out
+    # with --memlens-dir, one capture per test: the site and type at the peak
+    result = run(pytester, "--memlens", "--memlens-top", "2",
+                 "--memlens-dir", str(pytester.path / "caps"))
+    result.assert_outcomes(passed=4)
+    rows = [l for l in result.stdout.lines if l.startswith("test_table.py::")]
+    first = rows[0].split()
+    assert first[0] == "test_table.py::test_sizes[4]" and first[1:3] == ["4.0", "MiB"]
     assert first[-1] == "bytes"                     # top type
     assert "test_table.py:%d" % lines["alloc"] in rows[0]
+
+
+def test_counters_session_is_one_for_the_run(pytester):
+    # tests measured for the table alone share one tracker session: started
+    # once, paused around a test with a marker (its own capture), restarted
+    # after it; each body's figures are its own
+    write(pytester, "test_session", '''
+        import pytest
+
+        KEEP = []
+
+        def test_a():
+            KEEP.append(bytes(3 << 20))   # survives the test: 3 MiB leaked
+
+        def test_b():
+            b = bytes(2 << 20)
+            KEEP.clear()                  # frees test_a's block: a net loss
+            x = bytes(1 << 20)
+
+        @pytest.mark.limit_memory("100 MB")
+        def test_c():
+            b = bytes(5 << 20)
+
+        def test_d():
+            KEEP.append(bytes(4 << 20))
+    ''')
+    result = run(pytester, "--memlens", "--memlens-top", "0")
+    result.assert_outcomes(passed=4)
+    rows = {l.split()[0]: l.split() for l in result.stdout.lines
+            if l.startswith("test_session.py::")}
+    assert rows["test_session.py::test_a"][1:3] == ["3.0", "MiB"]
+    assert rows["test_session.py::test_a"][6:8] == ["3.0", "MiB"]   # leaked
+    assert rows["test_session.py::test_b"][1:3] == ["2.0", "MiB"]   # b, then 3 MiB freed
+    assert rows["test_session.py::test_b"][3:5] == ["3.0", "MiB"]   # allocated
+    assert rows["test_session.py::test_b"][6:8] == ["0", "B"]       # net growth only
+    # test_c ran under its own capture: its site and type are known
+    assert rows["test_session.py::test_c"][1:3] == ["5.0", "MiB"]
+    assert rows["test_session.py::test_c"][-1] == "bytes"
+    # and the session started again for test_d
+    assert rows["test_session.py::test_d"][1:3] == ["4.0", "MiB"]
+    assert rows["test_session.py::test_d"][6:8] == ["4.0", "MiB"]
+    assert rows["test_session.py::test_d"][-2:] == ["-", "-"]
 
 
 def test_costs_nothing_without_option(pytester):
@@ -251,7 +304,8 @@ def test_costs_nothing_without_option(pytester):
 def test_xdist_table_merges_workers(pytester):
     pytest.importorskip("xdist")
     lines = write(pytester, "test_table", TABLE)
-    result = run(pytester, "-n", "2", "--memlens", "--memlens-top", "0")
+    result = run(pytester, "-n", "2", "--memlens", "--memlens-top", "0",
+                 "--memlens-dir", str(pytester.path / "caps"))
     result.assert_outcomes(passed=4)
     out = result.stdout.str()
     assert "memlens: 4 tests measured" in out
@@ -287,6 +341,50 @@ def test_async_test(pytester):
     assert re.search(r"a peak of 10\.\d MiB above its start", text), text
 
 
+def test_anyio_test(pytester):
+    # anyio's pytest plugin runs `@pytest.mark.anyio` coroutines: measured
+    # whole, awaits included, as pytest-asyncio's; the anyio_backend fixture
+    # (and the event loop anyio sets up for it) is not the test's
+    pytest.importorskip("anyio")
+    lines = write(pytester, "test_anyio", '''
+        import anyio
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        @pytest.mark.anyio
+        @pytest.mark.limit_memory("1 MB")
+        async def test_anyio_big():
+            await anyio.sleep(0)
+            x = bytearray(10 << 20)       # @after_await
+            await anyio.sleep(0)
+            del x
+
+        @pytest.mark.anyio
+        @pytest.mark.limit_memory("20 MB")
+        async def test_anyio_fits():
+            await anyio.sleep(0)
+            x = bytearray(10 << 20)
+            await anyio.sleep(0)
+
+        @pytest.mark.anyio
+        async def test_anyio_table():
+            await anyio.sleep(0)
+            x = bytes(6 << 20)
+            await anyio.sleep(0)
+    ''')
+    result = run(pytester, "-p", "anyio", "-p", "no:asyncio", "--memlens", "--memlens-top", "0")
+    result.assert_outcomes(passed=2, failed=1)
+    text = section(result, "test_anyio_big")
+    assert re.search(r"a peak of 10\.\d MiB above its start", text), text
+    # the allocating line after an await is the top stack at the peak
+    assert "test_anyio.py:%d in test_anyio_big" % lines["after_await"] in text, text
+    row = next(l for l in result.stdout.lines if l.startswith("test_anyio.py::test_anyio_table"))
+    assert row.split()[1:3] == ["6.0", "MiB"], row
+
+
 def test_forking_test(pytester):
     write(pytester, "test_fork", '''
         import os
@@ -301,11 +399,23 @@ def test_forking_test(pytester):
             _, status = os.waitpid(pid, 0)
             assert status == 0
             y = bytearray(1 << 20)
+
+        def test_fork_counted():
+            # no marker: measured by the run's counters session
+            pid = os.fork()
+            if pid == 0:
+                x = bytearray(50 << 20)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            assert status == 0
+            y = bytearray(2 << 20)
     ''')
     result = run(pytester, "--memlens")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
     row = next(l for l in result.stdout.lines if l.startswith("test_fork.py::test_fork "))
     assert row.split()[1:3] == ["1.0", "MiB"], row
+    row = next(l for l in result.stdout.lines if l.startswith("test_fork.py::test_fork_counted "))
+    assert row.split()[1:3] == ["2.0", "MiB"], row
 
 
 def test_memlens_dir(pytester):
@@ -366,7 +476,8 @@ def test_unittest_and_doctest_items(pytester):
             def test_big(self):
                 b = bytes(5 << 20)
     ''')
-    result = run(pytester, "--memlens", "--memlens-top", "0", "--doctest-modules")
+    result = run(pytester, "--memlens", "--memlens-top", "0", "--doctest-modules",
+                 "--memlens-dir", str(pytester.path / "caps"))
     result.assert_outcomes(passed=2, failed=1)
     assert "a peak of 5.0 MiB above its start; the limit is 1.0 MiB" in section(result, "TestCase.test_big")
     rows = {l.split()[0]: l for l in result.stdout.lines if l.startswith("test_ut.py::")}

@@ -51,28 +51,50 @@ def _ensure_counters():
     return eng
 
 
-def memit(statement, user_ns, repeat=1, number=1):
+def memit(statement, user_ns, repeat=1, number=1, shell=None):
     """Run a statement (or cell) `number` times, `repeat` times over; return
     the MemitResult of the repeat with the lowest peak (the first run often
     fills caches), with every repeat's in `.all`. Starts counters-only
-    tracking when nothing is tracking."""
+    tracking when nothing is tracking. A statement with top-level `await`
+    runs as a coroutine (see _await; `shell` is IPython's, for its loop
+    runner): each repeat is measured inside that coroutine, so making the
+    event loop is not counted."""
+    import ast
+    import inspect
     eng = _ensure_counters()
-    code = compile(statement, "<memit>", "exec")
+    code = compile(statement, "<memit>", "exec", flags=getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0))
     # preallocated buffers: reading the counters allocates nothing, so the
     # measurement does not count itself (a counters() dict would)
     before, after = array.array("q", bytes(32)), array.array("q", bytes(32))
     reset_peak, read = eng.reset_peak, eng.counters_into
     runs = []
-    for _ in range(repeat):
-        loops = range(number)
-        reset_peak()
-        read(before)
-        for _ in loops:
-            exec(code, user_ns)
-        read(after)
+
+    def result():
         heap0 = before[0]
         runs.append(MemitResult(max(after[3] - heap0, 0), after[0] - heap0,
                                 after[1] - before[1], after[2] - before[2], after[3]))
+
+    if code.co_flags & inspect.CO_COROUTINE:
+        async def measured():
+            loops = range(number)
+            reset_peak()
+            read(before)
+            for _ in loops:
+                await eval(code, user_ns)
+            read(after)
+
+        for _ in range(repeat):
+            _await(measured(), shell)
+            result()
+    else:
+        for _ in range(repeat):
+            loops = range(number)
+            reset_peak()
+            read(before)
+            for _ in loops:
+                exec(code, user_ns)
+            read(after)
+            result()
     best = min(runs, key=lambda r: r.peak)
     return MemitResult(best.peak, best.increment, best.allocated, best.allocations, best.heap, runs)
 
@@ -240,7 +262,7 @@ def _await(coro, shell):
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return shell.loop_runner(coro)
+        return shell.loop_runner(coro) if shell is not None else asyncio.run(coro)
     import threading
     outcome = {}
 
@@ -404,7 +426,8 @@ def load_ipython_extension(ipython):
             """%memit [-r R] [-n N] [-a] [-o] STATEMENT, or %%memit [options] with a
             cell: peak and increment of the traced heap (memory_profiler's %memit
             in exact bytes). -r R repeats (the lowest peak is shown; -a: all),
-            -n N runs per repeat, -o returns the MemitResult."""
+            -n N runs per repeat, -o returns the MemitResult. Top-level
+            `await` works (the statement runs as a coroutine)."""
             try:
                 opts, stmt = _split_memit(line)
             except UsageError as e:
@@ -419,7 +442,8 @@ def load_ipython_extension(ipython):
                 print("usage: " + _MEMIT_USAGE)
                 return None
             stmt = self.shell.transform_cell(stmt) if cell is not None else stmt
-            r = memit(stmt, self.shell.user_ns, repeat=opts["r"], number=opts["n"])
+            r = memit(stmt, self.shell.user_ns, repeat=opts["r"], number=opts["n"],
+                      shell=self.shell)
             print(format_memit(r, show_all=opts["a"]))
             return r if opts["o"] else None
 

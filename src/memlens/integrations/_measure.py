@@ -72,6 +72,12 @@ class Limits:
         return lim
 
     @property
+    def any(self):
+        """A marker is given (the test runs under a capture of its own)."""
+        return (self.memory is not None or self.leaks is not None or
+                self.allocations is not None or bool(self.alive))
+
+    @property
     def collect(self):
         """Leaks and alive objects are counted after a full collection."""
         return self.leaks is not None or bool(self.alive)
@@ -85,9 +91,40 @@ def _one_arg(marker, name):
     raise ValueError("%s needs one argument (%s)" % (marker.name, name))
 
 
+# The run's counters: tests measured for the --memlens table alone (no
+# marker, no --memlens-dir) share one tracker session of the process, with
+# no capture file: the engine's counters (heap, peak, bytes and blocks
+# allocated) read before and after each body give its figures. Starting and
+# stopping a capture per test (a file, the sampler thread, the tables of
+# stacks and types, the RSS figures) cost more than the test itself in
+# suites of small tests. A test that needs a capture of its own (a marker,
+# --memlens-dir) pauses the session; the next counted test restarts it.
+_session = {"pid": None}
+
+
+def session_start():
+    """Start the run's counters session unless a capture runs (ours, or the
+    process' own under `memlens run`)."""
+    from memlens import _engine as eng
+    if eng.active():
+        return
+    eng.start(None, False, "{}", 1, False, 10)
+    _session["pid"] = os.getpid()
+
+
+def session_stop():
+    """Stop the counters session if this process started it."""
+    from memlens import _engine as eng
+    if _session["pid"] == os.getpid() and eng.active():
+        eng.stop()
+    _session["pid"] = None
+
+
 class Run:
-    """One test body under a capture. begin() and end() run inside the test
-    call (pytest_plugin._call); end() sets `figures` and `failures`."""
+    """One test body, measured. begin() and end() run inside the test call
+    (pytest_plugin._call); end() sets `figures` and `failures`. With a path
+    the body runs under its own capture (written there); without one, under
+    the run's counters session (figures only: no site, no type)."""
 
     __slots__ = ("nodeid", "path", "limits", "keep", "force", "figures", "failures", "pid",
                  "captured", "before", "c0", "c1")
@@ -107,11 +144,15 @@ class Run:
         from memlens import _engine as eng
         import array
         self.pid = os.getpid()
+        if self.path is not None:
+            session_stop()  # a capture of this test alone: the run's counters pause
         if self.limits.alive:
             from memlens.heap import heap
             gc.collect()
             self.before = heap(ids=True)
-        if not eng.active():
+        if self.path is None:
+            session_start()
+        elif not eng.active():
             meta = json.dumps({"script": None, "argv": ["pytest", self.nodeid]})
             eng.start(self.path, self.force, meta, _MAX_FRAMES, False, 10,
                       stop_code=stop_code, exact=self.limits.collect)
@@ -415,6 +456,9 @@ def table_text(results, top, sort):
             human_count(f["allocations"]), human_bytes(f["leaked"]),
             f["site"] or "-", f["type"] or "-"] for nodeid, f in rows],
           align="lrrrrll", out=out)
+    if any(f["site"] is None for _, f in rows):
+        out.write("(-: no site and type: with --memlens-dir each test runs under a capture of "
+                  "its own, which gives them)\n")
     return out.lines()
 
 

@@ -5,10 +5,12 @@ point; manual in docs/PYTEST.md.
 It costs nothing unless `--memlens` (or --memlens-dir, or
 --memlens-fail-on-increase) is given or a test carries a memlens marker:
 until then nothing tracks and no test is wrapped. A measured test's body (the
-test function, not its fixtures' setup or teardown) runs under its own
-capture, started and stopped around the call; the figures are read from
-that capture by the C reports (reports.py), exactly as `memlens summary`
-would read a file kept with --memlens-dir.
+test function, not its fixtures' setup or teardown) with a marker, or any
+under --memlens-dir, runs under its own capture, started and stopped around
+the call; its sites and types are read from that capture by the C reports
+(reports.py), exactly as `memlens summary` would read a file kept with
+--memlens-dir. The other measured bodies are counted by one counters session
+of the run (_measure.session_start): figures, no sites.
 
 Markers:
     limit_memory("24 MB")                 peak of the test body above its start
@@ -24,6 +26,7 @@ so the end table holds every worker's tests.
 """
 import os
 import re
+import sys
 
 import pytest
 
@@ -142,7 +145,11 @@ class MemlensPlugin:
         if limits.error:
             item.stash[_ERROR] = limits.error
             return None
-        run = _measure.Run(item.nodeid, self._capture_path(item), limits,
+        # a capture of its own for a test with a marker (its failure shows
+        # sites and types; leaks and alive objects are read from it) or with
+        # --memlens-dir; the others are counted in the run's session
+        path = self._capture_path(item) if self.dir or limits.any else None
+        run = _measure.Run(item.nodeid, path, limits,
                            keep=bool(self.dir or self.config.option.memlens), force=not self.dir)
         item.stash[_RUN] = run
         return run
@@ -265,6 +272,9 @@ class MemlensPlugin:
             self.results[report.nodeid] = figures
 
     def pytest_sessionfinish(self, session):
+        measure = sys.modules.get("memlens.integrations._measure")
+        if measure is not None:  # the run's counters session ends
+            measure.session_stop()
         sites = {}
         for nodeid, (figures, path) in self.kept.items():
             try:
