@@ -1,0 +1,144 @@
+"""`memlens run --native-stacks`: the native frames of each native
+allocation, symbolised at report time, under the Python line in `tree`.
+
+Ground truth: a C extension built here with gcc (tests/native/mlnstk.c,
+-O0 -fno-omit-frame-pointer -fno-inline) whose module function outer()
+calls the static middle(), which calls inner_alloc(), which mallocs 1 MiB,
+called from a known Python line."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+from memlens import _engine
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXT = "mlnstk" + sysconfig.get_config_var("EXT_SUFFIX")
+MIB = 1 << 20
+
+PROG = """\
+import mlnstk
+def work():
+    for _ in range(2):
+        mlnstk.outer()  # @outer
+work()
+x = bytearray(3_000_003)  # @python
+"""
+
+
+def build(d):
+    inc = sysconfig.get_paths()["include"]
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O0", "-g0", "-fno-omit-frame-pointer", "-fno-inline",
+                    "-I" + inc, os.path.join(HERE, "native", "mlnstk.c"), "-o", str(d / EXT)],
+                   check=True, capture_output=True)
+
+
+@pytest.fixture
+def ext(tmp_path):
+    build(tmp_path)
+    return tmp_path
+
+
+def run(d, *opts):
+    prog = d / "prog.py"
+    prog.write_text(PROG)
+    line = next(no for no, t in enumerate(PROG.splitlines(), 1) if "# @outer" in t)
+    cap = d / "prog.mlens"
+    r = subprocess.run([sys.executable, "-m", "memlens", "run", "-q", "-f", "-o", str(cap), *opts, str(prog)],
+                       capture_output=True, text=True, cwd=str(d), timeout=300)
+    assert r.returncode == 0, r.stderr
+    return str(cap), line
+
+
+def memlens(*args):
+    r = subprocess.run([sys.executable, "-m", "memlens", *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    return r.stdout
+
+
+def tree_rows(cap, view="end"):
+    return json.loads(memlens("tree", "--json", "--view", view, "--min-share", "0", cap))["nodes"]
+
+
+def chain_under(rows, line):
+    """The native frames under the Python node of prog.py:line, outermost
+    first: [(function, file, bytes, count), ...] along the heaviest child."""
+    start = [r for r in rows if not r["native"] and os.path.basename(r["file"]) == "prog.py"
+             and r["line"] == line]
+    assert len(start) == 1, start
+    out, node = [], start[0]
+    while True:
+        kids = [r for r in rows if r["parent"] == node["id"]]
+        if not kids:
+            return out
+        node = max(kids, key=lambda r: r["bytes"])
+        assert node["native"], node
+        out.append((node["function"], node["file"], node["bytes"], node["count"]))
+
+
+def test_tree_shows_outer_middle_inner(ext):
+    cap, line = run(ext, "--native-stacks")
+    rows = tree_rows(cap)
+    chain = chain_under(rows, line)
+    assert [c[0] for c in chain] == ["outer", "middle", "inner_alloc"], chain
+    assert all(c[1] == EXT for c in chain)
+    # the two calls from that line: 2 blocks of 1 MiB, all at inner_alloc
+    assert chain[-1][2:] == (2 * MIB, 2)
+    assert chain[0][2:] == (2 * MIB, 2)
+    inner = [r for r in rows if r["function"] == "inner_alloc"][0]
+    assert inner["types"][0]["type"] == "<native: %s>" % EXT
+    # the Python allocation stays a Python leaf (no native frames)
+    py = [r for r in rows if not r["native"] and r["line"] == line + 2 and r["function"] == "<module>"]
+    assert py and not [r for r in rows if r["parent"] == py[0]["id"]]
+    # the text form
+    text = memlens("tree", "--view", "end", "--min-share", "0", cap)
+    names = [ln.split("[native] ", 1)[1].split("  [")[0].strip() for ln in text.splitlines() if "[native] " in ln]
+    for f in ("outer", "middle", "inner_alloc"):
+        assert "%s (%s)" % (f, EXT) in names, text
+
+
+def test_capture_records(ext):
+    cap, _ = run(ext, "--native-stacks")
+    d = _engine.read_native_stacks(cap)
+    # one distinct chain for the two calls, innermost first
+    ours = [s for s in d["stacks"] if s and s[0]["function"] == "inner_alloc"]
+    assert len(ours) == 1, d["stacks"]
+    assert [f["function"] for f in ours[0]] == ["inner_alloc", "middle", "outer"]
+    assert d["native_allocs"] >= 2
+    paths = {m["path"] for m in d["mappings"]}
+    assert str(ext / EXT) in paths
+    # the build-id of the loaded extension (gcc adds one by default) is recorded
+    assert [m for m in d["mappings"] if m["path"] == str(ext / EXT) and m["build_id"]]
+
+
+def test_without_native_stacks_no_records(ext):
+    for opts in ((), ("--native",)):
+        cap, line = run(ext, *opts)
+        d = _engine.read_native_stacks(cap)
+        assert d["stacks"] == [] and d["mappings"] == [] and d["native_allocs"] == 0, opts
+        assert not [r for r in tree_rows(cap) if r["native"]]
+
+
+def test_library_deleted_before_report(ext, tmp_path_factory):
+    cap, line = run(ext, "--native-stacks")
+    os.unlink(ext / EXT)
+    chain = chain_under(tree_rows(cap), line)
+    # every frame of the library is ?? now, with the library's name
+    assert chain and all(c[0] == "??" and c[1] == EXT for c in chain), chain
+    assert chain[-1][2:] == (2 * MIB, 2)
+
+
+def test_library_replaced_before_report(ext):
+    """Another file at the path (a rebuild): its build-id differs, so its
+    symbols are not used."""
+    cap, line = run(ext, "--native-stacks")
+    src = ext / "other.c"
+    src.write_text("int other(void) { return 1; }\nint other2(void) { return 2; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", str(src), "-o", str(ext / EXT)], check=True)
+    chain = chain_under(tree_rows(cap), line)
+    assert chain and all(c[0] == "??" for c in chain), chain
