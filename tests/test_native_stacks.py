@@ -142,3 +142,49 @@ def test_library_replaced_before_report(ext):
     subprocess.run(["gcc", "-shared", "-fPIC", str(src), "-o", str(ext / EXT)], check=True)
     chain = chain_under(tree_rows(cap), line)
     assert chain and all(c[0] == "??" for c in chain), chain
+
+
+def test_golden_v2_native_stacks(tmp_path):
+    """tests/golden/v2-native-stacks.mlens (writer.c, via tests/c/gen_golden.c)
+    is byte for byte what the spec's encoder makes; its native frames hang
+    under the Python line, as ?? with the library's name (the files do not
+    exist), the unknown libraries' frames merged by address."""
+    import capfile
+    meta = dict(capfile.DEFAULT_META, options={"native": True, "native_stacks": True})
+    cap = capfile.Capture(meta=meta, version=2)
+    cap.thread_def(1, 4242, "MainThread")
+    cap.switch_thread(1)
+    code = cap.code_def("demo.py", "<module>", 1, [(0, 1), (10, 3)])
+    frame = cap.frame_def(0, code, 12, line=3)
+    lib = cap.native_kind("libdemo.so")
+    cap.mapping(0x1000, 0x2000, 0x1000, "/nonexistent/libdemo.so", bytes.fromhex("deadbeef"))
+    cap.mapping(0x5000, 0x6000, 0, "/nonexistent/libother.so")
+    s1 = cap.native_stack([0x1100, 0x1200, 0x5010])
+    cap.time(100)
+    for size in (1000, 2000):
+        cap.native_alloc(s1)
+        cap.alloc(frame, lib, size, domain=capfile.RAW)
+    s2 = cap.native_stack([0x1300, 0x5010])
+    cap.native_alloc(s2)
+    cap.alloc(frame, lib, 4000, domain=capfile.RAW)
+    cap.alloc(frame, lib, 8000, domain=capfile.RAW)
+    cap.trailer([4, 0, 0, 0, 0])
+    golden = os.path.join(HERE, "golden", "v2-native-stacks.mlens")
+    with open(golden, "rb") as f:
+        assert f.read() == cap.data()
+    d = _engine.read_native_stacks(golden)
+    assert d["native_allocs"] == 3 and d["allocs"] == 4
+    assert [[f["address"] for f in s] for s in d["stacks"]] == [[0x1100, 0x1200, 0x5010], [0x1300, 0x5010]]
+    assert [(f["function"], f["lib"]) for f in d["stacks"][0]] == [
+        (None, "libdemo.so"), (None, "libdemo.so"), (None, "libother.so")]
+    assert d["stacks"][0][0]["offset"] == 0x1100 - 1 - 0x1000 + 0x1000
+    assert d["mappings"][0]["build_id"] == bytes.fromhex("deadbeef")
+    rows = tree_rows(golden)
+    py = [r for r in rows if r["function"] == "<module>"][0]
+    assert py["bytes"] == 15000 and not py["native"]
+    kids = [r for r in rows if r["parent"] == py["id"]]
+    # libother's 0x5010 is the outermost native frame of both native stacks
+    assert [(k["function"], k["file"], k["bytes"], k["native"]) for k in kids] == [
+        ("??", "libother.so", 7000, True)]
+    under = sorted((r["bytes"], r["count"]) for r in rows if r["parent"] == kids[0]["id"])
+    assert under == [(3000, 2), (4000, 1)]

@@ -637,6 +637,6 @@ ml_writer_mapping(ml_writer *w, uint64_t start, uint64_t end, uint64_t offset, c
     PUT_UV(p, end);
     PUT_UV(p, offset);
     ml_writer_put_str(&p, path, path_len);
-    ml_writer_put_str(&p, (const char *)build_id, build_id_len);
+    ml_writer_put_str(&p, build_id_len ? (const char *)build_id : "", build_id_len);
     SIMPLE_END(w);
 }

@@ -231,7 +231,7 @@ ml_sym_file(ml_symbols *s, const char *path, const uint8_t *bid, size_t bid_len)
         bid_len = 0;
     for (size_t i = s->nfiles; i-- > 0;) {
         ml_symfile *f = &s->files[i];
-        if (f->build_id_len == bid_len && !memcmp(f->build_id, bid, bid_len) && !strcmp(f->path, path))
+        if (f->build_id_len == bid_len && (!bid_len || !memcmp(f->build_id, bid, bid_len)) && !strcmp(f->path, path))
             return f;
     }
     static ml_symfile none; /* past ML_SYMBOLS_FILES_MAX files: no symbols */
@@ -250,7 +250,8 @@ ml_sym_file(ml_symbols *s, const char *path, const uint8_t *bid, size_t bid_len)
     f->path = strdup(path);
     if (!f->path)
         return NULL;
-    memcpy(f->build_id, bid, bid_len);
+    if (bid_len)
+        memcpy(f->build_id, bid, bid_len);
     f->build_id_len = bid_len;
     s->nfiles++;
     if (ml_sym_load(f) < 0)
