@@ -33,7 +33,7 @@ x = bytearray(3_000_003)  # @python
 def build(d):
     inc = sysconfig.get_paths()["include"]
     subprocess.run(["gcc", "-shared", "-fPIC", "-O0", "-g0", "-fno-omit-frame-pointer", "-fno-inline",
-                    "-I" + inc, os.path.join(HERE, "native", "mlnstk.c"), "-o", str(d / EXT)],
+                    "-I" + inc, os.path.join(HERE, "native", "mlnstk.c"), "-o", str(d / EXT), "-pthread"],
                    check=True, capture_output=True)
 
 
@@ -43,10 +43,10 @@ def ext(tmp_path):
     return tmp_path
 
 
-def run(d, *opts):
+def run(d, *opts, source=PROG):
     prog = d / "prog.py"
-    prog.write_text(PROG)
-    line = next(no for no, t in enumerate(PROG.splitlines(), 1) if "# @outer" in t)
+    prog.write_text(source)
+    line = next(no for no, t in enumerate(source.splitlines(), 1) if "# @outer" in t)
     cap = d / "prog.mlens"
     r = subprocess.run([sys.executable, "-m", "memlens", "run", "-q", "-f", "-o", str(cap), *opts, str(prog)],
                        capture_output=True, text=True, cwd=str(d), timeout=300)
@@ -188,3 +188,33 @@ def test_golden_v2_native_stacks(tmp_path):
         ("??", "libother.so", 7000, True)]
     under = sorted((r["bytes"], r["count"]) for r in rows if r["parent"] == kids[0]["id"])
     assert under == [(3000, 2), (4000, 1)]
+
+
+PROG_THREADS = """\
+import mlnstk
+mlnstk.outer_nogil()  # @outer
+mlnstk.outer_thread()
+"""
+
+
+def test_without_the_gil_and_in_a_c_thread(ext):
+    """A block made with the GIL released has the Python line it was
+    released at and its native frames; one made by a thread that has no
+    Python frames hangs under <no Python stack> with its native frames."""
+    cap, line = run(ext, "--native-stacks", source=PROG_THREADS)
+    rows = tree_rows(cap)
+    chain = chain_under(rows, line)
+    assert [c[0] for c in chain] == ["outer_nogil", "middle", "inner_alloc"], chain
+    assert chain[-1][2:] == (MIB, 1)
+    nostack = [r for r in rows if r["function"] == "<no Python stack>"]
+    assert len(nostack) == 1
+    frames, node = [], nostack[0]
+    while True:
+        kids = [r for r in rows if r["parent"] == node["id"] and r["bytes"] >= MIB]
+        if not kids:
+            break
+        node = kids[0]
+        frames.append(node["function"])
+    # the thread's outermost frames are the C library's (start_thread, clone)
+    assert frames[-3:] == ["thread_main", "middle", "inner_alloc"], frames
+    assert node["bytes"] == MIB and node["count"] == 1
