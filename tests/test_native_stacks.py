@@ -218,3 +218,21 @@ def test_without_the_gil_and_in_a_c_thread(ext):
     # the thread's outermost frames are the C library's (start_thread, clone)
     assert frames[-3:] == ["thread_main", "middle", "inner_alloc"], frames
     assert node["bytes"] == MIB and node["count"] == 1
+
+
+def test_flame_page_data_marks_native_frames(ext):
+    """The flame graph page's data: the native frames are listed in NATIVE
+    (drawn in their own colours), Python frames are not."""
+    from memlens import flamegraph
+    cap, line = run(ext, "--native-stacks")
+    data = flamegraph.page_data(cap, view="end")
+    S, F = data["S"], data["F"]
+    names = {i: S[F[3 * i]] for i in range(len(F) // 3)}
+    native = {names[i] for i in data["NATIVE"]}
+    assert {"outer", "middle", "inner_alloc"} <= native
+    assert "work" not in native and "<module>" not in native
+    assert all(S[F[3 * i + 1]] == EXT or S[F[3 * i + 1]].startswith("lib") for i in data["NATIVE"])
+    # the page itself is made
+    out = ext / "flame.html"
+    memlens("flamegraph", "-o", str(out), cap)
+    assert '"NATIVE"' in out.read_text()
