@@ -236,3 +236,33 @@ def test_flame_page_data_marks_native_frames(ext):
     out = ext / "flame.html"
     memlens("flamegraph", "-o", str(out), cap)
     assert '"NATIVE"' in out.read_text()
+
+
+def test_flame_page_in_browser(ext):
+    """In Chromium: the native frames are boxes labelled [native], in
+    blue-grey hues (195-225), 2 MiB wide like the Python line above them."""
+    sys.path.insert(0, HERE)
+    from test_plot import _browser
+    sync_playwright, exe = _browser()
+    cap, line = run(ext, "--native-stacks")
+    out = ext / "flame.html"
+    memlens("flamegraph", "-f", "--view", "end", "-o", str(out), cap)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto("file://" + str(out))
+            boxes = page.evaluate("memlensFlame.boxes()")
+            assert not errors, errors
+        finally:
+            browser.close()
+    native = {b["label"]: b for b in boxes if b["label"].startswith("[native] ")}
+    for f in ("outer", "middle", "inner_alloc"):
+        b = native["[native] %s %s" % (f, EXT)]
+        assert b["bytes"] == 2 * MIB and b["blocks"] == 2
+        hue = int(b["colour"].split("(")[1].split(",")[0])
+        assert 195 <= hue < 225, b
+    work = [b for b in boxes if b["label"].startswith("work prog.py")]
+    assert work and int(work[0]["colour"].split("(")[1].split(",")[0]) < 55  # Python: warm hues
