@@ -5,6 +5,7 @@ Modes, interleaved, several repetitions, median wall time:
   untracked       python WORKLOAD
   memlens         python -m memlens run -q WORKLOAD
   memlens-native  python -m memlens run -q --native WORKLOAD
+  memlens-native-stacks  python -m memlens run -q --native-stacks WORKLOAD
   memray-native   python -m memray run -q --native WORKLOAD
 prints each mode's slowdown against the untracked run (target for
 memlens-native: <= 2x) and the native allocations memlens recorded.
@@ -49,6 +50,7 @@ def main():
         "untracked": [py] + w,
         "memlens": [py, "-m", "memlens", "run", "-q", "-f", "-o", cap] + w,
         "memlens-native": [py, "-m", "memlens", "run", "-q", "-f", "--native", "-o", cap] + w,
+        "memlens-native-stacks": [py, "-m", "memlens", "run", "-q", "-f", "--native-stacks", "-o", cap] + w,
         "memray-native": [py, "-m", "memray", "run", "-q", "-f", "--native", "-o", mray] + w,
     }
     if args.no_memray:
@@ -63,7 +65,7 @@ def main():
     print("python %s, %d repetitions, median wall time, workload %s %d" % (
         sys.version.split()[0], args.reps, os.path.basename(WORKLOAD), args.rounds))
     for m in modes:
-        print("%-16s %8.3fs %7.2fx" % (m, med[m], med[m] / med["untracked"]))
+        print("%-22s %8.3fs %7.2fx" % (m, med[m], med[m] / med["untracked"]))
     # the last memlens-native capture: how many native blocks it holds
     timed(modes["memlens-native"])
     out = subprocess.run([py, "-m", "memlens", "types", cap, "--json"], capture_output=True, text=True,

@@ -28,6 +28,7 @@ TAG_GC_START, TAG_GC_STOP = 0x0E, 0x0F  # version 2: garbage collector
 TAG_FREE, TAG_FREE_LONG, TAG_ALLOC = 0x40, 0x7F, 0x80
 # rss (version 2): RSS_SAMPLE and its fields, in record order (docs/FORMAT.md)
 TAG_RSS_SAMPLE = 0x17
+TAG_NATIVE_STACK, TAG_NATIVE_ALLOC, TAG_MAPPING = 0x14, 0x15, 0x16  # version 2: native stacks
 RSS_FIELDS = ("rss", "anonymous", "thread_stacks", "arenas_resident", "pymalloc_used",
               "malloc_used", "malloc_free", "memlens_tables", "traced", "traced_small",
               "native_traced", "arenas", "file_backed", "memlens_static", "anon_other")
@@ -212,6 +213,25 @@ class Capture:
         ev = {"kind": "gc_stop", "time_us": t_us, "thread": self.thread,
               "generation": generation, "collected": collected, "uncollectable": uncollectable}
         self.events.append(ev)
+
+    # ---- version 2: native stacks (docs/FORMAT.md "Native stacks") ----
+    def mapping(self, start, end, offset, path, build_id=b""):
+        """A MAPPING: an executable segment [start, end) of `path` from its
+        file offset `offset`; build_id: raw bytes."""
+        p = path.encode() if isinstance(path, str) else bytes(path)
+        self.body += (bytes([TAG_MAPPING]) + uv(start) + uv(end) + uv(offset) + uv(len(p)) + p
+                      + uv(len(build_id)) + bytes(build_id))
+
+    def native_stack(self, addresses):
+        """A NATIVE_STACK of return addresses (innermost first); returns its id."""
+        self.nstacks = getattr(self, "nstacks", 0) + 1
+        self.body += (bytes([TAG_NATIVE_STACK]) + uv(self.nstacks) + uv(len(addresses))
+                      + b"".join(uv(a) for a in addresses))
+        return self.nstacks
+
+    def native_alloc(self, nstack):
+        """NATIVE_ALLOC: the next alloc() was made with native stack `nstack`."""
+        self.body += bytes([TAG_NATIVE_ALLOC]) + uv(nstack)
 
     def trailer(self, fields=None):
         if fields is None:

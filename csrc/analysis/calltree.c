@@ -14,6 +14,7 @@
 
 #include "analysis/live.h"
 #include "analysis/u64map.h"
+#include "native/symbols.h"
 
 const char *const ml_calltree_view_names[ML_CT_NVIEWS] = {
     "peak", "end", "allocated", "temporary", "range", "range_new",
@@ -156,7 +157,41 @@ typedef struct {
     uint32_t last_tidx;          /* UINT32_MAX: no cache */
     ml_live table;               /* seq -> (size, cell, thread's allocation index) */
     int table_ok;
+    /* nstacks: a block with a native stack has the cell stack
+     * ML_CT_NATIVE | combo, combo indexing (Python stack, native stack) */
+    ml_u64map combo_map;
+    uint32_t *combo_stack, *combo_nstack;
+    uint32_t ncombos, combo_cap;
 } ml_ct_state;
+
+#define ML_CT_NATIVE 0x80000000u
+
+/* nstacks: the cell stack of (stack, nstack); UINT32_MAX out of memory. */
+static uint32_t
+ml_ct_combo(ml_ct_state *st, uint32_t stack, uint32_t nstack)
+{
+    int64_t v = ml_u64map_get(&st->combo_map, (uint64_t)stack << 32 | nstack, st->ncombos);
+    if (v < 0 || v >= (int64_t)ML_CT_NATIVE - 1)
+        return UINT32_MAX;
+    if ((uint32_t)v == st->ncombos) {
+        if (st->ncombos == st->combo_cap) {
+            uint32_t cap = st->combo_cap ? st->combo_cap * 2 : 256;
+            uint32_t *a = realloc(st->combo_stack, (size_t)cap * sizeof(uint32_t));
+            if (!a)
+                return UINT32_MAX;
+            st->combo_stack = a;
+            uint32_t *b = realloc(st->combo_nstack, (size_t)cap * sizeof(uint32_t));
+            if (!b)
+                return UINT32_MAX;
+            st->combo_nstack = b;
+            st->combo_cap = cap;
+        }
+        st->combo_stack[st->ncombos] = stack;
+        st->combo_nstack[st->ncombos] = nstack;
+        st->ncombos++;
+    }
+    return ML_CT_NATIVE | (uint32_t)v;
+}
 
 static int
 ml_ct_sums_grow(ml_ct_sums *s, uint32_t old, uint32_t ncap)
@@ -280,6 +315,9 @@ ml_ct_state_release(ml_ct_state *st)
     free(st->thread_allocs);
     if (st->table_ok)
         ml_live_release(&st->table);
+    ml_u64map_release(&st->combo_map);
+    free(st->combo_stack);
+    free(st->combo_nstack);
 }
 
 /* ---- the pass ---- */
@@ -331,6 +369,12 @@ ml_ct_pass(ml_ct_state *st, const ml_progress *pg, ml_calltree *out, char *err, 
             int64_t tidx = ml_ct_thread(st, ev.thread);
             if (tidx < 0)
                 goto oom;
+            if (ev.nstack) { /* nstacks: native frames under the Python stack */
+                uint32_t cs = ml_ct_combo(st, ev.stack, ev.nstack);
+                if (cs == UINT32_MAX)
+                    goto oom;
+                ev.stack = cs;
+            }
             uint32_t cell;
             if (ev.stack == last_stack && ev.type == last_type && (uint32_t)tidx == last_tidx) {
                 cell = last_cell;
@@ -536,7 +580,15 @@ ml_ct_tree(ml_ct_state *st, ml_calltree *out)
     uint32_t tcap = 0;
     uint32_t *fcode = NULL, *fline = NULL;
     int rc = -1;
+    /* nstacks */
+    uint8_t *combo_used = calloc((size_t)st->ncombos + 1, 1);
+    uint32_t *combo_node = calloc((size_t)st->ncombos + 1, sizeof(uint32_t));
+    size_t native_extra = 0;
+    ml_u64map native_map = {0};
+    ml_symbols *syms = NULL;
 
+    if (!combo_used || !combo_node)
+        goto done;
     if (!canon || !node_of || !needed || !type_idx || !ocell || !used || ml_ct_canon(r, canon, ncodes) < 0)
         goto done;
     for (uint32_t t = 0; t <= ntypes_r; t++)
@@ -555,6 +607,16 @@ ml_ct_tree(ml_ct_state *st, ml_calltree *out)
         }
         if (used[c] && st->cells.a[c] <= nstacks)
             needed[st->cells.a[c]] = 1;
+        else if (used[c] && (st->cells.a[c] & ML_CT_NATIVE)) { /* nstacks */
+            uint32_t k = st->cells.a[c] & ~ML_CT_NATIVE, ps = st->combo_stack[k];
+            needed[ps <= nstacks ? ps : 0] = 1;
+            if (!combo_used[k]) {
+                combo_used[k] = 1;
+                uint32_t n;
+                (void)ml_reader_native_stack(r, st->combo_nstack[k], &n);
+                native_extra += n;
+            }
+        }
     }
     for (uint32_t f = nstacks; f >= 1; f--)
         if (needed[f]) {
@@ -566,12 +628,14 @@ ml_ct_tree(ml_ct_state *st, ml_calltree *out)
     uint32_t nneeded = 0;
     for (uint32_t f = 0; f <= nstacks; f++)
         nneeded += needed[f];
-    size_t cap = (size_t)nneeded + 1;
+    size_t cap = (size_t)nneeded + 1 + native_extra;
     out->parent = malloc(cap * sizeof(uint32_t));
     out->frame = malloc(cap * sizeof(uint32_t));
     fcode = malloc(cap * sizeof(uint32_t));
     fline = malloc(cap * sizeof(uint32_t));
     if (!out->parent || !out->frame || !fcode || !fline)
+        goto done;
+    if (native_extra && !(out->frame_native = calloc(cap, 1)))
         goto done;
     out->parent[0] = out->frame[0] = UINT32_MAX; /* the root */
     out->nnodes = 1;
@@ -605,6 +669,68 @@ ml_ct_tree(ml_ct_state *st, ml_calltree *out)
         }
         node_of[f] = (uint32_t)node + 1;
     }
+    /* nstacks: the native frames of each used (Python stack, native stack) */
+    if (native_extra) {
+        uint32_t nmaps;
+        const ml_mapping_info *maps = ml_reader_mappings(r, &nmaps);
+        if (!(syms = ml_symbols_new()))
+            goto done;
+        uint32_t ncap = 0;
+        for (uint32_t k = 0; k < st->ncombos; k++) {
+            if (!combo_used[k])
+                continue;
+            uint32_t ps = st->combo_stack[k], n;
+            const uint64_t *addrs = ml_reader_native_stack(r, st->combo_nstack[k], &n);
+            uint32_t node = node_of[ps <= nstacks ? ps : 0] - 1;
+            for (uint32_t i = n; i-- > 0;) { /* outermost first */
+                ml_symbol sym;
+                if (ml_symbols_lookup(syms, maps, nmaps, addrs[i], &sym) < 0)
+                    goto done;
+                /* a function is its name in its file; an unknown address is itself */
+                uint64_t key = sym.func ? (uint64_t)(uintptr_t)sym.func : (1ull << 63 | addrs[i]);
+                int64_t fidx = ml_u64map_get(&native_map, key, out->nframes);
+                if (fidx < 0)
+                    goto done;
+                if ((uint32_t)fidx == out->nframes) {
+                    if (out->nnative == ncap) {
+                        ncap = ncap ? ncap * 2 : 64;
+                        char **a = realloc(out->native_func, ncap * sizeof(char *));
+                        if (!a)
+                            goto done;
+                        out->native_func = a;
+                        char **b = realloc(out->native_lib, ncap * sizeof(char *));
+                        if (!b)
+                            goto done;
+                        out->native_lib = b;
+                        uint64_t *o = realloc(out->native_offset, ncap * sizeof(uint64_t));
+                        if (!o)
+                            goto done;
+                        out->native_offset = o;
+                    }
+                    uint32_t j = out->nnative++;
+                    out->native_func[j] = sym.func ? strdup(sym.func) : NULL;
+                    out->native_lib[j] = sym.lib ? strdup(sym.lib) : NULL;
+                    out->native_offset[j] = sym.func ? 0 : sym.offset;
+                    if ((sym.func && !out->native_func[j]) || (sym.lib && !out->native_lib[j]))
+                        goto done;
+                    fcode[out->nframes] = j;
+                    fline[out->nframes] = 0;
+                    out->frame_native[out->nframes] = 1;
+                    out->nframes++;
+                }
+                int64_t nd = ml_u64map_get(&child_map, (uint64_t)node << 32 | (uint32_t)fidx, out->nnodes);
+                if (nd < 0)
+                    goto done;
+                if ((uint32_t)nd == out->nnodes) {
+                    out->parent[out->nnodes] = node;
+                    out->frame[out->nnodes] = (uint32_t)fidx;
+                    out->nnodes++;
+                }
+                node = (uint32_t)nd;
+            }
+            combo_node[k] = node;
+        }
+    }
     /* merge cells that fall on the same (node, type, thread) */
     for (uint32_t c = 0; c < ncells; c++) {
         if (!used[c])
@@ -618,8 +744,10 @@ ml_ct_tree(ml_ct_state *st, ml_calltree *out)
             type_idx[type] = out->ntypes++;
         }
         int fresh;
-        int64_t o = ml_ct_keys_get(&okeys, stack <= nstacks ? node_of[stack] - 1 : 0, type_idx[type],
-                                   st->cells.c[c], &fresh);
+        uint32_t onode = stack <= nstacks ? node_of[stack] - 1 : 0;
+        if (stack & ML_CT_NATIVE) /* nstacks */
+            onode = combo_node[stack & ~ML_CT_NATIVE];
+        int64_t o = ml_ct_keys_get(&okeys, onode, type_idx[type], st->cells.c[c], &fresh);
         if (o < 0)
             goto done;
         ocell[c] = (uint32_t)o;
@@ -688,6 +816,10 @@ done:
     ml_u64map_release(&frame_map);
     ml_u64map_release(&child_map);
     ml_ct_keys_release(&okeys);
+    free(combo_used);
+    free(combo_node);
+    ml_u64map_release(&native_map);
+    ml_symbols_free(syms);
     return rc;
 }
 
@@ -739,6 +871,14 @@ ml_calltree_release(ml_calltree *t)
 {
     free(t->frame_code);
     free(t->frame_line);
+    for (uint32_t i = 0; i < t->nnative; i++) { /* nstacks */
+        free(t->native_func[i]);
+        free(t->native_lib[i]);
+    }
+    free(t->native_func);
+    free(t->native_lib);
+    free(t->native_offset);
+    free(t->frame_native);
     free(t->parent);
     free(t->frame);
     free(t->types);

@@ -77,6 +77,17 @@ typedef struct {
     ml_code_id *frame_code;
     int32_t *frame_line;
     uint32_t nframes;
+    /* nstacks: native frames (captures of --native-stacks): frame i is one
+     * when frame_native[i] is 1; then frame_code[i] indexes native_func
+     * (NULL: not found, "??"), native_lib (the object's file name; NULL: in
+     * no known mapping) and native_offset (the address' offset in the
+     * file), and frame_line[i] is 0. They hang under the Python frame that
+     * was running (or "<no Python stack>"), outermost first. NULL / 0
+     * without native stacks. */
+    uint8_t *frame_native;
+    char **native_func, **native_lib;
+    uint64_t *native_offset;
+    uint32_t nnative;
     /* nodes: parent (UINT32_MAX for the root) and frame (UINT32_MAX for the root) */
     uint32_t *parent, *frame;
     uint32_t nnodes;

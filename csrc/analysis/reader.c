@@ -155,6 +155,13 @@ struct ml_reader {
     const char *hops[ML_HOLDER_HOPS_MAX];
     size_t hop_lens[ML_HOLDER_HOPS_MAX];
     ml_seq held[ML_HELD_MAX];
+
+    /* nstacks: native stacks (addresses in the arena) and mappings */
+    struct { const uint64_t *addrs; uint32_t n; } *nstacks; /* index 0 unused */
+    uint32_t nnstacks, nstacks_cap;
+    ml_mapping_info *mappings;
+    uint32_t nmappings, mappings_cap;
+    uint32_t next_nstack;     /* NATIVE_ALLOC: for the next ALLOC (decoding state) */
 };
 
 static void
@@ -565,6 +572,7 @@ ml_reader_reset_state(ml_reader *r)
 {
     r->time_us = 0;
     r->last_seq = 0;
+    r->next_nstack = 0;
     memset(r->cache, 0, sizeof(r->cache));
     for (uint32_t i = 0; i < r->nthreads; i++)
         r->threads[i].context = 0;
@@ -732,6 +740,8 @@ ml_reader_free(ml_reader *r)
     free(r->types);
     free(r->threads);
     free(r->thread_slots);
+    free(r->nstacks);
+    free(r->mappings);
     ml_reader_arena_free(r->arena);
     free(r->path);
     free(r);
@@ -1105,6 +1115,8 @@ again:
             ev->stack = stack;
             ev->type = type;
             ev->at_stack = stack;
+            ev->nstack = r->next_nstack;
+            r->next_nstack = 0;
             return 1;
         }
 
@@ -1491,6 +1503,74 @@ again:
             return 1;
         }
         /* ---- end of heap at exit ---- */
+        /* ---- nstacks: native frames (0x14..0x16) ---- */
+        case ML_TAG_NATIVE_STACK:
+            GET_UV(a);
+            GET_UV(b);
+            if (b == 0 || b > ML_NSTACK_MAX)
+                CORRUPT("NATIVE_STACK with %llu addresses (1 to %u)", (unsigned long long)b,
+                        (unsigned)ML_NSTACK_MAX);
+            {
+                uint64_t addrs[ML_NSTACK_MAX];
+                for (uint64_t i = 0; i < b; i++)
+                    GET_UV(addrs[i]);
+                if (fresh) {
+                    if (a != (uint64_t)r->nnstacks + 1 || a >= UINT32_MAX)
+                        CORRUPT("NATIVE_STACK %llu out of order (expected %llu)", (unsigned long long)a,
+                                (unsigned long long)r->nnstacks + 1);
+                    uint64_t *copy = ml_reader_arena_alloc(&r->arena, (size_t)b * sizeof(uint64_t));
+                    if (!copy || ml_reader_grow((void **)&r->nstacks, &r->nstacks_cap, r->nnstacks + 1,
+                                                sizeof(*r->nstacks)) < 0)
+                        CORRUPT("out of memory for native stacks");
+                    memcpy(copy, addrs, (size_t)b * sizeof(uint64_t));
+                    r->nnstacks++;
+                    r->nstacks[r->nnstacks].addrs = copy;
+                    r->nstacks[r->nnstacks].n = (uint32_t)b;
+                    r->defs_upto = r->base_off + (uint64_t)(p - r->base);
+                }
+            }
+            r->p = p;
+            continue;
+        case ML_TAG_NATIVE_ALLOC:
+            GET_UV(a);
+            if (a == 0 || a > r->nnstacks)
+                CORRUPT("NATIVE_ALLOC with undefined native stack %llu", (unsigned long long)a);
+            r->next_nstack = (uint32_t)a;
+            r->p = p;
+            continue;
+        case ML_TAG_MAPPING:
+            GET_UV(a);
+            GET_UV(b);
+            GET_UV(c);
+            GET_STR(s1, d);
+            {
+                uint64_t blen;
+                GET_STR(s2, blen);
+                if (b <= a)
+                    CORRUPT("MAPPING from 0x%llx to 0x%llx", (unsigned long long)a, (unsigned long long)b);
+                if (blen > ML_BUILD_ID_MAX)
+                    CORRUPT("MAPPING with a build-id of %llu bytes (at most %u)", (unsigned long long)blen,
+                            (unsigned)ML_BUILD_ID_MAX);
+                if (fresh) {
+                    if (ml_reader_grow((void **)&r->mappings, &r->mappings_cap, r->nmappings,
+                                       sizeof(*r->mappings)) < 0)
+                        CORRUPT("out of memory for mappings");
+                    ml_mapping_info *m = &r->mappings[r->nmappings];
+                    m->path = ml_reader_strdup(r, s1, d);
+                    m->build_id = (const uint8_t *)ml_reader_strdup(r, s2, blen);
+                    if (!m->path || !m->build_id)
+                        CORRUPT("out of memory for mappings");
+                    m->start = a;
+                    m->end = b;
+                    m->offset = c;
+                    m->build_id_len = (size_t)blen;
+                    r->nmappings++;
+                    r->defs_upto = r->base_off + (uint64_t)(p - r->base);
+                }
+            }
+            r->p = p;
+            continue;
+        /* ---- end of nstacks ---- */
         case ML_TAG_TRAILER: {
             uint64_t fields[ML_TRAILER_COUNT] = {0};
             GET_UV(a);
@@ -1571,4 +1651,26 @@ corrupt:
              why);
     r->failed = 1;
     return -1;
+}
+
+/* ---- nstacks ---- */
+
+const uint64_t *
+ml_reader_native_stack(const ml_reader *r, uint32_t id, uint32_t *n)
+{
+    if (id == 0 || id > r->nnstacks) {
+        *n = 0;
+        return NULL;
+    }
+    *n = r->nstacks[id].n;
+    return r->nstacks[id].addrs;
+}
+
+uint32_t ml_reader_nnative_stacks(const ml_reader *r) { return r->nnstacks; }
+
+const ml_mapping_info *
+ml_reader_mappings(const ml_reader *r, uint32_t *n)
+{
+    *n = r->nmappings;
+    return r->mappings;
 }

@@ -48,6 +48,9 @@ typedef enum {
                           * the live block (if live) now has that type */
     ML_EV_HOLDER = 32,   /* holder, hops[nhops] (hop_lens), retained */
     ML_EV_HELD = 33,     /* holder, held[nheld]: seqs, ascending */
+    /* nstacks: kinds 40..49 reserved; NATIVE_STACK, NATIVE_ALLOC and MAPPING
+     * make no event of their own: an ALLOC carries its native stack
+     * (ev->nstack), ml_reader_native_stack / ml_reader_mappings give the rest */
 } ml_event_kind;
 
 typedef struct {
@@ -82,6 +85,7 @@ typedef struct {
     const ml_seq *held;
     size_t nheld;
     uint64_t snap_objects, snap_us;
+    uint32_t nstack;       /* nstacks: ALLOC: its native stack (0 = none) */
 } ml_event;
 
 typedef struct {
@@ -173,5 +177,24 @@ typedef int (*ml_live_fn)(void *arg, ml_seq seq, uint64_t size, ml_frame_id stac
 void ml_reader_live_foreach(const ml_reader *r, ml_live_fn fn, void *arg);
 uint64_t ml_reader_live_count(const ml_reader *r);
 uint64_t ml_reader_live_bytes(const ml_reader *r);
+
+/* ---- nstacks: native frames (--native-stacks; docs/FORMAT.md "Native stacks") ---- */
+
+/* A MAPPING: an executable segment [start, end) of a loaded object, from
+ * byte `offset` of the file at `path` (as the capture says: hostile). */
+typedef struct {
+    uint64_t start, end, offset;
+    const char *path;
+    const uint8_t *build_id; /* build_id_len bytes (0: unknown) */
+    size_t build_id_len;
+} ml_mapping_info;
+
+/* The addresses of native stack `id` (innermost first), NULL / *n = 0 when
+ * it is not defined (yet). */
+const uint64_t *ml_reader_native_stack(const ml_reader *r, uint32_t id, uint32_t *n);
+uint32_t ml_reader_nnative_stacks(const ml_reader *r);
+/* The mappings seen so far, in file order (a later one of the same
+ * addresses replaces an earlier one: search from the end). */
+const ml_mapping_info *ml_reader_mappings(const ml_reader *r, uint32_t *n);
 
 #endif /* ML_READER_H */

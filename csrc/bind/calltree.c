@@ -110,8 +110,16 @@ ml_py_calltree_dict(ml_reader *r, const ml_calltree *t)
         goto fail;
     }
     for (uint32_t i = 0; i < t->nframes; i++) {
-        const ml_code_info *c = ml_reader_code(r, t->frame_code[i]);
-        PyObject *a = ml_py_str(c ? c->name : "<no Python stack>"), *b = ml_py_fsstr(c ? c->file : "");
+        PyObject *a, *b;
+        if (t->frame_native && t->frame_native[i]) { /* nstacks: function, library file name */
+            uint32_t j = t->frame_code[i];
+            a = ml_py_str(t->native_func[j] ? t->native_func[j] : "??");
+            b = ml_py_fsstr(t->native_lib[j] ? t->native_lib[j] : "?");
+        } else {
+            const ml_code_info *c = ml_reader_code(r, t->frame_code[i]);
+            a = ml_py_str(c ? c->name : "<no Python stack>");
+            b = ml_py_fsstr(c ? c->file : "");
+        }
         if (!a || !b) {
             Py_XDECREF(a);
             Py_XDECREF(b);
@@ -143,6 +151,16 @@ ml_py_calltree_dict(ml_reader *r, const ml_calltree *t)
                 goto fail;
             }
         }
+    /* nstacks: "native": 1 for a native frame (present only when there are some) */
+    if (t->frame_native) {
+        PyObject *nl = PyList_New(t->nframes);
+        for (uint32_t i = 0; nl && i < t->nframes; i++)
+            PyList_SET_ITEM(nl, i, PyLong_FromLong(t->frame_native[i]));
+        if (ml_py_put(o, "native", nl) < 0) {
+            Py_DECREF(o);
+            goto fail;
+        }
+    }
     if (ml_py_put(d, "frames", o) < 0)
         goto fail;
     /* types */

@@ -57,6 +57,7 @@
 #include "capture/writer.h"
 #include "compat/compat.h"
 #include "compat/freelists.h"
+#include "native/unwind.h" /* nstacks: native stacks written before their NATIVE_ALLOC */
 
 #define ML_TLS __thread __attribute__((tls_model("initial-exec")))
 /* Helpers of the hook path: inlined into the hooks (they run per event). */
@@ -133,7 +134,7 @@ ml_unlock(void)
 /* ---- the event ring: hooks (one at a time, under the GIL) push, the lock
  * holder pops ---- */
 
-enum { ML_EV_ALLOC, ML_EV_FREE, ML_EV_REUSE, ML_EV_GC };
+enum { ML_EV_ALLOC, ML_EV_FREE, ML_EV_REUSE, ML_EV_GC, ML_EV_NSTACK /* nstacks: type = the next ALLOC's native stack */ };
 
 typedef struct {
     uintptr_t ptr;        /* ALLOC, FREE */
@@ -225,6 +226,7 @@ static struct {
     uint64_t peak, allocated_bytes, allocations, frees;
     uint64_t nostack, reuses, dropped;
     ml_thread_id last_thread;
+    uint32_t next_nstack;   /* nstacks: native stack of the ring's next ALLOC */
     ml_frame_id *context;   /* each thread's stack as the file knows it, by thread id */
     size_t context_cap;
     char pad[64];           /* nothing of the hooks' shares its last line */
@@ -273,12 +275,16 @@ ml_context_of(ml_thread_id id)
 
 static ML_HOT void
 ml_record_alloc_unlocked(uintptr_t ptr, size_t size, ml_domain domain, ml_frame_id stack, ml_type_id type,
-                         ml_thread_id thread)
+                         ml_thread_id thread, uint32_t nstack)
 {
     ml_count_alloc_unlocked(size);
     if (domain != ML_DOMAIN_RAW && size <= ML_SMALL_MAX)
         mlc.heap_small += (int64_t)size;
     ml_switch_thread_unlocked(thread);
+    if (__builtin_expect(nstack != 0, 0)) { /* nstacks: its definitions, then NATIVE_ALLOC */
+        ml_unwind_write_upto(ml.w, ml.generation, nstack);
+        ml_writer_native_alloc(ml.w, nstack);
+    }
     ml_seq seq = ml_writer_alloc(ml.w, domain, stack, type, size);
     ml_frame_id *ctx = ml_context_of(thread);
     if (ctx)
@@ -326,7 +332,12 @@ ml_drain_unlocked(size_t limit)
         const ml_event *ev = &ml_ring.ev[i & ml_ring.mask];
         switch (ev->kind) {
         case ML_EV_ALLOC:
-            ml_record_alloc_unlocked(ev->ptr, ev->size, (ml_domain)ev->domain, ev->stack, ev->type, ev->thread);
+            ml_record_alloc_unlocked(ev->ptr, ev->size, (ml_domain)ev->domain, ev->stack, ev->type, ev->thread,
+                                     mlc.next_nstack);
+            mlc.next_nstack = 0;
+            break;
+        case ML_EV_NSTACK: /* nstacks: pushed just before its ALLOC */
+            mlc.next_nstack = ev->type;
             break;
         case ML_EV_FREE:
             ml_record_free_unlocked(ev->ptr, ev->stack, ev->thread, (ml_domain)ev->domain);
@@ -598,7 +609,7 @@ ml_on_alloc_locked(ml_domain domain, void *p, size_t size, ml_tstate *t)
     ml_type_id type = domain == ML_DOMAIN_RAW ? ML_KIND_RAW : domain == ML_DOMAIN_MEM ? ML_KIND_MEM : ML_KIND_OBJ;
     if (ml_buffer_now && ml.buffer_types[ml_buffer_now]) /* a kind met before (no GIL: not defined here) */
         type = ml.buffer_types[ml_buffer_now];
-    ml_record_alloc_unlocked((uintptr_t)p, size, domain, 0, type, ml_thread_of(t, ml.w));
+    ml_record_alloc_unlocked((uintptr_t)p, size, domain, 0, type, ml_thread_of(t, ml.w), 0);
 unlock:
     ml_unlock();
 }
@@ -1563,7 +1574,7 @@ ml_native_kind_id(ml_native_kind *k)
 /* Without the GIL (or from another interpreter): recorded at once under
  * the lock, after the ring, with the stack kept at the GIL's release. */
 static void
-ml_native_alloc_locked(void *p, size_t size, ml_native_kind *k, ml_tstate *t)
+ml_native_alloc_locked(void *p, size_t size, ml_native_kind *k, ml_tstate *t, uint32_t nstack)
 {
     ml_lock();
     if (!ml.active || !ML_ENABLED())
@@ -1585,13 +1596,13 @@ ml_native_alloc_locked(void *p, size_t size, ml_native_kind *k, ml_tstate *t)
         mlc.nostack++;
     ml_type_id type = atomic_load_explicit(&k->generation, memory_order_acquire) == ml.generation ? k->id
                                                                                                     : ML_KIND_RAW;
-    ml_record_alloc_unlocked((uintptr_t)p, size, ML_DOMAIN_RAW, stack, type, ml_thread_of(t, ml.w));
+    ml_record_alloc_unlocked((uintptr_t)p, size, ML_DOMAIN_RAW, stack, type, ml_thread_of(t, ml.w), nstack);
 unlock:
     ml_unlock();
 }
 
 void
-ml_tracker_native_alloc(void *p, size_t size, ml_native_kind *k)
+ml_tracker_native_alloc(void *p, size_t size, ml_native_kind *k, uint32_t nstack)
 {
     if (ml_busy || !ML_ENABLED())
         return;
@@ -1599,7 +1610,7 @@ ml_tracker_native_alloc(void *p, size_t size, ml_native_kind *k)
     PyThreadState *ts = ml_compat_tstate_with_gil();
     ml_tstate *t = ml_tstate_get();
     if (!ml_is_producer(ts) || !t || !ml.w) {
-        ml_native_alloc_locked(p, size, k, t);
+        ml_native_alloc_locked(p, size, k, t, nstack);
     } else if (ml.active) { /* with the GIL: as ml_on_alloc does for RAW */
         if (__builtin_expect(ml.restart_pending, 0))
             ml_fork_restart_maybe(ts);
@@ -1608,6 +1619,10 @@ ml_tracker_native_alloc(void *p, size_t size, ml_native_kind *k)
         if (!own) {
             ml_event ev = {.kind = ML_EV_ALLOC, .ptr = (uintptr_t)p, .size = size, .domain = ML_DOMAIN_RAW,
                            .stack = stack, .thread = ml_thread_of(t, ml.defs), .type = ml_native_kind_id(k)};
+            if (nstack) { /* nstacks: the consumer gives it to the ALLOC that follows */
+                ml_event ns = {.kind = ML_EV_NSTACK, .type = nstack};
+                ml_push(&ns);
+            }
             ml_push(&ev);
         }
     }

@@ -122,8 +122,9 @@ typedef struct {
     const char *name;            /* library file name, shown in the kind */
 } ml_native_kind;
 
-/* Record a native block of `size` bytes at p made by a library of kind k. */
-void ml_tracker_native_alloc(void *p, size_t size, ml_native_kind *k);
+/* Record a native block of `size` bytes at p made by a library of kind k,
+ * with native stack `nstack` (native/unwind.h; 0 = none). */
+void ml_tracker_native_alloc(void *p, size_t size, ml_native_kind *k, uint32_t nstack);
 /* Record the free of p (before it is released). */
 void ml_tracker_native_free(void *p);
 /* Give k its TYPE_DEF in the running capture now, so that allocations

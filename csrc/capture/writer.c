@@ -603,3 +603,40 @@ ml_writer_held(ml_writer *w, uint32_t holder, const ml_seq *seqs, size_t n)
     }
     SIMPLE_END(w);
 }
+
+/* ---- nstacks: native frames (format.h 0x14..0x16) ---- */
+
+void
+ml_writer_native_stack(ml_writer *w, uint32_t id, const uintptr_t *addrs, size_t n)
+{
+    SIMPLE_BEGIN(w, 10 * n);
+    PUT_TAG(p, ML_TAG_NATIVE_STACK);
+    PUT_UV(p, id);
+    PUT_UV(p, n);
+    for (size_t i = 0; i < n; i++)
+        PUT_UV(p, addrs[i]);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_native_alloc(ml_writer *w, uint32_t nstack)
+{
+    SIMPLE_BEGIN(w, 0);
+    PUT_TAG(p, ML_TAG_NATIVE_ALLOC);
+    PUT_UV(p, nstack);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_mapping(ml_writer *w, uint64_t start, uint64_t end, uint64_t offset, const char *path,
+                  size_t path_len, const uint8_t *build_id, size_t build_id_len)
+{
+    SIMPLE_BEGIN(w, path_len + build_id_len);
+    PUT_TAG(p, ML_TAG_MAPPING);
+    PUT_UV(p, start);
+    PUT_UV(p, end);
+    PUT_UV(p, offset);
+    ml_writer_put_str(&p, path, path_len);
+    ml_writer_put_str(&p, build_id_len ? (const char *)build_id : "", build_id_len);
+    SIMPLE_END(w);
+}

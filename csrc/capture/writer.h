@@ -92,6 +92,11 @@ void ml_writer_holder(ml_writer *w, uint32_t id, const char *const *hops, const 
 /* seqs ascending, n <= ML_HELD_MAX */
 void ml_writer_held(ml_writer *w, uint32_t holder, const ml_seq *seqs, size_t n);
 /* ALLOC: returns the block's seq. */
+/* nstacks: native frames (format.h 0x14..0x16) */
+void ml_writer_native_stack(ml_writer *w, uint32_t id, const uintptr_t *addrs, size_t n);
+void ml_writer_native_alloc(ml_writer *w, uint32_t nstack);
+void ml_writer_mapping(ml_writer *w, uint64_t start, uint64_t end, uint64_t offset, const char *path,
+                       size_t path_len, const uint8_t *build_id, size_t build_id_len);
 ml_seq ml_writer_alloc(ml_writer *w, ml_domain domain, ml_frame_id stack, ml_type_id type, uint64_t size);
 /* FREE of the block with sequence number seq (< = last seq). */
 void ml_writer_free(ml_writer *w, ml_seq seq);

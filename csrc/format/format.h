@@ -119,6 +119,18 @@ enum ml_tag {
     ML_TAG_OWNER = 0x11,
     ML_TAG_HOLDER = 0x12,
     ML_TAG_HELD = 0x13,
+    /* nstacks: native frames (`memlens run --native-stacks`; docs/FORMAT.md
+     * "Native stacks"):
+     *   0x14 NATIVE_STACK  uv id (1, 2, ... in order), uv n (1..ML_NSTACK_MAX),
+     *                      n x uv return address (innermost first)
+     *   0x15 NATIVE_ALLOC  uv nstack (a defined NATIVE_STACK): the next ALLOC
+     *                      record was made with these native frames
+     *   0x16 MAPPING       uv start, uv end (> start), uv file offset, str path,
+     *                      str build-id (raw bytes; empty: unknown)
+     *                      an executable segment of a loaded object */
+    ML_TAG_NATIVE_STACK = 0x14,
+    ML_TAG_NATIVE_ALLOC = 0x15,
+    ML_TAG_MAPPING = 0x16,
     ML_TAG_FREE = 0x40,      /* 0x40..0x7E inline distance, 0x7F long form */
     ML_TAG_FREE_LONG = 0x7F,
     ML_TAG_ALLOC = 0x80,     /* 0x80..0xFF */
@@ -134,6 +146,8 @@ typedef enum { ML_DOMAIN_RAW = 0, ML_DOMAIN_MEM = 1, ML_DOMAIN_OBJ = 2 } ml_doma
 enum ml_snap_kind { ML_SNAP_END = 0, ML_SNAP_EXIT = 1, ML_SNAP_CALL = 2, ML_SNAP_SIGNAL = 3 };
 #define ML_HELD_MAX 4096u   /* seqs in one HELD record */
 #define ML_HOLDER_HOPS_MAX 64u /* hops in one HOLDER record */
+#define ML_NSTACK_MAX 128u     /* nstacks: addresses in one NATIVE_STACK record */
+#define ML_BUILD_ID_MAX 64u    /* nstacks: bytes of a MAPPING's build-id */
 
 /* Type flags in TYPE_DEF. */
 #define ML_TYPEF_METATYPE 1u /* instances are type objects */

@@ -17,6 +17,7 @@
 
 #include "capture/tracker.h"
 #include "native/elf.h"
+#include "native/unwind.h"
 
 #define ML_TLS __thread __attribute__((tls_model("initial-exec")))
 /* Recording on; a stale read is harmless: the tracker checks its own flag. */
@@ -66,13 +67,15 @@ ml_native_kind_at(uintptr_t a)
 /* ---- the replacements ---- */
 
 #define ML_CALLER() ml_native_kind_at((uintptr_t)__builtin_return_address(0))
+/* nstacks: the native caller chain's id (0 without --native-stacks) */
+#define ML_NSTACK() ml_unwind_stack()
 
 static void *
 ml_native_malloc(size_t size)
 {
     void *p = malloc(size);
     if (p && ML_NATIVE_ON())
-        ml_tracker_native_alloc(p, size, ML_CALLER());
+        ml_tracker_native_alloc(p, size, ML_CALLER(), ML_NSTACK());
     return p;
 }
 
@@ -81,7 +84,7 @@ ml_native_calloc(size_t n, size_t size)
 {
     void *p = calloc(n, size);
     if (p && ML_NATIVE_ON()) /* n * size did not overflow: calloc succeeded */
-        ml_tracker_native_alloc(p, n * size, ML_CALLER());
+        ml_tracker_native_alloc(p, n * size, ML_CALLER(), ML_NSTACK());
     return p;
 }
 
@@ -91,6 +94,7 @@ ml_native_realloc(void *old, size_t size)
     if (!ML_NATIVE_ON())
         return realloc(old, size);
     ml_native_kind *k = ML_CALLER();
+    uint32_t ns = ML_NSTACK();
     /* the old block's free first, before its address can be handed out
      * again (if realloc fails, a rare out-of-memory, the block is left
      * out of the capture from here on) */
@@ -98,7 +102,7 @@ ml_native_realloc(void *old, size_t size)
         ml_tracker_native_free(old);
     void *p = realloc(old, size);
     if (p)
-        ml_tracker_native_alloc(p, size, k);
+        ml_tracker_native_alloc(p, size, k, ns);
     return p;
 }
 
@@ -115,7 +119,7 @@ ml_native_posix_memalign(void **out, size_t align, size_t size)
 {
     int rc = posix_memalign(out, align, size);
     if (rc == 0 && *out && ML_NATIVE_ON())
-        ml_tracker_native_alloc(*out, size, ML_CALLER());
+        ml_tracker_native_alloc(*out, size, ML_CALLER(), ML_NSTACK());
     return rc;
 }
 
@@ -124,7 +128,7 @@ ml_native_aligned_alloc(size_t align, size_t size)
 {
     void *p = aligned_alloc(align, size);
     if (p && ML_NATIVE_ON())
-        ml_tracker_native_alloc(p, size, ML_CALLER());
+        ml_tracker_native_alloc(p, size, ML_CALLER(), ML_NSTACK());
     return p;
 }
 
@@ -137,7 +141,7 @@ ml_native_memalign(size_t align, size_t size)
 {
     void *p = memalign(align, size);
     if (p && ML_NATIVE_ON())
-        ml_tracker_native_alloc(p, size, ML_CALLER());
+        ml_tracker_native_alloc(p, size, ML_CALLER(), ML_NSTACK());
     return p;
 }
 
@@ -146,7 +150,7 @@ ml_native_valloc(size_t size)
 {
     void *p = valloc(size);
     if (p && ML_NATIVE_ON())
-        ml_tracker_native_alloc(p, size, ML_CALLER());
+        ml_tracker_native_alloc(p, size, ML_CALLER(), ML_NSTACK());
     return p;
 }
 
@@ -156,7 +160,7 @@ ml_native_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     void *p = mmap(addr, len, prot, flags, fd, off);
     if (p != MAP_FAILED && (flags & MAP_ANONYMOUS) && ML_NATIVE_ON())
-        ml_tracker_native_alloc(p, len, ML_CALLER());
+        ml_tracker_native_alloc(p, len, ML_CALLER(), ML_NSTACK());
     return p;
 }
 
@@ -180,10 +184,11 @@ ml_native_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
         va_end(ap);
     }
     ml_native_kind *k = ML_NATIVE_ON() ? ML_CALLER() : NULL;
+    uint32_t ns = k ? ML_NSTACK() : 0;
     void *p = mremap(old, old_len, new_len, flags, want);
     if (p != MAP_FAILED && k) {
         ml_tracker_native_free(old);
-        ml_tracker_native_alloc(p, new_len, k);
+        ml_tracker_native_alloc(p, new_len, k, ns);
     }
     return p;
 }
@@ -368,6 +373,7 @@ ml_native_scan_one(struct dl_phdr_info *info, size_t size, void *arg)
 {
     ml_scan_state *st = arg;
     const char *name = info->dlpi_name ? info->dlpi_name : "";
+    ml_unwind_add_object(info); /* nstacks: its mappings (with --native-stacks) */
     int policy = ml_native_policy(info);
     if (policy == ML_PATCH_NONE)
         return 0;
@@ -428,8 +434,12 @@ ml_native_scan(void)
 }
 
 int
-ml_native_enable(void)
+ml_native_enable(int stacks)
 {
+    if (stacks) { /* nstacks: before the scan, which records the mappings */
+        ml_unwind_init();
+        ml_unwind_set_enabled(1);
+    }
     atomic_store(&ml_native_on, 1); /* before the scan: a dlopen meanwhile rescans */
     if (ml_native_scan() < 0)
         return -1;
@@ -440,6 +450,7 @@ void
 ml_native_disable(void)
 {
     atomic_store(&ml_native_on, 0);
+    ml_unwind_set_enabled(0);
 }
 
 void

@@ -31,9 +31,10 @@
 #include <stddef.h>
 
 /* Patch every loaded object (once; later calls rescan for new objects) and
- * turn recording of native calls on. Returns the number of objects patched
+ * turn recording of native calls on; with `stacks` (--native-stacks) each
+ * allocation also gets its native caller chain (native/unwind.h). Returns the number of objects patched
  * so far, or -1 (errno) when an object could not be patched. GIL held. */
-int ml_native_enable(void);
+int ml_native_enable(int stacks);
 /* Turn recording of native calls off (the patches stay). */
 void ml_native_disable(void);
 

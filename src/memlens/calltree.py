@@ -44,6 +44,9 @@ class CallTree:
         self.frame_of = raw["nodes"]["frame"]
         fr = raw["frames"]
         self.frames = list(zip(fr["function"], fr["file"], fr["line"]))
+        # nstacks: 1 per native frame (function, library file name, 0); absent
+        # without --native-stacks
+        self.native_frames = fr.get("native") or [0] * len(self.frames)
         self.types = raw["types"]
         self.thread_ids = raw["threads"]["id"]
         self.thread_names = raw["threads"]["name"]
@@ -59,6 +62,11 @@ class CallTree:
         """(function, file, line) of a node (None for the root)."""
         i = self.frame_of[node]
         return self.frames[i] if i >= 0 else None
+
+    def is_native(self, node):
+        """True for a native frame (a C function of a --native-stacks capture)."""
+        i = self.frame_of[node]
+        return i >= 0 and bool(self.native_frames[i])
 
     def path(self, node):
         """The frames from the outermost to the node: [(function, file, line), ...]."""

@@ -57,6 +57,8 @@ class _Packer:
         self.F, self.f_index = [], {}
         self.P, self.NF, self.n_index = [-1], [-1], {}
         self.types, self.t_index = [], {}
+        self.native = set()  # nstacks: frames that are native
+        self.page_native = []  # ... and their indexes in the page (_compact)
 
     def string(self, s):
         i = self.s_index.get(s)
@@ -65,12 +67,14 @@ class _Packer:
             self.S.append(s)
         return i
 
-    def frame(self, function, file, line):
-        k = (function, file, line)
+    def frame(self, function, file, line, native=0):
+        k = (function, file, line, native)
         i = self.f_index.get(k)
         if i is None:
             i = self.f_index[k] = len(self.F) // 3
             self.F += [self.string(function), self.string(file), line]
+            if native:  # nstacks: a C function of a --native-stacks capture
+                self.native.add(i)
         return i
 
     def node(self, parent, frame):
@@ -91,7 +95,9 @@ class _Packer:
 
     def tree(self, frames, nodes):
         """Map a tree's (frames, nodes) tables to the page's: node index list."""
-        fmap = [self.frame(fn, fl, ln) for fn, fl, ln in zip(frames["function"], frames["file"], frames["line"])]
+        native = frames.get("native") or [0] * len(frames["function"])
+        fmap = [self.frame(fn, fl, ln, nat)
+                for fn, fl, ln, nat in zip(frames["function"], frames["file"], frames["line"], native)]
         out = [0] * len(nodes["parent"])
         for i, (parent, frame) in enumerate(zip(nodes["parent"], nodes["frame"])):
             if i:
@@ -161,6 +167,8 @@ def _compact(pk, views, steps, merge_below):
         if f not in fmap:
             fmap[f] = len(F) // 3
             F.extend((string(pk.F[3 * f]), string(pk.F[3 * f + 1]), pk.F[3 * f + 2]))
+            if f in pk.native:  # nstacks
+                pk.page_native.append(fmap[f])
         target[i] = new_index[i] = len(nP)
         nP.append(new_index[P[i]])
         nNF.append(fmap[f])
@@ -292,6 +300,7 @@ def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buc
         "views": {v: {"label": _view_label(v, ct, temporary_n), "rows": rows[v]} for v in VIEWS},
         "inverted": bool(inverted), "temporal": temporal, "chart": chart,
         "merge_below": merge_below, "merged_nodes": len(pk.P) - len(P), "warnings": _warnings(ct),
+        "NATIVE": sorted(pk.page_native),  # nstacks: native frames (coloured apart)
     }
 
 
@@ -325,6 +334,7 @@ def diff_data(before, after, view="peak", inverted=False, source=True, temporary
         "inverted": bool(inverted), "temporal": None, "chart": chart,
         "merge_below": merge_below, "merged_nodes": len(pk.P) - len(P),
         "warnings": ["BEFORE: " + w for w in _warnings(trees[0])] + ["AFTER: " + w for w in _warnings(trees[1])],
+        "NATIVE": sorted(pk.page_native),  # nstacks
     }
 
 

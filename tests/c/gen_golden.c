@@ -243,6 +243,48 @@ gen_v2_gc(const char *dir)
     return ml_writer_close(g);
 }
 
+/* ---- nstacks: v2-native-stacks.mlens (docs/FORMAT.md "Native stacks"):
+ * two mappings (one with a build-id), two native stacks, three native
+ * blocks at line 3: two with native stack 1 (innermost first: 0x1100 in
+ * libdemo.so, then 0x1200, then 0x5010 in libother.so), one with native
+ * stack 2, and one block without. tests/test_native_stacks.py encodes the
+ * same with capfile.py. */
+static int
+gen_v2_native_stacks(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/v2-native-stacks.mlens", dir);
+    const char *meta = "{\"python\":\"3.12.1\",\"pid\":1234,\"argv\":[\"demo.py\"],"
+                       "\"start_time_us\":1700000000000000,\"options\":{\"native\":true,\"native_stacks\":true}}";
+    ml_writer *nw = ml_writer_open(path, 1, 0, meta, strlen(meta));
+    if (!nw)
+        return -1;
+    ml_writer_thread_def(nw, 1, 4242, "MainThread", 10);
+    ml_writer_thread(nw, 1);
+    static const uint32_t off[] = {0, 10};
+    static const int32_t line[] = {1, 3};
+    ml_writer_code_def(nw, 1, "demo.py", 7, "<module>", 8, 1, off, line, 2);
+    ml_writer_frame_def(nw, 1, 0, 1, 12); /* <module> at line 3 */
+    ml_writer_type_def(nw, 1, "<native: libdemo.so>", 20, ML_TYPEF_BUFFER);
+    static const uint8_t bid[4] = {0xde, 0xad, 0xbe, 0xef};
+    ml_writer_mapping(nw, 0x1000, 0x2000, 0x1000, "/nonexistent/libdemo.so", 23, bid, 4);
+    ml_writer_mapping(nw, 0x5000, 0x6000, 0x0, "/nonexistent/libother.so", 24, NULL, 0);
+    static const uintptr_t s1[3] = {0x1100, 0x1200, 0x5010}, s2[2] = {0x1300, 0x5010};
+    ml_writer_native_stack(nw, 1, s1, 3);
+    ml_writer_time(nw, 100);
+    ml_writer_native_alloc(nw, 1);
+    ml_writer_alloc(nw, ML_DOMAIN_RAW, 1, 1, 1000); /* seq 1 */
+    ml_writer_native_alloc(nw, 1);
+    ml_writer_alloc(nw, ML_DOMAIN_RAW, 1, 1, 2000); /* seq 2 */
+    ml_writer_native_stack(nw, 2, s2, 2);
+    ml_writer_native_alloc(nw, 2);
+    ml_writer_alloc(nw, ML_DOMAIN_RAW, 1, 1, 4000); /* seq 3 */
+    ml_writer_alloc(nw, ML_DOMAIN_RAW, 1, 1, 8000); /* seq 4: no native stack */
+    uint64_t fields[ML_TRAILER_COUNT] = {4, 0, 0, 0, 0};
+    ml_writer_trailer(nw, fields, ML_TRAILER_COUNT);
+    return ml_writer_close(nw);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -365,6 +407,10 @@ main(int argc, char **argv)
     }
     if (gen_v2_gc(argv[1]) < 0) {
         perror("gen_golden: v2-gc");
+        return 1;
+    }
+    if (gen_v2_native_stacks(argv[1]) < 0) {
+        perror("gen_golden: v2-native-stacks");
         return 1;
     }
     return 0;

@@ -23,6 +23,7 @@
 #include "analysis/report.h"
 #include "capture/writer.h"
 #include "capture/zdeflate.h"
+#include "native/symbols.h"
 
 static int n_passed, n_failed, cur_failed;
 static const char *tmpdir;
@@ -1376,6 +1377,165 @@ test_writer_open_creates_only(void)
     rmdir(dir);
 }
 
+/* ---- nstacks: native stacks and mappings (0x14..0x16) ---- */
+
+static void
+test_native_stack_records(void)
+{
+    const char *path = tmp_path("nstacks.mlens");
+    ml_writer *w = ml_writer_open(path, 1, 0, META, strlen(META));
+    CHECK(w != NULL);
+    if (!w)
+        return;
+    static const uint8_t bid[3] = {0xab, 0x00, 0xcd};
+    ml_writer_mapping(w, 0x1000, 0x2000, 0x400, "/lib/a.so", 9, bid, 3);
+    ml_writer_mapping(w, 0x5000, 0x6000, 0, "/lib/b.so", 9, NULL, 0);
+    const uintptr_t a1[3] = {0x1100, 0x1200, 0x5010}, a2[1] = {0x1300};
+    ml_writer_native_stack(w, 1, a1, 3);
+    ml_writer_native_stack(w, 2, a2, 1);
+    ml_writer_native_alloc(w, 2);
+    ml_writer_alloc(w, ML_DOMAIN_RAW, 0, 0, 100); /* seq 1: native stack 2 */
+    ml_writer_alloc(w, ML_DOMAIN_RAW, 0, 0, 200); /* seq 2: none */
+    ml_writer_native_alloc(w, 1);
+    ml_writer_alloc(w, ML_DOMAIN_RAW, 0, 0, 300); /* seq 3: native stack 1 */
+    CHECK(ml_writer_close(w) == 0);
+    char err[512];
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    CHECK(r != NULL);
+    if (!r)
+        return;
+    ml_event ev;
+    CHECK(ml_reader_next(r, &ev) == 1 && ev.seq == 1 && ev.nstack == 2);
+    CHECK(ml_reader_next(r, &ev) == 1 && ev.seq == 2 && ev.nstack == 0);
+    CHECK(ml_reader_next(r, &ev) == 1 && ev.seq == 3 && ev.nstack == 1);
+    CHECK(ml_reader_next(r, &ev) == 0);
+    uint32_t n;
+    const uint64_t *s1 = ml_reader_native_stack(r, 1, &n);
+    CHECK(s1 && n == 3 && s1[0] == 0x1100 && s1[2] == 0x5010);
+    CHECK(ml_reader_native_stack(r, 3, &n) == NULL && n == 0);
+    const ml_mapping_info *m = ml_reader_mappings(r, &n);
+    CHECK(n == 2 && m[0].start == 0x1000 && m[0].end == 0x2000 && m[0].offset == 0x400 &&
+          !strcmp(m[0].path, "/lib/a.so") && m[0].build_id_len == 3 && m[0].build_id[2] == 0xcd &&
+          m[1].build_id_len == 0);
+    /* a rewind: the next ALLOC does not inherit a NATIVE_ALLOC */
+    ml_reader_rewind(r);
+    CHECK(ml_reader_next(r, &ev) == 1 && ev.nstack == 2 && ml_reader_nnative_stacks(r) == 2);
+    ml_reader_free(r);
+    unlink(path);
+}
+
+static void
+test_native_stack_corrupt(void)
+{
+    buf_t b;
+    size_t h;
+    buf_header(&b, 1);
+    h = b.n;
+    buf_put(&b, 4, 0x14, 1, 1, 5);  /* a version-2 record in a version-1 file */
+    expect_corrupt(&b, "record tag 0x14 is not in format version 1", h);
+    ml_u32le_put(b.b + 8, 2);
+    b.n = h;
+    buf_put(&b, 4, 0x14, 2, 1, 5);  /* NATIVE_STACK 2 first */
+    expect_corrupt(&b, "NATIVE_STACK 2 out of order", h);
+    b.n = h;
+    buf_put(&b, 3, 0x14, 1, 0);     /* no addresses */
+    expect_corrupt(&b, "NATIVE_STACK with 0 addresses", h);
+    b.n = h;
+    buf_put(&b, 4, 0x14, 1, 0x81, 0x01); /* 129 addresses */
+    expect_corrupt(&b, "NATIVE_STACK with 129 addresses", h);
+    b.n = h;
+    buf_put(&b, 2, 0x15, 1);        /* NATIVE_ALLOC of an undefined stack */
+    expect_corrupt(&b, "NATIVE_ALLOC with undefined native stack 1", h);
+    b.n = h;
+    buf_put(&b, 4, 0x14, 1, 1, 5);
+    buf_put(&b, 2, 0x15, 0);        /* native stack 0 */
+    expect_corrupt(&b, "NATIVE_ALLOC with undefined native stack 0", h + 4);
+    b.n = h;
+    buf_put(&b, 6, 0x16, 0x20, 0x10, 0, 0, 0); /* end before start */
+    expect_corrupt(&b, "MAPPING from 0x20 to 0x10", h);
+    b.n = h;
+    buf_put(&b, 6, 0x16, 0x10, 0x20, 0, 0, 65); /* a 65-byte build-id */
+    for (int i = 0; i < 65; i++)
+        buf_put(&b, 1, 7);
+    expect_corrupt(&b, "build-id of 65 bytes", h);
+    unlink(tmp_path("corrupt.mlens"));
+}
+
+/* The symbolizer on hostile files: garbage, every truncation of a real
+ * ELF file, a directory, a FIFO, a missing file: no symbols, no crash. */
+static void
+test_symbols_hostile(void)
+{
+    ml_symbols *s = ml_symbols_new();
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    /* this test program itself has a .symtab: function symbols */
+    long whole = ml_symbols_load_count(s, "/proc/self/exe", NULL, 0);
+    CHECK(whole > 10);
+    FILE *f = fopen("/proc/self/exe", "rb");
+    CHECK(f != NULL);
+    if (!f) {
+        ml_symbols_free(s);
+        return;
+    }
+    static uint8_t img[16 << 20];
+    size_t n = fread(img, 1, sizeof(img), f);
+    fclose(f);
+    CHECK(n > 4096 && n < sizeof(img));
+    char path[1024];
+    snprintf(path, sizeof(path), "%s", tmp_path("elf.so"));
+    /* truncations: a header cut short, the section headers missing... */
+    size_t cuts[] = {0, 3, 16, 63, 64, 200, 4096, n / 2, n - 64, n - 1};
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        char p[64];
+        snprintf(p, sizeof(p), "elf-cut-%zu.so", i);
+        const char *cp = tmp_path(p);
+        write_bytes(cp, img, cuts[i]);
+        long k = ml_symbols_load_count(s, cp, NULL, 0);
+        CHECK(k >= 0 && k <= whole);
+        if (cuts[i] < 4096)
+            CHECK(k == 0);
+        unlink(cp);
+    }
+    /* garbage after a valid ELF header (kept: the first 64 bytes) */
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 64; i < 8192; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            img[i] = (uint8_t)x;
+        }
+        if (round & 1) { /* section headers pointing anywhere */
+            uint64_t off = x % (n * 2);
+            memcpy(img + 0x28, &off, 8);
+        }
+        write_bytes(path, img, 8192);
+        ml_symbols *t = ml_symbols_new();
+        CHECK(ml_symbols_load_count(t, path, NULL, 0) >= 0);
+        ml_mapping_info m = {0x1000, 0x3000, 0, path, (const uint8_t *)"", 0};
+        ml_symbol sym;
+        CHECK(ml_symbols_lookup(t, &m, 1, 0x1800, &sym) == 0 && sym.lib && strstr(sym.lib, "elf.so") && !sym.func);
+        ml_symbols_free(t);
+    }
+    /* not regular files, or missing */
+    CHECK(ml_symbols_load_count(s, tmpdir, NULL, 0) == 0);
+    CHECK(ml_symbols_load_count(s, "/dev/zero", NULL, 0) == 0);
+    const char *fifo = tmp_path("fifo");
+    unlink(fifo);
+    if (mkfifo(fifo, 0600) == 0) {
+        CHECK(ml_symbols_load_count(s, fifo, NULL, 0) == 0); /* does not block */
+        unlink(fifo);
+    }
+    CHECK(ml_symbols_load_count(s, "/nonexistent/x.so", NULL, 0) == 0);
+    /* a build-id that is not the file's: its symbols are not used */
+    CHECK(ml_symbols_load_count(s, "/proc/self/exe", (const uint8_t *)"\1\2\3\4", 4) == 0);
+    /* an address in no mapping */
+    ml_symbol sym;
+    CHECK(ml_symbols_lookup(s, NULL, 0, 0x1234, &sym) == 0 && !sym.func && !sym.lib);
+    unlink(path);
+    ml_symbols_free(s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1399,6 +1559,9 @@ main(int argc, char **argv)
     RUN(test_record_limits);
     RUN(test_interrupt_check);
     RUN(test_writer_open_creates_only);
+    RUN(test_native_stack_records);
+    RUN(test_native_stack_corrupt);
+    RUN(test_symbols_hostile);
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }

@@ -8,7 +8,7 @@ from memlens import __version__, outfile, runner
 from memlens.errors import UsageError
 
 USAGE = "memlens run [-o FILE] [--force] [-q] [--max-frames N] [--interval MS] [--follow-fork] " \
-        "[--exact] [--native] [--no-compress] [--heap-at-exit|--no-heap-at-exit] [--heap-on SIGNAL] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
+        "[--exact] [--native] [--native-stacks] [--no-compress] [--heap-at-exit|--no-heap-at-exit] [--heap-on SIGNAL] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
 
 
 def _options_parser():
@@ -38,6 +38,11 @@ def _options_parser():
                         "posix_memalign, aligned_alloc, memalign, valloc, anonymous mmap/munmap/"
                         "mremap) of extension modules and shared libraries, each at the Python "
                         "line that caused it, typed '<native: LIBRARY>' (see docs/NATIVE.md)")
+    p.add_argument("--native-stacks", action="store_true",
+                   help="--native, and each native allocation's native frames too (the C "
+                        "functions that called the allocator, up to the Python frame that "
+                        "called them), symbolised when a report reads the capture: shown "
+                        "by tree, flamegraph and export (see docs/NATIVE.md)")
     p.add_argument("--no-compress", action="store_true",
                    help="write the capture raw (by default it is compressed as it is written, "
                         "in the sampler thread)")
@@ -132,9 +137,11 @@ def run(args):
     # memlens/outfile.py); absolute, so a program's chdir moves nothing
     abspath = os.path.abspath(path)
     meta = metadata(program, args.argv)
+    if ns.native_stacks:
+        ns.native = True  # --native-stacks implies --native
     meta["options"] = {"max_frames": ns.max_frames, "interval_ms": ns.interval,
                        "follow_fork": ns.follow_fork, "exact": ns.exact,
-                       "native": ns.native,
+                       "native": ns.native, "native_stacks": ns.native_stacks,
                        "heap_at_exit": ns.heap_at_exit and not ns.no_heap_at_exit, "heap_on": ns.heap_on}
     pid = os.getpid()
     state = {"started": False, "child_recording": False}
@@ -142,7 +149,7 @@ def run(args):
     def start():
         if ns.native:
             try:
-                _engine.native_enable()
+                _engine.native_enable(stacks=ns.native_stacks)
             except OSError as exc:
                 raise UsageError("--native: the loaded libraries could not be patched: %s"
                                  % exc.strerror) from None

@@ -142,7 +142,7 @@ def run(args):
             while p > 0 and p not in index:
                 p = tree.parent[p]
             rows.append({"id": len(rows), "parent": index.get(p, -1) if p > 0 else -1, "depth": d,
-                         "function": func, "file": file, "line": line,
+                         "function": func, "file": file, "line": line, "native": tree.is_native(node),
                          "bytes": nb[node], "count": nc[node],
                          "types": [{"type": name, "bytes": b, "count": c}
                                    for name, b, c in _top_types(types[node], tree.types, whole,
@@ -168,6 +168,8 @@ def run(args):
     for node, d in shown:
         func, file, line = tree.frame(node)
         where = reports.location({"function": func, "file": file, "line": line})
+        if tree.is_native(node):  # nstacks: "[native] func (lib.so)"
+            func, where = "[native] %s (%s)" % (func, file), ""
         top = _top_types(types[node], tree.types, nb[node])
         tstr = ", ".join("%s %s" % (name, reports._pct(b, nb[node])) for name, b, _c in top)
         print("%6s %10s %9s  %s%s  %s%s" % (

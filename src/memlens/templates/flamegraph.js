@@ -31,8 +31,11 @@ function make(tag, s, cls) {
 function frameName(f) { return S[F[3 * f]]; }
 function frameFile(f) { return S[F[3 * f + 1]]; }
 function frameLine(f) { return F[3 * f + 2]; }
+// nstacks: native frames (C functions; file = the library) are drawn in blue-greys
+var nativeFrame = new Set(DATA.NATIVE || []);
 function frameLabel(f) {
   var file = frameFile(f), base = file.slice(file.lastIndexOf("/") + 1);
+  if (nativeFrame.has(f)) return "[native] " + frameName(f) + " " + base;
   return frameName(f) + " " + base + ":" + frameLine(f);
 }
 var importFrame = F.length ? new Uint8Array(F.length / 3) : new Uint8Array(0);
@@ -163,6 +166,7 @@ function colour(g) {
   if (g.key === -1) return "#c8c8c8";
   if (g.key <= -2) { var t = hash(DATA.types[-2 - g.key]); return "hsl(" + (160 + t % 60) + ",55%," + (55 + t % 15) + "%)"; }
   var h = hash(frameName(g.key));
+  if (nativeFrame.has(g.key)) return "hsl(" + (195 + h % 30) + ",35%," + (62 + (h >> 8) % 15) + "%)";  // nstacks
   return "hsl(" + (h % 55) + "," + (70 + (h >> 8) % 25) + "%," + (55 + (h >> 16) % 15) + "%)";
 }
 
@@ -237,7 +241,7 @@ function boxAt(px, py) {
 function describe(g) {
   var total = tree.root.bytes, focus = focusNode(), lines = [];
   lines.push(keyLabel(g.key));
-  if (g.key >= 0) lines.push(frameFile(g.key) + ":" + frameLine(g.key));
+  if (g.key >= 0) lines.push(nativeFrame.has(g.key) ? "native, in " + frameFile(g.key) : frameFile(g.key) + ":" + frameLine(g.key));
   var share = pct(g.bytes, total) + " of the view";
   if (focus !== tree.root) share += ", " + pct(g.bytes, focus.bytes) + " of the zoomed frame";
   lines.push(human(g.bytes) + " (" + count(g.bytes) + " bytes) in " + count(g.blocks) + " blocks, " + share);
