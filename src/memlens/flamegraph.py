@@ -253,6 +253,25 @@ def _compact(pk, views, steps, merge_below):
     return S, F, nP, nNF, out_views, out_steps, fmap
 
 
+def _holders(path, pk, progress):
+    """What holds each leak group (site, type), from the capture's heap at
+    exit records (`memlens run --heap-at-exit` or --heap-on): for the
+    tooltips of the "end" view. [] without such records. Strings go into
+    the page as JSON only (escape.script_json)."""
+    options = reports.meta(path).get("options") or {}
+    if not isinstance(options, dict) or not (options.get("heap_at_exit") or options.get("heap_on")):
+        return []
+    out = []
+    for r in reports.leaks(path, progress=progress)["leaks"]:
+        h = r.get("holder")
+        if not h:
+            continue
+        out.append({"function": r["function"], "file": r["file"], "line": r["line"],
+                    "t": pk.type(r["type"]), "count": r["count"], "held": h["count"],
+                    "path": reports.holder_text(h), "retained": h.get("retained") or 0})
+    return out
+
+
 def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buckets=BUCKETS,
               merge_below=MERGE_BELOW, progress=None):
     """The page's DATA (dict of JSON-able values) for the capture at path.
@@ -282,6 +301,7 @@ def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buc
     w = tp["width_us"]
     temporal = {"edges": [b * w / 1e6 for b in range(len(tp["top"]) + 1)], "top": tp["top"],
                 "top_t": [t / 1e6 for t in tp["top_time_us"]], "steps": steps}
+    holders = _holders(path, pk, progress)
     chart = plot.chart_data(tl)
     src = None
     if source:
@@ -292,6 +312,7 @@ def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buc
         "views": {v: {"label": _view_label(v, ct, temporary_n), "rows": rows[v]} for v in VIEWS},
         "inverted": bool(inverted), "temporal": temporal, "chart": chart,
         "merge_below": merge_below, "merged_nodes": len(pk.P) - len(P), "warnings": _warnings(ct),
+        "holders": holders,
     }
 
 
