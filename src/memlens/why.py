@@ -496,6 +496,16 @@ class Suspects(list):
         return self.format()
 
 
+def _point_name(point, rootname):
+    """An accumulation point's name: None (none), a module's globals as
+    "dict of module NAME", else its census name."""
+    if point is None:
+        return None
+    if rootname and rootname.startswith("module ") and point[1] == "dict of module":
+        return "dict of " + rootname
+    return _census_name(*point)
+
+
 class Retained:
     """What heap(retained=True) adds to a Snapshot (memlens' own: no census
     sees it; its data is str -> int dicts, untracked tuples and an engine
@@ -522,10 +532,7 @@ class Retained:
         self._hold = raw["hold"]
         classes, self._chold = raw["classes"]
         self._classes = tuple(
-            (_census_name(tp, what), count, top, ret,
-             None if point is None else
-             "dict of " + rootname if rootname and rootname.startswith("module ")
-             and point[1] == "dict of module" else _census_name(*point), share)
+            (_census_name(tp, what), count, top, ret, _point_name(point, rootname), share)
             for tp, what, count, top, ret, share, point, rootname in classes)
         _engine.graph_untrack(self._classes)
         self.total, self.count = raw["total"], raw["count"]
