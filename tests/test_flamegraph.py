@@ -372,7 +372,19 @@ def test_leaks_view_tooltip_names_the_holder(script, capture, tmp_path):
                 tip = page.inner_text("#tooltip")
                 n = 20000 if func == "build" else 3000
                 assert "__main__.Record ({:,} blocks) held by {}".format(n, holder) in tip, tip
+                if func == "build":
+                    tip_build = [tip]
             assert page.locator("#tooltip img").count() == 0 and pg.js("window.PWNED === undefined")
+            # a type frame lists only its own type's groups: the build() line
+            # also made the list's item array, whose holder is not shown there
+            assert "list (items)" in tip_build[0]
+            page.check("#type-frames")
+            b = pg.box("[__main__.Record]")
+            page.mouse.move(at["x"] + b["x"] + b["w"] / 2, at["y"] + b["y"] + 9)
+            tip = page.inner_text("#tooltip")
+            assert "__main__.Record (20,000 blocks) held by module __main__ .KEEP (list) [i]" in tip
+            assert "list (items)" not in tip and "held by module __main__ .<img" not in tip
+            page.uncheck("#type-frames")
             # the peak view does not say what holds blocks at the end
             page.select_option("#view", "peak")
             b = pg.box("build prog.py:%d" % prog.line("record"))

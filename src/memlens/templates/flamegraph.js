@@ -266,8 +266,8 @@ function holderLines(g) {
   var out = [];
   DATA.holders.forEach(function (h) {
     if (h.file !== frameFile(frame) || h.line !== frameLine(frame) || h["function"] !== frameName(frame)) return;
-    if (type >= 0 && h.t !== type) return;
-    var line = DATA.types[h.t] + " (" + count(h.count) + " blocks) held by " + h.path;
+    if (type >= 0 && h.type !== DATA.types[type]) return;
+    var line = h.type + " (" + count(h.count) + " blocks) held by " + h.path;
     if (h.held < h.count) line += " (" + count(h.held) + " of them)";
     if (h.retained) line += " (retains " + human(h.retained) + ")";
     out.push(line);
