@@ -475,15 +475,16 @@ ml_graph_class_suspects(const ml_refgraph *g, const ml_roots *r, const ml_domtre
         } else {
             ml_hold_set(hold, (size_t)i, Py_None);
         }
-        PyObject *row = point && pname
-                            ? Py_BuildValue("(OsKKKKNN)", (PyObject *)rows->tp[s->type],
-                                            ml_graph_what_names[rows->what[s->type]], (unsigned long long)s->count,
-                                            (unsigned long long)s->top, (unsigned long long)s->retained,
-                                            (unsigned long long)s->point_share, point, pname)
-                            : NULL;
-        if (!row) {
+        PyObject *row = NULL;
+        if (point && pname) { /* "N": both are consumed, also on failure */
+            row = Py_BuildValue("(OsKKKKNN)", (PyObject *)rows->tp[s->type], ml_graph_what_names[rows->what[s->type]],
+                                (unsigned long long)s->count, (unsigned long long)s->top,
+                                (unsigned long long)s->retained, (unsigned long long)s->point_share, point, pname);
+        } else {
             Py_XDECREF(point);
             Py_XDECREF(pname);
+        }
+        if (!row) {
             Py_CLEAR(list);
             break;
         }
