@@ -6,7 +6,8 @@ against objgraph, guppy3 and pympler on one heap.
 Builds a heap of about --objects live objects (seed 001's cargo records,
 as bench_heap.py), then times the median of --runs runs of:
   - retained sizes: memlens.retained_size(x) (graph + roots + dominator
-    tree of the whole heap) and heap(retained=True)'s extra work
+    tree of the whole heap) and heap(retained=True)'s extra work, with and
+    without the class leak suspects
   - memlens.why(x) of one record deep in the data
   - memlens.heap().save("x.heapsnapshot") (written to a temporary folder)
 and reports the graph's memory per object. --peers also times, once (they
@@ -77,7 +78,10 @@ def main():
               % (label, med, cpu, lo, hi, args.runs))
 
     row("retained_size(x)  [graph+roots+dominators]", median_time(lambda: memlens.retained_size(target), args.runs))
-    row("heap(retained=True) retained part", median_time(lambda: _engine.graph_heap(_SKIP, 50, 0.1), args.runs))
+    row("heap(retained=True) retained part", median_time(lambda: _engine.graph_heap(_SKIP, 50, 0.01), args.runs))
+    # the same without class suspects (no class reaches a share of 2): the
+    # difference is what the class suspects cost (csrc/graph/suspects.c)
+    row("  same, class suspects off", median_time(lambda: _engine.graph_heap(_SKIP, 50, 2.0), args.runs))
     row("why(x)", median_time(lambda: memlens.why(target), args.runs))
     row("backrefs(x, depth=3)", median_time(lambda: memlens.backrefs(target), args.runs))
     with tempfile.TemporaryDirectory() as tmp:

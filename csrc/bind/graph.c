@@ -14,6 +14,7 @@
 #include "graph/paths.h"
 #include "graph/refgraph.h"
 #include "graph/roots.h"
+#include "graph/suspects.h"
 #include "heap/walk.h"
 
 #include <stdlib.h>
@@ -429,6 +430,71 @@ done:
     return list;
 }
 
+/* ---- class leak suspects (Eclipse MAT's "many instances of one class") ---- */
+
+#define ML_GRAPH_MAX_CLASS_SUSPECTS 16
+
+/* The module name of node v when a root names it ("module X"), else None. */
+static PyObject *
+ml_graph_node_root_name(const ml_roots *r, ml_node v)
+{
+    for (size_t j = 0; j < r->named; j++)
+        if (r->roots[j].node == v)
+            return ml_graph_root_name(r, j);
+    return Py_NewRef(Py_None);
+}
+
+/* (rows, hold): per class suspect (tp, what, count, top, retained,
+ * point_retained, (point_tp, point_what) | None, point_root_name | None);
+ * hold[i] = the accumulation point (None when there is none). Only object
+ * rows are classes (a class's instance dicts go with the class). */
+static PyObject *
+ml_graph_class_suspects(const ml_refgraph *g, const ml_roots *r, const ml_domtree *t, const uint32_t *type_of,
+                        const ml_graph_rows *rows, double threshold)
+{
+    ml_class_suspect found[ML_GRAPH_MAX_CLASS_SUSPECTS];
+    uint8_t *eligible = malloc(rows->n ? rows->n : 1);
+    if (!eligible)
+        return PyErr_NoMemory();
+    for (size_t i = 0; i < rows->n; i++)
+        eligible[i] = rows->what[i] == 0;
+    int k = ml_suspects_classes(t, type_of, rows->n, eligible, threshold, 0.8, found, ML_GRAPH_MAX_CLASS_SUSPECTS);
+    free(eligible);
+    if (k < 0)
+        return PyErr_NoMemory();
+    ml_hold_object *hold = ml_hold_new((size_t)k);
+    PyObject *list = hold ? PyList_New(k) : NULL;
+    for (int i = 0; list && i < k; i++) {
+        const ml_class_suspect *s = &found[i];
+        PyObject *point = Py_NewRef(Py_None), *pname = Py_NewRef(Py_None);
+        if (s->point != ML_NODE_NONE) {
+            Py_SETREF(point, Py_BuildValue("(Os)", (PyObject *)rows->tp[type_of[s->point]],
+                                           ml_graph_what_names[rows->what[type_of[s->point]]]));
+            Py_SETREF(pname, ml_graph_node_root_name(r, s->point));
+            ml_hold_set(hold, (size_t)i, ml_refgraph_object(g, s->point));
+        } else {
+            ml_hold_set(hold, (size_t)i, Py_None);
+        }
+        PyObject *row = NULL;
+        if (point && pname) { /* "N": both are consumed, also on failure */
+            row = Py_BuildValue("(OsKKKKNN)", (PyObject *)rows->tp[s->type], ml_graph_what_names[rows->what[s->type]],
+                                (unsigned long long)s->count, (unsigned long long)s->top,
+                                (unsigned long long)s->retained, (unsigned long long)s->point_share, point, pname);
+        } else {
+            Py_XDECREF(point);
+            Py_XDECREF(pname);
+        }
+        if (!row) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, row);
+    }
+    PyObject *result = list ? Py_BuildValue("(NO)", list, (PyObject *)hold) : NULL;
+    Py_XDECREF(hold);
+    return result;
+}
+
 static PyObject *
 ml_graph_heap_py(PyObject *self, PyObject *args)
 {
@@ -498,11 +564,13 @@ ml_graph_heap_py(PyObject *self, PyObject *args)
     }
     if (!tops)
         goto done;
-    result = Py_BuildValue("{sOsOsOsKsKsKsK}", "rows", rowlist, "top", tops, "hold", (PyObject *)hold,
+    PyObject *classes = ml_graph_class_suspects(g, &r, &t, type_of, &rows, threshold);
+    if (!classes)
+        goto done;
+    result = Py_BuildValue("{sOsOsOsKsKsKsKsN}", "rows", rowlist, "top", tops, "hold", (PyObject *)hold,
                            "total", (unsigned long long)t.total, "count", (unsigned long long)n,
                            "edges", (unsigned long long)ml_refgraph_edges(g),
-                           "graph_bytes", (unsigned long long)ml_refgraph_memory(g));
-    (void)threshold;
+                           "graph_bytes", (unsigned long long)ml_refgraph_memory(g), "classes", classes);
 done:
     Py_XDECREF(rowlist);
     Py_XDECREF(tops);
@@ -937,6 +1005,74 @@ ml_graph_untrack_py(PyObject *self, PyObject *o)
     return PyBool_FromLong(ml_graph_untrack_tree(o));
 }
 
+/* graph_suspects_test(n, from, to, roots, sizes, types, ntypes, threshold)
+ * -> [(type, count, top, retained, point | -1, point_share)]: the class
+ * suspects of a given graph (tests; every type eligible, share 0.8). */
+static PyObject *
+ml_graph_suspects_test_py(PyObject *self, PyObject *args)
+{
+    Py_ssize_t n, ntypes;
+    double threshold;
+    PyObject *seqs[5];
+    if (!PyArg_ParseTuple(args, "nOOOOOnd:graph_suspects_test", &n, &seqs[0], &seqs[1], &seqs[2], &seqs[3],
+                          &seqs[4], &ntypes, &threshold))
+        return NULL;
+    if (n < 0 || n >= (Py_ssize_t)UINT32_MAX - 1 || ntypes <= 0 || ntypes > 1 << 20)
+        return PyErr_Format(PyExc_ValueError, "bad node or type count");
+    uint32_t *a[5] = {NULL, NULL, NULL, NULL, NULL};
+    size_t len[5];
+    size_t limits[5] = {(size_t)n, (size_t)n, (size_t)n, (size_t)1 << 30, (size_t)ntypes};
+    PyObject *result = NULL;
+    uint64_t *sizes = NULL;
+    ml_refgraph *g = NULL;
+    for (int i = 0; i < 5; i++)
+        if (ml_graph_u32s(seqs[i], &a[i], &len[i], limits[i]) < 0)
+            goto free_arrays;
+    if (len[0] != len[1] || len[3] != (size_t)n || len[4] != (size_t)n) {
+        PyErr_SetString(PyExc_ValueError, "from/to, sizes/types lengths differ");
+        goto free_arrays;
+    }
+    sizes = malloc((n ? (size_t)n : 1) * sizeof(*sizes));
+    for (Py_ssize_t i = 0; sizes && i < n; i++)
+        sizes[i] = a[3][i];
+    g = sizes ? ml_refgraph_from_edges((size_t)n, a[0], a[1], len[0], sizes) : NULL;
+    ml_roots r;
+    ml_domtree t;
+    if (!g || ml_roots_given(g, a[2], len[2], &r) < 0) {
+        PyErr_NoMemory();
+        goto free_arrays;
+    }
+    ml_class_suspect found[ML_GRAPH_MAX_CLASS_SUSPECTS];
+    int k = -1;
+    if (ml_dominators_compute(g, &r, &t) == 0) {
+        k = ml_suspects_classes(&t, a[4], (size_t)ntypes, NULL, threshold, 0.8, found, ML_GRAPH_MAX_CLASS_SUSPECTS);
+        ml_domtree_release(&t);
+    }
+    ml_roots_release(&r);
+    if (k < 0) {
+        PyErr_NoMemory();
+        goto free_arrays;
+    }
+    result = PyList_New(k);
+    for (int i = 0; result && i < k; i++) {
+        const ml_class_suspect *c = &found[i];
+        PyObject *row = Py_BuildValue("(IKKKlK)", c->type, (unsigned long long)c->count, (unsigned long long)c->top,
+                                      (unsigned long long)c->retained,
+                                      c->point == ML_NODE_NONE ? -1L : (long)c->point,
+                                      (unsigned long long)c->point_share);
+        if (!row)
+            Py_CLEAR(result);
+        else
+            PyList_SET_ITEM(result, i, row);
+    }
+free_arrays:
+    ml_refgraph_free(g);
+    free(sizes);
+    for (int i = 0; i < 5; i++)
+        free(a[i]);
+    return result;
+}
+
 int
 ml_bind_graph_init(PyObject *m)
 {
@@ -952,7 +1088,8 @@ PyMethodDef ml_bind_graph_methods[] = {
     {"graph_retained", ml_graph_retained_py, METH_VARARGS,
      "graph_retained(objs, skip_prefix) -> tuple of retained bytes (-1: not in the heap graph)."},
     {"graph_heap", ml_graph_heap_py, METH_VARARGS,
-     "graph_heap(skip_prefix, top, threshold) -> dict: retained per census row, top dominators."},
+     "graph_heap(skip_prefix, top, threshold) -> dict: retained per census row, top dominators, class suspects "
+     "(classes retaining >= threshold)."},
     {"graph_heapsnapshot", ml_graph_heapsnapshot_py, METH_VARARGS,
      "graph_heapsnapshot(fd, skip_prefix) -> dict: write the heap as a V8 .heapsnapshot."},
     {"graph_neighbourhood", ml_graph_neighbourhood_py, METH_VARARGS,
@@ -967,5 +1104,7 @@ PyMethodDef ml_bind_graph_methods[] = {
      "graph_untrack(t) -> bool: untrack tuple t (and nested tuples) when it holds only untracked objects."},
     {"graph_dominators_test", ml_graph_dominators_test_py, METH_VARARGS,
      "graph_dominators_test(n, from, to, roots) -> (idom, retained) on a given graph (tests)."},
+    {"graph_suspects_test", ml_graph_suspects_test_py, METH_VARARGS,
+     "graph_suspects_test(n, from, to, roots, sizes, types, ntypes, threshold) -> class suspects (tests)."},
     {NULL, NULL, 0, NULL},
 };

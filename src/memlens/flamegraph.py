@@ -32,6 +32,8 @@ OTHER_TYPES = "(small rows of other types)"
 TIME_MERGE = 10
 # steps of the time data kept per (node, type), biggest first (about 20 bytes each)
 TIME_STEPS = 60000
+# leak groups whose holder the page carries, biggest first (about 150 bytes each)
+HOLDERS_MAX = 5000
 
 
 def _calltree(path, views, temporary_n, progress):
@@ -261,6 +263,25 @@ def _compact(pk, views, steps, merge_below):
     return S, F, nP, nNF, out_views, out_steps, fmap
 
 
+def _holders(path, progress):
+    """What holds each leak group (site, type), from the capture's heap at
+    exit records (`memlens run --heap-at-exit` or --heap-on): for the
+    tooltips of the "end" view, the HOLDERS_MAX biggest groups. [] without
+    such records. Strings go into the page as JSON only (escape.script_json)."""
+    options = reports.meta(path).get("options") or {}
+    if not isinstance(options, dict) or not (options.get("heap_at_exit") or options.get("heap_on")):
+        return []
+    out = []
+    for r in reports.leaks(path, top=HOLDERS_MAX, progress=progress)["leaks"]:
+        h = r.get("holder")
+        if not h:
+            continue
+        out.append({"function": r["function"], "file": r["file"], "line": r["line"],
+                    "type": r["type"], "count": r["count"], "held": h["count"],
+                    "path": reports.holder_text(h), "retained": h.get("retained") or 0})
+    return out
+
+
 def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buckets=BUCKETS,
               merge_below=MERGE_BELOW, progress=None):
     """The page's DATA (dict of JSON-able values) for the capture at path.
@@ -290,6 +311,7 @@ def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buc
     w = tp["width_us"]
     temporal = {"edges": [b * w / 1e6 for b in range(len(tp["top"]) + 1)], "top": tp["top"],
                 "top_t": [t / 1e6 for t in tp["top_time_us"]], "steps": steps}
+    holders = _holders(path, progress)
     chart = plot.chart_data(tl)
     src = None
     if source:
@@ -301,6 +323,7 @@ def page_data(path, view="peak", inverted=False, source=True, temporary_n=1, buc
         "inverted": bool(inverted), "temporal": temporal, "chart": chart,
         "merge_below": merge_below, "merged_nodes": len(pk.P) - len(P), "warnings": _warnings(ct),
         "NATIVE": sorted(pk.page_native),  # nstacks: native frames (coloured apart)
+        "holders": holders,
     }
 
 

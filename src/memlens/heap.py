@@ -161,6 +161,7 @@ class Snapshot:
             for row in out["types"]:
                 row["retained"] = self._retained.of(row["type"])
             out["dominators"] = self.dominators().as_list()
+            out["suspects"] = self.leak_suspects().as_dict()
         if dicts:
             out["dicts"] = self.dicts().as_list()
         return out
@@ -183,8 +184,11 @@ class Snapshot:
         return self._need_retained().dominators(top)
 
     def leak_suspects(self, threshold=0.10):
-        """Eclipse MAT's leak suspects: each object retaining at least
-        `threshold` of the heap, with its accumulation point."""
+        """Eclipse MAT's leak suspects (a memlens.why.Suspects): each object
+        retaining at least `threshold` (0.01..1) of the heap, with its
+        accumulation point, and in .classes each class whose instances
+        together retain that much, with the nearest dominator most of them
+        share."""
         return self._need_retained().suspects(threshold)
 
     def save(self, path, force=False):

@@ -27,7 +27,8 @@ from memlens import _engine, pictures
 from memlens.fmt import human_bytes, human_count, safe
 
 __all__ = ["why", "refs", "backrefs", "retained_size", "count", "by_type",
-           "get_leaking_objects", "find_backref_chain", "Why", "RefGraph", "Path"]
+           "get_leaking_objects", "find_backref_chain", "Why", "RefGraph", "Path", "Suspects",
+           "ClassSuspect"]
 
 #: memlens' own frames (this package) are never roots
 _SKIP = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -441,12 +442,77 @@ class Dominators(list):
         return self.format()
 
 
+#: Eclipse MAT's second kind of leak suspect: many instances of one class
+#: (name, as the census names it) that together retain `retained` bytes
+#: (share of the heap); count instances, `top` of them not dominated by
+#: another of the same class; accumulation: the nearest dominator most of
+#: them share (None when they hang from different roots), its name and the
+#: bytes of theirs under it (accumulation_bytes).
+ClassSuspect = namedtuple("ClassSuspect", "name count top retained share accumulation "
+                                          "accumulation_name accumulation_bytes")
+
+#: classes retaining less than this share of the heap are never computed
+#: (heap(retained=True) finds class suspects down to it)
+CLASS_SUSPECT_FLOOR = 0.01
+
+
+class Suspects(list):
+    """leak_suspects(): the objects retaining >= threshold of the heap
+    (DominatorRows, the list itself) and, in .classes, the classes whose
+    instances together do (ClassSuspects), biggest first."""
+
+    def __init__(self, rows, classes, threshold, total):
+        list.__init__(self, rows)
+        self.classes = classes
+        self.threshold = threshold
+        self.total = total
+
+    def as_dict(self):
+        return {"threshold": self.threshold,
+                "objects": Dominators.as_list(self),
+                "classes": [{"type": c.name, "count": c.count, "retained": c.retained,
+                             "share": c.share, "accumulation": c.accumulation_name,
+                             "accumulation_bytes": c.accumulation_bytes}
+                            for c in self.classes]}
+
+    def format(self):
+        lines = [Dominators(self, "leak suspects: objects retaining >= %g%% of %s:" % (
+            100 * self.threshold, human_bytes(self.total))).format().rstrip("\n")]
+        lines.append("leak suspects: classes whose instances retain >= %g%% together:" % (
+            100 * self.threshold))
+        for c in self.classes:
+            lines.append("  %s %s retain %s (%.1f%%)" % (
+                human_count(c.count), safe(c.name), human_bytes(c.retained), 100 * c.share))
+            if c.accumulation_name is None:
+                lines.append("      accumulation point: none (held from different roots)")
+            else:
+                lines.append("      accumulation point: %s holding %s of it" % (
+                    safe(c.accumulation_name), human_bytes(c.accumulation_bytes)))
+        if not self.classes:
+            lines.append("  (none)")
+        return "\n".join(lines) + "\n"
+
+    def __str__(self):
+        return self.format()
+
+
+def _point_name(point, rootname):
+    """An accumulation point's name: None (none), a module's globals as
+    "dict of module NAME", else its census name."""
+    if point is None:
+        return None
+    if rootname and rootname.startswith("module ") and point[1] == "dict of module":
+        return "dict of " + rootname
+    return _census_name(*point)
+
+
 class Retained:
     """What heap(retained=True) adds to a Snapshot (memlens' own: no census
     sees it; its data is str -> int dicts, untracked tuples and an engine
     holder)."""
 
-    __slots__ = ("_rows", "_top", "_hold", "total", "count", "edges", "graph_bytes")
+    __slots__ = ("_rows", "_top", "_hold", "_classes", "_chold", "total", "count", "edges",
+                 "graph_bytes")
 
     def __init__(self, raw):
         rows = {}
@@ -464,6 +530,11 @@ class Retained:
         self._top = tuple(top)
         _engine.graph_untrack(self._top)
         self._hold = raw["hold"]
+        classes, self._chold = raw["classes"]
+        self._classes = tuple(
+            (_census_name(tp, what), count, top, ret, _point_name(point, rootname), share)
+            for tp, what, count, top, ret, share, point, rootname in classes)
+        _engine.graph_untrack(self._classes)
         self.total, self.count = raw["total"], raw["count"]
         self.edges, self.graph_bytes = raw["edges"], raw["graph_bytes"]
 
@@ -482,14 +553,21 @@ class Retained:
                           "objects retaining the most (of %s):" % human_bytes(self.total))
 
     def suspects(self, threshold=0.10):
+        threshold = float(threshold)
+        if not CLASS_SUSPECT_FLOOR <= threshold <= 1.0:
+            raise ValueError("threshold must be between %g and 1" % CLASS_SUSPECT_FLOOR)
         rows = [self._row(i) for i in range(len(self._top))
                 if self.total and self._top[i][1] >= threshold * self.total]
-        return Dominators(rows, "leak suspects (each retains >= %g%% of %s):" % (
-            100 * threshold, human_bytes(self.total)))
+        classes = [ClassSuspect(name, count, top, ret, ret / self.total,
+                                None if pname is None else self._chold[i], pname,
+                                share if pname is not None else 0)
+                   for i, (name, count, top, ret, pname, share) in enumerate(self._classes)
+                   if ret >= threshold * self.total]
+        return Suspects(rows, classes, threshold, self.total)
 
 
 def _heap_retained(top=50):
-    return Retained(_engine.graph_heap(_SKIP, int(top), 0.10))
+    return Retained(_engine.graph_heap(_SKIP, int(top), CLASS_SUSPECT_FLOOR))
 
 
 def save_heapsnapshot(path, force=False):
@@ -508,6 +586,6 @@ def save_heapsnapshot(path, force=False):
             raise
 
 
-for _own in (Retained,):
+for _own in (Retained, Suspects):
     _engine.heap_own_type(_own)
 del _own

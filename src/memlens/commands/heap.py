@@ -1,7 +1,7 @@
 """`memlens heap`: run a program, then show what its heap holds when it ends.
 
-    memlens heap [--json] [--dicts] [--diff] [-o FILE] [--top N] [--heapsnapshot OUT]
-                 (SCRIPT | -m MODULE | -c CODE) [ARGS...]
+    memlens heap [--json] [--dicts] [--diff] [--retained [--suspect-share P]] [-o FILE]
+                 [--top N] [--heapsnapshot OUT] (SCRIPT | -m MODULE | -c CODE) [ARGS...]
 
 The program runs in this process as `python SCRIPT ARGS...` would run it
 (same sys.argv, sys.path[0], __main__, output and exit status). When it
@@ -9,7 +9,9 @@ returns, raises or calls sys.exit, and before the interpreter tears down,
 memlens walks the heap and prints the table; memlens then exits with the
 program's status. --diff also takes a census just before the program
 starts and shows the growth. --heapsnapshot OUT also writes the heap at
-that moment as a Chrome DevTools .heapsnapshot (docs/WHY.md). With --json (and no -o) standard output holds
+that moment as a Chrome DevTools .heapsnapshot (docs/WHY.md). --retained
+adds retained sizes: a retained column, the objects retaining the most and
+Eclipse MAT's leak suspects (docs/WHY.md). With --json (and no -o) standard output holds
 the JSON object only: the program's own standard output goes to standard
 error.
 """
@@ -22,9 +24,19 @@ from memlens.commands import _common
 from memlens.errors import UsageError
 from memlens.fmt import dump_json
 
-USAGE = ("memlens heap [--json] [--dicts] [--diff] [-o FILE [-f]] [--save FILE.mlheap] [--top N] "
-         "[--heapsnapshot OUT] (SCRIPT | -m MODULE | -c CODE) [ARGS...]")
-VALUE_OPTIONS = ("-o", "--output", "--top", "--limit", "--save", "--heapsnapshot")
+USAGE = ("memlens heap [--json] [--dicts] [--diff] [--retained [--suspect-share P]] [-o FILE [-f]] "
+         "[--save FILE.mlheap] [--top N] [--heapsnapshot OUT] (SCRIPT | -m MODULE | -c CODE) [ARGS...]")
+VALUE_OPTIONS = ("-o", "--output", "--top", "--limit", "--save", "--heapsnapshot", "--suspect-share")
+
+
+def _suspect_share(text):
+    try:
+        p = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number" % text) from None
+    if not 1 <= p <= 100:
+        raise argparse.ArgumentTypeError("%r is not a percentage (1-100)" % text)
+    return p
 RAW_ARGV = True  # memlens.cli passes argv untouched: the program's args are its own
 
 
@@ -51,6 +63,12 @@ def _options_parser():
     p.add_argument("--top", type=_common.count_arg, default=30, metavar="N",
                    help="rows per table in text output (default 30; 0 = all)")
     p.add_argument("--limit", type=_common.count_arg, dest="top", help=argparse.SUPPRESS)
+    p.add_argument("--retained", action="store_true",
+                   help="also compute retained sizes (dominator tree of the heap graph): a retained "
+                        "column, the objects retaining the most, and leak suspects")
+    p.add_argument("--suspect-share", type=_suspect_share, default=10.0, metavar="P",
+                   help="with --retained: a leak suspect retains at least P percent of the heap, "
+                        "alone (one object) or with the other instances of its class (default 10)")
     p.add_argument("--heapsnapshot", metavar="OUT",
                    help="also write the heap as a Chrome DevTools .heapsnapshot to OUT, a new file "
                         "(-f replaces it); open it in DevTools' Memory panel")
@@ -73,11 +91,17 @@ def _report(ns, before, after, argv, stdout, reserved=None):
         if ns.json:
             doc = reports.envelope(None, program=reports.program_info(argv),
                                    **after.as_dict(dicts=ns.dicts))
+            if ns.retained:
+                doc["dominators"] = after.dominators(top=limit).as_list()
+                doc["suspects"] = after.leak_suspects(ns.suspect_share / 100).as_dict()
             if before is not None:
                 doc["growth"] = (after - before).as_list()
             dump_json(doc, out=out)
         else:
             out.write(after.format(limit=limit))
+            if ns.retained:
+                out.write("\n" + after.dominators(top=min(limit or 10, 10)).format())
+                out.write("\n" + after.leak_suspects(ns.suspect_share / 100).format())
             if ns.dicts:
                 out.write("\n" + after.dicts().format(limit=limit))
             if before is not None:
@@ -180,7 +204,7 @@ def run(args):
             pass
         if snapshot_file is not None:
             _write_heapsnapshot(ns.heapsnapshot, snapshot_file)
-        snap = heap(ids=False)
+        snap = heap(ids=False, retained=ns.retained)
         if saved is not None:
             _save(ns, saved, snap, argv)
         _report(ns, state["before"], snap, argv, stdout, reserved)

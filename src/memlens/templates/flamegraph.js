@@ -252,7 +252,31 @@ function describe(g) {
                (d > 0 ? "+" : "") + human(d) + " (" + (d > 0 ? "+" : "") + count(d) + " bytes)");
   }
   if (g.selfBytes) lines.push((DATA.merged_nodes ? "here and in small callees: " : "here (self): ") + human(g.selfBytes) + " in " + count(g.selfBlocks) + " blocks");
-  return lines;
+  return lines.concat(holderLines(g));
+}
+
+// ---- the "end" (leaks) view: what holds each leak group, from the heap at
+// exit records (DATA.holders, flamegraph.py _holders). A frame lists the
+// groups made at its line; a type frame only its type's. Text nodes only.
+function holderLines(g) {
+  if (!DATA.holders || !DATA.holders.length || state.view !== "end" || state.range) return [];
+  var frame = -1, type = -1;
+  [g, g.parent].forEach(function (n) {
+    if (!n) return;
+    if (n.key >= 0 && frame < 0) frame = n.key;
+    if (n.key <= -2 && type < 0) type = -2 - n.key;
+  });
+  if (frame < 0) return [];
+  var out = [];
+  DATA.holders.forEach(function (h) {
+    if (h.file !== frameFile(frame) || h.line !== frameLine(frame) || h["function"] !== frameName(frame)) return;
+    if (type >= 0 && h.type !== DATA.types[type]) return;
+    var line = h.type + " (" + count(h.count) + " blocks) held by " + h.path;
+    if (h.held < h.count) line += " (" + count(h.held) + " of them)";
+    if (h.retained) line += " (retains " + human(h.retained) + ")";
+    out.push(line);
+  });
+  return out.slice(0, 5);
 }
 function showTip(b, px, py) {
   var tip = $("tooltip"), g = b.g;
