@@ -155,6 +155,7 @@ struct ml_reader {
     const char *hops[ML_HOLDER_HOPS_MAX];
     size_t hop_lens[ML_HOLDER_HOPS_MAX];
     ml_seq held[ML_HELD_MAX];
+    ml_seq gc_seqs[ML_GCSEQS_MAX]; /* gcexit: of the last GARBAGE_AT_EXIT / UNCOLLECTABLE */
 };
 
 static void
@@ -1405,6 +1406,32 @@ again:
             }
             return 1;
         /* ---- end of gc ---- */
+        /* ---- gcexit: GARBAGE_AT_EXIT, UNCOLLECTABLE ---- */
+        case ML_TAG_GARBAGE_AT_EXIT:
+        case ML_TAG_UNCOLLECTABLE: {
+            const char *what = tag == ML_TAG_GARBAGE_AT_EXIT ? "GARBAGE_AT_EXIT" : "UNCOLLECTABLE";
+            GET_UV(a);
+            if (a > ML_GCSEQS_MAX)
+                CORRUPT("%s with %llu blocks (at most %u)", what, (unsigned long long)a,
+                        (unsigned)ML_GCSEQS_MAX);
+            ml_seq prev = 0;
+            for (uint64_t i = 0; i < a; i++) {
+                GET_UV(d);
+                if (d == 0 || d > r->last_seq - prev)
+                    CORRUPT("%s block after %llu at distance %llu (%llu blocks so far)", what,
+                            (unsigned long long)prev, (unsigned long long)d, (unsigned long long)r->last_seq);
+                prev += d;
+                r->gc_seqs[i] = prev;
+            }
+            r->p = p;
+            ev->kind = tag == ML_TAG_GARBAGE_AT_EXIT ? ML_EV_GARBAGE_AT_EXIT : ML_EV_UNCOLLECTABLE;
+            ev->time_us = r->time_us;
+            ev->thread = r->cur->id;
+            ev->gc_seqs = r->gc_seqs;
+            ev->n_gc_seqs = (size_t)a;
+            return 1;
+        }
+        /* ---- end of gcexit ---- */
         /* ---- heap at exit (0x10..0x13, docs/FORMAT.md "Heap at exit") ---- */
         case ML_TAG_SNAPSHOT:
             GET_UV(a);

@@ -42,6 +42,9 @@ typedef enum {
      * the thread was (0 = unknown) */
     ML_EV_GC_START = 20,
     ML_EV_GC_STOP = 21,
+    /* gcexit (GARBAGE_AT_EXIT, UNCOLLECTABLE): gc_seqs[n_gc_seqs], ascending */
+    ML_EV_GARBAGE_AT_EXIT = 22,
+    ML_EV_UNCOLLECTABLE = 23,
     /* heap at exit (format.h 0x10..0x13) */
     ML_EV_SNAPSHOT = 30, /* mark_kind = ML_SNAP_*; at the end: snap_objects, snap_us */
     ML_EV_OWNER = 31,    /* seq = the buffer, owner_seq, type = its name by owner;
@@ -82,6 +85,9 @@ typedef struct {
     const ml_seq *held;
     size_t nheld;
     uint64_t snap_objects, snap_us;
+    /* gcexit: GARBAGE_AT_EXIT, UNCOLLECTABLE (valid until the next call) */
+    const ml_seq *gc_seqs;
+    size_t n_gc_seqs;
 } ml_event;
 
 typedef struct {

@@ -3,6 +3,8 @@
  * unreachable set (heap/cycles.h). */
 #include "bind/bind.h"
 
+#include <errno.h>
+
 #include "analysis/gcreport.h"
 #include "capture/gcrec.h"
 #include "capture/tracker.h"
@@ -256,6 +258,48 @@ ml_py_gc_stop_recording(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* gcexit: gc_at_exit() -> {objects, blocks, duration_us} | None when no
+ * capture file is written. */
+static PyObject *
+ml_py_gc_at_exit(PyObject *self, PyObject *noargs)
+{
+    (void)self;
+    (void)noargs;
+    ml_gcexit_stats st;
+    if (ml_tracker_garbage_at_exit(&st) < 0) {
+        if (errno == ENOENT)
+            Py_RETURN_NONE;
+        if (errno == EBUSY)
+            return PyErr_Format(PyExc_RuntimeError, "gc_at_exit: the collector is running");
+        return PyErr_NoMemory();
+    }
+    return Py_BuildValue("{sKsKsK}", "objects", (unsigned long long)st.objects, "blocks",
+                         (unsigned long long)st.blocks, "duration_us", (unsigned long long)st.duration_us);
+}
+
+/* gcexit: the leaks rows' garbage at exit; "garbage_at_exit" is None
+ * when the capture has no GARBAGE_AT_EXIT record. */
+int
+ml_py_leak_garbage(PyObject *res, const ml_leaks *l)
+{
+    PyObject *rows = PyDict_GetItemString(res, "leaks"); /* borrowed */
+    if (!rows || !PyList_Check(rows) || (size_t)PyList_GET_SIZE(rows) != l->nrows)
+        return -1;
+    for (size_t i = 0; i < l->nrows; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (ml_py_put(row, "garbage_bytes", PyLong_FromUnsignedLongLong(l->rows[i].garbage_bytes)) < 0 ||
+            ml_py_put(row, "garbage_blocks", PyLong_FromUnsignedLongLong(l->rows[i].garbage_count)) < 0)
+            return -1;
+    }
+    PyObject *g = Py_None;
+    if (l->garbage_records)
+        g = Py_BuildValue("{sKsK}", "bytes", (unsigned long long)l->garbage_bytes, "blocks",
+                          (unsigned long long)l->garbage_count);
+    else
+        Py_INCREF(g);
+    return ml_py_put(res, "garbage_at_exit", g);
+}
+
 PyMethodDef ml_bind_gc_methods[] = {
     {"read_gc", (PyCFunction)(void (*)(void))ml_py_read_gc, METH_VARARGS | METH_KEYWORDS,
      "read_gc(path, top=20, progress=None): the collections, pauses and garbage of a capture."},
@@ -264,6 +308,9 @@ PyMethodDef ml_bind_gc_methods[] = {
     {"gc_stats", ml_py_gc_stats, METH_NOARGS, "gc_stats(): collections and pauses recorded so far."},
     {"gc_start_recording", ml_py_gc_start_recording, METH_NOARGS, "Put the recorders into gc.callbacks."},
     {"gc_stop_recording", ml_py_gc_stop_recording, METH_NOARGS, "End memlens.start_gc_recording()."},
+    {"gc_at_exit", ml_py_gc_at_exit, METH_NOARGS,
+     "gc_at_exit() -> dict | None: write the cyclic garbage a full collection would free now "
+     "(GARBAGE_AT_EXIT records; nothing collected); None when not capturing to a file."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -91,6 +91,8 @@ void ml_writer_holder(ml_writer *w, uint32_t id, const char *const *hops, const 
                       uint64_t retained);
 /* seqs ascending, n <= ML_HELD_MAX */
 void ml_writer_held(ml_writer *w, uint32_t holder, const ml_seq *seqs, size_t n);
+/* gcexit: GARBAGE_AT_EXIT or UNCOLLECTABLE (tag), seqs ascending, n <= ML_GCSEQS_MAX */
+void ml_writer_gc_seqs(ml_writer *w, unsigned tag, const ml_seq *seqs, size_t n);
 /* ALLOC: returns the block's seq. */
 ml_seq ml_writer_alloc(ml_writer *w, ml_domain domain, ml_frame_id stack, ml_type_id type, uint64_t size);
 /* FREE of the block with sequence number seq (< = last seq). */

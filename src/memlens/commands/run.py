@@ -199,6 +199,8 @@ def run(args):
                     sys.stderr.write("memlens: capture left uncompressed: %s\n" % exc)
 
     def end(outcome):
+        if state["started"]:  # gcexit: the cyclic garbage not yet collected (docs/GC.md)
+            _engine.gc_at_exit()
         if state["started"] and ns.heap_at_exit and not ns.no_heap_at_exit:
             _engine.exit_snapshot(1)  # before the interpreter tears the modules down
         stats = stop()
