@@ -7,6 +7,8 @@ Ground truth: programs that run with the collector disabled, so every cycle
 they drop stays as garbage until the end, made at known lines."""
 import json
 import pathlib
+import subprocess
+import sys
 
 from capfile import Capture, MEM, OBJ, TYPEF_BUFFER
 from conftest import memlens, report
@@ -171,3 +173,63 @@ def test_leaks_on_golden():
     assert {k: (r["count"], r["garbage_blocks"], r["garbage_bytes"]) for k, r in rows.items()} == {
         ("Node", 3): (2, 1, 56), ("<PyMem buffer>", 3): (1, 1, 32), ("Node", 1): (1, 0, 0)}
     assert doc["garbage_at_exit"] == {"blocks": 2, "bytes": 88}
+
+
+SAVEALL = """
+    import gc
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+
+
+    class Node:
+        def __init__(self):
+            self.me = self
+
+
+    class Pair:
+        def __init__(self):
+            self.child = Child(self)  # @child
+
+
+    class Child:
+        def __init__(self, parent):
+            self.parent = parent
+
+
+    for i in range(30):
+        Node()  # @nodes
+    for i in range(12):
+        Pair()  # @pairs
+    KEPT = [Node() for i in range(5)]
+    print(gc.collect(), len(gc.garbage))
+    gc.set_debug(0)
+"""
+
+
+def test_gc_garbage_by_type_and_line(script, capture):
+    """gc.DEBUG_SAVEALL: every object a collection finds goes into gc.garbage;
+    `memlens gc` counts them by type and allocation line (UNCOLLECTABLE)."""
+    prog = script(SAVEALL)
+    plain = subprocess.run([sys.executable, prog.path], capture_output=True, text=True)
+    path, proc = capture(prog, opts=("--exact",))
+    assert proc.stdout == plain.stdout  # gc.collect() and gc.garbage as under python
+    doc = json.loads(memlens("gc", path, "--json", "--top", "0").stdout)
+    rows = {(r["type"], r["line"]): r["count"] for r in doc["gc_garbage"]["rows"]}
+    assert rows[("__main__.Node", prog.line("nodes"))] == 30
+    assert rows[("__main__.Pair", prog.line("pairs"))] == 12
+    assert rows[("__main__.Child", prog.line("child"))] == 12
+    assert not any(t == "__main__.Node" and line != prog.line("nodes") for t, line in rows)
+    assert doc["gc_garbage"]["blocks"] == sum(r["count"] for r in doc["gc_garbage"]["rows"])
+    out = memlens("gc", path).stdout
+    assert "uncollectable (gc.garbage) by type and line" in out
+    # without --exact collections (and gc.garbage) are not recorded
+    path2, _ = capture(prog)
+    assert json.loads(memlens("gc", path2, "--json").stdout)["gc_garbage"] is None
+
+
+def test_gc_report_on_golden_uncollectable():
+    doc = json.loads(memlens("gc", str(GOLDEN / "v2-gc-exit.mlens"), "--json").stdout)
+    assert doc["gc_garbage"] == {"bytes": 88, "blocks": 2, "groups": 2, "rows": [
+        {"function": "<module>", "file": "demo.py", "line": 3, "type": "Node", "count": 1, "bytes": 56},
+        {"function": "<module>", "file": "demo.py", "line": 3, "type": "<PyMem buffer>", "count": 1,
+         "bytes": 32}]}

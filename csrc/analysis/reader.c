@@ -876,6 +876,19 @@ ml_reader_live_foreach(const ml_reader *r, ml_live_fn fn, void *arg)
     ml_live_foreach(&r->live, ml_reader_visit_one, &v);
 }
 
+/* gcexit */
+int
+ml_reader_live_get(const ml_reader *r, ml_seq seq, uint64_t *size, ml_frame_id *stack, ml_type_id *type)
+{
+    ml_live_block b;
+    if (ml_live_find(&r->live, seq, &b) < 0)
+        return -1;
+    *size = b.size;
+    *stack = b.stack;
+    *type = b.type;
+    return 0;
+}
+
 /* ---- decoding ---- */
 
 /* Grow an id-indexed array so that index `need` exists. */

@@ -177,6 +177,10 @@ uint64_t ml_reader_time(const ml_reader *r);
 typedef int (*ml_live_fn)(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack,
                           ml_type_id type, ml_domain domain);
 void ml_reader_live_foreach(const ml_reader *r, ml_live_fn fn, void *arg);
+/* gcexit: the live block seq's size, stack and type: 0, or -1 when it is
+ * not live. */
+int ml_reader_live_get(const ml_reader *r, ml_seq seq, uint64_t *size, ml_frame_id *stack,
+                       ml_type_id *type);
 uint64_t ml_reader_live_count(const ml_reader *r);
 uint64_t ml_reader_live_bytes(const ml_reader *r);
 

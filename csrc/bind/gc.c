@@ -83,6 +83,32 @@ ml_py_gc_report(ml_reader *r, const ml_gc_report *g)
         "garbage", garbage);
 }
 
+/* gcexit: uncollectable objects by (site, type): "uncollectable_recorded"
+ * (the capture has UNCOLLECTABLE records), "uncollectable_bytes",
+ * "uncollectable_blocks", "uncollectable_groups", "uncollectable_rows". */
+static int
+ml_py_gc_uncollectable(PyObject *res, ml_reader *r, const ml_gc_report *g)
+{
+    PyObject *rows = PyList_New(0);
+    for (size_t i = 0; rows && i < g->nuncoll; i++) {
+        const ml_site_row *row = &g->uncoll[i];
+        PyObject *d = ml_py_gc_site(r, row->stack);
+        if (!d || ml_py_put(d, "type", ml_py_str(row->type ? ml_reader_type_name(r, row->type) : "<untyped>")) < 0 ||
+            ml_py_put(d, "bytes", PyLong_FromUnsignedLongLong(row->bytes)) < 0 ||
+            ml_py_put(d, "count", PyLong_FromUnsignedLongLong(row->count)) < 0 ||
+            PyList_Append(rows, d) < 0)
+            Py_CLEAR(rows);
+        Py_XDECREF(d);
+    }
+    return ml_py_put(res, "uncollectable_rows", rows) < 0 ||
+                   ml_py_put(res, "uncollectable_recorded", PyBool_FromLong(g->has_uncollectable)) < 0 ||
+                   ml_py_put(res, "uncollectable_bytes", PyLong_FromUnsignedLongLong(g->uncoll_bytes)) < 0 ||
+                   ml_py_put(res, "uncollectable_blocks", PyLong_FromUnsignedLongLong(g->uncoll_blocks)) < 0 ||
+                   ml_py_put(res, "uncollectable_groups", PyLong_FromSize_t(g->uncoll_groups)) < 0
+               ? -1
+               : 0;
+}
+
 static PyObject *
 ml_py_read_gc(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -107,6 +133,8 @@ ml_py_read_gc(PyObject *self, PyObject *args, PyObject *kw)
         return ml_py_report_failed(err);
     }
     PyObject *res = ml_py_gc_report(r, &g);
+    if (res && ml_py_gc_uncollectable(res, r, &g) < 0) /* gcexit */
+        Py_CLEAR(res);
     ml_gcreport_release(&g);
     ml_reader_free(r);
     return res;

@@ -75,12 +75,14 @@ ml_gcrec_garbage_mark(void)
     mlgx.start_len = mlgx.sink && mlgx.garbage ? PyList_GET_SIZE(mlgx.garbage) : 0;
 }
 
-/* At a stop with uncollectable objects: give the new items of gc.garbage
- * (borrowed; the list is not changed) to the sink. */
+/* At a stop: give the items the collection appended to gc.garbage
+ * (borrowed; the list is not changed) to the sink. Not only when CPython
+ * reports uncollectable objects: with gc.DEBUG_SAVEALL it counts what it
+ * saves as collected, and reports 0 uncollectable. */
 static void
-ml_gcrec_garbage_report(uint64_t uncollectable)
+ml_gcrec_garbage_report(void)
 {
-    if (!mlgx.sink || !mlgx.garbage || !uncollectable)
+    if (!mlgx.sink || !mlgx.garbage)
         return;
     Py_ssize_t n = PyList_GET_SIZE(mlgx.garbage);
     if (n > mlgx.start_len)
@@ -163,7 +165,7 @@ ml_gcrec_on_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     uint64_t uncollectable = ml_gcrec_info(args[1], mlg.k_uncollectable);
     uint64_t gen = ml_gcrec_info(args[1], mlg.k_generation);
     unsigned g = gen < ML_GCREC_GENERATIONS ? (unsigned)gen : ML_GCREC_GENERATIONS - 1;
-    ml_gcrec_garbage_report(uncollectable); /* gcexit: before the GC_STOP */
+    ml_gcrec_garbage_report(); /* gcexit: before the GC_STOP */
     if (mlg.sink)
         mlg.sink(ML_GCREC_STOP, g, collected, uncollectable);
     mlg.generation = g;

@@ -59,9 +59,10 @@ int ml_gcrec_attach(ml_gcrec_sink sink);
 /* No more calls to the sink; the recorders go when no user is left. */
 void ml_gcrec_detach(void);
 
-/* gcexit: at the stop of a collection that found uncollectable objects,
- * before the stop sink, `sink` gets the objects the collection appended
- * to gc.garbage (borrowed, in list order; the list is not changed).
+/* gcexit: at the stop of a collection that appended objects to gc.garbage
+ * (uncollectable ones, or all it found with gc.DEBUG_SAVEALL), before the
+ * stop sink, `sink` gets them (borrowed, in list order; the list is not
+ * changed).
  * gc.garbage is the module's attribute when this is called (a program
  * that rebinds the attribute does not change the collector's list). NULL
  * ends it. GIL held, outside a collection. */
