@@ -89,6 +89,15 @@ def test_leaks_text_shows_the_split(script, capture):
     assert "a gc.collect() would have freed them" in section
 
 
+def test_no_gc_at_exit(script, capture):
+    prog = script(NODES)
+    path, proc = capture(prog, opts=("--no-gc-at-exit",), expect_status=3)
+    assert proc.stdout == "made 25\n"
+    doc = json.loads(memlens("leaks", path, "--json").stdout)
+    assert doc["garbage_at_exit"] is None
+    assert _group(doc["leaks"], "__main__.Node", prog.line("garbage"))["count"] == 40
+
+
 def test_no_cycles_no_garbage(script, capture):
     prog = script("""
         import gc
