@@ -49,7 +49,7 @@ def _options_parser():
     p.add_argument("--no-heap-at-exit", action="store_true",
                    help="do not walk the live heap at the end (the default)")
     p.add_argument("--no-gc-at-exit", action="store_true",  # gcexit
-                   help="do not work out, when the program ends, which blocks are cyclic garbage "
+                   help="do not find, at exit, the blocks that are cyclic garbage "
                         "a gc.collect() would free (`memlens leaks` then does not split them out); "
                         "the pass costs ~1-2 s per million objects the collector tracks "
                         "(BENCHMARKS.md)")
