@@ -25,6 +25,8 @@ TAG_TIME, TAG_THREAD, TAG_THREAD_DEF, TAG_CODE_DEF = 0x01, 0x02, 0x03, 0x04
 TAG_FRAME_DEF, TAG_TYPE_DEF, TAG_MEMORY, TAG_CONTEXT = 0x05, 0x06, 0x07, 0x08
 TAG_REUSE, TAG_MARK, TAG_NOTE, TAG_TRAILER, TAG_FORK = 0x09, 0x0A, 0x0B, 0x0C, 0x0D
 TAG_GC_START, TAG_GC_STOP = 0x0E, 0x0F  # version 2: garbage collector
+TAG_GARBAGE_AT_EXIT, TAG_UNCOLLECTABLE = 0x1A, 0x1B  # version 2, gcexit
+GCSEQS_MAX = 4096
 TAG_FREE, TAG_FREE_LONG, TAG_ALLOC = 0x40, 0x7F, 0x80
 # rss (version 2): RSS_SAMPLE and its fields, in record order (docs/FORMAT.md)
 TAG_RSS_SAMPLE = 0x17
@@ -232,6 +234,17 @@ class Capture:
     def native_alloc(self, nstack):
         """NATIVE_ALLOC: the next alloc() was made with native stack `nstack`."""
         self.body += bytes([TAG_NATIVE_ALLOC]) + uv(nstack)
+
+    # gcexit: GARBAGE_AT_EXIT / UNCOLLECTABLE (uv n, n x uv ascending seq delta)
+    def gc_seqs(self, kind, seqs):
+        tag = TAG_GARBAGE_AT_EXIT if kind == "garbage_at_exit" else TAG_UNCOLLECTABLE
+        assert len(seqs) <= GCSEQS_MAX and list(seqs) == sorted(set(seqs))
+        prev, deltas = 0, b""
+        for s in seqs:
+            deltas += uv(s - prev)
+            prev = s
+        self.body += bytes([tag]) + uv(len(seqs)) + deltas
+        self._event(kind, seqs=list(seqs))
 
     def trailer(self, fields=None):
         if fields is None:

@@ -103,6 +103,45 @@ ml_gcreport_keep_longest(ml_gc_report *g, size_t top, const ml_gc_collection *c)
         g->nlongest++;
 }
 
+/* ---- gcexit: uncollectable objects (gc.garbage) by (site, type) ---- */
+
+/* The blocks of one UNCOLLECTABLE record (still live: they are in
+ * gc.garbage) added to their rows. -1 out of memory. */
+static int
+ml_gcreport_uncollectable(ml_reader *r, const ml_event *ev, ml_gcreport_map *m, ml_gc_report *out)
+{
+    out->has_uncollectable = 1;
+    for (size_t i = 0; i < ev->n_gc_seqs; i++) {
+        uint64_t size;
+        ml_frame_id stack;
+        ml_type_id type;
+        if (ml_reader_live_get(r, ev->gc_seqs[i], &size, &stack, &type) < 0)
+            continue; /* freed already (never in a capture memlens wrote) */
+        const ml_frame_info *f = ml_reader_frame(r, stack);
+        ml_code_id code = f ? f->code : 0;
+        int32_t line = f ? ml_reader_frame_line(r, stack) : 0;
+        if (ml_gcreport_map_add(m, code, line, type, stack, size) < 0)
+            return -1;
+        out->uncoll_bytes += size;
+        out->uncoll_blocks++;
+    }
+    return 0;
+}
+
+static void
+ml_gcreport_uncollectable_rows(ml_gcreport_map *m, size_t top, ml_gc_report *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->rows[i].count)
+            m->rows[n++] = m->rows[i];
+    if (n)
+        qsort(m->rows, n, sizeof(*m->rows), ml_gcreport_row_cmp);
+    out->uncoll_groups = n;
+    out->uncoll = m->rows;
+    out->nuncoll = top && n > top ? top : n;
+}
+
 #define ML_GCREPORT_LONGEST_MAX 1000 /* top = 0 ("all") keeps this many pauses */
 
 int
@@ -111,6 +150,7 @@ ml_gcreport_run(ml_reader *r, size_t top, const ml_progress *pg, ml_gc_report *o
 {
     memset(out, 0, sizeof(*out));
     ml_gcreport_map map = {0};
+    ml_gcreport_map umap = {0}; /* gcexit: uncollectable */
     uint32_t *pauses = NULL;
     size_t npauses = 0, pcap = 0;
     size_t keep = top && top < ML_GCREPORT_LONGEST_MAX ? top : ML_GCREPORT_LONGEST_MAX;
@@ -189,6 +229,10 @@ ml_gcreport_run(ml_reader *r, size_t top, const ml_progress *pg, ml_gc_report *o
                     goto oom;
             }
             break;
+        case ML_EV_UNCOLLECTABLE: /* gcexit */
+            if (ml_gcreport_uncollectable(r, &ev, &umap, out) < 0)
+                goto oom;
+            break;
         default:
             break;
         }
@@ -220,12 +264,14 @@ ml_gcreport_run(ml_reader *r, size_t top, const ml_progress *pg, ml_gc_report *o
     out->garbage_groups = n;
     out->garbage = map.rows;
     out->ngarbage = top && n > top ? top : n;
+    ml_gcreport_uncollectable_rows(&umap, top, out); /* gcexit */
     return 0;
 oom:
     snprintf(err, errcap, "out of memory while reading the collections");
 fail:
     free(pauses);
     free(map.rows);
+    free(umap.rows);
     free(out->longest);
     memset(out, 0, sizeof(*out));
     return -1;
@@ -236,5 +282,6 @@ ml_gcreport_release(ml_gc_report *g)
 {
     free(g->longest);
     free(g->garbage);
+    free(g->uncoll);
     memset(g, 0, sizeof(*g));
 }

@@ -59,6 +59,13 @@ typedef struct {
     uint64_t uncollectable;
     ml_site_row *garbage;       /* (site, type) rows, most bytes first, at most top */
     size_t ngarbage, garbage_groups;
+    /* gcexit: the blocks of the objects put into gc.garbage (UNCOLLECTABLE
+     * records), by (site, type) like garbage; has_uncollectable: the
+     * capture has such records */
+    int has_uncollectable;
+    uint64_t uncoll_bytes, uncoll_blocks;
+    ml_site_row *uncoll;
+    size_t nuncoll, uncoll_groups;
 } ml_gc_report;
 
 /* Read the capture and fill *out (zeroed first). Returns 0, or -1 with a

@@ -162,6 +162,7 @@ struct ml_reader {
     ml_mapping_info *mappings;
     uint32_t nmappings, mappings_cap;
     uint32_t next_nstack;     /* NATIVE_ALLOC: for the next ALLOC (decoding state) */
+    ml_seq gc_seqs[ML_GCSEQS_MAX]; /* gcexit: of the last GARBAGE_AT_EXIT / UNCOLLECTABLE */
 };
 
 static void
@@ -885,6 +886,19 @@ ml_reader_live_foreach(const ml_reader *r, ml_live_fn fn, void *arg)
     ml_live_foreach(&r->live, ml_reader_visit_one, &v);
 }
 
+/* gcexit */
+int
+ml_reader_live_get(const ml_reader *r, ml_seq seq, uint64_t *size, ml_frame_id *stack, ml_type_id *type)
+{
+    ml_live_block b;
+    if (ml_live_find(&r->live, seq, &b) < 0)
+        return -1;
+    *size = b.size;
+    *stack = b.stack;
+    *type = b.type;
+    return 0;
+}
+
 /* ---- decoding ---- */
 
 /* Grow an id-indexed array so that index `need` exists. */
@@ -1417,6 +1431,32 @@ again:
             }
             return 1;
         /* ---- end of gc ---- */
+        /* ---- gcexit: GARBAGE_AT_EXIT, UNCOLLECTABLE ---- */
+        case ML_TAG_GARBAGE_AT_EXIT:
+        case ML_TAG_UNCOLLECTABLE: {
+            const char *what = tag == ML_TAG_GARBAGE_AT_EXIT ? "GARBAGE_AT_EXIT" : "UNCOLLECTABLE";
+            GET_UV(a);
+            if (a > ML_GCSEQS_MAX)
+                CORRUPT("%s with %llu blocks (at most %u)", what, (unsigned long long)a,
+                        (unsigned)ML_GCSEQS_MAX);
+            ml_seq prev = 0;
+            for (uint64_t i = 0; i < a; i++) {
+                GET_UV(d);
+                if (d == 0 || d > r->last_seq - prev)
+                    CORRUPT("%s block after %llu at distance %llu (%llu blocks so far)", what,
+                            (unsigned long long)prev, (unsigned long long)d, (unsigned long long)r->last_seq);
+                prev += d;
+                r->gc_seqs[i] = prev;
+            }
+            r->p = p;
+            ev->kind = tag == ML_TAG_GARBAGE_AT_EXIT ? ML_EV_GARBAGE_AT_EXIT : ML_EV_UNCOLLECTABLE;
+            ev->time_us = r->time_us;
+            ev->thread = r->cur->id;
+            ev->gc_seqs = r->gc_seqs;
+            ev->n_gc_seqs = (size_t)a;
+            return 1;
+        }
+        /* ---- end of gcexit ---- */
         /* ---- heap at exit (0x10..0x13, docs/FORMAT.md "Heap at exit") ---- */
         case ML_TAG_SNAPSHOT:
             GET_UV(a);

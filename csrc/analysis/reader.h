@@ -42,6 +42,9 @@ typedef enum {
      * the thread was (0 = unknown) */
     ML_EV_GC_START = 20,
     ML_EV_GC_STOP = 21,
+    /* gcexit (GARBAGE_AT_EXIT, UNCOLLECTABLE): gc_seqs[n_gc_seqs], ascending */
+    ML_EV_GARBAGE_AT_EXIT = 22,
+    ML_EV_UNCOLLECTABLE = 23,
     /* heap at exit (format.h 0x10..0x13) */
     ML_EV_SNAPSHOT = 30, /* mark_kind = ML_SNAP_*; at the end: snap_objects, snap_us */
     ML_EV_OWNER = 31,    /* seq = the buffer, owner_seq, type = its name by owner;
@@ -86,6 +89,9 @@ typedef struct {
     size_t nheld;
     uint64_t snap_objects, snap_us;
     uint32_t nstack;       /* nstacks: ALLOC: its native stack (0 = none) */
+    /* gcexit: GARBAGE_AT_EXIT, UNCOLLECTABLE (valid until the next call) */
+    const ml_seq *gc_seqs;
+    size_t n_gc_seqs;
 } ml_event;
 
 typedef struct {
@@ -175,6 +181,10 @@ uint64_t ml_reader_time(const ml_reader *r);
 typedef int (*ml_live_fn)(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack,
                           ml_type_id type, ml_domain domain);
 void ml_reader_live_foreach(const ml_reader *r, ml_live_fn fn, void *arg);
+/* gcexit: the live block seq's size, stack and type: 0, or -1 when it is
+ * not live. */
+int ml_reader_live_get(const ml_reader *r, ml_seq seq, uint64_t *size, ml_frame_id *stack,
+                       ml_type_id *type);
 uint64_t ml_reader_live_count(const ml_reader *r);
 uint64_t ml_reader_live_bytes(const ml_reader *r);
 

@@ -738,6 +738,61 @@ ml_leak_holders(ml_reader *r, const ml_exitheap *heap, ml_sites *sites, ml_u64ma
     return a.oom ? -1 : 0;
 }
 
+/* ---- gcexit: garbage at exit in the leaks table ---- */
+
+static int
+ml_leak_garbage_event(ml_leaks *l, const ml_event *ev)
+{
+    l->garbage_records = 1;
+    for (size_t i = 0; i < ev->n_gc_seqs; i++)
+        if (ml_u64map_set(&l->garbage, ev->gc_seqs[i], 1) < 0)
+            return -1;
+    return 0;
+}
+
+typedef struct {
+    ml_leaks *l;
+    ml_sites *sites;
+    ml_u64map *groups;
+    ml_site_row *rows;
+    int oom;
+} ml_leak_garbage_acc;
+
+static int
+ml_leak_garbage_add(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack, ml_type_id type,
+                    ml_domain domain)
+{
+    ml_leak_garbage_acc *a = arg;
+    (void)domain;
+    if (ml_u64map_find(&a->l->garbage, seq) < 0)
+        return 0;
+    type = ml_exitheap_type(&a->l->heap, seq, type);
+    int64_t site = ml_sites_of(a->sites, stack);
+    if (site < 0) {
+        a->oom = 1;
+        return 1;
+    }
+    int64_t g = ml_u64map_find(a->groups, (uint64_t)site << 32 | type);
+    if (g < 0)
+        return 0; /* never: every live block's group exists by now */
+    a->rows[g].garbage_bytes += size;
+    a->rows[g].garbage_count++;
+    a->l->garbage_bytes += size;
+    a->l->garbage_count++;
+    return 0;
+}
+
+/* Each group's blocks in the GARBAGE_AT_EXIT set (those still live). */
+static int
+ml_leak_garbage(ml_reader *r, ml_leaks *l, ml_sites *sites, ml_u64map *groups, ml_site_row *rows)
+{
+    ml_leak_garbage_acc a = {.l = l, .sites = sites, .groups = groups, .rows = rows};
+    ml_reader_live_foreach(r, ml_leak_garbage_add, &a);
+    return a.oom ? -1 : 0;
+}
+
+/* ---- end of gcexit ---- */
+
 int
 ml_report_leaks(ml_reader *r, size_t top, const ml_progress *pg, ml_leaks *out, char *err,
                 size_t errcap)
@@ -756,6 +811,8 @@ ml_report_leaks(ml_reader *r, size_t top, const ml_progress *pg, ml_leaks *out, 
     acc.heap = &out->heap;
     while ((rc = ml_report_next(r, &ev, &nread, &out->totals, pg, 1, err, errcap)) > 0) {
         if (ev.kind >= ML_EV_SNAPSHOT && ml_exitheap_event(&out->heap, &ev) < 0)
+            goto oom;
+        if (ev.kind == ML_EV_GARBAGE_AT_EXIT && ml_leak_garbage_event(out, &ev) < 0) /* gcexit */
             goto oom;
     }
     if (rc < 0)
@@ -796,6 +853,8 @@ ml_report_leaks(ml_reader *r, size_t top, const ml_progress *pg, ml_leaks *out, 
     out->ngroups = n;
     if (out->heap.nholders && ml_leak_holders(r, &out->heap, &sites, &groups, rows) < 0)
         goto oom;
+    if (out->garbage_records && ml_leak_garbage(r, out, &sites, &groups, rows) < 0) /* gcexit */
+        goto oom;
     ml_report_cut(rows, &n, top);
     out->rows = rows;
     out->nrows = n;
@@ -824,6 +883,7 @@ ml_leaks_release(ml_leaks *l)
 {
     ml_report_totals_release(&l->totals);
     ml_exitheap_release(&l->heap);
+    ml_u64map_release(&l->garbage); /* gcexit */
     free(l->rows);
     memset(l, 0, sizeof(*l));
 }

@@ -89,6 +89,9 @@ typedef struct {
      * group's bytes (0: none), and the bytes and blocks it reaches */
     uint32_t holder;
     uint64_t held_bytes, held_count;
+    /* leaks, gcexit: of the group, the blocks a full collection at the end
+     * would have freed (GARBAGE_AT_EXIT records) */
+    uint64_t garbage_bytes, garbage_count;
 } ml_site_row;
 
 typedef struct {
@@ -121,6 +124,11 @@ typedef struct {
     size_t nrows;
     size_t ngroups;            /* groups before the cut to `top` */
     ml_exitheap heap;          /* the capture's last heap snapshot; buffers named by owner */
+    /* gcexit: the GARBAGE_AT_EXIT seqs (seq -> 1); the capture has such
+     * records; live blocks in the set, over every group */
+    ml_u64map garbage;
+    int garbage_records;
+    uint64_t garbage_bytes, garbage_count;
 } ml_leaks;
 
 /* Each fills *out (zeroed first) and returns 0, or -1 with a one-line

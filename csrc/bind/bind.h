@@ -68,6 +68,8 @@ PyObject *ml_py_report_failed(const char *err);
  * snapshot's kind, objects, duration_us; None without one). 0 or -1. */
 #include "analysis/report.h"
 int ml_py_leak_holders(PyObject *res, const ml_leaks *l);
+/* gcexit: each leaks row's garbage_bytes/garbage_blocks and the totals (bind/gc.c) */
+int ml_py_leak_garbage(PyObject *res, const ml_leaks *l);
 /* The name of a heap-at-exit event kind ("snapshot", "owner", "holder",
  * "held"; "unknown" for others), and its fields into dict d (0 or -1). */
 const char *ml_py_exit_event_kind(unsigned kind);

@@ -3,6 +3,8 @@
  * unreachable set (heap/cycles.h). */
 #include "bind/bind.h"
 
+#include <errno.h>
+
 #include "analysis/gcreport.h"
 #include "capture/gcrec.h"
 #include "capture/tracker.h"
@@ -81,6 +83,32 @@ ml_py_gc_report(ml_reader *r, const ml_gc_report *g)
         "garbage", garbage);
 }
 
+/* gcexit: uncollectable objects by (site, type): "uncollectable_recorded"
+ * (the capture has UNCOLLECTABLE records), "uncollectable_bytes",
+ * "uncollectable_blocks", "uncollectable_groups", "uncollectable_rows". */
+static int
+ml_py_gc_uncollectable(PyObject *res, ml_reader *r, const ml_gc_report *g)
+{
+    PyObject *rows = PyList_New(0);
+    for (size_t i = 0; rows && i < g->nuncoll; i++) {
+        const ml_site_row *row = &g->uncoll[i];
+        PyObject *d = ml_py_gc_site(r, row->stack);
+        if (!d || ml_py_put(d, "type", ml_py_str(row->type ? ml_reader_type_name(r, row->type) : "<untyped>")) < 0 ||
+            ml_py_put(d, "bytes", PyLong_FromUnsignedLongLong(row->bytes)) < 0 ||
+            ml_py_put(d, "count", PyLong_FromUnsignedLongLong(row->count)) < 0 ||
+            PyList_Append(rows, d) < 0)
+            Py_CLEAR(rows);
+        Py_XDECREF(d);
+    }
+    return ml_py_put(res, "uncollectable_rows", rows) < 0 ||
+                   ml_py_put(res, "uncollectable_recorded", PyBool_FromLong(g->has_uncollectable)) < 0 ||
+                   ml_py_put(res, "uncollectable_bytes", PyLong_FromUnsignedLongLong(g->uncoll_bytes)) < 0 ||
+                   ml_py_put(res, "uncollectable_blocks", PyLong_FromUnsignedLongLong(g->uncoll_blocks)) < 0 ||
+                   ml_py_put(res, "uncollectable_groups", PyLong_FromSize_t(g->uncoll_groups)) < 0
+               ? -1
+               : 0;
+}
+
 static PyObject *
 ml_py_read_gc(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -105,6 +133,8 @@ ml_py_read_gc(PyObject *self, PyObject *args, PyObject *kw)
         return ml_py_report_failed(err);
     }
     PyObject *res = ml_py_gc_report(r, &g);
+    if (res && ml_py_gc_uncollectable(res, r, &g) < 0) /* gcexit */
+        Py_CLEAR(res);
     ml_gcreport_release(&g);
     ml_reader_free(r);
     return res;
@@ -256,6 +286,48 @@ ml_py_gc_stop_recording(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* gcexit: gc_at_exit() -> {objects, blocks, duration_us} | None when no
+ * capture file is written. */
+static PyObject *
+ml_py_gc_at_exit(PyObject *self, PyObject *noargs)
+{
+    (void)self;
+    (void)noargs;
+    ml_gcexit_stats st;
+    if (ml_tracker_garbage_at_exit(&st) < 0) {
+        if (errno == ENOENT)
+            Py_RETURN_NONE;
+        if (errno == EBUSY)
+            return PyErr_Format(PyExc_RuntimeError, "gc_at_exit: the collector is running");
+        return PyErr_NoMemory();
+    }
+    return Py_BuildValue("{sKsKsK}", "objects", (unsigned long long)st.objects, "blocks",
+                         (unsigned long long)st.blocks, "duration_us", (unsigned long long)st.duration_us);
+}
+
+/* gcexit: the leaks rows' garbage at exit; "garbage_at_exit" is None
+ * when the capture has no GARBAGE_AT_EXIT record. */
+int
+ml_py_leak_garbage(PyObject *res, const ml_leaks *l)
+{
+    PyObject *rows = PyDict_GetItemString(res, "leaks"); /* borrowed */
+    if (!rows || !PyList_Check(rows) || (size_t)PyList_GET_SIZE(rows) != l->nrows)
+        return -1;
+    for (size_t i = 0; i < l->nrows; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (ml_py_put(row, "garbage_bytes", PyLong_FromUnsignedLongLong(l->rows[i].garbage_bytes)) < 0 ||
+            ml_py_put(row, "garbage_blocks", PyLong_FromUnsignedLongLong(l->rows[i].garbage_count)) < 0)
+            return -1;
+    }
+    PyObject *g = Py_None;
+    if (l->garbage_records)
+        g = Py_BuildValue("{sKsK}", "bytes", (unsigned long long)l->garbage_bytes, "blocks",
+                          (unsigned long long)l->garbage_count);
+    else
+        Py_INCREF(g);
+    return ml_py_put(res, "garbage_at_exit", g);
+}
+
 PyMethodDef ml_bind_gc_methods[] = {
     {"read_gc", (PyCFunction)(void (*)(void))ml_py_read_gc, METH_VARARGS | METH_KEYWORDS,
      "read_gc(path, top=20, progress=None): the collections, pauses and garbage of a capture."},
@@ -264,6 +336,9 @@ PyMethodDef ml_bind_gc_methods[] = {
     {"gc_stats", ml_py_gc_stats, METH_NOARGS, "gc_stats(): collections and pauses recorded so far."},
     {"gc_start_recording", ml_py_gc_start_recording, METH_NOARGS, "Put the recorders into gc.callbacks."},
     {"gc_stop_recording", ml_py_gc_stop_recording, METH_NOARGS, "End memlens.start_gc_recording()."},
+    {"gc_at_exit", ml_py_gc_at_exit, METH_NOARGS,
+     "gc_at_exit() -> dict | None: write the cyclic garbage a full collection would free now "
+     "(GARBAGE_AT_EXIT records; nothing collected); None when not capturing to a file."},
     {NULL, NULL, 0, NULL},
 };
 

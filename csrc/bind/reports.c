@@ -243,7 +243,8 @@ ml_py_read_leaks(PyObject *self, PyObject *args, PyObject *kw)
     res = ml_py_totals(&l.totals);
     if (!res || ml_py_put(res, "groups", PyLong_FromSize_t(l.ngroups)) < 0 ||
         ml_py_put(res, "leaks", ml_py_rows(r, l.rows, l.nrows, 1)) < 0 ||
-        ml_py_leak_holders(res, &l) < 0) /* heap at exit (bind/atexit.c) */
+        ml_py_leak_holders(res, &l) < 0 || /* heap at exit (bind/atexit.c) */
+        ml_py_leak_garbage(res, &l) < 0)   /* gcexit (bind/gc.c) */
         Py_CLEAR(res);
     ml_leaks_release(&l);
     ml_reader_free(r);
@@ -284,6 +285,8 @@ ml_py_event(ml_reader *r, const ml_event *ev)
                        : ev->kind == ML_EV_GC_START                       ? "gc_start"
                        : ev->kind == ML_EV_GC_STOP                        ? "gc_stop"
                        : ev->kind == ML_EV_RSS                            ? "rss"
+                       : ev->kind == ML_EV_GARBAGE_AT_EXIT                ? "garbage_at_exit"
+                       : ev->kind == ML_EV_UNCOLLECTABLE                  ? "uncollectable"
                                                                           : ml_py_exit_event_kind(ev->kind);
     PyObject *d = Py_BuildValue("{s:s,s:K,s:I}", "kind", kind, "time_us",
                                 (unsigned long long)ev->time_us, "thread", ev->thread);
@@ -341,6 +344,14 @@ ml_py_event(ml_reader *r, const ml_event *ev)
              ml_py_put(d, "collected", PyLong_FromUnsignedLongLong(ev->gc_collected)) < 0 ||
              ml_py_put(d, "uncollectable", PyLong_FromUnsignedLongLong(ev->gc_uncollectable)) < 0;
         break;
+    case ML_EV_GARBAGE_AT_EXIT: /* gcexit */
+    case ML_EV_UNCOLLECTABLE: {
+        PyObject *l = PyList_New((Py_ssize_t)ev->n_gc_seqs);
+        for (size_t i = 0; l && i < ev->n_gc_seqs; i++)
+            PyList_SET_ITEM(l, (Py_ssize_t)i, PyLong_FromUnsignedLongLong(ev->gc_seqs[i]));
+        rc = ml_py_put(d, "seqs", l) < 0;
+        break;
+    }
     default:
         break;
     }

@@ -94,6 +94,58 @@ ml_gcrec_release(void)
     PyErr_Restore(exc_type, exc, tb);
 }
 
+/* ---- gcexit: the objects a collection appends to gc.garbage ---- */
+
+static struct {
+    ml_gcrec_uncollectable_sink sink;
+    PyObject *garbage;        /* the collector's gc.garbage list (taken at the first start) */
+    Py_ssize_t start_len;     /* its length when the collection started */
+} mlgx;
+
+/* At a start: where the collection's appends to gc.garbage will begin. */
+static void
+ml_gcrec_garbage_mark(void)
+{
+    mlgx.start_len = mlgx.sink && mlgx.garbage ? PyList_GET_SIZE(mlgx.garbage) : 0;
+}
+
+/* At a stop: give the items the collection appended to gc.garbage
+ * (borrowed; the list is not changed) to the sink. Not only when CPython
+ * reports uncollectable objects: with gc.DEBUG_SAVEALL it counts what it
+ * saves as collected, and reports 0 uncollectable. */
+static void
+ml_gcrec_garbage_report(void)
+{
+    if (!mlgx.sink || !mlgx.garbage)
+        return;
+    Py_ssize_t n = PyList_GET_SIZE(mlgx.garbage);
+    if (n > mlgx.start_len)
+        mlgx.sink(((PyListObject *)mlgx.garbage)->ob_item + mlgx.start_len, (size_t)(n - mlgx.start_len));
+    mlgx.start_len = n;
+}
+
+void
+ml_gcrec_attach_uncollectable(ml_gcrec_uncollectable_sink sink)
+{
+    mlgx.sink = NULL;
+    Py_CLEAR(mlgx.garbage);
+    if (!sink)
+        return;
+    PyObject *exc_type, *exc, *tb;
+    PyErr_Fetch(&exc_type, &exc, &tb);
+    PyObject *gc = PyImport_ImportModule("gc");
+    PyObject *g = gc ? PyObject_GetAttrString(gc, "garbage") : NULL;
+    Py_XDECREF(gc);
+    if (g && PyList_Check(g)) {
+        mlgx.garbage = g; /* the collector's own list (the module's attribute at start) */
+        mlgx.sink = sink;
+    } else {
+        Py_XDECREF(g);
+    }
+    PyErr_Clear();
+    PyErr_Restore(exc_type, exc, tb);
+}
+
 static PyObject *
 ml_gcrec_on_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -112,6 +164,7 @@ ml_gcrec_on_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     uint64_t gen = ml_gcrec_info(args[1], mlg.k_generation);
     mlg.generation = gen < ML_GCREC_GENERATIONS ? (unsigned)gen : ML_GCREC_GENERATIONS - 1;
     mlg.in_collection = 1;
+    ml_gcrec_garbage_mark(); /* gcexit */
     if (mlg.sink)
         mlg.sink(ML_GCREC_START, mlg.generation, 0, 0);
     mlg.start_ns = ml_gcrec_now_ns(); /* last: the sink's cost is not the collector's */
@@ -150,6 +203,7 @@ ml_gcrec_on_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     uint64_t uncollectable = ml_gcrec_info(args[1], mlg.k_uncollectable);
     uint64_t gen = ml_gcrec_info(args[1], mlg.k_generation);
     unsigned g = gen < ML_GCREC_GENERATIONS ? (unsigned)gen : ML_GCREC_GENERATIONS - 1;
+    ml_gcrec_garbage_report(); /* gcexit: before the GC_STOP */
     if (mlg.sink)
         mlg.sink(ML_GCREC_STOP, g, collected, uncollectable);
     mlg.generation = g;

@@ -70,6 +70,17 @@ void ml_gcrec_detach(void);
  * record, before ml_gcrec_detach. Never raises. */
 void ml_gcrec_release(void);
 
+/* gcexit: at the stop of a collection that appended objects to gc.garbage
+ * (uncollectable ones, or all it found with gc.DEBUG_SAVEALL), before the
+ * stop sink, `sink` gets them (borrowed, in list order; the list is not
+ * changed).
+ * gc.garbage is the module's attribute when this is called (a program
+ * that rebinds the attribute does not change the collector's list). NULL
+ * ends it. GIL held, outside a collection. */
+#include "compat/compat.h"
+typedef void (*ml_gcrec_uncollectable_sink)(PyObject *const *objs, size_t n);
+void ml_gcrec_attach_uncollectable(ml_gcrec_uncollectable_sink sink);
+
 /* memlens.start_gc_recording() / stop_gc_recording(): the counters of
  * ml_gcrec_stats, without a capture. Start returns 0, or -1 with a Python
  * exception set. Starting twice keeps the counters; stop ends this use. */

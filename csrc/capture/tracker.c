@@ -52,6 +52,7 @@
 #include "capture/numpybuf.h"
 #include "capture/rsssample.h"
 #include "capture/gcrec.h"
+#include "capture/gcexit.h"
 #include "capture/stacks.h"
 #include "capture/types.h"
 #include "capture/writer.h"
@@ -697,6 +698,32 @@ ml_on_gc(int phase, unsigned generation, uint64_t collected, uint64_t uncollecta
     ml_busy = was;
 }
 
+/* gcexit: gcrec's uncollectable sink, at a collection's stop before its
+ * GC_STOP: the objects it appended to gc.garbage, as an UNCOLLECTABLE
+ * record. The ring is drained first (the collection's frees, in order);
+ * blocks still pending classification are not in the table yet and are
+ * left out. */
+static ml_seq ml_snap_seq_of(void *arg, uintptr_t block);
+static const char *ml_snap_type_name(void *arg, PyTypeObject *tp, size_t *len);
+
+static void
+ml_on_gc_uncollectable(PyObject *const *objs, size_t n)
+{
+    if (!ml.active || !ml.w || !ml.blocks || !ML_ENABLED() || ml.forked_child)
+        return;
+    if (!ml_is_producer(ml_compat_tstate_gil_held()))
+        return;
+    int was = ml_busy;
+    ml_busy = 1;
+    ml_lock();
+    ml_sync_unlocked();
+    ml_atexit_env env = {.seq_of = ml_snap_seq_of, .type_name = ml_snap_type_name, .w = ml.w};
+    ml_gcexit_stats st;
+    ml_gcexit_uncollectable(&env, objs, n, &st);
+    ml_unlock();
+    ml_busy = was;
+}
+
 /* Record a new block. */
 static __attribute__((flatten)) void
 ml_on_alloc(ml_domain domain, void *p, size_t size)
@@ -1265,8 +1292,8 @@ ml_tracker_start(const ml_tracker_options *opt)
      * gcrec keeps the callbacks' info dicts off the free lists, so this is
      * exact with the lists on too.
      * MEMLENS_NO_GC_RECORD: not at all (bench/bench_gc.py's A/B) */
-    if (ml.w && !getenv("MEMLENS_NO_GC_RECORD"))
-        ml_gcrec_attach(ml_on_gc);
+    if (ml.w && !getenv("MEMLENS_NO_GC_RECORD") && ml_gcrec_attach(ml_on_gc) == 0)
+        ml_gcrec_attach_uncollectable(ml_on_gc_uncollectable); /* gcexit: UNCOLLECTABLE */
     atomic_store(&ml_enabled, 1);
     if (ml.w && opt->exact) { /* every object made and freed through the hooks (freelists.h) */
         int was = ml_busy;
@@ -1338,6 +1365,7 @@ ml_tracker_stop(ml_tracker_stats *st)
         return 0;
     ml_gcrec_release(); /* the last info dict's frees, while they are recorded */
     atomic_store(&ml_enabled, 0);
+    ml_gcrec_attach_uncollectable(NULL); /* gcexit */
     ml_gcrec_detach();
     if (ml.freelists_off) {
         ml_freelists_on(ml.interp);
@@ -1787,6 +1815,32 @@ ml_snap_label(void *arg, const char *name, size_t len)
     ml_type_id id = ml_types_label(ml.types, name, len);
     ml_publish_defs_unlocked();
     return id;
+}
+
+/* gcexit: GARBAGE_AT_EXIT (capture/gcexit.h) */
+int
+ml_tracker_garbage_at_exit(ml_gcexit_stats *stats)
+{
+    memset(stats, 0, sizeof(*stats));
+    if (!ml.active || !ml.w || !ml.types || !ml.blocks || !ML_ENABLED() || ml.forked_child) {
+        errno = ENOENT;
+        return -1;
+    }
+    ml_catch_up(1); /* every block allocated so far is in the table */
+    int was = ml_busy;
+    ml_busy = 1;
+    ml_lock();
+    ml_sync_unlocked();
+    uint64_t now = ml_now_us();
+    ml_writer_time(ml.w, now - ml.last_time_us);
+    ml.last_time_us = now;
+    ml_atexit_env env = {.seq_of = ml_snap_seq_of, .type_name = ml_snap_type_name, .w = ml.w};
+    int rc = ml_gcexit_garbage(&env, stats);
+    ml_unlock();
+    ml_busy = was;
+    if (rc < 0)
+        errno = rc == -2 ? EBUSY : ENOMEM;
+    return rc < 0 ? -1 : 0;
 }
 
 int

@@ -71,6 +71,13 @@ void ml_tracker_mark(unsigned kind, const char *label, size_t len);
 #include "capture/atexit.h"
 int ml_tracker_snapshot(unsigned kind, ml_atexit_stats *stats);
 
+/* gcexit: the cyclic garbage a full collection would free now, written as
+ * GARBAGE_AT_EXIT records (capture/gcexit.h); nothing is collected.
+ * Returns 0, or -1 with errno ENOENT (no capture file), ENOMEM (nothing
+ * written) or EBUSY (called during a collection). GIL held. */
+#include "capture/gcexit.h"
+int ml_tracker_garbage_at_exit(ml_gcexit_stats *stats);
+
 /* Flush buffered records now (os._exit path). */
 void ml_tracker_flush(void);
 

@@ -589,6 +589,21 @@ ml_writer_holder(ml_writer *w, uint32_t id, const char *const *hops, const size_
     SIMPLE_END(w);
 }
 
+/* gcexit */
+void
+ml_writer_gc_seqs(ml_writer *w, unsigned tag, const ml_seq *seqs, size_t n)
+{
+    SIMPLE_BEGIN(w, 10 * n);
+    PUT_TAG(p, tag);
+    PUT_UV(p, n);
+    ml_seq prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        PUT_UV(p, seqs[i] - prev);
+        prev = seqs[i];
+    }
+    SIMPLE_END(w);
+}
+
 void
 ml_writer_held(ml_writer *w, uint32_t holder, const ml_seq *seqs, size_t n)
 {

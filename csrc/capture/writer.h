@@ -91,6 +91,8 @@ void ml_writer_holder(ml_writer *w, uint32_t id, const char *const *hops, const 
                       uint64_t retained);
 /* seqs ascending, n <= ML_HELD_MAX */
 void ml_writer_held(ml_writer *w, uint32_t holder, const ml_seq *seqs, size_t n);
+/* gcexit: GARBAGE_AT_EXIT or UNCOLLECTABLE (tag), seqs ascending, n <= ML_GCSEQS_MAX */
+void ml_writer_gc_seqs(ml_writer *w, unsigned tag, const ml_seq *seqs, size_t n);
 /* ALLOC: returns the block's seq. */
 /* nstacks: native frames (format.h 0x14..0x16) */
 void ml_writer_native_stack(ml_writer *w, uint32_t id, const uintptr_t *addrs, size_t n);

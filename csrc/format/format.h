@@ -95,7 +95,8 @@ enum ml_tag {
      *   0x0E..0x0F  garbage collector (collections, pauses)
      *   0x10..0x13  heap at exit (buffer owners, holders, retained sizes)
      *   0x14..0x19  native memory and RSS breakdown
-     *   0x1A..0x3F  free */
+     *   0x1A..0x1B  cyclic garbage at exit, uncollectable (gcexit)
+     *   0x1C..0x3F  free */
     ML_TAG_V2_FIRST = 0x0E,
     /* rss: the RSS breakdown (0x18, 0x19 reserved) */
     ML_TAG_RSS_SAMPLE = 0x17,
@@ -131,6 +132,17 @@ enum ml_tag {
     ML_TAG_NATIVE_STACK = 0x14,
     ML_TAG_NATIVE_ALLOC = 0x15,
     ML_TAG_MAPPING = 0x16,
+    /* gcexit: cyclic garbage (docs/FORMAT.md "Garbage at exit, uncollectable"):
+     *   0x1A GARBAGE_AT_EXIT  uv n (<= ML_GCSEQS_MAX), n x uv seq delta
+     *                         (ascending, the first relative to 0): live
+     *                         blocks that a full collection at the end
+     *                         would free (unreachable cycles and what only
+     *                         they hold); several records make one set
+     *   0x1B UNCOLLECTABLE    same layout: blocks of the objects the
+     *                         collection that just stopped appended to
+     *                         gc.garbage (written before its GC_STOP) */
+    ML_TAG_GARBAGE_AT_EXIT = 0x1A,
+    ML_TAG_UNCOLLECTABLE = 0x1B,
     ML_TAG_FREE = 0x40,      /* 0x40..0x7E inline distance, 0x7F long form */
     ML_TAG_FREE_LONG = 0x7F,
     ML_TAG_ALLOC = 0x80,     /* 0x80..0xFF */
@@ -145,6 +157,7 @@ typedef enum { ML_DOMAIN_RAW = 0, ML_DOMAIN_MEM = 1, ML_DOMAIN_OBJ = 2 } ml_doma
 /* SNAPSHOT kinds: what started a heap snapshot; 0 ends it. */
 enum ml_snap_kind { ML_SNAP_END = 0, ML_SNAP_EXIT = 1, ML_SNAP_CALL = 2, ML_SNAP_SIGNAL = 3 };
 #define ML_HELD_MAX 4096u   /* seqs in one HELD record */
+#define ML_GCSEQS_MAX 4096u /* gcexit: seqs in one GARBAGE_AT_EXIT or UNCOLLECTABLE record */
 #define ML_HOLDER_HOPS_MAX 64u /* hops in one HOLDER record */
 #define ML_NSTACK_MAX 128u     /* nstacks: addresses in one NATIVE_STACK record */
 #define ML_BUILD_ID_MAX 64u    /* nstacks: bytes of a MAPPING's build-id */

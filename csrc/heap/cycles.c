@@ -478,6 +478,24 @@ done:
     return rc;
 }
 
+/* Steps 1 and 2 of the collector on the side table: subtract the
+ * references from inside the set, then flag what is held from outside and
+ * all it reaches. c->flag and c->stack hold t->n + 1 entries. */
+static void
+ml_cyc_mark_reachable(ml_cyc_ctx *c)
+{
+    ml_cyc_table *t = c->t;
+    for (uint32_t i = 0; i < t->n; i++)
+        ml_cyc_traverse(t->objs[i], ml_cyc_visit_decref, c);
+    for (uint32_t i = 0; i < t->n; i++) {
+        if (t->refs[i] > 0 && !c->flag[i]) {
+            c->flag[i] = 1;
+            c->stack[c->nstack++] = i;
+            ml_cyc_spread(c);
+        }
+    }
+}
+
 int
 ml_cycles_find(ml_cycles *out)
 {
@@ -495,17 +513,7 @@ ml_cycles_find(ml_cycles *out)
     if (!c.flag || !c.stack || !c.uf)
         goto done;
     out->examined = t.n;
-    /* 1. references from inside the set */
-    for (uint32_t i = 0; i < t.n; i++)
-        ml_cyc_traverse(t.objs[i], ml_cyc_visit_decref, &c);
-    /* 2. held from outside, and all they reach: reachable */
-    for (uint32_t i = 0; i < t.n; i++) {
-        if (t.refs[i] > 0 && !c.flag[i]) {
-            c.flag[i] = 1;
-            c.stack[c.nstack++] = i;
-            ml_cyc_spread(&c);
-        }
-    }
+    ml_cyc_mark_reachable(&c);
     /* 3. islands of the rest */
     for (uint32_t i = 0; i < t.n; i++)
         c.uf[i] = i;
@@ -683,4 +691,154 @@ ml_cycles_release(ml_cycles *c)
     free(c->groups);
     free(c->islands);
     memset(c, 0, sizeof(*c));
+}
+
+/* ---- gcexit: the unreachable set as a list, with what only it holds ---- */
+
+/* Objects outside the side table (not tracked by the collector) that the
+ * unreachable set refers to: address -> references counted from freed
+ * objects. */
+typedef struct {
+    PyObject **keys;
+    uint64_t *count;
+    size_t mask, n;
+} ml_cyc_ext;
+
+typedef struct {
+    ml_cyc_table *t;
+    ml_cyc_ext ext;
+    PyObject **work;        /* freed untracked objects whose referents are not counted yet */
+    size_t nwork, capwork;
+    ml_cycles_visit fn;
+    void *arg;
+    uint64_t objects;
+    int fail;               /* -1 out of memory, or fn's nonzero return */
+} ml_cyc_free_ctx;
+
+static int
+ml_cyc_ext_grow(ml_cyc_ext *e)
+{
+    size_t cap = e->mask ? (e->mask + 1) * 2 : 1024;
+    PyObject **keys = calloc(cap, sizeof(*keys));
+    uint64_t *count = malloc(cap * sizeof(*count));
+    if (!keys || !count) {
+        free(keys);
+        free(count);
+        return -1;
+    }
+    for (size_t i = 0; e->mask && i <= e->mask; i++) {
+        if (!e->keys[i])
+            continue;
+        size_t k = (size_t)(((uintptr_t)e->keys[i] * UINT64_C(0x9E3779B97F4A7C15)) >> 20) & (cap - 1);
+        while (keys[k])
+            k = (k + 1) & (cap - 1);
+        keys[k] = e->keys[i];
+        count[k] = e->count[i];
+    }
+    free(e->keys);
+    free(e->count);
+    e->keys = keys;
+    e->count = count;
+    e->mask = cap - 1;
+    return 0;
+}
+
+/* One more reference to untracked `o` from a freed object: the count it
+ * has now (0 when out of memory). */
+static uint64_t
+ml_cyc_ext_add(ml_cyc_ext *e, PyObject *o)
+{
+    if ((e->n + 1) * 2 > e->mask + 1 && ml_cyc_ext_grow(e) < 0)
+        return 0;
+    size_t k = (size_t)(((uintptr_t)o * UINT64_C(0x9E3779B97F4A7C15)) >> 20) & e->mask;
+    while (e->keys[k] && e->keys[k] != o)
+        k = (k + 1) & e->mask;
+    if (!e->keys[k]) {
+        e->keys[k] = o;
+        e->count[k] = 0;
+        e->n++;
+    }
+    return ++e->count[k];
+}
+
+/* A referent of a freed object: an untracked one goes with the set once
+ * every reference it has comes from freed objects. */
+static int
+ml_cyc_visit_free(PyObject *o, void *arg)
+{
+    ml_cyc_free_ctx *f = arg;
+    if (!o || f->fail || ml_cyc_find(f->t, o) != ML_CYC_NONE)
+        return 0; /* in the side table: reachable, or unreachable and listed already */
+    uint64_t n = ml_cyc_ext_add(&f->ext, o);
+    if (!n) {
+        f->fail = -1;
+        return 0;
+    }
+    if (n != (uint64_t)Py_REFCNT(o))
+        return 0; /* immortal objects never get there */
+    if (f->nwork == f->capwork) {
+        size_t cap = f->capwork ? f->capwork * 2 : 1024;
+        PyObject **w = realloc(f->work, cap * sizeof(*w));
+        if (!w) {
+            f->fail = -1;
+            return 0;
+        }
+        f->work = w;
+        f->capwork = cap;
+    }
+    f->work[f->nwork++] = o;
+    f->objects++;
+    int rc = f->fn(f->arg, o);
+    if (rc)
+        f->fail = rc;
+    return 0;
+}
+
+static void
+ml_cyc_free_traverse(PyObject *o, ml_cyc_free_ctx *f)
+{
+    traverseproc tr = Py_TYPE(o)->tp_traverse;
+    if (tr && PyType_IS_GC(Py_TYPE(o)) && !ml_compat_traverse_unsafe(o))
+        tr(o, ml_cyc_visit_free, f);
+}
+
+int
+ml_cycles_unreachable(ml_cycles_visit fn, void *arg, uint64_t *objects)
+{
+    *objects = 0;
+    ml_cyc_table t;
+    int rc = ml_cyc_table_build(&t, 0);
+    if (rc < 0)
+        return rc;
+    ml_cyc_ctx c = {.t = &t};
+    ml_cyc_free_ctx f = {.t = &t, .fn = fn, .arg = arg};
+    rc = -1;
+    c.flag = calloc((size_t)t.n + 1, 1);
+    c.stack = malloc(((size_t)t.n + 1) * sizeof(*c.stack));
+    if (!c.flag || !c.stack)
+        goto done;
+    ml_cyc_mark_reachable(&c);
+    for (uint32_t i = 0; i < t.n && !f.fail; i++) {
+        if (c.flag[i])
+            continue;
+        f.objects++;
+        int r = fn(arg, t.objs[i]);
+        if (r)
+            f.fail = r;
+    }
+    for (uint32_t i = 0; i < t.n && !f.fail; i++)
+        if (!c.flag[i])
+            ml_cyc_free_traverse(t.objs[i], &f);
+    while (f.nwork && !f.fail)
+        ml_cyc_free_traverse(f.work[--f.nwork], &f);
+    rc = f.fail;
+    *objects = f.objects;
+done:
+    free(c.flag);
+    free(c.stack);
+    free(f.ext.keys);
+    free(f.ext.count);
+    free(f.work);
+    ml_cyc_table_release(&t);
+    return rc;
 }

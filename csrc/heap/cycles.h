@@ -70,4 +70,16 @@ int ml_cycles_find(ml_cycles *out);
 int ml_cycles_of(PyObject *obj, ml_cycles *out);
 void ml_cycles_release(ml_cycles *c);
 
+/* gcexit: every object a full collection now would free, each given once
+ * to fn (borrowed; fn must not run Python code nor change any object): the
+ * unreachable set of ml_cycles_find, then the objects the collector does
+ * not track (an instance's str or int attribute, a tuple of them) whose
+ * every reference comes from objects already given (found by counting
+ * those references against the refcount). Objects of types without
+ * tp_traverse are given but their own referents are not followed.
+ * *objects: how many were given. Returns 0, -1 out of memory, -2 while
+ * the collector runs, or fn's nonzero return (which stops the walk). */
+typedef int (*ml_cycles_visit)(void *arg, PyObject *o);
+int ml_cycles_unreachable(ml_cycles_visit fn, void *arg, uint64_t *objects);
+
 #endif /* ML_CYCLES_H */

@@ -243,9 +243,13 @@ def leaks(path, top=0, progress=None):
     if raw.get("heap_at_exit"):  # rows carry their holder only with a heap at exit
         for row, r in zip(rows, raw["leaks"]):
             row["holder"] = r.get("holder")
+    if raw.get("garbage_at_exit") is not None:  # gcexit: each group's garbage at exit
+        for row, r in zip(rows, raw["leaks"]):
+            row["garbage_bytes"], row["garbage_blocks"] = r["garbage_bytes"], r["garbage_blocks"]
     _with_bounds(rows, _meta_of(raw) or meta(path))
     return {"leaks": rows, "groups": raw["groups"], "end_bytes": raw["end_bytes"],
             "end_count": raw["end_count"], "truncated": raw["truncated"],
+            "garbage_at_exit": raw.get("garbage_at_exit"),  # gcexit
             "heap_at_exit": raw.get("heap_at_exit"), "warnings": _warnings(raw)}
 
 

@@ -6,7 +6,8 @@
  *
  *   gen_golden DIR   ->  DIR/v1-basic.mlens, DIR/v1-truncated.mlens,
  *                        DIR/v1-basic.expected.json, DIR/v2-native.mlens,
- *                        DIR/v2-rss.mlens (rss), DIR/v2-gc.mlens (gc)
+ *                        DIR/v2-rss.mlens (rss), DIR/v2-gc.mlens (gc),
+ *                        DIR/v2-gc-exit.mlens (gcexit)
  *
  * The scenario below uses every record kind once or more. The expected JSON
  * is written from what this program asked the writer to record (not from
@@ -285,6 +286,49 @@ gen_v2_native_stacks(const char *dir)
     return ml_writer_close(nw);
 }
 
+/* ---- v2-gc-exit (gcexit): GARBAGE_AT_EXIT and UNCOLLECTABLE (docs/FORMAT.md
+ * "Garbage at exit, uncollectable"). Three Nodes (two at line 3, one at
+ * line 1) and a buffer; a full collection puts Node seq 2 and the buffer
+ * into gc.garbage; at the end Node seq 1 and the buffer are garbage, in
+ * two records. tests/test_gc_exit.py holds the same scenario through
+ * capfile. */
+static int
+gen_v2_gc_exit(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/v2-gc-exit.mlens", dir);
+    const char *meta = "{\"python\":\"3.12.1\",\"pid\":1234,\"argv\":[\"demo.py\"],"
+                       "\"start_time_us\":1700000000000000,\"options\":{}}";
+    ml_writer *g = ml_writer_open(path, 1, 0, meta, strlen(meta));
+    if (!g)
+        return -1;
+    ml_writer_thread_def(g, 1, 4242, "MainThread", 10);
+    ml_writer_thread(g, 1);
+    static const uint32_t off[] = {0, 10};
+    static const int32_t line[] = {1, 3};
+    ml_writer_code_def(g, 1, "demo.py", 7, "<module>", 8, 1, off, line, 2);
+    ml_writer_frame_def(g, 1, 0, 1, 12);               /* <module> at line 3 */
+    ml_writer_frame_def(g, 2, 0, 1, 2);                /* <module> at line 1 */
+    ml_writer_type_def(g, 1, "Node", 4, 0);
+    ml_writer_type_def(g, 2, "<PyMem buffer>", 14, ML_TYPEF_BUFFER);
+    ml_writer_time(g, 100);
+    ml_writer_alloc(g, ML_DOMAIN_OBJ, 1, 1, 56);      /* seq 1 */
+    ml_writer_alloc(g, ML_DOMAIN_OBJ, 1, 1, 56);      /* seq 2 */
+    ml_writer_alloc(g, ML_DOMAIN_MEM, 1, 2, 32);      /* seq 3 */
+    ml_writer_alloc(g, ML_DOMAIN_OBJ, 2, 1, 64);      /* seq 4, line 1 */
+    ml_writer_gc_start(g, 2, 150, 1);
+    static const ml_seq saved[] = {2, 3};
+    ml_writer_gc_seqs(g, ML_TAG_UNCOLLECTABLE, saved, 2);
+    ml_writer_gc_stop(g, 2, 300, 2, 2);               /* DEBUG_SAVEALL: 2 into gc.garbage */
+    ml_writer_time(g, 400);
+    static const ml_seq g1[] = {1}, g2[] = {3};
+    ml_writer_gc_seqs(g, ML_TAG_GARBAGE_AT_EXIT, g1, 1);
+    ml_writer_gc_seqs(g, ML_TAG_GARBAGE_AT_EXIT, g2, 1);
+    uint64_t fields[ML_TRAILER_COUNT] = {4, 0, 0, 0, 0};
+    ml_writer_trailer(g, fields, ML_TRAILER_COUNT);
+    return ml_writer_close(g);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -411,6 +455,10 @@ main(int argc, char **argv)
     }
     if (gen_v2_native_stacks(argv[1]) < 0) {
         perror("gen_golden: v2-native-stacks");
+        return 1;
+    }
+    if (gen_v2_gc_exit(argv[1]) < 0) {
+        perror("gen_golden: v2-gc-exit");
         return 1;
     }
     return 0;

@@ -492,6 +492,62 @@ test_corrupt_records(void)
     unlink(tmp_path("corrupt.mlens"));
 }
 
+/* gcexit: GARBAGE_AT_EXIT (0x1A) and UNCOLLECTABLE (0x1B) */
+static void
+test_gcexit_records(void)
+{
+    buf_t b;
+    size_t h;
+    buf_header(&b, 1);
+    h = b.n;
+    buf_put(&b, 2, 0x1A, 0);       /* a version-2 tag in a version-1 file */
+    expect_corrupt(&b, "record tag 0x1a is not in format version 1", h);
+
+    ml_u32le_put(b.b + 8, 2);
+    b.n = h;
+    buf_put(&b, 3, 0x1A, 0x81, 0x20); /* 4097 blocks */
+    expect_corrupt(&b, "GARBAGE_AT_EXIT with 4097 blocks (at most 4096)", h);
+
+    b.n = h;
+    buf_put(&b, 4, 0xDF, 0, 0, 8);  /* seq 1 */
+    buf_put(&b, 3, 0x1A, 1, 2);     /* seq 2: never allocated */
+    expect_corrupt(&b, "GARBAGE_AT_EXIT block after 0 at distance 2 (1 blocks so far)", h + 4);
+
+    b.n = h;
+    buf_put(&b, 4, 0xDF, 0, 0, 8);
+    buf_put(&b, 4, 0xDF, 0, 0, 8);
+    buf_put(&b, 4, 0x1B, 2, 1, 0);  /* seq 1 twice */
+    expect_corrupt(&b, "UNCOLLECTABLE block after 1 at distance 0", h + 8);
+
+    b.n = h;
+    buf_put(&b, 3, 0x1B, 1, 1);     /* before any allocation */
+    expect_corrupt(&b, "UNCOLLECTABLE block after 0 at distance 1 (0 blocks so far)", h);
+
+    /* well formed: two blocks, an empty record and a set of both */
+    b.n = h;
+    buf_put(&b, 4, 0xDF, 0, 0, 8);
+    buf_put(&b, 4, 0xDF, 0, 0, 8);
+    buf_put(&b, 2, 0x1A, 0);
+    buf_put(&b, 4, 0x1B, 2, 1, 1);
+    const char *path = tmp_path("gcexit.mlens");
+    write_bytes(path, b.b, b.n);
+    char err[512];
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    CHECK(r != NULL);
+    if (r) {
+        ml_event ev;
+        CHECK(ml_reader_next(r, &ev) == 1 && ev.kind == ML_EV_ALLOC);
+        CHECK(ml_reader_next(r, &ev) == 1 && ev.kind == ML_EV_ALLOC);
+        CHECK(ml_reader_next(r, &ev) == 1 && ev.kind == ML_EV_GARBAGE_AT_EXIT && ev.n_gc_seqs == 0);
+        CHECK(ml_reader_next(r, &ev) == 1 && ev.kind == ML_EV_UNCOLLECTABLE && ev.n_gc_seqs == 2 &&
+              ev.gc_seqs[0] == 1 && ev.gc_seqs[1] == 2);
+        CHECK(ml_reader_next(r, &ev) == 0);
+        ml_reader_free(r);
+    }
+    unlink(path);
+    unlink(tmp_path("corrupt.mlens"));
+}
+
 static void
 expect_open_error(const uint8_t *data, size_t n, const char *what, int want_errno)
 {
@@ -1545,6 +1601,7 @@ main(int argc, char **argv)
     RUN(test_free_distances);
     RUN(test_pair_cache);
     RUN(test_corrupt_records);
+    RUN(test_gcexit_records);
     RUN(test_header_errors);
     RUN(test_every_prefix);
     RUN(test_fuzz);

@@ -6,7 +6,7 @@ from memlens.commands import _common
 
 JSON_KEYS = ("has_records", "duration_s", "collections", "incomplete", "generations", "pauses",
              "garbage_bytes", "garbage_blocks", "garbage_groups", "uncollectable", "longest",
-             "garbage")
+             "garbage", "gc_garbage")
 
 
 def add_parser(sub):
@@ -55,11 +55,37 @@ def gc_report(path, top=10, progress=None):
         "garbage": [{"function": r["function"], "file": r["file"], "line": r["line"],
                      "type": r["type"], "count": r["count"], "bytes": r["bytes"]}
                     for r in raw["garbage"]],
+        # gcexit: what collections put into gc.garbage (UNCOLLECTABLE records)
+        "gc_garbage": _gc_garbage(raw),
         "truncated": raw["truncated"],
         "warnings": [],
         "python": info.get("python"),
         "argv": info.get("argv"),
     }
+
+
+def _gc_garbage(raw):
+    """gcexit: the objects collections appended to gc.garbage, by (site,
+    type); None when the capture does not record them."""
+    if not raw["uncollectable_recorded"]:
+        return None
+    return {"bytes": raw["uncollectable_bytes"], "blocks": raw["uncollectable_blocks"],
+            "groups": raw["uncollectable_groups"],
+            "rows": [{"function": r["function"], "file": r["file"], "line": r["line"],
+                      "type": r["type"], "count": r["count"], "bytes": r["bytes"]}
+                     for r in raw["uncollectable_rows"]]}
+
+
+def _print_gc_garbage(data, out):
+    g = data["gc_garbage"]
+    if not g:
+        return
+    out.write("\nuncollectable (gc.garbage) by type and line: %s in %s blocks\n"
+              % (fmt.human_bytes(g["bytes"]), fmt.human_count(g["blocks"])))
+    fmt.table(["bytes", "blocks", "type", "function", "location"],
+              [[fmt.human_bytes(r["bytes"]), fmt.human_count(r["count"]), r["type"],
+                r["function"], reports.location(r)] for r in g["rows"]],
+              align="rrlll", out=out)
 
 
 def _ms(s):
@@ -100,6 +126,7 @@ def print_gc(data, out=None):
                   [[fmt.human_bytes(r["bytes"]), fmt.human_count(r["count"]), r["type"],
                     r["function"], reports.location(r)] for r in data["garbage"]],
                   align="rrlll", out=out)
+    _print_gc_garbage(data, out)  # gcexit
 
 
 def run(args):

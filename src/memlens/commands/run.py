@@ -8,7 +8,7 @@ from memlens import __version__, outfile, runner
 from memlens.errors import UsageError
 
 USAGE = "memlens run [-o FILE] [--force] [-q] [--max-frames N] [--interval MS] [--follow-fork] " \
-        "[--exact] [--native] [--native-stacks] [--no-compress] [--heap-at-exit|--no-heap-at-exit] [--heap-on SIGNAL] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
+        "[--exact] [--native] [--native-stacks] [--no-compress] [--heap-at-exit|--no-heap-at-exit] [--no-gc-at-exit] [--heap-on SIGNAL] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
 
 
 def _options_parser():
@@ -53,6 +53,11 @@ def _options_parser():
                         "objects (BENCHMARKS.md)")
     p.add_argument("--no-heap-at-exit", action="store_true",
                    help="do not walk the live heap at the end (the default)")
+    p.add_argument("--no-gc-at-exit", action="store_true",  # gcexit
+                   help="do not find, at exit, the blocks that are cyclic garbage "
+                        "a gc.collect() would free (`memlens leaks` then does not split them out); "
+                        "the pass costs ~1-2 s per million objects the collector tracks "
+                        "(BENCHMARKS.md)")
     p.add_argument("--heap-on", metavar="SIGNAL",
                    help="also snapshot the heap's owners and holders into the capture whenever "
                         "the process gets SIGNAL (SIGUSR1 or SIGUSR2)")
@@ -206,6 +211,8 @@ def run(args):
                     sys.stderr.write("memlens: capture left uncompressed: %s\n" % exc)
 
     def end(outcome):
+        if state["started"] and not ns.no_gc_at_exit:  # gcexit: cyclic garbage not yet collected (docs/GC.md)
+            _engine.gc_at_exit()
         if state["started"] and ns.heap_at_exit and not ns.no_heap_at_exit:
             _engine.exit_snapshot(1)  # before the interpreter tears the modules down
         stats = stop()
