@@ -243,6 +243,7 @@ def leaks(path, top=0, progress=None):
     if raw.get("heap_at_exit"):  # rows carry their holder only with a heap at exit
         for row, r in zip(rows, raw["leaks"]):
             row["holder"] = r.get("holder")
+            row["holder_retained_bytes"] = row["holder"]["retained"] if row["holder"] else None
     _with_bounds(rows, _meta_of(raw) or meta(path))
     return {"leaks": rows, "groups": raw["groups"], "end_bytes": raw["end_bytes"],
             "end_count": raw["end_count"], "truncated": raw["truncated"],
@@ -570,5 +571,5 @@ def _held_by(row):
     if h["count"] < row["count"]:
         text += " (%s of %s blocks)" % (fmt.human_count(h["count"]), fmt.human_count(row["count"]))
     if h.get("retained"):
-        text += ", retains %s" % fmt.human_bytes(h["retained"])
+        text += " (retains %s)" % fmt.human_bytes(h["retained"])
     return text

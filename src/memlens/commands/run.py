@@ -7,6 +7,9 @@ import time
 from memlens import __version__, outfile, runner
 from memlens.errors import UsageError
 
+# memlens' own package: its frames are never roots of the heap at exit
+_OWN = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
 USAGE = "memlens run [-o FILE] [--force] [-q] [--max-frames N] [--interval MS] [--follow-fork] " \
         "[--exact] [--native] [--no-compress] [--heap-at-exit|--no-heap-at-exit] [--heap-on SIGNAL] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
 
@@ -200,7 +203,7 @@ def run(args):
 
     def end(outcome):
         if state["started"] and ns.heap_at_exit and not ns.no_heap_at_exit:
-            _engine.exit_snapshot(1)  # before the interpreter tears the modules down
+            _engine.exit_snapshot(1, _OWN)  # before the interpreter tears the modules down
         stats = stop()
         if stats is not None:
             finish_capture(stats)
@@ -218,7 +221,7 @@ def _heap_on_signal(signum, frame):
     """--heap-on: a snapshot of the heap's owners and holders (between two
     bytecodes of the main thread, where Python runs signal handlers)."""
     from memlens import _engine
-    _engine.exit_snapshot(3)
+    _engine.exit_snapshot(3, _OWN)
 
 
 def _print_summary(path, abspath, stats):
