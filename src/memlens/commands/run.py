@@ -47,8 +47,8 @@ def _options_parser():
     p.add_argument("--heap-at-exit", action="store_true",
                    help="after the program's last line, walk the live heap: name the buffers still "
                         "allocated by their owners and find what holds each leak (`memlens leaks`, "
-                        "`memlens why`); off by default for now: it costs ~1.5 s per million live "
-                        "objects (BENCHMARKS.md)")
+                        "`memlens why`) and how much its holder retains; off by default for now: it "
+                        "costs ~0.6 s of CPU per million live objects (BENCHMARKS.md)")
     p.add_argument("--no-heap-at-exit", action="store_true",
                    help="do not walk the live heap at the end (the default)")
     p.add_argument("--heap-on", metavar="SIGNAL",
