@@ -108,7 +108,11 @@ def test_no_heap_at_exit_leaves_the_capture_as_before(script, capture):
     prog = script(LEAKY)
     path, proc = capture(prog, opts=("--heap-at-exit", "--no-heap-at-exit"))
     assert proc.stdout == "done\n"
-    kinds = None
+    from memlens import _engine
+    exit_kinds = {"snapshot", "owner", "holder", "held"}
+    assert not {e["kind"] for e in _engine.read_events(path)["events"]} & exit_kinds
+    with_it, _ = capture(prog, opts=("--heap-at-exit",))
+    assert {e["kind"] for e in _engine.read_events(with_it)["events"]} >= exit_kinds
     doc = json.loads(memlens("leaks", path, "--json").stdout)
     assert doc["heap_at_exit"] is None
     rec = _group(doc["leaks"], "__main__.Record")
