@@ -275,7 +275,27 @@ ml_holders_thread_name(ml_holders *h, unsigned long tid, char *buf, size_t cap)
                 thread = v;
         }
     }
-    ml_node t = thread ? ml_refgraph_find(h->g, thread) : ML_NODE_NONE;
+    if (!thread)
+        return 0;
+    size_t vb;
+    PyObject *d = ml_compat_instance_dict(thread, &vb), *name = NULL;
+    if (d && PyDict_Check(d)) { /* a dict of its own (3.10, or made on 3.11+) */
+        ml_compat_dict_entries_of(d, &e);
+        for (size_t i = 0; i < e.n && !name; i++) {
+            PyObject *k = e.keys[i * e.kstride], *v = e.values[i * e.vstride];
+            if (v && k && PyUnicode_CheckExact(k) && PyUnicode_Check(v) &&
+                PyUnicode_CompareWithASCIIString(k, "_name") == 0)
+                name = v;
+        }
+    }
+    if (name) {
+        const char *u;
+        size_t len = ml_compat_str_utf8(name, buf, cap, &u);
+        if (u != buf && len < cap)
+            memmove(buf, u, len);
+        return len < cap ? len : 0;
+    }
+    ml_node t = ml_refgraph_find(h->g, thread);
     if (t == ML_NODE_NONE)
         return 0;
     size_t count;
