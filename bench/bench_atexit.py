@@ -3,12 +3,15 @@
 Runs a program that keeps N live objects (N/2 instances of a class in a
 module-level list, each with an int attribute) under `memlens run`, with
 and without --no-heap-at-exit, REPEAT times each; prints the median of the
-snapshot's own duration (from the capture) per million objects walked, and
-the median wall-time ratio of the two runs.
+snapshot's own duration (wall, from the capture) per million objects
+walked, the median extra CPU time (user + sys of the run with it minus the
+run without, per million objects walked: the figure that holds on a
+loaded machine) and the median wall-time ratio of the two runs.
 
     python bench/bench_atexit.py [N] [REPEAT]
 """
 import json
+import resource
 import os
 import statistics
 import subprocess
@@ -25,11 +28,16 @@ KEEP = [Item(i + 1000) for i in range(%d)]
 """
 
 
+def _cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run(prog, out, extra):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     subprocess.run([sys.executable, "-m", "memlens", "run", "-q", "-f", "-o", out] + extra + [prog],
                    check=True)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _cpu() - c0
 
 
 def main():
@@ -40,19 +48,21 @@ def main():
         with open(prog, "w") as f:
             f.write(PROG % (n // 2))
         out = os.path.join(d, "c.mlens")
-        per_m, ratios = [], []
+        per_m, cpu_m, ratios = [], [], []
         for _ in range(repeat):
-            off = run(prog, out, ["--no-heap-at-exit"])
-            on = run(prog, out, [])
+            off, off_cpu = run(prog, out, ["--no-heap-at-exit"])
+            on, on_cpu = run(prog, out, ["--heap-at-exit"])
             doc = json.loads(subprocess.run([sys.executable, "-m", "memlens", "leaks", out, "--json"],
                                             capture_output=True, text=True, check=True).stdout)
             h = doc["heap_at_exit"]
             per_m.append(h["duration_us"] / 1e6 / (h["objects"] / 1e6))
+            cpu_m.append((on_cpu - off_cpu) / (h["objects"] / 1e6))
             ratios.append(on / off)
-            print("objects walked %d, snapshot %.3f s, wall on %.2f s / off %.2f s"
-                  % (h["objects"], h["duration_us"] / 1e6, on, off), file=sys.stderr)
-        print("heap at exit: %.3f s per million objects walked (median of %d); wall ratio on/off %.2fx"
-              % (statistics.median(per_m), repeat, statistics.median(ratios)))
+            print("objects walked %d, snapshot %.3f s wall, extra CPU %.3f s, wall on %.2f s / off %.2f s"
+                  % (h["objects"], h["duration_us"] / 1e6, on_cpu - off_cpu, on, off), file=sys.stderr)
+        print("heap at exit: %.3f s wall, %.3f s CPU per million objects walked (medians of %d); "
+              "wall ratio on/off %.2fx" % (statistics.median(per_m), statistics.median(cpu_m), repeat,
+                                           statistics.median(ratios)))
 
 
 if __name__ == "__main__":

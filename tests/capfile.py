@@ -31,6 +31,8 @@ TAG_FREE, TAG_FREE_LONG, TAG_ALLOC = 0x40, 0x7F, 0x80
 # rss (version 2): RSS_SAMPLE and its fields, in record order (docs/FORMAT.md)
 TAG_RSS_SAMPLE = 0x17
 TAG_NATIVE_STACK, TAG_NATIVE_ALLOC, TAG_MAPPING = 0x14, 0x15, 0x16  # version 2: native stacks
+TAG_SNAPSHOT, TAG_OWNER, TAG_HOLDER, TAG_HELD = 0x10, 0x11, 0x12, 0x13  # version 2: heap at exit
+SNAP_END, SNAP_EXIT, SNAP_CALL, SNAP_SIGNAL = 0, 1, 2, 3
 RSS_FIELDS = ("rss", "anonymous", "thread_stacks", "arenas_resident", "pymalloc_used",
               "malloc_used", "malloc_free", "memlens_tables", "traced", "traced_small",
               "native_traced", "arenas", "file_backed", "memlens_static", "anon_other")
@@ -245,6 +247,35 @@ class Capture:
             prev = s
         self.body += bytes([tag]) + uv(len(seqs)) + deltas
         self._event(kind, seqs=list(seqs))
+    # ---- version 2: heap at exit (docs/FORMAT.md "Heap at exit") ----
+    def snapshot(self, kind, objects=0, duration_us=0):
+        """A SNAPSHOT start (kind 1..3), or its end (kind 0) with the objects
+        walked and the time it took."""
+        rec = bytes([TAG_SNAPSHOT]) + uv(kind)
+        if kind == SNAP_END:
+            rec += uv(objects) + uv(duration_us)
+        else:
+            objects = duration_us = 0
+        self.body += rec
+        self._event("snapshot", snapshot_kind=kind, objects=objects, duration_us=duration_us)
+
+    def owner(self, seq, owner_seq, type_):
+        self.body += bytes([TAG_OWNER]) + uv(seq) + uv(owner_seq) + uv(type_)
+        self._event("owner", seq=seq, owner_seq=owner_seq, type=type_)
+
+    def holder(self, id_, hops, retained=0):
+        self.body += (bytes([TAG_HOLDER]) + uv(id_) + uv(len(hops)) + b"".join(string(h) for h in hops)
+                      + uv(retained))
+        self._event("holder", holder=id_, path=list(hops), retained=retained)
+
+    def held(self, id_, seqs):
+        """HELD: seqs ascending (encoded as deltas from 0)."""
+        prev, deltas = 0, b""
+        for q in seqs:
+            deltas += uv(q - prev)
+            prev = q
+        self.body += bytes([TAG_HELD]) + uv(id_) + uv(len(seqs)) + deltas
+        self._event("held", holder=id_, seqs=list(seqs))
 
     def trailer(self, fields=None):
         if fields is None:

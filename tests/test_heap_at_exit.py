@@ -108,7 +108,11 @@ def test_no_heap_at_exit_leaves_the_capture_as_before(script, capture):
     prog = script(LEAKY)
     path, proc = capture(prog, opts=("--heap-at-exit", "--no-heap-at-exit"))
     assert proc.stdout == "done\n"
-    kinds = None
+    from memlens import _engine
+    exit_kinds = {"snapshot", "owner", "holder", "held"}
+    assert not {e["kind"] for e in _engine.read_events(path)["events"]} & exit_kinds
+    with_it, _ = capture(prog, opts=("--heap-at-exit",))
+    assert {e["kind"] for e in _engine.read_events(with_it)["events"]} >= exit_kinds
     doc = json.loads(memlens("leaks", path, "--json").stdout)
     assert doc["heap_at_exit"] is None
     rec = _group(doc["leaks"], "__main__.Record")
@@ -165,3 +169,203 @@ def test_old_capture_still_reads(tmp_path):
     doc = json.loads(memlens("leaks", str(p), "--json").stdout)
     assert doc["heap_at_exit"] is None
     assert doc["leaks"][0]["type"] == "bytes" and doc["leaks"][0].get("holder") is None
+
+
+# One program, four holders whose truth is known: a module list (with its
+# retained size as memlens.retained_size says in the same process), a
+# running thread's local, C code only (a reference count raised through
+# ctypes, then the name deleted), and a list reached only through a dict
+# once its weak references are left out.
+HOLDERS = """
+import ctypes, sys, threading, weakref
+import memlens
+
+
+class Record:
+    def __init__(self, i):
+        self.i = i
+
+
+KEEP = []
+
+
+def build(n):
+    for i in range(n):
+        KEEP.append(Record(i))  # @record
+
+
+ready = threading.Event()
+never = threading.Event()
+
+
+def hold():
+    batch = [Record(i) for i in range(1000)]  # @batch
+    ready.set()
+    never.wait()  # @wait
+
+
+build(25000)
+threading.Thread(target=hold, name="worker", daemon=True).start()
+ready.wait()
+lost = [Record(i) for i in range(300)]  # @lost
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(lost))
+del lost
+objs = [Record(i) for i in range(200)]  # @weak
+REFS = [weakref.ref(o) for o in objs]  # first in __main__: a weak path would be the shortest
+STRONG = {"a": objs}
+del objs
+with open(sys.argv[1], "w") as f:
+    f.write(str(memlens.retained_size(KEEP)))
+print("done")
+"""
+
+
+def test_holders_are_the_graphs(script, capture, tmp_path):
+    prog = script(HOLDERS)
+    truth = tmp_path / "retained.txt"
+    path, proc = capture(prog, str(truth), opts=("--heap-at-exit",))
+    assert proc.stdout == "done\n"
+    doc = json.loads(memlens("leaks", path, "--json", "--top", "0").stdout)
+    rows = doc["leaks"]
+    rec = _group(rows, "__main__.Record", prog.line("record"))
+    assert rec["count"] == 25000
+    assert rec["holder"]["path"] == ["module __main__", ".KEEP", "(list)", "[i]"]
+    assert rec["holder_retained_bytes"] == rec["holder"]["retained"] == int(truth.read_text())
+    batch = _group(rows, "__main__.Record", prog.line("batch"))
+    assert batch["count"] == 1000
+    assert batch["holder"]["path"] == [
+        "thread worker, frame hold() in %s:%d, local 'batch'" % (prog.path, prog.line("wait")), "(list)", "[i]"]
+    lost = _group(rows, "__main__.Record", prog.line("lost"))
+    assert lost["holder"]["path"] == ["held by C code", "(list)", "[i]"]
+    weak = _group(rows, "__main__.Record", prog.line("weak"))
+    assert weak["holder"]["path"] == ["module __main__", ".STRONG", "(dict)", "['a']", "(list)", "[i]"]
+    for r in rows:  # a weak reference is never an edge: from one, a path goes on only to its callback
+        hops = r["holder"]["path"] if r["holder"] else []
+        for i, hop in enumerate(hops[:-1]):
+            if hop.startswith("(weakref."):
+                assert hops[i + 1] == ".__callback__", hops
+    text = memlens("why", path, "%s:%d" % (os.path.basename(prog.path), prog.line("record"))).stdout
+    from memlens import fmt
+    assert ("25,000 __main__.Record (%s) made at build():%d -- held by module __main__ .KEEP (list) [i] "
+            "(retains %s)" % (fmt.human_bytes(rec["bytes"]), prog.line("record"),
+                              fmt.human_bytes(int(truth.read_text())))) in text, text
+
+
+# ---- the records themselves: golden file, capfile, corrupt records ----
+
+GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
+
+
+def heap_at_exit_scenario(tail=None):
+    """tests/c/gen_golden.c's v2-heap-at-exit scenario, through capfile
+    (from the spec). `tail(cap)`, when given, replaces the snapshot (for
+    corrupt variants)."""
+    import capfile
+    cap = capfile.Capture(version=2)
+    cap.thread_def(1, 4242, "MainThread")
+    cap.switch_thread(1)
+    cap.code_def("demo.py", "build", 1, [(0, 1), (10, 5)])
+    cap.frame_def(0, 1, 12)
+    cap.type_def("list")
+    cap.type_def("<PyMem buffer>", capfile.TYPEF_BUFFER)
+    cap.type_def("Record")
+    cap.time(100)
+    cap.alloc(1, 1, 56, capfile.OBJ)
+    cap.alloc(1, 2, 64, capfile.MEM)
+    for _ in range(3):
+        cap.alloc(1, 3, 48, capfile.OBJ)
+    cap.time(900)
+    if tail:
+        tail(cap)
+    else:
+        cap.snapshot(capfile.SNAP_EXIT)
+        cap.type_def("list (items)", capfile.TYPEF_BUFFER)
+        cap.owner(2, 1, 4)
+        keep = ["module __main__", ".KEEP", "(list)", "[i]"]
+        cap.holder(1, keep[:2], 216)
+        cap.held(1, [1, 2])
+        cap.holder(2, keep, 216)
+        cap.held(2, [3, 4])
+        cap.holder(3, ["held by C code"], 48)
+        cap.held(3, [5])
+        cap.snapshot(capfile.SNAP_END, 5, 1234)
+    cap.trailer([5, 0, 0, 0, 0])
+    return cap
+
+
+def test_golden_heap_at_exit_bytes_events_and_report(tmp_path):
+    from memlens import _engine
+    cap = heap_at_exit_scenario()
+    golden = os.path.join(GOLDEN, "v2-heap-at-exit.mlens")
+    with open(golden, "rb") as f:
+        assert cap.data() == f.read()
+    got = _engine.read_events(golden)
+    assert got["events"] == cap.events and got["truncated"] is False
+    doc = json.loads(memlens("leaks", golden, "--json").stdout)
+    assert doc["heap_at_exit"]["kind"] == "exit" and doc["heap_at_exit"]["objects"] == 5
+    rows = {r["type"]: r for r in doc["leaks"]}
+    assert set(rows) == {"list", "list (items)", "Record"}  # the buffer named by its OWNER
+    rec = rows["Record"]
+    assert (rec["count"], rec["bytes"]) == (3, 144)
+    # two of the three Records are KEEP's: that holder reaches most bytes
+    assert rec["holder"] == {"path": ["module __main__", ".KEEP", "(list)", "[i]"], "retained": 216,
+                             "bytes": 96, "count": 2}
+    assert rec["holder_retained_bytes"] == 216
+    assert rows["list (items)"]["holder"]["path"] == ["module __main__", ".KEEP"]
+    # a version-1 file with the same records is corrupt
+    v1 = tmp_path / "v1.mlens"
+    data = bytearray(cap.data())
+    data[4:8] = (1).to_bytes(4, "little")
+    v1.write_bytes(bytes(data))
+    r = memlens("leaks", str(v1))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def _corrupt(tmp_path, name, tail):
+    p = tmp_path / (name + ".mlens")
+    p.write_bytes(heap_at_exit_scenario(tail).data())
+    r = memlens("leaks", str(p))
+    assert r.returncode == 2, (name, r.stdout, r.stderr)
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, (name, r.stderr)
+    return r.stderr
+
+
+def test_corrupt_heap_at_exit_records_fail_cleanly(tmp_path):
+    import capfile
+    from capfile import uv, string
+
+    def raw(*parts):
+        return lambda cap: cap.raw(b"".join(parts))
+    H = bytes([capfile.TAG_HOLDER])
+    D = bytes([capfile.TAG_HELD])
+    cases = {
+        "snapshot_kind": raw(bytes([capfile.TAG_SNAPSHOT]), uv(4)),
+        "owner_seq_0": raw(bytes([capfile.TAG_OWNER]), uv(0), uv(1), uv(1)),
+        "owner_past_last": raw(bytes([capfile.TAG_OWNER]), uv(6), uv(1), uv(1)),
+        "owner_type_undefined": raw(bytes([capfile.TAG_OWNER]), uv(2), uv(1), uv(99)),
+        "holder_id_0": raw(H, uv(0), uv(1), string("x"), uv(0)),
+        "holder_too_many_hops": raw(H, uv(1), uv(65), string("x") * 65, uv(0)),
+        "holder_huge_hop_count": raw(H, uv(1), uv(2 ** 62)),  # must not allocate for it
+        "holder_hop_oversize": raw(H, uv(1), uv(1), uv(10 ** 9), b"ab"),
+        "held_too_many": raw(D, uv(1), uv(4097)),
+        "held_huge_count": raw(D, uv(1), uv(2 ** 62)),
+        "held_not_ascending": raw(H, uv(1), uv(1), string("x"), uv(0), D, uv(1), uv(2), uv(3), uv(0)),
+        "held_past_last": raw(H, uv(1), uv(1), string("x"), uv(0), D, uv(1), uv(2), uv(3), uv(3)),
+    }
+    for name, tail in cases.items():
+        _corrupt(tmp_path, name, tail)
+    # cut short at the end of the file: read as a capture that ends early
+    # (docs/FORMAT.md), the records before the cut reported, no holder made up
+    cut = {
+        "holder_truncated_hops": raw(H, uv(1), uv(3), string("a"), string("b")),
+        "held_truncated": raw(H, uv(1), uv(1), string("x"), uv(0), D, uv(1), uv(3), uv(1)),
+    }
+    for name, tail in cut.items():
+        p = tmp_path / (name + ".mlens")
+        data = heap_at_exit_scenario(tail).data()
+        p.write_bytes(data[:data.rindex(bytes([capfile.TAG_TRAILER]))])  # the trailer off: cut there
+        r = memlens("leaks", str(p), "--json")
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (name, r.stderr)
+        doc = json.loads(r.stdout)
+        assert doc["capture"]["truncated"] is True, name
+        assert all(row.get("holder") is None for row in doc["leaks"]), name

@@ -12,11 +12,14 @@ static PyObject *
 ml_py_heap_snapshot(PyObject *self, PyObject *args)
 {
     unsigned kind;
-    if (!PyArg_ParseTuple(args, "I", &kind))
+    const char *skip = NULL;
+    if (!PyArg_ParseTuple(args, "I|s", &kind, &skip))
         return NULL;
     if (kind < ML_SNAP_EXIT || kind > ML_SNAP_SIGNAL)
         return PyErr_Format(PyExc_ValueError, "exit_snapshot: kind must be 1, 2 or 3");
     ml_atexit_stats st;
+    if (skip)
+        ml_atexit_set_skip(skip);
     if (ml_tracker_snapshot(kind, &st) < 0) {
         if (errno == ENOENT)
             Py_RETURN_NONE;
@@ -28,8 +31,9 @@ ml_py_heap_snapshot(PyObject *self, PyObject *args)
 
 PyMethodDef ml_bind_atexit_methods[] = {
     {"exit_snapshot", ml_py_heap_snapshot, METH_VARARGS,
-     "exit_snapshot(kind) -> dict | None: write the live heap's buffer owners and holders into the "
-     "capture (kind 1 at exit, 2 snapshot_now(), 3 signal); None when not capturing to a file."},
+     "exit_snapshot(kind[, skip]) -> dict | None: write the live heap's buffer owners and holders into the "
+     "capture (kind 1 at exit, 2 snapshot_now(), 3 signal); frames of files starting with skip are not "
+     "roots; None when not capturing to a file."},
     {NULL, NULL, 0, NULL},
 };
 

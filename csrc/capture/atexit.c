@@ -11,6 +11,7 @@
 
 typedef struct {
     uint32_t pattern;
+    ml_node holder;
     ml_seq seq;
 } ml_held_pair;
 
@@ -19,8 +20,20 @@ typedef struct {
     ml_atexit_stats *st;
     ml_held_pair *pairs;
     size_t npairs, cap;
-    int oom;
 } ml_atexit_ctx;
+
+/* Frames of code whose file name starts with this are memlens' own. */
+static char ml_atexit_skip[1024];
+
+void
+ml_atexit_set_skip(const char *prefix)
+{
+    size_t n = prefix ? strlen(prefix) : 0;
+    if (n >= sizeof(ml_atexit_skip))
+        n = 0; /* too long to be ours: skip nothing rather than a prefix of it */
+    memcpy(ml_atexit_skip, prefix, n);
+    ml_atexit_skip[n] = 0;
+}
 
 static uint64_t
 ml_atexit_now_us(void)
@@ -61,7 +74,7 @@ ml_atexit_owner(void *arg, PyObject *o, const ml_compat_buf *buf, ml_owners_of o
 }
 
 static int
-ml_atexit_add_pair(ml_atexit_ctx *c, uint32_t pattern, ml_seq seq)
+ml_atexit_add_pair(ml_atexit_ctx *c, uint32_t pattern, ml_node holder, ml_seq seq)
 {
     if (c->npairs == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 4096;
@@ -71,26 +84,33 @@ ml_atexit_add_pair(ml_atexit_ctx *c, uint32_t pattern, ml_seq seq)
         c->pairs = np;
         c->cap = cap;
     }
-    c->pairs[c->npairs++] = (ml_held_pair){pattern, seq};
+    c->pairs[c->npairs++] = (ml_held_pair){pattern, holder, seq};
     return 0;
 }
 
-/* An object reached by the path search: it and the buffers it owns are
- * held through its pattern. */
+/* The recorded blocks of every reached object (it and the buffers it
+ * owns), with its pattern and holder. */
 static int
-ml_atexit_reached(void *arg, PyObject *o, uint32_t pattern)
+ml_atexit_collect(ml_atexit_ctx *c, const ml_refgraph *g, const ml_holders *h)
 {
-    ml_atexit_ctx *c = arg;
     const ml_atexit_env *env = c->env;
-    ml_seq seq = ml_atexit_seq_of_object(env, o);
-    if (seq && ml_atexit_add_pair(c, pattern, seq) < 0)
-        return -1;
-    ml_compat_buf bufs[ML_COMPAT_MAX_BUFS];
-    int n = ml_compat_owned_buffers(o, bufs);
-    for (int i = 0; i < n; i++) {
-        ml_seq b = env->seq_of(env->arg, bufs[i].block);
-        if (b && ml_atexit_add_pair(c, pattern, b) < 0)
+    size_t n = ml_refgraph_count(g);
+    for (size_t v = 0; v < n; v++) {
+        uint32_t p = ml_holders_pattern_of(h, (ml_node)v);
+        if (!p)
+            continue;
+        PyObject *o = ml_refgraph_object(g, (ml_node)v);
+        ml_node holder = ml_holders_holder_of(h, (ml_node)v);
+        ml_seq seq = ml_atexit_seq_of_object(env, o);
+        if (seq && ml_atexit_add_pair(c, p, holder, seq) < 0)
             return -1;
+        ml_compat_buf bufs[ML_COMPAT_MAX_BUFS];
+        int nb = ml_compat_owned_buffers(o, bufs);
+        for (int i = 0; i < nb; i++) {
+            ml_seq b = env->seq_of(env->arg, bufs[i].block);
+            if (b && ml_atexit_add_pair(c, p, holder, b) < 0)
+                return -1;
+        }
     }
     return 0;
 }
@@ -109,54 +129,81 @@ ml_atexit_cmp_seq(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The retained bytes of the distinct holders of the pairs s[0..n) of
+ * pattern p (stamp: per node, the last pattern that counted it). Holders
+ * of one pattern never dominate one another (each is reached before the
+ * objects it dominates, at a shorter pattern), so their retained sizes
+ * add up; a cut pattern's may: 0, not measured. */
+static uint64_t
+ml_atexit_retained(const ml_holders *h, uint32_t p, const ml_held_pair *s, size_t n, uint32_t *stamp)
+{
+    if (ml_holders_cut(h, p))
+        return 0;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        ml_node v = s[i].holder;
+        if (v != ML_NODE_NONE && stamp[v] != p) {
+            stamp[v] = p;
+            sum += ml_holders_retained(h, v);
+        }
+    }
+    return sum;
+}
+
 /* HOLDER and HELD records: the pairs bucketed by pattern, seqs ascending. */
 static int
-ml_atexit_write_holders(ml_atexit_ctx *c, const ml_holders *h)
+ml_atexit_write_holders(ml_atexit_ctx *c, const ml_holders *h, size_t nodes)
 {
     uint32_t np = ml_holders_count(h);
     size_t *start = calloc((size_t)np + 2, sizeof(*start));
-    ml_seq *seqs = malloc((c->npairs ? c->npairs : 1) * sizeof(*seqs));
+    size_t m = c->npairs ? c->npairs : 1;
+    ml_held_pair *sorted = malloc(m * sizeof(*sorted));
+    ml_seq *seqs = malloc(m * sizeof(*seqs));
+    uint32_t *stamp = calloc(nodes ? nodes : 1, sizeof(*stamp));
     int rc = -1;
-    if (!start || !seqs)
+    if (!start || !sorted || !seqs || !stamp)
         goto free_all;
     for (size_t i = 0; i < c->npairs; i++)
         start[c->pairs[i].pattern + 1]++;
     for (uint32_t p = 1; p <= np + 1; p++)
         start[p] += start[p - 1];
     for (size_t i = 0; i < c->npairs; i++) /* start[p] moves to the end of bucket p */
-        seqs[start[c->pairs[i].pattern]++] = c->pairs[i].seq;
+        sorted[start[c->pairs[i].pattern]++] = c->pairs[i];
     uint32_t id = 0;
-    size_t from = 0;
     for (uint32_t p = 1; p <= np; p++) {
-        size_t to = start[p];
-        /* bucket p is [from, to): bucket p-1 ended where it began */
-        from = p == 1 ? start[0] : start[p - 1];
+        /* bucket p is [start[p-1], start[p]) now */
+        size_t from = start[p - 1], to = start[p];
         if (to <= from)
             continue;
-        ml_seq *s = seqs + from;
+        const ml_held_pair *s = sorted + from;
         size_t n = to - from, k = 0;
+        ml_seq *q = seqs + from;
+        for (size_t i = 0; i < n; i++)
+            q[i] = s[i].seq;
         for (size_t i = 1; i < n; i++) {
-            if (s[i] < s[i - 1]) {
-                qsort(s, n, sizeof(*s), ml_atexit_cmp_seq);
+            if (q[i] < q[i - 1]) {
+                qsort(q, n, sizeof(*q), ml_atexit_cmp_seq);
                 break;
             }
         }
-        for (size_t i = 0; i < n; i++) /* a block reached twice (never: one walk) */
-            if (!k || s[i] != s[k - 1])
-                s[k++] = s[i];
+        for (size_t i = 0; i < n; i++)
+            if (!k || q[i] != q[k - 1]) /* a block reached twice (never: one search) */
+                q[k++] = q[i];
         const char *hops[2 * ML_HOLDERS_DEPTH + 4];
         size_t lens[2 * ML_HOLDERS_DEPTH + 4];
         size_t nh = ml_holders_hops(h, p, hops, lens, sizeof(hops) / sizeof(hops[0]));
-        ml_writer_holder(c->env->w, ++id, hops, lens, nh, 0);
+        ml_writer_holder(c->env->w, ++id, hops, lens, nh, ml_atexit_retained(h, p, s, n, stamp));
         for (size_t i = 0; i < k; i += ML_HELD_MAX)
-            ml_writer_held(c->env->w, id, s + i, k - i < ML_HELD_MAX ? k - i : ML_HELD_MAX);
+            ml_writer_held(c->env->w, id, q + i, k - i < ML_HELD_MAX ? k - i : ML_HELD_MAX);
         c->st->holders++;
         c->st->held += k;
     }
     rc = 0;
 free_all:
     free(start);
+    free(sorted);
     free(seqs);
+    free(stamp);
     return rc;
 }
 
@@ -167,17 +214,22 @@ ml_atexit_snapshot(const ml_atexit_env *env, unsigned kind, ml_atexit_stats *sta
     ml_atexit_ctx c = {.env = env, .st = &st};
     uint64_t t0 = ml_atexit_now_us();
     int rc = -1;
-    size_t objects = 0;
+    ml_roots r;
+    ml_holders *h = NULL;
     ml_writer_snapshot(env->w, kind, 0, 0);
-    if (ml_owners_walk(ml_atexit_owner, &c, &objects) < 0)
+    ml_refgraph *g = ml_refgraph_build();
+    if (!g)
         goto end;
-    st.objects = objects;
-    ml_holders *h = ml_holders_new(ml_atexit_name, (void *)env);
-    if (!h)
-        goto end;
-    if (ml_holders_walk(h, ml_atexit_reached, &c, NULL) == 0 && ml_atexit_write_holders(&c, h) == 0)
+    st.objects = ml_refgraph_count(g);
+    if (ml_owners_graph(g, ml_atexit_owner, &c) < 0 || ml_roots_find(g, ml_atexit_skip, NULL, 0, &r) < 0)
+        goto free_graph;
+    h = ml_holders_build(g, &r, ml_atexit_name, (void *)env);
+    if (h && ml_atexit_collect(&c, g, h) == 0 && ml_atexit_write_holders(&c, h, (size_t)st.objects) == 0)
         rc = 0;
     ml_holders_free(h);
+    ml_roots_release(&r);
+free_graph:
+    ml_refgraph_free(g);
 end:
     free(c.pairs);
     st.duration_us = ml_atexit_now_us() - t0;

@@ -2,12 +2,13 @@
  *
  * Layer: capture, run by the tracker (ml_tracker_snapshot) when the
  * program ends, before the interpreter tears its modules down, or on
- * demand (memlens.snapshot_now(), a signal). It walks the live heap once
- * to name the buffers still allocated by their owners (heap/owners.h:
- * OWNER records), then walks from the modules to find what holds each
- * recorded block (heap/holders.h: HOLDER and HELD records), between a
- * SNAPSHOT record of its kind and a SNAPSHOT end record with the number
- * of objects walked and the time it took.
+ * demand (memlens.snapshot_now(), a signal). It builds the reference graph
+ * of the live heap once (graph/refgraph.h) and its named roots
+ * (graph/roots.h), names the buffers still allocated by their owners
+ * (heap/owners.h: OWNER records), and finds what holds each recorded
+ * block and the retained size of that holder (heap/holders.h: HOLDER and
+ * HELD records), between a SNAPSHOT record of its kind and a SNAPSHOT end
+ * record with the number of objects walked and the time it took.
  *
  * GIL held, the tracker's re-entrancy guard set (the pass's own memory is
  * libc malloc and is not recorded) and its lock held (the block table and
@@ -39,6 +40,11 @@ typedef struct {
     uint64_t held;      /* blocks in HELD records */
     uint64_t duration_us;
 } ml_atexit_stats;
+
+/* Frames whose code's file name starts with `prefix` (memlens' own
+ * package) are not roots; NULL or "" (the default): every frame is.
+ * Copied; GIL held. */
+void ml_atexit_set_skip(const char *prefix);
 
 /* Run the pass of `kind` (ML_SNAP_EXIT, _CALL, _SIGNAL) and write its
  * records. Returns 0, or -1 when out of memory (the records written so far

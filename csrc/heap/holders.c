@@ -1,33 +1,44 @@
-/* holders.c: shortest paths from the modules, as patterns (see holders.h).
+/* holders.c: shortest paths from the roots, as patterns, with retained
+ * sizes (see holders.h).
  *
  * Strings (hop texts) and patterns are interned in open-addressing tables;
- * a pattern is (parent pattern, type hop, edge hop). The queue of the
- * breadth-first walk holds (object, pattern) pairs; an address bitmap
- * marks the objects reached.
+ * a pattern is (parent pattern, type hop, edge hop). The breadth-first
+ * search runs over the graph's successor arrays; when a node is expanded,
+ * the children it reaches first are named together, so that naming the
+ * children of a dict or list costs one pass over it, not one per child.
  */
 #include "heap/holders.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "heap/addrbits.h"
+#include "graph/dominators.h"
+#include "graph/paths.h"
 #include "heap/addrset.h"
 
 /* Dicts with at most this many items name their values by key. */
 #define ML_HOLDERS_SMALL_DICT 16
 #define ML_HOLDERS_KEY_MAX 60
+#define ML_HOLDERS_HOP_MAX 512
 
 typedef struct {
     uint32_t parent, tyhop, edge; /* string ids (0: no type hop) */
     uint32_t depth;
+    uint8_t cut;
 } ml_pattern;
 
+/* A dict being named: value or key object -> entry index. */
 typedef struct {
     PyObject *o;
-    uint32_t pattern;
-} ml_qitem;
+    uint32_t entry; /* index + 1; high bit: the key, not the value */
+} ml_holders_slot;
+
+#define ML_HOLDERS_KEY_BIT 0x80000000u
 
 struct ml_holders {
+    const ml_refgraph *g;
+    const ml_roots *r;
     ml_holders_name_fn name;
     void *name_arg;
     /* strings: bytes in `text`, string i at text + soff[i], slen[i] */
@@ -43,13 +54,19 @@ struct ml_holders {
     uint32_t *ptab;
     size_t pmask;
     ml_addrset tyhops; /* type -> string id of "(Name)" */
-    /* the walk */
-    ml_addrbits seen;
-    ml_qitem *q;
-    size_t qhead, qlen, qcap;
-    ml_holders_fn fn;
-    void *arg;
-    size_t reached;
+    /* per node */
+    uint32_t *pattern; /* 0: not reached */
+    ml_node *holder;   /* the object the last edge leaves (owner of an attribute table) */
+    ml_node *via;      /* whose type names the hop after this node: its owner for an attribute table */
+    uint8_t *attrs;    /* 1: an attribute table (module, class or instance __dict__) */
+    ml_node *queue;
+    size_t qhead, qlen;
+    /* the children of the node being expanded */
+    ml_node *kids;
+    size_t nkids, capkids;
+    ml_holders_slot *slots;
+    size_t capslots;
+    ml_domtree dom;
     int failed;
 };
 
@@ -136,11 +153,17 @@ ml_holders_str(ml_holders *h, const char *s, size_t n)
     return id;
 }
 
+static uint32_t
+ml_holders_lit(ml_holders *h, const char *s)
+{
+    return ml_holders_str(h, s, strlen(s));
+}
+
 /* The id of pattern (parent, tyhop, edge); 0 when out of memory. */
 static uint32_t
-ml_holders_pattern(ml_holders *h, uint32_t parent, uint32_t tyhop, uint32_t edge)
+ml_holders_intern(ml_holders *h, uint32_t parent, uint32_t tyhop, uint32_t edge)
 {
-    ml_pattern key = {parent, tyhop, edge, parent ? h->pat[parent].depth + 1 : 0};
+    ml_pattern key = {parent, tyhop, edge, parent ? h->pat[parent].depth + 1 : 0, 0};
     int g = ml_holders_grow_tab(&h->ptab, &h->pmask, h->npat);
     if (g < 0)
         return 0;
@@ -172,67 +195,19 @@ ml_holders_pattern(ml_holders *h, uint32_t parent, uint32_t tyhop, uint32_t edge
     return id;
 }
 
-ml_holders *
-ml_holders_new(ml_holders_name_fn name, void *name_arg)
+/* The pattern one edge below `parent`; past ML_HOLDERS_DEPTH, "...". */
+static uint32_t
+ml_holders_pattern(ml_holders *h, uint32_t parent, uint32_t tyhop, uint32_t edge)
 {
-    ml_holders *h = calloc(1, sizeof(*h));
-    if (!h)
-        return NULL;
-    h->name = name;
-    h->name_arg = name_arg;
-    if (ml_addrset_init(&h->tyhops, 256, 1) < 0) {
-        free(h);
-        return NULL;
-    }
-    return h;
+    if (!parent || h->pat[parent].depth < ML_HOLDERS_DEPTH)
+        return ml_holders_intern(h, parent, tyhop, edge);
+    if (h->pat[parent].cut)
+        return parent;
+    uint32_t p = ml_holders_intern(h, parent, 0, ml_holders_lit(h, "..."));
+    if (p)
+        h->pat[p].cut = 1;
+    return p;
 }
-
-void
-ml_holders_free(ml_holders *h)
-{
-    if (!h)
-        return;
-    free(h->text);
-    free(h->soff);
-    free(h->slen);
-    free(h->stab);
-    free(h->pat);
-    free(h->ptab);
-    free(h->q);
-    ml_addrset_release(&h->tyhops);
-    ml_addrbits_release(&h->seen);
-    free(h);
-}
-
-uint32_t
-ml_holders_count(const ml_holders *h)
-{
-    return h->npat;
-}
-
-size_t
-ml_holders_hops(const ml_holders *h, uint32_t p, const char **hops, size_t *lens, size_t cap)
-{
-    /* count first, then fill from the end */
-    size_t n = 0;
-    for (uint32_t q = p; q; q = h->pat[q].parent)
-        n += 1 + (h->pat[q].tyhop != 0);
-    if (n > cap)
-        n = cap; /* never: depth is bounded; keep the root end */
-    size_t k = n;
-    for (uint32_t q = p; q && k; q = h->pat[q].parent) {
-        const ml_pattern *pt = &h->pat[q];
-        hops[--k] = h->text + h->soff[pt->edge];
-        lens[k] = h->slen[pt->edge];
-        if (pt->tyhop && k) {
-            hops[--k] = h->text + h->soff[pt->tyhop];
-            lens[k] = h->slen[pt->tyhop];
-        }
-    }
-    return n;
-}
-
-/* ---- the walk ---- */
 
 /* "(Name)" of tp's instances, as a string id (0: out of memory). */
 static uint32_t
@@ -259,217 +234,429 @@ ml_holders_tyhop(ml_holders *h, PyTypeObject *tp)
     return id;
 }
 
-/* Reach `o` through pattern (parent, tyhop, edge): queue it and tell fn. */
-static void
-ml_holders_reach(ml_holders *h, PyObject *o, uint32_t parent, uint32_t tyhop, uint32_t edge)
+/* ---- names of roots ---- */
+
+/* The name of thread `tid` from threading._active (its Thread's _name),
+ * read in place; 0 when not found. */
+static size_t
+ml_holders_thread_name(ml_holders *h, unsigned long tid, char *buf, size_t cap)
 {
-    if (!o || h->failed)
-        return;
-    int added = ml_addrbits_add(&h->seen, (uintptr_t)o);
-    if (added <= 0) {
-        h->failed |= added < 0;
-        return;
+    PyObject *modules = PySys_GetObject("modules"), *threading = NULL, *active = NULL;
+    if (!modules || !PyDict_Check(modules))
+        return 0;
+    ml_compat_dict_entries e;
+    ml_compat_dict_entries_of(modules, &e);
+    for (size_t i = 0; i < e.n && !threading; i++) {
+        PyObject *k = e.keys[i * e.kstride], *v = e.values[i * e.vstride];
+        if (v && k && PyUnicode_CheckExact(k) && PyModule_Check(v) &&
+            PyUnicode_CompareWithASCIIString(k, "threading") == 0)
+            threading = v;
     }
-    uint32_t p;
-    if (parent && h->pat[parent].depth >= ML_HOLDERS_DEPTH) {
-        static const char more[] = "...";
-        uint32_t e = ml_holders_str(h, more, 3);
-        p = h->pat[parent].edge == e ? parent : ml_holders_pattern(h, parent, 0, e);
+    if (!threading)
+        return 0;
+    ml_compat_dict_entries_of(PyModule_GetDict(threading), &e);
+    for (size_t i = 0; i < e.n && !active; i++) {
+        PyObject *k = e.keys[i * e.kstride], *v = e.values[i * e.vstride];
+        if (v && k && PyUnicode_CheckExact(k) && PyDict_CheckExact(v) &&
+            PyUnicode_CompareWithASCIIString(k, "_active") == 0)
+            active = v;
+    }
+    if (!active)
+        return 0;
+    PyObject *thread = NULL;
+    ml_compat_dict_entries_of(active, &e);
+    for (size_t i = 0; i < e.n && !thread; i++) {
+        PyObject *k = e.keys[i * e.kstride], *v = e.values[i * e.vstride];
+        if (v && k && PyLong_CheckExact(k)) {
+            unsigned long id = PyLong_AsUnsignedLong(k);
+            if (id == (unsigned long)-1 && PyErr_Occurred())
+                PyErr_Clear();
+            else if (id == tid)
+                thread = v;
+        }
+    }
+    if (!thread)
+        return 0;
+    size_t vb;
+    PyObject *d = ml_compat_instance_dict(thread, &vb), *name = NULL;
+    if (d && PyDict_Check(d)) { /* a dict of its own (3.10, or made on 3.11+) */
+        ml_compat_dict_entries_of(d, &e);
+        for (size_t i = 0; i < e.n && !name; i++) {
+            PyObject *k = e.keys[i * e.kstride], *v = e.values[i * e.vstride];
+            if (v && k && PyUnicode_CheckExact(k) && PyUnicode_Check(v) &&
+                PyUnicode_CompareWithASCIIString(k, "_name") == 0)
+                name = v;
+        }
+    }
+    if (name) {
+        const char *u;
+        size_t len = ml_compat_str_utf8(name, buf, cap, &u);
+        if (u != buf && len < cap)
+            memmove(buf, u, len);
+        return len < cap ? len : 0;
+    }
+    ml_node t = ml_refgraph_find(h->g, thread);
+    if (t == ML_NODE_NONE)
+        return 0;
+    size_t count;
+    const ml_node *s = ml_refgraph_succ(h->g, t, &count);
+    for (size_t i = 0; i < count; i++) {
+        PyObject *o = ml_refgraph_object(h->g, s[i]);
+        char edge[64];
+        if (!PyUnicode_CheckExact(o))
+            continue;
+        size_t n = ml_paths_edge_name(thread, o, edge, sizeof(edge));
+        if (n == 6 && memcmp(edge, "._name", 6) == 0) {
+            const char *u;
+            size_t len = ml_compat_str_utf8(o, buf, cap, &u);
+            if (u != buf && len < cap)
+                memmove(buf, u, len);
+            return len < cap ? len : 0;
+        }
+    }
+    return 0;
+}
+
+/* The hop naming root i: "module NAME", "thread NAME, frame f() in
+ * FILE:LINE, local 'x'", "sys.modules", "held by C code". */
+static uint32_t
+ml_holders_root_hop(ml_holders *h, size_t i)
+{
+    const ml_root *x = &h->r->roots[i];
+    char buf[ML_HOLDERS_HOP_MAX];
+    size_t n;
+    if (x->kind == ML_ROOT_LOCAL) {
+        char tname[128], b1[128], b2[128], b3[200];
+        const char *s1, *s2, *s3;
+        size_t lt = ml_holders_thread_name(h, x->thread, tname, sizeof(tname));
+        size_t l1 = ml_compat_str_utf8(x->code->co_name, b1, sizeof(b1), &s1);
+        size_t l2 = ml_compat_str_utf8(x->name, b2, sizeof(b2), &s2);
+        size_t l3 = ml_compat_str_utf8(x->code->co_filename, b3, sizeof(b3), &s3);
+        int k = lt ? snprintf(buf, sizeof(buf), "thread %.*s, ", (int)lt, tname)
+                   : snprintf(buf, sizeof(buf), "thread %lu, ", x->thread);
+        if (k < 0)
+            k = 0;
+        int m = snprintf(buf + k, sizeof(buf) - (size_t)k, "frame %.*s() in %.*s:%d, local '%.*s'", (int)l1, s1,
+                         (int)l3, s3, x->line, (int)l2, s2);
+        n = (size_t)k + (m < 0 ? 0 : (size_t)m);
+        if (n >= sizeof(buf))
+            n = sizeof(buf) - 1;
     } else {
-        p = ml_holders_pattern(h, parent, tyhop, edge);
+        n = ml_roots_name(h->r, i, buf, sizeof(buf));
     }
-    if (!p || !edge) {
+    return ml_holders_str(h, buf, n);
+}
+
+/* ---- the search ---- */
+
+/* Reach node v from the node being expanded (`from`, ML_NODE_NONE for a
+ * root) with pattern p. */
+static void
+ml_holders_reach(ml_holders *h, ml_node v, ml_node from, uint32_t p)
+{
+    if (!p) {
         h->failed = 1;
         return;
     }
-    if (h->qlen == h->qcap) {
-        if (h->qhead > h->qcap / 2) { /* slide the pending part down */
-            memmove(h->q, h->q + h->qhead, (h->qlen - h->qhead) * sizeof(*h->q));
-            h->qlen -= h->qhead;
-            h->qhead = 0;
-        } else {
-            size_t cap = h->qcap ? h->qcap * 2 : 4096;
-            ml_qitem *nq = realloc(h->q, cap * sizeof(*nq));
-            if (!nq) {
+    h->pattern[v] = p;
+    h->holder[v] = from == ML_NODE_NONE ? v : h->via[from];
+    h->via[v] = v;
+    h->queue[h->qlen++] = v;
+}
+
+/* A dict's value or key object -> its entry, for the kids of one dict. */
+static int
+ml_holders_index_dict(ml_holders *h, const ml_compat_dict_entries *e, size_t *mask)
+{
+    size_t need = 4;
+    while (need < e->n * 4)
+        need *= 2;
+    if (need > h->capslots) {
+        ml_holders_slot *s = realloc(h->slots, need * sizeof(*s));
+        if (!s)
+            return -1;
+        h->slots = s;
+        h->capslots = need;
+    }
+    memset(h->slots, 0, need * sizeof(*h->slots));
+    *mask = need - 1;
+    for (size_t i = 0; i < e->n; i++) {
+        PyObject *v = e->values[i * e->vstride], *k = e->keys[i * e->kstride];
+        if (!v)
+            continue;
+        PyObject *objs[2] = {v, k};
+        for (int w = 0; w < 2; w++) {
+            if (!objs[w])
+                continue;
+            size_t j = ((uint64_t)(uintptr_t)objs[w] >> 4) * 0x9E3779B97F4A7C15ull >> 20 & *mask;
+            while (h->slots[j].o && h->slots[j].o != objs[w])
+                j = (j + 1) & *mask;
+            if (!h->slots[j].o) /* the first entry that has it names it */
+                h->slots[j] = (ml_holders_slot){objs[w], (uint32_t)(i + 1) | (w ? ML_HOLDERS_KEY_BIT : 0)};
+        }
+    }
+    return 0;
+}
+
+/* The edge name of dict d's kid o: ".name" in an attribute table,
+ * "['name']" / "[3]" in a small dict, "[key]" in a big one, "(key)". */
+static uint32_t
+ml_holders_dict_edge(ml_holders *h, const ml_compat_dict_entries *e, size_t mask, PyObject *o, int attrs,
+                     size_t used)
+{
+    size_t j = ((uint64_t)(uintptr_t)o >> 4) * 0x9E3779B97F4A7C15ull >> 20 & mask;
+    while (h->slots[j].o && h->slots[j].o != o)
+        j = (j + 1) & mask;
+    if (!h->slots[j].o)
+        return ml_holders_lit(h, "(referent)");
+    if (h->slots[j].entry & ML_HOLDERS_KEY_BIT)
+        return ml_holders_lit(h, "(key)");
+    PyObject *k = e->keys[((h->slots[j].entry & ~ML_HOLDERS_KEY_BIT) - 1) * e->kstride];
+    if (!attrs && used > ML_HOLDERS_SMALL_DICT)
+        return ml_holders_lit(h, "[key]");
+    char buf[ML_HOLDERS_KEY_MAX * 4 + 16];
+    size_t n;
+    if (attrs && k && PyUnicode_Check(k)) {
+        char enc[ML_HOLDERS_KEY_MAX * 4];
+        const char *u;
+        n = ml_compat_str_utf8(k, enc, sizeof(enc), &u);
+        if (n > ML_HOLDERS_KEY_MAX * 2)
+            n = ML_HOLDERS_KEY_MAX * 2;
+        buf[0] = '.';
+        memcpy(buf + 1, u, n);
+        n++;
+    } else if (k) {
+        n = ml_paths_key_name(k, buf, sizeof(buf));
+    } else {
+        return ml_holders_lit(h, "[key]");
+    }
+    return ml_holders_str(h, buf, n);
+}
+
+/* Expand node u: reach its successors not reached yet, naming the edges. */
+static void
+ml_holders_expand(ml_holders *h, ml_node u)
+{
+    size_t count;
+    const ml_node *s = ml_refgraph_succ(h->g, u, &count);
+    h->nkids = 0;
+    for (size_t i = 0; i < count; i++) {
+        ml_node v = s[i];
+        if (h->pattern[v] || h->r->excluded[v])
+            continue;
+        if (h->nkids == h->capkids) {
+            size_t cap = h->capkids ? h->capkids * 2 : 256;
+            ml_node *nk = realloc(h->kids, cap * sizeof(*nk));
+            if (!nk) {
                 h->failed = 1;
                 return;
             }
-            h->q = nq;
-            h->qcap = cap;
+            h->kids = nk;
+            h->capkids = cap;
         }
+        h->kids[h->nkids++] = v;
+        h->pattern[v] = UINT32_MAX; /* claimed: named below */
     }
-    h->q[h->qlen++] = (ml_qitem){o, p};
-    h->reached++;
-    if (h->fn(h->arg, o, p) < 0)
+    if (!h->nkids)
+        return;
+    PyObject *o = ml_refgraph_object(h->g, u);
+    ml_node owner = h->via[u];
+    int root_table = h->attrs[u] && owner == u; /* a module's globals: no type hop */
+    uint32_t tyhop = root_table ? 0 : ml_holders_tyhop(h, Py_TYPE(ml_refgraph_object(h->g, owner)));
+    uint32_t parent = h->pattern[u];
+    if (!root_table && !tyhop) {
         h->failed = 1;
-}
-
-/* A hop text from a str: prefix + the string (cut) + suffix. */
-static uint32_t
-ml_holders_str_hop(ml_holders *h, const char *prefix, PyObject *s, const char *suffix)
-{
-    char buf[ML_HOLDERS_KEY_MAX * 4 + 16], enc[ML_HOLDERS_KEY_MAX * 4];
-    const char *u;
-    size_t n = ml_compat_str_utf8(s, enc, sizeof(enc), &u);
-    if (n > ML_HOLDERS_KEY_MAX * 2)
-        n = ML_HOLDERS_KEY_MAX * 2;
-    size_t pl = strlen(prefix), sl = strlen(suffix);
-    memcpy(buf, prefix, pl);
-    memcpy(buf + pl, u, n);
-    memcpy(buf + pl + n, suffix, sl);
-    return ml_holders_str(h, buf, pl + n + sl);
-}
-
-/* The items of a dict: values named by key; keys themselves "(key)". */
-static void
-ml_holders_dict_items(ml_holders *h, PyObject *d, uint32_t p, uint32_t tyhop, int attrs)
-{
-    ml_compat_dict_entries e;
-    ml_compat_dict_entries_of(d, &e);
-    size_t used = (size_t)PyDict_GET_SIZE(d);
-    uint32_t generic = ml_holders_str(h, "[key]", 5), keyhop = ml_holders_str(h, "(key)", 5);
-    for (size_t i = 0; i < e.n && !h->failed; i++) {
-        PyObject *v = e.values[i * e.vstride], *k = e.keys[i * e.kstride];
-        if (!v)
-            continue;
-        uint32_t edge = generic;
-        int strkey = k && PyUnicode_CheckExact(k);
-        if (attrs && strkey)
-            edge = ml_holders_str_hop(h, ".", k, "");
-        else if (!attrs && strkey && used <= ML_HOLDERS_SMALL_DICT)
-            edge = ml_holders_str_hop(h, "['", k, "']");
-        if (!attrs && k && !strkey)
-            ml_holders_reach(h, k, p, tyhop, keyhop);
-        ml_holders_reach(h, v, p, tyhop, edge);
-    }
-}
-
-typedef struct {
-    ml_holders *h;
-    uint32_t p, tyhop, edge;
-} ml_holders_visit_ctx;
-
-static int
-ml_holders_visit(PyObject *o, void *arg)
-{
-    ml_holders_visit_ctx *c = arg;
-    ml_holders_reach(c->h, o, c->p, c->tyhop, c->edge);
-    return c->h->failed;
-}
-
-/* A dict that is an attribute table: reached with its owner (same
- * pattern), its items as attributes. */
-static void
-ml_holders_attr_dict(ml_holders *h, PyObject *d, uint32_t p, uint32_t tyhop)
-{
-    if (!d || !PyDict_Check(d))
-        return;
-    int added = ml_addrbits_add(&h->seen, (uintptr_t)d);
-    if (added < 0)
-        h->failed = 1;
-    if (added <= 0)
-        return;
-    h->reached++;
-    if (h->fn(h->arg, d, p) < 0) {
-        h->failed = 1;
-        return;
-    }
-    ml_holders_dict_items(h, d, p, tyhop, 1);
-}
-
-static void
-ml_holders_expand(ml_holders *h, PyObject *o, uint32_t p, int root)
-{
-    PyTypeObject *tp = Py_TYPE(o);
-    uint32_t tyhop = root ? 0 : ml_holders_tyhop(h, tp);
-    if (!root && !tyhop) {
-        h->failed = 1;
-        return;
-    }
-    if (PyModule_Check(o)) {
-        ml_holders_attr_dict(h, PyModule_GetDict(o), p, tyhop);
-        return;
-    }
-    if (PyList_Check(o) || PyTuple_Check(o)) {
-        PyObject **items = PyList_Check(o) ? ((PyListObject *)o)->ob_item : ((PyTupleObject *)o)->ob_item;
-        uint32_t edge = ml_holders_str(h, "[i]", 3);
-        for (Py_ssize_t i = 0; i < Py_SIZE(o) && !h->failed; i++)
-            ml_holders_reach(h, items[i], p, tyhop, edge);
         return;
     }
     if (PyDict_Check(o)) {
-        ml_holders_dict_items(h, o, p, tyhop, 0);
+        ml_compat_dict_entries e;
+        size_t mask;
+        ml_compat_dict_entries_of(o, &e);
+        if (ml_holders_index_dict(h, &e, &mask) < 0) {
+            h->failed = 1;
+            return;
+        }
+        size_t used = (size_t)PyDict_GET_SIZE(o);
+        for (size_t i = 0; i < h->nkids && !h->failed; i++) {
+            PyObject *k = ml_refgraph_object(h->g, h->kids[i]);
+            uint32_t edge = ml_holders_dict_edge(h, &e, mask, k, h->attrs[u], used);
+            ml_holders_reach(h, h->kids[i], u, edge ? ml_holders_pattern(h, parent, tyhop, edge) : 0);
+        }
         return;
     }
-    if (PyType_Check(o))
-        ml_holders_attr_dict(h, ml_compat_type_dict((PyTypeObject *)o), p, tyhop);
-    else if (!PyAnySet_Check(o)) {
+    uint32_t same = 0; /* the edge of every kid, when the container says */
+    if (PyList_Check(o) || PyTuple_Check(o))
+        same = ml_holders_lit(h, "[i]");
+    else if (PyAnySet_Check(o))
+        same = ml_holders_lit(h, "{item}");
+    PyObject *table = NULL;
+    if (!same) {
         size_t vb;
-        ml_holders_attr_dict(h, ml_compat_instance_dict(o, &vb), p, tyhop);
+        if (PyModule_Check(o))
+            table = PyModule_GetDict(o);
+        else if (PyType_Check(o))
+            table = (PyObject *)ml_compat_type_dict((PyTypeObject *)o);
+        else
+            table = ml_compat_instance_dict(o, &vb);
     }
-    if (!(tp->tp_flags & Py_TPFLAGS_HAVE_GC) || !tp->tp_traverse || h->failed ||
-        ml_compat_traverse_unsafe(o))
-        return;
-    if (tp->tp_is_gc && !tp->tp_is_gc(o)) /* a static type: not a GC object */
-        return;
-    ml_holders_visit_ctx c = {h, p, tyhop, 0};
-    c.edge = PyAnySet_Check(o) ? ml_holders_str(h, "{item}", 6) : ml_holders_str(h, "(ref)", 5);
-    tp->tp_traverse(o, ml_holders_visit, &c);
+    for (size_t i = 0; i < h->nkids && !h->failed; i++) {
+        ml_node v = h->kids[i];
+        PyObject *k = ml_refgraph_object(h->g, v);
+        if (table && k == table && PyDict_Check(k)) {
+            /* the owner's attribute table: no hop of its own */
+            ml_holders_reach(h, v, u, parent);
+            h->attrs[v] = 1;
+            h->via[v] = owner;
+            continue;
+        }
+        uint32_t edge = same;
+        if (!edge) {
+            char buf[ML_HOLDERS_HOP_MAX];
+            edge = ml_holders_str(h, buf, ml_paths_edge_name(o, k, buf, sizeof(buf)));
+        }
+        ml_holders_reach(h, v, u, edge ? ml_holders_pattern(h, parent, tyhop, edge) : 0);
+    }
 }
 
-/* Queue one module of sys.modules as a root named "module NAME". */
 static void
-ml_holders_root(ml_holders *h, PyObject *name, PyObject *mod)
+ml_holders_drain(ml_holders *h)
 {
-    if (!mod || !PyModule_Check(mod) || !name || !PyUnicode_Check(name))
+    while (h->qhead < h->qlen && !h->failed)
+        ml_holders_expand(h, h->queue[h->qhead++]);
+}
+
+/* Queue root i when its node is not reached yet. */
+static void
+ml_holders_root(ml_holders *h, size_t i)
+{
+    ml_node v = h->r->roots[i].node;
+    if (h->pattern[v] || h->r->excluded[v])
         return;
-    if (ml_addrbits_has(&h->seen, (uintptr_t)mod))
-        return;
-    uint32_t edge = ml_holders_str_hop(h, "module ", name, "");
-    if (!edge) {
-        h->failed = 1;
-        return;
+    uint32_t hop = ml_holders_root_hop(h, i);
+    ml_holders_reach(h, v, ML_NODE_NONE, hop ? ml_holders_pattern(h, 0, 0, hop) : 0);
+    if (h->r->roots[i].kind == ML_ROOT_MODULE)
+        h->attrs[v] = 1;
+}
+
+static int
+ml_holders_is_main(const ml_root *x)
+{
+    return x->kind == ML_ROOT_MODULE && x->name && PyUnicode_Check(x->name) &&
+           PyUnicode_CompareWithASCIIString(x->name, "__main__") == 0;
+}
+
+ml_holders *
+ml_holders_build(const ml_refgraph *g, const ml_roots *r, ml_holders_name_fn name, void *name_arg)
+{
+    size_t n = ml_refgraph_count(g), m = n ? n : 1;
+    ml_holders *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->g = g;
+    h->r = r;
+    h->name = name;
+    h->name_arg = name_arg;
+    h->pattern = calloc(m, sizeof(*h->pattern));
+    h->holder = malloc(m * sizeof(*h->holder));
+    h->via = malloc(m * sizeof(*h->via));
+    h->attrs = calloc(m, 1);
+    h->queue = malloc(m * sizeof(*h->queue));
+    if (!h->pattern || !h->holder || !h->via || !h->attrs || !h->queue ||
+        ml_addrset_init(&h->tyhops, 256, 1) < 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        h->holder[i] = ML_NODE_NONE;
+    /* __main__ first: its names win; then the other named roots; then
+     * "held by C code" for what they do not reach */
+    for (size_t i = 0; i < r->named; i++)
+        if (ml_holders_is_main(&r->roots[i]))
+            ml_holders_root(h, i);
+    for (size_t i = 0; i < r->named && !h->failed; i++)
+        ml_holders_root(h, i);
+    ml_holders_drain(h);
+    for (size_t i = r->named; i < r->n && !h->failed; i++) {
+        ml_holders_root(h, i);
+        ml_holders_drain(h);
     }
-    ml_holders_reach(h, mod, 0, 0, edge);
+    if (h->failed || ml_dominators_compute(g, r, &h->dom) < 0)
+        goto fail;
+    return h;
+fail:
+    ml_holders_free(h);
+    return NULL;
+}
+
+void
+ml_holders_free(ml_holders *h)
+{
+    if (!h)
+        return;
+    free(h->text);
+    free(h->soff);
+    free(h->slen);
+    free(h->stab);
+    free(h->pat);
+    free(h->ptab);
+    free(h->pattern);
+    free(h->holder);
+    free(h->via);
+    free(h->attrs);
+    free(h->queue);
+    free(h->kids);
+    free(h->slots);
+    ml_addrset_release(&h->tyhops);
+    ml_domtree_release(&h->dom);
+    free(h);
+}
+
+uint32_t
+ml_holders_pattern_of(const ml_holders *h, ml_node v)
+{
+    return v < ml_refgraph_count(h->g) ? h->pattern[v] : 0;
+}
+
+ml_node
+ml_holders_holder_of(const ml_holders *h, ml_node v)
+{
+    return v < ml_refgraph_count(h->g) ? h->holder[v] : ML_NODE_NONE;
+}
+
+uint64_t
+ml_holders_retained(const ml_holders *h, ml_node v)
+{
+    return v < h->dom.n ? h->dom.retained[v] : 0;
+}
+
+uint32_t
+ml_holders_count(const ml_holders *h)
+{
+    return h->npat;
 }
 
 int
-ml_holders_walk(ml_holders *h, ml_holders_fn fn, void *arg, size_t *reached)
+ml_holders_cut(const ml_holders *h, uint32_t p)
 {
-    h->fn = fn;
-    h->arg = arg;
-    h->reached = 0;
-    h->failed = 0;
-    h->qhead = h->qlen = 0;
-    ml_addrbits_release(&h->seen);
-    if (ml_addrbits_init(&h->seen) < 0)
-        return -1;
-    PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
-    if (modules && PyDict_Check(modules)) {
-        PyObject *main_name = NULL;
-        ml_compat_dict_entries e;
-        ml_compat_dict_entries_of(modules, &e);
-        for (size_t i = 0; i < e.n; i++) { /* __main__ first: its names win */
-            PyObject *k = e.keys[i * e.kstride];
-            if (e.values[i * e.vstride] && k && PyUnicode_Check(k) &&
-                PyUnicode_CompareWithASCIIString(k, "__main__") == 0) {
-                main_name = k;
-                ml_holders_root(h, k, e.values[i * e.vstride]);
-            }
+    return p && p <= h->npat && h->pat[p].cut;
+}
+
+size_t
+ml_holders_hops(const ml_holders *h, uint32_t p, const char **hops, size_t *lens, size_t cap)
+{
+    /* count first, then fill from the end */
+    size_t n = 0;
+    for (uint32_t q = p; q; q = h->pat[q].parent)
+        n += 1 + (h->pat[q].tyhop != 0);
+    if (n > cap)
+        n = cap; /* never: depth is bounded; keep the root end */
+    size_t k = n;
+    for (uint32_t q = p; q && k; q = h->pat[q].parent) {
+        const ml_pattern *pt = &h->pat[q];
+        hops[--k] = h->text + h->soff[pt->edge];
+        lens[k] = h->slen[pt->edge];
+        if (pt->tyhop && k) {
+            hops[--k] = h->text + h->soff[pt->tyhop];
+            lens[k] = h->slen[pt->tyhop];
         }
-        for (size_t i = 0; i < e.n && !h->failed; i++) {
-            if (e.values[i * e.vstride] && e.keys[i * e.kstride] != main_name)
-                ml_holders_root(h, e.keys[i * e.kstride], e.values[i * e.vstride]);
-        }
-        /* sys.modules itself is reached through module sys */
     }
-    size_t nroots = h->qlen;
-    size_t done = 0;
-    while (h->qhead < h->qlen && !h->failed) {
-        ml_qitem it = h->q[h->qhead++];
-        ml_holders_expand(h, it.o, it.pattern, done++ < nroots);
-    }
-    if (reached)
-        *reached = h->reached;
-    return h->failed ? -1 : 0;
+    return n;
 }

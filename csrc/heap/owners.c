@@ -1,8 +1,9 @@
 /* owners.c: buffers named by their owners (see owners.h).
  *
- * One heap walk. An attribute dict is named after its owner, which the
- * walk may meet before or after the dict: a dict met on its own is put
- * aside, and named once the walk is over, unless its owner claimed it.
+ * One pass over the graph's objects. An attribute dict is named after its
+ * owner, which the pass may meet before or after the dict: a dict met on
+ * its own is put aside, and named once the pass is over, unless its owner
+ * claimed it.
  */
 #include "heap/owners.h"
 
@@ -11,7 +12,6 @@
 #include <string.h>
 
 #include "heap/addrset.h"
-#include "heap/walk.h"
 
 typedef struct {
     ml_owners_fn fn;
@@ -47,9 +47,8 @@ ml_owners_claim(ml_owners_ctx *c, PyObject *d, ml_owners_of of_kind, PyTypeObjec
 }
 
 static int
-ml_owners_visit(ml_walk *w, PyObject *o, void *arg)
+ml_owners_visit(ml_owners_ctx *c, PyObject *o)
 {
-    ml_owners_ctx *c = arg;
     if (PyDict_Check(o)) {
         if (c->ndicts == c->capdicts) {
             size_t cap = c->capdicts ? c->capdicts * 2 : 1024;
@@ -74,26 +73,24 @@ ml_owners_visit(ml_walk *w, PyObject *o, void *arg)
 }
 
 int
-ml_owners_walk(ml_owners_fn fn, void *arg, size_t *objects)
+ml_owners_graph(const ml_refgraph *g, ml_owners_fn fn, void *arg)
 {
     ml_owners_ctx c = {.fn = fn, .arg = arg};
-    ml_walk w;
     int rc = -1;
     if (ml_addrset_init(&c.claimed, 1024, 0) < 0)
         return -1;
-    if (ml_walk_heap(ml_owners_visit, &c, &w) < 0)
-        goto release_walk;
+    size_t n = ml_refgraph_count(g);
+    for (size_t i = 0; i < n; i++)
+        if (ml_owners_visit(&c, ml_refgraph_object(g, (ml_node)i)) < 0)
+            goto release;
     for (size_t i = 0; i < c.ndicts; i++) {
         if (ml_addrset_get(&c.claimed, (uintptr_t)c.dicts[i], NULL))
             continue;
         if (ml_owners_emit(&c, c.dicts[i], ML_OWNERS_OF_NONE, NULL) < 0)
-            goto release_walk;
+            goto release;
     }
     rc = 0;
-release_walk:
-    if (objects)
-        *objects = w.reached;
-    ml_walk_release(&w);
+release:
     free(c.dicts);
     ml_addrset_release(&c.claimed);
     return rc;

@@ -3,8 +3,9 @@
  * Layer: heap analysis. A list's item array, a dict's keys table and
  * values array, a set's hash table, a bytearray's bytes, an instance's
  * values array (3.11/3.12) are memory blocks of their own; a memory
- * profiler sees them as anonymous buffers. ml_owners_walk walks the whole
- * live heap once (walk.h) and names each by its owner: "list (items)",
+ * profiler sees them as anonymous buffers. ml_owners_graph goes once over
+ * the objects of a reference graph (graph/refgraph.h: the live heap) and
+ * names each by its owner: "list (items)",
  * "bytearray (data)", and for the dict that is an instance's __dict__ (or
  * a module's, a class's) "dict (keys) of Lesson". Objects whose memory is
  * one block (str, bytes, int, tuple) own no buffer. Version differences
@@ -16,7 +17,7 @@
 #ifndef ML_OWNERS_H
 #define ML_OWNERS_H
 
-#include "compat/compat.h"
+#include "graph/refgraph.h"
 
 /* Whose attribute table a dict is. */
 typedef enum {
@@ -31,9 +32,9 @@ typedef enum {
 typedef int (*ml_owners_fn)(void *arg, PyObject *o, const ml_compat_buf *buf, ml_owners_of of_kind,
                             PyTypeObject *of);
 
-/* Walk the heap, calling fn for every owned buffer. Returns 0, or -1 when
- * out of memory or stopped; *objects (if not NULL) gets the objects walked. */
-int ml_owners_walk(ml_owners_fn fn, void *arg, size_t *objects);
+/* Call fn for every buffer owned by an object of graph g. Returns 0, or
+ * -1 when out of memory or stopped. */
+int ml_owners_graph(const ml_refgraph *g, ml_owners_fn fn, void *arg);
 
 /* "items", "keys", "values", "table", "data" ("buffer" for others). */
 const char *ml_owners_role(unsigned role);

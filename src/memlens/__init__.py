@@ -41,5 +41,6 @@ def snapshot_now():
     and `memlens why` use the last one). Returns the pass's counts
     (objects, owners, holders, held, duration_us), or None when no capture
     is being written."""
+    import os
     from memlens import _engine
-    return _engine.exit_snapshot(2)
+    return _engine.exit_snapshot(2, os.path.dirname(os.path.abspath(__file__)) + os.sep)

@@ -243,6 +243,7 @@ def leaks(path, top=0, progress=None):
     if raw.get("heap_at_exit"):  # rows carry their holder only with a heap at exit
         for row, r in zip(rows, raw["leaks"]):
             row["holder"] = r.get("holder")
+            row["holder_retained_bytes"] = row["holder"]["retained"] if row["holder"] else None
     if raw.get("garbage_at_exit") is not None:  # gcexit: each group's garbage at exit
         for row, r in zip(rows, raw["leaks"]):
             row["garbage_bytes"], row["garbage_blocks"] = r["garbage_bytes"], r["garbage_blocks"]
@@ -574,5 +575,5 @@ def _held_by(row):
     if h["count"] < row["count"]:
         text += " (%s of %s blocks)" % (fmt.human_count(h["count"]), fmt.human_count(row["count"]))
     if h.get("retained"):
-        text += ", retains %s" % fmt.human_bytes(h["retained"])
+        text += " (retains %s)" % fmt.human_bytes(h["retained"])
     return text

@@ -8,6 +8,7 @@
  *                        DIR/v1-basic.expected.json, DIR/v2-native.mlens,
  *                        DIR/v2-rss.mlens (rss), DIR/v2-gc.mlens (gc),
  *                        DIR/v2-gc-exit.mlens (gcexit)
+ *                        DIR/v2-heap-at-exit.mlens (heap at exit)
  *
  * The scenario below uses every record kind once or more. The expected JSON
  * is written from what this program asked the writer to record (not from
@@ -329,6 +330,57 @@ gen_v2_gc_exit(const char *dir)
     return ml_writer_close(g);
 }
 
+/* ---- v2-heap-at-exit: a heap-at-exit snapshot (docs/FORMAT.md "Heap at
+ * exit"). A list KEEP (seq 1) with its item array (seq 2, named "list
+ * (items)" by its OWNER), two Records in it (seqs 3, 4) and one Record
+ * only C code holds (seq 5). tests/test_heap_at_exit.py holds the same
+ * scenario through capfile. */
+static int
+gen_v2_heap_at_exit(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/v2-heap-at-exit.mlens", dir);
+    const char *meta = "{\"python\":\"3.12.1\",\"pid\":1234,\"argv\":[\"demo.py\"],"
+                       "\"start_time_us\":1700000000000000,\"options\":{}}";
+    ml_writer *x = ml_writer_open(path, 1, 0, meta, strlen(meta));
+    if (!x)
+        return -1;
+    ml_writer_thread_def(x, 1, 4242, "MainThread", 10);
+    ml_writer_thread(x, 1);
+    static const uint32_t off[] = {0, 10};
+    static const int32_t line[] = {1, 5};
+    ml_writer_code_def(x, 1, "demo.py", 7, "build", 5, 1, off, line, 2);
+    ml_writer_frame_def(x, 1, 0, 1, 12);               /* build() at line 5 */
+    ml_writer_type_def(x, 1, "list", 4, 0);
+    ml_writer_type_def(x, 2, "<PyMem buffer>", 14, ML_TYPEF_BUFFER);
+    ml_writer_type_def(x, 3, "Record", 6, 0);
+    ml_writer_time(x, 100);
+    ml_writer_alloc(x, ML_DOMAIN_OBJ, 1, 1, 56);      /* seq 1: KEEP */
+    ml_writer_alloc(x, ML_DOMAIN_MEM, 1, 2, 64);      /* seq 2: its items */
+    ml_writer_alloc(x, ML_DOMAIN_OBJ, 1, 3, 48);      /* seqs 3, 4: in KEEP */
+    ml_writer_alloc(x, ML_DOMAIN_OBJ, 1, 3, 48);
+    ml_writer_alloc(x, ML_DOMAIN_OBJ, 1, 3, 48);      /* seq 5: C code's */
+    ml_writer_time(x, 900);
+    ml_writer_snapshot(x, ML_SNAP_EXIT, 0, 0);
+    ml_writer_type_def(x, 4, "list (items)", 12, ML_TYPEF_BUFFER);
+    ml_writer_owner(x, 2, 1, 4);
+    static const char *const keep[] = {"module __main__", ".KEEP", "(list)", "[i]"};
+    static const size_t keep_lens[] = {15, 5, 6, 3};
+    static const char *const c_code[] = {"held by C code"};
+    static const size_t c_lens[] = {14};
+    static const ml_seq h1[] = {1, 2}, h2[] = {3, 4}, h3[] = {5};
+    ml_writer_holder(x, 1, keep, keep_lens, 2, 216); /* KEEP retains itself, its items, 2 Records */
+    ml_writer_held(x, 1, h1, 2);
+    ml_writer_holder(x, 2, keep, keep_lens, 4, 216);
+    ml_writer_held(x, 2, h2, 2);
+    ml_writer_holder(x, 3, c_code, c_lens, 1, 48);
+    ml_writer_held(x, 3, h3, 1);
+    ml_writer_snapshot(x, ML_SNAP_END, 5, 1234);
+    uint64_t fields[ML_TRAILER_COUNT] = {5, 0, 0, 0, 0};
+    ml_writer_trailer(x, fields, ML_TRAILER_COUNT);
+    return ml_writer_close(x);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -459,6 +511,10 @@ main(int argc, char **argv)
     }
     if (gen_v2_gc_exit(argv[1]) < 0) {
         perror("gen_golden: v2-gc-exit");
+        return 1;
+    }
+    if (gen_v2_heap_at_exit(argv[1]) < 0) {
+        perror("gen_golden: v2-heap-at-exit");
         return 1;
     }
     return 0;

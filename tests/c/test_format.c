@@ -1592,6 +1592,64 @@ test_symbols_hostile(void)
     ml_symbols_free(s);
 }
 
+/* ---- heap at exit (0x10..0x13): corrupt records fail cleanly, counts
+ * are checked before anything is read for them (bounded memory), a record
+ * cut by the end of the file is a truncated capture ---- */
+static void
+test_heap_at_exit_corrupt(void)
+{
+    buf_t b;
+    buf_header(&b, 2);
+    buf_put(&b, 4, 0xDF, 0, 0, 8); /* one block: seq 1 */
+    size_t h = b.n;
+    buf_put(&b, 2, 0x10, 4);
+    expect_corrupt(&b, "SNAPSHOT of unknown kind 4", h);
+    b.n = h;
+    buf_put(&b, 4, 0x11, 0, 0, 1);
+    expect_corrupt(&b, "OWNER of block 0", h);
+    b.n = h;
+    buf_put(&b, 4, 0x11, 2, 0, 1); /* block 2 not allocated yet */
+    expect_corrupt(&b, "OWNER of block 2", h);
+    b.n = h;
+    buf_put(&b, 3, 0x12, 0, 0);
+    expect_corrupt(&b, "HOLDER with id 0", h);
+    b.n = h;
+    buf_put(&b, 3, 0x12, 1, 65);
+    expect_corrupt(&b, "HOLDER with 65 hops", h);
+    b.n = h;
+    buf_put(&b, 11, 0x12, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x3F); /* 2^62 - 1 hops */
+    expect_corrupt(&b, "hops (at most 64)", h);
+    b.n = h;
+    buf_put(&b, 4, 0x13, 1, 0x81, 0x20); /* 4097 seqs */
+    expect_corrupt(&b, "HELD with 4097 blocks", h);
+    b.n = h;
+    buf_put(&b, 11, 0x13, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x3F);
+    expect_corrupt(&b, "(at most 4096)", h);
+    b.n = h;
+    buf_put(&b, 5, 0x13, 1, 2, 1, 0); /* seqs 1, 1: not ascending */
+    expect_corrupt(&b, "HELD block after 1 at distance 0", h);
+    b.n = h;
+    buf_put(&b, 4, 0x13, 1, 1, 2); /* seq 2: past the last block */
+    expect_corrupt(&b, "HELD block after 0 at distance 2", h);
+
+    /* cut: a hop list or a seq list the file ends inside */
+    const uint8_t cuts[2][6] = {{0x12, 1, 3, 1, 'a', 1}, {0x13, 1, 3, 1, 0, 0}};
+    const size_t cutlen[2] = {6, 4};
+    for (int k = 0; k < 2; k++) {
+        b.n = h;
+        memcpy(b.b + b.n, cuts[k], cutlen[k]);
+        b.n += cutlen[k];
+        const char *path = tmp_path("cut.mlens");
+        write_bytes(path, b.b, b.n);
+        char err[512];
+        uint64_t n = 0;
+        ml_reader *r = ml_reader_open(path, err, sizeof(err));
+        CHECK(r && drain(r, &n) == 0 && n == 1 && ml_reader_truncated(r));
+        if (r)
+            ml_reader_free(r);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1619,6 +1677,7 @@ main(int argc, char **argv)
     RUN(test_native_stack_records);
     RUN(test_native_stack_corrupt);
     RUN(test_symbols_hostile);
+    RUN(test_heap_at_exit_corrupt);
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }

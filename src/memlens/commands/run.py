@@ -7,6 +7,9 @@ import time
 from memlens import __version__, outfile, runner
 from memlens.errors import UsageError
 
+# memlens' own package: its frames are never roots of the heap at exit
+_OWN = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
 USAGE = "memlens run [-o FILE] [--force] [-q] [--max-frames N] [--interval MS] [--follow-fork] " \
         "[--exact] [--native] [--native-stacks] [--no-compress] [--heap-at-exit|--no-heap-at-exit] [--no-gc-at-exit] [--heap-on SIGNAL] (SCRIPT | -m MODULE | -c CODE) [ARGS...]"
 
@@ -49,8 +52,8 @@ def _options_parser():
     p.add_argument("--heap-at-exit", action="store_true",
                    help="after the program's last line, walk the live heap: name the buffers still "
                         "allocated by their owners and find what holds each leak (`memlens leaks`, "
-                        "`memlens why`); off by default for now: it costs ~1.5 s per million live "
-                        "objects (BENCHMARKS.md)")
+                        "`memlens why`) and how much its holder retains; off by default for now: it "
+                        "costs ~0.6 s of CPU per million live objects (BENCHMARKS.md)")
     p.add_argument("--no-heap-at-exit", action="store_true",
                    help="do not walk the live heap at the end (the default)")
     p.add_argument("--no-gc-at-exit", action="store_true",  # gcexit
@@ -214,7 +217,7 @@ def run(args):
         if state["started"] and not ns.no_gc_at_exit:  # gcexit: cyclic garbage not yet collected (docs/GC.md)
             _engine.gc_at_exit()
         if state["started"] and ns.heap_at_exit and not ns.no_heap_at_exit:
-            _engine.exit_snapshot(1)  # before the interpreter tears the modules down
+            _engine.exit_snapshot(1, _OWN)  # before the interpreter tears the modules down
         stats = stop()
         if stats is not None:
             finish_capture(stats)
@@ -232,7 +235,7 @@ def _heap_on_signal(signum, frame):
     """--heap-on: a snapshot of the heap's owners and holders (between two
     bytecodes of the main thread, where Python runs signal handlers)."""
     from memlens import _engine
-    _engine.exit_snapshot(3)
+    _engine.exit_snapshot(3, _OWN)
 
 
 def _print_summary(path, abspath, stats):

@@ -8,7 +8,8 @@ from memlens.errors import UsageError
 
 def add_parser(sub):
     p = sub.add_parser("why", help="what holds the blocks of one leak group (type or site)",
-                       description="The paths from a named root (a module's global) that hold the "
+                       description="The paths from a named root (a module's global, a thread's frame "
+                                   "local, or C code) that hold the "
                                    "blocks still allocated at the end, for the leak groups whose "
                                    "type is TYPE or whose site is SITE (FILE:LINE, or a function "
                                    "name). Needs a capture recorded with the heap at exit "
@@ -55,10 +56,10 @@ def run(args):
 def _held(r):
     h = r.get("holder")
     if not h:
-        return "not reached from any module (held by C code, a frame, or a cycle)"
+        return "not reached from any root (garbage not collected yet, or a cycle only C code holds)"
     text = "held by " + reports.holder_text(h)
     if h["count"] < r["count"]:
         text += " (%s of the %s blocks)" % (fmt.human_count(h["count"]), fmt.human_count(r["count"]))
     if h.get("retained"):
-        text += "; retains %s" % fmt.human_bytes(h["retained"])
+        text += " (retains %s)" % fmt.human_bytes(h["retained"])
     return text
