@@ -372,7 +372,7 @@ def test_recorded_by_default_without_moving_program_dicts(script, capture):
         cap, proc = capture(s, opts=opts)
         assert proc.stdout.strip() == "6000"
         data = json.loads(memlens("gc", cap, "--json").stdout)
-        assert data["collections"] >= 5, opts
+        assert data["collections"] >= 2, opts  # 3.13: generation 0 threshold 2000
         leaks = report("leaks", cap, "--top", "0")
         at = {}
         for r in leaks:
