@@ -1,0 +1,110 @@
+"""Arenas kept by few objects (issue 14, "my RSS never goes down"): the
+ARENA / ARENA_BLOCKS records written at the end of a capture, and the
+section of `memlens rss` that names the (site, type) groups keeping
+mostly-empty pymalloc arenas alive.
+
+Ground truth: a program makes 200,000 small instances of a class at a known
+line, keeps every 1000th in a list made at another line and frees the rest,
+and writes the addresses (id()) of the 200 it kept. The report's arenas
+are compared with those addresses: every kept instance that lies in a
+listed mostly-empty arena is counted in the group of that line and type,
+and nothing else is. A program that keeps all it makes has no such group.
+"""
+import json
+
+import capfile
+from conftest import memlens
+
+PIN = """
+    import json, sys
+
+    class Pin:
+        __slots__ = ("i",)
+
+    def make(n):
+        out = []
+        for i in range(n):
+            out.append(Pin())          # line 9: the pinning site
+        return out
+
+    objs = make(200_000)
+    keep = objs[::KEEP_EVERY]           # line 13: the list that keeps them
+    del objs
+    with open(sys.argv[1], "w") as f:
+        json.dump({"ids": [id(o) for o in keep], "size": sys.getsizeof(keep[0])}, f)
+"""
+
+
+def _arenas(path, *args):
+    proc = memlens("rss", path, "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["arenas"]
+
+
+def test_sparse_arenas_name_the_pinning_site(script, capture, tmp_path):
+    prog = script(PIN.replace("KEEP_EVERY", "1000"))
+    ids_file = tmp_path / "ids.json"
+    path, _ = capture(prog, str(ids_file))
+    doc = json.loads(ids_file.read_text())
+    kept, size = doc["ids"], doc["size"]
+    assert len(kept) == 200
+    a = _arenas(path, "--top", "0")
+    assert a["threshold_pct"] == 25 and a["arenas"] >= 9
+    sparse = a["mostly_empty"]
+    # 200,000 instances of 40 bytes (48 in pymalloc) fill about 9 arenas of 1 MiB; each keeps
+    # about 22 of them (0.1% used)
+    inside = [i for i in kept
+              if any(e["base"] <= i < e["base"] + e["size"] for e in sparse["list"])]
+    assert len(inside) >= 180, (len(inside), sparse["arenas"])
+    pin_arenas = [e for e in sparse["list"]
+                  if any(e["base"] <= i < e["base"] + e["size"] for i in kept)]
+    assert len(pin_arenas) >= 8
+    for e in pin_arenas:
+        assert e["used"] * 4 <= e["size"]
+    # those the loop filled alone: about 0.1% used (the first may share)
+    assert sum(e["used"] <= e["size"] // 100 for e in pin_arenas) >= len(pin_arenas) - 2
+    groups = [g for g in a["groups"] if g["file"] == prog.path]
+    pin = [g for g in groups if g["type"].endswith("Pin")]
+    assert len(pin) == 1, groups
+    g = pin[0]
+    # the exact count: the kept instances that lie in the listed arenas
+    assert (g["line"], g["blocks"]) == (9, len(inside)), g
+    assert g["bytes"] == size * len(inside)
+    assert g["arenas"] == len(pin_arenas)
+    # the biggest group of all
+    assert a["groups"][0] == g
+    # the text report
+    text = memlens("rss", path).stdout
+    assert "Arenas kept by few objects (used <= 25%)" in text
+    line = [ln for ln in text.splitlines() if ":9 make" in ln]
+    assert line and line[0].split()[0] == "{:,}".format(len(inside)), text
+
+
+def test_threshold_is_settable(script, capture, tmp_path):
+    prog = script(PIN.replace("KEEP_EVERY", "1000"))
+    path, _ = capture(prog, str(tmp_path / "ids.json"))
+    none = _arenas(path, "--arena-threshold", "0")
+    assert none["threshold_pct"] == 0 and none["groups"] == [] or all(
+        e["used"] == 0 for e in none["mostly_empty"]["list"])
+    wide = _arenas(path, "--arena-threshold", "50")
+    default = _arenas(path)
+    assert wide["mostly_empty"]["arenas"] >= default["mostly_empty"]["arenas"] >= 8
+    bad = memlens("rss", path, "--arena-threshold", "60")
+    assert bad.returncode == 2 and "0-50" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_no_pattern_lists_no_site_of_the_program(script, capture, tmp_path):
+    prog = script(PIN.replace("KEEP_EVERY", "1"))  # keeps them all: full arenas
+    path, _ = capture(prog, str(tmp_path / "ids.json"))
+    a = _arenas(path)
+    assert a["arenas"] >= 9
+    assert [g for g in a["groups"] if g["file"] == prog.path] == []
+
+
+def test_old_capture_has_no_arena_records(tmp_path):
+    cap = capfile.Capture(version=2)
+    path = tmp_path / "none.mlens"
+    cap.save(str(path))
+    a = _arenas(str(path))
+    assert a["arenas"] == 0 and a["groups"] == [] and a["mostly_empty"]["list"] == []
+    assert "no arena records" in memlens("rss", str(path)).stdout
