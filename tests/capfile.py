@@ -28,6 +28,7 @@ TAG_GC_START, TAG_GC_STOP = 0x0E, 0x0F  # version 2: garbage collector
 TAG_FREE, TAG_FREE_LONG, TAG_ALLOC = 0x40, 0x7F, 0x80
 # rss (version 2): RSS_SAMPLE and its fields, in record order (docs/FORMAT.md)
 TAG_RSS_SAMPLE = 0x17
+TAG_ARENA, TAG_ARENA_BLOCKS = 0x18, 0x19  # pymalloc arenas at the end
 RSS_FIELDS = ("rss", "anonymous", "thread_stacks", "arenas_resident", "pymalloc_used",
               "malloc_used", "malloc_free", "memlens_tables", "traced", "traced_small",
               "native_traced", "arenas", "file_backed", "memlens_static", "anon_other")
@@ -212,6 +213,24 @@ class Capture:
         ev = {"kind": "gc_stop", "time_us": t_us, "thread": self.thread,
               "generation": generation, "collected": collected, "uncollectable": uncollectable}
         self.events.append(ev)
+
+    def arena(self, base, size, resident, pools, pools_used, used):
+        """rss: an ARENA record (version 2): a live pymalloc arena at the
+        end; arenas are numbered 0, 1, ... in file order."""
+        self.body += bytes([TAG_ARENA]) + b"".join(
+            uv(v) for v in (base, size, resident, pools, pools_used, used))
+        index = sum(1 for e in self.events if e["kind"] == "arena")
+        self._event("arena", index=index, base=base, size=size, resident=resident, pools=pools,
+                    pools_used=pools_used, used=used)
+
+    def arena_blocks(self, arena, seqs):
+        """rss: an ARENA_BLOCKS record: live blocks (seqs, ascending) in arena
+        number `arena`."""
+        seqs = sorted(seqs)
+        deltas = [b - a for a, b in zip([0] + seqs, seqs)]
+        self.body += (bytes([TAG_ARENA_BLOCKS]) + uv(arena) + uv(len(seqs))
+                      + b"".join(uv(d) for d in deltas))
+        self._event("arena_blocks", arena=arena, seqs=seqs)
 
     def trailer(self, fields=None):
         if fields is None:

@@ -11,6 +11,7 @@ listed mostly-empty arena is counted in the group of that line and type,
 and nothing else is. A program that keeps all it makes has no such group.
 """
 import json
+import pathlib
 
 import capfile
 from conftest import memlens
@@ -108,3 +109,48 @@ def test_old_capture_has_no_arena_records(tmp_path):
     a = _arenas(str(path))
     assert a["arenas"] == 0 and a["groups"] == [] and a["mostly_empty"]["list"] == []
     assert "no arena records" in memlens("rss", str(path)).stdout
+
+
+GOLDEN = pathlib.Path(__file__).parent / "golden" / "v2-arenas.mlens"
+
+
+def golden_by_capfile():
+    """The scenario of tests/c/gen_golden.c gen_v2_arenas, by the independent
+    encoder."""
+    cap = capfile.Capture({"python": "3.12.1", "pid": 1234, "argv": ["prog.py"],
+                           "start_time_us": 1700000000000000, "options": {}}, version=2)
+    cap.thread_def(1, 4242, "MainThread")
+    cap.switch_thread(1)
+    cap.code_def("prog.py", "make", 1, [(0, 1), (10, 9), (20, 13)])
+    cap.frame_def(0, 1, 12)
+    cap.frame_def(0, 1, 22)
+    cap.type_def("Pin")
+    cap.type_def("tuple")
+    cap.time(100)
+    for _ in range(4):
+        cap.alloc(1, 1, 40)
+    cap.alloc(2, 2, 56)
+    cap.free(2)
+    cap.arena(0x7F0000000000, 1 << 20, 1 << 20, 63, 3, 1056)
+    cap.arena(0x7F0000100000, 1 << 20, 1 << 20, 63, 63, 900_000)
+    cap.arena_blocks(0, [1, 3, 5])
+    cap.trailer([5, 1, 0, 0, 0])
+    return cap
+
+
+def test_encoder_matches_golden_bytes():
+    assert golden_by_capfile().data() == GOLDEN.read_bytes()
+
+
+def test_golden_report_by_hand():
+    a = _arenas(str(GOLDEN))
+    # arena 0: 1,056 of 1 MiB used (0.1%): mostly empty; arena 1: 86%
+    assert (a["arenas"], a["size"], a["used"]) == (2, 2 << 20, 901_056)
+    m = a["mostly_empty"]
+    assert (m["arenas"], m["resident"], m["used"], m["blocks"], m["bytes"]) == (1, 1 << 20, 1056, 3, 136)
+    assert m["list"] == [{"base": 0x7F0000000000, "size": 1 << 20, "resident": 1 << 20, "used": 1056,
+                          "blocks": 3, "bytes": 136}]
+    # Pins 1 and 3 (2 was freed) at line 9, the tuple at line 13
+    assert [(g["type"], g["line"], g["function"], g["blocks"], g["bytes"], g["arenas"])
+            for g in a["groups"]] == [("Pin", 9, "make", 2, 80, 1), ("tuple", 13, "make", 1, 56, 1)]
+    assert _arenas(str(GOLDEN), "--arena-threshold", "0")["mostly_empty"]["arenas"] == 0
