@@ -154,3 +154,40 @@ def test_golden_report_by_hand():
     assert [(g["type"], g["line"], g["function"], g["blocks"], g["bytes"], g["arenas"])
             for g in a["groups"]] == [("Pin", 9, "make", 2, 80, 1), ("tuple", 13, "make", 1, 56, 1)]
     assert _arenas(str(GOLDEN), "--arena-threshold", "0")["mostly_empty"]["arenas"] == 0
+
+
+NATIVE = """
+    import ctypes
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    p = libc.malloc(50_000_003)           # the native block: 50 MB, kept to the end
+    ctypes.memset(p, 1, 50_000_003)       # written: resident
+    junk = [bytes(1000) for i in range(1000)]
+"""
+
+
+def test_native_traced_band(script, capture):
+    """With --native, a 50 MB block that ctypes mallocs is in its own part
+    (native_traced), not in the traced C heap; without it, in the untraced
+    C heap. The parts add up to the RSS within 1% either way."""
+    prog = script(NATIVE)
+    with_native, _ = capture(prog, opts=("--native",))
+    without, _ = capture(prog)
+    ends = {}
+    for name, path in (("native", with_native), ("plain", without)):
+        doc = json.loads(memlens("rss", path, "--json").stdout)
+        end = doc["end"]
+        parts = end["parts"]
+        assert sum(parts.values()) == end["rss_bytes"]
+        assert abs(parts["unexplained"]) <= 0.01 * end["rss_bytes"], parts
+        ends[name] = end
+    n, p = ends["native"]["parts"], ends["plain"]["parts"]
+    # the block (and the few KB other libraries keep), not more
+    assert 50_000_003 <= n["native_traced"] <= 50_000_003 + (4 << 20), n
+    assert n["traced_c_heap"] < 8 << 20, n
+    assert ends["native"]["fields"]["native_traced"] == n["native_traced"]
+    assert p["native_traced"] == 0 and p["c_heap_untraced"] >= 50_000_003, p
+    text = memlens("rss", with_native).stdout
+    assert "native heap traced with --native" in text
+    summ = json.loads(memlens("summary", with_native, "--json").stdout)
+    assert summ["rss"]["end"]["parts"]["native_traced"] == n["native_traced"]
