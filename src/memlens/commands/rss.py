@@ -1,5 +1,5 @@
 """memlens rss CAPTURE: where the resident memory went, at the RSS peak, at
-the end and over time (docs/RSS.md)."""
+the end and over time, and the arenas kept by few objects (docs/RSS.md)."""
 import sys
 
 from memlens import fmt, reports
@@ -14,7 +14,10 @@ def add_parser(sub):
                        "pymalloc's arenas, the arenas' free space, traced blocks in the C heap, "
                        "the C heap not traced and its free space, code and libraries, thread "
                        "stacks, memlens' own tables, and what is left (unexplained). At the "
-                       "RSS peak, at the end, and over time (sampled every 10th memory sample).")
+                       "RSS peak, at the end, and over time (sampled every 10th memory sample). "
+                       "Then the pymalloc arenas that are mostly empty at the end and the "
+                       "(site, type) groups of the objects keeping them (\"my RSS never goes "
+                       "down\").")
     _common.add_capture(p)
     _common.add_top(p, 10, "samples in the over-time table, and (site, type) groups in "
                     "\"arenas kept by few objects\"")
@@ -22,7 +25,7 @@ def add_parser(sub):
                    help="an arena is mostly empty when at most PCT%% of it is in allocated "
                    "blocks (0-50, default 25)")
     p.add_argument("--json", action="store_true",
-                   help="one JSON object: peak, end and the series (docs/REPORTS.md)")
+                   help="one JSON object: peak, end, the series and the arenas (docs/REPORTS.md)")
     p.set_defaults(func=run)
 
 
