@@ -65,8 +65,8 @@ typedef struct {
  * used pools (only pages that are resident are read: a pool in a page
  * that is not is taken as empty). Stops when fn returns nonzero. GIL
  * held (pool headers change under it); fn must not allocate through
- * PyMem. Returns the number of arenas visited, -1 when pymalloc is not
- * the allocator or out of memory. */
+ * PyMem. Returns the number of arenas visited (0 when pymalloc is not
+ * the allocator: no arena was made), -1 out of memory. */
 typedef int (*ml_rss_arena_fn)(void *arg, const ml_rss_arena *a, const ml_rss_pool *pools, size_t npools);
 int ml_rsssample_arenas(ml_rss_arena_fn fn, void *arg);
 
