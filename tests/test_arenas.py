@@ -99,7 +99,9 @@ def test_no_pattern_lists_no_site_of_the_program(script, capture, tmp_path):
     path, _ = capture(prog, str(tmp_path / "ids.json"))
     a = _arenas(path)
     assert a["arenas"] >= 9
-    assert [g for g in a["groups"] if g["file"] == prog.path] == []
+    # no Pin keeps a mostly-empty arena (the program's other few objects,
+    # such as its last list of ids, may lie in one)
+    assert [g for g in a["groups"] if g["type"].endswith("Pin")] == [], a["groups"]
 
 
 def test_old_capture_has_no_arena_records(tmp_path):
