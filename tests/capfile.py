@@ -33,6 +33,7 @@ TAG_RSS_SAMPLE = 0x17
 TAG_NATIVE_STACK, TAG_NATIVE_ALLOC, TAG_MAPPING = 0x14, 0x15, 0x16  # version 2: native stacks
 TAG_SNAPSHOT, TAG_OWNER, TAG_HOLDER, TAG_HELD = 0x10, 0x11, 0x12, 0x13  # version 2: heap at exit
 SNAP_END, SNAP_EXIT, SNAP_CALL, SNAP_SIGNAL = 0, 1, 2, 3
+TAG_ARENA, TAG_ARENA_BLOCKS = 0x18, 0x19  # pymalloc arenas at the end
 RSS_FIELDS = ("rss", "anonymous", "thread_stacks", "arenas_resident", "pymalloc_used",
               "malloc_used", "malloc_free", "memlens_tables", "traced", "traced_small",
               "native_traced", "arenas", "file_backed", "memlens_static", "anon_other")
@@ -276,6 +277,23 @@ class Capture:
             prev = q
         self.body += bytes([TAG_HELD]) + uv(id_) + uv(len(seqs)) + deltas
         self._event("held", holder=id_, seqs=list(seqs))
+    def arena(self, base, size, resident, pools, pools_used, used):
+        """rss: an ARENA record (version 2): a live pymalloc arena at the
+        end; arenas are numbered 0, 1, ... in file order."""
+        self.body += bytes([TAG_ARENA]) + b"".join(
+            uv(v) for v in (base, size, resident, pools, pools_used, used))
+        index = sum(1 for e in self.events if e["kind"] == "arena")
+        self._event("arena", index=index, base=base, size=size, resident=resident, pools=pools,
+                    pools_used=pools_used, used=used)
+
+    def arena_blocks(self, arena, seqs):
+        """rss: an ARENA_BLOCKS record: live blocks (seqs, ascending) in arena
+        number `arena`."""
+        seqs = sorted(seqs)
+        deltas = [b - a for a, b in zip([0] + seqs, seqs)]
+        self.body += (bytes([TAG_ARENA_BLOCKS]) + uv(arena) + uv(len(seqs))
+                      + b"".join(uv(d) for d in deltas))
+        self._event("arena_blocks", arena=arena, seqs=seqs)
 
     def trailer(self, fields=None):
         if fields is None:

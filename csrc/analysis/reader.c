@@ -154,7 +154,7 @@ struct ml_reader {
     /* heap at exit: the decoded HOLDER hops and HELD seqs of the last event */
     const char *hops[ML_HOLDER_HOPS_MAX];
     size_t hop_lens[ML_HOLDER_HOPS_MAX];
-    ml_seq held[ML_HELD_MAX];
+    ml_seq held[ML_HELD_MAX]; /* also rss: ARENA_BLOCKS seqs */
 
     /* nstacks: native stacks (addresses in the arena) and mappings */
     struct { const uint64_t *addrs; uint32_t n; } *nstacks; /* index 0 unused */
@@ -163,7 +163,9 @@ struct ml_reader {
     uint32_t nmappings, mappings_cap;
     uint32_t next_nstack;     /* NATIVE_ALLOC: for the next ALLOC (decoding state) */
     ml_seq gc_seqs[ML_GCSEQS_MAX]; /* gcexit: of the last GARBAGE_AT_EXIT / UNCOLLECTABLE */
+    uint64_t narenas;         /* rss: ARENA records so far */
 };
+_Static_assert(ML_ARENA_BLOCKS_MAX <= ML_HELD_MAX, "ARENA_BLOCKS seqs are decoded into held[]");
 
 static void
 ml_reader_seterr(char *err, size_t cap, const char *fmt, ...)
@@ -574,6 +576,7 @@ ml_reader_reset_state(ml_reader *r)
     r->time_us = 0;
     r->last_seq = 0;
     r->next_nstack = 0;
+    r->narenas = 0;
     memset(r->cache, 0, sizeof(r->cache));
     for (uint32_t i = 0; i < r->nthreads; i++)
         r->threads[i].context = 0;
@@ -886,17 +889,29 @@ ml_reader_live_foreach(const ml_reader *r, ml_live_fn fn, void *arg)
     ml_live_foreach(&r->live, ml_reader_visit_one, &v);
 }
 
-/* gcexit */
 int
-ml_reader_live_get(const ml_reader *r, ml_seq seq, uint64_t *size, ml_frame_id *stack, ml_type_id *type)
+ml_reader_live_find(const ml_reader *r, ml_seq seq, uint64_t *size, ml_frame_id *stack, ml_type_id *type,
+                    ml_domain *domain)
 {
     ml_live_block b;
     if (ml_live_find(&r->live, seq, &b) < 0)
         return -1;
-    *size = b.size;
-    *stack = b.stack;
-    *type = b.type;
+    if (size)
+        *size = b.size;
+    if (stack)
+        *stack = b.stack;
+    if (type)
+        *type = b.type;
+    if (domain)
+        *domain = b.domain;
     return 0;
+}
+
+/* gcexit */
+int
+ml_reader_live_get(const ml_reader *r, ml_seq seq, uint64_t *size, ml_frame_id *stack, ml_type_id *type)
+{
+    return ml_reader_live_find(r, seq, size, stack, type, NULL);
 }
 
 /* ---- decoding ---- */
@@ -1380,7 +1395,7 @@ again:
             ev->thread = r->cur->id;
             ev->child_pid = a;
             return 1;
-        /* ---- rss: the RSS breakdown (0x17; 0x18, 0x19 reserved) ---- */
+        /* ---- rss: the RSS breakdown (0x17 RSS_SAMPLE, 0x18 ARENA, 0x19 ARENA_BLOCKS) ---- */
         case ML_TAG_RSS_SAMPLE: {
             uint64_t fields[ML_RSS_NFIELDS] = {0};
             GET_UV(a);
@@ -1397,6 +1412,55 @@ again:
             ev->time_us = r->time_us;
             ev->thread = r->cur->id;
             memcpy(ev->rss_fields, fields, sizeof(fields));
+            return 1;
+        }
+        case ML_TAG_ARENA: {
+            uint64_t f[6];
+            for (int i = 0; i < 6; i++)
+                GET_UV(f[i]);
+            if (f[1] == 0 || f[1] > ((uint64_t)1 << 40) || f[0] > UINT64_MAX - f[1] || f[2] > f[1] ||
+                f[3] > f[1] || f[4] > f[3] || f[5] > f[1])
+                CORRUPT("ARENA of %llu bytes at %#llx (%llu resident, %llu of %llu pools used, %llu bytes used)",
+                        (unsigned long long)f[1], (unsigned long long)f[0], (unsigned long long)f[2],
+                        (unsigned long long)f[4], (unsigned long long)f[3], (unsigned long long)f[5]);
+            r->p = p;
+            ev->kind = ML_EV_ARENA;
+            ev->time_us = r->time_us;
+            ev->thread = r->cur->id;
+            ev->arena_index = r->narenas++;
+            ev->arena_base = f[0];
+            ev->arena_size = f[1];
+            ev->arena_resident = f[2];
+            ev->arena_pools = f[3];
+            ev->arena_pools_used = f[4];
+            ev->arena_used = f[5];
+            return 1;
+        }
+        case ML_TAG_ARENA_BLOCKS: {
+            GET_UV(a);
+            GET_UV(b);
+            if (a >= r->narenas)
+                CORRUPT("ARENA_BLOCKS of arena %llu (%llu arenas so far)", (unsigned long long)a,
+                        (unsigned long long)r->narenas);
+            if (b > ML_ARENA_BLOCKS_MAX)
+                CORRUPT("ARENA_BLOCKS with %llu blocks (at most %u)", (unsigned long long)b,
+                        (unsigned)ML_ARENA_BLOCKS_MAX);
+            ml_seq prev = 0;
+            for (uint64_t i = 0; i < b; i++) {
+                GET_UV(d);
+                if (d == 0 || d > r->last_seq - prev)
+                    CORRUPT("ARENA_BLOCKS block after %llu at distance %llu (%llu blocks so far)",
+                            (unsigned long long)prev, (unsigned long long)d, (unsigned long long)r->last_seq);
+                prev += d;
+                r->held[i] = prev;
+            }
+            r->p = p;
+            ev->kind = ML_EV_ARENA_BLOCKS;
+            ev->time_us = r->time_us;
+            ev->thread = r->cur->id;
+            ev->arena_index = a;
+            ev->held = r->held;
+            ev->nheld = (size_t)b;
             return 1;
         }
         /* ---- end rss ---- */

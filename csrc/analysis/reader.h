@@ -36,6 +36,8 @@ typedef enum {
     ML_EV_NOTE,
     /* rss: reader event kinds 50..59 */
     ML_EV_RSS = 50, /* RSS_SAMPLE: rss_fields */
+    ML_EV_ARENA = 51, /* ARENA: arena_index (0, 1, ... in file order), arena_base..arena_used */
+    ML_EV_ARENA_BLOCKS = 52, /* ARENA_BLOCKS: arena_index, held[nheld] (seqs, ascending) */
     /* garbage collector (GC_START / GC_STOP): time_us is the record's own
      * exact time; thread the collecting one; gc_generation, and at the
      * stop gc_collected, gc_uncollectable; at the start `stack` is where
@@ -92,6 +94,8 @@ typedef struct {
     /* gcexit: GARBAGE_AT_EXIT, UNCOLLECTABLE (valid until the next call) */
     const ml_seq *gc_seqs;
     size_t n_gc_seqs;
+    /* rss: ARENA, ARENA_BLOCKS (docs/FORMAT.md "Arenas") */
+    uint64_t arena_index, arena_base, arena_size, arena_resident, arena_pools, arena_pools_used, arena_used;
 } ml_event;
 
 typedef struct {
@@ -186,6 +190,10 @@ void ml_reader_live_foreach(const ml_reader *r, ml_live_fn fn, void *arg);
 int ml_reader_live_get(const ml_reader *r, ml_seq seq, uint64_t *size, ml_frame_id *stack,
                        ml_type_id *type);
 uint64_t ml_reader_live_count(const ml_reader *r);
+/* rss: the live block `seq` at the current position: 0 with the fields
+ * filled (any pointer may be NULL), -1 when it is not live. */
+int ml_reader_live_find(const ml_reader *r, ml_seq seq, uint64_t *size, ml_frame_id *stack, ml_type_id *type,
+                        ml_domain *domain);
 uint64_t ml_reader_live_bytes(const ml_reader *r);
 
 /* ---- nstacks: native frames (--native-stacks; docs/FORMAT.md "Native stacks") ---- */

@@ -43,6 +43,33 @@ typedef struct {
     uint64_t f[ML_RSS_NFIELDS];
 } ml_rss_point;
 
+/* rss: "arenas kept by few objects". One (site, type) group of the live
+ * recorded blocks found in mostly-empty arenas at the end. */
+typedef struct {
+    ml_code_id code;     /* the site: code and line of the allocating frame (0: no Python stack) */
+    int32_t line;
+    ml_type_id type;
+    uint64_t blocks, bytes; /* live blocks of the group in those arenas */
+    uint64_t arenas;        /* arenas holding at least one of them */
+    uint64_t last_arena;    /* (while reading) arena index + 1 of the last counted */
+} ml_arena_group;
+
+typedef struct {
+    unsigned pct;             /* an arena is mostly empty when used <= pct % of it */
+    uint64_t arenas;          /* ARENA records (0: the capture has none) */
+    uint64_t size, resident, used; /* of all of them, bytes */
+    uint64_t sparse;          /* the mostly-empty arenas */
+    uint64_t sparse_size, sparse_resident, sparse_used;
+    uint64_t sparse_blocks, sparse_bytes; /* recorded live blocks found in them */
+    ml_arena_group *groups;   /* by blocks, descending */
+    size_t ngroups, gcap;
+    struct ml_sparse_arena {  /* the mostly-empty arenas, in file order */
+        uint64_t base, size, resident, used;
+        uint64_t blocks, bytes; /* recorded live blocks found in it */
+    } *list;
+    size_t nlist, lcap;
+} ml_arena_report;
+
 typedef struct {
     ml_rss_point *points; /* every `stride`-th sample, in time order */
     size_t n, cap, stride;
@@ -50,13 +77,22 @@ typedef struct {
     ml_rss_point peak;    /* the sample with the highest RSS (first of equals) */
     ml_rss_point end;     /* the last sample */
     int truncated;        /* the capture ends without its trailer */
+    ml_arena_report arenas; /* the ARENA records at the end */
 } ml_rss_series;
 
 /* Read every RSS_SAMPLE of the capture r (from its start) into *s, at
- * most max_points (>= 2) in the series. Returns 0, or -1 with err set
- * (a corrupt capture, out of memory); *s is then released. */
-int ml_rss_read(ml_reader *r, ml_rss_series *s, size_t max_points, const ml_progress *pg, char *err,
-                size_t errcap);
+ * most max_points (>= 2) in the series, and the ARENA / ARENA_BLOCKS
+ * records into s->arenas (an arena is mostly empty when its used bytes
+ * are at most arena_pct % of its size; the capture lists the blocks of
+ * arenas up to ML_ARENA_BLOCKS_PCT %, so a larger arena_pct is cut to it).
+ * The native heap traced with --native (live RAW blocks of a type
+ * "<native: ...>") is computed from the events and put in a sample's
+ * ML_RSS_NATIVE when the record has 0 there (the tracker writes 0).
+ * Returns 0, or -1 with err set (a corrupt capture, out of memory); *s is
+ * then released. Memory: the points, one entry per (site, type) group and
+ * one flag per type. */
+int ml_rss_read(ml_reader *r, ml_rss_series *s, size_t max_points, unsigned arena_pct, const ml_progress *pg,
+                char *err, size_t errcap);
 void ml_rss_series_release(ml_rss_series *s);
 
 #endif /* ML_ANALYSIS_RSS_H */

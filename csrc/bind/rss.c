@@ -50,17 +50,70 @@ ml_py_rss_now(PyObject *self, PyObject *unused)
     return ml_rss_dict(s.f, 0);
 }
 
-/* rss_report(path, max_points=2000, progress=None) -> dict(points, peak, end, samples, truncated) */
+/* The "arenas kept by few objects" part of rss_report: at most top
+ * groups (0 = all); names read from r. */
+static PyObject *
+ml_rss_arenas_dict(ml_reader *r, const ml_arena_report *a, size_t top)
+{
+    size_t n = top && top < a->ngroups ? top : a->ngroups;
+    PyObject *groups = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; groups && i < n; i++) {
+        const ml_arena_group *g = &a->groups[i];
+        const ml_code_info *c = ml_reader_code(r, g->code);
+        PyObject *d = Py_BuildValue(
+            "{s:N,s:N,s:i,s:N,s:K,s:K,s:K}", "function", ml_py_str(c ? c->name : "<no Python stack>"), "file",
+            ml_py_fsstr(c ? c->file : ""), "line", (int)g->line, "type",
+            ml_py_str(g->type ? ml_reader_type_name(r, g->type) : "<untyped>"), "blocks",
+            (unsigned long long)g->blocks, "bytes", (unsigned long long)g->bytes, "arenas",
+            (unsigned long long)g->arenas);
+        if (!d) {
+            Py_CLEAR(groups);
+            break;
+        }
+        PyList_SET_ITEM(groups, (Py_ssize_t)i, d);
+    }
+    if (!groups)
+        return NULL;
+    PyObject *list = PyList_New((Py_ssize_t)a->nlist);
+    for (size_t i = 0; list && i < a->nlist; i++) {
+        const struct ml_sparse_arena *e = &a->list[i];
+        PyObject *d = Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K}", "base", (unsigned long long)e->base, "size",
+                                    (unsigned long long)e->size, "resident", (unsigned long long)e->resident,
+                                    "used", (unsigned long long)e->used, "blocks", (unsigned long long)e->blocks,
+                                    "bytes", (unsigned long long)e->bytes);
+        if (!d) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, d);
+    }
+    if (!list) {
+        Py_DECREF(groups);
+        return NULL;
+    }
+    return Py_BuildValue("{s:I,s:K,s:K,s:K,s:K,s:{s:K,s:K,s:K,s:K,s:K,s:K,s:N},s:n,s:N}", "threshold_pct", a->pct,
+                         "arenas", (unsigned long long)a->arenas, "size", (unsigned long long)a->size,
+                         "resident", (unsigned long long)a->resident, "used", (unsigned long long)a->used,
+                         "mostly_empty", "arenas", (unsigned long long)a->sparse, "size",
+                         (unsigned long long)a->sparse_size, "resident", (unsigned long long)a->sparse_resident,
+                         "used", (unsigned long long)a->sparse_used, "blocks", (unsigned long long)a->sparse_blocks,
+                         "bytes", (unsigned long long)a->sparse_bytes, "list", list, "groups_total", (Py_ssize_t)a->ngroups,
+                         "groups", groups);
+}
+
+/* rss_report(path, max_points=2000, arena_pct=25, arena_top=10, progress=None)
+ *   -> dict(points, peak, end, samples, truncated, arenas) */
 static PyObject *
 ml_py_rss_report(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"path", "max_points", "progress", NULL};
+    static char *kwlist[] = {"path", "max_points", "arena_pct", "arena_top", "progress", NULL};
     PyObject *path;
-    Py_ssize_t max_points = 2000;
+    Py_ssize_t max_points = 2000, arena_top = 10;
+    unsigned arena_pct = 25;
     ml_py_progress pp = {Py_None, NULL};
     ml_progress pg = {ml_py_progress_call, &pp};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|nO", kwlist, PyUnicode_FSConverter, &path, &max_points,
-                                     &pp.callback))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|nInO", kwlist, PyUnicode_FSConverter, &path, &max_points,
+                                     &arena_pct, &arena_top, &pp.callback))
         return NULL;
     ml_reader *r = ml_py_open(path);
     Py_DECREF(path);
@@ -69,10 +122,18 @@ ml_py_rss_report(PyObject *self, PyObject *args, PyObject *kw)
     ml_rss_series s;
     char err[ML_PY_ERRCAP];
     int rc;
-    ML_PY_RUN(rc, pp, ml_rss_read(r, &s, max_points < 2 ? 2 : (size_t)max_points, &pg, err, sizeof(err)));
-    ml_reader_free(r);
-    if (rc < 0)
+    ML_PY_RUN(rc, pp,
+              ml_rss_read(r, &s, max_points < 2 ? 2 : (size_t)max_points, arena_pct, &pg, err, sizeof(err)));
+    if (rc < 0) {
+        ml_reader_free(r);
         return ml_py_report_failed(err);
+    }
+    PyObject *arenas = ml_rss_arenas_dict(r, &s.arenas, arena_top < 0 ? 0 : (size_t)arena_top);
+    ml_reader_free(r);
+    if (!arenas) {
+        ml_rss_series_release(&s);
+        return NULL;
+    }
     PyObject *points = PyList_New((Py_ssize_t)s.n);
     for (size_t i = 0; points && i < s.n; i++) {
         PyObject *d = ml_rss_dict(s.points[i].f, s.points[i].time_us);
@@ -84,10 +145,13 @@ ml_py_rss_report(PyObject *self, PyObject *args, PyObject *kw)
     }
     PyObject *res = NULL;
     if (points)
-        res = Py_BuildValue("{s:N,s:N,s:N,s:K,s:O}", "points", points, "peak",
+        res = Py_BuildValue("{s:N,s:N,s:N,s:K,s:O,s:N}", "points", points, "peak",
                             s.samples ? ml_rss_dict(s.peak.f, s.peak.time_us) : Py_NewRef(Py_None), "end",
                             s.samples ? ml_rss_dict(s.end.f, s.end.time_us) : Py_NewRef(Py_None), "samples",
-                            (unsigned long long)s.samples, "truncated", s.truncated ? Py_True : Py_False);
+                            (unsigned long long)s.samples, "truncated", s.truncated ? Py_True : Py_False,
+                            "arenas", arenas);
+    else
+        Py_DECREF(arenas);
     ml_rss_series_release(&s);
     return res;
 }
@@ -102,7 +166,7 @@ ml_py_numpy_hooked(PyObject *self, PyObject *unused)
 PyMethodDef ml_bind_rss_methods[] = {
     {"rss_now", ml_py_rss_now, METH_NOARGS, "rss_now() -> dict: where this process' RSS goes now"},
     {"rss_report", (PyCFunction)(void (*)(void))ml_py_rss_report, METH_VARARGS | METH_KEYWORDS,
-     "rss_report(path, max_points=2000, progress=None) -> dict"},
+     "rss_report(path, max_points=2000, arena_pct=25, arena_top=10, progress=None) -> dict"},
     {"numpy_hooked", ml_py_numpy_hooked, METH_NOARGS, "numpy_hooked() -> bool"},
     {NULL, NULL, 0, NULL},
 };

@@ -149,6 +149,70 @@ ml_rss_arenas_resident(uint64_t count, uint64_t arena_size)
     return bytes;
 }
 
+int
+ml_rsssample_arenas(ml_rss_arena_fn fn, void *arg)
+{
+    const size_t page = 4096;
+    int visited = 0;
+    pthread_mutex_lock(&ml_rss.mx);
+    size_t n = ml_rss.n;
+    struct ml_rss_arena *copy = n ? malloc(n * sizeof(*copy)) : NULL;
+    if (n && !copy) {
+        pthread_mutex_unlock(&ml_rss.mx);
+        return -1;
+    }
+    if (n)
+        memcpy(copy, ml_rss.a, n * sizeof(*copy));
+    pthread_mutex_unlock(&ml_rss.mx);
+    ml_rss_pool *pools = NULL;
+    unsigned char *vec = NULL;
+    size_t pcap = 0, vcap = 0;
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t base = (uintptr_t)copy[i].p;
+        size_t size = copy[i].size, psize = ml_compat_pymalloc_pool_size(size);
+        size_t pages = (size + page - 1) / page;
+        if (pages > vcap) {
+            unsigned char *v = realloc(vec, pages);
+            if (!v)
+                break;
+            vec = v;
+            vcap = pages;
+        }
+        if (size / psize + 1 > pcap) {
+            ml_rss_pool *p = realloc(pools, (size / psize + 1) * sizeof(*p));
+            if (!p)
+                break;
+            pools = p;
+            pcap = size / psize + 1;
+        }
+        if (mincore((void *)base, size, vec) != 0)
+            memset(vec, 1, pages);
+        ml_rss_arena a = {.base = base, .size = size};
+        for (size_t k = 0; k < pages; k++)
+            a.resident += (uint64_t)(vec[k] & 1) * page;
+        size_t np = 0;
+        /* pools start at the first pool-aligned address (obmalloc's new_arena) */
+        uintptr_t pool = (base + psize - 1) & ~(uintptr_t)(psize - 1);
+        for (; pool + psize <= base + size; pool += psize) {
+            a.pools++;
+            uint32_t count, block, first, end;
+            if (!(vec[(pool - base) / page] & 1) ||
+                ml_compat_pymalloc_pool((const void *)pool, psize, &count, &block, &first, &end) < 0)
+                continue;
+            a.pools_used++;
+            a.used += (uint64_t)count * block;
+            pools[np++] = (ml_rss_pool){pool + first, pool + end, block};
+        }
+        visited++;
+        if (fn(arg, &a, pools, np))
+            break;
+    }
+    free(vec);
+    free(pools);
+    free(copy);
+    return visited;
+}
+
 /* Rss and Anonymous of smaps_rollup, in bytes; -1 when unreadable. */
 static int
 ml_rss_rollup(uint64_t *rss, uint64_t *anon)

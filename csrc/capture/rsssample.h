@@ -46,4 +46,28 @@ void ml_rsssample_pymalloc(void);
  * when /proc/self/smaps_rollup cannot be read (then *s is unchanged). */
 int ml_rsssample_take(ml_rss_sample *s, int full);
 
+/* One live pymalloc arena, as its pool headers say. */
+typedef struct {
+    uintptr_t base;
+    uint64_t size, resident; /* bytes; resident by mincore */
+    uint32_t pools, pools_used; /* pools in it; those holding a block */
+    uint64_t used;           /* bytes in its allocated blocks */
+} ml_rss_arena;
+
+/* A used pool's carved blocks: addresses first, first + block, ... < end. */
+typedef struct {
+    uintptr_t first, end;
+    uint32_t block;
+} ml_rss_pool;
+
+/* Calls fn(arg, arena, pools, npools) for each arena known to the hook
+ * (made after memlens' engine was imported), in no set order; pools: its
+ * used pools (only pages that are resident are read: a pool in a page
+ * that is not is taken as empty). Stops when fn returns nonzero. GIL
+ * held (pool headers change under it); fn must not allocate through
+ * PyMem. Returns the number of arenas visited (0 when pymalloc is not
+ * the allocator: no arena was made), -1 out of memory. */
+typedef int (*ml_rss_arena_fn)(void *arg, const ml_rss_arena *a, const ml_rss_pool *pools, size_t npools);
+int ml_rsssample_arenas(ml_rss_arena_fn fn, void *arg);
+
 #endif /* ML_RSSSAMPLE_H */

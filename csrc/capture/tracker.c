@@ -973,6 +973,62 @@ ml_rss_write_unlocked(ml_rss_sample *rs)
 static ml_rss_sample ml_rss_end; /* rss: taken by stop before the lock */
 static int ml_rss_end_ok;
 
+/* rss: ARENA records for the live pymalloc arenas at the end, and
+ * ARENA_BLOCKS for the live recorded blocks of those at most
+ * ML_ARENA_BLOCKS_PCT % used (lock and GIL held, ring drained). */
+static int ml_arenas_want; /* set by stop, which holds the GIL */
+
+struct ml_arenas_out {
+    uint64_t index;
+    ml_seq *seqs;
+    size_t cap;
+};
+
+static int
+ml_seq_cmp(const void *a, const void *b)
+{
+    ml_seq x = *(const ml_seq *)a, y = *(const ml_seq *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int
+ml_arena_write_one(void *arg, const ml_rss_arena *a, const ml_rss_pool *pools, size_t npools)
+{
+    struct ml_arenas_out *o = arg;
+    uint64_t index = o->index++;
+    ml_writer_arena(ml.w, a->base, a->size, a->resident, a->pools, a->pools_used, a->used);
+    if (a->used * 100 > a->size * ML_ARENA_BLOCKS_PCT)
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < npools; i++)
+        for (uintptr_t b = pools[i].first; b + pools[i].block <= pools[i].end; b += pools[i].block) {
+            ml_block e;
+            if (!ml_blocks_get(ml.blocks, b, &e) || e.seq == 0)
+                continue;
+            if (n == o->cap) {
+                size_t cap = o->cap ? o->cap * 2 : 4096;
+                ml_seq *p = realloc(o->seqs, cap * sizeof(*p));
+                if (!p)
+                    return 1;
+                o->seqs = p;
+                o->cap = cap;
+            }
+            o->seqs[n++] = e.seq;
+        }
+    qsort(o->seqs, n, sizeof(*o->seqs), ml_seq_cmp);
+    for (size_t k = 0; k < n; k += ML_ARENA_BLOCKS_MAX)
+        ml_writer_arena_blocks(ml.w, index, o->seqs + k, n - k < ML_ARENA_BLOCKS_MAX ? n - k : ML_ARENA_BLOCKS_MAX);
+    return 0;
+}
+
+static void
+ml_arenas_write_unlocked(void)
+{
+    struct ml_arenas_out o = {0, NULL, 0};
+    ml_rsssample_arenas(ml_arena_write_one, &o);
+    free(o.seqs);
+}
+
 /* The consumer's loop: drain the ring as it fills (waking every
  * ML_BUSY_WAKE_US while events come, else at the next sample), and every
  * sample_ms write the time, RSS and heap and flush the file, compressing it
@@ -1320,6 +1376,8 @@ ml_finish_capture_unlocked(ml_tracker_stats *st)
         ml_sample_unlocked();
         if (ml_rss_end_ok)
             ml_rss_write_unlocked(&ml_rss_end);
+        if (ml_arenas_want && ml.blocks)
+            ml_arenas_write_unlocked();
         int lost = ml.tracer_installed && !ml_compat_reftracer_is_ours();
         if (lost) {
             static const char msg[] =
@@ -1384,10 +1442,11 @@ ml_tracker_stop(ml_tracker_stats *st)
     if (ml.w && !ml.forked_child && ml.rss_every) { /* rss: a breakdown at the end */
         ml_tracker_pymalloc_stats();
         ml_rss_end_ok = ml_rss_take(&ml_rss_end, 1) == 0;
+        ml_arenas_want = 1;
     }
     ml_lock();
     int rc = ml_finish_capture_unlocked(st);
-    ml_rss_end_ok = 0;
+    ml_rss_end_ok = ml_arenas_want = 0;
     ml.active = 0;
     ml_stacks_free(ml.stacks);
     ml_types_free(ml.types);

@@ -475,6 +475,36 @@ ml_writer_rss(ml_writer *w, const uint64_t *fields, size_t n)
 }
 
 void
+ml_writer_arena(ml_writer *w, uint64_t base, uint64_t size, uint64_t resident, uint64_t pools,
+                uint64_t pools_used, uint64_t used)
+{
+    SIMPLE_BEGIN(w, 60);
+    PUT_TAG(p, ML_TAG_ARENA);
+    PUT_UV(p, base);
+    PUT_UV(p, size);
+    PUT_UV(p, resident);
+    PUT_UV(p, pools);
+    PUT_UV(p, pools_used);
+    PUT_UV(p, used);
+    SIMPLE_END(w);
+}
+
+void
+ml_writer_arena_blocks(ml_writer *w, uint64_t arena, const ml_seq *seqs, size_t n)
+{
+    SIMPLE_BEGIN(w, 10 * n + 10);
+    PUT_TAG(p, ML_TAG_ARENA_BLOCKS);
+    PUT_UV(p, arena);
+    PUT_UV(p, n);
+    ml_seq prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        PUT_UV(p, seqs[i] - prev);
+        prev = seqs[i];
+    }
+    SIMPLE_END(w);
+}
+
+void
 ml_writer_fork(ml_writer *w, uint64_t child_pid)
 {
     SIMPLE_BEGIN(w, 0);

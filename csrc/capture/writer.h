@@ -80,6 +80,11 @@ void ml_writer_trailer(ml_writer *w, const uint64_t *fields, size_t n);
 void ml_writer_fork(ml_writer *w, uint64_t child_pid);
 /* rss: an RSS_SAMPLE record of n fields (ML_RSS_*) at the current time. */
 void ml_writer_rss(ml_writer *w, const uint64_t *fields, size_t n);
+/* rss: an ARENA record (a live pymalloc arena at the end), and the live
+ * blocks in arena number `arena` (seqs ascending, n <= ML_ARENA_BLOCKS_MAX). */
+void ml_writer_arena(ml_writer *w, uint64_t base, uint64_t size, uint64_t resident, uint64_t pools,
+                     uint64_t pools_used, uint64_t used);
+void ml_writer_arena_blocks(ml_writer *w, uint64_t arena, const ml_seq *seqs, size_t n);
 /* GC_START / GC_STOP (t_us: exact microseconds since the start). */
 void ml_writer_gc_start(ml_writer *w, unsigned generation, uint64_t t_us, ml_frame_id stack);
 void ml_writer_gc_stop(ml_writer *w, unsigned generation, uint64_t t_us, uint64_t collected,

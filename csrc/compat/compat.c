@@ -1184,6 +1184,46 @@ ml_compat_pymalloc_stats(FILE *out)
     return _PyObject_DebugMallocStats(out);
 }
 
+/* rss: struct pool_header of Objects/obmalloc.c (3.10, 3.11) and
+ * Include/internal/pycore_obmalloc.h (3.12, 3.13): the same fields. */
+struct ml_pool_header {
+    union {
+        void *padding;
+        unsigned int count;
+    } ref;
+    void *freeblock;
+    void *nextpool, *prevpool;
+    unsigned int arenaindex, szidx, nextoffset, maxnextoffset;
+};
+#define ML_POOL_ALIGN 16u   /* ALIGNMENT on 64-bit (8 on 32-bit) */
+#define ML_POOL_CLASSES 32u /* NB_SMALL_SIZE_CLASSES: 512 / ALIGNMENT */
+
+size_t
+ml_compat_pymalloc_pool_size(size_t arena_size)
+{
+    return sizeof(void *) > 4 && arena_size >= ((size_t)1 << 20) ? (size_t)1 << 14 : (size_t)1 << 12;
+}
+
+int
+ml_compat_pymalloc_pool(const void *pool, size_t pool_size, uint32_t *count, uint32_t *block, uint32_t *first,
+                        uint32_t *end)
+{
+    const struct ml_pool_header *h = pool;
+    size_t align = sizeof(void *) > 4 ? ML_POOL_ALIGN : 8u;
+    size_t overhead = (sizeof(*h) + align - 1) / align * align; /* POOL_OVERHEAD */
+    if (h->ref.count == 0 || h->szidx >= (sizeof(void *) > 4 ? ML_POOL_CLASSES : 64u))
+        return -1;
+    size_t bsize = (h->szidx + 1) * align;
+    size_t stop = h->nextoffset < pool_size ? h->nextoffset : pool_size;
+    if (stop < overhead || (size_t)h->ref.count * bsize > pool_size - overhead)
+        return -1;
+    *count = h->ref.count;
+    *block = (uint32_t)bsize;
+    *first = (uint32_t)overhead;
+    *end = (uint32_t)stop;
+    return 0;
+}
+
 /* ---- garbage collector (issue 12): definitions below this line ---- */
 
 int

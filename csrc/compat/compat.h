@@ -270,6 +270,18 @@ PyObject *ml_compat_instance_attr(PyObject *o, PyObject *value);
  * after. GIL held. */
 int ml_compat_pymalloc_stats(FILE *out);
 
+/* rss: pymalloc's pools. The pool size in arenas of arena_size bytes
+ * (3.10-3.13 on 64-bit: 16 KiB pools in 1 MiB arenas, else 4 KiB pools
+ * in 256 KiB arenas), and what the header of the pool at `pool` (pool_size
+ * bytes, readable) says: blocks allocated, block size, and the byte
+ * offsets of its first block and of the end of the blocks carved so far
+ * (the header is the same struct pool_header on 3.10-3.13). 0, or -1 when
+ * the header is not a used pool's (then nothing is written). GIL held:
+ * pymalloc changes headers under it. */
+size_t ml_compat_pymalloc_pool_size(size_t arena_size);
+int ml_compat_pymalloc_pool(const void *pool, size_t pool_size, uint32_t *count, uint32_t *block,
+                            uint32_t *first, uint32_t *end);
+
 /* ---- garbage collector (issue 12): declarations below this line ---- */
 
 /* Call fn on every object the next full collection would examine: the GC

@@ -41,7 +41,15 @@
  *                    the current time: fields ML_RSS_* of capture/rsssample.h
  *                    (bytes, but the arena count); a reader ignores extra
  *                    fields and takes missing ones as 0
- *   0x18..0x19       reserved for the RSS breakdown (corrupt until defined)
+ *   0x18 ARENA       uv base, uv size, uv resident, uv pools, uv pools_used,
+ *                    uv used   (version 2, rss) one live pymalloc arena at
+ *                    the end of the capture (address, bytes, resident bytes,
+ *                    pools, pools holding a block, bytes in allocated
+ *                    blocks); arenas are numbered 0, 1, ... in file order
+ *   0x19 ARENA_BLOCKS uv arena, uv n (<= ML_ARENA_BLOCKS_MAX), n x uv seq
+ *                    delta (ascending, the first relative to 0): live
+ *                    recorded blocks inside that arena (written for arenas
+ *                    at most ML_ARENA_BLOCKS_PCT % used)
  *   (version 2, garbage collector: the current thread is the collecting one)
  *   0x0E GC_START    uv generation, uv t_us, uv stack
  *                    a collection of `generation` (0-2) starts at t_us
@@ -98,8 +106,10 @@ enum ml_tag {
      *   0x1A..0x1B  cyclic garbage at exit, uncollectable (gcexit)
      *   0x1C..0x3F  free */
     ML_TAG_V2_FIRST = 0x0E,
-    /* rss: the RSS breakdown (0x18, 0x19 reserved) */
+    /* rss: the RSS breakdown */
     ML_TAG_RSS_SAMPLE = 0x17,
+    ML_TAG_ARENA = 0x18,
+    ML_TAG_ARENA_BLOCKS = 0x19,
     ML_TAG_GC_START = 0x0E, /* garbage collector (docs/FORMAT.md "GC records") */
     ML_TAG_GC_STOP = 0x0F,
     /* heap at exit (docs/FORMAT.md "Heap at exit"):
@@ -158,6 +168,10 @@ typedef enum { ML_DOMAIN_RAW = 0, ML_DOMAIN_MEM = 1, ML_DOMAIN_OBJ = 2 } ml_doma
 enum ml_snap_kind { ML_SNAP_END = 0, ML_SNAP_EXIT = 1, ML_SNAP_CALL = 2, ML_SNAP_SIGNAL = 3 };
 #define ML_HELD_MAX 4096u   /* seqs in one HELD record */
 #define ML_GCSEQS_MAX 4096u /* gcexit: seqs in one GARBAGE_AT_EXIT or UNCOLLECTABLE record */
+/* rss: seqs in one ARENA_BLOCKS record; arenas used at most this share
+ * (percent) get their blocks written */
+#define ML_ARENA_BLOCKS_MAX 4096u
+#define ML_ARENA_BLOCKS_PCT 50u
 #define ML_HOLDER_HOPS_MAX 64u /* hops in one HOLDER record */
 #define ML_NSTACK_MAX 128u     /* nstacks: addresses in one NATIVE_STACK record */
 #define ML_BUILD_ID_MAX 64u    /* nstacks: bytes of a MAPPING's build-id */

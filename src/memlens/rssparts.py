@@ -73,16 +73,20 @@ def lines(b, indent="  "):
     return out
 
 
-def from_capture(path, max_points=2000, progress=None):
+def from_capture(path, max_points=2000, progress=None, arena_pct=25, arena_top=10):
     """The breakdown series of a capture: {"points": [...], "peak", "end",
-    "samples", "truncated"}, each sample a Breakdown (None when the capture
-    has no RSS_SAMPLE records: made before format version 2 or too short)."""
+    "samples", "truncated", "arenas"}, each sample a Breakdown (None when
+    the capture has no RSS_SAMPLE records: made before format version 2 or
+    too short). "arenas": the pymalloc arenas live at the end and the
+    (site, type) groups in those used at most arena_pct % (at most
+    arena_top groups, 0 = all); docs/RSS.md "Arenas kept by few objects"."""
     from memlens import reports
-    raw = reports._read("rss_report", path, progress, 1, max_points)
+    raw = reports._read("rss_report", path, progress, 1, max_points, arena_pct, arena_top)
     return {"points": [_breakdown(p) for p in raw["points"]],
             "peak": _breakdown(raw["peak"]) if raw["peak"] else None,
             "end": _breakdown(raw["end"]) if raw["end"] else None,
-            "samples": raw["samples"], "truncated": raw["truncated"]}
+            "samples": raw["samples"], "truncated": raw["truncated"],
+            "arenas": raw["arenas"]}
 
 
 def to_json(b):
@@ -103,3 +107,29 @@ def print_section(data, file=None):
         print("Where the RSS goes %s (%s):" % (title, fmt.human_seconds(b["time_s"])), file=out)
         for line in lines(b):
             print(line, file=out)
+
+
+def print_arenas(a, file=None):
+    """The "Arenas kept by few objects" section of `memlens rss`."""
+    out = file or sys.stdout
+    if not a["arenas"]:
+        print("Arenas kept by few objects: no arena records in this capture "
+              "(made before this version, or pymalloc is not the allocator).", file=out)
+        return
+    m = a["mostly_empty"]
+    print("Arenas kept by few objects (used <= %d%%): %s of %s live pymalloc arenas at the end"
+          % (a["threshold_pct"], "{:,}".format(m["arenas"]), "{:,}".format(a["arenas"])), file=out)
+    if not m["arenas"]:
+        return
+    print("  they hold %s resident for %s used (%s in %s recorded blocks)"
+          % (fmt.human_bytes(m["resident"]), fmt.human_bytes(m["used"]), fmt.human_bytes(m["bytes"]),
+             "{:,}".format(m["blocks"])), file=out)
+    if not a["groups"]:
+        return
+    fmt.table(["Blocks", "Bytes", "Arenas", "Type", "Site"],
+              [["{:,}".format(g["blocks"]), fmt.human_bytes(g["bytes"]), "{:,}".format(g["arenas"]),
+                g["type"], "%s:%d %s" % (fmt.short_path(g["file"]), g["line"], g["function"])]
+               for g in a["groups"]], align="rrrll", out=out)
+    if a["groups_total"] > len(a["groups"]):
+        print("  ... %s more (site, type) groups" % "{:,}".format(a["groups_total"] - len(a["groups"])),
+              file=out)

@@ -9,6 +9,7 @@
  *                        DIR/v2-rss.mlens (rss), DIR/v2-gc.mlens (gc),
  *                        DIR/v2-gc-exit.mlens (gcexit)
  *                        DIR/v2-heap-at-exit.mlens (heap at exit)
+ *                        DIR/v2-arenas.mlens (rss: arenas)
  *
  * The scenario below uses every record kind once or more. The expected JSON
  * is written from what this program asked the writer to record (not from
@@ -381,6 +382,46 @@ gen_v2_heap_at_exit(const char *dir)
     return ml_writer_close(x);
 }
 
+/* ---- rss: v2-arenas, ARENA and ARENA_BLOCKS (docs/FORMAT.md "Arenas").
+ * Four Pin blocks made at prog.py line 9 and a tuple at line 13; the
+ * second Pin is freed. Arena 0 (1 MiB, 0.1% used) holds Pins 1 and 3 and
+ * the tuple; arena 1 (86% used) holds Pin 4. tests/test_arenas.py builds
+ * the same file with capfile and checks the report by hand. */
+static int
+gen_v2_arenas(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/v2-arenas.mlens", dir);
+    const char *meta = "{\"python\":\"3.12.1\",\"pid\":1234,\"argv\":[\"prog.py\"],"
+                       "\"start_time_us\":1700000000000000,\"options\":{}}";
+    ml_writer *a = ml_writer_open(path, 1, 0, meta, strlen(meta));
+    if (!a)
+        return -1;
+    ml_writer_thread_def(a, 1, 4242, "MainThread", 10);
+    ml_writer_thread(a, 1);
+    static const uint32_t off[] = {0, 10, 20};
+    static const int32_t line[] = {1, 9, 13};
+    ml_writer_code_def(a, 1, "prog.py", 7, "make", 4, 1, off, line, 3);
+    ml_writer_frame_def(a, 1, 0, 1, 12); /* make() at line 9 */
+    ml_writer_frame_def(a, 2, 0, 1, 22); /* make() at line 13 */
+    ml_writer_type_def(a, 1, "Pin", 3, 0);
+    ml_writer_type_def(a, 2, "tuple", 5, 0);
+    ml_writer_time(a, 100);
+    ml_writer_alloc(a, ML_DOMAIN_OBJ, 1, 1, 40); /* seq 1 */
+    ml_writer_alloc(a, ML_DOMAIN_OBJ, 1, 1, 40); /* seq 2 */
+    ml_writer_alloc(a, ML_DOMAIN_OBJ, 1, 1, 40); /* seq 3 */
+    ml_writer_alloc(a, ML_DOMAIN_OBJ, 1, 1, 40); /* seq 4 */
+    ml_writer_alloc(a, ML_DOMAIN_OBJ, 2, 2, 56); /* seq 5 */
+    ml_writer_free(a, 2);
+    ml_writer_arena(a, 0x7f0000000000ull, 1048576, 1048576, 63, 3, 1056);
+    ml_writer_arena(a, 0x7f0000100000ull, 1048576, 1048576, 63, 63, 900000);
+    static const ml_seq in0[] = {1, 3, 5};
+    ml_writer_arena_blocks(a, 0, in0, 3);
+    uint64_t fields[ML_TRAILER_COUNT] = {5, 1, 0, 0, 0};
+    ml_writer_trailer(a, fields, ML_TRAILER_COUNT);
+    return ml_writer_close(a) < 0 ? -1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -402,6 +443,10 @@ main(int argc, char **argv)
     }
     if (gen_v2_rss(argv[1]) < 0) {
         perror("gen_golden: v2-rss");
+        return 1;
+    }
+    if (gen_v2_arenas(argv[1]) < 0) {
+        perror("gen_golden: v2-arenas");
         return 1;
     }
     fprintf(js, "{\n  \"version\": 1,\n  \"meta\": %s,\n  \"events\": [", meta);

@@ -1455,6 +1455,48 @@ test_native_stack_records(void)
     ml_writer_native_alloc(w, 1);
     ml_writer_alloc(w, ML_DOMAIN_RAW, 0, 0, 300); /* seq 3: native stack 1 */
     CHECK(ml_writer_close(w) == 0);
+}
+
+/* rss: corrupt ARENA / ARENA_BLOCKS records (docs/FORMAT.md "Arenas"),
+ * and a good pair read back. */
+static void
+test_corrupt_arenas(void)
+{
+    buf_t b;
+    size_t h;
+    buf_header(&b, 1);
+    h = b.n;
+    buf_put(&b, 7, 0x18, 0, 1, 0, 0, 0, 0);     /* an ARENA in a version-1 file */
+    expect_corrupt(&b, "record tag 0x18 is not in format version 1", h);
+    ml_u32le_put(b.b + 8, 2);
+    b.n = h;
+    buf_put(&b, 7, 0x18, 0, 0, 0, 0, 0, 0);     /* size 0 */
+    expect_corrupt(&b, "ARENA of 0 bytes", h);
+    b.n = h;
+    buf_put(&b, 7, 0x18, 0, 100, 101, 0, 0, 0); /* more resident than its size */
+    expect_corrupt(&b, "ARENA of 100 bytes", h);
+    b.n = h;
+    buf_put(&b, 7, 0x18, 0, 100, 0, 4, 5, 0);   /* 5 of 4 pools used */
+    expect_corrupt(&b, "5 of 4 pools used", h);
+    b.n = h;
+    buf_put(&b, 7, 0x18, 0, 100, 0, 4, 1, 101); /* more used than its size */
+    expect_corrupt(&b, "101 bytes used", h);
+    b.n = h;
+    buf_put(&b, 3, 0x19, 0, 0);                 /* blocks of an arena not defined */
+    expect_corrupt(&b, "ARENA_BLOCKS of arena 0 (0 arenas so far)", h);
+    b.n = h;
+    buf_put(&b, 4, 0xDF, 0, 0, 8);              /* block 1 */
+    buf_put(&b, 7, 0x18, 0, 100, 0, 4, 1, 8);
+    size_t at = b.n;
+    buf_put(&b, 4, 0x19, 0, 1, 2);              /* block 2: not made yet */
+    expect_corrupt(&b, "ARENA_BLOCKS block after 0 at distance 2", at);
+    b.n = at;
+    buf_put(&b, 5, 0x19, 0, 0x81, 0x20, 1);     /* 4097 blocks in one record */
+    expect_corrupt(&b, "ARENA_BLOCKS with 4097 blocks", at);
+    b.n = at;
+    buf_put(&b, 4, 0x19, 0, 1, 1);
+    const char *path = tmp_path("arenas.mlens");
+    write_bytes(path, b.b, b.n);
     char err[512];
     ml_reader *r = ml_reader_open(path, err, sizeof(err));
     CHECK(r != NULL);
@@ -1476,6 +1518,12 @@ test_native_stack_records(void)
     /* a rewind: the next ALLOC does not inherit a NATIVE_ALLOC */
     ml_reader_rewind(r);
     CHECK(ml_reader_next(r, &ev) == 1 && ev.nstack == 2 && ml_reader_nnative_stacks(r) == 2);
+    CHECK(ml_reader_next(r, &ev) == 1 && ev.kind == ML_EV_ALLOC);
+    CHECK(ml_reader_next(r, &ev) == 1 && ev.kind == ML_EV_ARENA && ev.arena_index == 0 && ev.arena_size == 100 &&
+          ev.arena_pools == 4 && ev.arena_pools_used == 1 && ev.arena_used == 8);
+    CHECK(ml_reader_next(r, &ev) == 1 && ev.kind == ML_EV_ARENA_BLOCKS && ev.arena_index == 0 && ev.nheld == 1 &&
+          ev.held[0] == 1);
+    CHECK(ml_reader_next(r, &ev) == 0);
     ml_reader_free(r);
     unlink(path);
 }
@@ -1660,6 +1708,7 @@ main(int argc, char **argv)
     RUN(test_pair_cache);
     RUN(test_corrupt_records);
     RUN(test_gcexit_records);
+    RUN(test_corrupt_arenas);
     RUN(test_header_errors);
     RUN(test_every_prefix);
     RUN(test_fuzz);
