@@ -1455,6 +1455,29 @@ test_native_stack_records(void)
     ml_writer_native_alloc(w, 1);
     ml_writer_alloc(w, ML_DOMAIN_RAW, 0, 0, 300); /* seq 3: native stack 1 */
     CHECK(ml_writer_close(w) == 0);
+    char err[512];
+    ml_reader *r = ml_reader_open(path, err, sizeof(err));
+    CHECK(r != NULL);
+    if (!r)
+        return;
+    ml_event ev;
+    CHECK(ml_reader_next(r, &ev) == 1 && ev.seq == 1 && ev.nstack == 2);
+    CHECK(ml_reader_next(r, &ev) == 1 && ev.seq == 2 && ev.nstack == 0);
+    CHECK(ml_reader_next(r, &ev) == 1 && ev.seq == 3 && ev.nstack == 1);
+    CHECK(ml_reader_next(r, &ev) == 0);
+    uint32_t n;
+    const uint64_t *s1 = ml_reader_native_stack(r, 1, &n);
+    CHECK(s1 && n == 3 && s1[0] == 0x1100 && s1[2] == 0x5010);
+    CHECK(ml_reader_native_stack(r, 3, &n) == NULL && n == 0);
+    const ml_mapping_info *m = ml_reader_mappings(r, &n);
+    CHECK(n == 2 && m[0].start == 0x1000 && m[0].end == 0x2000 && m[0].offset == 0x400 &&
+          !strcmp(m[0].path, "/lib/a.so") && m[0].build_id_len == 3 && m[0].build_id[2] == 0xcd &&
+          m[1].build_id_len == 0);
+    /* a rewind: the next ALLOC does not inherit a NATIVE_ALLOC */
+    ml_reader_rewind(r);
+    CHECK(ml_reader_next(r, &ev) == 1 && ev.nstack == 2 && ml_reader_nnative_stacks(r) == 2);
+    ml_reader_free(r);
+    unlink(path);
 }
 
 /* rss: corrupt ARENA / ARENA_BLOCKS records (docs/FORMAT.md "Arenas"),
@@ -1503,21 +1526,6 @@ test_corrupt_arenas(void)
     if (!r)
         return;
     ml_event ev;
-    CHECK(ml_reader_next(r, &ev) == 1 && ev.seq == 1 && ev.nstack == 2);
-    CHECK(ml_reader_next(r, &ev) == 1 && ev.seq == 2 && ev.nstack == 0);
-    CHECK(ml_reader_next(r, &ev) == 1 && ev.seq == 3 && ev.nstack == 1);
-    CHECK(ml_reader_next(r, &ev) == 0);
-    uint32_t n;
-    const uint64_t *s1 = ml_reader_native_stack(r, 1, &n);
-    CHECK(s1 && n == 3 && s1[0] == 0x1100 && s1[2] == 0x5010);
-    CHECK(ml_reader_native_stack(r, 3, &n) == NULL && n == 0);
-    const ml_mapping_info *m = ml_reader_mappings(r, &n);
-    CHECK(n == 2 && m[0].start == 0x1000 && m[0].end == 0x2000 && m[0].offset == 0x400 &&
-          !strcmp(m[0].path, "/lib/a.so") && m[0].build_id_len == 3 && m[0].build_id[2] == 0xcd &&
-          m[1].build_id_len == 0);
-    /* a rewind: the next ALLOC does not inherit a NATIVE_ALLOC */
-    ml_reader_rewind(r);
-    CHECK(ml_reader_next(r, &ev) == 1 && ev.nstack == 2 && ml_reader_nnative_stacks(r) == 2);
     CHECK(ml_reader_next(r, &ev) == 1 && ev.kind == ML_EV_ALLOC);
     CHECK(ml_reader_next(r, &ev) == 1 && ev.kind == ML_EV_ARENA && ev.arena_index == 0 && ev.arena_size == 100 &&
           ev.arena_pools == 4 && ev.arena_pools_used == 1 && ev.arena_used == 8);
