@@ -231,9 +231,14 @@ def test_gc_garbage_by_type_and_line(script, capture):
     assert doc["gc_garbage"]["blocks"] == sum(r["count"] for r in doc["gc_garbage"]["rows"])
     out = memlens("gc", path).stdout
     assert "uncollectable (gc.garbage) by type and line" in out
-    # without --exact collections (and gc.garbage) are not recorded
-    path2, _ = capture(prog)
-    assert json.loads(memlens("gc", path2, "--json").stdout)["gc_garbage"] is None
+    # collections (and gc.garbage) are recorded in default captures too
+    path2, proc2 = capture(prog)
+    assert proc2.stdout == plain.stdout
+    doc2 = json.loads(memlens("gc", path2, "--json", "--top", "0").stdout)
+    rows2 = {(r["type"], r["line"]): r["count"] for r in doc2["gc_garbage"]["rows"]}
+    for key in (("__main__.Node", prog.line("nodes")), ("__main__.Pair", prog.line("pairs")),
+                ("__main__.Child", prog.line("child"))):
+        assert rows2[key] == rows[key]
 
 
 def test_gc_report_on_golden_uncollectable():
