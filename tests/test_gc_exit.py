@@ -56,9 +56,11 @@ def _group(rows, type_, line):
 
 def test_leaks_split_garbage_from_referenced(script, capture):
     prog = script(NODES)
-    path, proc = capture(prog, expect_status=3)
+    # --exact: with the free lists on, a dict or keys block parked by another
+    # line can come back as a garbage node's (3.10: the class body's keys)
+    path, proc = capture(prog, expect_status=3, opts=("--exact",))
     assert proc.stdout == "made 25\n"  # the program's output and status as under python
-    doc = json.loads(memlens("leaks", path, "--json").stdout)
+    doc = json.loads(memlens("leaks", path, "--json", "--top", "0").stdout)
     rows = doc["leaks"]
     garbage = _group(rows, "__main__.Node", prog.line("garbage"))
     kept = _group(rows, "__main__.Node", prog.line("kept"))
@@ -67,14 +69,15 @@ def test_leaks_split_garbage_from_referenced(script, capture):
     assert (kept["count"], kept["garbage_blocks"], kept["garbage_bytes"]) == (25, 0, 0)
     # the names (str, untracked) that only the garbage holds are garbage too;
     # the kept nodes' names are not
-    names = [r for r in rows if r["type"] == "str" and r["function"] == "Node.__init__"]
+    init = "Node.__init__" if sys.version_info >= (3, 11) else "__init__"  # co_qualname: 3.11+
+    names = [r for r in rows if r["type"] == "str" and r["function"] == init]
     assert sum(r["garbage_blocks"] for r in names) == 40
     assert sum(r["count"] - r["garbage_blocks"] for r in names) == 25
     total = doc["garbage_at_exit"]
     assert total["blocks"] == sum(r["garbage_blocks"] for r in rows)
     assert total["bytes"] == sum(r["garbage_bytes"] for r in rows)
     # every garbage block is at one of the garbage nodes' lines
-    assert {r["function"] for r in rows if r["garbage_blocks"]} <= {"make_garbage", "Node.__init__"}
+    assert {r["function"] for r in rows if r["garbage_blocks"]} <= {"make_garbage", init}
 
 
 def test_leaks_text_shows_the_split(script, capture):

@@ -503,8 +503,11 @@ ml_holders_expand(ml_holders *h, ml_node u)
         ml_node v = h->kids[i];
         PyObject *k = ml_refgraph_object(h->g, v);
         if (table && k == table && PyDict_Check(k)) {
-            /* the owner's attribute table: no hop of its own */
+            /* the owner's attribute table: no hop of its own, so its
+             * pattern and its holder are the owner's (not the owner: a
+             * pattern's holders must not dominate one another) */
             ml_holders_reach(h, v, u, parent);
+            h->holder[v] = h->holder[u];
             h->attrs[v] = 1;
             h->via[v] = owner;
             continue;
