@@ -290,7 +290,8 @@ ml_rss_read(ml_reader *r, ml_rss_series *s, size_t max_points, unsigned arena_pc
         snprintf(err, errcap, "%s", ml_reader_error(r));
         goto fail;
     }
-    qsort(ar->groups, ar->ngroups, sizeof(*ar->groups), ml_rss_group_cmp);
+    if (ar->ngroups)
+        qsort(ar->groups, ar->ngroups, sizeof(*ar->groups), ml_rss_group_cmp);
     s->truncated = ml_reader_truncated(r);
     free(native_type);
     free(sparse);

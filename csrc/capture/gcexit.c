@@ -66,7 +66,8 @@ ml_gcexit_cmp(const void *a, const void *b)
 static uint64_t
 ml_gcexit_write(ml_gcexit_set *s, unsigned tag)
 {
-    qsort(s->seqs, s->n, sizeof(*s->seqs), ml_gcexit_cmp);
+    if (s->n) /* seqs is NULL when nothing was added */
+        qsort(s->seqs, s->n, sizeof(*s->seqs), ml_gcexit_cmp);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++)
         if (!k || s->seqs[i] != s->seqs[k - 1])

@@ -1015,7 +1015,8 @@ ml_arena_write_one(void *arg, const ml_rss_arena *a, const ml_rss_pool *pools, s
             }
             o->seqs[n++] = e.seq;
         }
-    qsort(o->seqs, n, sizeof(*o->seqs), ml_seq_cmp);
+    if (n)
+        qsort(o->seqs, n, sizeof(*o->seqs), ml_seq_cmp);
     for (size_t k = 0; k < n; k += ML_ARENA_BLOCKS_MAX)
         ml_writer_arena_blocks(ml.w, index, o->seqs + k, n - k < ML_ARENA_BLOCKS_MAX ? n - k : ML_ARENA_BLOCKS_MAX);
     return 0;

@@ -213,7 +213,8 @@ ml_sym_load(ml_symfile *f)
         f->syms[f->nsyms++] = (ml_sym){sy.st_value, sy.st_size, (uint32_t)nlen};
         nlen += l + 1;
     }
-    qsort(f->syms, f->nsyms, sizeof(ml_sym), ml_sym_cmp);
+    if (f->nsyms)
+        qsort(f->syms, f->nsyms, sizeof(ml_sym), ml_sym_cmp);
     f->ok = f->nsyms > 0;
 done:
     free(sh);
