@@ -318,6 +318,21 @@ ml_writer_put_str(uint8_t **pp, const char *s, size_t n)
     *pp = p + n;
 }
 
+/* uv n, then n ascending seqs as uv distances (the first from 0): the
+ * seq lists of ARENA_BLOCKS, GARBAGE_AT_EXIT/UNCOLLECTABLE and HELD. */
+static void
+ml_writer_put_seqs(uint8_t **pp, const ml_seq *seqs, size_t n)
+{
+    uint8_t *p = *pp;
+    PUT_UV(p, n);
+    ml_seq prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        PUT_UV(p, seqs[i] - prev);
+        prev = seqs[i];
+    }
+    *pp = p;
+}
+
 #define SIMPLE_BEGIN(w, extra)                                   \
     uint8_t *p0 = ml_writer_reserve((w), ML_RECORD_MAX + (extra)); \
     if (!p0) {                                                   \
@@ -495,12 +510,7 @@ ml_writer_arena_blocks(ml_writer *w, uint64_t arena, const ml_seq *seqs, size_t 
     SIMPLE_BEGIN(w, 10 * n + 10);
     PUT_TAG(p, ML_TAG_ARENA_BLOCKS);
     PUT_UV(p, arena);
-    PUT_UV(p, n);
-    ml_seq prev = 0;
-    for (size_t i = 0; i < n; i++) {
-        PUT_UV(p, seqs[i] - prev);
-        prev = seqs[i];
-    }
+    ml_writer_put_seqs(&p, seqs, n);
     SIMPLE_END(w);
 }
 
@@ -625,12 +635,7 @@ ml_writer_gc_seqs(ml_writer *w, unsigned tag, const ml_seq *seqs, size_t n)
 {
     SIMPLE_BEGIN(w, 10 * n);
     PUT_TAG(p, tag);
-    PUT_UV(p, n);
-    ml_seq prev = 0;
-    for (size_t i = 0; i < n; i++) {
-        PUT_UV(p, seqs[i] - prev);
-        prev = seqs[i];
-    }
+    ml_writer_put_seqs(&p, seqs, n);
     SIMPLE_END(w);
 }
 
@@ -640,12 +645,7 @@ ml_writer_held(ml_writer *w, uint32_t holder, const ml_seq *seqs, size_t n)
     SIMPLE_BEGIN(w, 10 * n);
     PUT_TAG(p, ML_TAG_HELD);
     PUT_UV(p, holder);
-    PUT_UV(p, n);
-    ml_seq prev = 0;
-    for (size_t i = 0; i < n; i++) {
-        PUT_UV(p, seqs[i] - prev);
-        prev = seqs[i];
-    }
+    ml_writer_put_seqs(&p, seqs, n);
     SIMPLE_END(w);
 }
 
