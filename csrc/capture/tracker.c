@@ -1877,23 +1877,36 @@ ml_snap_label(void *arg, const char *name, size_t len)
     return id;
 }
 
-/* gcexit: GARBAGE_AT_EXIT (capture/gcexit.h) */
-int
-ml_tracker_garbage_at_exit(ml_gcexit_stats *stats)
+/* The passes over the live heap (garbage at exit, snapshots): every block
+ * allocated so far in the table, the records in order, the lock held and
+ * the clock written. -1 (errno ENOENT) when no capture can take them; else
+ * 0, and *was to give back to ml_busy after ml_unlock(). */
+static int
+ml_heap_pass_begin(int *was)
 {
-    memset(stats, 0, sizeof(*stats));
     if (!ml.active || !ml.w || !ml.types || !ml.blocks || !ML_ENABLED() || ml.forked_child) {
         errno = ENOENT;
         return -1;
     }
-    ml_catch_up(1); /* every block allocated so far is in the table */
-    int was = ml_busy;
+    ml_catch_up(1);
+    *was = ml_busy;
     ml_busy = 1;
     ml_lock();
     ml_sync_unlocked();
     uint64_t now = ml_now_us();
     ml_writer_time(ml.w, now - ml.last_time_us);
     ml.last_time_us = now;
+    return 0;
+}
+
+/* gcexit: GARBAGE_AT_EXIT (capture/gcexit.h) */
+int
+ml_tracker_garbage_at_exit(ml_gcexit_stats *stats)
+{
+    memset(stats, 0, sizeof(*stats));
+    int was;
+    if (ml_heap_pass_begin(&was) < 0)
+        return -1;
     ml_atexit_env env = {.seq_of = ml_snap_seq_of, .type_name = ml_snap_type_name, .w = ml.w};
     int rc = ml_gcexit_garbage(&env, stats);
     ml_unlock();
@@ -1908,18 +1921,9 @@ ml_tracker_snapshot(unsigned kind, ml_atexit_stats *stats)
 {
     if (stats)
         memset(stats, 0, sizeof(*stats));
-    if (!ml.active || !ml.w || !ml.types || !ml.blocks || !ML_ENABLED() || ml.forked_child) {
-        errno = ENOENT;
+    int was;
+    if (ml_heap_pass_begin(&was) < 0)
         return -1;
-    }
-    ml_catch_up(1); /* every block allocated so far is in the table */
-    int was = ml_busy;
-    ml_busy = 1;
-    ml_lock();
-    ml_sync_unlocked();
-    uint64_t now = ml_now_us();
-    ml_writer_time(ml.w, now - ml.last_time_us);
-    ml.last_time_us = now;
     ml_atexit_env env = {.arg = NULL, .seq_of = ml_snap_seq_of, .type_name = ml_snap_type_name,
                          .label = ml_snap_label, .w = ml.w};
     int rc = ml_atexit_snapshot(&env, kind, stats);
