@@ -24,10 +24,11 @@ typedef struct {
 #define ML_NPY_SLOT_FEATURE_VERSION 211 /* PyArray_GetNDArrayCFeatureVersion */
 #define ML_NPY_SLOT_DEFAULT_HANDLER 306 /* &PyDataMem_DefaultHandler */
 #define ML_NPY_FEATURE_NEP49 0x0000000fu /* NPY_1_22_API_VERSION */
+#define ML_NPY_CAPSULE "mem_handler"     /* MEM_HANDLER_CAPSULE_NAME */
 
 static ml_npy_allocator ml_numpybuf_orig; /* NumPy's own functions */
 static atomic_int ml_numpybuf_done;
-static int ml_numpybuf_watching;
+static int ml_numpybuf_watching; /* a capture asked for the wrap: capsules are checked */
 
 /* NumPy's functions run with the hooks quiet: NumPy 2.5 allocates data
  * with PyMem_RawMalloc, which would record the block a second time, as
@@ -92,17 +93,11 @@ ml_numpybuf_api(PyObject *mod)
     return api;
 }
 
-/* Wrap the default handler of the NumPy whose C-API table is `api`. */
+/* Wrap h if it is NumPy's default handler (not wrapped yet). Reads only,
+ * never allocates: also called from inside the allocator hooks. */
 static void
-ml_numpybuf_wrap(void **api)
+ml_numpybuf_wrap_handler(ml_npy_handler *h)
 {
-    unsigned (*feature)(void) = (unsigned (*)(void))api[ML_NPY_SLOT_FEATURE_VERSION];
-    if (!feature || feature() < ML_NPY_FEATURE_NEP49)
-        return; /* NumPy before 1.22: no handler; its data stays "<raw>"-less */
-    PyObject **slot = (PyObject **)api[ML_NPY_SLOT_DEFAULT_HANDLER];
-    if (!slot || !*slot || !PyCapsule_IsValid(*slot, "mem_handler"))
-        return;
-    ml_npy_handler *h = PyCapsule_GetPointer(*slot, "mem_handler");
     if (!h || h->version != 1 || strncmp(h->name, "default_allocator", sizeof(h->name)) != 0 ||
         h->allocator.malloc == ml_numpybuf_malloc)
         return;
@@ -114,6 +109,19 @@ ml_numpybuf_wrap(void **api)
     h->allocator.realloc = ml_numpybuf_realloc;
     h->allocator.free = ml_numpybuf_free;
     atomic_store(&ml_numpybuf_done, 1);
+}
+
+/* Wrap the default handler of the NumPy whose C-API table is `api`. */
+static void
+ml_numpybuf_wrap(void **api)
+{
+    unsigned (*feature)(void) = (unsigned (*)(void))api[ML_NPY_SLOT_FEATURE_VERSION];
+    if (!feature || feature() < ML_NPY_FEATURE_NEP49)
+        return; /* NumPy before 1.22: no handler; its data stays "<raw>"-less */
+    PyObject **slot = (PyObject **)api[ML_NPY_SLOT_DEFAULT_HANDLER];
+    if (!slot || !*slot || !PyCapsule_IsValid(*slot, ML_NPY_CAPSULE))
+        return;
+    ml_numpybuf_wrap_handler(PyCapsule_GetPointer(*slot, ML_NPY_CAPSULE));
 }
 
 /* Wrap the handler if NumPy's core extension is in sys.modules (borrowed
@@ -146,36 +154,25 @@ ml_numpybuf_try(void *unused)
     }
 }
 
-/* Audit hook: after an import, NumPy may be there. */
-static int
-ml_numpybuf_audit(const char *event, PyObject *args, void *unused)
-{
-    (void)args;
-    (void)unused;
-    if (atomic_load_explicit(&ml_numpybuf_done, memory_order_relaxed) || event[0] != 'i' ||
-        strcmp(event, "import") != 0 || !ml_tracker_active())
-        return 0;
-    /* the modules dict is read under the GIL; the lookups are memlens' own */
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    ml_tracker_run_own(ml_numpybuf_try, NULL);
-    PyErr_Restore(exc_type, exc_value, exc_tb);
-    return 0;
-}
-
 int
 ml_numpybuf_start(void)
 {
     if (atomic_load(&ml_numpybuf_done))
         return 0;
     ml_numpybuf_try(NULL);
-    if (!atomic_load(&ml_numpybuf_done) && !ml_numpybuf_watching) {
-        if (PySys_AddAuditHook(ml_numpybuf_audit, NULL) == 0)
-            ml_numpybuf_watching = 1;
-        else
-            PyErr_Clear();
-    }
+    ml_numpybuf_watching = 1;
     return 0;
+}
+
+void
+ml_numpybuf_capsule(PyObject *capsule)
+{
+    /* PyCapsule_IsValid and PyCapsule_GetPointer only read (no exception
+     * for a valid capsule) */
+    if (!ml_numpybuf_watching || atomic_load_explicit(&ml_numpybuf_done, memory_order_relaxed) ||
+        !PyCapsule_IsValid(capsule, ML_NPY_CAPSULE))
+        return;
+    ml_numpybuf_wrap_handler(PyCapsule_GetPointer(capsule, ML_NPY_CAPSULE));
 }
 
 int

@@ -17,9 +17,15 @@
  * program itself (another allocator) is left alone: its arrays are not
  * typed (docs/NUMPY.md).
  *
- * Installed once, when a capture starts with NumPy imported or when the
- * program imports it later (an audit hook watches "import" events); never
- * removed: the wrappers pass straight through when nothing records.
+ * Installed once, when a capture starts with NumPy imported, or when the
+ * program imports NumPy later: NumPy's module init makes the default
+ * handler's capsule (PyCapsule_New, before any array can be allocated) and
+ * the tracker, classifying that new block as a capsule at its next hook
+ * call, hands it to ml_numpybuf_capsule, which wraps it. (Not an audit
+ * hook on "import" events: once any audit hook exists, CPython builds an
+ * argument tuple for every audited call, id() included, for the rest of the
+ * process.) Never removed: the wrappers pass straight through when nothing
+ * records.
  * All functions here need the GIL; the wrappers themselves may run without
  * it (NumPy may allocate with the GIL released).
  */
@@ -29,8 +35,14 @@
 #include "compat/compat.h"
 
 /* Wrap NumPy's default handler if NumPy is imported and not wrapped yet,
- * else watch imports until it is. Returns 0; never raises. GIL held. */
+ * else wrap it when ml_numpybuf_capsule meets it. Returns 0; never raises.
+ * GIL held. */
 int ml_numpybuf_start(void);
+
+/* A capsule was just made (its fields are set): if ml_numpybuf_start ran
+ * and it is NumPy's default handler, wrap it. Inside the allocator hooks
+ * (GIL held): only reads the capsule, never allocates nor raises. */
+void ml_numpybuf_capsule(PyObject *capsule);
 
 /* 1 when NumPy's default handler is wrapped. */
 int ml_numpybuf_installed(void);

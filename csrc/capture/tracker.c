@@ -536,6 +536,10 @@ ml_resolve_one(int i, ml_type_id known_type, int freeing)
                    .stack = pb->stack, .thread = pb->thread};
     ev.type = known_type ? known_type
                          : ml_types_classify(ml.types, (const void *)pb->ptr, pb->size, pb->domain, freeing);
+    /* a new capsule may be NumPy's default data handler (numpybuf.h); its
+     * fields are set by now (PyCapsule_New allocates nothing after it) */
+    if (__builtin_expect(ev.type == ml_types_capsule(ml.types), 0) && ev.type && !freeing)
+        ml_numpybuf_capsule((PyObject *)(pb->ptr + ml_compat_preheader(&PyCapsule_Type)));
     if (i != --ml.npending)
         memmove(&ml.pending[i], &ml.pending[i + 1], (size_t)(ml.npending - i) * sizeof(*pb));
     ml_push(&ev);
@@ -893,7 +897,11 @@ ml_on_create(PyObject *op)
     uintptr_t block = (uintptr_t)op - ml_compat_preheader(tp);
     int i = ml.npending ? ml_pending_find(block) : -1;
     if (i >= 0) {
-        ml_resolve_one(i, ml_types_of(ml.types, tp), 0);
+        ml_type_id type = ml_types_of(ml.types, tp);
+        /* a capsule's fields are not set yet: it stays pending, read at the
+         * next hook call (numpybuf.h) */
+        if (type != ml_types_capsule(ml.types))
+            ml_resolve_one(i, type, 0);
     } else { /* not allocated just now: taken from a free list */
         ml_tstate *t = ml_tstate_get();
         int own = 0;

@@ -38,6 +38,7 @@ struct ml_types {
     /* heap at exit: buffer kinds named by owner (ml_types_label) */
     struct ml_label { char *name; size_t len; ml_type_id id; } *labels;
     size_t label_mask, nlabels;
+    ml_type_id capsule; /* PyCapsule_Type's id once met (ml_types_capsule) */
 };
 
 /* ---- reads of memory that may not be mapped ---- */
@@ -416,6 +417,8 @@ ml_types_intern(ml_types *t, PyTypeObject *tp, ml_type_slot *slot)
     slot->preheader = (uint32_t)ml_compat_preheader(tp);
     slot->minsize = ml_types_minsize(tp);
     t->count++;
+    if (tp == &PyCapsule_Type)
+        t->capsule = id;
     if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) { /* only these are ever freed */
         size_t word;
         uint64_t bit = ml_types_heap_bit(tp, &word);
@@ -429,6 +432,12 @@ ml_types_known_name(const ml_types *t, PyTypeObject *tp)
 {
     const ml_type_slot *s = ml_types_find((ml_types *)t, tp); /* only reads */
     return s->tp ? t->info[s->id].name : NULL;
+}
+
+ml_type_id
+ml_types_capsule(const ml_types *t)
+{
+    return t->capsule;
 }
 
 ml_type_id

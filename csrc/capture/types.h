@@ -40,6 +40,9 @@ ml_type_id ml_types_classify(ml_types *t, const void *block, size_t size, ml_dom
  * id each call (the caller keeps it).
  * 0 when out of memory. GIL held. */
 ml_type_id ml_types_add_kind(ml_types *t, const char *name, size_t len);
+/* PyCapsule_Type's id, 0 until the capture meets a capsule (the tracker
+ * hands new capsules to numpybuf). */
+ml_type_id ml_types_capsule(const ml_types *t);
 /* Type id of a type object known to be live (creation tracer). */
 ml_type_id ml_types_of(ml_types *t, PyTypeObject *tp);
 /* The capture's name of tp if the capture has met it, else NULL (GIL). */
