@@ -97,6 +97,12 @@ ml_stacks_free(ml_stacks *s)
 uint64_t ml_stacks_dropped(const ml_stacks *s) { return s->dropped; }
 uint64_t ml_stacks_generation(const ml_stacks *s) { return s->generation; }
 
+uint64_t
+ml_stacks_renew(ml_stacks *s)
+{
+    return s->generation = ++ml_stacks_generations;
+}
+
 int
 ml_stacks_set_own_dir(ml_stacks *s, const char *dir, size_t len)
 {

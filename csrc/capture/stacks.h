@@ -47,6 +47,9 @@ void ml_stacks_free(ml_stacks *s);
 /* The generation of the table's code addresses: a thread's cached chain
  * is valid only while its generation equals this. */
 uint64_t ml_stacks_generation(const ml_stacks *s);
+/* Move to a new generation (every cached chain is walked afresh, its ids
+ * kept): what a cached chain says besides its frames changed. Returns it. */
+uint64_t ml_stacks_renew(ml_stacks *s);
 
 /* 1 if the block being freed may be a code object the table knows (a
  * filter: false positives, never false negatives). Cheap: for every free

@@ -87,6 +87,7 @@ typedef struct ml_tstate {
     ml_stack_cache cache;
     ml_rawframe *scratch;
     int scratch_cap;
+    int own;               /* ml_stack_of's *own for the cached chain (cache.n > 0) */
 } ml_tstate;
 
 static ML_TLS int ml_busy;          /* re-entrancy guard, all domains */
@@ -495,15 +496,19 @@ ml_stack_of(ml_tstate *t, PyThreadState *ts, int *own)
     int mine = c->generation == ml.stack_gen;
     /* the common case first: the thread's stack has not changed */
     if (mine && c->n && ml_compat_chain_unchanged(ts, ml.stop_code, c->chain, c->n, c->bottom)) {
-        *own = c->chain[c->n - 1].own || ml_outside_program(ts, c->bottom);
+        *own = t->own; /* as computed when the chain was cached: same frames, same thread */
         return c->chain[c->n - 1].node;
     }
     int anchor;
     const void *bottom;
     int n = ml_walk_frames(t, ts, mine, &anchor, &bottom);
     ml_frame_id id = 0;
+    if (n == 0 && mine && anchor >= 0 && anchor == c->n - 1 && c->chain[anchor].node) {
+        *own = t->own; /* other frames, the same stack: as cached */
+        return c->chain[anchor].node;
+    }
     if (n >= 0 && ml_stacks_intern_chain(ml.stacks, c, t->scratch, n, anchor, bottom, ml.max_frames, &id) == 0) {
-        *own = (c->n && c->chain[c->n - 1].own) || ml_outside_program(ts, bottom);
+        *own = t->own = (c->n && c->chain[c->n - 1].own) || ml_outside_program(ts, bottom);
         return id;
     }
     static ml_pyframe frames[4096]; /* under the GIL; max_frames <= 4096 */
@@ -728,6 +733,23 @@ ml_on_gc_uncollectable(PyObject *const *objs, size_t n)
     ml_busy = was;
 }
 
+/* ml_on_alloc's rare duties (GIL held), in this order: a sampler stopped
+ * for an os.fork() starts again; rss: pymalloc's figures the sampler asked
+ * for; a full collection turned the free lists back on (freelists.h). */
+static __attribute__((noinline, cold)) void
+ml_on_alloc_duties(PyThreadState *ts, ml_domain domain)
+{
+    if (ml.restart_pending)
+        ml_fork_restart_maybe(ts);
+    if (atomic_load_explicit(&ml_rss_want, memory_order_relaxed)) {
+        atomic_store_explicit(&ml_rss_want, 0, memory_order_relaxed);
+        ml_tracker_pymalloc_stats(); /* rss: needs the GIL; the sampler uses the latest */
+    }
+    if (domain != ML_DOMAIN_RAW && ml.freelists_off && ml_freelists_stale(ml.interp) &&
+        !ml_compat_gc_collecting(ts))
+        ml_freelists_off(ml.interp, ml_on_parked_free);
+}
+
 /* Record a new block. */
 static __attribute__((flatten)) void
 ml_on_alloc(ml_domain domain, void *p, size_t size)
@@ -741,16 +763,10 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     /* with the GIL: stop cannot run meanwhile, and no other hook either */
     if (!ml.active)
         return;
-    if (__builtin_expect(ml.restart_pending, 0))
-        ml_fork_restart_maybe(ts);
-    if (__builtin_expect(atomic_load_explicit(&ml_rss_want, memory_order_relaxed), 0)) {
-        atomic_store_explicit(&ml_rss_want, 0, memory_order_relaxed);
-        ml_tracker_pymalloc_stats(); /* rss: needs the GIL; the sampler uses the latest */
-    }
-    /* a full collection turned the free lists back on (freelists.h) */
-    if (domain != ML_DOMAIN_RAW && ml.freelists_off && ml_freelists_stale(ml.interp) &&
-        !ml_compat_gc_collecting(ts))
-        ml_freelists_off(ml.interp, ml_on_parked_free);
+    /* one test on the common path for the three rare duties (perf) */
+    if (__builtin_expect(ml.restart_pending | ml.freelists_off | atomic_load_explicit(&ml_rss_want, memory_order_relaxed),
+                         0))
+        ml_on_alloc_duties(ts, domain);
     /* RAW calls may come from a wrapper above us (tracemalloc's tables)
      * before the object header is written: only MEM/OBJ calls classify */
     if (domain != ML_DOMAIN_RAW)
@@ -1607,6 +1623,9 @@ ml_tracker_set_stop_code(PyCodeObject *code)
     PyCodeObject *old = ml.stop_code;
     ml.stop_code = code;
     ml.owner_ts = code ? PyThreadState_Get() : NULL;
+    /* the cached chains (and their own flags) were made with the old stop */
+    if (ml.stacks)
+        ml.stack_gen = ml_stacks_renew(ml.stacks);
     Py_XDECREF(old);
 }
 
