@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "heap/holders.h"
+#include "graph/typekind.h"
 #include "heap/owners.h"
 
 typedef struct {
@@ -89,14 +90,17 @@ ml_atexit_add_pair(ml_atexit_ctx *c, uint32_t pattern, ml_node holder, ml_seq se
 }
 
 /* The recorded blocks of every reached object (it and the buffers it
- * owns), with its pattern and holder. */
+ * owns), with its pattern and holder, in the search's order: a pattern's
+ * seqs then come mostly ascending, and need no sort. */
 static int
 ml_atexit_collect(ml_atexit_ctx *c, const ml_refgraph *g, const ml_holders *h)
 {
     const ml_atexit_env *env = c->env;
-    size_t n = ml_refgraph_count(g);
-    for (size_t v = 0; v < n; v++) {
-        uint32_t p = ml_holders_pattern_of(h, (ml_node)v);
+    size_t n;
+    const ml_node *reached = ml_holders_reached(h, &n);
+    for (size_t i = 0; i < n; i++) {
+        ml_node v = reached[i];
+        uint32_t p = ml_holders_pattern_of(h, v);
         if (!p)
             continue;
         PyObject *o = ml_refgraph_object(g, (ml_node)v);
@@ -105,7 +109,7 @@ ml_atexit_collect(ml_atexit_ctx *c, const ml_refgraph *g, const ml_holders *h)
         if (seq && ml_atexit_add_pair(c, p, holder, seq) < 0)
             return -1;
         ml_compat_buf bufs[ML_COMPAT_MAX_BUFS];
-        int nb = ml_compat_owned_buffers(o, bufs);
+        int nb = ml_typekind_of(Py_TYPE(o)) & ML_TK_BUFFERS ? ml_compat_owned_buffers(o, bufs) : 0;
         for (int i = 0; i < nb; i++) {
             ml_seq b = env->seq_of(env->arg, bufs[i].block);
             if (b && ml_atexit_add_pair(c, p, holder, b) < 0)
@@ -122,11 +126,29 @@ ml_atexit_name(void *arg, PyTypeObject *tp, size_t *len)
     return env->type_name(env->arg, tp, len);
 }
 
-static int
-ml_atexit_cmp_seq(const void *a, const void *b)
+/* Sort seqs a[0..n) ascending (LSD radix sort, a byte a pass, as many
+ * passes as the largest seq needs), tmp of n seqs as scratch. Returns
+ * the array that holds the result (a or tmp). */
+static ml_seq *
+ml_atexit_sort_seqs(ml_seq *a, ml_seq *tmp, size_t n)
 {
-    ml_seq x = *(const ml_seq *)a, y = *(const ml_seq *)b;
-    return x < y ? -1 : x > y;
+    ml_seq max = 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] > max)
+            max = a[i];
+    for (unsigned shift = 0; shift < 64 && (max >> shift); shift += 8) {
+        size_t count[256 + 1] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[((a[i] >> shift) & 255) + 1]++;
+        for (size_t d = 1; d <= 256; d++)
+            count[d] += count[d - 1];
+        for (size_t i = 0; i < n; i++)
+            tmp[count[(a[i] >> shift) & 255]++] = a[i];
+        ml_seq *t = a;
+        a = tmp;
+        tmp = t;
+    }
+    return a;
 }
 
 /* The retained bytes of the distinct holders of the pairs s[0..n) of
@@ -169,6 +191,8 @@ ml_atexit_write_holders(ml_atexit_ctx *c, const ml_holders *h, size_t nodes)
         start[p] += start[p - 1];
     for (size_t i = 0; i < c->npairs; i++) /* start[p] moves to the end of bucket p */
         sorted[start[c->pairs[i].pattern]++] = c->pairs[i];
+    /* the pairs' own array is free now: scratch for the sorts */
+    ml_seq *scratch = (ml_seq *)c->pairs;
     uint32_t id = 0;
     for (uint32_t p = 1; p <= np; p++) {
         /* bucket p is [start[p-1], start[p]) now */
@@ -182,7 +206,9 @@ ml_atexit_write_holders(ml_atexit_ctx *c, const ml_holders *h, size_t nodes)
             q[i] = s[i].seq;
         for (size_t i = 1; i < n; i++) {
             if (q[i] < q[i - 1]) {
-                qsort(q, n, sizeof(*q), ml_atexit_cmp_seq);
+                ml_seq *r = ml_atexit_sort_seqs(q, scratch, n);
+                if (r != q)
+                    memcpy(q, r, n * sizeof(*q));
                 break;
             }
         }

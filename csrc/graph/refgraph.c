@@ -4,6 +4,7 @@
 #include "heap/objsize.h"
 #include "heap/walk.h"
 #include "graph/noderank.h"
+#include "graph/typekind.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -56,13 +57,12 @@ ml_refgraph_grow(void **arr, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+/* o's shallow size, given its instance dict's values bytes. */
 static uint64_t
-ml_refgraph_shallow(PyObject *o)
+ml_refgraph_shallow(PyObject *o, size_t values)
 {
-    size_t size = 0, values = 0;
+    size_t size = 0;
     (void)ml_objsize_c(o, &size);
-    if (!PyType_Check(o) && !PyModule_Check(o) && Py_TYPE(o) != &PyDict_Type)
-        (void)ml_compat_instance_dict(o, &values);
     return (uint64_t)size + values;
 }
 
@@ -97,8 +97,8 @@ ml_refgraph_list_cb(ml_walk *w, PyObject *o, void *arg)
     /* static types are no one's referent in tp_traverse: reach them too */
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && ml_walk_reach(w, (PyObject *)tp) < 0)
         return -1;
-    if (!PyType_Check(o) && !PyModule_Check(o) && tp != &PyDict_Type) {
-        size_t values;
+    size_t values = 0;
+    if (!(ml_typekind_of(tp) & (ML_TK_TYPE | ML_TK_MODULE)) && tp != &PyDict_Type) {
         PyObject *d = ml_compat_instance_dict(o, &values);
         /* 3.13 traverses the inline values, not a dict made from them */
         if (d && ml_walk_reach(w, d) < 0)
@@ -114,7 +114,7 @@ ml_refgraph_list_cb(ml_walk *w, PyObject *o, void *arg)
     b->wobjs[i] = o;
     b->wstart[i] = (uint32_t)w->ref_mark;
     b->wcount[i] = (uint32_t)(w->nrefs - w->ref_mark);
-    uint64_t size = ml_refgraph_shallow(o); /* now, while o is in the cache */
+    uint64_t size = ml_refgraph_shallow(o, values); /* now, while o is in the cache */
     b->wsize[i] = size < UINT32_MAX ? (uint32_t)size : UINT32_MAX;
     if (size >= UINT32_MAX) {
         if (ml_refgraph_grow((void **)&b->wbig, &b->capbig, b->nbig + 1, sizeof(*b->wbig)) < 0)
@@ -218,6 +218,7 @@ ml_refgraph_build(void)
         return NULL;
     ml_refgraph_builder b = {.g = g};
     ml_walk w;
+    ml_typekind_reset();
     PyObject **refs = NULL;
     int rc = -1;
     if (ml_noderank_init(&g->rank) < 0) {

@@ -15,6 +15,7 @@
 
 #include "graph/dominators.h"
 #include "graph/paths.h"
+#include "graph/typekind.h"
 #include "heap/addrset.h"
 
 /* Dicts with at most this many items name their values by key. */
@@ -468,7 +469,8 @@ ml_holders_expand(ml_holders *h, ml_node u)
         h->failed = 1;
         return;
     }
-    if (PyDict_Check(o)) {
+    unsigned kind = ml_typekind_of(Py_TYPE(o));
+    if (kind & ML_TK_DICT) {
         ml_compat_dict_entries e;
         size_t mask;
         ml_compat_dict_entries_of(o, &e);
@@ -485,16 +487,16 @@ ml_holders_expand(ml_holders *h, ml_node u)
         return;
     }
     uint32_t same = 0; /* the edge of every kid, when the container says */
-    if (PyList_Check(o) || PyTuple_Check(o))
+    if (kind & ML_TK_SEQ)
         same = ml_holders_lit(h, "[i]");
-    else if (PyAnySet_Check(o))
+    else if (kind & ML_TK_SET)
         same = ml_holders_lit(h, "{item}");
     PyObject *table = NULL;
     if (!same) {
         size_t vb;
-        if (PyModule_Check(o))
+        if (kind & ML_TK_MODULE)
             table = PyModule_GetDict(o);
-        else if (PyType_Check(o))
+        else if (kind & ML_TK_TYPE)
             table = (PyObject *)ml_compat_type_dict((PyTypeObject *)o);
         else
             table = ml_compat_instance_dict(o, &vb);
@@ -628,6 +630,13 @@ uint64_t
 ml_holders_retained(const ml_holders *h, ml_node v)
 {
     return v < h->dom.n ? h->dom.retained[v] : 0;
+}
+
+const ml_node *
+ml_holders_reached(const ml_holders *h, size_t *n)
+{
+    *n = h->qlen;
+    return h->queue;
 }
 
 uint32_t
