@@ -37,6 +37,16 @@ typedef struct {
 
 #define ML_HOLDERS_KEY_BIT 0x80000000u
 
+/* Edge names by (type, word of the object that holds the referent): for
+ * a fixed-size object the name of a referent found at one place in it is
+ * the same for every object of the type. Direct-mapped, so a collision
+ * only costs a recomputation. */
+#define ML_HOLDERS_MEMO 4096
+typedef struct {
+    PyTypeObject *tp;
+    uint32_t word, edge;
+} ml_holders_edge_memo;
+
 struct ml_holders {
     const ml_refgraph *g;
     const ml_roots *r;
@@ -67,6 +77,7 @@ struct ml_holders {
     size_t nkids, capkids;
     ml_holders_slot *slots;
     size_t capslots;
+    ml_holders_edge_memo memo[ML_HOLDERS_MEMO];
     ml_domtree dom;
     int failed;
 };
@@ -434,6 +445,41 @@ ml_holders_dict_edge(ml_holders *h, const ml_compat_dict_entries *e, size_t mask
     return ml_holders_str(h, buf, n);
 }
 
+/* The edge name of o's referent k (ml_paths_edge_name), as a string id;
+ * 0 when out of memory. When k sits in exactly one word of a fixed-size
+ * o (past its reference count), the name is memoised by (type, word). */
+static uint32_t
+ml_holders_edge(ml_holders *h, PyObject *o, PyObject *k)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    size_t word = 0;
+    if (tp->tp_itemsize == 0) {
+        PyObject *const *w = (PyObject *const *)o;
+        size_t nw = (size_t)tp->tp_basicsize / sizeof(PyObject *);
+        for (size_t i = 1; i < nw; i++) {
+            if (w[i] == k) {
+                if (word) { /* twice: which one the name is of is not known */
+                    word = 0;
+                    break;
+                }
+                word = i;
+            }
+        }
+    }
+    ml_holders_edge_memo *m = NULL;
+    if (word) {
+        size_t i = (((uintptr_t)tp >> 4) * 0x9E3779B97F4A7C15ull + word * 0xC2B2AE3D27D4EB4Full) >> 52;
+        m = &h->memo[i % ML_HOLDERS_MEMO];
+        if (m->tp == tp && m->word == word)
+            return m->edge;
+    }
+    char buf[ML_HOLDERS_HOP_MAX];
+    uint32_t edge = ml_holders_str(h, buf, ml_paths_edge_name(o, k, buf, sizeof(buf)));
+    if (m && edge)
+        *m = (ml_holders_edge_memo){tp, (uint32_t)word, edge};
+    return edge;
+}
+
 /* Expand node u: reach its successors not reached yet, naming the edges. */
 static void
 ml_holders_expand(ml_holders *h, ml_node u)
@@ -514,11 +560,7 @@ ml_holders_expand(ml_holders *h, ml_node u)
             h->via[v] = owner;
             continue;
         }
-        uint32_t edge = same;
-        if (!edge) {
-            char buf[ML_HOLDERS_HOP_MAX];
-            edge = ml_holders_str(h, buf, ml_paths_edge_name(o, k, buf, sizeof(buf)));
-        }
+        uint32_t edge = same ? same : ml_holders_edge(h, o, k);
         ml_holders_reach(h, v, u, edge ? ml_holders_pattern(h, parent, tyhop, edge) : 0);
     }
 }
