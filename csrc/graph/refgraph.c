@@ -61,9 +61,7 @@ ml_refgraph_grow(void **arr, size_t *cap, size_t need, size_t elem)
 static uint64_t
 ml_refgraph_shallow(PyObject *o, size_t values)
 {
-    size_t size = 0;
-    (void)ml_objsize_c(o, &size);
-    return (uint64_t)size + values;
+    return (uint64_t)ml_typekind_size(o) + values;
 }
 
 static int
@@ -98,7 +96,7 @@ ml_refgraph_list_cb(ml_walk *w, PyObject *o, void *arg)
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && ml_walk_reach(w, (PyObject *)tp) < 0)
         return -1;
     size_t values = 0;
-    if (!(ml_typekind_of(tp) & (ML_TK_TYPE | ML_TK_MODULE)) && tp != &PyDict_Type) {
+    if (!(ml_typekind_info(tp)->kind & (ML_TK_TYPE | ML_TK_MODULE)) && tp != &PyDict_Type) {
         PyObject *d = ml_compat_instance_dict(o, &values);
         /* 3.13 traverses the inline values, not a dict made from them */
         if (d && ml_walk_reach(w, d) < 0)

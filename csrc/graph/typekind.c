@@ -1,12 +1,13 @@
 /* typekind.c: per-type answers, cached (see typekind.h). */
 #include "graph/typekind.h"
+#include "heap/objsize.h"
 
 #define ML_TK_SLOTS 1024
 
 static struct {
     PyTypeObject *tp;
     uint32_t gen;
-    unsigned kind;
+    ml_typeinfo info;
 } ml_tk_cache[ML_TK_SLOTS];
 static uint32_t ml_tk_gen = 1;
 
@@ -39,14 +40,31 @@ ml_typekind_compute(PyTypeObject *tp)
     return k;
 }
 
-unsigned
-ml_typekind_of(PyTypeObject *tp)
+const ml_typeinfo *
+ml_typekind_info(PyTypeObject *tp)
 {
     size_t i = ((uintptr_t)tp >> 4) * 0x9E3779B97F4A7C15ull >> 54; /* 10 bits */
     if (ml_tk_cache[i].tp != tp || ml_tk_cache[i].gen != ml_tk_gen) {
+        Py_ssize_t extra = ml_compat_sizeof_extra_of_type(tp);
         ml_tk_cache[i].tp = tp;
         ml_tk_cache[i].gen = ml_tk_gen;
-        ml_tk_cache[i].kind = ml_typekind_compute(tp);
+        ml_tk_cache[i].info.kind = ml_typekind_compute(tp);
+        ml_tk_cache[i].info.sizer = (uint8_t)ml_objsize_sizer(tp);
+        ml_tk_cache[i].info.extra = extra >= 0 && extra < INT32_MAX ? (int32_t)extra : -1;
     }
-    return ml_tk_cache[i].kind;
+    return &ml_tk_cache[i].info;
+}
+
+unsigned
+ml_typekind_of(PyTypeObject *tp)
+{
+    return ml_typekind_info(tp)->kind;
+}
+
+size_t
+ml_typekind_size(PyObject *o)
+{
+    const ml_typeinfo *t = ml_typekind_info(Py_TYPE(o));
+    size_t extra = t->extra >= 0 ? (size_t)t->extra : ml_compat_sizeof_extra(o);
+    return ml_objsize_by_sizer((ml_sizer)t->sizer, o) + extra;
 }

@@ -24,10 +24,24 @@ enum {
     ML_TK_BUFFERS = 32 /* may own buffers (ml_compat_type_owns_buffers) */
 };
 
+/* What a pass needs of a type. */
+typedef struct {
+    unsigned kind;  /* ML_TK_ bits */
+    uint8_t sizer;  /* heap/objsize.h ml_sizer */
+    int32_t extra;  /* ml_compat_sizeof_extra_of_type, or -1: ask each object */
+} ml_typeinfo;
+
 /* Forget every type (call at the start of a pass). */
 void ml_typekind_reset(void);
 
 /* The ML_TK_ bits of tp. */
 unsigned ml_typekind_of(PyTypeObject *tp);
+
+/* All of it (the pointer is valid until the next call). */
+const ml_typeinfo *ml_typekind_info(PyTypeObject *tp);
+
+/* o's shallow C size as ml_objsize_c gives it (heap/objsize.h), its type's
+ * part asked once per type. */
+size_t ml_typekind_size(PyObject *o);
 
 #endif /* ML_TYPEKIND_H */

@@ -625,7 +625,7 @@ ml_holders_build(const ml_refgraph *g, const ml_roots *r, ml_holders_name_fn nam
         ml_holders_root(h, i);
         ml_holders_drain(h);
     }
-    if (h->failed || ml_dominators_compute(g, r, &h->dom) < 0)
+    if (h->failed || ml_dominators_retained(g, r, &h->dom) < 0)
         goto fail;
     return h;
 fail:
