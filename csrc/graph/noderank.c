@@ -22,51 +22,28 @@ static inline size_t
 ml_noderank_slot(const ml_noderank *r, uintptr_t key)
 {
     size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & r->mask;
-    while (r->chunks[i] && r->chunks[i] != key)
+    while (r->dir[i].key && r->dir[i].key != key)
         i = (i + 1) & r->mask;
     return i;
-}
-
-static int
-ml_noderank_alloc_dir(ml_noderank *r, size_t cap)
-{
-    r->chunks = calloc(cap, sizeof(*r->chunks));
-    r->bits = calloc(cap, sizeof(*r->bits));
-    r->ranks = calloc(cap, sizeof(*r->ranks));
-    r->base = calloc(cap, sizeof(*r->base));
-    r->mask = cap - 1;
-    return r->chunks && r->bits && r->ranks && r->base ? 0 : -1;
-}
-
-static void
-ml_noderank_free_dir(ml_noderank *r)
-{
-    free(r->chunks);
-    free(r->bits);
-    free(r->ranks);
-    free(r->base);
 }
 
 int
 ml_noderank_init(ml_noderank *r)
 {
     memset(r, 0, sizeof(*r));
-    if (ml_noderank_alloc_dir(r, 256) < 0) {
-        ml_noderank_free_dir(r);
-        memset(r, 0, sizeof(*r));
+    r->dir = calloc(256, sizeof(*r->dir));
+    if (!r->dir)
         return -1;
-    }
+    r->mask = 255;
     return 0;
 }
 
 void
 ml_noderank_release(ml_noderank *r)
 {
-    for (size_t i = 0; r->chunks && i <= r->mask; i++) {
-        free(r->bits[i]);
-        free(r->ranks[i]);
-    }
-    ml_noderank_free_dir(r);
+    for (size_t i = 0; r->dir && i <= r->mask; i++)
+        free(r->dir[i].words);
+    free(r->dir);
     memset(r, 0, sizeof(*r));
 }
 
@@ -74,18 +51,15 @@ static int
 ml_noderank_grow(ml_noderank *r)
 {
     ml_noderank bigger = *r;
-    if (ml_noderank_alloc_dir(&bigger, (r->mask + 1) * 2) < 0) {
-        ml_noderank_free_dir(&bigger);
+    bigger.dir = calloc((r->mask + 1) * 2, sizeof(*bigger.dir));
+    if (!bigger.dir)
         return -1;
-    }
+    bigger.mask = (r->mask + 1) * 2 - 1;
     for (size_t i = 0; i <= r->mask; i++) {
-        if (!r->chunks[i])
-            continue;
-        size_t j = ml_noderank_slot(&bigger, r->chunks[i]);
-        bigger.chunks[j] = r->chunks[i];
-        bigger.bits[j] = r->bits[i];
+        if (r->dir[i].key)
+            bigger.dir[ml_noderank_slot(&bigger, r->dir[i].key)] = r->dir[i];
     }
-    ml_noderank_free_dir(r);
+    free(r->dir);
     *r = bigger;
     return 0;
 }
@@ -94,38 +68,33 @@ int
 ml_noderank_add(ml_noderank *r, uintptr_t addr)
 {
     uintptr_t key = (addr >> ML_NR_CHUNK_SHIFT) + 1;
-    uint64_t *bits = r->last_bits;
-    if (key != r->last_chunk) {
+    ml_noderank_word *words = r->last_words;
+    if (key != r->last_key) {
         size_t i = ml_noderank_slot(r, key);
-        if (!r->chunks[i]) {
+        if (!r->dir[i].key) {
             if ((r->used + 1) * 2 > r->mask + 1) {
                 if (ml_noderank_grow(r) < 0)
                     return -1;
                 i = ml_noderank_slot(r, key);
             }
-            uint64_t *b = calloc(ML_NR_WORDS, sizeof(uint64_t));
-            if (!b)
+            ml_noderank_word *w = calloc(ML_NR_WORDS, sizeof(*w));
+            if (!w)
                 return -1;
-            r->chunks[i] = key;
-            r->bits[i] = b;
+            r->dir[i].key = key;
+            r->dir[i].words = w;
             r->used++;
         }
-        r->last_chunk = key;
-        bits = r->last_bits = r->bits[i];
+        r->last_key = key;
+        words = r->last_words = r->dir[i].words;
     }
     size_t g = (addr & (((uintptr_t)1 << ML_NR_CHUNK_SHIFT) - 1)) >> ML_NR_GRANULE_SHIFT;
     uint64_t bit = (uint64_t)1 << (g & 63);
-    if (bits[g >> 6] & bit)
+    if (words[g >> 6].bits & bit)
         return 0;
-    bits[g >> 6] |= bit;
+    words[g >> 6].bits |= bit;
     r->count++;
     return 1;
 }
-
-typedef struct {
-    uintptr_t key;
-    size_t slot;
-} ml_noderank_chunk;
 
 static int
 ml_noderank_cmp_chunk(const void *a, const void *b)
@@ -142,29 +111,21 @@ ml_noderank_freeze(ml_noderank *r)
         return -1;
     size_t k = 0;
     for (size_t i = 0; i <= r->mask; i++)
-        if (r->chunks[i])
-            order[k++] = (ml_noderank_chunk){r->chunks[i], i};
+        if (r->dir[i].key)
+            order[k++] = r->dir[i];
     qsort(order, k, sizeof(*order), ml_noderank_cmp_chunk);
     uint32_t below = 0;
     for (size_t c = 0; c < k; c++) {
-        size_t i = order[c].slot;
-        uint32_t *ranks = malloc(ML_NR_WORDS * sizeof(*ranks));
-        if (!ranks) {
-            free(order);
-            return -1;
-        }
-        r->ranks[i] = ranks;
-        r->base[i] = below;
+        ml_noderank_chunk *d = &r->dir[ml_noderank_slot(r, order[c].key)];
+        d->base = below;
         uint32_t in = 0;
-        const uint64_t *bits = r->bits[i];
         for (size_t w = 0; w < ML_NR_WORDS; w++) {
-            ranks[w] = in;
-            in += ml_noderank_popcount(bits[w]);
+            d->words[w].rank = in;
+            in += ml_noderank_popcount(d->words[w].bits);
         }
         below += in;
     }
     free(order);
-    r->frozen = 1;
     return 0;
 }
 
@@ -172,19 +133,19 @@ uint32_t
 ml_noderank_of(const ml_noderank *r, uintptr_t addr)
 {
     uintptr_t key = (addr >> ML_NR_CHUNK_SHIFT) + 1;
-    size_t i = ml_noderank_slot(r, key);
-    if (!r->chunks[i])
+    const ml_noderank_chunk *d = &r->dir[ml_noderank_slot(r, key)];
+    if (!d->key)
         return UINT32_MAX;
     size_t g = (addr & (((uintptr_t)1 << ML_NR_CHUNK_SHIFT) - 1)) >> ML_NR_GRANULE_SHIFT;
-    uint64_t word = r->bits[i][g >> 6], below = ((uint64_t)1 << (g & 63)) - 1;
+    const ml_noderank_word *w = &d->words[g >> 6];
+    uint64_t word = w->bits;
     if (!((word >> (g & 63)) & 1))
         return UINT32_MAX;
-    return r->base[i] + r->ranks[i][g >> 6] + ml_noderank_popcount(word & below);
+    return d->base + w->rank + ml_noderank_popcount(word & (((uint64_t)1 << (g & 63)) - 1));
 }
 
 size_t
 ml_noderank_memory(const ml_noderank *r)
 {
-    return (r->mask + 1) * (sizeof(*r->chunks) + sizeof(*r->bits) + sizeof(*r->ranks) + sizeof(*r->base)) +
-           r->used * ML_NR_WORDS * (sizeof(uint64_t) + sizeof(uint32_t));
+    return (r->mask + 1) * sizeof(*r->dir) + r->used * ML_NR_WORDS * sizeof(ml_noderank_word);
 }

@@ -6,7 +6,7 @@
  * through a small open-addressing directory (as heap/addrbits.h), plus,
  * once every address is in, a running count per 64-bit word and a base
  * per chunk in address order: the node number of an address is the
- * number of addresses below it, a popcount away. About 12 KiB per MiB of
+ * number of addresses below it, a popcount away. About 16 KiB per MiB of
  * address space that holds objects (~1 byte per object on a dense heap);
  * a lookup touches the directory, one bitmap word and one count.
  *
@@ -24,16 +24,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One 64-bit word of a chunk's bitmap and the addresses in the chunk's
+ * earlier words (together: a lookup reads one cache line). */
 typedef struct {
-    uintptr_t *chunks;  /* chunk number + 1 (0 = empty slot) */
-    uint64_t **bits;    /* bitmap of each chunk */
-    uint32_t **ranks;   /* per word: addresses in the chunk's earlier words */
-    uint32_t *base;     /* per slot: addresses in the chunks below it */
+    uint64_t bits;
+    uint32_t rank;
+} ml_noderank_word;
+
+typedef struct {
+    uintptr_t key;            /* chunk number + 1 (0 = empty slot) */
+    uint32_t base;            /* addresses in the chunks below it */
+    ml_noderank_word *words;
+} ml_noderank_chunk;
+
+typedef struct {
+    ml_noderank_chunk *dir;   /* open addressing by chunk number */
     size_t mask, used;
-    uintptr_t last_chunk; /* one-entry cache for adds */
-    uint64_t *last_bits;
-    size_t count;       /* addresses added */
-    int frozen;
+    uintptr_t last_key;       /* one-entry cache for adds */
+    ml_noderank_word *last_words;
+    size_t count;             /* addresses added */
 } ml_noderank;
 
 /* Empty set. Returns 0, or -1 when out of memory (nothing to release). */

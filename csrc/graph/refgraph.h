@@ -12,7 +12,7 @@
  * succ[off[i] .. off[i+1]), its predecessors pred[roff[i] .. roff[i+1]).
  * 8 (object) + 4 + 4 (offsets) + 4 (shallow size; sizes of 4 GiB and
  * more are kept aside) bytes per node and 4 + 4 per reference, plus the
- * index object -> node (graph/noderank.h: ~12 KiB per MiB of address
+ * index object -> node (graph/noderank.h: ~16 KiB per MiB of address
  * space holding objects), so that ml_refgraph_find is O(1). The nodes are
  * numbered through that index, with no sort and no hash table; while
  * building, the walk's referents take 8 bytes each and the walk order 16
