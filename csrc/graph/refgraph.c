@@ -24,7 +24,7 @@ struct ml_refgraph {
     uint32_t *off, *succ;  /* n + 1 offsets */
     uint32_t *roff, *pred;
     size_t n, nedges;
-    ml_noderank rank;      /* object -> node (built graphs only) */
+    ml_noderank rank;      /* object -> node, while building */
     int has_rank;
 };
 
@@ -231,6 +231,10 @@ ml_refgraph_build(void)
     ml_walk_release(&w);
     if (rc == 0)
         rc = ml_refgraph_number(g, &b, refs);
+    /* the index served the numbering; finding an object later is a binary
+     * search of objs (no memory kept for it) */
+    ml_noderank_release(&g->rank);
+    g->has_rank = 0;
     free(refs);
     free(b.wobjs);
     free(b.wstart);

@@ -11,12 +11,13 @@
  * Layout (CSR): node i is objs[i], nodes in address order; its successors are
  * succ[off[i] .. off[i+1]), its predecessors pred[roff[i] .. roff[i+1]).
  * 8 (object) + 4 + 4 (offsets) + 4 (shallow size; sizes of 4 GiB and
- * more are kept aside) bytes per node and 4 + 4 per reference, plus the
- * index object -> node (graph/noderank.h: ~16 KiB per MiB of address
- * space holding objects), so that ml_refgraph_find is O(1). The nodes are
- * numbered through that index, with no sort and no hash table; while
- * building, the walk's referents take 8 bytes each and the walk order 16
- * bytes per node.
+ * more are kept aside) bytes per node and 4 + 4 per reference;
+ * ml_refgraph_find is a binary search of objs: O(log n). While building,
+ * the nodes are numbered in address order through an index of their
+ * addresses (graph/noderank.h: ~16 KiB per MiB of address space holding
+ * objects), with no sort and no hash table, and the walk's referents take
+ * 8 bytes each and the walk order 20 bytes per node; all freed before
+ * build returns.
  *
  * Needs the GIL, and no Python code may run between build and the last
  * use of a node's object: the graph holds borrowed pointers.
