@@ -2,7 +2,8 @@
 
 Runs a program that keeps N live objects (N/2 instances of a class in a
 module-level list, each with an int attribute) under `memlens run`, with
-and without --no-heap-at-exit, REPEAT times each; prints the median of the
+the heap at exit (the default; --heap-at-exit is passed for older engines)
+and with --no-heap-at-exit, REPEAT times each; prints the median of the
 snapshot's own duration (wall, from the capture) per million objects
 walked, the median extra CPU time (user + sys of the run with it minus the
 run without, per million objects walked: the figure that holds on a

@@ -319,3 +319,37 @@ def test_cut_and_corrupt_captures(script, capture, tmp_path):
         else:
             assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
             assert not out.exists()
+
+
+def test_holders_from_snapshot_now_without_the_option(script, capture):
+    """The holder tooltips come from the capture's records, whatever its
+    options say: a program that only calls memlens.snapshot_now() (run with
+    --no-heap-at-exit, no --heap-on) still gets them; the same program
+    without the call gets none."""
+    source = '''
+        import memlens
+
+        class Record:
+            def __init__(self, i):
+                self.i = i
+
+        def build():
+            return [Record(i) for i in range(3000)]   # @record
+
+        KEEP = build()
+        memlens.snapshot_now()   # @snap
+    '''
+    prog = script(source)
+    path, _ = capture(prog, opts=("--no-heap-at-exit",))
+    from memlens import flamegraph, reports
+    options = reports.meta(path)["options"]
+    assert not options["heap_at_exit"] and not options["heap_on"]
+    holders = flamegraph.page_data(path, view="end")["holders"]
+    mine = [h for h in holders if h["type"] == "__main__.Record"]
+    assert len(mine) == 1, holders
+    h = mine[0]
+    assert h["line"] == prog.line("record") and h["count"] == 3000 and h["held"] == 3000
+    assert h["path"] == "module __main__ .KEEP (list) [i]"
+    plain = script(source.replace("memlens.snapshot_now()", "pass"), name="plain.py")
+    path2, _ = capture(plain, opts=("--no-heap-at-exit",))
+    assert flamegraph.page_data(path2, view="end")["holders"] == []

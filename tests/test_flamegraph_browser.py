@@ -420,6 +420,6 @@ def test_leaks_view_tooltip_names_the_holder(script, capture, tmp_path):
         finally:
             browser.close()
     # without heap-at-exit records the page carries no holders
-    plain, _ = capture(prog, opts=("--exact",))
+    plain, _ = capture(prog, opts=("--exact", "--no-heap-at-exit"))
     from memlens import flamegraph
     assert flamegraph.page_data(plain, view="end")["holders"] == []

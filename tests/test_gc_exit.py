@@ -86,7 +86,8 @@ def test_leaks_text_shows_the_split(script, capture):
     out = memlens("leaks", path).stdout
     assert "Garbage not yet collected at exit*" in out
     section = out.split("Garbage not yet collected at exit*", 1)[1]
-    line = [l for l in section.splitlines() if "__main__.Node" in l]
+    # the Node row itself (its values arrays read "__main__.Node (values)")
+    line = [l for l in section.splitlines() if l.split()[4:6] == ["__main__.Node", "make_garbage"]]
     assert len(line) == 1 and ":%d" % prog.line("garbage") in line[0], section
     assert line[0].split()[2:4] == ["40", "0"]  # "2.2 KiB", garbage blocks, referenced blocks
     assert "a gc.collect() would have freed them" in section

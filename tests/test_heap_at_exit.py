@@ -120,8 +120,39 @@ def test_no_heap_at_exit_leaves_the_capture_as_before(script, capture):
     assert not any(" (data)" in r["type"] or " (items)" in r["type"] for r in doc["leaks"])
     why = memlens("why", path, "__main__.Record")
     assert why.returncode == 2 and "no heap at exit" in why.stderr
-    default, _ = capture(prog)  # off by default (its cost: BENCHMARKS.md)
-    assert json.loads(memlens("leaks", default, "--json").stdout)["heap_at_exit"] is None
+
+def test_heap_at_exit_is_on_by_default(script, capture):
+    """Without a flag the capture has the pass's records and the capture's
+    options say so; --no-heap-at-exit alone turns it off (the test above)."""
+    prog = script(LEAKY)
+    path, proc = capture(prog)
+    assert proc.stdout == "done\n"
+    doc = json.loads(memlens("leaks", path, "--json").stdout)
+    assert doc["heap_at_exit"]["kind"] == "exit" and doc["heap_at_exit"]["snapshots"] == 1
+    rec = _group(doc["leaks"], "__main__.Record")
+    assert rec["holder"]["path"] == ["module __main__", ".KEEP", "(list)", "[i]"]
+    from memlens import reports
+    assert reports.meta(path)["options"]["heap_at_exit"] is True
+    off, _ = capture(prog, opts=("--no-heap-at-exit",))
+    assert reports.meta(off)["options"]["heap_at_exit"] is False
+    assert json.loads(memlens("leaks", off, "--json").stdout)["heap_at_exit"] is None
+
+
+def test_owner_named_keys_keep_the_free_list_bound(script, capture):
+    """10,000 dicts kept at one line: by default their keys tables read
+    "dict (keys)" and keep the bound of the dict-keys free list that
+    "<dict keys>" has (80 without --exact, 0 with it)."""
+    prog = script("""
+        KEEP = [{"a": i} for i in range(10000)]  # @dicts
+    """)
+    for opts, bound in (((), 80), (("--exact",), 0)):
+        path, _ = capture(prog, opts=opts)
+        rows = [r for r in report("leaks", path, "--top", "0")
+                if r["line"] == prog.line("dicts") and r["file"] == prog.path]
+        keys = [r for r in rows if r["type"] == "dict (keys)"]
+        assert len(keys) == 1 and keys[0]["alive_max_error"] == bound, rows
+        assert abs(keys[0]["count"] - 10000) <= bound
+        assert not [r for r in rows if r["type"] == "<dict keys>"]
 
 
 def test_program_output_and_status_unchanged(script, capture):

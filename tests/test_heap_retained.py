@@ -113,3 +113,31 @@ def test_hostile_class_names_are_escaped_and_share_is_settable(tmp_path):
     bad = memlens_heap("--retained", "--suspect-share", "0", str(script))
     assert bad.returncode == 2 and "percentage" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_own_sizeof_counts_its_c_struct_only(tmp_path):
+    """A class whose __sizeof__ says 10,000: sys.getsizeof and the census
+    count 10,000 plus the GC header; the graph (retained_size) counts the
+    C struct, object.__sizeof__, plus the same header (docs/WHY.md)."""
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        import memlens
+        class Big:
+            __slots__ = ("pad",)
+            def __sizeof__(self):
+                return 10000
+        b = Big()
+        b.pad = None
+        header = sys.getsizeof(b) - b.__sizeof__()
+        c_part = object.__sizeof__(b) + header
+        snap = memlens.heap()
+        print(sys.getsizeof(b), c_part, memlens.retained_size(b), snap.bytes_of("__main__.Big"),
+              snap.count_of("__main__.Big"))
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    getsizeof, c_part, retained, census_bytes, census_count = map(int, proc.stdout.split())
+    assert getsizeof > 10000 and census_count == 1
+    assert census_bytes == getsizeof  # the census calls __sizeof__
+    assert retained == c_part < 100  # the graph does not: C struct + header

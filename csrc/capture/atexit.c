@@ -7,18 +7,17 @@
 #include <time.h>
 
 #include "heap/holders.h"
+#include "graph/typekind.h"
 #include "heap/owners.h"
 
-typedef struct {
-    uint32_t pattern;
-    ml_node holder;
-    ml_seq seq;
-} ml_held_pair;
-
+/* The held blocks: pair i is block seq[i], reached with pattern pat[i]
+ * under holder hold[i]. */
 typedef struct {
     const ml_atexit_env *env;
     ml_atexit_stats *st;
-    ml_held_pair *pairs;
+    ml_seq *seq;
+    uint32_t *pat;
+    ml_node *hold;
     size_t npairs, cap;
 } ml_atexit_ctx;
 
@@ -74,29 +73,50 @@ ml_atexit_owner(void *arg, PyObject *o, const ml_compat_buf *buf, ml_owners_of o
 }
 
 static int
+ml_atexit_grow_pairs(ml_atexit_ctx *c, size_t cap)
+{
+    ml_seq *sq = realloc(c->seq, cap * sizeof(*sq));
+    if (sq)
+        c->seq = sq;
+    uint32_t *pt = realloc(c->pat, cap * sizeof(*pt));
+    if (pt)
+        c->pat = pt;
+    ml_node *hd = realloc(c->hold, cap * sizeof(*hd));
+    if (hd)
+        c->hold = hd;
+    if (!sq || !pt || !hd)
+        return -1;
+    c->cap = cap;
+    return 0;
+}
+
+static inline int
 ml_atexit_add_pair(ml_atexit_ctx *c, uint32_t pattern, ml_node holder, ml_seq seq)
 {
-    if (c->npairs == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 4096;
-        ml_held_pair *np = realloc(c->pairs, cap * sizeof(*np));
-        if (!np)
-            return -1;
-        c->pairs = np;
-        c->cap = cap;
-    }
-    c->pairs[c->npairs++] = (ml_held_pair){pattern, holder, seq};
+    if (c->npairs == c->cap && ml_atexit_grow_pairs(c, c->cap * 2) < 0)
+        return -1;
+    c->seq[c->npairs] = seq;
+    c->pat[c->npairs] = pattern;
+    c->hold[c->npairs++] = holder;
     return 0;
 }
 
 /* The recorded blocks of every reached object (it and the buffers it
- * owns), with its pattern and holder. */
+ * owns), with its pattern and holder, in the search's order: a pattern's
+ * seqs then come mostly ascending, and need no sort. */
 static int
 ml_atexit_collect(ml_atexit_ctx *c, const ml_refgraph *g, const ml_holders *h)
 {
     const ml_atexit_env *env = c->env;
-    size_t n = ml_refgraph_count(g);
-    for (size_t v = 0; v < n; v++) {
-        uint32_t p = ml_holders_pattern_of(h, (ml_node)v);
+    size_t n;
+    const ml_node *reached = ml_holders_reached(h, &n);
+    /* a block per object and some buffers: rarely grown (pages of the
+     * part not used are never touched) */
+    if (ml_atexit_grow_pairs(c, n + n / 2 + 64) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        ml_node v = reached[i];
+        uint32_t p = ml_holders_pattern_of(h, v);
         if (!p)
             continue;
         PyObject *o = ml_refgraph_object(g, (ml_node)v);
@@ -105,7 +125,7 @@ ml_atexit_collect(ml_atexit_ctx *c, const ml_refgraph *g, const ml_holders *h)
         if (seq && ml_atexit_add_pair(c, p, holder, seq) < 0)
             return -1;
         ml_compat_buf bufs[ML_COMPAT_MAX_BUFS];
-        int nb = ml_compat_owned_buffers(o, bufs);
+        int nb = ml_typekind_of(Py_TYPE(o)) & ML_TK_BUFFERS ? ml_compat_owned_buffers(o, bufs) : 0;
         for (int i = 0; i < nb; i++) {
             ml_seq b = env->seq_of(env->arg, bufs[i].block);
             if (b && ml_atexit_add_pair(c, p, holder, b) < 0)
@@ -122,26 +142,44 @@ ml_atexit_name(void *arg, PyTypeObject *tp, size_t *len)
     return env->type_name(env->arg, tp, len);
 }
 
-static int
-ml_atexit_cmp_seq(const void *a, const void *b)
+/* Sort seqs a[0..n) ascending (LSD radix sort, a byte a pass, as many
+ * passes as the largest seq needs), tmp of n seqs as scratch. Returns
+ * the array that holds the result (a or tmp). */
+static ml_seq *
+ml_atexit_sort_seqs(ml_seq *a, ml_seq *tmp, size_t n)
 {
-    ml_seq x = *(const ml_seq *)a, y = *(const ml_seq *)b;
-    return x < y ? -1 : x > y;
+    ml_seq max = 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] > max)
+            max = a[i];
+    for (unsigned shift = 0; shift < 64 && (max >> shift); shift += 8) {
+        size_t count[256 + 1] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[((a[i] >> shift) & 255) + 1]++;
+        for (size_t d = 1; d <= 256; d++)
+            count[d] += count[d - 1];
+        for (size_t i = 0; i < n; i++)
+            tmp[count[(a[i] >> shift) & 255]++] = a[i];
+        ml_seq *t = a;
+        a = tmp;
+        tmp = t;
+    }
+    return a;
 }
 
-/* The retained bytes of the distinct holders of the pairs s[0..n) of
- * pattern p (stamp: per node, the last pattern that counted it). Holders
- * of one pattern never dominate one another (each is reached before the
- * objects it dominates, at a shorter pattern), so their retained sizes
- * add up; a cut pattern's may: 0, not measured. */
+/* The retained bytes of the distinct holders hold[0..n) of pattern p
+ * (stamp: per node, the last pattern that counted it). Holders of one
+ * pattern never dominate one another (each is reached before the objects
+ * it dominates, at a shorter pattern), so their retained sizes add up; a
+ * cut pattern's may: 0, not measured. */
 static uint64_t
-ml_atexit_retained(const ml_holders *h, uint32_t p, const ml_held_pair *s, size_t n, uint32_t *stamp)
+ml_atexit_retained(const ml_holders *h, uint32_t p, const ml_node *hold, size_t n, uint32_t *stamp)
 {
     if (ml_holders_cut(h, p))
         return 0;
     uint64_t sum = 0;
     for (size_t i = 0; i < n; i++) {
-        ml_node v = s[i].holder;
+        ml_node v = hold[i];
         if (v != ML_NODE_NONE && stamp[v] != p) {
             stamp[v] = p;
             sum += ml_holders_retained(h, v);
@@ -157,32 +195,35 @@ ml_atexit_write_holders(ml_atexit_ctx *c, const ml_holders *h, size_t nodes)
     uint32_t np = ml_holders_count(h);
     size_t *start = calloc((size_t)np + 2, sizeof(*start));
     size_t m = c->npairs ? c->npairs : 1;
-    ml_held_pair *sorted = malloc(m * sizeof(*sorted));
     ml_seq *seqs = malloc(m * sizeof(*seqs));
+    ml_node *holds = malloc(m * sizeof(*holds));
     uint32_t *stamp = calloc(nodes ? nodes : 1, sizeof(*stamp));
     int rc = -1;
-    if (!start || !sorted || !seqs || !stamp)
+    if (!start || !seqs || !holds || !stamp)
         goto free_all;
     for (size_t i = 0; i < c->npairs; i++)
-        start[c->pairs[i].pattern + 1]++;
+        start[c->pat[i] + 1]++;
     for (uint32_t p = 1; p <= np + 1; p++)
         start[p] += start[p - 1];
-    for (size_t i = 0; i < c->npairs; i++) /* start[p] moves to the end of bucket p */
-        sorted[start[c->pairs[i].pattern]++] = c->pairs[i];
+    for (size_t i = 0; i < c->npairs; i++) { /* start[p] moves to the end of bucket p */
+        size_t j = start[c->pat[i]]++;
+        seqs[j] = c->seq[i];
+        holds[j] = c->hold[i];
+    }
+    ml_seq *scratch = c->seq; /* free now: scratch for the sorts */
     uint32_t id = 0;
     for (uint32_t p = 1; p <= np; p++) {
         /* bucket p is [start[p-1], start[p]) now */
         size_t from = start[p - 1], to = start[p];
         if (to <= from)
             continue;
-        const ml_held_pair *s = sorted + from;
         size_t n = to - from, k = 0;
         ml_seq *q = seqs + from;
-        for (size_t i = 0; i < n; i++)
-            q[i] = s[i].seq;
         for (size_t i = 1; i < n; i++) {
             if (q[i] < q[i - 1]) {
-                qsort(q, n, sizeof(*q), ml_atexit_cmp_seq);
+                ml_seq *r = ml_atexit_sort_seqs(q, scratch, n);
+                if (r != q)
+                    memcpy(q, r, n * sizeof(*q));
                 break;
             }
         }
@@ -192,7 +233,7 @@ ml_atexit_write_holders(ml_atexit_ctx *c, const ml_holders *h, size_t nodes)
         const char *hops[2 * ML_HOLDERS_DEPTH + 4];
         size_t lens[2 * ML_HOLDERS_DEPTH + 4];
         size_t nh = ml_holders_hops(h, p, hops, lens, sizeof(hops) / sizeof(hops[0]));
-        ml_writer_holder(c->env->w, ++id, hops, lens, nh, ml_atexit_retained(h, p, s, n, stamp));
+        ml_writer_holder(c->env->w, ++id, hops, lens, nh, ml_atexit_retained(h, p, holds + from, n, stamp));
         for (size_t i = 0; i < k; i += ML_HELD_MAX)
             ml_writer_held(c->env->w, id, q + i, k - i < ML_HELD_MAX ? k - i : ML_HELD_MAX);
         c->st->holders++;
@@ -201,8 +242,8 @@ ml_atexit_write_holders(ml_atexit_ctx *c, const ml_holders *h, size_t nodes)
     rc = 0;
 free_all:
     free(start);
-    free(sorted);
     free(seqs);
+    free(holds);
     free(stamp);
     return rc;
 }
@@ -231,7 +272,9 @@ ml_atexit_snapshot(const ml_atexit_env *env, unsigned kind, ml_atexit_stats *sta
 free_graph:
     ml_refgraph_free(g);
 end:
-    free(c.pairs);
+    free(c.seq);
+    free(c.pat);
+    free(c.hold);
     st.duration_us = ml_atexit_now_us() - t0;
     ml_writer_snapshot(env->w, ML_SNAP_END, st.objects, st.duration_us);
     if (stats)

@@ -206,6 +206,7 @@ static struct {
     int sampler_ready;          /* the sampler is in its loop (start waits for it) */
     pid_t sampler_tid;          /* its kernel thread id */
     int sampler_paused;         /* stopped for an os.fork(), to start again after it */
+    int sampler_held;           /* stopped for a heap pass (ml_heap_pass_begin) */
     int restart_pending;        /* ... once the os.fork() call has returned: */
     PyThreadState *fork_ts;     /* the forking thread, */
     const void *fork_frame, *fork_ip; /* the frame that called os.fork, at the call */
@@ -1918,12 +1919,27 @@ ml_heap_pass_begin(int *was)
     ml_catch_up(1);
     *was = ml_busy;
     ml_busy = 1;
+    /* the pass holds the lock for up to a second per million objects: the
+     * sampler would spin on it all that time (as much CPU again as the
+     * pass). It stops meanwhile; the writer flushes when its buffer fills. */
+    ml.sampler_held = ml.sampler_running;
+    ml_sampler_join();
     ml_lock();
     ml_sync_unlocked();
     uint64_t now = ml_now_us();
     ml_writer_time(ml.w, now - ml.last_time_us);
     ml.last_time_us = now;
     return 0;
+}
+
+static void
+ml_heap_pass_end(int was)
+{
+    ml_unlock();
+    if (ml.sampler_held)
+        ml_sampler_start();
+    ml.sampler_held = 0;
+    ml_busy = was;
 }
 
 /* gcexit: GARBAGE_AT_EXIT (capture/gcexit.h) */
@@ -1936,8 +1952,7 @@ ml_tracker_garbage_at_exit(ml_gcexit_stats *stats)
         return -1;
     ml_atexit_env env = {.seq_of = ml_snap_seq_of, .type_name = ml_snap_type_name, .w = ml.w};
     int rc = ml_gcexit_garbage(&env, stats);
-    ml_unlock();
-    ml_busy = was;
+    ml_heap_pass_end(was);
     if (rc < 0)
         errno = rc == -2 ? EBUSY : ENOMEM;
     return rc < 0 ? -1 : 0;
@@ -1954,8 +1969,7 @@ ml_tracker_snapshot(unsigned kind, ml_atexit_stats *stats)
     ml_atexit_env env = {.arg = NULL, .seq_of = ml_snap_seq_of, .type_name = ml_snap_type_name,
                          .label = ml_snap_label, .w = ml.w};
     int rc = ml_atexit_snapshot(&env, kind, stats);
-    ml_unlock();
-    ml_busy = was;
+    ml_heap_pass_end(was);
     if (rc < 0)
         errno = ENOMEM;
     return rc;

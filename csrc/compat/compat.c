@@ -1312,6 +1312,20 @@ ml_compat_owned_buffers(PyObject *o, ml_compat_buf *out)
 }
 
 int
+ml_compat_type_owns_buffers(PyTypeObject *tp)
+{
+    if (PyType_IsSubtype(tp, &PyList_Type) || PyType_IsSubtype(tp, &PyDict_Type) ||
+        PyType_IsSubtype(tp, &PySet_Type) || PyType_IsSubtype(tp, &PyFrozenSet_Type) ||
+        PyType_IsSubtype(tp, &PyByteArray_Type))
+        return 1;
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    if ((tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) && !PyType_IsSubtype(tp, &PyType_Type))
+        return 1; /* a values array without a dict */
+#endif
+    return 0;
+}
+
+int
 ml_compat_traverse_unsafe(PyObject *o)
 {
 #if PY_VERSION_HEX >= 0x030C0000

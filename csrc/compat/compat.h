@@ -314,6 +314,9 @@ typedef struct {
  * Buffers inside the object or shared with others are left out. Returns
  * the count. GIL held; reads only, never allocates. */
 int ml_compat_owned_buffers(PyObject *o, ml_compat_buf *out);
+/* 0 when no instance of tp owns a buffer (ml_compat_owned_buffers returns
+ * 0 for every one), so that a pass can skip them by type. */
+int ml_compat_type_owns_buffers(PyTypeObject *tp);
 
 /* 1 when tp_traverse of `o` must not be called: the `_asyncio` module on
  * CPython 3.12.0-3.12.5 and 3.13.0, whose traverse visits the dead

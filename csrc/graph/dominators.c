@@ -85,14 +85,14 @@ ml_dom_work_release(ml_dom_work *w)
     free(w->label);
     free(w->semi);
     free(w->is_root);
-    free(w->stack);
+    free(w->stack); /* cstack is stack: the DFS is over when eval runs */
     free(w->spos);
-    free(w->cstack);
     free(w->parent);
 }
 
-int
-ml_dominators_compute(const ml_refgraph *g, const ml_roots *r, ml_domtree *t)
+/* The tree (tree = 1: with order, koff and kids) or retained sizes only. */
+static int
+ml_dominators_run(const ml_refgraph *g, const ml_roots *r, ml_domtree *t, int tree)
 {
     size_t n = ml_refgraph_count(g), n1 = n + 1;
     ml_dom_work w;
@@ -107,15 +107,17 @@ ml_dominators_compute(const ml_refgraph *g, const ml_roots *r, ml_domtree *t)
     w.is_root = calloc(n1, 1);
     w.stack = malloc(n1 * sizeof(*w.stack));
     w.spos = malloc(n1 * sizeof(*w.spos));
-    w.cstack = malloc(n1 * sizeof(*w.cstack));
+    w.cstack = w.stack;
     t->n = n;
     t->idom = malloc(n1 * sizeof(*t->idom));
     t->retained = calloc(n1, sizeof(*t->retained));
-    t->order = malloc(n1 * sizeof(*t->order));
-    t->koff = calloc(n1 + 1, sizeof(*t->koff));
-    t->kids = malloc(n1 * sizeof(*t->kids));
+    if (tree) {
+        t->order = malloc(n1 * sizeof(*t->order));
+        t->koff = calloc(n1 + 1, sizeof(*t->koff));
+        t->kids = malloc(n1 * sizeof(*t->kids));
+    }
     if (!w.pre || !w.vertex || !w.parent || !w.anc || !w.label || !w.semi || !w.is_root || !w.stack ||
-        !w.spos || !w.cstack || !t->idom || !t->retained || !t->order || !t->koff || !t->kids)
+        !w.spos || !t->idom || !t->retained || (tree && (!t->order || !t->koff || !t->kids)))
         goto fail;
 
     /* number the nodes: from the roots in order, then what they miss */
@@ -166,7 +168,8 @@ ml_dominators_compute(const ml_refgraph *g, const ml_roots *r, ml_domtree *t)
     /* results by node; retained sizes last number first (idom < self) */
     for (uint32_t i = 1; i <= w.count; i++) {
         ml_node v = w.vertex[i];
-        t->order[i - 1] = v;
+        if (tree)
+            t->order[i - 1] = v;
         t->idom[v] = w.parent[i] ? w.vertex[w.parent[i]] : ML_NODE_NONE;
         t->retained[v] = ml_refgraph_size(g, v);
         t->total += t->retained[v];
@@ -175,6 +178,10 @@ ml_dominators_compute(const ml_refgraph *g, const ml_roots *r, ml_domtree *t)
         ml_node v = w.vertex[i];
         if (t->idom[v] != ML_NODE_NONE)
             t->retained[t->idom[v]] += t->retained[v];
+    }
+    if (!tree) {
+        ml_dom_work_release(&w);
+        return 0;
     }
     /* children of each node (n: the virtual root), in DFS order */
     for (size_t v = 0; v < n; v++)
@@ -193,6 +200,18 @@ fail:
     ml_dom_work_release(&w);
     ml_domtree_release(t);
     return -1;
+}
+
+int
+ml_dominators_compute(const ml_refgraph *g, const ml_roots *r, ml_domtree *t)
+{
+    return ml_dominators_run(g, r, t, 1);
+}
+
+int
+ml_dominators_retained(const ml_refgraph *g, const ml_roots *r, ml_domtree *t)
+{
+    return ml_dominators_run(g, r, t, 0);
 }
 
 void

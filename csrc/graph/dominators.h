@@ -13,7 +13,7 @@
  * Algorithm: SEMI-NCA (Georgiadis; the semidominators of Lengauer-Tarjan
  * with path compression, then immediate dominators as nearest common
  * ancestors in DFS order), iterative (no recursion), O(E log N) at worst.
- * Temporary memory: about 36 bytes per node.
+ * Temporary memory: about 32 bytes per node.
  */
 #ifndef ML_DOMINATORS_H
 #define ML_DOMINATORS_H
@@ -35,6 +35,9 @@ typedef struct {
 
 /* Compute the dominator tree. Returns 0, or -1 when out of memory. */
 int ml_dominators_compute(const ml_refgraph *g, const ml_roots *r, ml_domtree *t);
+/* The same, but only idom, retained and total (order, koff and kids NULL:
+ * none of the queries below): for callers that only read retained sizes. */
+int ml_dominators_retained(const ml_refgraph *g, const ml_roots *r, ml_domtree *t);
 void ml_domtree_release(ml_domtree *t);
 
 /* Retained bytes per type, as Eclipse MAT's "retained heap" of a class:

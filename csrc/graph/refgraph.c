@@ -3,6 +3,8 @@
 #include "heap/heap.h"
 #include "heap/objsize.h"
 #include "heap/walk.h"
+#include "graph/noderank.h"
+#include "graph/typekind.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,25 +23,23 @@ struct ml_refgraph {
     size_t nbig, capbig;
     uint32_t *off, *succ;  /* n + 1 offsets */
     uint32_t *roff, *pred;
-    size_t n, cap, nedges, capedges;
+    size_t n, nedges;
+    ml_noderank rank;      /* object -> node, while building */
+    int has_rank;
 };
 
-/* ---- build: pass 1 lists the objects, pass 2 their referents ---- */
+/* ---- build: one walk lists the objects and their referents (as
+ * pointers, in walk order); the nodes are then numbered in address order
+ * (noderank.h) and the referents turned into node numbers ---- */
 
 typedef struct {
     ml_refgraph *g;
-    uint32_t *slots; /* open addressing: node + 1, 0 empty */
-    size_t mask;
-    int oom;
+    PyObject **wobjs;   /* walk order */
+    uint32_t *wstart, *wcount, *wsize;
+    size_t n, cap;
+    ml_refgraph_big *wbig; /* .node: walk index until numbered */
+    size_t nbig, capbig;
 } ml_refgraph_builder;
-
-static inline size_t
-ml_refgraph_hash(const void *p)
-{
-    uint64_t x = (uint64_t)(uintptr_t)p >> 4;
-    x *= 0x9E3779B97F4A7C15ull;
-    return (size_t)(x >> 20);
-}
 
 static int
 ml_refgraph_grow(void **arr, size_t *cap, size_t need, size_t elem)
@@ -57,125 +57,69 @@ ml_refgraph_grow(void **arr, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+/* o's shallow size, given its instance dict's values bytes. */
+static uint64_t
+ml_refgraph_shallow(PyObject *o, size_t values)
+{
+    return (uint64_t)ml_typekind_size(o) + values;
+}
+
+static int
+ml_refgraph_grow_walk(ml_refgraph_builder *b)
+{
+    size_t cap = b->cap ? b->cap * 2 : 65536;
+    PyObject **o = realloc(b->wobjs, cap * sizeof(*o));
+    if (o)
+        b->wobjs = o;
+    uint32_t *s = realloc(b->wstart, cap * sizeof(*s));
+    if (s)
+        b->wstart = s;
+    uint32_t *c = realloc(b->wcount, cap * sizeof(*c));
+    if (c)
+        b->wcount = c;
+    uint32_t *z = realloc(b->wsize, cap * sizeof(*z));
+    if (z)
+        b->wsize = z;
+    if (!o || !s || !c || !z)
+        return -1;
+    b->cap = cap;
+    return 0;
+}
+
+/* One object of the walk, its referents just recorded (walk.h). */
 static int
 ml_refgraph_list_cb(ml_walk *w, PyObject *o, void *arg)
 {
-    ml_refgraph *g = arg;
+    ml_refgraph_builder *b = arg;
     PyTypeObject *tp = Py_TYPE(o);
     /* static types are no one's referent in tp_traverse: reach them too */
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && ml_walk_reach(w, (PyObject *)tp) < 0)
         return -1;
-    if (!PyType_Check(o) && !PyModule_Check(o) && tp != &PyDict_Type) {
-        size_t values;
+    size_t values = 0;
+    if (!(ml_typekind_info(tp)->kind & (ML_TK_TYPE | ML_TK_MODULE)) && tp != &PyDict_Type) {
         PyObject *d = ml_compat_instance_dict(o, &values);
         /* 3.13 traverses the inline values, not a dict made from them */
         if (d && ml_walk_reach(w, d) < 0)
             return -1;
     }
-    if (g->n + 1 >= UINT32_MAX)
+    if (b->n + 1 >= UINT32_MAX || w->nrefs >= UINT32_MAX)
         return -1;
-    if (ml_refgraph_grow((void **)&g->objs, &g->cap, g->n + 1, sizeof(*g->objs)) < 0)
+    if (b->n == b->cap && ml_refgraph_grow_walk(b) < 0)
         return -1;
-    g->objs[g->n++] = o;
-    return 0;
-}
-
-static int
-ml_refgraph_index(ml_refgraph_builder *b)
-{
-    size_t n = b->g->n, size = 1024;
-    while (size < 2 * n)
-        size *= 2;
-    b->slots = calloc(size, sizeof(*b->slots));
-    if (!b->slots)
-        return -1;
-    b->mask = size - 1;
-    for (size_t i = 0; i < n; i++) {
-        size_t h = ml_refgraph_hash(b->g->objs[i]) & b->mask;
-        while (b->slots[h])
-            h = (h + 1) & b->mask;
-        b->slots[h] = (uint32_t)i + 1;
+    if (ml_noderank_add(&b->g->rank, (uintptr_t)o) != 1)
+        return -1; /* out of memory (or an object twice: never) */
+    size_t i = b->n++;
+    b->wobjs[i] = o;
+    b->wstart[i] = (uint32_t)w->ref_mark;
+    b->wcount[i] = (uint32_t)(w->nrefs - w->ref_mark);
+    uint64_t size = ml_refgraph_shallow(o, values); /* now, while o is in the cache */
+    b->wsize[i] = size < UINT32_MAX ? (uint32_t)size : UINT32_MAX;
+    if (size >= UINT32_MAX) {
+        if (ml_refgraph_grow((void **)&b->wbig, &b->capbig, b->nbig + 1, sizeof(*b->wbig)) < 0)
+            return -1;
+        b->wbig[b->nbig++] = (ml_refgraph_big){(ml_node)i, size};
     }
     return 0;
-}
-
-static inline ml_node
-ml_refgraph_lookup(const ml_refgraph_builder *b, PyObject *o)
-{
-    size_t h = ml_refgraph_hash(o) & b->mask;
-    uint32_t s;
-    while ((s = b->slots[h])) {
-        if (b->g->objs[s - 1] == o)
-            return s - 1;
-        h = (h + 1) & b->mask;
-    }
-    return ML_NODE_NONE;
-}
-
-/* visitproc: one referent of the object being recorded. */
-static int
-ml_refgraph_visit(PyObject *o, void *arg)
-{
-    ml_refgraph_builder *b = arg;
-    ml_refgraph *g = b->g;
-    if (!o)
-        return 0;
-    ml_node t = ml_refgraph_lookup(b, o);
-    if (t == ML_NODE_NONE)
-        return 0; /* memlens' own, or not in the walk */
-    if (g->nedges + 1 >= UINT32_MAX ||
-        ml_refgraph_grow((void **)&g->succ, &g->capedges, g->nedges + 1, sizeof(*g->succ)) < 0) {
-        b->oom = 1;
-        return 1;
-    }
-    g->succ[g->nedges++] = t;
-    return 0;
-}
-
-/* The referents the walker follows (walk.c): tp_traverse, or the items of
- * an exact dict (keys too), tuple or list read in place; plus what
- * tp_traverse leaves out (str dict keys, heap type names, code contents). */
-static void
-ml_refgraph_referents(PyObject *o, visitproc visit, void *arg)
-{
-    PyTypeObject *tp = Py_TYPE(o);
-    if (tp == &PyDict_Type) {
-        ml_compat_dict_entries e;
-        ml_compat_dict_entries_of(o, &e);
-        for (size_t i = 0; i < e.n; i++) {
-            PyObject *v = e.values[i * e.vstride];
-            if (v && (visit(e.keys[i * e.kstride], arg) || visit(v, arg)))
-                return;
-        }
-        return;
-    }
-    if (tp == &PyTuple_Type || tp == &PyList_Type) {
-        PyObject **items = tp == &PyTuple_Type ? ((PyTupleObject *)o)->ob_item : ((PyListObject *)o)->ob_item;
-        for (Py_ssize_t i = 0; i < Py_SIZE(o); i++) {
-            if (visit(items[i], arg))
-                return;
-        }
-        return;
-    }
-    if (tp->tp_traverse && PyObject_IS_GC(o) && !ml_compat_traverse_unsafe(o) && tp->tp_traverse(o, visit, arg))
-        return;
-    if (PyDict_Check(o)) {
-        /* a dict subclass: str keys, which dict_traverse skips (a key
-         * it visited is then an edge twice: harmless) */
-        ml_compat_dict_entries e;
-        ml_compat_dict_entries_of(o, &e);
-        for (size_t i = 0; i < e.n; i++) {
-            if (e.values[i * e.vstride] && PyUnicode_CheckExact(e.keys[i * e.kstride]) &&
-                visit(e.keys[i * e.kstride], arg))
-                return;
-        }
-    } else if (PyType_Check(o) && (((PyTypeObject *)o)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
-        PyHeapTypeObject *et = (PyHeapTypeObject *)o;
-        (void)((et->ht_name && visit(et->ht_name, arg)) || (et->ht_qualname && visit(et->ht_qualname, arg)) ||
-               (et->ht_slots && visit(et->ht_slots, arg)));
-    } else if (PyCode_Check(o)) {
-        ml_compat_code_visit(o, visit, arg);
-    }
 }
 
 static int
@@ -202,58 +146,106 @@ ml_refgraph_reverse(ml_refgraph *g)
     return 0;
 }
 
-static uint64_t
-ml_refgraph_shallow(PyObject *o)
+static int
+ml_refgraph_cmp_big(const void *a, const void *b)
 {
-    size_t size = 0, values = 0;
-    (void)ml_objsize_c(o, &size);
-    if (!PyType_Check(o) && !PyModule_Check(o) && Py_TYPE(o) != &PyDict_Type)
-        (void)ml_compat_instance_dict(o, &values);
-    return (uint64_t)size + values;
+    ml_node x = ((const ml_refgraph_big *)a)->node, y = ((const ml_refgraph_big *)b)->node;
+    return x < y ? -1 : x > y;
+}
+
+/* Nodes in address order, edges as node numbers (CSR), from the walk's
+ * lists. refs: the walk's referents, turned into node numbers in place. */
+static int
+ml_refgraph_number(ml_refgraph *g, ml_refgraph_builder *b, PyObject **refs)
+{
+    size_t n = b->n;
+    uint32_t *ids = (uint32_t *)refs; /* node numbers, packed over the pointers */
+    uint32_t *perm = malloc((n ? n : 1) * sizeof(*perm));
+    g->n = n;
+    g->objs = malloc((n ? n : 1) * sizeof(*g->objs));
+    g->size = malloc((n ? n : 1) * sizeof(*g->size));
+    g->off = calloc(n + 1, sizeof(*g->off));
+    if (!perm || !g->objs || !g->size || !g->off || ml_noderank_freeze(&g->rank) < 0) {
+        free(perm);
+        return -1;
+    }
+    g->has_rank = 1;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = ml_noderank_of(&g->rank, (uintptr_t)b->wobjs[i]);
+        perm[i] = v;
+        g->objs[v] = b->wobjs[i];
+        g->size[v] = b->wsize[i];
+        /* referents -> node numbers; memlens' own and objects outside the
+         * walk are no nodes (k <= r: the packed write never passes the read) */
+        size_t from = b->wstart[i], to = from + b->wcount[i], first = k;
+        for (size_t r = from; r < to; r++) {
+            uint32_t t = ml_noderank_of(&g->rank, (uintptr_t)refs[r]);
+            if (t != UINT32_MAX)
+                ids[k++] = t;
+        }
+        b->wstart[i] = (uint32_t)first;
+        b->wcount[i] = (uint32_t)(k - first);
+        g->off[v + 1] = (uint32_t)(k - first);
+    }
+    for (size_t v = 0; v < n; v++)
+        g->off[v + 1] += g->off[v];
+    g->nedges = k;
+    g->succ = malloc((k ? k : 1) * sizeof(*g->succ));
+    if (!g->succ) {
+        free(perm);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(g->succ + g->off[perm[i]], ids + b->wstart[i], b->wcount[i] * sizeof(*ids));
+    for (size_t i = 0; i < b->nbig; i++)
+        b->wbig[i].node = perm[b->wbig[i].node];
+    qsort(b->wbig, b->nbig, sizeof(*b->wbig), ml_refgraph_cmp_big);
+    g->big = b->wbig;
+    g->nbig = g->capbig = b->nbig;
+    b->wbig = NULL;
+    free(perm);
+    return 0;
 }
 
 ml_refgraph *
 ml_refgraph_build(void)
 {
     ml_refgraph *g = calloc(1, sizeof(*g));
-    ml_refgraph_builder b = {g, NULL, 0, 0};
-    ml_walk w;
     if (!g)
         return NULL;
-    int rc = ml_walk_heap(ml_refgraph_list_cb, g, &w);
-    ml_walk_release(&w);
-    /* nodes in address order: ml_refgraph_find is then a binary search
-     * of objs, with no other array kept */
-    if (rc < 0 || ml_heap_sort_ids((uintptr_t *)g->objs, g->n) < 0 || ml_refgraph_index(&b) < 0)
-        goto fail;
-    g->off = malloc((g->n + 1) * sizeof(*g->off));
-    g->size = malloc((g->n ? g->n : 1) * sizeof(*g->size));
-    if (!g->off || !g->size)
-        goto fail;
-    for (size_t i = 0; i < g->n; i++) {
-        PyObject *o = g->objs[i];
-        g->off[i] = (uint32_t)g->nedges;
-        uint64_t size = ml_refgraph_shallow(o);
-        g->size[i] = size < UINT32_MAX ? (uint32_t)size : UINT32_MAX;
-        if (size >= UINT32_MAX) {
-            if (ml_refgraph_grow((void **)&g->big, &g->capbig, g->nbig + 1, sizeof(*g->big)) < 0)
-                goto fail;
-            g->big[g->nbig++] = (ml_refgraph_big){(ml_node)i, size};
-        }
-        ml_refgraph_referents(o, ml_refgraph_visit, &b);
-        if (b.oom)
-            goto fail;
+    ml_refgraph_builder b = {.g = g};
+    ml_walk w;
+    ml_typekind_reset();
+    PyObject **refs = NULL;
+    int rc = -1;
+    if (ml_noderank_init(&g->rank) < 0) {
+        free(g);
+        return NULL;
     }
-    g->off[g->n] = (uint32_t)g->nedges;
-    free(b.slots);
-    b.slots = NULL;
-    if (ml_refgraph_reverse(g) < 0)
-        goto fail;
+    if (ml_walk_heap_refs(ml_refgraph_list_cb, &b, &w) == 0) {
+        refs = w.refs; /* ours now */
+        w.refs = NULL;
+        rc = 0;
+    }
+    ml_walk_release(&w);
+    if (rc == 0)
+        rc = ml_refgraph_number(g, &b, refs);
+    /* the index served the numbering; finding an object later is a binary
+     * search of objs (no memory kept for it) */
+    ml_noderank_release(&g->rank);
+    g->has_rank = 0;
+    free(refs);
+    free(b.wobjs);
+    free(b.wstart);
+    free(b.wcount);
+    free(b.wsize);
+    free(b.wbig);
+    if (rc < 0 || ml_refgraph_reverse(g) < 0) {
+        ml_refgraph_free(g);
+        return NULL;
+    }
     return g;
-fail:
-    free(b.slots);
-    ml_refgraph_free(g);
-    return NULL;
 }
 
 ml_refgraph *
@@ -303,6 +295,8 @@ ml_refgraph_free(ml_refgraph *g)
     free(g->succ);
     free(g->roff);
     free(g->pred);
+    if (g->has_rank)
+        ml_noderank_release(&g->rank);
     free(g);
 }
 
@@ -327,6 +321,10 @@ ml_refgraph_object(const ml_refgraph *g, ml_node n)
 ml_node
 ml_refgraph_find(const ml_refgraph *g, PyObject *o)
 {
+    if (g->has_rank) {
+        uint32_t v = ml_noderank_of(&g->rank, (uintptr_t)o);
+        return v != UINT32_MAX && g->objs[v] == o ? v : ML_NODE_NONE;
+    }
     size_t lo = 0, hi = g->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -377,6 +375,6 @@ size_t
 ml_refgraph_memory(const ml_refgraph *g)
 {
     return g->n * (sizeof(*g->objs) + sizeof(*g->size) + sizeof(*g->off) + sizeof(*g->roff)) +
-           g->nbig * sizeof(*g->big) +
+           g->nbig * sizeof(*g->big) + (g->has_rank ? ml_noderank_memory(&g->rank) : 0) +
            g->nedges * (sizeof(*g->succ) + sizeof(*g->pred));
 }

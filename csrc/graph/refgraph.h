@@ -2,7 +2,7 @@
  *
  * Layer: heap analysis. ml_refgraph_build walks every live object once
  * (heap/walk.h: the same objects a census counts, memlens' own types left
- * out) and records, for each, its referents as node indices: what
+ * out) and records, in that same walk, each object's referents: what
  * tp_traverse visits, plus what it leaves out on purpose (all-str dict
  * keys, a heap type's names, code objects' contents), the same referents
  * the walker follows. A weak reference's referent is never an edge
@@ -11,9 +11,13 @@
  * Layout (CSR): node i is objs[i], nodes in address order; its successors are
  * succ[off[i] .. off[i+1]), its predecessors pred[roff[i] .. roff[i+1]).
  * 8 (object) + 4 + 4 (offsets) + 4 (shallow size; sizes of 4 GiB and
- * more are kept aside) bytes per node and 4 + 4 per reference; the hash
- * index used while building is freed before build returns
- * (ml_refgraph_find is then a binary search of objs: O(log n)).
+ * more are kept aside) bytes per node and 4 + 4 per reference;
+ * ml_refgraph_find is a binary search of objs: O(log n). While building,
+ * the nodes are numbered in address order through an index of their
+ * addresses (graph/noderank.h: ~16 KiB per MiB of address space holding
+ * objects), with no sort and no hash table, and the walk's referents take
+ * 8 bytes each and the walk order 20 bytes per node; all freed before
+ * build returns.
  *
  * Needs the GIL, and no Python code may run between build and the last
  * use of a node's object: the graph holds borrowed pointers.

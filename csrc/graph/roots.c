@@ -122,9 +122,8 @@ ml_roots_find(const ml_refgraph *g, const char *skip_prefix, const ml_node *not_
     /* references seen: every edge (memlens' own frame objects' too) */
     for (size_t i = 0; i < n; i++) {
         size_t c;
-        const ml_node *s = ml_refgraph_succ(g, (ml_node)i, &c);
-        for (size_t e = 0; e < c; e++)
-            indeg[s[e]]++;
+        (void)ml_refgraph_pred(g, (ml_node)i, &c);
+        indeg[i] = (uint32_t)c;
     }
     for (size_t i = 0; i < n_not_c; i++)
         if (not_c[i] < n)
@@ -151,21 +150,20 @@ ml_roots_find(const ml_refgraph *g, const char *skip_prefix, const ml_node *not_
         goto fail;
     r->named = r->n;
 
-    /* the frame objects of memlens' own frames and of the caller's (a
-     * debugger or traceback may have made one): never followed */
-    for (size_t i = 0; i < n; i++) {
-        PyCodeObject *co;
-        if (ml_compat_frameobj_code(ml_refgraph_object(g, (ml_node)i), &co) &&
-            (co == b.caller_code || ml_roots_skipped_code(&b, co)))
-            r->excluded[i] = 1;
-    }
-
-    /* held by C code: more references than the graph shows */
+    /* held by C code: more references than the graph shows; and, in the
+     * same pass over the objects, the frame objects of memlens' own frames
+     * and of the caller's (a debugger or traceback may have made one):
+     * never followed */
     if (ml_roots_hidden)
         ml_roots_hidden(ml_roots_hidden_visit, &b);
     for (size_t i = 0; i < n; i++) {
         PyObject *o = ml_refgraph_object(g, (ml_node)i);
-        if (r->excluded[i] || indeg[i] == UINT32_MAX)
+        PyCodeObject *co;
+        if (ml_compat_frameobj_code(o, &co) && (co == b.caller_code || ml_roots_skipped_code(&b, co))) {
+            r->excluded[i] = 1;
+            continue;
+        }
+        if (indeg[i] == UINT32_MAX)
             continue;
         if ((uint64_t)Py_REFCNT(o) > indeg[i] &&
             ml_roots_push(&b, (ml_root){(ml_node)i, ML_ROOT_C, 0, 0, 0, NULL, NULL}) < 0)

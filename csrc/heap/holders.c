@@ -15,6 +15,7 @@
 
 #include "graph/dominators.h"
 #include "graph/paths.h"
+#include "graph/typekind.h"
 #include "heap/addrset.h"
 
 /* Dicts with at most this many items name their values by key. */
@@ -35,6 +36,16 @@ typedef struct {
 } ml_holders_slot;
 
 #define ML_HOLDERS_KEY_BIT 0x80000000u
+
+/* Edge names by (type, word of the object that holds the referent): for
+ * a fixed-size object the name of a referent found at one place in it is
+ * the same for every object of the type. Direct-mapped, so a collision
+ * only costs a recomputation. */
+#define ML_HOLDERS_MEMO 4096
+typedef struct {
+    PyTypeObject *tp;
+    uint32_t word, edge;
+} ml_holders_edge_memo;
 
 struct ml_holders {
     const ml_refgraph *g;
@@ -66,6 +77,7 @@ struct ml_holders {
     size_t nkids, capkids;
     ml_holders_slot *slots;
     size_t capslots;
+    ml_holders_edge_memo memo[ML_HOLDERS_MEMO];
     ml_domtree dom;
     int failed;
 };
@@ -433,6 +445,41 @@ ml_holders_dict_edge(ml_holders *h, const ml_compat_dict_entries *e, size_t mask
     return ml_holders_str(h, buf, n);
 }
 
+/* The edge name of o's referent k (ml_paths_edge_name), as a string id;
+ * 0 when out of memory. When k sits in exactly one word of a fixed-size
+ * o (past its reference count), the name is memoised by (type, word). */
+static uint32_t
+ml_holders_edge(ml_holders *h, PyObject *o, PyObject *k)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    size_t word = 0;
+    if (tp->tp_itemsize == 0) {
+        PyObject *const *w = (PyObject *const *)o;
+        size_t nw = (size_t)tp->tp_basicsize / sizeof(PyObject *);
+        for (size_t i = 1; i < nw; i++) {
+            if (w[i] == k) {
+                if (word) { /* twice: which one the name is of is not known */
+                    word = 0;
+                    break;
+                }
+                word = i;
+            }
+        }
+    }
+    ml_holders_edge_memo *m = NULL;
+    if (word) {
+        size_t i = (((uintptr_t)tp >> 4) * 0x9E3779B97F4A7C15ull + word * 0xC2B2AE3D27D4EB4Full) >> 52;
+        m = &h->memo[i % ML_HOLDERS_MEMO];
+        if (m->tp == tp && m->word == word)
+            return m->edge;
+    }
+    char buf[ML_HOLDERS_HOP_MAX];
+    uint32_t edge = ml_holders_str(h, buf, ml_paths_edge_name(o, k, buf, sizeof(buf)));
+    if (m && edge)
+        *m = (ml_holders_edge_memo){tp, (uint32_t)word, edge};
+    return edge;
+}
+
 /* Expand node u: reach its successors not reached yet, naming the edges. */
 static void
 ml_holders_expand(ml_holders *h, ml_node u)
@@ -468,7 +515,8 @@ ml_holders_expand(ml_holders *h, ml_node u)
         h->failed = 1;
         return;
     }
-    if (PyDict_Check(o)) {
+    unsigned kind = ml_typekind_of(Py_TYPE(o));
+    if (kind & ML_TK_DICT) {
         ml_compat_dict_entries e;
         size_t mask;
         ml_compat_dict_entries_of(o, &e);
@@ -485,16 +533,16 @@ ml_holders_expand(ml_holders *h, ml_node u)
         return;
     }
     uint32_t same = 0; /* the edge of every kid, when the container says */
-    if (PyList_Check(o) || PyTuple_Check(o))
+    if (kind & ML_TK_SEQ)
         same = ml_holders_lit(h, "[i]");
-    else if (PyAnySet_Check(o))
+    else if (kind & ML_TK_SET)
         same = ml_holders_lit(h, "{item}");
     PyObject *table = NULL;
     if (!same) {
         size_t vb;
-        if (PyModule_Check(o))
+        if (kind & ML_TK_MODULE)
             table = PyModule_GetDict(o);
-        else if (PyType_Check(o))
+        else if (kind & ML_TK_TYPE)
             table = (PyObject *)ml_compat_type_dict((PyTypeObject *)o);
         else
             table = ml_compat_instance_dict(o, &vb);
@@ -512,11 +560,7 @@ ml_holders_expand(ml_holders *h, ml_node u)
             h->via[v] = owner;
             continue;
         }
-        uint32_t edge = same;
-        if (!edge) {
-            char buf[ML_HOLDERS_HOP_MAX];
-            edge = ml_holders_str(h, buf, ml_paths_edge_name(o, k, buf, sizeof(buf)));
-        }
+        uint32_t edge = same ? same : ml_holders_edge(h, o, k);
         ml_holders_reach(h, v, u, edge ? ml_holders_pattern(h, parent, tyhop, edge) : 0);
     }
 }
@@ -581,7 +625,7 @@ ml_holders_build(const ml_refgraph *g, const ml_roots *r, ml_holders_name_fn nam
         ml_holders_root(h, i);
         ml_holders_drain(h);
     }
-    if (h->failed || ml_dominators_compute(g, r, &h->dom) < 0)
+    if (h->failed || ml_dominators_retained(g, r, &h->dom) < 0)
         goto fail;
     return h;
 fail:
@@ -628,6 +672,13 @@ uint64_t
 ml_holders_retained(const ml_holders *h, ml_node v)
 {
     return v < h->dom.n ? h->dom.retained[v] : 0;
+}
+
+const ml_node *
+ml_holders_reached(const ml_holders *h, size_t *n)
+{
+    *n = h->qlen;
+    return h->queue;
 }
 
 uint32_t

@@ -48,6 +48,11 @@ ml_node ml_holders_holder_of(const ml_holders *h, ml_node v);
 /* Retained bytes of node v. */
 uint64_t ml_holders_retained(const ml_holders *h, ml_node v);
 
+/* The reached nodes, in the order the search reached them (*n of them):
+ * a container's items in its order, which for most containers is the
+ * order their blocks were allocated in. */
+const ml_node *ml_holders_reached(const ml_holders *h, size_t *n);
+
 /* Patterns made (ids 1..n). */
 uint32_t ml_holders_count(const ml_holders *h);
 /* 1 when pattern p was cut at ML_HOLDERS_DEPTH (its objects' holders may

@@ -120,6 +120,18 @@ ml_objsize_by(ml_sizer sizer, PyObject *o)
     }
 }
 
+ml_sizer
+ml_objsize_sizer(PyTypeObject *tp)
+{
+    return ml_objsize_sizer_of(tp);
+}
+
+size_t
+ml_objsize_by_sizer(ml_sizer sizer, PyObject *o)
+{
+    return ml_objsize_by(sizer, o);
+}
+
 int
 ml_objsize_c(PyObject *o, size_t *size)
 {

@@ -85,6 +85,12 @@ int ml_typetab_size(ml_typetab *t, uint32_t row, PyObject *o, size_t *size);
  * __sizeof__ knows (then *size is its fixed part). Never calls Python. */
 int ml_objsize_c(PyObject *o, size_t *size);
 
+/* ml_objsize_c in two halves, for a pass that sizes many objects of few
+ * types: the sizer of tp (a type lookup: ask once per type), then the
+ * size of o by it, without what sys.getsizeof adds. */
+ml_sizer ml_objsize_sizer(PyTypeObject *tp);
+size_t ml_objsize_by_sizer(ml_sizer sizer, PyObject *o);
+
 /* Call __sizeof__ for every deferred object, add the result (plus what
  * sys.getsizeof adds) to its row's bytes and drop the reference.
  * Exceptions are cleared and counted; a result that lies is replaced by

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/typekind.h"
 #include "heap/addrset.h"
 
 typedef struct {
@@ -49,7 +50,8 @@ ml_owners_claim(ml_owners_ctx *c, PyObject *d, ml_owners_of of_kind, PyTypeObjec
 static int
 ml_owners_visit(ml_owners_ctx *c, PyObject *o)
 {
-    if (PyDict_Check(o)) {
+    unsigned kind = ml_typekind_of(Py_TYPE(o));
+    if (kind & ML_TK_DICT) {
         if (c->ndicts == c->capdicts) {
             size_t cap = c->capdicts ? c->capdicts * 2 : 1024;
             PyObject **nd = realloc(c->dicts, cap * sizeof(*nd));
@@ -61,14 +63,14 @@ ml_owners_visit(ml_owners_ctx *c, PyObject *o)
         c->dicts[c->ndicts++] = o;
         return 0;
     }
-    if (PyModule_Check(o))
+    if (kind & ML_TK_MODULE)
         return ml_owners_claim(c, PyModule_GetDict(o), ML_OWNERS_OF_MODULE, NULL);
-    if (PyType_Check(o))
+    if (kind & ML_TK_TYPE)
         return ml_owners_claim(c, ml_compat_type_dict((PyTypeObject *)o), ML_OWNERS_OF_TYPE, NULL);
-    if (ml_owners_emit(c, o, ML_OWNERS_OF_NONE, NULL) < 0)
+    if ((kind & ML_TK_BUFFERS) && ml_owners_emit(c, o, ML_OWNERS_OF_NONE, NULL) < 0)
         return -1;
     size_t vb;
-    PyObject *d = PyAnySet_Check(o) ? NULL : ml_compat_instance_dict(o, &vb);
+    PyObject *d = kind & ML_TK_SET ? NULL : ml_compat_instance_dict(o, &vb);
     return ml_owners_claim(c, d, ML_OWNERS_OF_INSTANCE, Py_TYPE(o));
 }
 

@@ -86,6 +86,19 @@ ml_walk_ref(ml_walk *w, PyObject *o)
 {
     if (o && w->filter && !w->filter(o, w->arg))
         return 0;
+    if (w->record && o) {
+        if (w->nrefs == w->caprefs) {
+            size_t cap = w->caprefs ? w->caprefs * 2 : 65536;
+            PyObject **r = realloc(w->refs, cap * sizeof(*r));
+            if (!r) {
+                w->oom = 1;
+                return -1;
+            }
+            w->refs = r;
+            w->caprefs = cap;
+        }
+        w->refs[w->nrefs++] = o;
+    }
     return ml_walk_reach_inline(w, o);
 }
 
@@ -148,10 +161,12 @@ static void
 ml_walk_extra(ml_walk *w, PyObject *o)
 {
     if (PyDict_Check(o)) {
+        /* str keys: dict_traverse visits every other key */
         ml_compat_dict_entries e;
         ml_compat_dict_entries_of(o, &e);
         for (size_t i = 0; i < e.n; i++) {
-            if (e.values[i * e.vstride] && ml_walk_visit(e.keys[i * e.kstride], w))
+            if (e.values[i * e.vstride] && PyUnicode_CheckExact(e.keys[i * e.kstride]) &&
+                ml_walk_visit(e.keys[i * e.kstride], w))
                 return;
         }
     } else if (PyType_Check(o) && (((PyTypeObject *)o)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
@@ -173,6 +188,7 @@ ml_walk_one(ml_walk *w, PyObject *o)
     if (ml_walk_is_own(tp))
         return 0; /* memlens' own: not counted, nothing of it followed */
     w->reached++;
+    w->ref_mark = w->nrefs;
     if (tp == &PyDict_Type) {
         rc = ml_walk_dict(w, o);
     } else if (tp == &PyTuple_Type) {
@@ -223,19 +239,35 @@ ml_walk_start(ml_walk *w, ml_walk_fn fn, ml_walk_filter filter, void *arg, size_
     return ml_addrbits_init(&w->seen);
 }
 
-int
-ml_walk_heap(ml_walk_fn fn, void *arg, ml_walk *w)
+static int
+ml_walk_heap_mode(ml_walk_fn fn, void *arg, ml_walk *w, int record)
 {
     if (ml_walk_start(w, fn, NULL, arg, 1 << 16) < 0)
         return -1;
     w->gc_mode = 1;
+    w->record = record;
     if (ml_compat_gc_foreach(ml_walk_gc_cb, w) != 0)
         return -1;
-    /* Locals of running frames (3.11+ keeps them outside frame objects). */
+    /* Locals of running frames (3.11+ keeps them outside frame objects):
+     * no object's referents */
+    w->record = 0;
     ml_compat_frames_visit(ml_walk_visit, w);
+    w->record = record;
     if (w->oom || ml_walk_drain(w) < 0)
         return -1;
     return 0;
+}
+
+int
+ml_walk_heap(ml_walk_fn fn, void *arg, ml_walk *w)
+{
+    return ml_walk_heap_mode(fn, arg, w, 0);
+}
+
+int
+ml_walk_heap_refs(ml_walk_fn fn, void *arg, ml_walk *w)
+{
+    return ml_walk_heap_mode(fn, arg, w, 1);
 }
 
 int
@@ -312,4 +344,7 @@ ml_walk_release(ml_walk *w)
     free(w->stack);
     w->stack = NULL;
     w->n = w->cap = 0;
+    free(w->refs);
+    w->refs = NULL;
+    w->nrefs = w->caprefs = 0;
 }

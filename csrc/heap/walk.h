@@ -66,11 +66,22 @@ struct ml_walk {
     size_t reached;      /* objects handed to fn */
     size_t max_stack;    /* deepest the stack went */
     ml_dictkind dict_kind; /* while fn runs on an exact dict: its kind */
+    /* ml_walk_heap_refs: while fn runs on o, o's referents (each visit,
+     * tracked or not, in order) are refs[ref_mark .. nrefs) */
+    PyObject **refs;
+    size_t nrefs, caprefs, ref_mark;
+    int record;
 };
 
 /* Walk the whole heap: fn(o) once per live object. Returns 0, or -1 when
  * out of memory or when fn stopped it. */
 int ml_walk_heap(ml_walk_fn fn, void *arg, ml_walk *w);
+
+/* ml_walk_heap, also recording every object's referents for fn (see
+ * refs in struct ml_walk: the reference graph's edges, one traversal for
+ * both). The caller may take w->refs after the walk (set it to NULL
+ * before ml_walk_release), or leave it to ml_walk_release. */
+int ml_walk_heap_refs(ml_walk_fn fn, void *arg, ml_walk *w);
 
 /* Walk from `roots` (each reached even if the filter would refuse it),
  * following referents that `filter` (may be NULL) accepts. Returns 0 or

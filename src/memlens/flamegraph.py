@@ -265,14 +265,16 @@ def _compact(pk, views, steps, merge_below):
 
 def _holders(path, progress):
     """What holds each leak group (site, type), from the capture's heap at
-    exit records (`memlens run --heap-at-exit` or --heap-on): for the
-    tooltips of the "end" view, the HOLDERS_MAX biggest groups. [] without
-    such records. Strings go into the page as JSON only (escape.script_json)."""
-    options = reports.meta(path).get("options") or {}
-    if not isinstance(options, dict) or not (options.get("heap_at_exit") or options.get("heap_on")):
+    exit records (`memlens run` writes them unless --no-heap-at-exit; also
+    --heap-on and memlens.snapshot_now()): for the tooltips of the "end"
+    view, the HOLDERS_MAX biggest groups. [] without such records, whatever
+    the capture's options say. Strings go into the page as JSON only
+    (escape.script_json)."""
+    data = reports.leaks(path, top=HOLDERS_MAX, progress=progress)
+    if not data.get("heap_at_exit"):
         return []
     out = []
-    for r in reports.leaks(path, top=HOLDERS_MAX, progress=progress)["leaks"]:
+    for r in data["leaks"]:
         h = r.get("holder")
         if not h:
             continue

@@ -205,12 +205,18 @@ def free_list_bounds(info):
     return _FREE_LIST_BOUNDS_BY_VERSION.get(version, {})
 
 
+# a dict's keys table named by its owner at the heap at exit ("dict (keys)",
+# "dict (keys) of Lesson"): a <dict keys> block, parked on the same free list
+_OWNED_KEYS = re.compile(r"\S.* \(keys\)(?: of .+)?$")
+
+
 def _with_bounds(rows, info):
     """Each row gets `alive_max_error`: how far its count can be off (0:
     exact, null: no bound), by free_list_bounds."""
     bounds = free_list_bounds(info)
     for r in rows:
-        r["alive_max_error"] = bounds.get(r["type"], 0)
+        name = "<dict keys>" if _OWNED_KEYS.match(r["type"]) else r["type"]
+        r["alive_max_error"] = bounds.get(name, 0)
     return rows
 
 
