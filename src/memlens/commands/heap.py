@@ -135,12 +135,27 @@ def _own_objects_out_of_the_census():
     instances of its command-line classes are skipped by the walk, and the
     option parser's reference cycles (argparse) are collected now, before the
     program starts, since nothing else would free them before the census.
-    The program has made no object yet, so no lifetime of its changes."""
+    The program has made no object yet, so no lifetime of its changes.
+    What the census and the reports import is imported now too, so that the
+    runner sees it among memlens' imports when the program starts (what only
+    memlens holds of those modules is then left out: _leave_out_own_imports)."""
     import gc
-    from memlens import _engine, cli
+    from memlens import _engine, cli, heapfile, reports, why  # noqa: F401 (imported for the census)
     for cls in (cli.RawArgs, runner.Options, runner.Program, runner.Outcome):
         _engine.heap_own_type(cls)
     gc.collect()
+
+
+def _leave_out_own_imports():
+    """From the program's start on, every census leaves out what only memlens
+    holds: the modules it imported to run the program (memlens.*, argparse,
+    re, json, ...), its frames, and what only they reach (csrc/heap/ownset.h;
+    docs/HEAP.md, step 5). A module the program imports itself is counted."""
+    from memlens import _engine
+    _engine.heap_own_modules(runner.memlens_modules, _OWN_DIR, runner.ENTRY_CODE)
+
+
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _write_heapsnapshot(path, reserved):
@@ -189,6 +204,7 @@ def run(args):
             ["-m" if program.kind == "module" else "-c", program.target]) + program.args
 
     def start():
+        _leave_out_own_imports()
         if ns.diff:
             state["before"] = heap(ids=False)
 
