@@ -1446,3 +1446,24 @@ ml_compat_extension_modules_visit(visitproc visit, void *arg)
             return;
     }
 }
+
+void
+ml_compat_at_fork_visit(visitproc visit, void *arg)
+{
+#ifdef HAVE_FORK
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    PyObject *lists[] = {interp->before_forkers, interp->after_forkers_parent, interp->after_forkers_child};
+    for (size_t k = 0; k < sizeof(lists) / sizeof(lists[0]); k++) {
+        if (!lists[k] || !PyList_Check(lists[k]))
+            continue;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lists[k]); i++) {
+            PyObject *o = PyList_GET_ITEM(lists[k], i);
+            if (o && visit(o, arg))
+                return;
+        }
+    }
+#else
+    (void)visit;
+    (void)arg;
+#endif
+}

@@ -362,3 +362,7 @@ int ml_compat_own_setup(void);
  * extension modules holds (one reference each: PyState_AddModule).
  * GIL held; reads only. */
 void ml_compat_extension_modules_visit(visitproc visit, void *arg);
+
+/* visit() on every callable os.register_at_fork() holds (one reference
+ * each). GIL held; reads only. */
+void ml_compat_at_fork_visit(visitproc visit, void *arg);

@@ -29,6 +29,8 @@ typedef struct {
     PyObject *cur_type;  /* heap type of the object being traversed */
     int type_seen;       /* its traverse visited that type */
     PyObject *gate;      /* step 3: the referent not to follow */
+    uint8_t mark;        /* step 3: the mark of the object being followed */
+    uint32_t *module_of; /* step 3: for a module's dict, the module's index */
     size_t entry_depth;  /* frames from this depth outwards are memlens' */
     int oom;
 } ml_own_ctx;
@@ -170,18 +172,53 @@ ml_own_subclass_ref(ml_own_ctx *c, PyTypeObject *tp)
         (void)ml_own_visit_sub(r, c);
 }
 
+/* visitproc: a callable os.register_at_fork() holds. Subtracted when it
+ * is memlens': a candidate already, a bound method of one, or a function
+ * of one of memlens' modules (random's `_inst.seed`, threading's
+ * `_after_fork`); a program's stays the program's. */
+static int
+ml_own_visit_at_fork(PyObject *o, void *arg)
+{
+    ml_own_ctx *c = arg;
+    PyObject *owner = PyMethod_Check(o) ? PyMethod_GET_SELF(o) : PyFunction_Check(o) ? PyFunction_GET_GLOBALS(o) : o;
+    if (ml_own_find_index(c, o) == ML_OWN_NONE && ml_own_find_index(c, owner) == ML_OWN_NONE)
+        return 0;
+    return ml_own_visit_sub(o, c);
+}
+
+/* Step 3's marks: held from outside, weakly (a function's globals are not
+ * followed) or fully (reached through a module: everything is). */
+#define ML_OWN_WEAK 1
+#define ML_OWN_FULL 2
+
+/* Mark candidate `o` (at least `mark`) and queue it when that is more
+ * than it had. */
+static void
+ml_own_mark(ml_own_ctx *c, PyObject *o, uint8_t mark)
+{
+    uint32_t i = o ? ml_own_find_index(c, o) : ML_OWN_NONE;
+    if (i == ML_OWN_NONE)
+        return;
+    if (PyModule_Check(o))
+        mark = ML_OWN_FULL;
+    if (c->flag[i] < mark) {
+        c->work[c->nwork++] = i; /* twice at most (weak, then full): 2n slots */
+        c->flag[i] = mark;
+        /* a module's dict the program fully holds (a function's globals,
+         * reached from a module of the program's) was imported: the module
+         * too (its entry in sys.modules) */
+        if (mark == ML_OWN_FULL && c->module_of[i] != ML_OWN_NONE)
+            ml_own_mark(c, c->objs[c->module_of[i]], ML_OWN_FULL);
+    }
+}
+
 /* visitproc of step 3: `o` is reached from an object held from outside. */
 static int
 ml_own_visit_mark(PyObject *o, void *arg)
 {
     ml_own_ctx *c = arg;
-    if (!o || o == c->gate)
-        return 0;
-    uint32_t i = ml_own_find_index(c, o);
-    if (i != ML_OWN_NONE && !c->flag[i]) {
-        c->flag[i] = 1;
-        c->work[c->nwork++] = i;
-    }
+    if (o && o != c->gate)
+        ml_own_mark(c, o, c->mark);
     return 0;
 }
 
@@ -346,6 +383,7 @@ ml_own_release_ctx(ml_own_ctx *c)
     free(c->objs);
     free(c->refs);
     free(c->flag);
+    free(c->module_of);
     free(c->slots);
     free(c->work);
     free(c->stops);
@@ -372,18 +410,41 @@ ml_ownset_find(ml_ownset *out)
         if (c.oom)
             goto fail;
     }
+    /* the at-fork callables of memlens' modules, and what they alone reach */
+    ml_compat_at_fork_visit(ml_own_visit_at_fork, &c);
+    while (c.nwork && !c.oom) {
+        uint32_t i = c.work[--c.nwork];
+        ml_own_referents(&c, c.objs[i], ml_own_visit_sub);
+        if (PyType_Check(c.objs[i]))
+            ml_own_subclass_ref(&c, (PyTypeObject *)c.objs[i]);
+    }
+    if (c.oom)
+        goto fail;
     /* step 3: held from outside, and what that reaches */
     c.flag = calloc((size_t)c.n + 1, 1);
-    if (!c.flag)
+    c.module_of = malloc(((size_t)c.n + 1) * sizeof(*c.module_of));
+    uint32_t *work = realloc(c.work, ((size_t)c.n * 2 + 1) * sizeof(*work));
+    if (work)
+        c.work = work;
+    if (!c.flag || !c.module_of || !work)
         goto fail;
+    memset(c.module_of, 0xFF, ((size_t)c.n + 1) * sizeof(*c.module_of));
+    for (uint32_t i = 0; i < c.n; i++) {
+        if (PyModule_Check(c.objs[i])) {
+            uint32_t d = ml_own_find_index(&c, PyModule_GetDict(c.objs[i]));
+            if (d != ML_OWN_NONE)
+                c.module_of[d] = i;
+        }
+    }
     for (uint32_t i = 0; i < c.n; i++) {
         if (c.refs[i] <= 0 || c.flag[i])
             continue;
-        c.flag[i] = 1;
-        c.work[c.nwork++] = i;
+        ml_own_mark(&c, c.objs[i], ML_OWN_WEAK);
         while (c.nwork) {
             PyObject *o = c.objs[c.work[--c.nwork]];
-            c.gate = PyFunction_Check(o) ? PyFunction_GET_GLOBALS(o) : ml_compat_frame_back(o);
+            c.mark = c.flag[ml_own_find_index(&c, o)];
+            c.gate = PyFunction_Check(o) && c.mark == ML_OWN_WEAK ? PyFunction_GET_GLOBALS(o)
+                                                                   : ml_compat_frame_back(o);
             ml_own_referents(&c, o, ml_own_visit_mark);
             if (PyType_Check(o)) /* a class of the program's: its entries too */
                 (void)ml_own_visit_mark(ml_own_subclass_ref_of((PyTypeObject *)o), &c);
