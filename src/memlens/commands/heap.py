@@ -7,7 +7,8 @@ The program runs in this process as `python SCRIPT ARGS...` would run it
 (same sys.argv, sys.path[0], __main__, output and exit status). When it
 returns, raises or calls sys.exit, and before the interpreter tears down,
 memlens walks the heap and prints the table; memlens then exits with the
-program's status. --diff also takes a census just before the program
+program's status. What only memlens holds (the modules it imported to run
+the program, its frames) is left out of every census (docs/HEAP.md, step 5). --diff also takes a census just before the program
 starts and shows the growth. --heapsnapshot OUT also writes the heap at
 that moment as a Chrome DevTools .heapsnapshot (docs/WHY.md). --retained
 adds retained sizes: a retained column, the objects retaining the most and
@@ -45,7 +46,8 @@ def _options_parser():
     p = Parser(prog="memlens heap", usage=USAGE,
                description="Run SCRIPT (or -m MODULE, or -c CODE) in this process and, when it "
                            "ends, print every live object counted by type: count, bytes, "
-                           "average, share. Exits with the program's exit status.")
+                           "average, share (what only memlens' own imports hold is left out). Exits "
+                           "with the program's exit status.")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object instead of tables (without -o, the program's "
                         "standard output goes to standard error)")
