@@ -21,14 +21,20 @@
  *     Other modules and their dicts are not entered (they are the program's
  *     or the interpreter's).
  *  2. For each candidate: its refcount, less every reference from another
- *     candidate, from sys.modules' entries of those modules, from memlens'
- *     frames, and from the engine's tables (each reference subtracted once:
- *     a reference left unseen only makes an object count as the program's).
+ *     candidate and from the interpreter's bookkeeping of memlens' modules
+ *     and classes: sys.modules' entries, the table of single-phase
+ *     extension modules, the at-fork callables their imports registered,
+ *     the weak reference each base class keeps to a subclass; less the
+ *     references of memlens' frames and of the engine's tables (each
+ *     reference subtracted once: a reference left unseen only makes an
+ *     object count as the program's).
  *  3. A positive remainder means a reference from outside: the object is
- *     the program's, and so is everything it reaches inside C, except
- *     through a function's globals (a function the program keeps does not
- *     make its whole module the program's: a module the program keeps
- *     does) and a frame's f_back.
+ *     the program's, and so is what it reaches inside C. Reached through a
+ *     module (one the program holds), that is everything, a function's
+ *     globals included, and the module of globals so reached too; reached
+ *     otherwise (a function alone, or a temporary on a value stack of
+ *     memlens that the interpreter does not show), a function's globals
+ *     are not followed. A frame's f_back never is.
  *  4. What is left is memlens-only.
  * Linear in |C|, whatever the size of the rest of the heap. A frame that is
  * calling into C does not expose its value stack (3.10: no running frame
