@@ -3,6 +3,7 @@
 #include "bind/bind.h"
 #include "heap/deepsize.h"
 #include "heap/heap.h"
+#include "heap/ownset.h"
 #include "heap/walk.h"
 
 /* A census's object addresses handed to Python without a copy: a
@@ -217,10 +218,34 @@ ml_heap_object_size_py(PyObject *self, PyObject *o)
     return Py_BuildValue("nnOi", (Py_ssize_t)size, (Py_ssize_t)values, call ? Py_False : Py_True, flag);
 }
 
+/* ---- memlens' own imports (heap/ownset.h) ---- */
+
+static PyObject *
+ml_heap_own_modules_py(PyObject *self, PyObject *args)
+{
+    PyObject *names, *own_dir, *entry;
+    if (!PyArg_ParseTuple(args, "OOO:heap_own_modules", &names, &own_dir, &entry) ||
+        ml_ownset_register(names, own_dir, entry) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ml_heap_own_find_py(PyObject *self, PyObject *unused)
+{
+    ml_ownset s;
+    if (ml_ownset_find(&s) < 0)
+        return PyErr_NoMemory();
+    unsigned long long candidates = s.candidates, count = s.count;
+    ml_ownset_release(&s);
+    return Py_BuildValue("{sKsK}", "candidates", candidates, "own", count);
+}
+
 int
 ml_bind_heap_init(PyObject *m)
 {
-    if (PyType_Ready(&ml_heap_ids_type) < 0 || ml_walk_add_own_type(&ml_heap_ids_type) < 0)
+    if (PyType_Ready(&ml_heap_ids_type) < 0 || ml_walk_add_own_type(&ml_heap_ids_type) < 0 ||
+        ml_ownset_setup() < 0)
         return -1;
     return ml_objsize_setup();
 }
@@ -238,5 +263,10 @@ PyMethodDef ml_bind_heap_methods[] = {
      "heap_own_type(tp): no census, diff or deep size ever counts instances of tp (memlens' own)."},
     {"heap_untrack_dict", ml_heap_untrack_dict_py, METH_O,
      "heap_untrack_dict(d) -> bool: the GC stops tracking d if nothing in it can make a cycle."},
+    {"heap_own_modules", ml_heap_own_modules_py, METH_VARARGS,
+     "heap_own_modules(names, own_dir, entry_code): from now on every census leaves out what only "
+     "memlens holds (the modules named, memlens.*, memlens' frames from entry_code out)."},
+    {"heap_own_find", ml_heap_own_find_py, METH_NOARGS,
+     "heap_own_find() -> {candidates, own}: the size of memlens' part of the heap now."},
     {NULL, NULL, 0, NULL},
 };

@@ -1341,3 +1341,143 @@ ml_compat_traverse_unsafe(PyObject *o)
     return 0;
 #endif
 }
+
+/* ---- memlens' own part of the heap (heap/ownset.c) ---- */
+
+void
+ml_compat_own_frames(ml_compat_frame_pick pick, visitproc visit, void *arg)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    size_t depth = 0;
+#if PY_VERSION_HEX < 0x030B0000
+    for (PyFrameObject *f = ts->frame; f; f = f->f_back) {
+        if (f->f_gen)
+            continue; /* the generator holds it */
+        if (pick(arg, (PyObject *)f->f_code, depth++) && visit((PyObject *)f, arg))
+            return;
+    }
+#else
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame *f = ts->current_frame;
+#else
+    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+#endif
+    for (; f; f = f->previous) {
+#if PY_VERSION_HEX >= 0x030D0000
+        if (f->owner == FRAME_OWNED_BY_CSTACK || !f->f_executable || !PyCode_Check(f->f_executable))
+            continue;
+        PyCodeObject *co = (PyCodeObject *)f->f_executable;
+        _Py_CODEUNIT *ip = f->instr_ptr;
+        PyObject *func = f->f_funcobj;
+#else
+#if PY_VERSION_HEX >= 0x030C0000
+        if (f->owner == FRAME_OWNED_BY_CSTACK)
+            continue;
+        PyObject *func = f->f_funcobj;
+#else
+        PyObject *func = (PyObject *)f->f_func;
+#endif
+        PyCodeObject *co = f->f_code;
+        _Py_CODEUNIT *ip = f->prev_instr;
+#endif
+        if (f->owner == FRAME_OWNED_BY_GENERATOR)
+            continue; /* the generator holds what it refers to */
+        if (ip < _PyCode_CODE(co) + co->_co_firsttraceable)
+            continue; /* incomplete frame */
+        if (!pick(arg, (PyObject *)co, depth++))
+            continue;
+        if (visit((PyObject *)co, arg) || (func && visit(func, arg)) ||
+            (f->f_locals && visit(f->f_locals, arg)) ||
+            (f->frame_obj && visit((PyObject *)f->frame_obj, arg)))
+            return;
+        int n = co->co_nlocalsplus;
+        int top = f->stacktop >= n && f->stacktop <= n + co->co_stacksize ? f->stacktop : n;
+        for (int i = 0; i < top; i++) {
+            if (f->localsplus[i] && visit(f->localsplus[i], arg))
+                return;
+        }
+    }
+#endif
+}
+
+PyObject *
+ml_compat_frame_back(PyObject *f)
+{
+    return PyFrame_Check(f) ? (PyObject *)((PyFrameObject *)f)->f_back : NULL;
+}
+
+#if PY_VERSION_HEX < 0x030B0000
+/* 3.10 marks a dict whose keys dict_traverse visits by its lookup
+ * function (lookdict, static in dictobject.c): learnt once from a dict
+ * with an int key. */
+static void *ml_compat_lookdict310;
+#endif
+
+int
+ml_compat_own_setup(void)
+{
+#if PY_VERSION_HEX < 0x030B0000
+    PyObject *probe = PyDict_New(), *one = PyLong_FromLong(1);
+    int rc = probe && one ? PyDict_SetItem(probe, one, one) : -1;
+    if (rc == 0)
+        ml_compat_lookdict310 = ((struct ml_keys310 *)((PyDictObject *)probe)->ma_keys)->dk_lookup;
+    Py_XDECREF(probe);
+    Py_XDECREF(one);
+    return rc;
+#else
+    return 0;
+#endif
+}
+
+int
+ml_compat_dict_keys_untraversed(PyObject *d)
+{
+    PyDictObject *mp = (PyDictObject *)d;
+    if (mp->ma_values)
+        return 0;
+#if PY_VERSION_HEX >= 0x030B0000
+    return DK_IS_UNICODE(mp->ma_keys) ? 1 : 0;
+#else
+    /* unknown lookdict: say visited (nothing is subtracted twice) */
+    return ml_compat_lookdict310 && ((struct ml_keys310 *)mp->ma_keys)->dk_lookup != ml_compat_lookdict310;
+#endif
+}
+
+void
+ml_compat_extension_modules_visit(visitproc visit, void *arg)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *list = interp->imports.modules_by_index;
+#else
+    PyObject *list = interp->modules_by_index;
+#endif
+    if (!list || !PyList_Check(list))
+        return;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        PyObject *m = PyList_GET_ITEM(list, i);
+        if (m && PyModule_Check(m) && visit(m, arg))
+            return;
+    }
+}
+
+void
+ml_compat_at_fork_visit(visitproc visit, void *arg)
+{
+#ifdef HAVE_FORK
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    PyObject *lists[] = {interp->before_forkers, interp->after_forkers_parent, interp->after_forkers_child};
+    for (size_t k = 0; k < sizeof(lists) / sizeof(lists[0]); k++) {
+        if (!lists[k] || !PyList_Check(lists[k]))
+            continue;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lists[k]); i++) {
+            PyObject *o = PyList_GET_ITEM(lists[k], i);
+            if (o && visit(o, arg))
+                return;
+        }
+    }
+#else
+    (void)visit;
+    (void)arg;
+#endif
+}

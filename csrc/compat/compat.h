@@ -327,3 +327,45 @@ int ml_compat_type_owns_buffers(PyTypeObject *tp);
 int ml_compat_traverse_unsafe(PyObject *o);
 
 #endif /* ML_COMPAT_H */
+
+/* ---- memlens' own part of the heap (heap/ownset.c) ---- */
+
+/* Called by ml_compat_own_frames for each running frame of the calling
+ * thread, innermost first (depth 0), with its code object: 1 to have the
+ * frame's references visited, 0 to pass. */
+typedef int (*ml_compat_frame_pick)(void *arg, PyObject *code, size_t depth);
+
+/* Each running frame of the calling thread, innermost first: pick(code),
+ * then, for a picked frame, visit() on every reference the frame holds
+ * (one call per reference, so that the caller can subtract them from
+ * refcounts). 3.10: the frame object itself, once (the evaluation loop's
+ * reference; its locals are its own referents). 3.11+: the code, the
+ * function, f_locals, the frame object if one was made, the locals, and
+ * the value stack when the interpreter saved its depth (a frame that is
+ * calling into C has none: its temporaries are not visited). Frames a
+ * generator owns, incomplete frames and shims are skipped. GIL held;
+ * reads only, never allocates. */
+void ml_compat_own_frames(ml_compat_frame_pick pick, visitproc visit, void *arg);
+
+/* The f_back field of `f` if it is a frame object (borrowed, may be NULL;
+ * NULL for any other object), read without creating the previous frame's
+ * object (3.11+ makes them lazily). */
+PyObject *ml_compat_frame_back(PyObject *f);
+
+/* 1 when dict `d`'s tp_traverse leaves its keys out although the dict
+ * holds them (all-str keys of a table the dict owns), 0 when it visits
+ * them or the keys are a class's shared ones (split table). */
+int ml_compat_dict_keys_untraversed(PyObject *d);
+
+/* Learn what ml_compat_dict_keys_untraversed needs (3.10: makes a dict):
+ * once, at import. Returns 0, or -1 with a Python exception set. */
+int ml_compat_own_setup(void);
+
+/* visit() on every module the interpreter's table of single-phase
+ * extension modules holds (one reference each: PyState_AddModule).
+ * GIL held; reads only. */
+void ml_compat_extension_modules_visit(visitproc visit, void *arg);
+
+/* visit() on every callable os.register_at_fork() holds (one reference
+ * each). GIL held; reads only. */
+void ml_compat_at_fork_visit(visitproc visit, void *arg);

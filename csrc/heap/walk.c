@@ -27,6 +27,13 @@ ml_walk_add_own_type(PyTypeObject *tp)
     return 0;
 }
 
+PyTypeObject *const *
+ml_walk_own_types(size_t *n)
+{
+    *n = ml_walk_nown;
+    return ml_walk_own;
+}
+
 static inline int
 ml_walk_is_own(PyTypeObject *tp)
 {
@@ -187,6 +194,8 @@ ml_walk_one(ml_walk *w, PyObject *o)
     int rc;
     if (ml_walk_is_own(tp))
         return 0; /* memlens' own: not counted, nothing of it followed */
+    if (ml_ownset_has(&w->own, o))
+        return 0; /* only memlens holds it: nothing of it is the program's */
     w->reached++;
     w->ref_mark = w->nrefs;
     if (tp == &PyDict_Type) {
@@ -246,6 +255,8 @@ ml_walk_heap_mode(ml_walk_fn fn, void *arg, ml_walk *w, int record)
         return -1;
     w->gc_mode = 1;
     w->record = record;
+    if (ml_ownset_active() && ml_ownset_find(&w->own) < 0)
+        return -1;
     if (ml_compat_gc_foreach(ml_walk_gc_cb, w) != 0)
         return -1;
     /* Locals of running frames (3.11+ keeps them outside frame objects):
@@ -341,6 +352,7 @@ void
 ml_walk_release(ml_walk *w)
 {
     ml_addrbits_release(&w->seen);
+    ml_ownset_release(&w->own);
     free(w->stack);
     w->stack = NULL;
     w->n = w->cap = 0;

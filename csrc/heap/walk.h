@@ -41,6 +41,7 @@
 #include "compat/compat.h"
 #include "heap/addrbits.h"
 #include "heap/dictstat.h"
+#include "heap/ownset.h"
 
 typedef struct ml_walk ml_walk;
 
@@ -71,10 +72,13 @@ struct ml_walk {
     PyObject **refs;
     size_t nrefs, caprefs, ref_mark;
     int record;
+    ml_ownset own;       /* ml_walk_heap: memlens' part, left out (ownset.h) */
 };
 
-/* Walk the whole heap: fn(o) once per live object. Returns 0, or -1 when
- * out of memory or when fn stopped it. */
+/* Walk the whole heap: fn(o) once per live object. Once memlens has
+ * registered the modules it imported to run a program (ownset.h), what
+ * only memlens holds is left out, as memlens' own types are. Returns 0,
+ * or -1 when out of memory or when fn stopped it. */
 int ml_walk_heap(ml_walk_fn fn, void *arg, ml_walk *w);
 
 /* ml_walk_heap, also recording every object's referents for fn (see
@@ -94,6 +98,9 @@ int ml_walk_from(PyObject *const *roots, size_t nroots, ml_walk_filter filter, m
  * to those given before. Returns 0, or -1 when there is no room. */
 #define ML_WALK_MAX_OWN 32
 int ml_walk_add_own_type(PyTypeObject *tp);
+
+/* Those types (the engine holds a reference to each): *n of them. */
+PyTypeObject *const *ml_walk_own_types(size_t *n);
 
 /* Stop the GC tracking dict `d` when nothing in it can be part of a
  * cycle: every key and value is an object the GC does not track, or a

@@ -8,6 +8,10 @@ pytest11 entry point) and would rewrite its asserts; under `memlens run -m
 pytest` the package is imported before pytest starts, and pytest would warn
 that it cannot rewrite it: a warning the program does not have without memlens.
 """
+# The modules loaded before memlens: those memlens.runner finds loaded
+# when the program starts, beyond these, are memlens' own imports, which
+# `memlens heap` leaves out of the program's census (docs/HEAP.md, step 5).
+_modules_before = frozenset(__import__("sys").modules)
 __version__ = "0.1.0"
 
 

@@ -387,7 +387,11 @@ def heap(ids=True, collect=False, retained=False):
     it counts)."""
     if collect:
         gc.collect()
-    snap = Snapshot(_engine.heap_snapshot(ids=bool(ids)))
+    # the engine is called alone on this line: a frame calling into C does
+    # not show its value stack, and memlens.runner's census leaves out
+    # memlens' objects on its frames' stacks only when it can see them
+    raw = _engine.heap_snapshot(ids=bool(ids))
+    snap = Snapshot(raw)
     if retained:
         from memlens.why import _heap_retained
         snap._retained = _heap_retained()

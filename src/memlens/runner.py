@@ -137,6 +137,7 @@ def _prepare(program):
                      "__doc__": None, "__package__": None, "__spec__": None, "__loader__": None}
     elif program.kind == "module":
         import runpy
+        _note_memlens_modules()  # before the program's packages are imported
         _set_path0(os.getcwd())  # the module is looked up as python -m looks it up
         try:
             name, spec, code = runpy._get_module_details(program.target)
@@ -155,6 +156,17 @@ def _prepare(program):
         namespace = {"__name__": "__main__", "__doc__": None, "__package__": None,
                      "__spec__": None, "__loader__": None}
     return code, namespace, (argv0, path0)
+
+
+#: The modules memlens imported to run the program (names): loaded when
+#: the program starts and not before memlens' first line. Set by run().
+memlens_modules = frozenset()
+
+
+def _note_memlens_modules():
+    global memlens_modules
+    import memlens
+    memlens_modules = frozenset(sys.modules) - memlens._modules_before
 
 
 def _set_path0(path0):
@@ -220,6 +232,8 @@ def run(program, on_start=None, on_end=None, on_os_exit=None):
     on_os_exit(): when the program calls os._exit (the process ends there),
     in this process or in a child it forked.
     """
+    if program.kind != "module":
+        _note_memlens_modules()
     code, namespace, where = _prepare(program)
     if code is None:  # the script does not compile: print it as Python does
         import traceback

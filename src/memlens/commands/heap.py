@@ -7,7 +7,8 @@ The program runs in this process as `python SCRIPT ARGS...` would run it
 (same sys.argv, sys.path[0], __main__, output and exit status). When it
 returns, raises or calls sys.exit, and before the interpreter tears down,
 memlens walks the heap and prints the table; memlens then exits with the
-program's status. --diff also takes a census just before the program
+program's status. What only memlens holds (the modules it imported to run
+the program, its frames) is left out of every census (docs/HEAP.md, step 5). --diff also takes a census just before the program
 starts and shows the growth. --heapsnapshot OUT also writes the heap at
 that moment as a Chrome DevTools .heapsnapshot (docs/WHY.md). --retained
 adds retained sizes: a retained column, the objects retaining the most and
@@ -45,7 +46,8 @@ def _options_parser():
     p = Parser(prog="memlens heap", usage=USAGE,
                description="Run SCRIPT (or -m MODULE, or -c CODE) in this process and, when it "
                            "ends, print every live object counted by type: count, bytes, "
-                           "average, share. Exits with the program's exit status.")
+                           "average, share (what only memlens' own imports hold is left out). Exits "
+                           "with the program's exit status.")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object instead of tables (without -o, the program's "
                         "standard output goes to standard error)")
@@ -135,12 +137,27 @@ def _own_objects_out_of_the_census():
     instances of its command-line classes are skipped by the walk, and the
     option parser's reference cycles (argparse) are collected now, before the
     program starts, since nothing else would free them before the census.
-    The program has made no object yet, so no lifetime of its changes."""
+    The program has made no object yet, so no lifetime of its changes.
+    What the census and the reports import is imported now too, so that the
+    runner sees it among memlens' imports when the program starts (what only
+    memlens holds of those modules is then left out: _leave_out_own_imports)."""
     import gc
-    from memlens import _engine, cli
+    from memlens import _engine, cli, heapfile, reports, why  # noqa: F401 (imported for the census)
     for cls in (cli.RawArgs, runner.Options, runner.Program, runner.Outcome):
         _engine.heap_own_type(cls)
     gc.collect()
+
+
+def _leave_out_own_imports():
+    """From the program's start on, every census leaves out what only memlens
+    holds: the modules it imported to run the program (memlens.*, argparse,
+    re, json, ...), its frames, and what only they reach (csrc/heap/ownset.h;
+    docs/HEAP.md, step 5). A module the program imports itself is counted."""
+    from memlens import _engine
+    _engine.heap_own_modules(runner.memlens_modules, _OWN_DIR, runner.ENTRY_CODE)
+
+
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _write_heapsnapshot(path, reserved):
@@ -189,6 +206,7 @@ def run(args):
             ["-m" if program.kind == "module" else "-c", program.target]) + program.args
 
     def start():
+        _leave_out_own_imports()
         if ns.diff:
             state["before"] = heap(ids=False)
 
