@@ -220,7 +220,8 @@ TABLE = '''
 
 def test_table(pytester):
     lines = write(pytester, "test_table", TABLE)
-    # --memlens alone: the run's counters (no capture per test), no sites
+    # --memlens alone: the run's counters (no capture per test); the
+    # engine's window of each body names its site and type
     result = run(pytester, "--memlens", "--memlens-top", "2")
     result.assert_outcomes(passed=4)
     out = result.stdout.str()
@@ -231,9 +232,9 @@ def test_table(pytester):
     first = rows[0].split()
     assert first[1:3] == ["4.0", "MiB"]            # peak
     assert first[3:5] == ["4.0", "MiB"]            # allocated
-    assert first[-2:] == ["-", "-"]                 # no site, no type
-    assert "no site and type: with --memlens-dir" in out
-    # with --memlens-dir, one capture per test: the site and type at the peak
+    assert first[-1] == "bytes"                     # top type
+    assert first[-3].endswith("test_table.py:%d" % lines["alloc"]) and first[-2] == "(test_sizes)"
+    # with --memlens-dir, one capture per test: the same names, from it
     result = run(pytester, "--memlens", "--memlens-top", "2",
                  "--memlens-dir", str(pytester.path / "caps"))
     result.assert_outcomes(passed=4)
@@ -283,7 +284,63 @@ def test_counters_session_is_one_for_the_run(pytester):
     # and the session started again for test_d
     assert rows["test_session.py::test_d"][1:3] == ["4.0", "MiB"]
     assert rows["test_session.py::test_d"][6:8] == ["4.0", "MiB"]
-    assert rows["test_session.py::test_d"][-2:] == ["-", "-"]
+    assert rows["test_session.py::test_d"][-1] == "bytes"
+
+
+TOP = '''
+    import pytest
+    from conftest import Session
+
+    KEEP = []
+
+    @pytest.fixture
+    def big_fixture():
+        return [Session() for _ in range(8000)]    # setup: never a test's site
+
+    def test_sessions(big_fixture):
+        KEEP.extend([Session() for _ in range(5000)])    # @sessions
+
+    def test_bytes():
+        b = bytes(2 << 20)                         # @bytes
+        del b
+
+    def test_small():
+        x = [str(i) for i in range(10)]
+'''
+
+
+def _table_rows(result, prefix):
+    return {l.split()[0]: l for l in result.stdout.lines if l.startswith(prefix)}
+
+
+def test_table_sites_and_types_without_captures(pytester):
+    # ground truth: 5,000 conftest.Session of ~500 bytes each (2.4 MiB) made
+    # at one line, 2 MiB of bytes at another, by tests counted in the run's
+    # session (no --memlens-dir, no capture): each row names its line and type
+    (pytester.path / "conftest.py").write_text(
+        "class Session:\n    __slots__ = tuple('a%d' % i for i in range(58))\n")
+    lines = write(pytester, "test_top", TOP)
+    result = run(pytester, "--memlens", "--memlens-top", "0")
+    result.assert_outcomes(passed=3)
+    out = result.stdout.str()
+    assert "site and type: the line and the type that allocated the most bytes" in out
+    rows = _table_rows(result, "test_top.py::")
+    order = [l.split()[0] for l in result.stdout.lines if l.startswith("test_top.py::")]
+    assert order[:2] == ["test_top.py::test_sessions", "test_top.py::test_bytes"], out
+    sessions, big = rows["test_top.py::test_sessions"], rows["test_top.py::test_bytes"]
+    assert re.search(r"test_top\.py:%d \(\S+\)\s+conftest\.Session$" % lines["sessions"], sessions), out
+    assert re.search(r"test_top\.py:%d \(test_bytes\)\s+bytes$" % lines["bytes"], big), out
+    # memlens' own frames never name a site; every row has one
+    assert "memlens" not in "".join(rows.values()), out
+    assert not any(l.rstrip().endswith(" -") for l in rows.values()), out
+    # sorted by what was left allocated: the Sessions kept in KEEP, at their
+    # line; test_bytes left nothing, so it has no site
+    result = run(pytester, "--memlens", "--memlens-top", "0", "--memlens-sort", "leaked")
+    rows = _table_rows(result, "test_top.py::")
+    assert "holding the most bytes left allocated" in result.stdout.str()
+    assert re.search(r"test_top\.py:%d \(\S+\)\s+conftest\.Session$" % lines["sessions"],
+                     rows["test_top.py::test_sessions"]), result.stdout.str()
+    assert rows["test_top.py::test_bytes"].split()[-2:] == ["-", "-"], result.stdout.str()
 
 
 def test_costs_nothing_without_option(pytester):

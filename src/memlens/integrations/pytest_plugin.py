@@ -252,7 +252,7 @@ class MemlensPlugin:
             return
         figures = run.figures
         report.memlens = figures
-        if run.captured and run.keep and self.config.option.memlens and figures["site"] is None:
+        if run.captured and run.keep and self.config.option.memlens:
             self._keep(item.nodeid, figures, run.path)
         elif run.captured and not self.dir:
             _remove(run.path)
@@ -298,9 +298,9 @@ class MemlensPlugin:
             cache.set(_CACHE_KEY, peaks)
 
     def _merge_sites(self, sites):
-        for nodeid, (site, type_) in sites.items():
-            if nodeid in self.results:
-                self.results[nodeid]["site"], self.results[nodeid]["type"] = site, type_
+        for nodeid, names in sites.items():
+            if nodeid in self.results and isinstance(names, dict):
+                self.results[nodeid].update(names)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
