@@ -133,6 +133,9 @@ LEAKS = '''
     def cache_fill():
         KEEP.append(bytes(3 << 20))      # @cache
 
+    def helper():
+        KEEP.append(bytes(700 << 10))    # @helper
+
     @pytest.mark.limit_leaks("1 MB")
     def test_leaks():
         KEEP.append(bytes(3 << 20))      # @leak
@@ -149,18 +152,40 @@ LEAKS = '''
     @pytest.mark.limit_leaks("1 MB")
     def test_unfiltered():
         cache_fill()
+
+    @pytest.mark.limit_leaks("1 MB")
+    def test_two_stacks():
+        helper()                          # @first
+        helper()                          # @second
+
+    @pytest.mark.limit_leaks("1 MB")
+    def test_one_stack_twice():
+        for _ in range(2):
+            helper()                      # @loop
 '''
 
 
 def test_limit_leaks(pytester):
     lines = write(pytester, "test_leaks", LEAKS)
     result = run(pytester)
-    result.assert_outcomes(passed=2, failed=2)
+    result.assert_outcomes(passed=3, failed=3)
     text = section(result, "test_leaks")
-    assert "1 site left more than 1.0 MiB allocated after the test:" in text
+    assert "1 allocation stack left more than 1.0 MiB allocated after the test:" in text
     assert re.search(r"3\.0 MiB in \d blocks? \(bytes 3\.0 MiB", text), text
     assert "test_leaks.py:%d in test_leaks" % lines["leak"] in text
     assert "test_leaks.py:%d in cache_fill" % lines["cache"] in section(result, "test_unfiltered")
+    # per allocation stack, as pytest-memray: one helper line reached from
+    # two lines of the test is two stacks of 700 KiB (under the limit; by
+    # line they would be 1.4 MiB), and from one line twice, one of 1.4 MiB
+    out = result.stdout.str()
+    assert "test_two_stacks" not in out.split("short test summary info")[-1], out
+    text = section(result, "test_one_stack_twice")
+    assert "1 allocation stack left more than 1.0 MiB allocated" in text
+    assert re.search(r"1\.4 MiB in 2 blocks \(bytes 1\.4 MiB\)", text), text
+    stack = [l.strip() for l in text.splitlines() if l.startswith("        ")]
+    assert stack[:2] == ["%s:%d in helper" % (pytester.path / "test_leaks.py", lines["helper"]),
+                         "%s:%d in test_one_stack_twice" % (pytester.path / "test_leaks.py",
+                                                            lines["loop"])], text
 
 
 CHURN = '''
@@ -341,6 +366,24 @@ def test_table_sites_and_types_without_captures(pytester):
     assert re.search(r"test_top\.py:%d \(\S+\)\s+conftest\.Session$" % lines["sessions"],
                      rows["test_top.py::test_sessions"]), result.stdout.str()
     assert rows["test_top.py::test_bytes"].split()[-2:] == ["-", "-"], result.stdout.str()
+
+
+def test_xdist_table_sites_without_captures(pytester):
+    # each worker's session names its tests' sites and types; they travel
+    # with the figures to the controller's table
+    pytest.importorskip("xdist")
+    (pytester.path / "conftest.py").write_text(
+        "class Session:\n    __slots__ = tuple('a%d' % i for i in range(58))\n")
+    lines = write(pytester, "test_top", TOP)
+    result = run(pytester, "-n", "2", "--memlens", "--memlens-top", "0")
+    result.assert_outcomes(passed=3)
+    rows = _table_rows(result, "test_top.py::")
+    assert set(rows) == {"test_top.py::test_sessions", "test_top.py::test_bytes",
+                         "test_top.py::test_small"}, result.stdout.str()
+    assert re.search(r"test_top\.py:%d \(\S+\)\s+conftest\.Session$" % lines["sessions"],
+                     rows["test_top.py::test_sessions"]), result.stdout.str()
+    assert re.search(r"test_top\.py:%d \(test_bytes\)\s+bytes$" % lines["bytes"],
+                     rows["test_top.py::test_bytes"]), result.stdout.str()
 
 
 def test_costs_nothing_without_option(pytester):

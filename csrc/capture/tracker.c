@@ -1595,7 +1595,7 @@ ml_tracker_window_begin(void)
     ml_lock();
     if (!ml_win)
         ml_win = ml_windows_new(ml.own_dir, ml.own_dir_len);
-    if (!ml_win || ml_windows_begin(ml_win) < 0) {
+    if (!ml_win || ml_windows_begin(ml_win, ml.blocks, &mlc.dropped) < 0) {
         errno = ENOMEM;
         rc = -1;
     }

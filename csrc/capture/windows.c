@@ -155,9 +155,13 @@ ml_windows_free(ml_windows *w)
     free(w);
 }
 
+static void ml_windows_settle(ml_windows *w, ml_blocks *b, int i, int freeing, uint64_t *dropped);
+
 int
-ml_windows_begin(ml_windows *w)
+ml_windows_begin(ml_windows *w, ml_blocks *b, uint64_t *dropped)
 {
+    while (w->npending) /* a window left open: its blocks enter the map first */
+        ml_windows_settle(w, b, 0, 0, dropped);
     ml_windows_clear_sites(w);
     for (size_t i = 0; i < w->ntouched; i++)
         w->type_allocated[w->touched[i]] = w->type_left[w->touched[i]] = 0;

@@ -44,9 +44,9 @@ typedef struct ml_windows ml_windows;
 ml_windows *ml_windows_new(const char *own_dir, size_t own_len);
 void ml_windows_free(ml_windows *w);
 
-/* Open a window: its figures start at zero. Returns 0, or -1 when out of
- * memory. GIL and lock held. */
-int ml_windows_begin(ml_windows *w);
+/* Open a window: its figures start at zero (the blocks of a window left
+ * open enter `b` first). Returns 0. GIL and lock held. */
+int ml_windows_begin(ml_windows *w, ml_blocks *b, uint64_t *dropped);
 
 /* A block of `size` bytes was allocated at p (lock held). ts: the
  * allocating thread's state when it holds the GIL of the session's

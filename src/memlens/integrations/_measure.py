@@ -271,9 +271,11 @@ class Run:
         return "\n".join(lines)
 
     def _leaks_failure(self, fig):
-        """limit_leaks: per site (innermost line), the bytes allocated by the
-        body and still allocated after it, after a full collection; groups
-        whose stack filter_fn rejects are left out."""
+        """limit_leaks, pytest-memray's semantics: per allocation stack (the
+        whole stack, each frame with its line), the bytes allocated by the
+        body and still allocated after it, after a full collection; stacks
+        that filter_fn rejects are left out. The stacks are the nodes of the
+        capture's call tree in its "end" view (the engine's)."""
         limit, keep = self.limits.leaks, self.limits.leaks_filter
         if not self.captured:
             if fig["leaked"] > limit:
@@ -281,29 +283,37 @@ class Run:
                                   % (human_bytes(fig["leaked"]), human_bytes(limit)),
                                   self._no_sites()])
             return None
-        from memlens import reports
-        sites = {}
-        for row in reports.leaks(self.path, progress=False)["leaks"]:
-            if keep is not None and not keep(Stack(row["stack"])):
+        from memlens import calltree
+        tree = calltree.read(self.path, ("end",), progress=False)
+        stacks = {}  # call-tree node -> its blocks still allocated
+        for node, t, _thread, nbytes, count in tree.entries("end"):
+            st = stacks.setdefault(node, {"bytes": 0, "count": 0, "types": {}})
+            st["bytes"] += nbytes
+            st["count"] += count
+            st["types"][tree.types[t]] = st["types"].get(tree.types[t], 0) + nbytes
+        over = []
+        for node, st in stacks.items():
+            if st["bytes"] <= limit and keep is None:
                 continue
-            key = (row["file"], row["line"], row["function"])
-            site = sites.setdefault(key, {"bytes": 0, "count": 0, "types": {}, "stack": row["stack"]})
-            site["bytes"] += row["bytes"]
-            site["count"] += row["count"]
-            site["types"][row["type"]] = site["types"].get(row["type"], 0) + row["bytes"]
-        over = sorted(((v["bytes"], k, v) for k, v in sites.items() if v["bytes"] > limit),
-                      key=lambda x: (-x[0], x[1]))
+            frames = [{"function": f, "file": fn, "line": ln} for f, fn, ln in reversed(tree.path(node))]
+            if keep is not None and not keep(Stack(frames)):
+                continue
+            if st["bytes"] > limit:
+                over.append((st["bytes"], node, frames, st))
         if not over:
             return None
-        lines = ["memlens: %d site%s left more than %s allocated after the test:"
+        over.sort(key=lambda x: (-x[0], x[1]))
+        lines = ["memlens: %d allocation stack%s left more than %s allocated after the test:"
                  % (len(over), "" if len(over) == 1 else "s", human_bytes(limit))]
-        for size, _, v in over[:_SHOW]:
+        for size, _, frames, st in over[:_SHOW]:
             types = ", ".join("%s %s" % (safe(t), human_bytes(b))
-                              for t, b in sorted(v["types"].items(), key=lambda x: -x[1])[:3])
-            lines.append("    %s in %s (%s)" % (human_bytes(size), _blocks(v["count"]), types))
-            lines.extend("        " + _frame_text(f) for f in v["stack"][:8])
+                              for t, b in sorted(st["types"].items(), key=lambda x: (-x[1], x[0]))[:3])
+            lines.append("    %s in %s (%s)" % (human_bytes(size), _blocks(st["count"]), types))
+            lines.extend("        " + _frame_text(f) for f in frames[:8])
+            if not frames:
+                lines.append("        <no Python stack>")
         if len(over) > _SHOW:
-            lines.append("    ... and %d more sites" % (len(over) - _SHOW))
+            lines.append("    ... and %d more stacks" % (len(over) - _SHOW))
         return "\n".join(lines)
 
     def _alive_failure(self, after):
