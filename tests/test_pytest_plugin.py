@@ -472,7 +472,7 @@ def test_anyio_test(pytester):
         @pytest.mark.anyio
         async def test_anyio_table():
             await anyio.sleep(0)
-            x = bytes(6 << 20)
+            x = bytes(6 << 20)            # @table
             await anyio.sleep(0)
     ''')
     result = run(pytester, "-p", "anyio", "-p", "no:asyncio", "--memlens", "--memlens-top", "0")
@@ -483,10 +483,12 @@ def test_anyio_test(pytester):
     assert "test_anyio.py:%d in test_anyio_big" % lines["after_await"] in text, text
     row = next(l for l in result.stdout.lines if l.startswith("test_anyio.py::test_anyio_table"))
     assert row.split()[1:3] == ["6.0", "MiB"], row
+    # counted by the session: its window spans the awaits and names the line
+    assert re.search(r"test_anyio\.py:%d \(test_anyio_table\)\s+bytes$" % lines["table"], row), row
 
 
 def test_forking_test(pytester):
-    write(pytester, "test_fork", '''
+    lines = write(pytester, "test_fork", '''
         import os
         import pytest
 
@@ -508,7 +510,7 @@ def test_forking_test(pytester):
                 os._exit(0)
             _, status = os.waitpid(pid, 0)
             assert status == 0
-            y = bytearray(2 << 20)
+            y = bytes(2 << 20)            # @parent
     ''')
     result = run(pytester, "--memlens")
     result.assert_outcomes(passed=2)
@@ -516,6 +518,8 @@ def test_forking_test(pytester):
     assert row.split()[1:3] == ["1.0", "MiB"], row
     row = next(l for l in result.stdout.lines if l.startswith("test_fork.py::test_fork_counted "))
     assert row.split()[1:3] == ["2.0", "MiB"], row
+    # the window names the parent's line and type, never the child's 50 MiB
+    assert re.search(r"test_fork\.py:%d \(test_fork_counted\)\s+bytes$" % lines["parent"], row), row
 
 
 def test_memlens_dir(pytester):
