@@ -28,6 +28,7 @@ typedef struct {
     uint32_t offset;
     char *text;         /* "file:line (function)" when resolved early */
     uint64_t allocated, left;
+    int32_t line;       /* at the end (ml_windows_group_lines) */
 } ml_win_site;
 
 typedef struct {
@@ -74,6 +75,13 @@ struct ml_windows {
     /* per window (GIL): code objects met, with their "own" flag */
     ml_win_code *codes;
     size_t code_mask, ncodes;
+    /* the last answers of ml_windows_site_now and ml_windows_pair_of (a
+     * loop allocates at one place): forgotten when the window opens and
+     * when that code is freed */
+    PyCodeObject *last_code;
+    uint32_t last_offset, last_site;
+    uint32_t last_pair, last_pair_site;
+    ml_type_id last_pair_type;
     /* blocks not typed yet, oldest first (GIL) */
     ml_win_pending pending[ML_WIN_PENDING_MAX];
     int npending;
@@ -171,6 +179,8 @@ ml_windows_begin(ml_windows *w, ml_blocks *b, uint64_t *dropped)
     memset(w->codes, 0, (w->code_mask + 1) * sizeof(*w->codes));
     w->ncodes = 0;
     w->npending = 0;
+    w->last_code = NULL;
+    w->last_pair = 0;
     w->number = (w->number + 1) & ML_WIN_NUMBER_MASK;
     if (!w->number)
         w->number = 1;
@@ -235,14 +245,9 @@ ml_windows_code_own(ml_windows *w, PyCodeObject *co)
 
 /* "file:line (function)" of (co, offset), malloc'd; NULL when out of
  * memory. `offs`/`lines`/`n`: co's line map (n = 0: line 0). */
-static char *
-ml_windows_site_text(PyCodeObject *co, uint32_t offset, const uint32_t *offs, const int32_t *lines, size_t n)
+static int32_t
+ml_windows_line(uint32_t offset, const uint32_t *offs, const int32_t *lines, size_t n)
 {
-    static char fbuf[4096], nbuf[1024]; /* under the GIL */
-    const char *file, *name;
-    size_t flen = ml_compat_str_utf8(co->co_filename, fbuf, sizeof(fbuf), &file);
-    size_t nlen = ml_compat_str_utf8(ml_compat_code_name(co), nbuf, sizeof(nbuf), &name);
-    int32_t line = 0;
     size_t lo = 0, hi = n; /* the last run starting at or before offset */
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -251,8 +256,17 @@ ml_windows_site_text(PyCodeObject *co, uint32_t offset, const uint32_t *offs, co
         else
             hi = mid;
     }
-    if (lo)
-        line = lines[lo - 1];
+    return lo ? lines[lo - 1] : 0;
+}
+
+static char *
+ml_windows_site_text(PyCodeObject *co, uint32_t offset, const uint32_t *offs, const int32_t *lines, size_t n)
+{
+    static char fbuf[4096], nbuf[1024]; /* under the GIL */
+    const char *file, *name;
+    size_t flen = ml_compat_str_utf8(co->co_filename, fbuf, sizeof(fbuf), &file);
+    size_t nlen = ml_compat_str_utf8(ml_compat_code_name(co), nbuf, sizeof(nbuf), &name);
+    int32_t line = ml_windows_line(offset, offs, lines, n);
     size_t cap = flen + nlen + 32;
     char *s = malloc(cap);
     if (s)
@@ -325,10 +339,16 @@ ml_windows_site_now(ml_windows *w, PyThreadState *ts)
     int truncated = 0;
     if (ml_compat_walk(ts, frames, 1, NULL, &truncated) <= 0)
         return 0;
+    if (frames[0].code == w->last_code && frames[0].offset == w->last_offset)
+        return w->last_site;
     int own = ml_windows_code_own(w, frames[0].code);
-    if (own != 0)
-        return own > 0 ? ML_WIN_OWN : 0;
-    return ml_windows_site_of(w, frames[0].code, frames[0].offset);
+    uint32_t site = own > 0 ? ML_WIN_OWN : own < 0 ? 0 : ml_windows_site_of(w, frames[0].code, frames[0].offset);
+    if (own >= 0 && site) { /* never remembers a failure, nor a code being freed */
+        w->last_code = frames[0].code;
+        w->last_offset = frames[0].offset;
+        w->last_site = site;
+    }
+    return site;
 }
 
 /* ---- types (lock for the figures) ---- */
@@ -398,10 +418,16 @@ ml_windows_grow_pairs(ml_windows *w)
 static uint32_t
 ml_windows_pair_of(ml_windows *w, uint32_t site, ml_type_id type)
 {
+    if (w->last_pair && w->last_pair_site == site && w->last_pair_type == type)
+        return w->last_pair;
     size_t i = ml_windows_hash(site, type) & w->pair_mask;
     for (uint32_t k; (k = w->pair_index[i]); i = (i + 1) & w->pair_mask)
-        if (w->pairs[k].site == site && w->pairs[k].type == type)
+        if (w->pairs[k].site == site && w->pairs[k].type == type) {
+            w->last_pair = k;
+            w->last_pair_site = site;
+            w->last_pair_type = type;
             return k;
+        }
     if (w->npairs > ML_WIN_FIELD_MAX)
         return 0;
     if (w->npairs == w->pairs_cap || (w->npairs + 1) * 2 > w->pair_mask + 1) {
@@ -412,6 +438,9 @@ ml_windows_pair_of(ml_windows *w, uint32_t site, ml_type_id type)
     uint32_t k = (uint32_t)w->npairs++;
     w->pairs[k] = (ml_win_pair){site, type};
     w->pair_index[i] = k;
+    w->last_pair = k;
+    w->last_pair_site = site;
+    w->last_pair_type = type;
     return k;
 }
 
@@ -500,6 +529,8 @@ ml_windows_code_freed(ml_windows *w, PyCodeObject *co)
             return;
         i = (i + 1) & w->code_mask;
     }
+    if (w->last_code == co)
+        w->last_code = NULL;
     uint32_t *offs = NULL;
     int32_t *lines = NULL;
     size_t n = 0;
@@ -571,25 +602,6 @@ ml_windows_freed_unlocked(ml_windows *w, uint64_t seq, uint64_t size)
 
 /* ---- the end ---- */
 
-typedef struct {
-    const char *text;
-    uint64_t allocated, left;
-} ml_win_named;
-
-static int
-ml_windows_cmp_code(const void *a, const void *b)
-{
-    const ml_win_site *x = *(ml_win_site *const *)a, *y = *(ml_win_site *const *)b;
-    uintptr_t cx = (uintptr_t)x->code, cy = (uintptr_t)y->code;
-    return cx < cy ? -1 : cx > cy;
-}
-
-static int
-ml_windows_cmp_text(const void *a, const void *b)
-{
-    return strcmp(((const ml_win_named *)a)->text, ((const ml_win_named *)b)->text);
-}
-
 static const char *
 ml_windows_type_name(ml_windows *w, ml_type_id id)
 {
@@ -608,8 +620,117 @@ ml_windows_strdup(const char *s)
     return d;
 }
 
-/* The top sites: every site slot named (slots of one code share its line
- * map), then summed by name (two offsets of one line are one site). */
+/* Slots of one code object (or, for slots named early, of one name): their
+ * lines are summed together. */
+typedef struct {
+    ml_win_site **slot;       /* [n], sorted by line once named */
+    size_t n;
+    uint64_t allocated, left; /* over the group: a bound on any of its lines */
+    int done;                 /* best lines found */
+    uint64_t best_allocated, best_left;
+    char *text_allocated, *text_left; /* their names (malloc'd) */
+} ml_win_group;
+
+static int
+ml_windows_cmp_slot(const void *a, const void *b)
+{
+    const ml_win_site *x = *(ml_win_site *const *)a, *y = *(ml_win_site *const *)b;
+    uintptr_t cx = (uintptr_t)x->code, cy = (uintptr_t)y->code;
+    if (cx != cy)
+        return cx < cy ? -1 : 1;
+    if (!cx) /* named early: by name */
+        return strcmp(x->text ? x->text : "?", y->text ? y->text : "?");
+    return 0;
+}
+
+static int
+ml_windows_cmp_line(const void *a, const void *b)
+{
+    const ml_win_site *x = *(ml_win_site *const *)a, *y = *(ml_win_site *const *)b;
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* The line of each slot of g (one code's line map for all), then the line
+ * with the most bytes allocated and the one with the most left, named. */
+static void
+ml_windows_group_lines(ml_win_group *g)
+{
+    g->done = 1;
+    PyCodeObject *co = g->slot[0]->code;
+    uint32_t *offs = NULL;
+    int32_t *lines = NULL;
+    size_t nmap = 0;
+    if (!co) { /* one name: one line */
+        g->best_allocated = g->allocated;
+        g->best_left = g->left;
+        g->text_allocated = ml_windows_strdup(g->slot[0]->text);
+        g->text_left = ml_windows_strdup(g->slot[0]->text);
+        return;
+    }
+    if (ml_compat_linemap(co, &offs, &lines, &nmap) < 0)
+        nmap = 0;
+    for (size_t i = 0; i < g->n; i++)
+        g->slot[i]->line = ml_windows_line(g->slot[i]->offset, offs, lines, nmap);
+    qsort(g->slot, g->n, sizeof(*g->slot), ml_windows_cmp_line);
+    const ml_win_site *best_a = NULL, *best_l = NULL;
+    for (size_t i = 0; i < g->n;) {
+        size_t j = i;
+        uint64_t a = 0, l = 0;
+        for (; j < g->n && g->slot[j]->line == g->slot[i]->line; j++) {
+            a += g->slot[j]->allocated;
+            l += g->slot[j]->left;
+        }
+        if (a > g->best_allocated) {
+            g->best_allocated = a;
+            best_a = g->slot[i];
+        }
+        if (l > g->best_left) {
+            g->best_left = l;
+            best_l = g->slot[i];
+        }
+        i = j;
+    }
+    if (best_a)
+        g->text_allocated = ml_windows_site_text(co, best_a->offset, offs, lines, nmap);
+    if (best_l)
+        g->text_left = ml_windows_site_text(co, best_l->offset, offs, lines, nmap);
+    free(offs);
+    free(lines);
+}
+
+/* The best line by `left` (else by allocated) over the groups: groups in
+ * the order of their totals, each named only while its total can still
+ * beat the best found (a line never holds more than its group). */
+static char *
+ml_windows_best_line(ml_win_group *groups, size_t ng, int left, uint64_t *bytes)
+{
+    const ml_win_group *best = NULL;
+    *bytes = 0;
+    for (;;) {
+        ml_win_group *next = NULL; /* the largest group not looked at yet */
+        for (size_t i = 0; i < ng; i++) {
+            ml_win_group *g = &groups[i];
+            uint64_t total = left ? g->left : g->allocated;
+            if (total > *bytes && g != best && !(g->done && (left ? g->best_left : g->best_allocated) <= *bytes) &&
+                (!next || total > (left ? next->left : next->allocated)))
+                next = g;
+        }
+        if (!next)
+            break;
+        if (!next->done)
+            ml_windows_group_lines(next);
+        uint64_t b = left ? next->best_left : next->best_allocated;
+        if (b > *bytes) {
+            *bytes = b;
+            best = next;
+        } /* else: looked at and beaten, skipped from now on */
+    }
+    if (!best)
+        return NULL;
+    return ml_windows_strdup(left ? best->text_left : best->text_allocated);
+}
+
+/* The top sites, by bytes allocated and by bytes left. */
 static int
 ml_windows_top_sites(ml_windows *w, ml_windows_top *out)
 {
@@ -617,60 +738,37 @@ ml_windows_top_sites(ml_windows *w, ml_windows_top *out)
     if (!n)
         return 0;
     ml_win_site **order = malloc(n * sizeof(*order));
-    ml_win_named *named = malloc(n * sizeof(*named));
+    ml_win_group *groups = calloc(n, sizeof(*groups));
     int rc = -1;
-    if (!order || !named)
+    if (!order || !groups)
         goto done;
     for (size_t i = 0; i < n; i++)
         order[i] = &w->sites[i + 1];
-    qsort(order, n, sizeof(*order), ml_windows_cmp_code);
-    uint32_t *offs = NULL;
-    int32_t *lines = NULL;
-    size_t nmap = 0;
-    PyCodeObject *mapped = NULL;
-    for (size_t i = 0; i < n; i++) {
-        ml_win_site *s = order[i];
-        if (s->code && !s->text) {
-            if (s->code != mapped) {
-                free(offs);
-                free(lines);
-                offs = NULL;
-                lines = NULL;
-                if (ml_compat_linemap(s->code, &offs, &lines, &nmap) < 0)
-                    nmap = 0;
-                mapped = s->code;
-            }
-            s->text = ml_windows_site_text(s->code, s->offset, offs, lines, nmap);
-        }
-        named[i] = (ml_win_named){s->text ? s->text : "?", s->allocated, s->left};
-    }
-    free(offs);
-    free(lines);
-    qsort(named, n, sizeof(*named), ml_windows_cmp_text);
-    const char *best_a = NULL, *best_l = NULL;
+    qsort(order, n, sizeof(*order), ml_windows_cmp_slot);
+    size_t ng = 0;
     for (size_t i = 0; i < n;) {
-        size_t j = i;
-        uint64_t a = 0, l = 0;
-        for (; j < n && strcmp(named[j].text, named[i].text) == 0; j++) {
-            a += named[j].allocated;
-            l += named[j].left;
-        }
-        if (a > out->site_allocated_bytes) {
-            out->site_allocated_bytes = a;
-            best_a = named[i].text;
-        }
-        if (l > out->site_left_bytes) {
-            out->site_left_bytes = l;
-            best_l = named[i].text;
+        size_t j = i + 1;
+        while (j < n && ml_windows_cmp_slot(&order[i], &order[j]) == 0)
+            j++;
+        ml_win_group *g = &groups[ng++];
+        g->slot = &order[i];
+        g->n = j - i;
+        for (size_t k = i; k < j; k++) {
+            g->allocated += order[k]->allocated;
+            g->left += order[k]->left;
         }
         i = j;
     }
-    out->site_allocated = ml_windows_strdup(best_a);
-    out->site_left = ml_windows_strdup(best_l);
-    rc = (best_a && !out->site_allocated) || (best_l && !out->site_left) ? -1 : 0;
+    out->site_allocated = ml_windows_best_line(groups, ng, 0, &out->site_allocated_bytes);
+    out->site_left = ml_windows_best_line(groups, ng, 1, &out->site_left_bytes);
+    rc = (out->site_allocated_bytes && !out->site_allocated) || (out->site_left_bytes && !out->site_left) ? -1 : 0;
+    for (size_t i = 0; i < ng; i++) {
+        free(groups[i].text_allocated);
+        free(groups[i].text_left);
+    }
 done:
     free(order);
-    free(named);
+    free(groups);
     return rc;
 }
 
