@@ -368,6 +368,20 @@ def test_table_sites_and_types_without_captures(pytester):
     assert rows["test_top.py::test_bytes"].split()[-2:] == ["-", "-"], result.stdout.str()
 
 
+def test_table_site_is_a_line(pytester):
+    # two allocations of one line (two instructions) are one site: 1.2 MiB
+    # at one line beats 1 MiB at another
+    lines = write(pytester, "test_line", '''
+        def test_two_on_one_line():
+            c = bytes(1 << 20)                                   # @one
+            a, b = bytes(600 << 10), bytes(600 << 10)            # @two
+    ''')
+    result = run(pytester, "--memlens")
+    result.assert_outcomes(passed=1)
+    row = _table_rows(result, "test_line.py::")["test_line.py::test_two_on_one_line"]
+    assert re.search(r"test_line\.py:%d \(test_two_on_one_line\)\s+bytes$" % lines["two"], row), row
+
+
 def test_xdist_table_sites_without_captures(pytester):
     # each worker's session names its tests' sites and types; they travel
     # with the figures to the controller's table
