@@ -133,6 +133,9 @@ LEAKS = '''
     def cache_fill():
         KEEP.append(bytes(3 << 20))      # @cache
 
+    def helper():
+        KEEP.append(bytes(700 << 10))    # @helper
+
     @pytest.mark.limit_leaks("1 MB")
     def test_leaks():
         KEEP.append(bytes(3 << 20))      # @leak
@@ -149,18 +152,40 @@ LEAKS = '''
     @pytest.mark.limit_leaks("1 MB")
     def test_unfiltered():
         cache_fill()
+
+    @pytest.mark.limit_leaks("1 MB")
+    def test_two_stacks():
+        helper()                          # @first
+        helper()                          # @second
+
+    @pytest.mark.limit_leaks("1 MB")
+    def test_one_stack_twice():
+        for _ in range(2):
+            helper()                      # @loop
 '''
 
 
 def test_limit_leaks(pytester):
     lines = write(pytester, "test_leaks", LEAKS)
     result = run(pytester)
-    result.assert_outcomes(passed=2, failed=2)
+    result.assert_outcomes(passed=3, failed=3)
     text = section(result, "test_leaks")
-    assert "1 site left more than 1.0 MiB allocated after the test:" in text
+    assert "1 allocation stack left more than 1.0 MiB allocated after the test:" in text
     assert re.search(r"3\.0 MiB in \d blocks? \(bytes 3\.0 MiB", text), text
     assert "test_leaks.py:%d in test_leaks" % lines["leak"] in text
     assert "test_leaks.py:%d in cache_fill" % lines["cache"] in section(result, "test_unfiltered")
+    # per allocation stack, as pytest-memray: one helper line reached from
+    # two lines of the test is two stacks of 700 KiB (under the limit; by
+    # line they would be 1.4 MiB), and from one line twice, one of 1.4 MiB
+    out = result.stdout.str()
+    assert "test_two_stacks" not in out.split("short test summary info")[-1], out
+    text = section(result, "test_one_stack_twice")
+    assert "1 allocation stack left more than 1.0 MiB allocated" in text
+    assert re.search(r"1\.4 MiB in 2 blocks \(bytes 1\.4 MiB\)", text), text
+    stack = [l.strip() for l in text.splitlines() if l.startswith("        ")]
+    assert stack[:2] == ["%s:%d in helper" % (pytester.path / "test_leaks.py", lines["helper"]),
+                         "%s:%d in test_one_stack_twice" % (pytester.path / "test_leaks.py",
+                                                            lines["loop"])], text
 
 
 CHURN = '''
@@ -220,7 +245,8 @@ TABLE = '''
 
 def test_table(pytester):
     lines = write(pytester, "test_table", TABLE)
-    # --memlens alone: the run's counters (no capture per test), no sites
+    # --memlens alone: the run's counters (no capture per test); the
+    # engine's window of each body names its site and type
     result = run(pytester, "--memlens", "--memlens-top", "2")
     result.assert_outcomes(passed=4)
     out = result.stdout.str()
@@ -231,9 +257,9 @@ def test_table(pytester):
     first = rows[0].split()
     assert first[1:3] == ["4.0", "MiB"]            # peak
     assert first[3:5] == ["4.0", "MiB"]            # allocated
-    assert first[-2:] == ["-", "-"]                 # no site, no type
-    assert "no site and type: with --memlens-dir" in out
-    # with --memlens-dir, one capture per test: the site and type at the peak
+    assert first[-1] == "bytes"                     # top type
+    assert first[-3].endswith("test_table.py:%d" % lines["alloc"]) and first[-2] == "(test_sizes)"
+    # with --memlens-dir, one capture per test: the same names, from it
     result = run(pytester, "--memlens", "--memlens-top", "2",
                  "--memlens-dir", str(pytester.path / "caps"))
     result.assert_outcomes(passed=4)
@@ -283,7 +309,95 @@ def test_counters_session_is_one_for_the_run(pytester):
     # and the session started again for test_d
     assert rows["test_session.py::test_d"][1:3] == ["4.0", "MiB"]
     assert rows["test_session.py::test_d"][6:8] == ["4.0", "MiB"]
-    assert rows["test_session.py::test_d"][-2:] == ["-", "-"]
+    assert rows["test_session.py::test_d"][-1] == "bytes"
+
+
+TOP = '''
+    import pytest
+    from conftest import Session
+
+    KEEP = []
+
+    @pytest.fixture
+    def big_fixture():
+        return [Session() for _ in range(8000)]    # setup: never a test's site
+
+    def test_sessions(big_fixture):
+        KEEP.extend([Session() for _ in range(5000)])    # @sessions
+
+    def test_bytes():
+        b = bytes(2 << 20)                         # @bytes
+        del b
+
+    def test_small():
+        x = [str(i) for i in range(10)]
+'''
+
+
+def _table_rows(result, prefix):
+    return {l.split()[0]: l for l in result.stdout.lines if l.startswith(prefix)}
+
+
+def test_table_sites_and_types_without_captures(pytester):
+    # ground truth: 5,000 conftest.Session of ~500 bytes each (2.4 MiB) made
+    # at one line, 2 MiB of bytes at another, by tests counted in the run's
+    # session (no --memlens-dir, no capture): each row names its line and type
+    (pytester.path / "conftest.py").write_text(
+        "class Session:\n    __slots__ = tuple('a%d' % i for i in range(58))\n")
+    lines = write(pytester, "test_top", TOP)
+    result = run(pytester, "--memlens", "--memlens-top", "0")
+    result.assert_outcomes(passed=3)
+    out = result.stdout.str()
+    assert "site and type: the line and the type that allocated the most bytes" in out
+    rows = _table_rows(result, "test_top.py::")
+    order = [l.split()[0] for l in result.stdout.lines if l.startswith("test_top.py::")]
+    assert order[:2] == ["test_top.py::test_sessions", "test_top.py::test_bytes"], out
+    sessions, big = rows["test_top.py::test_sessions"], rows["test_top.py::test_bytes"]
+    assert re.search(r"test_top\.py:%d \(\S+\)\s+conftest\.Session$" % lines["sessions"], sessions), out
+    assert re.search(r"test_top\.py:%d \(test_bytes\)\s+bytes$" % lines["bytes"], big), out
+    # memlens' own frames never name a site; every row has one
+    assert "memlens" not in "".join(rows.values()), out
+    assert not any(l.rstrip().endswith(" -") for l in rows.values()), out
+    # sorted by what was left allocated: the Sessions kept in KEEP, at their
+    # line; test_bytes left nothing, so it has no site
+    result = run(pytester, "--memlens", "--memlens-top", "0", "--memlens-sort", "leaked")
+    rows = _table_rows(result, "test_top.py::")
+    assert "holding the most bytes left allocated" in result.stdout.str()
+    assert re.search(r"test_top\.py:%d \(\S+\)\s+conftest\.Session$" % lines["sessions"],
+                     rows["test_top.py::test_sessions"]), result.stdout.str()
+    assert rows["test_top.py::test_bytes"].split()[-2:] == ["-", "-"], result.stdout.str()
+
+
+def test_table_site_is_a_line(pytester):
+    # two allocations of one line (two instructions) are one site: 1.2 MiB
+    # at one line beats 1 MiB at another
+    lines = write(pytester, "test_line", '''
+        def test_two_on_one_line():
+            c = bytes(1 << 20)                                   # @one
+            a, b = bytes(600 << 10), bytes(600 << 10)            # @two
+    ''')
+    result = run(pytester, "--memlens")
+    result.assert_outcomes(passed=1)
+    row = _table_rows(result, "test_line.py::")["test_line.py::test_two_on_one_line"]
+    assert re.search(r"test_line\.py:%d \(test_two_on_one_line\)\s+bytes$" % lines["two"], row), row
+
+
+def test_xdist_table_sites_without_captures(pytester):
+    # each worker's session names its tests' sites and types; they travel
+    # with the figures to the controller's table
+    pytest.importorskip("xdist")
+    (pytester.path / "conftest.py").write_text(
+        "class Session:\n    __slots__ = tuple('a%d' % i for i in range(58))\n")
+    lines = write(pytester, "test_top", TOP)
+    result = run(pytester, "-n", "2", "--memlens", "--memlens-top", "0")
+    result.assert_outcomes(passed=3)
+    rows = _table_rows(result, "test_top.py::")
+    assert set(rows) == {"test_top.py::test_sessions", "test_top.py::test_bytes",
+                         "test_top.py::test_small"}, result.stdout.str()
+    assert re.search(r"test_top\.py:%d \(\S+\)\s+conftest\.Session$" % lines["sessions"],
+                     rows["test_top.py::test_sessions"]), result.stdout.str()
+    assert re.search(r"test_top\.py:%d \(test_bytes\)\s+bytes$" % lines["bytes"],
+                     rows["test_top.py::test_bytes"]), result.stdout.str()
 
 
 def test_costs_nothing_without_option(pytester):
@@ -372,7 +486,7 @@ def test_anyio_test(pytester):
         @pytest.mark.anyio
         async def test_anyio_table():
             await anyio.sleep(0)
-            x = bytes(6 << 20)
+            x = bytes(6 << 20)            # @table
             await anyio.sleep(0)
     ''')
     result = run(pytester, "-p", "anyio", "-p", "no:asyncio", "--memlens", "--memlens-top", "0")
@@ -383,10 +497,12 @@ def test_anyio_test(pytester):
     assert "test_anyio.py:%d in test_anyio_big" % lines["after_await"] in text, text
     row = next(l for l in result.stdout.lines if l.startswith("test_anyio.py::test_anyio_table"))
     assert row.split()[1:3] == ["6.0", "MiB"], row
+    # counted by the session: its window spans the awaits and names the line
+    assert re.search(r"test_anyio\.py:%d \(test_anyio_table\)\s+bytes$" % lines["table"], row), row
 
 
 def test_forking_test(pytester):
-    write(pytester, "test_fork", '''
+    lines = write(pytester, "test_fork", '''
         import os
         import pytest
 
@@ -408,7 +524,7 @@ def test_forking_test(pytester):
                 os._exit(0)
             _, status = os.waitpid(pid, 0)
             assert status == 0
-            y = bytearray(2 << 20)
+            y = bytes(2 << 20)            # @parent
     ''')
     result = run(pytester, "--memlens")
     result.assert_outcomes(passed=2)
@@ -416,6 +532,8 @@ def test_forking_test(pytester):
     assert row.split()[1:3] == ["1.0", "MiB"], row
     row = next(l for l in result.stdout.lines if l.startswith("test_fork.py::test_fork_counted "))
     assert row.split()[1:3] == ["2.0", "MiB"], row
+    # the window names the parent's line and type, never the child's 50 MiB
+    assert re.search(r"test_fork\.py:%d \(test_fork_counted\)\s+bytes$" % lines["parent"], row), row
 
 
 def test_memlens_dir(pytester):

@@ -3,6 +3,7 @@
 #include "bind/bind.h"
 
 #include <errno.h>
+#include <string.h>
 #include "capture/tracker.h"
 
 /* Tell the tracker where memlens' own Python code is (the package folder,
@@ -106,6 +107,51 @@ ml_py_reset_peak(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* ---- pytop: windows of the counters-only session ---- */
+
+static PyObject *
+ml_py_window_begin(PyObject *self, PyObject *unused)
+{
+    if (ml_tracker_window_begin() == 0)
+        Py_RETURN_NONE;
+    if (errno == EBUSY)
+        return PyErr_Format(PyExc_RuntimeError, "no counters-only session is running");
+    return PyErr_NoMemory();
+}
+
+/* A window's name as str (a file name keeps its bytes: surrogateescape). */
+static PyObject *
+ml_py_window_text(const char *s)
+{
+    if (!s)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "surrogateescape");
+}
+
+static PyObject *
+ml_py_window_end(PyObject *self, PyObject *unused)
+{
+    ml_windows_top top;
+    if (ml_tracker_window_end(&top) < 0) {
+        ml_windows_top_release(&top);
+        return PyErr_NoMemory();
+    }
+    PyObject *sa = ml_py_window_text(top.site_allocated), *ta = ml_py_window_text(top.type_allocated);
+    PyObject *sl = ml_py_window_text(top.site_left), *tl = ml_py_window_text(top.type_left);
+    PyObject *r = NULL;
+    if (sa && ta && sl && tl)
+        r = Py_BuildValue("{sOsKsOsKsOsKsOsK}", "site_allocated", sa, "site_allocated_bytes",
+                          top.site_allocated_bytes, "type_allocated", ta, "type_allocated_bytes",
+                          top.type_allocated_bytes, "site_left", sl, "site_left_bytes", top.site_left_bytes,
+                          "type_left", tl, "type_left_bytes", top.type_left_bytes);
+    Py_XDECREF(sa);
+    Py_XDECREF(ta);
+    Py_XDECREF(sl);
+    Py_XDECREF(tl);
+    ml_windows_top_release(&top);
+    return r;
+}
+
 static PyObject *
 ml_py_mark(PyObject *self, PyObject *args)
 {
@@ -202,6 +248,11 @@ PyMethodDef ml_bind_capture_methods[] = {
     {"active", ml_py_active, METH_NOARGS, "active() -> bool"},
     {"counters", ml_py_counters, METH_NOARGS, "counters() -> dict(heap, allocated_bytes, allocations, peak)"},
     {"reset_peak", ml_py_reset_peak, METH_NOARGS, "reset_peak(): peak = current heap."},
+    {"window_begin", ml_py_window_begin, METH_NOARGS,
+     "window_begin(): (counters-only session) count sites and types from now (pytest --memlens)."},
+    {"window_end", ml_py_window_end, METH_NOARGS,
+     "window_end() -> dict: the window's top site and type by bytes allocated and by bytes left "
+     "allocated (site_allocated, type_allocated, site_left, type_left and their *_bytes)."},
     {"mark", ml_py_mark, METH_VARARGS, "mark(kind, label): MARK record (1 enter, 2 exit, 3 label)."},
     {"flush", ml_py_flush, METH_NOARGS, "flush(): write buffered records now."},
     {"_after_fork_child", ml_py_after_fork_child, METH_NOARGS, "os.fork child hook."},

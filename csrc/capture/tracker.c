@@ -55,6 +55,7 @@
 #include "capture/gcexit.h"
 #include "capture/stacks.h"
 #include "capture/types.h"
+#include "capture/windows.h"
 #include "capture/writer.h"
 #include "compat/compat.h"
 #include "compat/freelists.h"
@@ -234,6 +235,11 @@ static struct {
     size_t context_cap;
     char pad[64];           /* nothing of the hooks' shares its last line */
 } mlc __attribute__((aligned(64)));
+
+/* pytop: the counters-only session's windows (capture/windows.h): the top
+ * site and type of a test body. Made by the first window, freed at stop
+ * (lock held). NULL: none, and always NULL while a file is written. */
+static ml_windows *ml_win;
 
 /* ---- the consumer: events into the live-block map, counters and records
  * (lock held) ---- */
@@ -604,7 +610,7 @@ ml_forget_object(void *p)
  * without a file (counters only): recorded under the lock after the ring,
  * with no stack. */
 static void
-ml_on_alloc_locked(ml_domain domain, void *p, size_t size, ml_tstate *t)
+ml_on_alloc_locked(ml_domain domain, void *p, size_t size, ml_tstate *t, PyThreadState *ts)
 {
     ml_lock();
     if (!ml.active || !ML_ENABLED())
@@ -612,7 +618,11 @@ ml_on_alloc_locked(ml_domain domain, void *p, size_t size, ml_tstate *t)
     ml_drain_all_unlocked();
     if (!ml.w || !t) { /* counters only */
         ml_count_alloc_unlocked(size);
-        if (ml_blocks_put(ml.blocks, (uintptr_t)p, 1, size) < 0)
+        /* pytop: in a window its site and type (0: it waits to be typed) */
+        uint64_t seq = ml_win ? ml_windows_alloc_unlocked(ml_win, ml.blocks, ts, (uintptr_t)p, size, domain,
+                                                          &mlc.dropped)
+                              : ML_WINDOWS_NO_SEQ;
+        if (seq && ml_blocks_put(ml.blocks, (uintptr_t)p, seq, size) < 0)
             mlc.dropped++;
         goto unlock;
     }
@@ -641,9 +651,13 @@ ml_on_free_locked(ml_domain domain, void *p, ml_tstate *t, int mine)
     ml_drain_all_unlocked();
     if (!ml.w || !t) {
         ml_block e;
+        if (ml_win) /* pytop */
+            ml_windows_before_free_unlocked(ml_win, ml.blocks, mine, (uintptr_t)p, domain, &mlc.dropped);
         if (ml_blocks_take(ml.blocks, (uintptr_t)p, &e)) {
             mlc.heap -= (int64_t)e.size;
             mlc.frees++;
+            if (ml_win)
+                ml_windows_freed_unlocked(ml_win, e.seq, e.size);
         }
         goto unlock;
     }
@@ -758,7 +772,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     PyThreadState *ts = ml_tstate_for(domain);
     ml_tstate *t = ml_tstate_get();
     if (!ml_is_producer(ts) || !t || !ml.w) {
-        ml_on_alloc_locked(domain, p, size, t);
+        ml_on_alloc_locked(domain, p, size, t, ml_is_producer(ts) ? ts : NULL);
         return;
     }
     /* with the GIL: stop cannot run meanwhile, and no other hook either */
@@ -876,6 +890,8 @@ ml_hook_realloc(void *ctx, void *old, size_t size)
     ml_busy = 1;
     if (old && c->domain != ML_DOMAIN_RAW && ml.npending) /* only MEM/OBJ blocks are pending */
         ml_before_realloc(old);
+    if (old && c->domain != ML_DOMAIN_RAW && ml_win && ml_is_producer(ml_compat_tstate_gil_held()))
+        ml_windows_before_realloc(ml_win, (uintptr_t)old); /* pytop: a window's pending block */
     void *p = c->orig.realloc(c->orig.ctx, old, size);
     if (p) {
         /* recorded as FREE of the old block + ALLOC of the new one, which is
@@ -1335,6 +1351,8 @@ ml_tracker_start(const ml_tracker_options *opt)
     }
     ml_lock();
     ml_reset_counters();
+    ml_windows_free(ml_win); /* pytop: a forked child's copy of its parent's */
+    ml_win = NULL;
     ml.max_frames = opt->max_frames < 1 ? 1 : opt->max_frames > 4096 ? 4096 : opt->max_frames;
     ml.follow_fork = opt->follow_fork;
     ml.force = opt->force;
@@ -1480,6 +1498,8 @@ ml_tracker_stop(ml_tracker_stats *st)
     ml.stacks = NULL;
     ml.types = NULL;
     ml.blocks = NULL;
+    ml_windows_free(ml_win); /* pytop */
+    ml_win = NULL;
     ml_unlock();
     ml_busy = was;
     return rc;
@@ -1583,6 +1603,47 @@ ml_tracker_reset_peak(void)
     ml_lock();
     mlc.peak = mlc.heap < 0 ? 0 : (uint64_t)mlc.heap;
     ml_unlock();
+}
+
+/* ---- pytop: windows of the counters-only session (capture/windows.h) ---- */
+
+int
+ml_tracker_window_begin(void)
+{
+    if (!ml.active || ml.w || ml.forked_child || !ML_ENABLED()) {
+        errno = EBUSY;
+        return -1;
+    }
+    int was = ml_busy;
+    ml_busy = 1;
+    int rc = 0;
+    ml_lock();
+    if (!ml_win)
+        ml_win = ml_windows_new(ml.own_dir, ml.own_dir_len);
+    if (!ml_win || ml_windows_begin(ml_win, ml.blocks, &mlc.dropped) < 0) {
+        errno = ENOMEM;
+        rc = -1;
+    }
+    ml_unlock();
+    ml_busy = was;
+    return rc;
+}
+
+int
+ml_tracker_window_end(ml_windows_top *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!ml_win || !ml.active || ml.forked_child)
+        return 0;
+    int was = ml_busy;
+    ml_busy = 1;
+    ml_lock();
+    int rc = ml_windows_end(ml_win, ml.blocks, out, &mlc.dropped);
+    ml_unlock();
+    ml_busy = was;
+    if (rc < 0)
+        errno = ENOMEM;
+    return rc;
 }
 
 void

@@ -59,6 +59,19 @@ void ml_tracker_counters(ml_counters *out);
 /* Reset the peak to the current heap (for %memit-style measurements). */
 void ml_tracker_reset_peak(void);
 
+/* pytop: windows of a counters-only session (path NULL; capture/windows.h):
+ * between _begin and _end, the site (innermost Python frame not memlens'
+ * own) and the type of every allocation are counted, exactly, so that _end
+ * names the line and the type that allocated the most bytes in the window,
+ * and those holding the most of what it left allocated. _begin returns 0,
+ * or -1 with errno EBUSY (no counters-only session runs) or ENOMEM; it
+ * restarts an open window. _end fills *out (release it with
+ * ml_windows_top_release; all NULL without an open window) and returns 0,
+ * or -1 (ENOMEM: *out holds what could be named). GIL held. */
+#include "capture/windows.h"
+int ml_tracker_window_begin(void);
+int ml_tracker_window_end(ml_windows_top *out);
+
 /* Write a MARK record (ML_MARK_*) at the current time. No-op without a file. */
 void ml_tracker_mark(unsigned kind, const char *label, size_t len);
 

@@ -309,6 +309,9 @@ ml_types_add_kind(ml_types *t, const char *name, size_t len)
     return ml_types_add_info(t, NULL, ML_TYPEF_BUFFER, name, len, 0);
 }
 
+/* The buffer kinds' names, by id. */
+static const char *const ml_types_kinds[] = {NULL, "<raw>", "<PyMem buffer>", "<PyObject buffer>", "<dict keys>"};
+
 ml_types *
 ml_types_new(ml_writer *w)
 {
@@ -328,9 +331,8 @@ ml_types_new(ml_writer *w)
         free(t);
         return NULL;
     }
-    static const char *kinds[] = {"<raw>", "<PyMem buffer>", "<PyObject buffer>", "<dict keys>"};
-    for (int i = 0; i < 4; i++)
-        ml_types_add_info(t, NULL, ML_TYPEF_BUFFER, kinds[i], strlen(kinds[i]), 0);
+    for (int i = ML_KIND_RAW; i <= ML_KIND_DICT_KEYS; i++)
+        ml_types_add_info(t, NULL, ML_TYPEF_BUFFER, ml_types_kinds[i], strlen(ml_types_kinds[i]), 0);
     return t;
 }
 
@@ -432,6 +434,14 @@ ml_types_known_name(const ml_types *t, PyTypeObject *tp)
 {
     const ml_type_slot *s = ml_types_find((ml_types *)t, tp); /* only reads */
     return s->tp ? t->info[s->id].name : NULL;
+}
+
+const char *
+ml_types_id_name(const ml_types *t, ml_type_id id)
+{
+    if (id >= ML_KIND_RAW && id <= ML_KIND_DICT_KEYS)
+        return ml_types_kinds[id];
+    return id && id <= t->ninfo ? t->info[id].name : NULL;
 }
 
 ml_type_id

@@ -47,6 +47,10 @@ ml_type_id ml_types_capsule(const ml_types *t);
 ml_type_id ml_types_of(ml_types *t, PyTypeObject *tp);
 /* The capture's name of tp if the capture has met it, else NULL (GIL). */
 const char *ml_types_known_name(const ml_types *t, PyTypeObject *tp);
+/* The name of id, a type or one of the four buffer kinds above, as its
+ * TYPE_DEF says; NULL for 0, the other kinds and ids the table never gave
+ * (capture/windows.h names a window's top type with it). */
+const char *ml_types_id_name(const ml_types *t, ml_type_id id);
 
 /* Heap at exit: the id of the buffer kind `name` ("list (items)"), its
  * TYPE_DEF (flag ML_TYPEF_BUFFER) written when it is new in the capture.

@@ -7,8 +7,13 @@ Figures of one test (plain JSON data: they travel from xdist workers):
     allocated   bytes allocated by the body
     allocations blocks allocated by the body
     leaked      bytes allocated by the body and still allocated after it
-    site        the top line at the peak ("file:line (function)"), or None
-    type        the top type at the peak, or None
+    site        the line that allocated the most bytes ("file:line (function)"), or None
+    type        the type that allocated the most bytes, or None
+    site_left   the line holding the most of what the body left allocated, or None
+    type_left   the type holding the most of it, or None
+The sites and types of a test counted by the run's session come from the
+engine's window of its body (_engine.window_begin/window_end); those of a
+test with a capture of its own, from its capture (site_type()).
 """
 import gc
 import json
@@ -127,7 +132,7 @@ class Run:
     the run's counters session (figures only: no site, no type)."""
 
     __slots__ = ("nodeid", "path", "limits", "keep", "force", "figures", "failures", "pid",
-                 "captured", "before", "c0", "c1")
+                 "captured", "before", "c0", "c1", "window", "top")
 
     def __init__(self, nodeid, path, limits, keep, force=False):
         """keep: leave the capture file at path after end() (the plugin
@@ -139,6 +144,8 @@ class Run:
         self.pid = None
         self.captured = False
         self.before = None
+        self.window = False
+        self.top = None
 
     def begin(self, stop_code):
         from memlens import _engine as eng
@@ -162,6 +169,11 @@ class Run:
         self.c0, self.c1 = array.array("q", bytes(32)), array.array("q", bytes(32))
         eng.reset_peak()
         eng.counters_into(self.c0)
+        # counted by the run's session: the engine names the body's top
+        # site and type (its window); opened last, so nothing of ours is in it
+        self.window = self.path is None and _session["pid"] == self.pid
+        if self.window:
+            eng.window_begin()
 
     def end(self):
         from memlens import _engine as eng
@@ -171,6 +183,8 @@ class Run:
         if self.limits.collect:
             gc.collect()
         after_heap = eng.counters()["heap"]
+        if self.window:  # closed after the last counter read: its result is not the test's
+            self.top = eng.window_end()
         if self.captured:
             eng.stop()
         after = None
@@ -197,7 +211,11 @@ class Run:
         # file only when needed (a broken limit, or the end table: site_type())
         fig = {"peak": max(c1[3] - c0[0], 0), "allocated": c1[1] - c0[1],
                "allocations": c1[2] - c0[2], "leaked": max(after_heap - c0[0], 0),
-               "site": None, "type": None}
+               "site": None, "type": None, "site_left": None, "type_left": None}
+        top = self.top
+        if top is not None:
+            fig["site"], fig["type"] = top["site_allocated"], top["type_allocated"]
+            fig["site_left"], fig["type_left"] = top["site_left"], top["type_left"]
         self.figures = fig
         data = tl = None
         broken = ((lim.memory is not None and fig["peak"] > lim.memory) or
@@ -205,7 +223,6 @@ class Run:
         if self.captured and broken:
             data = reports.summary(self.path, top=_SHOW, progress=False)
             tl = reports.timeline(self.path, progress=False)
-            fig["site"], fig["type"] = _site_type(data, tl)
         if lim.memory is not None and fig["peak"] > lim.memory:
             self.failures.append(self._memory_failure(fig, data, tl))
         if lim.allocations is not None and fig["allocations"] > lim.allocations:
@@ -254,9 +271,11 @@ class Run:
         return "\n".join(lines)
 
     def _leaks_failure(self, fig):
-        """limit_leaks: per site (innermost line), the bytes allocated by the
-        body and still allocated after it, after a full collection; groups
-        whose stack filter_fn rejects are left out."""
+        """limit_leaks, pytest-memray's semantics: per allocation stack (the
+        whole stack, each frame with its line), the bytes allocated by the
+        body and still allocated after it, after a full collection; stacks
+        that filter_fn rejects are left out. The stacks are the nodes of the
+        capture's call tree in its "end" view (the engine's)."""
         limit, keep = self.limits.leaks, self.limits.leaks_filter
         if not self.captured:
             if fig["leaked"] > limit:
@@ -264,29 +283,37 @@ class Run:
                                   % (human_bytes(fig["leaked"]), human_bytes(limit)),
                                   self._no_sites()])
             return None
-        from memlens import reports
-        sites = {}
-        for row in reports.leaks(self.path, progress=False)["leaks"]:
-            if keep is not None and not keep(Stack(row["stack"])):
+        from memlens import calltree
+        tree = calltree.read(self.path, ("end",), progress=False)
+        stacks = {}  # call-tree node -> its blocks still allocated
+        for node, t, _thread, nbytes, count in tree.entries("end"):
+            st = stacks.setdefault(node, {"bytes": 0, "count": 0, "types": {}})
+            st["bytes"] += nbytes
+            st["count"] += count
+            st["types"][tree.types[t]] = st["types"].get(tree.types[t], 0) + nbytes
+        over = []
+        for node, st in stacks.items():
+            if st["bytes"] <= limit and keep is None:
                 continue
-            key = (row["file"], row["line"], row["function"])
-            site = sites.setdefault(key, {"bytes": 0, "count": 0, "types": {}, "stack": row["stack"]})
-            site["bytes"] += row["bytes"]
-            site["count"] += row["count"]
-            site["types"][row["type"]] = site["types"].get(row["type"], 0) + row["bytes"]
-        over = sorted(((v["bytes"], k, v) for k, v in sites.items() if v["bytes"] > limit),
-                      key=lambda x: (-x[0], x[1]))
+            frames = [{"function": f, "file": fn, "line": ln} for f, fn, ln in reversed(tree.path(node))]
+            if keep is not None and not keep(Stack(frames)):
+                continue
+            if st["bytes"] > limit:
+                over.append((st["bytes"], node, frames, st))
         if not over:
             return None
-        lines = ["memlens: %d site%s left more than %s allocated after the test:"
+        over.sort(key=lambda x: (-x[0], x[1]))
+        lines = ["memlens: %d allocation stack%s left more than %s allocated after the test:"
                  % (len(over), "" if len(over) == 1 else "s", human_bytes(limit))]
-        for size, _, v in over[:_SHOW]:
+        for size, _, frames, st in over[:_SHOW]:
             types = ", ".join("%s %s" % (safe(t), human_bytes(b))
-                              for t, b in sorted(v["types"].items(), key=lambda x: -x[1])[:3])
-            lines.append("    %s in %s (%s)" % (human_bytes(size), _blocks(v["count"]), types))
-            lines.extend("        " + _frame_text(f) for f in v["stack"][:8])
+                              for t, b in sorted(st["types"].items(), key=lambda x: (-x[1], x[0]))[:3])
+            lines.append("    %s in %s (%s)" % (human_bytes(size), _blocks(st["count"]), types))
+            lines.extend("        " + _frame_text(f) for f in frames[:8])
+            if not frames:
+                lines.append("        <no Python stack>")
         if len(over) > _SHOW:
-            lines.append("    ... and %d more sites" % (len(over) - _SHOW))
+            lines.append("    ... and %d more stacks" % (len(over) - _SHOW))
         return "\n".join(lines)
 
     def _alive_failure(self, after):
@@ -351,16 +378,28 @@ def _held_by(obj):
     return " ".join([safe(paths[0].root)] + [safe(e) for e in paths[0].edges])
 
 
-def _site_type(data, tl):
-    return (_site_text(data["top_peak"][0]) if data["top_peak"] else None,
-            tl["top_types"][0]["type"] if tl["top_types"] else None)
+def _top(pairs):
+    """The key with the most bytes of (key, bytes) pairs summed by key, or
+    None (ties: the smallest key)."""
+    sums = {}
+    for key, n in pairs:
+        sums[key] = sums.get(key, 0) + n
+    best = min(sums.items(), key=lambda kv: (-kv[1], kv[0]), default=(None, 0))
+    return best[0] if best[1] > 0 else None
 
 
 def site_type(path):
-    """(top site at the peak, top type at the peak) of a test's capture."""
+    """The table's four names for a test's capture, as the session's window
+    gives them: {site, type} by bytes allocated, {site_left, type_left} by
+    bytes still allocated at its end."""
     from memlens import reports
-    return _site_type(reports.summary(path, top=1, progress=False),
-                      reports.timeline(path, progress=False))
+    data = reports.summary(path, top=50, progress=False)
+    types = reports.types(path, sort="bytes", top=1, progress=False)["types"]
+    leaks = reports.leaks(path, progress=False)["leaks"]
+    return {"site": _top((_site_text(r), r["bytes"]) for r in data["top_allocated"] if r["stack"]),
+            "type": types[0]["type"] if types and types[0]["allocated_bytes"] else None,
+            "site_left": _top((_site_text(r), r["bytes"]) for r in leaks if r["stack"]),
+            "type_left": _top((r["type"], r["bytes"]) for r in leaks)}
 
 
 def _name_matches(key, tp, type_name):
@@ -446,19 +485,24 @@ def table_rows(results, top, sort):
 
 
 def table_text(results, top, sort):
-    """The --memlens end table as lines."""
+    """The --memlens end table as lines. Its site and type columns rank by
+    bytes allocated by the body, or with --memlens-sort leaked by bytes the
+    body left allocated."""
     rows = table_rows(results, top, sort)
+    left = sort == "leaked"
+    skey, tkey = ("site_left", "type_left") if left else ("site", "type")
     out = _Text()
     out.write("memlens: %d test%s measured; the top %d by %s (test bodies only, fixtures "
-              "excluded)\n" % (len(results), "" if len(results) == 1 else "s", len(rows), sort))
-    table(["test", "peak", "allocated", "blocks", "leaked", "top site at the peak", "top type"],
-          [[nodeid, human_bytes(f["peak"]), human_bytes(f["allocated"]),
+              "excluded); site and type: the line and the type %s\n"
+              % (len(results), "" if len(results) == 1 else "s", len(rows), sort,
+                 "holding the most bytes left allocated" if left else "that allocated the most bytes"))
+    table(["test", "peak", "allocated", "blocks", "leaked",
+           "top site (left)" if left else "top site (allocated)",
+           "top type (left)" if left else "top type (allocated)"],
+          [[safe(nodeid), human_bytes(f["peak"]), human_bytes(f["allocated"]),
             human_count(f["allocations"]), human_bytes(f["leaked"]),
-            f["site"] or "-", f["type"] or "-"] for nodeid, f in rows],
+            safe(f.get(skey) or "-"), safe(f.get(tkey) or "-")] for nodeid, f in rows],
           align="lrrrrll", out=out)
-    if any(f["site"] is None for _, f in rows):
-        out.write("(-: no site and type: with --memlens-dir each test runs under a capture of "
-                  "its own, which gives them)\n")
     return out.lines()
 
 

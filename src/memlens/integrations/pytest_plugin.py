@@ -10,12 +10,14 @@ under --memlens-dir, runs under its own capture, started and stopped around
 the call; its sites and types are read from that capture by the C reports
 (reports.py), exactly as `memlens summary` would read a file kept with
 --memlens-dir. The other measured bodies are counted by one counters session
-of the run (_measure.session_start): figures, no sites.
+of the run (_measure.session_start), whose engine window per body names its
+top site and type.
 
 Markers:
     limit_memory("24 MB")                 peak of the test body above its start
     limit_leaks("1 MB", filter_fn=None)   bytes still allocated after the body
-                                          (after a full collection), per site
+                                          (after a full collection), per
+                                          allocation stack
     limit_alive({"app.Session": 0})       objects of a type made by the body and
                                           alive after it (full collection)
     limit_allocations(10_000)             blocks allocated by the body
@@ -74,8 +76,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "limit_memory(size): fail if the test body's peak "
                             "above its start exceeds size (memlens)")
-    config.addinivalue_line("markers", "limit_leaks(size, filter_fn=None): fail if a site "
-                            "allocated more than size still allocated after the test body (memlens)")
+    config.addinivalue_line("markers", "limit_leaks(size, filter_fn=None): fail if an allocation "
+                            "stack left more than size allocated after the test body (memlens)")
     config.addinivalue_line("markers", "limit_alive({type: n}): fail if more than n objects "
                             "of the type, made by the test body, are alive after it (memlens)")
     config.addinivalue_line("markers", "limit_allocations(n): fail if the test body allocates "
@@ -252,7 +254,7 @@ class MemlensPlugin:
             return
         figures = run.figures
         report.memlens = figures
-        if run.captured and run.keep and self.config.option.memlens and figures["site"] is None:
+        if run.captured and run.keep and self.config.option.memlens:
             self._keep(item.nodeid, figures, run.path)
         elif run.captured and not self.dir:
             _remove(run.path)
@@ -298,9 +300,9 @@ class MemlensPlugin:
             cache.set(_CACHE_KEY, peaks)
 
     def _merge_sites(self, sites):
-        for nodeid, (site, type_) in sites.items():
-            if nodeid in self.results:
-                self.results[nodeid]["site"], self.results[nodeid]["type"] = site, type_
+        for nodeid, names in sites.items():
+            if nodeid in self.results and isinstance(names, dict):
+                self.results[nodeid].update(names)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
