@@ -54,6 +54,7 @@ typedef struct {
     int64_t heap;
     uint64_t allocated_bytes, allocations, peak;
     int64_t heap_small; /* rss: of heap, MEM/OBJ blocks of <= 512 bytes (pymalloc's) */
+    int64_t heap_native; /* native: of heap, the native blocks (--native, typed <native: ...>) */
 } ml_counters;
 void ml_tracker_counters(ml_counters *out);
 /* Reset the peak to the current heap (for %memit-style measurements). */
