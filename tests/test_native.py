@@ -335,3 +335,34 @@ def test_rss_in_process_splits_the_native_band(libs):
     rep = json.loads(subprocess.run([sys.executable, "-m", "memlens", "rss", cap, "--json"],
                                     capture_output=True, text=True, check=True).stdout)
     assert rep["end"]["fields"]["native_traced"] == _live_native(cap) == nat["end"]
+
+
+PROG_REMAP = """\
+import memlens, mlnat
+mlnat.alloc(0, 7, 245 * 4096)  # @mmap
+mlnat.touch(0)
+mid = memlens.rss()["fields"]["native_traced"]
+mlnat.remap(0, 400 * 4096)  # @grow
+mlnat.touch(0)
+grown = memlens.rss()["fields"]["native_traced"]
+mlnat.remap(0, 100 * 4096)  # @shrink
+small = memlens.rss()["fields"]["native_traced"]
+print(grown - mid, small - mid)
+"""
+
+
+def test_mremap_frees_the_old_mapping_and_records_the_new(libs):
+    """mremap (grown, so it may move; then shrunk in place): each is the
+    free of the mapping it was given and an allocation of the new length
+    at the line that called it, typed by the library; memlens.rss()'s
+    native band follows (+155 pages, then -145 pages against the first)."""
+    cap, lines, r = run(libs, PROG_REMAP, "--native", name="remap.py")
+    c = Capture(cap)
+    kind = "<native: %s>" % EXT
+    (first,) = c.sized(245 * 4096)
+    (grown,) = c.sized(400 * 4096)
+    (small,) = c.sized(100 * 4096)
+    for e, tag in ((first, "mmap"), (grown, "grow"), (small, "shrink")):
+        assert c.type_of(e) == kind and c.line_of(e) == ("remap.py", lines[tag]), tag
+    assert first["seq"] in c.freed and grown["seq"] in c.freed and small["seq"] not in c.freed
+    assert r.stdout.split() == [str(155 * 4096), str(-145 * 4096)]

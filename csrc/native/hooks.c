@@ -185,11 +185,14 @@ ml_native_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
     }
     ml_native_kind *k = ML_NATIVE_ON() ? ML_CALLER() : NULL;
     uint32_t ns = k ? ML_NSTACK() : 0;
-    void *p = mremap(old, old_len, new_len, flags, want);
-    if (p != MAP_FAILED && k) {
+    /* the old mapping's free first, before another thread's mmap can get
+     * its addresses (if mremap fails, the mapping is left out of the
+     * capture from here on, as realloc's block) */
+    if (k)
         ml_tracker_native_free(old);
+    void *p = mremap(old, old_len, new_len, flags, want);
+    if (p != MAP_FAILED && k)
         ml_tracker_native_alloc(p, new_len, k, ns);
-    }
     return p;
 }
 

@@ -90,6 +90,18 @@ py_release(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* mremap a slot's mapping (kind 7) to new_size, letting it move. */
+static PyObject *
+py_remap(PyObject *self, PyObject *args)
+{
+    int slot; Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "in", &slot, &size)) return NULL;
+    void *p = mremap(blocks[slot], sizes[slot], (size_t)size, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) return PyErr_SetFromErrno(PyExc_OSError);
+    blocks[slot] = p; sizes[slot] = (size_t)size;
+    Py_RETURN_NONE;
+}
+
 /* Write every byte of a slot's block (resident, for the RSS tests). */
 static PyObject *
 py_touch(PyObject *self, PyObject *args)
@@ -106,6 +118,7 @@ static PyMethodDef methods[] = {
     {"alloc_cthread", py_alloc_cthread, METH_VARARGS, NULL},
     {"release", py_release, METH_VARARGS, NULL},
     {"touch", py_touch, METH_VARARGS, NULL},
+    {"remap", py_remap, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "mlnat", NULL, -1, methods};
