@@ -328,8 +328,10 @@ def test_rss_in_process_splits_the_native_band(libs):
     assert parts["native_traced"] == nat["held"]
     assert parts["traced_c_heap"] < 8 << 20, parts  # not counted twice
     assert sum(parts.values()) == held["rss"]
-    assert abs(parts["unexplained"]) <= 0.01 * held["rss"], parts
     assert abs(held["rss"] - doc["held_rollup"]) <= 0.01 * doc["held_rollup"]
+    from test_rss import UNDER_ASAN
+    if not UNDER_ASAN:  # test_rss.ASAN_REASON
+        assert abs(parts["unexplained"]) <= 0.01 * held["rss"], parts
     # the capture at the end: the same native heap as the events say, and
     # as memlens.rss() said as the program's last statement
     rep = json.loads(subprocess.run([sys.executable, "-m", "memlens", "rss", cap, "--json"],
