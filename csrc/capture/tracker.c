@@ -1756,17 +1756,19 @@ ml_tracker_native_free(void *p)
     ml_busy = 0;
 }
 
-void
+int
 ml_tracker_native_define(ml_native_kind *k)
 {
-    if (ml_busy || !ML_ENABLED() || !ml.active || !ml.w ||
-        atomic_load_explicit(&k->generation, memory_order_relaxed) == ml.generation)
-        return;
+    if (ml_busy || !ML_ENABLED() || !ml.active || !ml.w)
+        return 0;
+    if (atomic_load_explicit(&k->generation, memory_order_relaxed) == ml.generation)
+        return 1;
     if (!ml_is_producer(ml_compat_tstate_with_gil()))
-        return;
+        return 0;
     ml_busy = 1;
-    (void)ml_native_kind_id(k);
+    int ok = ml_native_kind_id(k) != ML_KIND_RAW;
     ml_busy = 0;
+    return ok;
 }
 
 void
