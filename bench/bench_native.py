@@ -1,7 +1,9 @@
 """`memlens run --native` overhead on a native-heavy workload (NumPy,
 sqlite3, zlib: bench/workloads/native_mix.py).
 
-Modes, interleaved, several repetitions, median wall time:
+Modes, interleaved, several repetitions, median wall time and median CPU
+time (user + sys of the child, which the load of a shared machine inflates
+less than the wall time):
   untracked       python WORKLOAD
   memlens         python -m memlens run -q WORKLOAD
   memlens-native  python -m memlens run -q --native WORKLOAD
@@ -17,6 +19,7 @@ Needs numpy and memray from PyPI:
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,12 +31,18 @@ WORKLOAD = os.path.join(HERE, "workloads", "native_mix.py")
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+def _cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(cmd):
-    t = time.perf_counter()
+    """(wall, cpu) seconds of one run of cmd."""
+    c, t = _cpu(), time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
     if proc.returncode != 0:
         raise RuntimeError("%s failed: %s" % (" ".join(cmd), proc.stderr[-2000:]))
-    return time.perf_counter() - t
+    return time.perf_counter() - t, _cpu() - c
 
 
 def main():
@@ -61,11 +70,15 @@ def main():
     for _ in range(args.reps):
         for m, cmd in modes.items():
             times[m].append(timed(cmd))
-    med = {m: statistics.median(v) for m, v in times.items()}
-    print("python %s, %d repetitions, median wall time, workload %s %d" % (
-        sys.version.split()[0], args.reps, os.path.basename(WORKLOAD), args.rounds))
+    wall = {m: statistics.median(t[0] for t in v) for m, v in times.items()}
+    cpu = {m: statistics.median(t[1] for t in v) for m, v in times.items()}
+    print("python %s, %d repetitions, medians, workload %s %d, load average %s" % (
+        sys.version.split()[0], args.reps, os.path.basename(WORKLOAD), args.rounds,
+        " ".join("%.2f" % x for x in os.getloadavg())))
+    print("%-22s %9s %7s %9s %7s" % ("mode", "wall", "ratio", "cpu", "ratio"))
     for m in modes:
-        print("%-22s %8.3fs %7.2fx" % (m, med[m], med[m] / med["untracked"]))
+        print("%-22s %8.3fs %6.2fx %8.3fs %6.2fx" % (m, wall[m], wall[m] / wall["untracked"],
+                                                    cpu[m], cpu[m] / cpu["untracked"]))
     # the last memlens-native capture: how many native blocks it holds
     timed(modes["memlens-native"])
     out = subprocess.run([py, "-m", "memlens", "types", cap, "--json"], capture_output=True, text=True,

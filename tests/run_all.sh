@@ -139,7 +139,8 @@ elif py=$(find_python "$asan_v"); then
             -o addopts="" --basetemp="$root/test-artifacts/tmp-asan" test_capture.py test_lines.py test_lines_bounds.py \
             test_profile.py test_heap.py test_heap_cli.py test_reports_run.py test_reports.py \
             test_program_unchanged.py test_calltree.py test_native.py test_why.py test_dominators.py \
-            test_heapsnapshot.py test_flamegraph.py test_gc_exit.py test_heap_own.py 2>&1) \
+            test_heapsnapshot.py test_flamegraph.py test_gc_exit.py test_heap_own.py \
+            test_native_stacks.py test_rss.py test_arenas.py 2>&1) \
             > test-artifacts/pytest-asan.log
         status=$?
         tail -5 test-artifacts/pytest-asan.log

@@ -15,6 +15,7 @@ import pathlib
 
 import capfile
 from conftest import memlens
+from test_rss import UNDER_ASAN
 
 PIN = """
     import json, sys
@@ -181,14 +182,19 @@ def test_native_traced_band(script, capture):
         end = doc["end"]
         parts = end["parts"]
         assert sum(parts.values()) == end["rss_bytes"]
-        assert abs(parts["unexplained"]) <= 0.01 * end["rss_bytes"], parts
+        if not UNDER_ASAN:  # test_rss.ASAN_REASON
+            assert abs(parts["unexplained"]) <= 0.01 * end["rss_bytes"], parts
         ends[name] = end
     n, p = ends["native"]["parts"], ends["plain"]["parts"]
     # the block (and the few KB other libraries keep), not more
-    assert 50_000_003 <= n["native_traced"] <= 50_000_003 + (4 << 20), n
+    nf = ends["native"]["fields"]["native_traced"]
+    assert 50_000_003 <= nf <= 50_000_003 + (4 << 20), n
     assert n["traced_c_heap"] < 8 << 20, n
-    assert ends["native"]["fields"]["native_traced"] == n["native_traced"]
-    assert p["native_traced"] == 0 and p["c_heap_untraced"] >= 50_000_003, p
+    # the part is the count, as the block is resident (under ASan the parts
+    # are capped at an anonymous RSS that ASan's own mappings distort)
+    assert UNDER_ASAN or n["native_traced"] == nf
+    assert p["native_traced"] == 0
+    assert UNDER_ASAN or p["c_heap_untraced"] >= 50_000_003, p  # ASan: mallinfo2 sees no C heap
     text = memlens("rss", with_native).stdout
     assert "native heap traced with --native" in text
     summ = json.loads(memlens("summary", with_native, "--json").stdout)

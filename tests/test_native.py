@@ -274,3 +274,97 @@ def test_numpy_data_counted_once_with_native(libs):
     # no native block of the size of an array's data (any alignment slack)
     assert not [e for e in c.allocs if 8 * n <= e["size"] <= 8 * n + 4096
                 and (c.type_of(e) or "").startswith("<native")]
+
+
+PROG_RSS = """\
+import ctypes, json, sys
+import memlens, mlnat
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+def rollup():
+    return [int(l.split()[1]) * 1024 for l in open("/proc/self/smaps_rollup") if l.startswith("Rss:")][0]
+before = memlens.rss()
+p = libc.malloc(50_000_003)  # @ctypes
+ctypes.memset(p, 1, 50_000_003)
+mlnat.alloc(0, 0, 20_000_001)  # @ext
+mlnat.touch(0)
+held = memlens.rss()
+held_rollup = rollup()
+libc.free(ctypes.c_void_p(p))
+mlnat.release(0)
+freed = memlens.rss()
+q = libc.malloc(30_000_005)  # @end
+ctypes.memset(q, 1, 30_000_005)
+end = memlens.rss()
+json.dump({"before": before, "held": held, "held_rollup": held_rollup, "freed": freed, "end": end},
+          sys.stdout)
+"""
+
+
+def _live_native(cap):
+    """Ground truth from the capture's events: bytes of the live blocks
+    typed <native: ...> (what `memlens rss FILE` counts)."""
+    c = Capture(cap)
+    return sum(e["size"] for e in c.allocs
+               if e["seq"] not in c.freed and (c.type_of(e) or "").startswith("<native: "))
+
+
+def test_rss_in_process_splits_the_native_band(libs):
+    """memlens.rss() under --native: a ctypes malloc of 50,000,003 bytes and
+    the test extension's malloc of 20,000,001 are in native_traced exactly
+    (the in-process count follows each native block to its free), out of
+    traced_c_heap, and the parts add up to smaps_rollup's RSS within 1%.
+    At the end it equals what `memlens rss FILE` says of the last sample."""
+    import json
+    cap, lines, r = run(libs, PROG_RSS, "--native", name="rssprog.py")
+    doc = json.loads(r.stdout)
+    nat = {k: doc[k]["fields"]["native_traced"] for k in ("before", "held", "freed", "end")}
+    assert nat["held"] - nat["before"] == 50_000_003 + 20_000_001, nat
+    assert nat["held"] - nat["freed"] == 50_000_003 + 20_000_001, nat
+    assert nat["end"] - nat["freed"] == 30_000_005, nat
+    held = doc["held"]
+    parts = held["parts"]
+    # resident (written), so the part is the count itself, not capped
+    assert parts["native_traced"] == nat["held"]
+    assert parts["traced_c_heap"] < 8 << 20, parts  # not counted twice
+    assert sum(parts.values()) == held["rss"]
+    assert abs(held["rss"] - doc["held_rollup"]) <= 0.01 * doc["held_rollup"]
+    from test_rss import UNDER_ASAN
+    if not UNDER_ASAN:  # test_rss.ASAN_REASON
+        assert abs(parts["unexplained"]) <= 0.01 * held["rss"], parts
+    # the capture at the end: the same native heap as the events say, and
+    # as memlens.rss() said as the program's last statement
+    rep = json.loads(subprocess.run([sys.executable, "-m", "memlens", "rss", cap, "--json"],
+                                    capture_output=True, text=True, check=True).stdout)
+    assert rep["end"]["fields"]["native_traced"] == _live_native(cap) == nat["end"]
+
+
+PROG_REMAP = """\
+import memlens, mlnat
+mlnat.alloc(0, 7, 245 * 4096)  # @mmap
+mlnat.touch(0)
+mid = memlens.rss()["fields"]["native_traced"]
+mlnat.remap(0, 400 * 4096)  # @grow
+mlnat.touch(0)
+grown = memlens.rss()["fields"]["native_traced"]
+mlnat.remap(0, 100 * 4096)  # @shrink
+small = memlens.rss()["fields"]["native_traced"]
+print(grown - mid, small - mid)
+"""
+
+
+def test_mremap_frees_the_old_mapping_and_records_the_new(libs):
+    """mremap (grown, so it may move; then shrunk in place): each is the
+    free of the mapping it was given and an allocation of the new length
+    at the line that called it, typed by the library; memlens.rss()'s
+    native band follows (+155 pages, then -145 pages against the first)."""
+    cap, lines, r = run(libs, PROG_REMAP, "--native", name="remap.py")
+    c = Capture(cap)
+    kind = "<native: %s>" % EXT
+    (first,) = c.sized(245 * 4096)
+    (grown,) = c.sized(400 * 4096)
+    (small,) = c.sized(100 * 4096)
+    for e, tag in ((first, "mmap"), (grown, "grow"), (small, "shrink")):
+        assert c.type_of(e) == kind and c.line_of(e) == ("remap.py", lines[tag]), tag
+    assert first["seq"] in c.freed and grown["seq"] in c.freed and small["seq"] not in c.freed
+    assert r.stdout.split() == [str(155 * 4096), str(-145 * 4096)]

@@ -266,3 +266,56 @@ def test_flame_page_in_browser(ext):
         assert 195 <= hue < 225, b
     work = [b for b in boxes if b["label"].startswith("work prog.py")]
     assert work and int(work[0]["colour"].split("(")[1].split(",")[0]) < 55  # Python: warm hues
+
+
+PROG_FORK = """\
+import os
+import mlnstk
+def work():
+    mlnstk.outer()  # @before
+work()
+pid = os.fork()
+if pid == 0:
+    for _ in range(2):
+        mlnstk.outer()  # @child
+    mlnstk.outer_nogil()  # @child_nogil
+    os._exit(0)
+os.waitpid(pid, 0)
+mlnstk.outer_nogil()  # @parent
+print(pid)
+"""
+
+
+def test_follow_fork_child_has_its_own_chains(ext):
+    """--native-stacks --follow-fork: the child's native blocks, with their
+    native frames, are in the child's capture (its chains and mappings
+    written again there, the chain made before the fork included), the
+    parent's in the parent's; neither has the other's lines."""
+    prog = ext / "prog.py"
+    prog.write_text(PROG_FORK)
+    lines = {t.split("# @", 1)[1].strip(): no for no, t in enumerate(PROG_FORK.splitlines(), 1) if "# @" in t}
+    cap = ext / "prog.mlens"
+    r = subprocess.run([sys.executable, "-m", "memlens", "run", "-q", "-f", "-o", str(cap), "--native-stacks",
+                        "--follow-fork", str(prog)], capture_output=True, text=True, cwd=str(ext), timeout=300)
+    assert r.returncode == 0, r.stderr
+    child = "%s.%s" % (cap, r.stdout.strip())
+    assert os.path.exists(child)
+    parent_rows, child_rows = tree_rows(str(cap)), tree_rows(child)
+    chain = chain_under(parent_rows, lines["before"])
+    assert [c[0] for c in chain] == ["outer", "middle", "inner_alloc"] and chain[-1][2:] == (MIB, 1), chain
+    chain = chain_under(parent_rows, lines["parent"])
+    assert [c[0] for c in chain] == ["outer_nogil", "middle", "inner_alloc"] and chain[-1][2:] == (MIB, 1), chain
+    chain = chain_under(child_rows, lines["child"])
+    assert [c[0] for c in chain] == ["outer", "middle", "inner_alloc"] and chain[-1][2:] == (2 * MIB, 2), chain
+    assert all(c[1] == EXT for c in chain)
+    chain = chain_under(child_rows, lines["child_nogil"])
+    assert [c[0] for c in chain] == ["outer_nogil", "middle", "inner_alloc"] and chain[-1][2:] == (MIB, 1), chain
+    for rows, absent in ((parent_rows, ("child", "child_nogil")), (child_rows, ("before", "parent"))):
+        for tag in absent:
+            assert not [r for r in rows if not r["native"] and os.path.basename(r["file"]) == "prog.py"
+                        and r["line"] == lines[tag]], tag
+    # the child's capture holds the mappings and the chains it names
+    d = _engine.read_native_stacks(child)
+    assert str(ext / EXT) in {m["path"] for m in d["mappings"]}
+    assert d["native_allocs"] >= 3
+    os.unlink(child)

@@ -46,6 +46,7 @@ ml_py_rss_now(PyObject *self, PyObject *unused)
         ml_tracker_counters(&c);
         s.f[ML_RSS_TRACED] = c.heap < 0 ? 0 : (uint64_t)c.heap;
         s.f[ML_RSS_TRACED_SMALL] = c.heap_small < 0 ? 0 : (uint64_t)c.heap_small;
+        s.f[ML_RSS_NATIVE] = c.heap_native < 0 ? 0 : (uint64_t)c.heap_native;
     }
     return ml_rss_dict(s.f, 0);
 }

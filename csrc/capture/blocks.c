@@ -1,6 +1,6 @@
 /* blocks.c: the live-block shadow map (see blocks.h).
  *
- * Entry (64 bits): bit 63 present, bit 62 unused, bits 40..61 size (22 bits;
+ * Entry (64 bits): bit 63 present, bit 62 marked, bits 40..61 size (22 bits;
  * all ones = look in the side table), bits 0..39 seq.
  * Levels: dir[addr >> 36] -> mid[(addr >> 20) & 0xFFFF] -> chunk of 65536
  * entries (512 KiB of virtual memory per MiB of address space).
@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 
 #define ML_PRESENT (1ull << 63)
+#define ML_MARK (1ull << 62)
 #define ML_SIZE_SHIFT 40
 #define ML_SIZE_BIG 0x3FFFFFull
 #define ML_SEQ_MASK ((1ull << 40) - 1)
@@ -25,6 +26,7 @@ typedef uint64_t ml_entry;
 typedef struct {
     uintptr_t ptr;
     uint64_t seq, size;
+    int mark; /* an odd pointer's (an aligned one's mark is in its entry) */
 } ml_side_entry;
 
 struct ml_blocks {
@@ -167,7 +169,7 @@ ml_side_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size)
         i = (i + 1) & t->side_mask;
     if (!t->side[i].ptr)
         t->side_count++;
-    t->side[i] = (ml_side_entry){ptr, seq, size};
+    t->side[i] = (ml_side_entry){ptr, seq, size, 0};
     return 0;
 }
 
@@ -217,12 +219,30 @@ ml_blocks_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size)
 
 
 int
+ml_blocks_mark(ml_blocks *t, uintptr_t ptr)
+{
+    if (ptr & 15) {
+        ml_side_entry *s = ml_side_find(t, ptr);
+        if (s)
+            s->mark = 1;
+        return s != NULL;
+    }
+    ml_entry *e = ml_blocks_slot(t, ptr, 0);
+    if (!e || !(*e & ML_PRESENT))
+        return 0;
+    *e |= ML_MARK;
+    return 1;
+}
+
+int
 ml_blocks_take(ml_blocks *t, uintptr_t ptr, ml_block *out)
 {
     ml_side_entry *s;
+    int mark;
     if (ptr & 15) {
         if (!(s = ml_side_find(t, ptr)))
             return 0;
+        mark = s->mark;
         goto side;
     }
     ml_entry *e = ml_blocks_slot(t, ptr, 0);
@@ -230,6 +250,7 @@ ml_blocks_take(ml_blocks *t, uintptr_t ptr, ml_block *out)
         return 0;
     uint64_t v = *e;
     *e = 0;
+    mark = (v & ML_MARK) != 0;
     if (((v >> ML_SIZE_SHIFT) & ML_SIZE_BIG) == ML_SIZE_BIG) {
         if (!(s = ml_side_find(t, ptr)))
             return 0;
@@ -237,10 +258,12 @@ ml_blocks_take(ml_blocks *t, uintptr_t ptr, ml_block *out)
     }
     out->seq = v & ML_SEQ_MASK;
     out->size = (v >> ML_SIZE_SHIFT) & ML_SIZE_BIG;
+    out->mark = mark;
     return 1;
 side:
     out->seq = s->seq;
     out->size = s->size;
+    out->mark = mark;
     ml_side_remove(t, s);
     return 1;
 }
@@ -250,14 +273,17 @@ int
 ml_blocks_get(const ml_blocks *t, uintptr_t ptr, ml_block *out)
 {
     ml_side_entry *s;
+    int mark = 0;
     if (!(ptr & 15)) {
         ml_entry *e = ml_blocks_slot(t, ptr, 0);
         if (!e || !(*e & ML_PRESENT))
             return 0;
         uint64_t v = *e;
+        mark = (v & ML_MARK) != 0;
         if (((v >> ML_SIZE_SHIFT) & ML_SIZE_BIG) != ML_SIZE_BIG) {
             out->seq = v & ML_SEQ_MASK;
             out->size = (v >> ML_SIZE_SHIFT) & ML_SIZE_BIG;
+            out->mark = mark;
             return 1;
         }
     }
@@ -265,5 +291,6 @@ ml_blocks_get(const ml_blocks *t, uintptr_t ptr, ml_block *out)
         return 0;
     out->seq = s->seq;
     out->size = s->size;
+    out->mark = (ptr & 15) ? s->mark : mark;
     return 1;
 }

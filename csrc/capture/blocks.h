@@ -21,6 +21,7 @@
 typedef struct {
     uint64_t seq;  /* its ALLOC record's (1 for every block when there is no file) */
     uint64_t size;
+    int mark;      /* set by ml_blocks_mark (the tracker: a native block, --native) */
 } ml_block;
 
 typedef struct ml_blocks ml_blocks;
@@ -29,6 +30,9 @@ ml_blocks *ml_blocks_new(void);
 void ml_blocks_free(ml_blocks *t);
 /* Record a live block. Returns 0, or -1 when out of memory. */
 int ml_blocks_put(ml_blocks *t, uintptr_t ptr, uint64_t seq, uint64_t size);
+/* Mark the live block at ptr (cleared when the block is taken or put
+ * again). Returns 1, or 0 when ptr is not live. */
+int ml_blocks_mark(ml_blocks *t, uintptr_t ptr);
 /* 1 and *out filled if ptr is live (and forgets the block), else 0. */
 int ml_blocks_take(ml_blocks *t, uintptr_t ptr, ml_block *out);
 /* 1 and *out filled if ptr is live (the block stays), else 0. */

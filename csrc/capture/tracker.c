@@ -137,7 +137,8 @@ ml_unlock(void)
 /* ---- the event ring: hooks (one at a time, under the GIL) push, the lock
  * holder pops ---- */
 
-enum { ML_EV_ALLOC, ML_EV_FREE, ML_EV_REUSE, ML_EV_GC, ML_EV_NSTACK /* nstacks: type = the next ALLOC's native stack */ };
+enum { ML_EV_ALLOC, ML_EV_FREE, ML_EV_REUSE, ML_EV_GC, ML_EV_NSTACK /* nstacks: type = the next ALLOC's native stack */,
+       ML_EV_NATIVE_ALLOC /* native: an ALLOC of a native block (counted apart, for rss) */ };
 
 typedef struct {
     uintptr_t ptr;        /* ALLOC, FREE */
@@ -227,6 +228,7 @@ static struct {
     /* counters (ml_tracker_counters reads them after catching up) */
     int64_t heap;
     int64_t heap_small;     /* rss: of it, MEM/OBJ blocks of <= ML_SMALL_MAX bytes (pymalloc's) */
+    int64_t heap_native;    /* native: of it, native blocks (marked in the block map) */
     uint64_t peak, allocated_bytes, allocations, frees;
     uint64_t nostack, reuses, dropped;
     ml_thread_id last_thread;
@@ -302,6 +304,16 @@ ml_record_alloc_unlocked(uintptr_t ptr, size_t size, ml_domain domain, ml_frame_
         mlc.dropped++; /* out of memory: its free will not be recorded */
 }
 
+/* native: the block just recorded at ptr is a native one: marked in the
+ * map, so that its free, whichever hook sees it, takes it out of
+ * heap_native (memlens.rss()'s native_traced). */
+static void
+ml_native_mark_unlocked(uintptr_t ptr, size_t size)
+{
+    if (ml_blocks_mark(ml.blocks, ptr))
+        mlc.heap_native += (int64_t)size;
+}
+
 /* A free; blocks the map does not hold (allocated before the capture
  * started) leave no record. */
 static ML_HOT void
@@ -311,6 +323,8 @@ ml_record_free_unlocked(uintptr_t ptr, ml_frame_id stack, ml_thread_id thread, m
     if (!ml_blocks_take(ml.blocks, ptr, &e))
         return;
     mlc.heap -= (int64_t)e.size;
+    if (__builtin_expect(e.mark, 0)) /* native */
+        mlc.heap_native -= (int64_t)e.size;
     if (domain != ML_DOMAIN_RAW && e.size <= ML_SMALL_MAX)
         mlc.heap_small -= (int64_t)e.size;
     mlc.frees++;
@@ -344,6 +358,12 @@ ml_drain_unlocked(size_t limit)
             ml_record_alloc_unlocked(ev->ptr, ev->size, (ml_domain)ev->domain, ev->stack, ev->type, ev->thread,
                                      mlc.next_nstack);
             mlc.next_nstack = 0;
+            break;
+        case ML_EV_NATIVE_ALLOC: /* native */
+            ml_record_alloc_unlocked(ev->ptr, ev->size, ML_DOMAIN_RAW, ev->stack, ev->type, ev->thread,
+                                     mlc.next_nstack);
+            mlc.next_nstack = 0;
+            ml_native_mark_unlocked(ev->ptr, ev->size);
             break;
         case ML_EV_NSTACK: /* nstacks: pushed just before its ALLOC */
             mlc.next_nstack = ev->type;
@@ -655,6 +675,8 @@ ml_on_free_locked(ml_domain domain, void *p, ml_tstate *t, int mine)
             ml_windows_before_free_unlocked(ml_win, ml.blocks, mine, (uintptr_t)p, domain, &mlc.dropped);
         if (ml_blocks_take(ml.blocks, (uintptr_t)p, &e)) {
             mlc.heap -= (int64_t)e.size;
+            if (e.mark) /* native */
+                mlc.heap_native -= (int64_t)e.size;
             mlc.frees++;
             if (ml_win)
                 ml_windows_freed_unlocked(ml_win, e.seq, e.size);
@@ -1314,7 +1336,7 @@ ml_open_capture_unlocked(const char *path, int force, const char *meta, size_t m
 static void
 ml_reset_counters(void)
 {
-    mlc.heap = mlc.heap_small = 0;
+    mlc.heap = mlc.heap_small = mlc.heap_native = 0;
     mlc.peak = mlc.allocated_bytes = mlc.allocations = mlc.frees = 0;
     mlc.nostack = ml.truncated = mlc.reuses = mlc.dropped = ml.hook_drains = 0;
     ml.npending = 0;
@@ -1594,6 +1616,7 @@ ml_tracker_counters(ml_counters *out)
     out->allocations = mlc.allocations;
     out->peak = mlc.peak;
     out->heap_small = mlc.heap_small;
+    out->heap_native = mlc.heap_native;
 }
 
 void
@@ -1761,6 +1784,8 @@ ml_native_alloc_locked(void *p, size_t size, ml_native_kind *k, ml_tstate *t, ui
         ml_count_alloc_unlocked(size);
         if (ml_blocks_put(ml.blocks, (uintptr_t)p, 1, size) < 0)
             mlc.dropped++;
+        else
+            ml_native_mark_unlocked((uintptr_t)p, size);
         goto unlock;
     }
     ml_frame_id stack = 0;
@@ -1774,6 +1799,8 @@ ml_native_alloc_locked(void *p, size_t size, ml_native_kind *k, ml_tstate *t, ui
     ml_type_id type = atomic_load_explicit(&k->generation, memory_order_acquire) == ml.generation ? k->id
                                                                                                     : ML_KIND_RAW;
     ml_record_alloc_unlocked((uintptr_t)p, size, ML_DOMAIN_RAW, stack, type, ml_thread_of(t, ml.w), nstack);
+    if (type != ML_KIND_RAW) /* typed <native: ...>, as a reader counts it */
+        ml_native_mark_unlocked((uintptr_t)p, size);
 unlock:
     ml_unlock();
 }
@@ -1794,8 +1821,10 @@ ml_tracker_native_alloc(void *p, size_t size, ml_native_kind *k, uint32_t nstack
         int own;
         ml_frame_id stack = ml_stack_of(t, ts, &own);
         if (!own) {
-            ml_event ev = {.kind = ML_EV_ALLOC, .ptr = (uintptr_t)p, .size = size, .domain = ML_DOMAIN_RAW,
+            ml_event ev = {.kind = ML_EV_NATIVE_ALLOC, .ptr = (uintptr_t)p, .size = size, .domain = ML_DOMAIN_RAW,
                            .stack = stack, .thread = ml_thread_of(t, ml.defs), .type = ml_native_kind_id(k)};
+            if (ev.type == ML_KIND_RAW) /* no kind (out of memory): a plain RAW block */
+                ev.kind = ML_EV_ALLOC;
             if (nstack) { /* nstacks: the consumer gives it to the ALLOC that follows */
                 ml_event ns = {.kind = ML_EV_NSTACK, .type = nstack};
                 ml_push(&ns);
@@ -1816,17 +1845,19 @@ ml_tracker_native_free(void *p)
     ml_busy = 0;
 }
 
-void
+int
 ml_tracker_native_define(ml_native_kind *k)
 {
-    if (ml_busy || !ML_ENABLED() || !ml.active || !ml.w ||
-        atomic_load_explicit(&k->generation, memory_order_relaxed) == ml.generation)
-        return;
+    if (ml_busy || !ML_ENABLED() || !ml.active || !ml.w)
+        return 0;
+    if (atomic_load_explicit(&k->generation, memory_order_relaxed) == ml.generation)
+        return 1;
     if (!ml_is_producer(ml_compat_tstate_with_gil()))
-        return;
+        return 0;
     ml_busy = 1;
-    (void)ml_native_kind_id(k);
+    int ok = ml_native_kind_id(k) != ML_KIND_RAW;
     ml_busy = 0;
+    return ok;
 }
 
 void

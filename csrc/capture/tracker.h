@@ -54,6 +54,7 @@ typedef struct {
     int64_t heap;
     uint64_t allocated_bytes, allocations, peak;
     int64_t heap_small; /* rss: of heap, MEM/OBJ blocks of <= 512 bytes (pymalloc's) */
+    int64_t heap_native; /* native: of heap, the native blocks (--native, typed <native: ...>) */
 } ml_counters;
 void ml_tracker_counters(ml_counters *out);
 /* Reset the peak to the current heap (for %memit-style measurements). */
@@ -148,8 +149,10 @@ void ml_tracker_native_alloc(void *p, size_t size, ml_native_kind *k, uint32_t n
 /* Record the free of p (before it is released). */
 void ml_tracker_native_free(void *p);
 /* Give k its TYPE_DEF in the running capture now, so that allocations
- * made later without the GIL find it. No-op without the GIL. */
-void ml_tracker_native_define(ml_native_kind *k);
+ * made later without the GIL find it. Returns 1 when k has its TYPE_DEF
+ * in the running capture (made now or before), 0 when not (no capture,
+ * no GIL, inside memlens, out of memory). */
+int ml_tracker_native_define(ml_native_kind *k);
 /* This thread is about to release the GIL (GIL held): keep its Python
  * stack for the native allocations it makes without the GIL. */
 void ml_tracker_native_gil_release(void);

@@ -185,11 +185,14 @@ ml_native_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
     }
     ml_native_kind *k = ML_NATIVE_ON() ? ML_CALLER() : NULL;
     uint32_t ns = k ? ML_NSTACK() : 0;
-    void *p = mremap(old, old_len, new_len, flags, want);
-    if (p != MAP_FAILED && k) {
+    /* the old mapping's free first, before another thread's mmap can get
+     * its addresses (if mremap fails, the mapping is left out of the
+     * capture from here on, as realloc's block) */
+    if (k)
         ml_tracker_native_free(old);
+    void *p = mremap(old, old_len, new_len, flags, want);
+    if (p != MAP_FAILED && k)
         ml_tracker_native_alloc(p, new_len, k, ns);
-    }
     return p;
 }
 
@@ -253,15 +256,32 @@ ml_native_dlopen(const char *file, int flags)
 /* _ctypes looks functions up by name: hand out the replacements. */
 static void *ml_native_dlsym(void *handle, const char *name);
 
-/* Py_BEGIN_ALLOW_THREADS in a patched object: keep the stack. */
+/* The first ml_native_defined_n objects' kinds (and "unknown") have their
+ * TYPE_DEF in the capture whose generation "unknown" had then: the GIL
+ * releases after that skip the pass over the table (SQLite releases the
+ * GIL at every step). Relaxed: a stale pair only costs one more pass. */
+static atomic_size_t ml_native_defined_n;
+static _Atomic uint64_t ml_native_defined_gen;
+
+/* Py_BEGIN_ALLOW_THREADS in a patched object: keep the stack, and define
+ * every object's kind in the capture first (a thread without the GIL
+ * cannot). */
 static PyThreadState *
 ml_native_save_thread(void)
 {
     if (ML_NATIVE_ON()) {
         size_t n = atomic_load_explicit(&ml_native_nlibs, memory_order_acquire);
-        for (size_t i = 0; i < n; i++)
-            ml_tracker_native_define(&ml_native_libs[i].kind);
-        ml_tracker_native_define(&ml_native_unknown);
+        int ok = ml_tracker_native_define(&ml_native_unknown);
+        uint64_t gen = atomic_load_explicit(&ml_native_unknown.generation, memory_order_relaxed);
+        if (!ok || n != atomic_load_explicit(&ml_native_defined_n, memory_order_relaxed) ||
+            gen != atomic_load_explicit(&ml_native_defined_gen, memory_order_relaxed)) {
+            for (size_t i = 0; i < n; i++)
+                ok &= ml_tracker_native_define(&ml_native_libs[i].kind);
+            if (ok) {
+                atomic_store_explicit(&ml_native_defined_gen, gen, memory_order_relaxed);
+                atomic_store_explicit(&ml_native_defined_n, n, memory_order_relaxed);
+            }
+        }
         ml_tracker_native_gil_release();
     }
     return PyEval_SaveThread();

@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 /* Blocks made by the test, by slot; each slot remembers how to free it. */
@@ -89,11 +90,35 @@ py_release(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* mremap a slot's mapping (kind 7) to new_size, letting it move. */
+static PyObject *
+py_remap(PyObject *self, PyObject *args)
+{
+    int slot; Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "in", &slot, &size)) return NULL;
+    void *p = mremap(blocks[slot], sizes[slot], (size_t)size, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) return PyErr_SetFromErrno(PyExc_OSError);
+    blocks[slot] = p; sizes[slot] = (size_t)size;
+    Py_RETURN_NONE;
+}
+
+/* Write every byte of a slot's block (resident, for the RSS tests). */
+static PyObject *
+py_touch(PyObject *self, PyObject *args)
+{
+    int slot;
+    if (!PyArg_ParseTuple(args, "i", &slot)) return NULL;
+    memset(blocks[slot], 1, sizes[slot]);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"alloc", py_alloc, METH_VARARGS, NULL},
     {"alloc_nogil", py_alloc_nogil, METH_VARARGS, NULL},
     {"alloc_cthread", py_alloc_cthread, METH_VARARGS, NULL},
     {"release", py_release, METH_VARARGS, NULL},
+    {"touch", py_touch, METH_VARARGS, NULL},
+    {"remap", py_remap, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "mlnat", NULL, -1, methods};
