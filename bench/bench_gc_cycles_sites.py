@@ -1,7 +1,7 @@
 """Cost of memlens.cycles() with the allocation lines (under `memlens run`).
 
-A program makes a capture of about --events million events (small lists made
-and dropped), then --cycles self-referencing objects dropped with the
+A program makes a capture of about --events million events (one-item lists
+of a fresh int made and dropped: two allocations and two frees each), then --cycles self-referencing objects dropped with the
 collector off, and times memlens.cycles() --reps times: under `memlens run`
 (the lines: the seqs from the block map, a flush, one pass over the capture
 written so far) and under plain python (the same call without lines). The
@@ -26,7 +26,7 @@ events, ncycles, reps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 class Node:
     def __init__(self):
         self.me = self
-for i in range(events // 2):   # one ALLOC and one FREE each
+for i in range(1000, 1000 + events // 4):  # a list and an int: 2 ALLOCs, 2 FREEs
     x = [i]
 gc.disable()
 for i in range(ncycles):
