@@ -113,9 +113,12 @@ def test_cycles_name_the_lines_that_made_them(script, capture, opts):
     sites = [s for g in doc["groups"] for s in g["sites"]]
     # the kept cycle is not garbage: its line is nowhere
     assert not [s for s in sites if s["file"] == path and s["line"] == prog.line("kept")]
-    # every site of the three groups is in the program (never memlens' own frames)
+    # every site of the three groups is in the program (never memlens' own
+    # frames); with the free lists on, a dict, tuple or cell CPython takes
+    # from a free list keeps the line of its block's first allocation
     for g in (nodes, pairs, closure):
-        assert {s["file"] for s in g["sites"]} == {path}, g["sites"]
+        files = {s["file"] for s in g["sites"]}
+        assert files == {path} if "--exact" in opts else path in files, g["sites"]
     assert not [s for s in sites if os.sep + "memlens" + os.sep in s["file"]]
     # the counts of a group's rows never exceed its objects
     for g in doc["groups"]:
