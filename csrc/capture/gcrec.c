@@ -12,8 +12,7 @@
 static struct {
     PyObject *callbacks;      /* the collector's list (gc.callbacks at install) */
     PyObject *start_cb, *stop_cb;
-    PyObject *both_cb;        /* the one recorder for both phases (an empty list at install) */
-    PyObject *k_generation, *k_collected, *k_uncollectable;
+    PyObject *k_generation, *k_collected, *k_uncollectable, *s_start, *s_stop;
     PyObject *held_info;      /* the start phase's info dict, until the stop */
     PyObject *held_stop;      /* the stop phase's info dict, until the next start */
     PyObject *held_phase;     /* the start call's phase str, until the stop */
@@ -54,12 +53,14 @@ ml_gcrec_info(PyObject *info, PyObject *key)
     return x;
 }
 
-/* 1 when `phase` is the str `want` ("start"/"stop", ASCII; CPython makes
- * a new str for every call, so it is compared by value, without allocating). */
+/* 1 when `phase` is the str `want` (interned "start"/"stop"; compared by
+ * value as well, without allocating). */
 static int
-ml_gcrec_is(PyObject *phase, const char *want)
+ml_gcrec_is(PyObject *phase, PyObject *want)
 {
-    return PyUnicode_Check(phase) && PyUnicode_CompareWithASCIIString(phase, want) == 0;
+    if (phase == want)
+        return 1;
+    return PyUnicode_Check(phase) && PyUnicode_Compare(phase, want) == 0;
 }
 
 /* Let an info dict go so that its blocks do not stay on CPython's free
@@ -149,7 +150,7 @@ static PyObject *
 ml_gcrec_on_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 2 || !ml_gcrec_is(args[0], "start"))
+    if (nargs != 2 || !ml_gcrec_is(args[0], mlg.s_start))
         Py_RETURN_NONE;
     /* the last stop's dict, and an earlier start without its stop (the
      * stop recorder was removed): let them go now, before the window opens */
@@ -195,7 +196,7 @@ static PyObject *
 ml_gcrec_on_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 2 || !ml_gcrec_is(args[0], "stop"))
+    if (nargs != 2 || !ml_gcrec_is(args[0], mlg.s_stop))
         Py_RETURN_NONE;
     uint64_t end = ml_gcrec_now_ns();
     uint64_t collected = ml_gcrec_info(args[1], mlg.k_collected);
@@ -223,23 +224,10 @@ ml_gcrec_on_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-/* The recorder for both phases, alone in the list: first and last at once.
- * Half the calls of two recorders (each call costs CPython an argument
- * tuple and a phase str, and each recorder is called at both phases). */
-static PyObject *
-ml_gcrec_on_phase(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs == 2 && PyUnicode_Check(args[0]) && PyUnicode_GET_LENGTH(args[0]) == 4)
-        return ml_gcrec_on_stop(self, args, nargs);
-    return ml_gcrec_on_start(self, args, nargs);
-}
-
 static PyMethodDef ml_gcrec_start_def = {"memlens_gc_start_recorder", (PyCFunction)(void (*)(void))ml_gcrec_on_start,
                                          METH_FASTCALL, "memlens: marks the start of a collection"};
 static PyMethodDef ml_gcrec_stop_def = {"memlens_gc_stop_recorder", (PyCFunction)(void (*)(void))ml_gcrec_on_stop,
                                         METH_FASTCALL, "memlens: marks the end of a collection"};
-static PyMethodDef ml_gcrec_both_def = {"memlens_gc_recorder", (PyCFunction)(void (*)(void))ml_gcrec_on_phase,
-                                        METH_FASTCALL, "memlens: marks the start and end of a collection"};
 
 /* Put the recorders into gc.callbacks. 0, or -1 with an exception set. */
 static int
@@ -250,15 +238,15 @@ ml_gcrec_install(void)
     if (!mlg.start_cb) {
         mlg.start_cb = PyCFunction_New(&ml_gcrec_start_def, NULL);
         mlg.stop_cb = PyCFunction_New(&ml_gcrec_stop_def, NULL);
-        mlg.both_cb = PyCFunction_New(&ml_gcrec_both_def, NULL);
         mlg.k_generation = PyUnicode_InternFromString("generation");
         mlg.k_collected = PyUnicode_InternFromString("collected");
         mlg.k_uncollectable = PyUnicode_InternFromString("uncollectable");
-        if (!mlg.start_cb || !mlg.stop_cb || !mlg.both_cb || !mlg.k_generation || !mlg.k_collected ||
-            !mlg.k_uncollectable) {
+        mlg.s_start = PyUnicode_InternFromString("start");
+        mlg.s_stop = PyUnicode_InternFromString("stop");
+        if (!mlg.start_cb || !mlg.stop_cb || !mlg.k_generation || !mlg.k_collected ||
+            !mlg.k_uncollectable || !mlg.s_start || !mlg.s_stop) {
             Py_CLEAR(mlg.start_cb);
             Py_CLEAR(mlg.stop_cb);
-            Py_CLEAR(mlg.both_cb);
             return -1;
         }
     }
@@ -274,14 +262,7 @@ ml_gcrec_install(void)
         Py_DECREF(cbs);
         return -1;
     }
-    /* the program has no callbacks yet (the usual case under memlens run):
-     * one recorder is both first and last, and a callback the program adds
-     * later lands where it would land beside the two (appended: after the
-     * start, inside the window; inserted at 0: before the stop, inside it) */
-    int rc = PyList_GET_SIZE(cbs) == 0 ? PyList_Append(cbs, mlg.both_cb)
-                                       : PyList_Insert(cbs, 0, mlg.stop_cb) < 0 ? -1
-                                                                                : PyList_Append(cbs, mlg.start_cb);
-    if (rc < 0) {
+    if (PyList_Insert(cbs, 0, mlg.stop_cb) < 0 || PyList_Append(cbs, mlg.start_cb) < 0) {
         Py_DECREF(cbs);
         return -1;
     }
@@ -303,7 +284,7 @@ ml_gcrec_uninstall(void)
         if (i >= PyList_GET_SIZE(mlg.callbacks))
             continue;
         PyObject *o = PyList_GET_ITEM(mlg.callbacks, i);
-        if ((o == mlg.start_cb || o == mlg.stop_cb || o == mlg.both_cb) && PySequence_DelItem(mlg.callbacks, i) < 0)
+        if ((o == mlg.start_cb || o == mlg.stop_cb) && PySequence_DelItem(mlg.callbacks, i) < 0)
             PyErr_Clear();
     }
     Py_CLEAR(mlg.callbacks);

@@ -12,13 +12,7 @@
  *     after the program's own callbacks.
  *
  * So the window between the two is the collection itself, and the frees the
- * collecting thread makes in it are the collector's. When the list is empty
- * at install (the usual case: memlens run installs before the program runs)
- * one recorder for both phases takes their place: alone, it is first and
- * last at once, and a callback added later lands on the same side of the
- * window as beside the two. It halves CPython's per-collection calls (each
- * callback is called at both phases, with a new argument tuple and phase str).
- * The recorders tell the phases apart by the value of the phase str. The collector builds a
+ * collecting thread makes in it are the collector's. The collector builds a
  * fresh `info` dict for each phase and frees it after the callbacks; the start
  * recorder keeps a reference to the start dict (and to the "start" str of
  * its call) until the stop recorder has
