@@ -7,7 +7,9 @@ default) and without
 (MEMLENS_NO_GC_RECORD=1: the recorders are not put into gc.callbacks), in
 alternation, several repetitions each; prints the median wall times, their
 ratio (the recording's cost; target <= 1.02), the same for the CPU time of
-the runs (steadier on a loaded machine), the load average, and how many
+the runs (steadier on a loaded machine) and for the CPU time of the
+program's thread alone (the wall time follows it: the tracker's consumer
+thread runs on another core), the load average, and how many
 collections the capture holds. Also times `memlens gc` on the capture.
 
   pip install . && python bench/bench_gc.py [--reps 7] [--n 300000]
@@ -23,7 +25,7 @@ import tempfile
 import time
 
 WORKLOAD = """\
-import sys
+import sys, time
 class Node:
     __slots__ = ("other", "payload", "__weakref__")
     def __init__(self):
@@ -36,6 +38,9 @@ def pair():
 n = int(sys.argv[1])
 for i in range(n):
     pair()
+# the CPU time of the program's thread (what the wall time follows: the
+# tracker's consumer thread runs beside it on another core)
+sys.stderr.write("main-thread-cpu %.6f\\n" % time.thread_time())
 """
 
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -49,11 +54,13 @@ def run_once(script, n, cap, record):
         os.unlink(cap)
     t = time.perf_counter()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-m", "memlens", "run", "-q", "-o", cap, script, str(n)],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+    err = subprocess.run([sys.executable, "-m", "memlens", "run", "-q", "-o", cap, script, str(n)],
+                         check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True).stderr
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return time.perf_counter() - t, cpu
+    main = [float(x.split()[1]) for x in err.splitlines() if x.startswith("main-thread-cpu ")]
+    return time.perf_counter() - t, cpu, main[-1]
 
 
 def main():
@@ -66,14 +73,16 @@ def main():
         with open(script, "w") as f:
             f.write(WORKLOAD)
         cap = os.path.join(d, "c.mlens")
-        on, off, on_cpu, off_cpu = [], [], [], []
+        on, off, on_cpu, off_cpu, on_main, off_main = [], [], [], [], [], []
         for _ in range(args.reps):  # alternate, so drift hits both alike
-            w, c = run_once(script, args.n, cap, False)
+            w, c, m = run_once(script, args.n, cap, False)
             off.append(w)
             off_cpu.append(c)
-            w, c = run_once(script, args.n, cap, True)
+            off_main.append(m)
+            w, c, m = run_once(script, args.n, cap, True)
             on.append(w)
             on_cpu.append(c)
+            on_main.append(m)
         t = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "memlens", "gc", "--json", cap], check=True,
                              capture_output=True, text=True, env=ENV).stdout
@@ -90,6 +99,9 @@ def main():
     c_on, c_off = statistics.median(on_cpu), statistics.median(off_cpu)
     print("CPU time (user + sys of the run): median %.3f s not recorded, %.3f s recorded: ratio %.4f"
           % (c_off, c_on, c_on / c_off))
+    m_on, m_off = statistics.median(on_main), statistics.median(off_main)
+    print("CPU time of the program's thread: median %.3f s not recorded, %.3f s recorded: ratio %.4f"
+          " (%.2f us per collection)" % (m_off, m_on, m_on / m_off, (m_on - m_off) * 1e6 / max(1, doc["collections"])))
     print("load average: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
     print("collections in the capture: %d (pauses %d, total %.3f s); `memlens gc`: %.3f s"
           % (doc["collections"], doc["pauses"]["count"], doc["pauses"]["total_s"], t_report))

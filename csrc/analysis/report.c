@@ -436,6 +436,25 @@ ml_peak_delta_release(ml_peak_delta *d)
     memset(d, 0, sizeof(*d));
 }
 
+/* gcexit: the summary's garbage at exit: the live blocks in the set. */
+typedef struct {
+    const ml_u64map *set;
+    ml_summary *s;
+} ml_summary_garbage_acc;
+
+static int
+ml_summary_garbage_add(void *arg, ml_seq seq, uint64_t size, ml_frame_id stack, ml_type_id type,
+                       ml_domain domain)
+{
+    ml_summary_garbage_acc *a = arg;
+    (void)stack, (void)type, (void)domain;
+    if (ml_u64map_find(a->set, seq) >= 0) {
+        a->s->garbage_bytes += size;
+        a->s->garbage_count++;
+    }
+    return 0;
+}
+
 int
 ml_report_summary(ml_reader *r, size_t top, const ml_progress *pg, ml_summary *out, char *err,
                   size_t errcap)
@@ -445,6 +464,7 @@ ml_report_summary(ml_reader *r, size_t top, const ml_progress *pg, ml_summary *o
     ml_stack_sums allocated = {0}, at_end = {0};
     ml_peak_delta delta = {0};
     ml_sites sites = {0};
+    ml_u64map garbage = {0}; /* gcexit: GARBAGE_AT_EXIT seqs */
     ml_event ev;
     uint64_t nread = 0, heap = 0;
     int rc;
@@ -474,11 +494,21 @@ ml_report_summary(ml_reader *r, size_t top, const ml_progress *pg, ml_summary *o
         } else if (ev.kind == ML_EV_FREE) {
             heap -= ev.size;
             ml_peak_delta_add(&delta, ev.stack, ev.size, 1);
+        } else if (ev.kind == ML_EV_GARBAGE_AT_EXIT) { /* gcexit */
+            out->garbage_records = 1;
+            for (size_t i = 0; i < ev.n_gc_seqs; i++)
+                if (ml_u64map_set(&garbage, ev.gc_seqs[i], 1) < 0)
+                    goto oom;
         }
     }
     if (rc < 0)
         goto fail;
     ml_report_finish_totals(r, t);
+    if (out->garbage_records) { /* gcexit */
+        ml_summary_garbage_acc ga = {&garbage, out};
+        ml_reader_live_foreach(r, ml_summary_garbage_add, &ga);
+    }
+    ml_u64map_release(&garbage);
     nstacks = ml_reader_nframes(r);
     if (ml_stack_sums_reserve(&allocated, nstacks) < 0 || ml_peak_delta_reserve(&delta, nstacks) < 0 ||
         ml_stack_sums_init(&at_end, nstacks) < 0)
@@ -507,6 +537,7 @@ ml_report_summary(ml_reader *r, size_t top, const ml_progress *pg, ml_summary *o
 oom:
     snprintf(err, errcap, "out of memory while building the summary");
 fail:
+    ml_u64map_release(&garbage);
     ml_sites_release(&sites);
     ml_stack_sums_release(&allocated);
     ml_stack_sums_release(&at_end);

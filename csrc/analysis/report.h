@@ -102,6 +102,10 @@ typedef struct {
     /* sites, biggest first, at most `top` each */
     ml_site_row *at_peak, *allocated, *at_end;
     size_t n_at_peak, n_allocated, n_at_end;
+    /* gcexit: of the heap at the end, the blocks a full collection would
+     * have freed (GARBAGE_AT_EXIT records; garbage_records 0: none) */
+    int garbage_records;
+    uint64_t garbage_bytes, garbage_count;
 } ml_summary;
 
 typedef struct {

@@ -4,8 +4,12 @@
 #include "bind/bind.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "analysis/gcreport.h"
+#include "analysis/seqsites.h" /* cycline */
 #include "capture/gcrec.h"
 #include "capture/tracker.h"
 #include "heap/cycles.h"
@@ -224,22 +228,178 @@ ml_py_cycles_result(ml_cycles *c)
                          "groups", groups);
 }
 
+/* cycline: under `memlens run`, the allocation sites of the groups'
+ * objects: the seqs of their blocks (tracker), then one pass over the
+ * capture written so far (analysis/seqsites.h). */
+typedef struct {
+    ml_seq *seqs;
+    uint32_t *labels;      /* (group, type) as koff[group] + type index */
+    uint32_t *label_group, *label_type;
+    size_t n, nlabels, nnodes; /* the example nodes come last, unlabelled */
+    char path[64];
+    const char *note;      /* why there are no sites (NULL: there are) */
+} ml_py_cycle_seqs;
+
+static void
+ml_py_cycle_seqs_release(ml_py_cycle_seqs *q)
+{
+    free(q->seqs);
+    free(q->labels);
+    free(q->label_group);
+    free(q->label_type);
+}
+
+/* Fill q from c (the objects still valid: GIL held, no collection). 0, or
+ * -1 out of memory; no capture is not an error (q->note says it). */
+static int
+ml_py_cycle_seqs_take(const ml_cycles *c, ml_py_cycle_seqs *q)
+{
+    memset(q, 0, sizeof(*q));
+    for (size_t g = 0; g < c->ngroups; g++) {
+        q->nlabels += c->groups[g].ntypes;
+        q->nnodes += c->islands ? c->islands[g].n : 0;
+    }
+    q->n = c->nmembers + q->nnodes;
+    PyObject **objs = malloc((q->n + 1) * sizeof(*objs));
+    size_t *koff = malloc((c->ngroups + 1) * sizeof(*koff));
+    q->seqs = malloc((q->n + 1) * sizeof(*q->seqs));
+    q->labels = malloc((q->n + 1) * sizeof(*q->labels));
+    q->label_group = malloc((q->nlabels + 1) * sizeof(*q->label_group));
+    q->label_type = malloc((q->nlabels + 1) * sizeof(*q->label_type));
+    if (!objs || !koff || !q->seqs || !q->labels || !q->label_group || !q->label_type) {
+        free(objs);
+        free(koff);
+        return -1;
+    }
+    size_t nl = 0, k = 0;
+    for (size_t g = 0; g < c->ngroups; g++) {
+        koff[g] = nl;
+        for (size_t t = 0; t < c->groups[g].ntypes; t++, nl++) {
+            q->label_group[nl] = (uint32_t)g;
+            q->label_type[nl] = (uint32_t)t;
+        }
+    }
+    for (size_t i = 0; i < c->nmembers; i++, k++) {
+        objs[k] = c->members[i];
+        q->labels[k] = (uint32_t)(koff[c->member_group[i]] + c->member_type[i]);
+    }
+    for (size_t g = 0; g < c->ngroups && c->islands; g++)
+        for (size_t i = 0; i < c->islands[g].n; i++, k++) {
+            objs[k] = c->islands[g].objs[i];
+            q->labels[k] = ML_SEQSITES_NOLABEL;
+        }
+    if (ml_tracker_object_seqs(objs, q->n, q->seqs, q->path, sizeof(q->path)) < 0)
+        q->note = errno == ESPIPE ? "the capture is not a regular file (a pipe): no allocation lines"
+                                  : "not running under `memlens run`: no allocation lines";
+    free(objs);
+    free(koff);
+    return 0;
+}
+
+/* The sites into the result: each group's "sites" [{type, function, file,
+ * line, count}] (most first), each node's "site" ({function, file, line} or
+ * None); "lines": whether sites were looked up, "lines_note": why not. */
+static int
+ml_py_cycle_sites_put(PyObject *res, const ml_py_cycle_seqs *q, const ml_seqsites *s)
+{
+    PyObject *groups = PyDict_GetItemString(res, "groups"); /* borrowed */
+    if (!groups || !PyList_Check(groups))
+        return -1;
+    size_t node = q->n - q->nnodes;
+    for (Py_ssize_t g = 0; g < PyList_GET_SIZE(groups); g++) {
+        PyObject *gd = PyList_GET_ITEM(groups, g);
+        PyObject *types = PyDict_GetItemString(gd, "types");
+        PyObject *nodes = PyDict_GetItemString(gd, "nodes");
+        PyObject *rows = PyList_New(0);
+        if (!rows || ml_py_put(gd, "sites", rows) < 0)
+            return -1;
+        for (size_t i = 0; s && i < s->nrows; i++) {
+            const ml_seqsite_row *row = &s->rows[i];
+            if (q->label_group[row->label] != (uint32_t)g)
+                continue;
+            const ml_seqsite *site = &s->sites[row->site];
+            PyObject *tname = PyTuple_GET_ITEM(PyList_GET_ITEM(types, q->label_type[row->label]), 0);
+            PyObject *d = Py_BuildValue("{s:O,s:N,s:N,s:i,s:K}", "type", tname, "function",
+                                        ml_py_str(site->function), "file", ml_py_fsstr(site->file),
+                                        "line", (int)site->line, "count", (unsigned long long)row->count);
+            if (!d || PyList_Append(rows, d) < 0) {
+                Py_XDECREF(d);
+                return -1;
+            }
+            Py_DECREF(d);
+        }
+        for (Py_ssize_t i = 0; nodes && i < PyList_GET_SIZE(nodes); i++, node++) {
+            uint32_t si = s && node < q->n ? s->site_of[node] : UINT32_MAX;
+            PyObject *site = Py_None;
+            if (si != UINT32_MAX)
+                site = Py_BuildValue("{s:N,s:N,s:i}", "function", ml_py_str(s->sites[si].function), "file",
+                                     ml_py_fsstr(s->sites[si].file), "line", (int)s->sites[si].line);
+            else
+                Py_INCREF(site);
+            PyObject *old = PyList_GET_ITEM(nodes, i);
+            PyObject *t = site ? Py_BuildValue("(OOOO)", PyTuple_GET_ITEM(old, 0), PyTuple_GET_ITEM(old, 1),
+                                               PyTuple_GET_ITEM(old, 2), site)
+                               : NULL;
+            Py_XDECREF(site);
+            if (!t)
+                return -1;
+            PyList_SetItem(nodes, i, t);
+        }
+    }
+    return ml_py_put(res, "lines", PyBool_FromLong(s != NULL)) < 0 ||
+                   ml_py_put(res, "lines_note", q->note ? PyUnicode_DecodeUTF8(q->note, (Py_ssize_t)strlen(q->note), "replace")
+                                                        : (Py_INCREF(Py_None), Py_None)) < 0
+               ? -1
+               : 0;
+}
+
 static PyObject *
 ml_py_cycles(PyObject *self, PyObject *args)
 {
     PyObject *obj = NULL;
     if (!PyArg_ParseTuple(args, "|O", &obj))
         return NULL;
+    /* No collection may free the (borrowed) objects while the result is
+     * built: the collector stays off for that time (no Python code runs
+     * meanwhile, so the program cannot tell). */
+    int gc_was = PyGC_Disable();
     ml_cycles c;
-    int rc = obj ? ml_cycles_of(obj, &c) : ml_cycles_find(&c);
-    if (rc == -2) {
-        PyErr_SetString(PyExc_RuntimeError, "memlens.cycles() cannot run while the collector collects");
+    int rc = obj ? ml_cycles_of(obj, &c, 1) : ml_cycles_find(&c, 1);
+    if (rc < 0) {
+        if (gc_was)
+            PyGC_Enable();
+        if (rc == -2)
+            PyErr_SetString(PyExc_RuntimeError, "memlens.cycles() cannot run while the collector collects");
+        else
+            PyErr_NoMemory();
         return NULL;
     }
-    if (rc < 0)
-        return PyErr_NoMemory();
-    PyObject *res = ml_py_cycles_result(&c);
+    ml_py_cycle_seqs q;
+    PyObject *res = NULL;
+    if (ml_py_cycle_seqs_take(&c, &q) < 0)
+        PyErr_NoMemory();
+    else
+        res = ml_py_cycles_result(&c);
     ml_cycles_release(&c);
+    if (gc_was)
+        PyGC_Enable();
+    /* the objects are not used from here: the pass runs without the GIL */
+    ml_seqsites s;
+    memset(&s, 0, sizeof(s));
+    char err[ML_PY_ERRCAP], note[ML_PY_ERRCAP + 64];
+    if (res && !q.note) {
+        ml_py_progress pp = {Py_None, NULL};
+        ML_PY_RUN(rc, pp, ml_seqsites_find(q.path, q.seqs, q.labels, q.n, &s, err, sizeof(err)));
+        if (rc < 0) { /* the capture cannot be read back: the groups without lines */
+            snprintf(note, sizeof(note), "no allocation lines: the capture cannot be read back (%s)", err);
+            q.note = note;
+        }
+    }
+    if (res && ml_py_cycle_sites_put(res, &q, q.note ? NULL : &s) < 0)
+        Py_CLEAR(res);
+    if (!q.note)
+        ml_seqsites_release(&s);
+    ml_py_cycle_seqs_release(&q);
     return res;
 }
 

@@ -171,7 +171,11 @@ ml_py_read_summary(PyObject *self, PyObject *args, PyObject *kw)
         ml_py_put(res, "peak_time_us", PyLong_FromUnsignedLongLong(s.peak_time_us)) < 0 ||
         ml_py_put(res, "top_peak", ml_py_rows(r, s.at_peak, s.n_at_peak, 0)) < 0 ||
         ml_py_put(res, "top_allocated", ml_py_rows(r, s.allocated, s.n_allocated, 0)) < 0 ||
-        ml_py_put(res, "top_end", ml_py_rows(r, s.at_end, s.n_at_end, 0)) < 0)
+        ml_py_put(res, "top_end", ml_py_rows(r, s.at_end, s.n_at_end, 0)) < 0 ||
+        ml_py_put(res, "garbage_at_exit", /* gcexit: None without GARBAGE_AT_EXIT records */
+                  !s.garbage_records ? (Py_INCREF(Py_None), Py_None)
+                                     : Py_BuildValue("{s:K,s:K}", "bytes", (unsigned long long)s.garbage_bytes,
+                                                     "blocks", (unsigned long long)s.garbage_count)) < 0)
         Py_CLEAR(res);
     ml_summary_release(&s);
     ml_reader_free(r);

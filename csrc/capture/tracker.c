@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h> /* cycline: ml_tracker_object_seqs */
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -2064,5 +2065,33 @@ ml_tracker_snapshot(unsigned kind, ml_atexit_stats *stats)
     ml_heap_pass_end(was);
     if (rc < 0)
         errno = ENOMEM;
+    return rc;
+}
+
+/* ---- cycline: the seqs of live objects (memlens.cycles() lines) ---- */
+
+int
+ml_tracker_object_seqs(PyObject *const *objs, size_t n, ml_seq *seqs, char *path, size_t pathcap)
+{
+    int was;
+    if (ml_heap_pass_begin(&was) < 0)
+        return -1;
+    int fd = ml_writer_fd(ml.w);
+    struct stat st;
+    int rc = 0;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        errno = ESPIPE; /* reading a pipe back would take the reader's bytes */
+        rc = -1;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            ml_block b;
+            uintptr_t block = (uintptr_t)objs[i] - ml_compat_preheader(Py_TYPE(objs[i]));
+            seqs[i] = ml_blocks_get(ml.blocks, block, &b) ? b.seq : 0;
+        }
+        ml_writer_flush(ml.w);
+        snprintf(path, pathcap, "/proc/self/fd/%d", fd);
+    }
+    ml_unlock();
+    ml_busy = was;
     return rc;
 }

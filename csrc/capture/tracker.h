@@ -194,4 +194,13 @@ void ml_tracker_pymalloc_stats(void);
  * the RSS breakdown. Any thread; approximate by a page. */
 uint64_t ml_tracker_own_bytes(void);
 
+/* cycline: the ALLOC seqs of objs[0..n)'s blocks in the capture being
+ * written (seqs[i] 0: allocated before it, or not seen), with the ring
+ * drained and the file flushed first, so that every seq given is in the
+ * file; *path (pathcap bytes) gets a path that reads the capture from its
+ * start (/proc/self/fd/N: the file even if it was moved). GIL held. 0, or
+ * -1 with errno ENOENT (no capture: not under `memlens run`, or only
+ * counters) or ESPIPE (the capture is not a regular file: a pipe). */
+int ml_tracker_object_seqs(PyObject *const *objs, size_t n, ml_seq *seqs, char *path, size_t pathcap);
+
 #endif /* ML_TRACKER_H */

@@ -267,6 +267,12 @@ ml_writer_move(ml_writer *from, ml_writer *to)
 }
 
 int
+ml_writer_fd(const ml_writer *w)
+{
+    return w->fd;
+}
+
+int
 ml_writer_compressed(const ml_writer *w)
 {
     return w->z != NULL;

@@ -57,6 +57,8 @@ int ml_writer_close(ml_writer *w);
  * write its copy of the parent's buffer) and without freeing it (no
  * allocator calls in an atfork handler); only its file is closed. */
 void ml_writer_abandon(ml_writer *w);
+/* cycline: the file descriptor the writer writes to (-1: in memory). */
+int ml_writer_fd(const ml_writer *w);
 uint64_t ml_writer_bytes_written(const ml_writer *w);
 uint64_t ml_writer_bytes_lost(const ml_writer *w);
 

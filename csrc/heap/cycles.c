@@ -346,11 +346,15 @@ typedef struct {
 } ml_cyc_gbuild;
 
 /* Group the islands. members: unreachable indices ordered by island, with
- * start offsets `first` (nisl + 1 entries). */
+ * start offsets `first` (nisl + 1 entries). mgroup, mtype (NULL, or one
+ * entry per member position): each member's final group and the index of
+ * its type in that group's sorted types. */
 static int
 ml_cyc_group(ml_cyc_table *t, const uint32_t *members, const uint32_t *first, uint32_t nisl,
-             const uint32_t *island_of, ml_cycles *out)
+             const uint32_t *island_of, ml_cycles *out, uint32_t *mgroup, uint32_t *mtype)
 {
+    uint32_t *kmap = NULL, *newpos = NULL, *order = NULL; /* cycline: members' group, type */
+    size_t *koff = NULL;
     ml_cyc_gbuild *gb = NULL;
     size_t ng = 0, gcap = 0;
     PyTypeObject **tmp = NULL;
@@ -412,6 +416,10 @@ ml_cyc_group(ml_cyc_table *t, const uint32_t *members, const uint32_t *first, ui
             PyTypeObject *otp = Py_TYPE(o);
             PyTypeObject **pos = bsearch(&otp, g->key, g->nkey, sizeof(*g->key), ml_cyc_ptr_cmp);
             ml_cycle_type *ct = &g->g.types[pos - g->key];
+            if (mgroup) {
+                mgroup[first[is] + k] = (uint32_t)gi;
+                mtype[first[is] + k] = (uint32_t)(pos - g->key);
+            }
             size_t sz = ml_cyc_size(o);
             ct->count++;
             ct->bytes += sz;
@@ -431,6 +439,22 @@ ml_cyc_group(ml_cyc_table *t, const uint32_t *members, const uint32_t *first, ui
         goto done;
     }
     memset(b.prev, 0xFF, ((size_t)t->n + 1) * sizeof(*b.prev));
+    if (mgroup) {
+        koff = malloc((ng + 1) * sizeof(*koff));
+        size_t nk = 0;
+        for (size_t gi = 0; koff && gi < ng; gi++) {
+            koff[gi] = nk;
+            nk += gb[gi].nkey;
+        }
+        kmap = malloc((nk + 1) * sizeof(*kmap));
+        newpos = malloc((ng + 1) * sizeof(*newpos));
+        order = malloc((ng + 1) * sizeof(*order));
+        if (!koff || !kmap || !newpos || !order) {
+            free(b.prev);
+            free(b.queue);
+            goto done;
+        }
+    }
     for (size_t gi = 0; gi < ng; gi++) {
         uint32_t is = gb[gi].example_island;
         b.island = is;
@@ -442,12 +466,20 @@ ml_cyc_group(ml_cyc_table *t, const uint32_t *members, const uint32_t *first, ui
         }
         gb[gi].g.example = gi;
         qsort(gb[gi].g.types, gb[gi].g.ntypes, sizeof(*gb[gi].g.types), ml_cyc_type_cmp);
+        for (size_t s = 0; kmap && s < gb[gi].g.ntypes; s++) { /* key index -> sorted index */
+            PyTypeObject **pos = bsearch(&gb[gi].g.types[s].type, gb[gi].key, gb[gi].nkey,
+                                         sizeof(*gb[gi].key), ml_cyc_ptr_cmp);
+            kmap[koff[gi] + (size_t)(pos - gb[gi].key)] = (uint32_t)s;
+        }
     }
     free(b.prev);
     free(b.queue);
     /* sort groups and their islands together */
-    for (size_t gi = 0; gi < ng; gi++)
+    for (size_t gi = 0; gi < ng; gi++) {
         out->groups[gi] = gb[gi].g;
+        if (order)
+            order[gi] = (uint32_t)gi;
+    }
     /* a selection sort on an index keeps groups and islands paired */
     for (size_t i = 0; i < ng; i++) {
         size_t best = i;
@@ -461,8 +493,22 @@ ml_cyc_group(ml_cyc_table *t, const uint32_t *members, const uint32_t *first, ui
             ml_cycle_island ti = out->islands[i];
             out->islands[i] = out->islands[best];
             out->islands[best] = ti;
+            if (order) {
+                uint32_t to = order[i];
+                order[i] = order[best];
+                order[best] = to;
+            }
         }
         out->groups[i].example = i;
+    }
+    if (mgroup) {
+        for (size_t i = 0; i < ng; i++)
+            newpos[order[i]] = (uint32_t)i;
+        for (size_t p = 0; p < first[nisl]; p++) {
+            uint32_t g0 = mgroup[p];
+            mtype[p] = kmap[koff[g0] + mtype[p]];
+            mgroup[p] = newpos[g0];
+        }
     }
     out->ngroups = ng;
     for (size_t gi = 0; gi < ng; gi++)
@@ -475,6 +521,10 @@ done:
     }
     free(gb);
     free(tmp);
+    free(kmap);
+    free(koff);
+    free(newpos);
+    free(order);
     return rc;
 }
 
@@ -496,8 +546,19 @@ ml_cyc_mark_reachable(ml_cyc_ctx *c)
     }
 }
 
+/* cycline: out->members from the member positions of ml_cyc_group. */
+static int
+ml_cyc_members_alloc(ml_cycles *out, size_t n)
+{
+    out->members = malloc((n + 1) * sizeof(*out->members));
+    out->member_group = malloc((n + 1) * sizeof(*out->member_group));
+    out->member_type = malloc((n + 1) * sizeof(*out->member_type));
+    out->nmembers = n;
+    return out->members && out->member_group && out->member_type ? 0 : -1;
+}
+
 int
-ml_cycles_find(ml_cycles *out)
+ml_cycles_find(ml_cycles *out, int want_members)
 {
     memset(out, 0, sizeof(*out));
     ml_cyc_table t;
@@ -548,8 +609,12 @@ ml_cycles_find(ml_cycles *out)
             if (island_of[i] != ML_CYC_NONE)
                 members[fill[island_of[i]]++] = i;
     }
-    if (ml_cyc_group(&t, members, first, nisl, island_of, out) < 0)
+    if (want_members && ml_cyc_members_alloc(out, first[nisl]) < 0)
         goto done;
+    if (ml_cyc_group(&t, members, first, nisl, island_of, out, out->member_group, out->member_type) < 0)
+        goto done;
+    for (size_t p = 0; p < out->nmembers; p++)
+        out->members[p] = t.objs[members[p]];
     for (size_t gi = 0; gi < out->ngroups; gi++)
         out->bytes += out->groups[gi].bytes;
     rc = 0;
@@ -567,7 +632,7 @@ done:
 }
 
 int
-ml_cycles_of(PyObject *obj, ml_cycles *out)
+ml_cycles_of(PyObject *obj, ml_cycles *out, int want_members)
 {
     memset(out, 0, sizeof(*out));
     ml_cyc_table t;
@@ -655,8 +720,12 @@ ml_cycles_of(PyObject *obj, ml_cycles *out)
                 members[k] = members[0];
                 members[0] = s;
             }
-        if (ml_cyc_group(&t, members, first, 1, island_of, out) < 0)
+        if (want_members && ml_cyc_members_alloc(out, m) < 0)
             goto done;
+        if (ml_cyc_group(&t, members, first, 1, island_of, out, out->member_group, out->member_type) < 0)
+            goto done;
+        for (size_t p = 0; p < out->nmembers; p++)
+            out->members[p] = t.objs[members[p]];
         out->objects = out->groups[0].objects;
         out->bytes = out->groups[0].bytes;
     }
@@ -690,6 +759,9 @@ ml_cycles_release(ml_cycles *c)
     }
     free(c->groups);
     free(c->islands);
+    free(c->members);
+    free(c->member_group);
+    free(c->member_type);
     memset(c, 0, sizeof(*c));
 }
 

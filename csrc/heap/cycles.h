@@ -60,14 +60,21 @@ typedef struct {
     uint64_t objects, bytes; /* all unreachable objects */
     uint64_t examined;       /* objects in the side table */
     ml_cycle_island *islands; /* the example island of each group, by group */
+    /* cycline: every object of the groups (borrowed, as islands' objs), with
+     * its group and the index of its type in that group's types; filled
+     * only when asked for (want_members), else NULL / 0 */
+    PyObject **members;
+    uint32_t *member_group, *member_type;
+    size_t nmembers;
 } ml_cycles;
 
-/* The unreachable set now, grouped. Returns 0, -1 out of memory, or -2 when
- * the collector is running (its objects are on private lists). */
-int ml_cycles_find(ml_cycles *out);
+/* The unreachable set now, grouped; with want_members, out->members too.
+ * Returns 0, -1 out of memory, or -2 when the collector is running (its
+ * objects are on private lists). */
+int ml_cycles_find(ml_cycles *out, int want_members);
 /* The component of obj as one group with its island (ngroups 0 when obj is
- * in no cycle or is not tracked). Same returns. */
-int ml_cycles_of(PyObject *obj, ml_cycles *out);
+ * in no cycle or is not tracked); want_members as above. Same returns. */
+int ml_cycles_of(PyObject *obj, ml_cycles *out, int want_members);
 void ml_cycles_release(ml_cycles *c);
 
 /* gcexit: every object a full collection now would free, each given once

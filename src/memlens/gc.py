@@ -12,6 +12,10 @@ def _engine():
     return _engine
 
 
+def _basename(path):
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
 def _shorten(text, width):
     return text if len(text) <= width else text[:width - 3] + "..."
 
@@ -23,7 +27,9 @@ class CycleGroup:
     many separate islands of garbage; objects, bytes: their totals;
     nodes/edges: one example cycle of the group, as (type name, label,
     address) nodes and (from, to) index pairs (a ring: each node refers to
-    the next).
+    the next); sites: where the group's objects were allocated, [{type,
+    function, file, line, count}], most objects first (under `memlens run`
+    only: else []); node_sites: each node's {function, file, line}, or None.
     """
 
     def __init__(self, raw):
@@ -31,8 +37,10 @@ class CycleGroup:
         self.islands = raw["islands"]
         self.objects = raw["objects"]
         self.bytes = raw["bytes"]
-        self.nodes = [tuple(n) for n in raw["nodes"]]
+        self.nodes = [tuple(n[:3]) for n in raw["nodes"]]
+        self.node_sites = [n[3] if len(n) > 3 else None for n in raw["nodes"]]
         self.edges = [tuple(e) for e in raw["edges"]]
+        self.sites = [dict(s) for s in raw.get("sites", [])]
 
     @property
     def key(self):
@@ -43,9 +51,22 @@ class CycleGroup:
         """Objects of the type named `type_name` in the group (0 if none)."""
         return sum(n for name, n, _ in self.types if name == type_name)
 
-    def _node_text(self, i):
+    def lines(self):
+        """[(file, line, objects)]: the group's allocation lines, most
+        objects first (every type of the group counted together)."""
+        count = {}
+        for s in self.sites:
+            key = (s["file"], s["line"])
+            count[key] = count.get(key, 0) + s["count"]
+        return sorted(((f, ln, n) for (f, ln), n in count.items()), key=lambda r: (-r[2], r[0], r[1]))
+
+    def _node_text(self, i, site=False):
         name, label, _addr = self.nodes[i]
-        return "%s %s" % (name, label) if label else name
+        where = self.node_sites[i]
+        text = "%s %s" % (name, label) if label else name
+        if site and where:
+            text += " @ %s:%d" % (_basename(where["file"]), where["line"])
+        return text
 
     def to_dot(self):
         """The example cycle as a Graphviz digraph (text)."""
@@ -54,7 +75,7 @@ class CycleGroup:
             return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
         lines = ["digraph cycle {", "  node [shape=box, fontname=monospace];"]
         for i in range(len(self.nodes)):
-            lines.append("  n%d [label=%s];" % (i, q(self._node_text(i))))
+            lines.append("  n%d [label=%s];" % (i, q(self._node_text(i, site=True))))
         for a, b in self.edges:
             lines.append("  n%d -> n%d;" % (a, b))
         lines.append("}")
@@ -89,6 +110,11 @@ class CycleGroup:
             out.append('<circle cx="%.1f" cy="%.1f" r="12" fill="#fde2c8" stroke="#a65"/>' % (x, y))
             out.append('<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>'
                        % (x, y + 26, escape.text(_shorten(self._node_text(i), 40))))
+            where = self.node_sites[i]
+            if where:
+                out.append('<text x="%.1f" y="%.1f" text-anchor="middle" fill="#666">%s</text>'
+                           % (x, y + 39, escape.text(_shorten("%s:%d" % (
+                               escape.printable(_basename(where["file"])), where["line"]), 40))))
         out.append("</svg>")
         return "\n".join(out) + "\n"
 
@@ -106,6 +132,10 @@ class Cycles:
         self.objects = raw["objects"]
         self.bytes = raw["bytes"]
         self.groups = [CycleGroup(g) for g in raw["groups"]]
+        # under `memlens run` the groups have their allocation lines; else
+        # lines_note says why not
+        self.lines = raw.get("lines", False)
+        self.lines_note = raw.get("lines_note")
 
     def __iter__(self):
         return iter(self.groups)
@@ -119,25 +149,50 @@ class Cycles:
 
     def to_json(self):
         return {"objects": self.objects, "bytes": self.bytes, "examined": self.examined,
+                "lines": self.lines, "lines_note": self.lines_note,
                 "groups": [{"types": [{"type": t, "objects": n, "bytes": b} for t, n, b in g.types],
-                            "islands": g.islands, "objects": g.objects, "bytes": g.bytes}
+                            "islands": g.islands, "objects": g.objects, "bytes": g.bytes,
+                            "sites": [dict(s) for s in g.sites]}
                            for g in self.groups]}
 
     def __str__(self):
         rows = [[fmt.human_count(g.islands), fmt.human_count(g.objects), fmt.human_bytes(g.bytes),
                  ", ".join("%s x%d" % (t, n) for t, n, _ in g.types)] for g in self.groups]
+        if self.lines:
+            for row, g in zip(rows, self.groups):
+                row.append(_made_at(g))
         what = "cycles through the object" if self.of else "unreachable now"
         head = ("%s: %s objects, %s in %d groups (of %s objects examined)\n"
                 % (what, fmt.human_count(self.objects), fmt.human_bytes(self.bytes),
                    len(self.groups), fmt.human_count(self.examined)))
+        if self.lines_note:
+            head += "(%s)\n" % fmt.safe(self.lines_note)
         if not rows:
             return head
         import io
         buf = io.StringIO()
-        fmt.table(["islands", "objects", "bytes", "types"], rows, align="rrrl", out=buf)
+        if self.lines:
+            fmt.table(["islands", "objects", "bytes", "types", "made at"], rows, align="rrrll", out=buf)
+        else:
+            fmt.table(["islands", "objects", "bytes", "types"], rows, align="rrrl", out=buf)
         return head + buf.getvalue()
 
     __repr__ = __str__
+
+
+_MADE_AT_TOP = 3  # lines shown per group in the text
+
+
+def _made_at(group):
+    """'made at file:line (N)' for a group's top lines (N only when the group
+    comes from more than one line)."""
+    lines = group.lines()
+    if not lines:
+        return "-"
+    shown = ["%s:%d" % (fmt.short_path(f, 40), ln) + (" (%d)" % n if len(lines) > 1 else "")
+             for f, ln, n in lines[:_MADE_AT_TOP]]
+    more = " +%d more lines" % (len(lines) - _MADE_AT_TOP) if len(lines) > _MADE_AT_TOP else ""
+    return "made at " + ", ".join(shown) + more
 
 
 def cycles(obj=None):

@@ -165,6 +165,9 @@ def summary(path, top=10, progress=None):
         "gc": None if raw["gc"] is None else {
             "collections": raw["gc"]["collections"], "pause_s": raw["gc"]["pause_us"] / 1e6,
             "freed_bytes": raw["gc"]["freed_bytes"], "freed_blocks": raw["gc"]["freed_blocks"]},
+        # gcexit: of the heap at the end, what a full collection would have
+        # freed ({bytes, blocks}); None without the record (docs/GC.md)
+        "garbage_at_exit": raw.get("garbage_at_exit"),
         "python": info.get("python"),
         "argv": info.get("argv"),
         "truncated": raw["truncated"],
@@ -289,7 +292,7 @@ def timeline(path, progress=None):
 def timeline_json(tl, path):
     """`memlens timeline --json` and `memlens plot --json`: the series with
     the field names of the CSV, the @memlens.profile brackets, the exact peak."""
-    from memlens.plot import brackets
+    from memlens.plot import brackets, gc_marks
     peak = tl["peak"]
     site = None
     if peak["function"]:
@@ -303,7 +306,13 @@ def timeline_json(tl, path):
         brackets=[{"label": label, "start_s": a / 1e6, "end_s": b / 1e6}
                   for label, a, b in brackets(tl)],
         peak={"bytes": peak["heap"], "count": peak["blocks"], "time_s": peak["time_us"] / 1e6,
-              "site": site})
+              "site": site},
+        # gc: the collections in time order (docs/GC.md; at most 65,536,
+        # collections_dropped says how many more)
+        collections=[{"time_s": t, "pause_s": p, "generation": g, "collected": c,
+                      "uncollectable": u, "complete": done}
+                     for t, p, g, c, u, done in gc_marks(tl)],
+        collections_dropped=tl.get("gcs_dropped", 0))
 
 
 def _meta_of(result):
@@ -471,7 +480,8 @@ def print_summary(data, path, file=None, stacks=False):
         ("total allocated", "%s in %s allocations" % (fmt.human_bytes(data["allocated_bytes"]),
                                                      fmt.human_count(data["allocations"]))),
         ("heap at the end", "%s in %s blocks" % (fmt.human_bytes(data["end_bytes"]),
-                                                fmt.human_count(data["end_count"]))),
+                                                fmt.human_count(data["end_count"]))
+         + _garbage_at_exit_text(data.get("garbage_at_exit"))),
     ]
     gc = data.get("gc")
     if gc:
@@ -493,6 +503,14 @@ def print_summary(data, path, file=None, stacks=False):
             _site_table(rows, whole, out, stacks)
         else:
             print("  (none)", file=out)
+
+
+def _garbage_at_exit_text(g):
+    """gcexit: the end of the summary's "heap at the end" line."""
+    if not g:
+        return ""
+    return ", of which %s in %s blocks unreachable garbage at exit (memlens leaks)" % (
+        fmt.human_bytes(g["bytes"]), fmt.human_count(g["blocks"]))
 
 
 def print_short_summary(data, path, file=None):

@@ -11,7 +11,7 @@ set -u
 cd "$(dirname "$0")/../.."
 CC=${CC:-gcc}
 CFLAGS="-std=gnu11 -Wall -Wextra -Werror -Icsrc"
-SRC="csrc/format/zlib.c csrc/capture/writer.c csrc/capture/zdeflate.c csrc/analysis/reader.c csrc/analysis/zinflate.c csrc/analysis/live.c csrc/analysis/report.c csrc/analysis/exitheap.c csrc/analysis/u64map.c csrc/native/symbols.c csrc/capture/blocks.c"
+SRC="csrc/format/zlib.c csrc/capture/writer.c csrc/capture/zdeflate.c csrc/analysis/reader.c csrc/analysis/zinflate.c csrc/analysis/live.c csrc/analysis/report.c csrc/analysis/exitheap.c csrc/analysis/u64map.c csrc/native/symbols.c csrc/capture/blocks.c csrc/analysis/seqsites.c"
 work=$(mktemp -d "${TMPDIR:-/tmp}/memlens-ctests.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 passed=0; failed=0

@@ -22,6 +22,7 @@
 #include "analysis/reader.h"
 #include "analysis/report.h"
 #include "capture/blocks.h"
+#include "analysis/seqsites.h" /* cycline */
 #include "capture/writer.h"
 #include "capture/zdeflate.h"
 #include "native/symbols.h"
@@ -1745,6 +1746,100 @@ test_blocks_mark(void)
     ml_blocks_free(t);
 }
 
+/* ---- cycline: the sites of given seqs in a capture still being written ---- */
+
+/* A capture with blocks 1, 2, 4 at app.py:10 (make) and 3 at app.py:20
+ * (keep), flushed but not closed (no TRAILER): what cycles() reads back. */
+static void
+seqsites_check(int zlevel)
+{
+    const char *path = tmp_path(zlevel ? "sites.mlensz" : "sites.mlens");
+    ml_writer *w = ml_writer_open(path, 1, zlevel, META, strlen(META));
+    CHECK(w != NULL);
+    if (!w)
+        return;
+    uint32_t offs[] = {0, 2};
+    int32_t la[] = {9, 10}, lb[] = {19, 20};
+    ml_writer_code_def(w, 1, "app.py", 6, "make", 4, 9, offs, la, 2);
+    ml_writer_code_def(w, 2, "app.py", 6, "keep", 4, 19, offs, lb, 2);
+    ml_writer_frame_def(w, 1, 0, 1, 2);
+    ml_writer_frame_def(w, 2, 0, 2, 2);
+    ml_writer_type_def(w, 1, "Node", 4, 0);
+    ml_seq a1 = ml_writer_alloc(w, ML_DOMAIN_OBJ, 1, 1, 48);
+    ml_writer_alloc(w, ML_DOMAIN_OBJ, 1, 1, 48);
+    ml_writer_alloc(w, ML_DOMAIN_OBJ, 2, 1, 48);
+    ml_writer_free(w, a1);
+    ml_writer_alloc(w, ML_DOMAIN_OBJ, 1, 1, 48);
+    ml_writer_flush(w);
+
+    ml_seq seqs[] = {3, 2, 4, 0, 99, 2};
+    uint32_t labels[] = {0, 0, 1, 0, 0, ML_SEQSITES_NOLABEL};
+    ml_seqsites s;
+    char err[512];
+    CHECK(ml_seqsites_find(path, seqs, labels, 6, &s, err, sizeof(err)) == 0);
+    CHECK(s.found == 4 && s.nsites == 2);
+    uint32_t make = s.site_of[1], keep = s.site_of[0];
+    CHECK(make < 2 && keep < 2 && make != keep);
+    CHECK(!strcmp(s.sites[make].function, "make") && s.sites[make].line == 10 &&
+          !strcmp(s.sites[make].file, "app.py"));
+    CHECK(!strcmp(s.sites[keep].function, "keep") && s.sites[keep].line == 20);
+    CHECK(s.site_of[2] == make && s.site_of[5] == make);
+    CHECK(s.site_of[3] == UINT32_MAX && s.site_of[4] == UINT32_MAX); /* 0; after the flush */
+    /* label 0: one at each line (3 and 2); label 1: seq 4; the unlabelled one in no row */
+    CHECK(s.nrows == 3);
+    CHECK(s.rows[0].label == 0 && s.rows[0].count == 1 && s.rows[1].label == 0 && s.rows[1].count == 1);
+    CHECK(s.rows[0].site != s.rows[1].site);
+    CHECK(s.rows[2].label == 1 && s.rows[2].site == make && s.rows[2].count == 1);
+    ml_seqsites_release(&s);
+
+    /* more of one label at one line comes first */
+    ml_seq seqs2[] = {3, 1, 2, 4};
+    uint32_t labels2[] = {7, 7, 7, 7};
+    CHECK(ml_seqsites_find(path, seqs2, labels2, 4, &s, err, sizeof(err)) == 0);
+    CHECK(s.nrows == 2 && s.rows[0].count == 3 && s.rows[0].site == s.site_of[1] &&
+          s.rows[1].count == 1 && s.rows[1].site == s.site_of[0]);
+    ml_seqsites_release(&s);
+    ml_writer_close(w);
+    unlink(path);
+}
+
+static void
+test_seqsites(void)
+{
+    seqsites_check(0);
+    seqsites_check(1); /* the compressed container, sync-flushed */
+
+    /* cut inside the last record: read up to it; a corrupt record: the error */
+    buf_t b;
+    buf_header(&b, 2);
+    size_t h = b.n;
+    buf_put(&b, 4, 0xDF, 0, 0, 8); /* seq 1 */
+    buf_put(&b, 2, 0xDF, 0);       /* seq 2, cut */
+    const char *path = tmp_path("sites-cut.mlens");
+    write_bytes(path, b.b, b.n);
+    ml_seq seqs[] = {1, 2};
+    uint32_t labels[] = {0, 0};
+    ml_seqsites s;
+    char err[512];
+    CHECK(ml_seqsites_find(path, seqs, labels, 2, &s, err, sizeof(err)) == 0);
+    CHECK(s.found == 1 && s.site_of[0] == 0 && s.site_of[1] == UINT32_MAX);
+    CHECK(s.nsites == 1 && s.sites[0].line == 0 && !strcmp(s.sites[0].function, "<no Python stack>"));
+    ml_seqsites_release(&s);
+    b.n = h;
+    buf_put(&b, 2, 0x05, 9); /* FRAME_DEF cut by garbage: corrupt */
+    buf_put(&b, 4, 0xFF, 0xFF, 0xFF, 0xFF);
+    write_bytes(path, b.b, b.n);
+    err[0] = 0;
+    int rc = ml_seqsites_find(path, seqs, labels, 2, &s, err, sizeof(err));
+    CHECK(rc == -1 ? err[0] != 0 : s.found == 0);
+    if (rc == 0)
+        ml_seqsites_release(&s);
+    CHECK(ml_seqsites_find(tmp_path("no-such-file"), seqs, labels, 2, &s, err, sizeof(err)) == -1 &&
+          strstr(err, "cannot open"));
+    unlink(path);
+}
+/* ---- end of cycline ---- */
+
 int
 main(int argc, char **argv)
 {
@@ -1775,6 +1870,7 @@ main(int argc, char **argv)
     RUN(test_symbols_hostile);
     RUN(test_heap_at_exit_corrupt);
     RUN(test_blocks_mark);
+    RUN(test_seqsites); /* cycline */
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }

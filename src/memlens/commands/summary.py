@@ -5,7 +5,8 @@ from memlens import fmt, reports, rssparts
 from memlens.commands import _common
 
 JSON_KEYS = ("peak_bytes", "peak_time_s", "allocated_bytes", "allocations", "frees", "end_bytes",
-             "end_count", "duration_s", "top_peak", "top_allocated", "top_end", "rss", "gc")
+             "end_count", "duration_s", "top_peak", "top_allocated", "top_end", "rss", "gc",
+             "garbage_at_exit")
 
 
 def add_parser(sub):
