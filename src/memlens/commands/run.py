@@ -52,11 +52,11 @@ def _options_parser():
     p.add_argument("--heap-at-exit", action="store_true",
                    help="after the program's last line, walk the live heap: name the buffers still "
                         "allocated by their owners and find what holds each leak (`memlens leaks`, "
-                        "`memlens why`) and how much its holder retains (the default; accepted "
-                        "for older command lines); it costs ~0.25 s of CPU per million live "
-                        "objects, once (BENCHMARKS.md)")
+                        "`memlens why`) and how much its holder retains; off by default for now: it "
+                        "costs ~0.25-0.4 s of CPU per million objects alive at the end "
+                        "(BENCHMARKS.md, \"Heap at exit\")")
     p.add_argument("--no-heap-at-exit", action="store_true",
-                   help="do not walk the live heap at the end (leaks then name no holders)")
+                   help="do not walk the live heap at the end (the default)")
     p.add_argument("--no-gc-at-exit", action="store_true",  # gcexit
                    help="do not find, at exit, the blocks that are cyclic garbage "
                         "a gc.collect() would free (`memlens leaks` then does not split them out); "
@@ -151,7 +151,7 @@ def run(args):
     meta["options"] = {"max_frames": ns.max_frames, "interval_ms": ns.interval,
                        "follow_fork": ns.follow_fork, "exact": ns.exact,
                        "native": ns.native, "native_stacks": ns.native_stacks,
-                       "heap_at_exit": not ns.no_heap_at_exit, "heap_on": ns.heap_on}
+                       "heap_at_exit": ns.heap_at_exit and not ns.no_heap_at_exit, "heap_on": ns.heap_on}
     pid = os.getpid()
     state = {"started": False, "child_recording": False}
 
@@ -217,7 +217,7 @@ def run(args):
     def end(outcome):
         if state["started"] and not ns.no_gc_at_exit:  # gcexit: cyclic garbage not yet collected (docs/GC.md)
             _engine.gc_at_exit()
-        if state["started"] and not ns.no_heap_at_exit:
+        if state["started"] and ns.heap_at_exit and not ns.no_heap_at_exit:
             _engine.exit_snapshot(1, _OWN)  # before the interpreter tears the modules down
         stats = stop()
         if stats is not None:

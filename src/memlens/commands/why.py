@@ -13,7 +13,7 @@ def add_parser(sub):
                                    "blocks still allocated at the end, for the leak groups whose "
                                    "type is TYPE or whose site is SITE (FILE:LINE, or a function "
                                    "name). Needs a capture recorded with the heap at exit "
-                                   "(`memlens run` does it unless --no-heap-at-exit).")
+                                   "(`memlens run --heap-at-exit`).")
     _common.add_capture(p)
     p.add_argument("what", metavar="TYPE|SITE", help="a type name (as `memlens leaks` shows it), "
                                                      "FILE:LINE or a function name")
@@ -37,7 +37,7 @@ def run(args):
     reports.print_warnings(data, sys.stderr)
     if not data.get("heap_at_exit"):
         raise UsageError("%s has no heap at exit: run the program again with "
-                         "`memlens run`, without --no-heap-at-exit" % args.capture)
+                         "`memlens run --heap-at-exit`" % args.capture)
     rows = [r for r in data["leaks"] if _matches(r, args.what)]
     if not rows:
         raise UsageError("no leak group has the type or site %r (see `memlens leaks %s`)"
