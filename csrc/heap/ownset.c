@@ -389,6 +389,20 @@ ml_own_release_ctx(ml_own_ctx *c)
     free(c->stops);
 }
 
+/* Steps 1-2 for the candidates queued: subtract each one's references from
+ * the ones it refers to (queueing those met first), until none is left or
+ * memory runs out (c->oom). */
+static void
+ml_own_subtract_pending(ml_own_ctx *c)
+{
+    while (c->nwork && !c->oom) {
+        uint32_t i = c->work[--c->nwork];
+        ml_own_referents(c, c->objs[i], ml_own_visit_sub);
+        if (PyType_Check(c->objs[i]))
+            ml_own_subclass_ref(c, (PyTypeObject *)c->objs[i]);
+    }
+}
+
 int
 ml_ownset_find(ml_ownset *out)
 {
@@ -402,22 +416,10 @@ ml_ownset_find(ml_ownset *out)
     /* steps 1-2: the candidates, each reference from one subtracted */
     if (ml_own_roots(&c) < 0)
         goto fail;
-    while (c.nwork) {
-        uint32_t i = c.work[--c.nwork];
-        ml_own_referents(&c, c.objs[i], ml_own_visit_sub);
-        if (PyType_Check(c.objs[i]))
-            ml_own_subclass_ref(&c, (PyTypeObject *)c.objs[i]);
-        if (c.oom)
-            goto fail;
-    }
+    ml_own_subtract_pending(&c);
     /* the at-fork callables of memlens' modules, and what they alone reach */
     ml_compat_at_fork_visit(ml_own_visit_at_fork, &c);
-    while (c.nwork && !c.oom) {
-        uint32_t i = c.work[--c.nwork];
-        ml_own_referents(&c, c.objs[i], ml_own_visit_sub);
-        if (PyType_Check(c.objs[i]))
-            ml_own_subclass_ref(&c, (PyTypeObject *)c.objs[i]);
-    }
+    ml_own_subtract_pending(&c);
     if (c.oom)
         goto fail;
     /* step 3: held from outside, and what that reaches */
