@@ -100,9 +100,14 @@ def test_no_pattern_lists_no_site_of_the_program(script, capture, tmp_path):
     path, _ = capture(prog, str(tmp_path / "ids.json"))
     a = _arenas(path)
     assert a["arenas"] >= 9
-    # no Pin keeps a mostly-empty arena (the program's other few objects,
-    # such as its last list of ids, may lie in one)
-    assert [g for g in a["groups"] if g["type"].endswith("Pin")] == [], a["groups"]
+    # the full arenas are not listed: Pins can only be in the arena the last
+    # of them started to fill (mostly empty when few landed there: seen on
+    # 3.13), never in the 9+ arenas they fill; the program's other few
+    # objects, such as its last list of ids, may lie in one too
+    pins = [g for g in a["groups"] if g["type"].endswith("Pin")]
+    arena_size = a["size"] // a["arenas"]
+    assert pins == [] or (len(pins) == 1 and pins[0]["arenas"] == 1
+                          and pins[0]["bytes"] <= arena_size // 4), (arena_size, a["groups"])
 
 
 def test_old_capture_has_no_arena_records(tmp_path):
