@@ -200,7 +200,8 @@ ml_refgraph_number(ml_refgraph *g, ml_refgraph_builder *b, PyObject **refs)
         memcpy(g->succ + g->off[perm[i]], ids + b->wstart[i], b->wcount[i] * sizeof(*ids));
     for (size_t i = 0; i < b->nbig; i++)
         b->wbig[i].node = perm[b->wbig[i].node];
-    qsort(b->wbig, b->nbig, sizeof(*b->wbig), ml_refgraph_cmp_big);
+    if (b->nbig) /* qsort of a NULL base is undefined, even for 0 items */
+        qsort(b->wbig, b->nbig, sizeof(*b->wbig), ml_refgraph_cmp_big);
     g->big = b->wbig;
     g->nbig = g->capbig = b->nbig;
     b->wbig = NULL;
