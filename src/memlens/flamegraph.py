@@ -265,8 +265,8 @@ def _compact(pk, views, steps, merge_below):
 
 def _holders(path, progress):
     """What holds each leak group (site, type), from the capture's heap at
-    exit records (`memlens run` writes them unless --no-heap-at-exit; also
-    --heap-on and memlens.snapshot_now()): for the tooltips of the "end"
+    exit records (`memlens run --heap-at-exit`, --heap-on or
+    memlens.snapshot_now()): for the tooltips of the "end"
     view, the HOLDERS_MAX biggest groups. [] without such records, whatever
     the capture's options say. Strings go into the page as JSON only
     (escape.script_json)."""
