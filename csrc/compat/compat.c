@@ -1357,33 +1357,17 @@ ml_compat_own_frames(ml_compat_frame_pick pick, visitproc visit, void *arg)
             return;
     }
 #else
-#if PY_VERSION_HEX >= 0x030D0000
-    _PyInterpreterFrame *f = ts->current_frame;
-#else
-    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
-#endif
-    for (; f; f = f->previous) {
-#if PY_VERSION_HEX >= 0x030D0000
-        if (f->owner == FRAME_OWNED_BY_CSTACK || !f->f_executable || !PyCode_Check(f->f_executable))
-            continue;
-        PyCodeObject *co = (PyCodeObject *)f->f_executable;
-        _Py_CODEUNIT *ip = f->instr_ptr;
-        PyObject *func = f->f_funcobj;
-#else
+    for (ml_iframe *f = ml_compat_top(ts); f; f = f->previous) {
+        PyCodeObject *co = ml_compat_frame_code(f);
+        if (!co || f->owner == FRAME_OWNED_BY_GENERATOR)
+            continue; /* a shim frame; or the generator holds what it refers to */
+        if (ml_compat_incomplete(f, co, ml_compat_raw_ip(f)))
+            continue; /* incomplete frame */
 #if PY_VERSION_HEX >= 0x030C0000
-        if (f->owner == FRAME_OWNED_BY_CSTACK)
-            continue;
         PyObject *func = f->f_funcobj;
 #else
         PyObject *func = (PyObject *)f->f_func;
 #endif
-        PyCodeObject *co = f->f_code;
-        _Py_CODEUNIT *ip = f->prev_instr;
-#endif
-        if (f->owner == FRAME_OWNED_BY_GENERATOR)
-            continue; /* the generator holds what it refers to */
-        if (ip < _PyCode_CODE(co) + co->_co_firsttraceable)
-            continue; /* incomplete frame */
         if (!pick(arg, (PyObject *)co, depth++))
             continue;
         if (visit((PyObject *)co, arg) || (func && visit(func, arg)) ||
