@@ -142,8 +142,8 @@ elif py=$(find_python "$asan_v"); then
             test_program_unchanged.py test_calltree.py test_native.py test_why.py test_dominators.py \
             test_heapsnapshot.py test_flamegraph.py test_gc_exit.py test_heap_own.py \
             test_native_stacks.py test_rss.py test_arenas.py \
-            --deselect test_native_stacks.py::test_flame_page_in_browser \
-            --deselect test_rss.py::test_plot_draws_the_bands 2>&1) \
+            --deselect tests/test_native_stacks.py::test_flame_page_in_browser \
+            --deselect tests/test_rss.py::test_plot_draws_the_bands 2>&1) \
             > test-artifacts/pytest-asan.log
         status=$?
         tail -5 test-artifacts/pytest-asan.log
