@@ -185,6 +185,7 @@ static struct {
         ml_thread_id thread;
     } pending[ML_PENDING_MAX];
     int npending;
+    uint64_t pending_bits; /* ml_pending_bit of each pending block: most frees skip the search */
     PyInterpreterState *interp; /* the one that started the capture */
     uint64_t truncated;
     uint64_t hook_drains;   /* times a hook found the ring full (lock held) */
@@ -559,6 +560,24 @@ ml_now_us(void)
     return us < 0 ? 0 : (uint64_t)us;
 }
 
+/* One of 64 bits for a block address (16-byte aligned; neighbours of a
+ * pool get different bits). A free during a collection (when pending
+ * blocks wait: ml_resolve_pending) tests it before searching the queue. */
+static inline uint64_t
+ml_pending_bit(uintptr_t ptr)
+{
+    return (uint64_t)1 << (((ptr >> 4) ^ (ptr >> 10)) & 63);
+}
+
+static inline void
+ml_pending_rebit(void)
+{
+    uint64_t bits = 0;
+    for (int i = 0; i < ml.npending; i++)
+        bits |= ml_pending_bit(ml.pending[i].ptr);
+    ml.pending_bits = bits;
+}
+
 /* Push pending block i's ALLOC with its type and drop it from the queue.
  * known_type: from the creation tracer (0 = read the header). */
 static void
@@ -575,6 +594,7 @@ ml_resolve_one(int i, ml_type_id known_type, int freeing)
         ml_numpybuf_capsule((PyObject *)(pb->ptr + ml_compat_preheader(&PyCapsule_Type)));
     if (i != --ml.npending)
         memmove(&ml.pending[i], &ml.pending[i + 1], (size_t)(ml.npending - i) * sizeof(*pb));
+    ml_pending_rebit();
     ml_push(&ev);
 }
 
@@ -592,6 +612,8 @@ ml_resolve_pending(PyThreadState *ts, int force)
 static int
 ml_pending_find(uintptr_t ptr)
 {
+    if (!(ml.pending_bits & ml_pending_bit(ptr)))
+        return -1;
     for (int i = ml.npending - 1; i >= 0; i--)
         if (ml.pending[i].ptr == ptr)
             return i;
@@ -819,6 +841,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
         if (ml.npending == ML_PENDING_MAX)
             ml_resolve_one(0, 0, 0);
         ml.pending[ml.npending++] = (struct ml_pending){(uintptr_t)p, size, domain, stack, thread};
+        ml.pending_bits |= ml_pending_bit((uintptr_t)p);
         return;
     }
     ml_event ev = {.kind = ML_EV_ALLOC, .ptr = (uintptr_t)p, .size = size, .domain = (uint8_t)domain,
@@ -1341,6 +1364,7 @@ ml_reset_counters(void)
     mlc.peak = mlc.allocated_bytes = mlc.allocations = mlc.frees = 0;
     mlc.nostack = ml.truncated = mlc.reuses = mlc.dropped = ml.hook_drains = 0;
     ml.npending = 0;
+    ml.pending_bits = 0;
 }
 
 int
