@@ -10,6 +10,18 @@
 #include "graph/typekind.h"
 #include "heap/owners.h"
 
+/* A buffer's label ("list (items)", "dict (values) of Lesson") as a type
+ * id, by what makes it: most buffers of a heap share a few labels, so the
+ * name is formatted and interned once per (type, role, owner kind, owner
+ * type), not once per buffer. */
+typedef struct {
+    PyTypeObject *tp, *of;
+    unsigned role, of_kind;
+    ml_type_id id; /* 0: empty slot */
+} ml_atexit_label;
+
+#define ML_ATEXIT_LABELS 256 /* a power of two */
+
 /* The held blocks: pair i is block seq[i], reached with pattern pat[i]
  * under holder hold[i]. */
 typedef struct {
@@ -19,6 +31,7 @@ typedef struct {
     uint32_t *pat;
     ml_node *hold;
     size_t npairs, cap;
+    ml_atexit_label labels[ML_ATEXIT_LABELS];
 } ml_atexit_ctx;
 
 /* Frames of code whose file name starts with this are memlens' own. */
@@ -49,6 +62,31 @@ ml_atexit_seq_of_object(const ml_atexit_env *env, PyObject *o)
     return env->seq_of(env->arg, (uintptr_t)o - ml_compat_preheader(Py_TYPE(o)));
 }
 
+/* The label's type id of a buffer (0 when out of memory): from the
+ * cache, else named and interned (then cached; a colliding entry is
+ * replaced). */
+static ml_type_id
+ml_atexit_label_of(ml_atexit_ctx *c, PyTypeObject *tp, unsigned role, ml_owners_of of_kind, PyTypeObject *of)
+{
+    uintptr_t h = ((uintptr_t)tp >> 4) * 0x9E3779B1u ^ ((uintptr_t)of >> 4) * 0x85EBCA77u ^ role * 31u ^
+                  (unsigned)of_kind;
+    ml_atexit_label *e = &c->labels[(h ^ h >> 16) & (ML_ATEXIT_LABELS - 1)];
+    if (e->id && e->tp == tp && e->of == of && e->role == role && e->of_kind == (unsigned)of_kind)
+        return e->id;
+    const ml_atexit_env *env = c->env;
+    size_t tlen, oflen = 0;
+    const char *tname = env->type_name(env->arg, tp, &tlen);
+    const char *ofname = of ? env->type_name(env->arg, of, &oflen) : NULL;
+    if (!tname)
+        return 0;
+    char label[512];
+    size_t n = ml_owners_label(label, sizeof(label), tname, tlen, role, of_kind, ofname, oflen);
+    ml_type_id id = env->label(env->arg, label, n);
+    if (id)
+        *e = (ml_atexit_label){tp, of, role, (unsigned)of_kind, id};
+    return id;
+}
+
 static int
 ml_atexit_owner(void *arg, PyObject *o, const ml_compat_buf *buf, ml_owners_of of_kind, PyTypeObject *of)
 {
@@ -57,14 +95,7 @@ ml_atexit_owner(void *arg, PyObject *o, const ml_compat_buf *buf, ml_owners_of o
     ml_seq seq = env->seq_of(env->arg, buf->block);
     if (!seq)
         return 0; /* not recorded: allocated before the capture */
-    size_t tlen, oflen = 0;
-    const char *tname = env->type_name(env->arg, Py_TYPE(o), &tlen);
-    const char *ofname = of ? env->type_name(env->arg, of, &oflen) : NULL;
-    if (!tname)
-        return -1;
-    char label[512];
-    size_t n = ml_owners_label(label, sizeof(label), tname, tlen, buf->role, of_kind, ofname, oflen);
-    ml_type_id type = env->label(env->arg, label, n);
+    ml_type_id type = ml_atexit_label_of(c, Py_TYPE(o), buf->role, of_kind, of);
     if (!type)
         return -1;
     ml_writer_owner(env->w, seq, ml_atexit_seq_of_object(env, o), type);

@@ -1137,41 +1137,52 @@ ml_compat_frameobj_code(PyObject *o, PyCodeObject **code)
     return 1;
 }
 
-PyObject *
-ml_compat_instance_attr(PyObject *o, PyObject *value)
+size_t
+ml_compat_instance_attr_index(PyObject *o, PyObject *value, PyObject **name)
 {
+    *name = NULL;
 #if PY_VERSION_HEX >= 0x030B0000
     PyTypeObject *tp = Py_TYPE(o);
     if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) || !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
-        return NULL;
+        return 0;
     PyDictValues *values = NULL;
 #if PY_VERSION_HEX >= 0x030D0000
     if (!(tp->tp_flags & Py_TPFLAGS_INLINE_VALUES))
-        return NULL;
+        return 0;
     values = _PyObject_InlineValues(o);
     if (!values->valid)
-        return NULL;
+        return 0;
 #elif PY_VERSION_HEX >= 0x030C0000
     PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(o);
     if (!_PyDictOrValues_IsValues(dorv))
-        return NULL;
+        return 0;
     values = _PyDictOrValues_GetValues(dorv);
 #else
     values = *_PyObject_ValuesPointer(o);
 #endif
     PyDictKeysObject *keys = ((PyHeapTypeObject *)tp)->ht_cached_keys;
     if (!values || !keys || keys->dk_kind != DICT_KEYS_SPLIT)
-        return NULL;
+        return 0;
     PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
     for (Py_ssize_t i = 0; i < keys->dk_nentries; i++) {
-        if (values->values[i] == value)
-            return entries[i].me_key;
+        if (values->values[i] == value) {
+            *name = entries[i].me_key;
+            return (size_t)i + 1;
+        }
     }
 #else
     (void)o;
     (void)value;
 #endif
-    return NULL;
+    return 0;
+}
+
+PyObject *
+ml_compat_instance_attr(PyObject *o, PyObject *value)
+{
+    PyObject *name;
+    ml_compat_instance_attr_index(o, value, &name);
+    return name;
 }
 
 #if PY_VERSION_HEX >= 0x030B0000

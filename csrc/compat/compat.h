@@ -263,6 +263,10 @@ int ml_compat_frameobj_code(PyObject *o, PyCodeObject **code);
  * `value` in an attribute values array without a dict object (3.11+),
  * or NULL. */
 PyObject *ml_compat_instance_attr(PyObject *o, PyObject *value);
+/* The same, as the place: 1 + the index of the first slot of that array
+ * holding `value` (0: none), and its name in *name. A type's slot i keeps
+ * its name for as long as the type lives. */
+size_t ml_compat_instance_attr_index(PyObject *o, PyObject *value, PyObject **name);
 
 /* rss: pymalloc's statistics printed to `out` (sys._debugmallocstats);
  * 0 when pymalloc is not the allocator. The function is exported on

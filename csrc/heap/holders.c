@@ -42,6 +42,7 @@ typedef struct {
  * the same for every object of the type. Direct-mapped, so a collision
  * only costs a recomputation. */
 #define ML_HOLDERS_MEMO 4096
+#define ML_HOLDERS_VALUES_WORD 0x40000000u /* + slot: a place in the attribute values */
 typedef struct {
     PyTypeObject *tp;
     uint32_t word, edge;
@@ -446,25 +447,35 @@ ml_holders_dict_edge(ml_holders *h, const ml_compat_dict_entries *e, size_t mask
 }
 
 /* The edge name of o's referent k (ml_paths_edge_name), as a string id;
- * 0 when out of memory. When k sits in exactly one word of a fixed-size
- * o (past its reference count), the name is memoised by (type, word). */
+ * 0 when out of memory. The name is memoised by (type, place) when k sits
+ * in exactly one word of a fixed-size o (past its reference count), or,
+ * in no word, in one slot of a plain instance's attribute values (3.11+):
+ * for every object of the type, the name of a referent found there is the
+ * same. */
 static uint32_t
 ml_holders_edge(ml_holders *h, PyObject *o, PyObject *k)
 {
     PyTypeObject *tp = Py_TYPE(o);
-    size_t word = 0;
+    size_t word = 0, seen = 0;
     if (tp->tp_itemsize == 0) {
         PyObject *const *w = (PyObject *const *)o;
         size_t nw = (size_t)tp->tp_basicsize / sizeof(PyObject *);
         for (size_t i = 1; i < nw; i++) {
             if (w[i] == k) {
-                if (word) { /* twice: which one the name is of is not known */
-                    word = 0;
-                    break;
-                }
                 word = i;
+                seen++;
             }
         }
+    }
+    if (seen > 1) /* twice: which one the name is of is not known */
+        word = 0;
+    PyObject *name;
+    size_t slot;
+    if (!seen && !(ml_typekind_of(tp) & (ML_TK_DICT | ML_TK_SEQ | ML_TK_SET | ML_TK_MODULE | ML_TK_TYPE)) &&
+        (slot = ml_compat_instance_attr_index(o, k, &name)) != 0) {
+        size_t vb;
+        if (ml_compat_instance_dict(o, &vb) != k) /* else ".__dict__" (3.13: a dict over the values) */
+            word = ML_HOLDERS_VALUES_WORD + slot;
     }
     ml_holders_edge_memo *m = NULL;
     if (word) {
