@@ -409,3 +409,39 @@ def test_corrupt_heap_at_exit_records_fail_cleanly(tmp_path):
         doc = json.loads(r.stdout)
         assert doc["capture"]["truncated"] is True, name
         assert all(row.get("holder") is None for row in doc["leaks"]), name
+
+
+MANY = """
+class Item:
+    def __init__(self, i):
+        self.name = "item %d" % i
+        self.tags = [i]
+
+
+KEEP = [Item(i) for i in range(100000)]  # @items
+print("done")
+"""
+
+
+def test_pass_records_span_many_writer_buffers(script, capture):
+    # the pass's records (some MB: an OWNER per attribute table and item
+    # array, a seq per held block) fill the writer's 1 MiB buffers several
+    # times over; a thread compresses them beside the pass, and every one
+    # must reach the file whole and in order (compressed or not)
+    prog = script(MANY)
+    for opts in (("--heap-at-exit", "--exact"), ("--heap-at-exit", "--exact", "--no-compress")):
+        path, proc = capture(prog, opts=opts)
+        assert proc.stdout == "done\n"
+        rows = report("leaks", path)
+        items = _group(rows, "__main__.Item", prog.line("items"))
+        assert items["count"] == 100000
+        assert items["holder"]["path"] == ["module __main__", ".KEEP", "(list)", "[i]"]
+        assert items["holder"]["count"] == 100000
+        tags = [r for r in rows if r["type"] == "list" and r["holder"] and r["holder"]["path"][-1] == ".tags"]
+        assert sum(r["holder"]["count"] for r in tags) == 100000, [(r["type"], r["holder"]) for r in rows]
+        names = [r for r in rows if r["type"] == "str" and r["holder"] and r["holder"]["path"][-1] == ".name"]
+        assert sum(r["holder"]["count"] for r in names) == 100000
+        arrays = [r for r in rows if r["type"] == "list (items)" and r["holder"]
+                  and r["holder"]["path"][-1] == ".tags"]
+        assert sum(r["count"] for r in arrays) == 100000
+        os.unlink(path)

@@ -21,6 +21,7 @@ typedef struct {
 } ml_atexit_label;
 
 #define ML_ATEXIT_LABELS 256 /* a power of two */
+#define ML_ATEXIT_AHEAD 8    /* objects prefetched ahead of a pass */
 
 /* The held blocks: pair i is block seq[i], reached with pattern pat[i]
  * under holder hold[i]. */
@@ -133,21 +134,23 @@ ml_atexit_add_pair(ml_atexit_ctx *c, uint32_t pattern, ml_node holder, ml_seq se
 }
 
 /* The recorded blocks of every reached object (it and the buffers it
- * owns), with its pattern and holder, in the search's order: a pattern's
- * seqs then come mostly ascending, and need no sort. */
+ * owns), with its pattern and holder, in node order: the graph numbers the
+ * objects by address, so the objects and their entries in the block table
+ * are read in address order (the search's order would jump across the
+ * heap); the writer sorts each pattern's seqs. */
 static int
 ml_atexit_collect(ml_atexit_ctx *c, const ml_refgraph *g, const ml_holders *h)
 {
     const ml_atexit_env *env = c->env;
-    size_t n;
-    const ml_node *reached = ml_holders_reached(h, &n);
+    size_t n = ml_refgraph_count(g);
     /* a block per object and some buffers: rarely grown (pages of the
      * part not used are never touched) */
     if (ml_atexit_grow_pairs(c, n + n / 2 + 64) < 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        ml_node v = reached[i];
-        uint32_t p = ml_holders_pattern_of(h, v);
+    for (size_t v = 0; v < n; v++) {
+        if (v + ML_ATEXIT_AHEAD < n)
+            __builtin_prefetch(ml_refgraph_object(g, (ml_node)(v + ML_ATEXIT_AHEAD)));
+        uint32_t p = ml_holders_pattern_of(h, (ml_node)v);
         if (!p)
             continue;
         PyObject *o = ml_refgraph_object(g, (ml_node)v);

@@ -2046,12 +2046,16 @@ ml_heap_pass_begin(int *was)
     uint64_t now = ml_now_us();
     ml_writer_time(ml.w, now - ml.last_time_us);
     ml.last_time_us = now;
+    /* the pass's records are compressed beside it, on the core the sampler
+     * leaves free (inline if no thread can start) */
+    ml_writer_async(ml.w, 1);
     return 0;
 }
 
 static void
 ml_heap_pass_end(int was)
 {
+    ml_writer_async(ml.w, 0);
     ml_unlock();
     if (ml.sampler_held)
         ml_sampler_start();

@@ -25,6 +25,13 @@ struct ml_writer {
     int failed;            /* a write failed: write nothing more, so the file
                             * stays a clean prefix (read as truncated) */
     ml_zdeflate *z;        /* compressing: records go through deflate */
+    /* ml_writer_async: a thread of the writer's own writes full buffers */
+    pthread_t athread;
+    pthread_mutex_t amu;
+    pthread_cond_t acv;
+    int async;             /* the thread runs */
+    int apending;          /* the spare buffer waits for it (spare_len bytes) */
+    int astop;
     ml_seq last_seq;
     struct { uint32_t stack, type; } cache[ML_SLOTS];
 };
@@ -85,10 +92,13 @@ ml_writer_out(ml_writer *w, const uint8_t *p, size_t n)
     return 0;
 }
 
+static void ml_writer_async_wait(ml_writer *w);
+
 int
 ml_writer_flush(ml_writer *w)
 {
     int rc = 0;
+    ml_writer_async_wait(w); /* the buffer before this one goes first */
     if (w->len && w->fd >= 0) {
         pthread_mutex_lock(&w->io);
         rc = ml_writer_out(w, w->buf, w->len);
@@ -101,6 +111,7 @@ ml_writer_flush(ml_writer *w)
 void
 ml_writer_flush_begin(ml_writer *w)
 {
+    ml_writer_async_wait(w);
     pthread_mutex_lock(&w->io);
     uint8_t *b = w->buf;
     size_t cap = w->cap;
@@ -121,6 +132,97 @@ ml_writer_flush_end(ml_writer *w)
     pthread_mutex_unlock(&w->io);
 }
 
+/* ---- ml_writer_async ---- */
+
+/* Wait until the thread has written the buffer handed to it. */
+static void
+ml_writer_async_wait(ml_writer *w)
+{
+    if (!w->async)
+        return;
+    pthread_mutex_lock(&w->amu);
+    while (w->apending)
+        pthread_cond_wait(&w->acv, &w->amu);
+    pthread_mutex_unlock(&w->amu);
+}
+
+static void *
+ml_writer_async_main(void *arg)
+{
+    ml_writer *w = arg;
+    pthread_mutex_lock(&w->amu);
+    for (;;) {
+        while (!w->apending && !w->astop)
+            pthread_cond_wait(&w->acv, &w->amu);
+        if (!w->apending)
+            break; /* stopped, nothing left */
+        pthread_mutex_unlock(&w->amu);
+        pthread_mutex_lock(&w->io);
+        ml_writer_out(w, w->spare, w->spare_len);
+        pthread_mutex_unlock(&w->io);
+        pthread_mutex_lock(&w->amu);
+        w->spare_len = 0;
+        w->apending = 0;
+        pthread_cond_broadcast(&w->acv);
+    }
+    pthread_mutex_unlock(&w->amu);
+    return NULL;
+}
+
+/* The full buffer to the thread (once it is done with the last one); the
+ * records go on into the other. */
+static int
+ml_writer_async_hand(ml_writer *w)
+{
+    if (!w->len || w->fd < 0)
+        return -1;
+    pthread_mutex_lock(&w->amu);
+    while (w->apending)
+        pthread_cond_wait(&w->acv, &w->amu);
+    uint8_t *b = w->buf;
+    size_t cap = w->cap;
+    w->buf = w->spare;
+    w->cap = w->spare_cap;
+    w->spare = b;
+    w->spare_cap = cap;
+    w->spare_len = w->len;
+    w->len = 0;
+    w->apending = 1;
+    pthread_cond_broadcast(&w->acv);
+    pthread_mutex_unlock(&w->amu);
+    return 0;
+}
+
+int
+ml_writer_async(ml_writer *w, int on)
+{
+    if (on) {
+        if (w->async || w->fd < 0 || !w->spare)
+            return w->async ? 0 : -1;
+        pthread_mutex_init(&w->amu, NULL);
+        pthread_cond_init(&w->acv, NULL);
+        w->apending = w->astop = 0;
+        if (pthread_create(&w->athread, NULL, ml_writer_async_main, w) != 0) {
+            pthread_cond_destroy(&w->acv);
+            pthread_mutex_destroy(&w->amu);
+            return -1;
+        }
+        w->async = 1;
+        return 0;
+    }
+    if (!w->async)
+        return 0;
+    pthread_mutex_lock(&w->amu);
+    w->astop = 1;
+    pthread_cond_broadcast(&w->acv);
+    pthread_mutex_unlock(&w->amu);
+    pthread_join(w->athread, NULL); /* it writes what it was handed first */
+    pthread_cond_destroy(&w->acv);
+    pthread_mutex_destroy(&w->amu);
+    w->async = 0;
+    return 0;
+}
+
 /* Room for n more bytes in the buffer; flushes, or grows for a huge record. */
 static uint8_t *
 ml_writer_reserve(ml_writer *w, size_t n)
@@ -134,7 +236,8 @@ ml_writer_reserve(ml_writer *w, size_t n)
         w->cap = cap;
     }
     if (w->len + n > w->cap) {
-        ml_writer_flush(w);
+        if (!w->async || ml_writer_async_hand(w) < 0)
+            ml_writer_flush(w);
         if (n > w->cap) {
             uint8_t *nb = malloc(n);
             if (!nb)
@@ -281,6 +384,7 @@ ml_writer_compressed(const ml_writer *w)
 int
 ml_writer_close(ml_writer *w)
 {
+    ml_writer_async(w, 0);
     ml_writer_flush(w);
     if (w->z && !w->failed && ml_zdeflate_finish(w->z) < 0)
         w->failed = 1;

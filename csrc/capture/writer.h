@@ -50,6 +50,13 @@ int ml_writer_flush(ml_writer *w);
  * writes it. Every _begin must be followed by one _end. */
 void ml_writer_flush_begin(ml_writer *w);
 void ml_writer_flush_end(ml_writer *w);
+/* The heap passes: while on, a full buffer is written (and compressed) by
+ * a thread of the writer's own while the caller fills the other one, so
+ * the pass's records cost the caller their encoding only; every flush
+ * waits for the buffer before it, so the file stays in order. Off waits
+ * for the thread and ends it. Returns 0, or -1 (writing stays inline)
+ * when the thread cannot start or there is no file. */
+int ml_writer_async(ml_writer *w, int on);
 /* Flush (and end the compressed stream), close the file, free the writer.
  * Returns -1 if anything was ever lost. */
 int ml_writer_close(ml_writer *w);
