@@ -753,6 +753,17 @@ ml_on_gc(int phase, unsigned generation, uint64_t collected, uint64_t uncollecta
         return;
     int was = ml_busy;
     ml_busy = 1;
+    if (phase == ML_GCREC_START && ml.npending > 1) {
+        /* Blocks wait to be typed while a collection runs (its frees then
+         * search them). At most one waited when it began: every hook call
+         * outside a collection types them all, then adds its own (the
+         * block whose allocation may have started the collection, its
+         * header not written yet: left waiting). The others were made
+         * since, by CPython for the callbacks (the info dict, its keys,
+         * the call's arguments), and are whole objects by now. */
+        while (ml.npending > 1)
+            ml_resolve_one(1, 0, 0);
+    }
     ml_event ev = {.kind = ML_EV_GC, .size = ml_now_us(), .thread = ml_thread_of(t, ml.defs)};
     if (collected > (UINT64_MAX >> 8))
         collected = UINT64_MAX >> 8;
