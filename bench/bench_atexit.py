@@ -1,7 +1,6 @@
 """Cost of memlens run's heap at exit, per million live objects.
 
-Runs a program that keeps N live objects (N/2 instances of a class in a
-module-level list, each with an int attribute) under `memlens run`, with
+Runs a program that keeps about N live objects under `memlens run`, with
 the heap at exit (the default; --heap-at-exit is passed for older engines)
 and with --no-heap-at-exit, REPEAT times each; prints the median of the
 snapshot's own duration (wall, from the capture) per million objects
@@ -9,7 +8,17 @@ walked, the median extra CPU time (user + sys of the run with it minus the
 run without, per million objects walked: the figure that holds on a
 loaded machine) and the median wall-time ratio of the two runs.
 
-    python bench/bench_atexit.py [N] [REPEAT]
+    python bench/bench_atexit.py [N] [REPEAT] [--heap slots|attrs|scattered]
+
+The heaps (--heap, default slots):
+  slots      N/2 `__slots__` instances in a module-level list, each with an int
+             (no attribute tables: the cheapest heap per object);
+  attrs      N/4 instances with three attributes (a str, an int, a one-item
+             list), made in a row: attribute values (3.11+) or dicts (3.10),
+             the list's item array: buffers with owners;
+  scattered  the same instances, but 9 of every 10 made are dropped again
+             (bench/workloads/small_objects.py's pattern): the survivors lie
+             spread over ten times the memory, as in a program that ran a while.
 """
 import json
 import resource
@@ -20,13 +29,36 @@ import sys
 import tempfile
 import time
 
-PROG = """
+HEAPS = {
+    "slots": ("""
 class Item:
     __slots__ = ("v",)
     def __init__(self, v):
         self.v = v
 KEEP = [Item(i + 1000) for i in range(%d)]
-"""
+""", 2),
+    "attrs": ("""
+class Lesson:
+    def __init__(self, i):
+        self.title = "lesson %%d" %% i
+        self.index = i + 1000
+        self.tags = [i %% 7]
+KEEP = [Lesson(i) for i in range(%d)]
+""", 4),
+    "scattered": ("""
+import gc
+gc.disable()  # the batches die by reference counting; this keeps the run short
+class Lesson:
+    def __init__(self, i):
+        self.title = "lesson %%d" %% i
+        self.index = i + 1000
+        self.tags = [i %% 7]
+KEEP = []
+for r in range(max(1, %d // 10000)):
+    batch = [Lesson(r * 100000 + i) for i in range(100000)]
+    KEEP.extend(batch[::10])
+""", 4),
+}
 
 
 def _cpu():
@@ -42,12 +74,21 @@ def run(prog, out, extra):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000000
-    repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    args = sys.argv[1:]
+    heap = "slots"
+    if "--heap" in args:
+        i = args.index("--heap")
+        heap = args[i + 1] if i + 1 < len(args) else ""
+        del args[i:i + 2]
+    if heap not in HEAPS:
+        sys.exit("bench_atexit: --heap must be one of %s" % ", ".join(HEAPS))
+    n = int(args[0]) if args else 1000000
+    repeat = int(args[1]) if len(args) > 1 else 3
     with tempfile.TemporaryDirectory() as d:
         prog = os.path.join(d, "prog.py")
+        text, per = HEAPS[heap]
         with open(prog, "w") as f:
-            f.write(PROG % (n // 2))
+            f.write(text % (n // per))
         out = os.path.join(d, "c.mlens")
         per_m, cpu_m, ratios = [], [], []
         for _ in range(repeat):
@@ -61,9 +102,10 @@ def main():
             ratios.append(on / off)
             print("objects walked %d, snapshot %.3f s wall, extra CPU %.3f s, wall on %.2f s / off %.2f s"
                   % (h["objects"], h["duration_us"] / 1e6, on_cpu - off_cpu, on, off), file=sys.stderr)
-        print("heap at exit: %.3f s wall, %.3f s CPU per million objects walked (medians of %d); "
-              "wall ratio on/off %.2fx" % (statistics.median(per_m), statistics.median(cpu_m), repeat,
-                                           statistics.median(ratios)))
+        print("heap at exit (%s heap, python %s): %.3f s wall, %.3f s CPU per million objects walked "
+              "(medians of %d); wall ratio on/off %.2fx"
+              % (heap, sys.version.split()[0], statistics.median(per_m), statistics.median(cpu_m), repeat,
+                 statistics.median(ratios)))
 
 
 if __name__ == "__main__":
