@@ -141,7 +141,7 @@ elif py=$(find_python "$asan_v"); then
             test_profile.py test_heap.py test_heap_cli.py test_reports_run.py test_reports.py \
             test_program_unchanged.py test_calltree.py test_native.py test_why.py test_dominators.py \
             test_heapsnapshot.py test_flamegraph.py test_gc_exit.py test_heap_own.py \
-            test_native_stacks.py test_rss.py test_arenas.py \
+            test_native_stacks.py test_rss.py test_arenas.py test_heap_at_exit.py test_gc.py \
             --deselect tests/test_native_stacks.py::test_flame_page_in_browser \
             --deselect tests/test_rss.py::test_plot_draws_the_bands 2>&1) \
             > test-artifacts/pytest-asan.log
