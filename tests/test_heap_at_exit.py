@@ -445,3 +445,19 @@ def test_pass_records_span_many_writer_buffers(script, capture):
                   and r["holder"]["path"][-1] == ".tags"]
         assert sum(r["count"] for r in arrays) == 100000
         os.unlink(path)
+
+
+def test_deque_items_are_named_as_items(script, capture):
+    prog = script("""
+import collections
+class Job:
+    pass
+QUEUE = collections.deque(Job() for _ in range(3000))  # @jobs
+""")
+    path, proc = capture(prog, opts=("--heap-at-exit", "--exact"))
+    assert proc.returncode == 0, proc.stderr
+    rows = report("leaks", path)
+    jobs = _group(rows, "__main__.Job", prog.line("jobs"))
+    assert jobs["count"] == 3000
+    assert jobs["holder"]["path"] == ["module __main__", ".QUEUE", "(collections.deque)", "[i]"]
+    assert jobs["holder"]["count"] == 3000

@@ -69,6 +69,24 @@ def test_attribute_slot_and_class_attribute_edges(module):
     assert p.edges == [".Registry", ".items", "[5]"]
 
 
+def test_deque_items_and_a_deque_subclass(module):
+    # a deque's referents are its items ("[i]": the index is not readable
+    # without calling into Python); a subclass's attributes keep their names
+    import collections
+
+    class Ring(collections.deque):
+        pass
+    module.Q = collections.deque([Lesson(0), Lesson(1)], maxlen=10)
+    module.R = Ring([Lesson(2)])
+    module.R.label = bytearray(3)
+    p = _only(memlens.why(module.Q[1]).paths)
+    assert p.edges == [".Q", "[i]"]
+    p = _only(memlens.why(module.R[0]).paths)
+    assert p.edges == [".R", "[i]"]
+    p = _only(memlens.why(module.R.label).paths)
+    assert p.edges == [".R", ".label"]
+
+
 def test_weak_references_are_never_paths(module):
     target = Lesson(3)
     module.REF = weakref.ref(target)

@@ -1,5 +1,6 @@
 /* paths.c: shortest reference paths and edge names (see paths.h). */
 #include "graph/paths.h"
+#include "graph/typekind.h"
 
 #include "structmember.h"
 #include <stdio.h>
@@ -360,5 +361,7 @@ ml_paths_edge_name(PyObject *src, PyObject *dst, char *buf, size_t cap)
     }
     if ((PyObject *)tp == dst)
         return ml_paths_lit(buf, cap, ".__class__");
+    if (ml_typekind_is_deque(tp)) /* no attribute of it: an item */
+        return ml_paths_lit(buf, cap, "[i]");
     return ml_paths_lit(buf, cap, "(referent)");
 }

@@ -1,5 +1,7 @@
 /* typekind.c: per-type answers, cached (see typekind.h). */
 #include "graph/typekind.h"
+
+#include <string.h>
 #include "heap/objsize.h"
 
 #define ML_TK_SLOTS 1024
@@ -21,6 +23,17 @@ ml_typekind_reset(void)
     }
 }
 
+int
+ml_typekind_is_deque(PyTypeObject *tp)
+{
+    /* the static type of _collections (its name in every version) */
+    for (PyTypeObject *t = tp; t; t = t->tp_base) {
+        if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE) && t->tp_name && strcmp(t->tp_name, "collections.deque") == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static unsigned
 ml_typekind_compute(PyTypeObject *tp)
 {
@@ -37,6 +50,8 @@ ml_typekind_compute(PyTypeObject *tp)
         k |= ML_TK_TYPE;
     if (ml_compat_type_owns_buffers(tp))
         k |= ML_TK_BUFFERS;
+    if (ml_typekind_is_deque(tp))
+        k |= ML_TK_DEQUE;
     return k;
 }
 

@@ -21,7 +21,8 @@ enum {
     ML_TK_SET = 4,     /* PyAnySet_Check */
     ML_TK_MODULE = 8,  /* PyModule_Check */
     ML_TK_TYPE = 16,   /* PyType_Check */
-    ML_TK_BUFFERS = 32 /* may own buffers (ml_compat_type_owns_buffers) */
+    ML_TK_BUFFERS = 32, /* may own buffers (ml_compat_type_owns_buffers) */
+    ML_TK_DEQUE = 64    /* collections.deque or a subclass (ml_typekind_is_deque) */
 };
 
 /* What a pass needs of a type. */
@@ -31,6 +32,10 @@ typedef struct {
     int32_t extra;  /* ml_compat_sizeof_extra_of_type, or -1: ask each object */
 } ml_typeinfo;
 
+/* 1 if tp is collections.deque or derives from it (its items have no
+ * index a reference can name without calling into Python: "[i]"). Walks
+ * tp's bases; not cached. */
+int ml_typekind_is_deque(PyTypeObject *tp);
 /* Forget every type (call at the start of a pass). */
 void ml_typekind_reset(void);
 

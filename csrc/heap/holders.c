@@ -544,8 +544,8 @@ ml_holders_expand(ml_holders *h, ml_node u)
         return;
     }
     uint32_t same = 0; /* the edge of every kid, when the container says */
-    if (kind & ML_TK_SEQ)
-        same = ml_holders_lit(h, "[i]");
+    if ((kind & ML_TK_SEQ) || ((kind & ML_TK_DEQUE) && !(Py_TYPE(o)->tp_flags & Py_TPFLAGS_HEAPTYPE)))
+        same = ml_holders_lit(h, "[i]"); /* a deque's only referents are its items (a subclass's: named one by one) */
     else if (kind & ML_TK_SET)
         same = ml_holders_lit(h, "{item}");
     PyObject *table = NULL;
