@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -202,7 +203,14 @@ ml_writer_async(ml_writer *w, int on)
         pthread_mutex_init(&w->amu, NULL);
         pthread_cond_init(&w->acv, NULL);
         w->apending = w->astop = 0;
-        if (pthread_create(&w->athread, NULL, ml_writer_async_main, w) != 0) {
+        /* signals belong to the program: the thread starts with all of them
+         * blocked (it inherits the mask in force at its creation) */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int rc = pthread_create(&w->athread, NULL, ml_writer_async_main, w);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != 0) {
             pthread_cond_destroy(&w->acv);
             pthread_mutex_destroy(&w->amu);
             return -1;
