@@ -13,6 +13,10 @@ thread runs on another core), the load average, and how many
 collections the capture holds. Also times `memlens gc` on the capture.
 
   pip install . && python bench/bench_gc.py [--reps 7] [--n 300000]
+
+Last, the fixed cost of recording one collection: gc.collect(0) of an empty
+youngest generation, 100,000 times, recorded and not (the program thread's
+CPU per collection).
 """
 import argparse
 import json
@@ -43,6 +47,17 @@ for i in range(n):
 sys.stderr.write("main-thread-cpu %.6f\\n" % time.thread_time())
 """
 
+# The fixed cost of recording one collection: collections of an empty
+# youngest generation, so nothing else happens in them (no frees).
+EMPTY = """\
+import gc, sys, time
+n = int(sys.argv[1])
+t = time.thread_time()
+for i in range(n):
+    gc.collect(0)
+sys.stderr.write("per-collection %.9f\\n" % ((time.thread_time() - t) / n))
+"""
+
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
@@ -61,6 +76,30 @@ def run_once(script, n, cap, record):
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     main = [float(x.split()[1]) for x in err.splitlines() if x.startswith("main-thread-cpu ")]
     return time.perf_counter() - t, cpu, main[-1]
+
+
+EMPTY_N = 100000
+
+
+def fixed_cost(d, reps):
+    """Median microseconds per gc.collect(0) recorded and not, and their difference."""
+    script = os.path.join(d, "gc_empty.py")
+    with open(script, "w") as f:
+        f.write(EMPTY)
+    cap = os.path.join(d, "e.mlens")
+    per = {False: [], True: []}
+    for _ in range(reps):
+        for record in (False, True):
+            env = dict(ENV)
+            if not record:
+                env["MEMLENS_NO_GC_RECORD"] = "1"
+            err = subprocess.run([sys.executable, "-m", "memlens", "run", "-q", "-f", "-o", cap, script,
+                                  str(EMPTY_N)], check=True, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True).stderr
+            per[record].append(float([x for x in err.splitlines() if x.startswith("per-collection ")][-1]
+                                     .split()[1]) * 1e6)
+    on, off = statistics.median(per[True]), statistics.median(per[False])
+    return on, off, on - off
 
 
 def main():
@@ -83,6 +122,7 @@ def main():
             on.append(w)
             on_cpu.append(c)
             on_main.append(m)
+        empty = fixed_cost(d, args.reps)
         t = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "memlens", "gc", "--json", cap], check=True,
                              capture_output=True, text=True, env=ENV).stdout
@@ -103,6 +143,8 @@ def main():
     print("CPU time of the program's thread: median %.3f s not recorded, %.3f s recorded: ratio %.4f"
           " (%.2f us per collection)" % (m_off, m_on, m_on / m_off, (m_on - m_off) * 1e6 / max(1, doc["collections"])))
     print("load average: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
+    print("fixed cost per collection (gc.collect(0) of an empty generation, %d each, median of %d): %.2f us "
+          "recorded, %.2f us not: %.2f us for the recording" % ((EMPTY_N, args.reps) + empty))
     print("collections in the capture: %d (pauses %d, total %.3f s); `memlens gc`: %.3f s"
           % (doc["collections"], doc["pauses"]["count"], doc["pauses"]["total_s"], t_report))
 
