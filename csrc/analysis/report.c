@@ -459,6 +459,13 @@ int
 ml_report_summary(ml_reader *r, size_t top, const ml_progress *pg, ml_summary *out, char *err,
                   size_t errcap)
 {
+    return ml_report_summary_tap(r, top, pg, NULL, NULL, out, err, errcap);
+}
+
+int
+ml_report_summary_tap(ml_reader *r, size_t top, const ml_progress *pg, ml_report_tap tap, void *tap_arg,
+                      ml_summary *out, char *err, size_t errcap)
+{
     memset(out, 0, sizeof(*out));
     ml_report_totals *t = &out->totals;
     ml_stack_sums allocated = {0}, at_end = {0};
@@ -500,6 +507,8 @@ ml_report_summary(ml_reader *r, size_t top, const ml_progress *pg, ml_summary *o
                 if (ml_u64map_set(&garbage, ev.gc_seqs[i], 1) < 0)
                     goto oom;
         }
+        if (tap && tap(tap_arg, r, &ev) < 0)
+            goto oom;
     }
     if (rc < 0)
         goto fail;
