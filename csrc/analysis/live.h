@@ -12,7 +12,11 @@
  * deletion (no tombstones: a table that sees a billion inserts and removes
  * stays as fast as a fresh one). The hash finds slots by Fibonacci hashing
  * of the seq: an identity hash would let a dense run of long-lived blocks
- * form one cluster that later seqs wrap onto.
+ * form one cluster that later seqs wrap onto. The ring's side of insert and
+ * remove is inline (below); the hash's is in live.c. The hash's cache misses
+ * are most of a reading's time when many blocks outlive the ring, so an
+ * insert prefetches the hash slot of the block that leaves the ring a few
+ * inserts later (BENCHMARKS.md, "Reading captures", session 8).
  * Invariants (ml_live_check): a ring entry sits at index seq % ring size; a
  * hash entry sits at or after its home slot with no empty slot in between;
  * no seq is in both; count and bytes match the entries; the hash load stays
