@@ -196,7 +196,8 @@ ml_py_read_summary(PyObject *self, PyObject *args, PyObject *kw)
     res = ml_py_totals(&s.totals);
     if (!res)
         Py_XDECREF(rss);
-    else if (ml_py_put(res, "rss", rss) < 0 || ml_py_put(res, "peak_bytes", PyLong_FromUnsignedLongLong(s.peak_bytes)) < 0 ||
+    else if (ml_py_put(res, "rss", rss) < 0 ||
+             ml_py_put(res, "peak_bytes", PyLong_FromUnsignedLongLong(s.peak_bytes)) < 0 ||
         ml_py_put(res, "peak_event", PyLong_FromUnsignedLongLong(s.peak_event)) < 0 ||
         ml_py_put(res, "peak_time_us", PyLong_FromUnsignedLongLong(s.peak_time_us)) < 0 ||
         ml_py_put(res, "top_peak", ml_py_rows(r, s.at_peak, s.n_at_peak, 0)) < 0 ||
