@@ -11,13 +11,7 @@
  * 2.6 slots per live block after a doubling. */
 #define ML_LIVE_FULL(count, cap) ((count) * 8 >= (cap) * 5)
 
-#define ML_DOM_SHIFT 62
-
-static inline uint64_t
-ml_live_home(const ml_live *t, ml_seq seq)
-{
-    return (seq * UINT64_C(0x9E3779B97F4A7C15)) >> t->shift;
-}
+#define ML_DOM_SHIFT ML_LIVE_DOM_SHIFT
 
 static int
 ml_live_alloc_slots(ml_live *t, unsigned bits)
@@ -90,16 +84,14 @@ ml_live_grow(ml_live *t)
 }
 
 int
-ml_live_insert(ml_live *t, ml_seq seq, const ml_live_block *b)
+ml_live_insert_evict(ml_live *t, ml_seq seq, const ml_live_block *b)
 {
     ml_live_slot *r = &t->ring[seq & (ML_LIVE_RING - 1)];
-    if (r->seq) {
-        /* an older block still lives in this ring slot: it moves to the hash */
-        if (ML_LIVE_FULL(t->hcount + 1, t->mask + 1) && ml_live_grow(t) < 0)
-            return -1;
-        ml_live_place(t, r);
-        t->hcount++;
-    }
+    /* an older block still lives in this ring slot: it moves to the hash */
+    if (ML_LIVE_FULL(t->hcount + 1, t->mask + 1) && ml_live_grow(t) < 0)
+        return -1;
+    ml_live_place(t, r);
+    t->hcount++;
     r->seq = seq;
     r->size_dom = b->size | (uint64_t)b->domain << ML_DOM_SHIFT;
     r->stack = b->stack;
@@ -150,18 +142,10 @@ ml_live_find(const ml_live *t, ml_seq seq, ml_live_block *out)
 }
 
 int
-ml_live_remove(ml_live *t, ml_seq seq, ml_live_block *out)
+ml_live_remove_hashed(ml_live *t, ml_seq seq, ml_live_block *out)
 {
     if (!seq)
         return -1;
-    ml_live_slot *r = &t->ring[seq & (ML_LIVE_RING - 1)];
-    if (r->seq == seq) {
-        ml_live_unpack(r, out);
-        r->seq = 0;
-        t->count--;
-        t->bytes -= out->size;
-        return 0;
-    }
     int64_t found = ml_live_lookup(t, seq);
     if (found < 0)
         return -1;

@@ -145,6 +145,14 @@ int ml_report_types(ml_reader *r, const ml_progress *progress, ml_types *out, ch
 int ml_report_leaks(ml_reader *r, size_t top, const ml_progress *progress, ml_leaks *out,
                     char *err, size_t errcap);
 
+/* ml_report_summary, calling tap(tap_arg, r, ev) with every event of its
+ * pass as it is read (the reader stands at that event), so that another
+ * reading shares the pass (`memlens summary`'s RSS section: analysis/rss.h
+ * ml_rss_feed). A tap returning -1 fails the summary as out of memory. */
+typedef int (*ml_report_tap)(void *arg, ml_reader *r, const ml_event *ev);
+int ml_report_summary_tap(ml_reader *r, size_t top, const ml_progress *progress, ml_report_tap tap,
+                          void *tap_arg, ml_summary *out, char *err, size_t errcap);
+
 void ml_summary_release(ml_summary *s);
 void ml_types_release(ml_types *t);
 void ml_leaks_release(ml_leaks *l);

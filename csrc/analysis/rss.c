@@ -165,10 +165,12 @@ ml_rss_is_native(ml_reader *r, ml_type_id t, unsigned char **flags, size_t *cap)
 }
 
 int
-ml_rss_read(ml_reader *r, ml_rss_series *s, size_t max_points, unsigned arena_pct, const ml_progress *pg,
-            char *err, size_t errcap)
+ml_rss_begin(ml_rss_reading *st, ml_rss_series *s, size_t max_points, unsigned arena_pct, char *err,
+             size_t errcap)
 {
+    memset(st, 0, sizeof(*st));
     memset(s, 0, sizeof(*s));
+    st->s = s;
     s->cap = max_points < 2 ? 2 : max_points;
     s->stride = 1;
     s->arenas.pct = arena_pct > ML_ARENA_BLOCKS_PCT ? ML_ARENA_BLOCKS_PCT : arena_pct;
@@ -177,132 +179,165 @@ ml_rss_read(ml_reader *r, ml_rss_series *s, size_t max_points, unsigned arena_pc
         snprintf(err, errcap, "out of memory");
         return -1;
     }
+    return 0;
+}
+
+int
+ml_rss_feed(ml_rss_reading *st, ml_reader *r, const ml_event *ev)
+{
+    ml_rss_series *s = st->s;
+    ml_arena_report *ar = &s->arenas;
+    switch (ev->kind) {
+    case ML_EV_ALLOC:
+    case ML_EV_FREE:
+        if (ev->domain == ML_DOMAIN_RAW && ev->type) {
+            int k = ml_rss_is_native(r, ev->type, &st->native_type, &st->native_cap);
+            if (k < 0)
+                return -1;
+            if (k)
+                st->native += ev->kind == ML_EV_ALLOC ? (int64_t)ev->size : -(int64_t)ev->size;
+        }
+        break;
+    case ML_EV_RSS: {
+        ml_rss_point pt = {.time_us = ev->time_us};
+        memcpy(pt.f, ev->rss_fields, sizeof(pt.f));
+        if (!pt.f[ML_RSS_NATIVE] && st->native > 0)
+            pt.f[ML_RSS_NATIVE] = (uint64_t)st->native;
+        if (!s->samples || pt.f[ML_RSS_TOTAL] > s->peak.f[ML_RSS_TOTAL])
+            s->peak = pt;
+        s->end = pt;
+        if (s->samples++ % s->stride == 0) {
+            if (s->n == s->cap)
+                ml_rss_thin(s);
+            if ((s->samples - 1) % s->stride == 0)
+                s->points[s->n++] = pt;
+        }
+        break;
+    }
+    case ML_EV_ARENA: {
+        uint64_t i = ev->arena_index;
+        if (i >= st->sparse_cap) {
+            size_t cap = st->sparse_cap ? st->sparse_cap * 2 : 64;
+            while (cap <= i)
+                cap *= 2;
+            uint32_t *b = realloc(st->sparse, cap * sizeof(*b));
+            if (!b)
+                return -1;
+            memset(b + st->sparse_cap, 0, (cap - st->sparse_cap) * sizeof(*b));
+            st->sparse = b;
+            st->sparse_cap = cap;
+        }
+        ar->arenas++;
+        ar->size += ev->arena_size;
+        ar->resident += ev->arena_resident;
+        ar->used += ev->arena_used;
+        if (ev->arena_used * 100 <= ev->arena_size * ar->pct && ar->nlist < UINT32_MAX) {
+            if (ar->nlist == ar->lcap) {
+                size_t cap = ar->lcap ? ar->lcap * 2 : 64;
+                struct ml_sparse_arena *l = realloc(ar->list, cap * sizeof(*l));
+                if (!l)
+                    return -1;
+                ar->list = l;
+                ar->lcap = cap;
+            }
+            ar->list[ar->nlist++] = (struct ml_sparse_arena){ev->arena_base, ev->arena_size, ev->arena_resident,
+                                                             ev->arena_used, 0, 0};
+            st->sparse[i] = (uint32_t)ar->nlist;
+            ar->sparse++;
+            ar->sparse_size += ev->arena_size;
+            ar->sparse_resident += ev->arena_resident;
+            ar->sparse_used += ev->arena_used;
+        }
+        break;
+    }
+    case ML_EV_ARENA_BLOCKS: {
+        uint64_t i = ev->arena_index;
+        if (i >= st->sparse_cap || !st->sparse[i])
+            break;
+        struct ml_sparse_arena *one = &ar->list[st->sparse[i] - 1];
+        for (size_t k = 0; k < ev->nheld; k++) {
+            uint64_t size;
+            ml_frame_id stack;
+            ml_type_id type;
+            if (ml_reader_live_find(r, ev->held[k], &size, &stack, &type, NULL) < 0)
+                continue; /* freed before the end: not in the arena now */
+            const ml_frame_info *f = ml_reader_frame(r, stack);
+            ml_arena_group *g = ml_rss_group(ar, &st->groups, f ? f->code : 0,
+                                             f ? ml_reader_frame_line(r, stack) : 0, type);
+            if (!g)
+                return -1;
+            g->blocks++;
+            g->bytes += size;
+            if (g->last_arena != i + 1) {
+                g->last_arena = i + 1;
+                g->arenas++;
+            }
+            ar->sparse_blocks++;
+            ar->sparse_bytes += size;
+            one->blocks++;
+            one->bytes += size;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    return 0;
+}
+
+static void
+ml_rss_reading_release(ml_rss_reading *st)
+{
+    free(st->native_type);
+    free(st->sparse);
+    ml_u64map_release(&st->groups);
+    st->native_type = NULL;
+    st->sparse = NULL;
+}
+
+void
+ml_rss_end(ml_rss_reading *st, ml_reader *r)
+{
+    ml_rss_series *s = st->s;
+    if (s->arenas.ngroups)
+        qsort(s->arenas.groups, s->arenas.ngroups, sizeof(*s->arenas.groups), ml_rss_group_cmp);
+    s->truncated = ml_reader_truncated(r);
+    ml_rss_reading_release(st);
+}
+
+void
+ml_rss_abort(ml_rss_reading *st)
+{
+    ml_rss_reading_release(st);
+    ml_rss_series_release(st->s);
+}
+
+int
+ml_rss_read(ml_reader *r, ml_rss_series *s, size_t max_points, unsigned arena_pct, const ml_progress *pg,
+            char *err, size_t errcap)
+{
+    ml_rss_reading st;
+    if (ml_rss_begin(&st, s, max_points, arena_pct, err, errcap) < 0)
+        return -1;
     ml_reader_rewind(r);
     ml_event ev;
     int rc;
     uint64_t nread = 0;
-    int64_t native = 0;            /* live bytes of the native heap traced with --native */
-    unsigned char *native_type = NULL;
-    size_t native_cap = 0;
-    ml_u64map groups = {0};
-    /* arena i (by ARENA order): its place in ar->list + 1, 0 = not mostly empty */
-    uint32_t *sparse = NULL;
-    size_t sparse_cap = 0;
-    ml_arena_report *ar = &s->arenas;
     while ((rc = ml_reader_next(r, &ev)) == 1) {
         if (ml_progress_tick(pg, 1, r, ++nread, err, errcap) < 0)
             goto fail;
-        switch (ev.kind) {
-        case ML_EV_ALLOC:
-        case ML_EV_FREE:
-            if (ev.domain == ML_DOMAIN_RAW && ev.type) {
-                int k = ml_rss_is_native(r, ev.type, &native_type, &native_cap);
-                if (k < 0)
-                    goto oom;
-                if (k)
-                    native += ev.kind == ML_EV_ALLOC ? (int64_t)ev.size : -(int64_t)ev.size;
-            }
-            break;
-        case ML_EV_RSS: {
-            ml_rss_point pt = {.time_us = ev.time_us};
-            memcpy(pt.f, ev.rss_fields, sizeof(pt.f));
-            if (!pt.f[ML_RSS_NATIVE] && native > 0)
-                pt.f[ML_RSS_NATIVE] = (uint64_t)native;
-            if (!s->samples || pt.f[ML_RSS_TOTAL] > s->peak.f[ML_RSS_TOTAL])
-                s->peak = pt;
-            s->end = pt;
-            if (s->samples++ % s->stride == 0) {
-                if (s->n == s->cap)
-                    ml_rss_thin(s);
-                if ((s->samples - 1) % s->stride == 0)
-                    s->points[s->n++] = pt;
-            }
-            break;
-        }
-        case ML_EV_ARENA: {
-            uint64_t i = ev.arena_index;
-            if (i >= sparse_cap) {
-                size_t cap = sparse_cap ? sparse_cap * 2 : 64;
-                uint32_t *b = realloc(sparse, cap * sizeof(*b));
-                if (!b)
-                    goto oom;
-                memset(b + sparse_cap, 0, (cap - sparse_cap) * sizeof(*b));
-                sparse = b;
-                sparse_cap = cap;
-            }
-            ar->arenas++;
-            ar->size += ev.arena_size;
-            ar->resident += ev.arena_resident;
-            ar->used += ev.arena_used;
-            if (ev.arena_used * 100 <= ev.arena_size * ar->pct && ar->nlist < UINT32_MAX) {
-                if (ar->nlist == ar->lcap) {
-                    size_t cap = ar->lcap ? ar->lcap * 2 : 64;
-                    struct ml_sparse_arena *l = realloc(ar->list, cap * sizeof(*l));
-                    if (!l)
-                        goto oom;
-                    ar->list = l;
-                    ar->lcap = cap;
-                }
-                ar->list[ar->nlist++] = (struct ml_sparse_arena){ev.arena_base, ev.arena_size, ev.arena_resident,
-                                                                 ev.arena_used, 0, 0};
-                sparse[i] = (uint32_t)ar->nlist;
-                ar->sparse++;
-                ar->sparse_size += ev.arena_size;
-                ar->sparse_resident += ev.arena_resident;
-                ar->sparse_used += ev.arena_used;
-            }
-            break;
-        }
-        case ML_EV_ARENA_BLOCKS: {
-            uint64_t i = ev.arena_index;
-            if (!sparse[i])
-                break;
-            struct ml_sparse_arena *one = &ar->list[sparse[i] - 1];
-            for (size_t k = 0; k < ev.nheld; k++) {
-                uint64_t size;
-                ml_frame_id stack;
-                ml_type_id type;
-                if (ml_reader_live_find(r, ev.held[k], &size, &stack, &type, NULL) < 0)
-                    continue; /* freed before the end: not in the arena now */
-                const ml_frame_info *f = ml_reader_frame(r, stack);
-                ml_arena_group *g = ml_rss_group(ar, &groups, f ? f->code : 0,
-                                                 f ? ml_reader_frame_line(r, stack) : 0, type);
-                if (!g)
-                    goto oom;
-                g->blocks++;
-                g->bytes += size;
-                if (g->last_arena != i + 1) {
-                    g->last_arena = i + 1;
-                    g->arenas++;
-                }
-                ar->sparse_blocks++;
-                ar->sparse_bytes += size;
-                one->blocks++;
-                one->bytes += size;
-            }
-            break;
-        }
-        default:
-            break;
+        if (ml_rss_feed(&st, r, &ev) < 0) {
+            snprintf(err, errcap, "out of memory");
+            goto fail;
         }
     }
     if (rc < 0) {
         snprintf(err, errcap, "%s", ml_reader_error(r));
         goto fail;
     }
-    if (ar->ngroups)
-        qsort(ar->groups, ar->ngroups, sizeof(*ar->groups), ml_rss_group_cmp);
-    s->truncated = ml_reader_truncated(r);
-    free(native_type);
-    free(sparse);
-    ml_u64map_release(&groups);
+    ml_rss_end(&st, r);
     return 0;
-oom:
-    snprintf(err, errcap, "out of memory");
 fail:
-    free(native_type);
-    free(sparse);
-    ml_u64map_release(&groups);
-    ml_rss_series_release(s);
+    ml_rss_abort(&st);
     return -1;
 }

@@ -16,6 +16,7 @@
 
 #include "analysis/reader.h"
 #include "analysis/report.h" /* ml_progress */
+#include "analysis/u64map.h"
 
 /* The parts, in the order reports list them (names: ml_rss_part_names). */
 enum ml_rss_part {
@@ -94,5 +95,28 @@ typedef struct {
 int ml_rss_read(ml_reader *r, ml_rss_series *s, size_t max_points, unsigned arena_pct, const ml_progress *pg,
                 char *err, size_t errcap);
 void ml_rss_series_release(ml_rss_series *s);
+
+/* The same reading, fed one event at a time by a caller's own pass (so that
+ * `memlens summary` reads the capture once): ml_rss_begin, then
+ * ml_rss_feed with every event of the pass, from the start, in order, while
+ * the reader stands at that event; then ml_rss_end (the series is done) or
+ * ml_rss_abort (it is released). What ml_rss_read does is exactly this. */
+typedef struct {
+    ml_rss_series *s;
+    int64_t native;             /* live bytes of the native heap traced with --native */
+    unsigned char *native_type; /* per type: 0 unknown, 1 not native, 2 native */
+    size_t native_cap;
+    uint32_t *sparse;           /* arena i: its place in s->arenas.list + 1, 0 = not mostly empty */
+    size_t sparse_cap;
+    ml_u64map groups;           /* (site, type) -> index in s->arenas.groups */
+} ml_rss_reading;
+
+/* 0, or -1 with err set (out of memory; nothing to release). */
+int ml_rss_begin(ml_rss_reading *st, ml_rss_series *s, size_t max_points, unsigned arena_pct, char *err,
+                 size_t errcap);
+/* 0, or -1 out of memory (then call ml_rss_abort). */
+int ml_rss_feed(ml_rss_reading *st, ml_reader *r, const ml_event *ev);
+void ml_rss_end(ml_rss_reading *st, ml_reader *r);
+void ml_rss_abort(ml_rss_reading *st);
 
 #endif /* ML_ANALYSIS_RSS_H */

@@ -70,6 +70,10 @@ PyObject *ml_py_report_failed(const char *err);
 int ml_py_leak_holders(PyObject *res, const ml_leaks *l);
 /* gcexit: each leaks row's garbage_bytes/garbage_blocks and the totals (bind/gc.c) */
 int ml_py_leak_garbage(PyObject *res, const ml_leaks *l);
+/* rss (bind/rss.c): rss_report's result dict for the series *s read from r,
+ * at most arena_top groups (0 = all); *s is released. NULL on error. */
+#include "analysis/rss.h"
+PyObject *ml_py_rss_result(ml_reader *r, ml_rss_series *s, size_t arena_top);
 /* The name of a heap-at-exit event kind ("snapshot", "owner", "holder",
  * "held"; "unknown" for others), and its fields into dict d (0 or -1). */
 const char *ml_py_exit_event_kind(unsigned kind);

@@ -9,6 +9,7 @@
  * the OS, with errno) or ValueError (not a capture, newer version, corrupt),
  * with the reader's one-line message. */
 #include "analysis/report.h"
+#include "analysis/rss.h"
 #include "analysis/zinflate.h"
 
 static PyObject *
@@ -147,26 +148,56 @@ ml_py_open_args(PyObject *args, PyObject *kw, int with_top, Py_ssize_t *top, ml_
     return r;
 }
 
+static int
+ml_py_rss_tap(void *arg, ml_reader *r, const ml_event *ev)
+{
+    return ml_rss_feed(arg, r, ev);
+}
+
 static PyObject *
 ml_py_read_summary(PyObject *self, PyObject *args, PyObject *kw)
 {
-    PyObject *res = NULL;
-    Py_ssize_t top = 10;
+    static char *kwlist[] = {"path", "top", "progress", "rss_points", NULL};
+    PyObject *res = NULL, *path;
+    Py_ssize_t top = 10, rss_points = 0;
     ml_py_progress pp = {Py_None, NULL};
-    ml_reader *r = ml_py_open_args(args, kw, 1, &top, &pp);
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|nOn", kwlist, PyUnicode_FSConverter, &path, &top,
+                                     &pp.callback, &rss_points))
+        return NULL;
+    ml_reader *r = ml_py_open(path);
+    Py_DECREF(path);
     if (!r)
         return NULL;
     ml_summary s;
     ml_progress pg = {ml_py_progress_call, &pp};
     char err[ML_PY_ERRCAP];
-    int rc;
-    ML_PY_RUN(rc, pp, ml_report_summary(r, top > 0 ? (size_t)top : 0, &pg, &s, err, sizeof(err)));
+    int rc = 0;
+    /* rss: the RSS breakdown read in the same pass (rss_report's result, with its
+     * default arena_pct 25 and arena_top 10) */
+    ml_rss_series rs;
+    ml_rss_reading rst;
+    if (rss_points > 0 && ml_rss_begin(&rst, &rs, (size_t)rss_points, 25, err, sizeof(err)) < 0) {
+        ml_reader_free(r);
+        return PyErr_NoMemory();
+    }
+    ML_PY_RUN(rc, pp, ml_report_summary_tap(r, top > 0 ? (size_t)top : 0, &pg,
+                                            rss_points > 0 ? ml_py_rss_tap : NULL, &rst, &s, err, sizeof(err)));
     if (rc < 0) {
+        if (rss_points > 0)
+            ml_rss_abort(&rst);
         ml_reader_free(r);
         return ml_py_report_failed(err);
     }
+    PyObject *rss = Py_NewRef(Py_None);
+    if (rss_points > 0) {
+        ml_rss_end(&rst, r);
+        Py_SETREF(rss, ml_py_rss_result(r, &rs, 10));
+    }
     res = ml_py_totals(&s.totals);
-    if (!res || ml_py_put(res, "peak_bytes", PyLong_FromUnsignedLongLong(s.peak_bytes)) < 0 ||
+    if (!res)
+        Py_XDECREF(rss);
+    else if (ml_py_put(res, "rss", rss) < 0 ||
+             ml_py_put(res, "peak_bytes", PyLong_FromUnsignedLongLong(s.peak_bytes)) < 0 ||
         ml_py_put(res, "peak_event", PyLong_FromUnsignedLongLong(s.peak_event)) < 0 ||
         ml_py_put(res, "peak_time_us", PyLong_FromUnsignedLongLong(s.peak_time_us)) < 0 ||
         ml_py_put(res, "top_peak", ml_py_rows(r, s.at_peak, s.n_at_peak, 0)) < 0 ||
@@ -478,7 +509,8 @@ ml_bind_reports_init(PyObject *m)
 
 PyMethodDef ml_bind_reports_methods[] = {
     {"read_summary", (PyCFunction)(void (*)(void))ml_py_read_summary, METH_VARARGS | METH_KEYWORDS,
-     "read_summary(path, top=10, progress=None) -> dict: peak, totals, top sites."},
+     "read_summary(path, top=10, progress=None, rss_points=0) -> dict: peak, totals, top sites; "
+     "with rss_points > 0, \"rss\" is rss_report(path, rss_points)'s result, read in the same pass."},
     {"read_types", (PyCFunction)(void (*)(void))ml_py_read_types, METH_VARARGS | METH_KEYWORDS,
      "read_types(path, progress=None) -> dict: per-type counts under 'types'."},
     {"read_leaks", (PyCFunction)(void (*)(void))ml_py_read_leaks, METH_VARARGS | METH_KEYWORDS,

@@ -102,6 +102,37 @@ ml_rss_arenas_dict(ml_reader *r, const ml_arena_report *a, size_t top)
                          "groups", groups);
 }
 
+/* rss_report's result (bind.h). */
+PyObject *
+ml_py_rss_result(ml_reader *r, ml_rss_series *s, size_t arena_top)
+{
+    PyObject *arenas = ml_rss_arenas_dict(r, &s->arenas, arena_top);
+    if (!arenas) {
+        ml_rss_series_release(s);
+        return NULL;
+    }
+    PyObject *points = PyList_New((Py_ssize_t)s->n);
+    for (size_t i = 0; points && i < s->n; i++) {
+        PyObject *d = ml_rss_dict(s->points[i].f, s->points[i].time_us);
+        if (!d) {
+            Py_CLEAR(points);
+            break;
+        }
+        PyList_SET_ITEM(points, (Py_ssize_t)i, d);
+    }
+    PyObject *res = NULL;
+    if (points)
+        res = Py_BuildValue("{s:N,s:N,s:N,s:K,s:O,s:N}", "points", points, "peak",
+                            s->samples ? ml_rss_dict(s->peak.f, s->peak.time_us) : Py_NewRef(Py_None), "end",
+                            s->samples ? ml_rss_dict(s->end.f, s->end.time_us) : Py_NewRef(Py_None), "samples",
+                            (unsigned long long)s->samples, "truncated", s->truncated ? Py_True : Py_False,
+                            "arenas", arenas);
+    else
+        Py_DECREF(arenas);
+    ml_rss_series_release(s);
+    return res;
+}
+
 /* rss_report(path, max_points=2000, arena_pct=25, arena_top=10, progress=None)
  *   -> dict(points, peak, end, samples, truncated, arenas) */
 static PyObject *
@@ -129,31 +160,8 @@ ml_py_rss_report(PyObject *self, PyObject *args, PyObject *kw)
         ml_reader_free(r);
         return ml_py_report_failed(err);
     }
-    PyObject *arenas = ml_rss_arenas_dict(r, &s.arenas, arena_top < 0 ? 0 : (size_t)arena_top);
+    PyObject *res = ml_py_rss_result(r, &s, arena_top < 0 ? 0 : (size_t)arena_top);
     ml_reader_free(r);
-    if (!arenas) {
-        ml_rss_series_release(&s);
-        return NULL;
-    }
-    PyObject *points = PyList_New((Py_ssize_t)s.n);
-    for (size_t i = 0; points && i < s.n; i++) {
-        PyObject *d = ml_rss_dict(s.points[i].f, s.points[i].time_us);
-        if (!d) {
-            Py_CLEAR(points);
-            break;
-        }
-        PyList_SET_ITEM(points, (Py_ssize_t)i, d);
-    }
-    PyObject *res = NULL;
-    if (points)
-        res = Py_BuildValue("{s:N,s:N,s:N,s:K,s:O,s:N}", "points", points, "peak",
-                            s.samples ? ml_rss_dict(s.peak.f, s.peak.time_us) : Py_NewRef(Py_None), "end",
-                            s.samples ? ml_rss_dict(s.end.f, s.end.time_us) : Py_NewRef(Py_None), "samples",
-                            (unsigned long long)s.samples, "truncated", s.truncated ? Py_True : Py_False,
-                            "arenas", arenas);
-    else
-        Py_DECREF(arenas);
-    ml_rss_series_release(&s);
     return res;
 }
 

@@ -87,7 +87,7 @@ def _terminal_progress(passes):
     return None
 
 
-def _read(name, path, progress, passes, *args):
+def _read(name, path, progress, passes, *args, **kw):
     """Run the engine's reader `name` (passes: how many times it reads the
     file, for the percentage). progress: None = on stderr when it is a
     terminal; False = never; or a callable(pass, pos, size)."""
@@ -97,7 +97,7 @@ def _read(name, path, progress, passes, *args):
     elif progress:
         show = progress
     try:
-        return _call(getattr(_engine(), name), path, *args, progress=show)
+        return _call(getattr(_engine(), name), path, *args, progress=show, **kw)
     finally:
         if isinstance(show, _Progress):
             show.close()
@@ -141,15 +141,17 @@ def _site(row):
             "bytes": row["bytes"], "count": row["count"], "stack": row["stack"]}
 
 
-def summary(path, top=10, progress=None):
+def summary(path, top=10, progress=None, rss_points=0):
     """Peak, totals and the top sites of a capture, as `memlens summary --json`.
 
     progress: None = on stderr when it is a terminal; False = never; or a
-    callable(pass, pos, size).
+    callable(pass, pos, size). rss_points > 0: "rss_series" is also
+    rssparts.from_capture(path, max_points=rss_points)'s result, read in the
+    same pass over the capture.
     """
-    raw = _read("read_summary", path, progress, 1, top)
+    raw = _read("read_summary", path, progress, 1, top, rss_points=rss_points)
     info = meta(path)
-    return {
+    out = {
         "peak_bytes": raw["peak_bytes"],
         "peak_time_s": raw["peak_time_us"] / 1e6,
         "allocated_bytes": raw["allocated_bytes"],
@@ -173,6 +175,10 @@ def summary(path, top=10, progress=None):
         "truncated": raw["truncated"],
         "warnings": _warnings(raw),
     }
+    if rss_points > 0:
+        from memlens import rssparts
+        out["rss_series"] = rssparts.from_raw(raw["rss"])
+    return out
 
 
 # CPython's free lists: the most dead objects of a type one interpreter parks

@@ -81,7 +81,12 @@ def from_capture(path, max_points=2000, progress=None, arena_pct=25, arena_top=1
     (site, type) groups in those used at most arena_pct % (at most
     arena_top groups, 0 = all); docs/RSS.md "Arenas kept by few objects"."""
     from memlens import reports
-    raw = reports._read("rss_report", path, progress, 1, max_points, arena_pct, arena_top)
+    return from_raw(reports._read("rss_report", path, progress, 1, max_points, arena_pct, arena_top))
+
+
+def from_raw(raw):
+    """from_capture's result, from the engine's rss_report dict (also what
+    read_summary(..., rss_points=N) puts under "rss": one pass for both)."""
     return {"points": [_breakdown(p) for p in raw["points"]],
             "peak": _breakdown(raw["peak"]) if raw["peak"] else None,
             "end": _breakdown(raw["end"]) if raw["end"] else None,

@@ -25,9 +25,10 @@ def add_parser(sub):
 
 
 def run(args):
-    data = reports.summary(args.capture, top=args.top)
+    # rss: the RSS breakdown section, read in the same pass as the summary
+    data = reports.summary(args.capture, top=args.top, rss_points=2)
+    rss = data.pop("rss_series")
     reports.print_warnings(data, sys.stderr)
-    rss = rssparts.from_capture(args.capture, max_points=2)  # rss: the RSS breakdown section
     data["rss"] = {"peak": rssparts.to_json(rss["peak"]), "end": rssparts.to_json(rss["end"])}
     if args.json:
         fmt.dump_json(reports.report_json(data, args.capture, JSON_KEYS))
