@@ -53,7 +53,7 @@ def _options_parser():
                    help="after the program's last line, walk the live heap: name the buffers still "
                         "allocated by their owners and find what holds each leak (`memlens leaks`, "
                         "`memlens why`) and how much its holder retains; off by default for now: it "
-                        "costs ~0.25-0.65 s of CPU per million objects alive at the end "
+                        "costs ~0.22-0.52 s of CPU per million objects alive at the end "
                         "(BENCHMARKS.md, \"Heap at exit\")")
     p.add_argument("--no-heap-at-exit", action="store_true",
                    help="do not walk the live heap at the end (the default)")
