@@ -32,9 +32,9 @@ typedef struct {
     int32_t extra;  /* ml_compat_sizeof_extra_of_type, or -1: ask each object */
 } ml_typeinfo;
 
-/* 1 if tp is collections.deque or derives from it (its items have no
- * index a reference can name without calling into Python: "[i]"). Walks
- * tp's bases; not cached. */
+/* 1 if tp is collections.deque, 2 if it derives from it, else 0 (a
+ * deque's items have no index a reference can name without calling into
+ * Python: "[i]"). Walks tp's bases; not cached. */
 int ml_typekind_is_deque(PyTypeObject *tp);
 /* Forget every type (call at the start of a pass). */
 void ml_typekind_reset(void);

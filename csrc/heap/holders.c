@@ -544,7 +544,7 @@ ml_holders_expand(ml_holders *h, ml_node u)
         return;
     }
     uint32_t same = 0; /* the edge of every kid, when the container says */
-    if ((kind & ML_TK_SEQ) || ((kind & ML_TK_DEQUE) && !(Py_TYPE(o)->tp_flags & Py_TPFLAGS_HEAPTYPE)))
+    if ((kind & ML_TK_SEQ) || ((kind & ML_TK_DEQUE) && ml_typekind_is_deque(Py_TYPE(o)) == 1))
         same = ml_holders_lit(h, "[i]"); /* a deque's only referents are its items (a subclass's: named one by one) */
     else if (kind & ML_TK_SET)
         same = ml_holders_lit(h, "{item}");
@@ -571,7 +571,8 @@ ml_holders_expand(ml_holders *h, ml_node u)
             h->via[v] = owner;
             continue;
         }
-        uint32_t edge = same ? same : ml_holders_edge(h, o, k);
+        /* a heap type's instance also refers to its type (".__class__", not an item) */
+        uint32_t edge = same && k != (PyObject *)Py_TYPE(o) ? same : ml_holders_edge(h, o, k);
         ml_holders_reach(h, v, u, edge ? ml_holders_pattern(h, parent, tyhop, edge) : 0);
     }
 }
