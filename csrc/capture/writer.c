@@ -109,11 +109,11 @@ ml_writer_flush(ml_writer *w)
     return rc;
 }
 
-void
-ml_writer_flush_begin(ml_writer *w)
+/* The filled buffer becomes the spare (spare_len bytes to write out) and
+ * the records go on into the other one. */
+static void
+ml_writer_swap(ml_writer *w)
 {
-    ml_writer_async_wait(w);
-    pthread_mutex_lock(&w->io);
     uint8_t *b = w->buf;
     size_t cap = w->cap;
     w->buf = w->spare;
@@ -122,6 +122,14 @@ ml_writer_flush_begin(ml_writer *w)
     w->spare_cap = cap;
     w->spare_len = w->len;
     w->len = 0;
+}
+
+void
+ml_writer_flush_begin(ml_writer *w)
+{
+    ml_writer_async_wait(w);
+    pthread_mutex_lock(&w->io);
+    ml_writer_swap(w);
 }
 
 void
@@ -180,14 +188,7 @@ ml_writer_async_hand(ml_writer *w)
     pthread_mutex_lock(&w->amu);
     while (w->apending)
         pthread_cond_wait(&w->acv, &w->amu);
-    uint8_t *b = w->buf;
-    size_t cap = w->cap;
-    w->buf = w->spare;
-    w->cap = w->spare_cap;
-    w->spare = b;
-    w->spare_cap = cap;
-    w->spare_len = w->len;
-    w->len = 0;
+    ml_writer_swap(w);
     w->apending = 1;
     pthread_cond_broadcast(&w->acv);
     pthread_mutex_unlock(&w->amu);
