@@ -1082,23 +1082,47 @@ ml_bind_graph_init(PyObject *m)
     return 0;
 }
 
+/* The calls that walk the live heap keep borrowed pointers to every object
+ * they met until their result holds its own references. Allocating that
+ * result may start a collection, which would free the unreachable cycles
+ * the walk met (and a GraphHold would then take a reference to freed
+ * memory: a 3.10 test suite crashed so). The collector is off for the
+ * call, as for memlens.cycles() (bind/gc.c). */
+#define ML_GRAPH_NOGC(fn)                                                                          \
+    static PyObject *fn##_nogc(PyObject *self, PyObject *args)                                     \
+    {                                                                                              \
+        int was = PyGC_Disable();                                                                  \
+        PyObject *r = fn(self, args);                                                              \
+        if (was)                                                                                   \
+            PyGC_Enable();                                                                         \
+        return r;                                                                                  \
+    }
+ML_GRAPH_NOGC(ml_graph_why_py)
+ML_GRAPH_NOGC(ml_graph_retained_py)
+ML_GRAPH_NOGC(ml_graph_heap_py)
+ML_GRAPH_NOGC(ml_graph_heapsnapshot_py)
+ML_GRAPH_NOGC(ml_graph_neighbourhood_py)
+ML_GRAPH_NOGC(ml_graph_leaking_py)
+ML_GRAPH_NOGC(ml_graph_backward_py)
+ML_GRAPH_NOGC(ml_graph_of_types_py)
+
 PyMethodDef ml_bind_graph_methods[] = {
-    {"graph_why", ml_graph_why_py, METH_VARARGS,
+    {"graph_why", ml_graph_why_py_nogc, METH_VARARGS,
      "graph_why(obj, max_paths, max_depth, skip_prefix) -> (paths, hold) | (None, None)."},
-    {"graph_retained", ml_graph_retained_py, METH_VARARGS,
+    {"graph_retained", ml_graph_retained_py_nogc, METH_VARARGS,
      "graph_retained(objs, skip_prefix) -> tuple of retained bytes (-1: not in the heap graph)."},
-    {"graph_heap", ml_graph_heap_py, METH_VARARGS,
+    {"graph_heap", ml_graph_heap_py_nogc, METH_VARARGS,
      "graph_heap(skip_prefix, top, threshold) -> dict: retained per census row, top dominators, class suspects "
      "(classes retaining >= threshold)."},
-    {"graph_heapsnapshot", ml_graph_heapsnapshot_py, METH_VARARGS,
+    {"graph_heapsnapshot", ml_graph_heapsnapshot_py_nogc, METH_VARARGS,
      "graph_heapsnapshot(fd, skip_prefix) -> dict: write the heap as a V8 .heapsnapshot."},
-    {"graph_neighbourhood", ml_graph_neighbourhood_py, METH_VARARGS,
+    {"graph_neighbourhood", ml_graph_neighbourhood_py_nogc, METH_VARARGS,
      "graph_neighbourhood(obj, depth, backward, max_items, skip_prefix) -> (nodes, edges, hold) | None."},
-    {"graph_leaking", ml_graph_leaking_py, METH_VARARGS,
+    {"graph_leaking", ml_graph_leaking_py_nogc, METH_VARARGS,
      "graph_leaking(skip_prefix) -> list of GC objects nothing refers to."},
-    {"graph_backward", ml_graph_backward_py, METH_VARARGS,
+    {"graph_backward", ml_graph_backward_py_nogc, METH_VARARGS,
      "graph_backward(obj, max_depth, skip_prefix) -> (parents, hold): referrers breadth first."},
-    {"graph_of_types", ml_graph_of_types_py, METH_VARARGS,
+    {"graph_of_types", ml_graph_of_types_py_nogc, METH_VARARGS,
      "graph_of_types(types, want_objects) -> list of objects of exactly those types, or their count."},
     {"graph_untrack", ml_graph_untrack_py, METH_O,
      "graph_untrack(t) -> bool: untrack tuple t (and nested tuples) when it holds only untracked objects."},
