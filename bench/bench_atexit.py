@@ -1,14 +1,17 @@
 """Cost of memlens run's heap at exit, per million live objects.
 
 Runs a program that keeps about N live objects under `memlens run`, with
-the heap at exit (the default; --heap-at-exit is passed for older engines)
-and with --no-heap-at-exit, REPEAT times each; prints the median of the
-snapshot's own duration (wall, from the capture) per million objects
-walked, the median extra CPU time (user + sys of the run with it minus the
-run without, per million objects walked: the figure that holds on a
-loaded machine) and the median wall-time ratio of the two runs.
+the pass at exit and with --no-heap-at-exit, REPEAT times each; prints the
+median of the pass's own duration (wall, from the capture) per million
+objects walked, the median extra CPU time (user + sys of the run with it
+minus the run without, per million objects walked: the figure that holds
+on a loaded machine) and the median wall-time ratio of the two runs.
 
-    python bench/bench_atexit.py [N] [REPEAT] [--heap slots|attrs|scattered]
+    python bench/bench_atexit.py [N] [REPEAT] [--heap slots|attrs|scattered] [--pass full|owners]
+
+The passes (--pass, default full):
+  full    --heap-at-exit: the reference graph, owners, holders, retained sizes;
+  owners  the default of `memlens run`: one walk, the buffers named by owner.
 
 The heaps (--heap, default slots):
   slots      N/2 `__slots__` instances in a module-level list, each with an int
@@ -82,6 +85,13 @@ def main():
         del args[i:i + 2]
     if heap not in HEAPS:
         sys.exit("bench_atexit: --heap must be one of %s" % ", ".join(HEAPS))
+    mode = "full"
+    if "--pass" in args:
+        i = args.index("--pass")
+        mode = args[i + 1] if i + 1 < len(args) else ""
+        del args[i:i + 2]
+    if mode not in ("full", "owners"):
+        sys.exit("bench_atexit: --pass must be full or owners")
     n = int(args[0]) if args else 1000000
     repeat = int(args[1]) if len(args) > 1 else 3
     with tempfile.TemporaryDirectory() as d:
@@ -93,19 +103,19 @@ def main():
         per_m, cpu_m, ratios = [], [], []
         for _ in range(repeat):
             off, off_cpu = run(prog, out, ["--no-heap-at-exit"])
-            on, on_cpu = run(prog, out, ["--heap-at-exit"])
+            on, on_cpu = run(prog, out, ["--heap-at-exit"] if mode == "full" else [])
             doc = json.loads(subprocess.run([sys.executable, "-m", "memlens", "leaks", out, "--json"],
                                             capture_output=True, text=True, check=True).stdout)
-            h = doc["heap_at_exit"]
+            h = doc["heap_at_exit"] if mode == "full" else doc["owners_at_exit"]
             per_m.append(h["duration_us"] / 1e6 / (h["objects"] / 1e6))
             cpu_m.append((on_cpu - off_cpu) / (h["objects"] / 1e6))
             ratios.append(on / off)
             print("objects walked %d, snapshot %.3f s wall, extra CPU %.3f s, wall on %.2f s / off %.2f s"
                   % (h["objects"], h["duration_us"] / 1e6, on_cpu - off_cpu, on, off), file=sys.stderr)
-        print("heap at exit (%s heap, python %s): %.3f s wall, %.3f s CPU per million objects walked "
+        print("%s at exit (%s heap, python %s): %.3f s wall, %.3f s CPU per million objects walked "
               "(medians of %d); wall ratio on/off %.2fx"
-              % (heap, sys.version.split()[0], statistics.median(per_m), statistics.median(cpu_m), repeat,
-                 statistics.median(ratios)))
+              % ("heap" if mode == "full" else "owners", heap, sys.version.split()[0],
+                 statistics.median(per_m), statistics.median(cpu_m), repeat, statistics.median(ratios)))
 
 
 if __name__ == "__main__":

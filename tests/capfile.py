@@ -32,7 +32,7 @@ TAG_FREE, TAG_FREE_LONG, TAG_ALLOC = 0x40, 0x7F, 0x80
 TAG_RSS_SAMPLE = 0x17
 TAG_NATIVE_STACK, TAG_NATIVE_ALLOC, TAG_MAPPING = 0x14, 0x15, 0x16  # version 2: native stacks
 TAG_SNAPSHOT, TAG_OWNER, TAG_HOLDER, TAG_HELD = 0x10, 0x11, 0x12, 0x13  # version 2: heap at exit
-SNAP_END, SNAP_EXIT, SNAP_CALL, SNAP_SIGNAL = 0, 1, 2, 3
+SNAP_END, SNAP_EXIT, SNAP_CALL, SNAP_SIGNAL, SNAP_OWNERS = 0, 1, 2, 3, 4
 TAG_ARENA, TAG_ARENA_BLOCKS = 0x18, 0x19  # pymalloc arenas at the end
 RSS_FIELDS = ("rss", "anonymous", "thread_stacks", "arenas_resident", "pymalloc_used",
               "malloc_used", "malloc_free", "memlens_tables", "traced", "traced_small",
@@ -250,7 +250,7 @@ class Capture:
         self._event(kind, seqs=list(seqs))
     # ---- version 2: heap at exit (docs/FORMAT.md "Heap at exit") ----
     def snapshot(self, kind, objects=0, duration_us=0):
-        """A SNAPSHOT start (kind 1..3), or its end (kind 0) with the objects
+        """A SNAPSHOT start (kind 1..4), or its end (kind 0) with the objects
         walked and the time it took."""
         rec = bytes([TAG_SNAPSHOT]) + uv(kind)
         if kind == SNAP_END:

@@ -119,32 +119,73 @@ def test_no_heap_at_exit_leaves_the_capture_as_before(script, capture):
     assert rec.get("holder") is None
     assert not any(" (data)" in r["type"] or " (items)" in r["type"] for r in doc["leaks"])
     why = memlens("why", path, "__main__.Record")
-    assert why.returncode == 2 and "no heap at exit" in why.stderr
+    assert why.returncode == 2 and "has no holders" in why.stderr
 
 def reports_meta(path):
     from memlens import reports
     return reports.meta(path)
 
 
-def test_heap_at_exit_is_off_by_default(script, capture):
-    """Without a flag the capture has none of the pass's records (its cost,
-    BENCHMARKS.md "Heap at exit", is above what would make it the default);
-    --heap-at-exit writes them and the capture's options say so."""
+def test_default_names_buffers_but_finds_no_holders(script, capture):
+    """Without a flag the pass at exit names the buffers still allocated by
+    their owners (one walk of the heap, SNAPSHOT kind 4 and OWNER records:
+    BENCHMARKS.md "Heap at exit"), and finds no holders (no HOLDER or HELD
+    records: the graph costs more); --heap-at-exit writes those too and the
+    capture's options say which pass ran."""
     prog = script(LEAKY)
-    default, _ = capture(prog)
-    assert reports_meta(default)["options"]["heap_at_exit"] is False
-    assert json.loads(memlens("leaks", default, "--json").stdout)["heap_at_exit"] is None
-    path, proc = capture(prog, opts=("--heap-at-exit",))
+    default, proc = capture(prog, opts=("--exact",))
+    assert proc.stdout == "done\n"
+    from memlens import _engine, reports
+    events = _engine.read_events(default)["events"]
+    kinds = {e["kind"] for e in events}
+    assert {"snapshot", "owner"} <= kinds and not kinds & {"holder", "held"}, kinds
+    options = reports.meta(default)["options"]
+    assert options["heap_at_exit"] is False and options["owners_at_exit"] is True
+    doc = json.loads(memlens("leaks", default, "--json").stdout)
+    assert doc["heap_at_exit"] is None and doc["owners_at_exit"]["objects"] > 25000
+    # the buffers read by their owners, at the lines that made them
+    blob = _group(doc["leaks"], "bytearray (data)", prog.line("blob"))
+    assert blob["count"] == 1 and blob["bytes"] >= 40 * 1024 * 1024
+    items = _group(doc["leaks"], "list (items)", prog.line("items"))
+    assert items["count"] == 1 and items["bytes"] >= 100000 * 8
+    assert all("holder" not in r for r in doc["leaks"])
+    text = memlens("leaks", default)
+    assert "bytearray (data)" in text.stdout and "held by" not in text.stdout, text.stdout
+    why = memlens("why", default, "__main__.Record")
+    assert why.returncode == 2 and "has no holders" in why.stderr and "--heap-at-exit" in why.stderr
+    # --heap-at-exit: the same names, and the holders
+    path, proc = capture(prog, opts=("--exact", "--heap-at-exit"))
     assert proc.stdout == "done\n"
     doc = json.loads(memlens("leaks", path, "--json").stdout)
     assert doc["heap_at_exit"]["kind"] == "exit" and doc["heap_at_exit"]["snapshots"] == 1
+    assert doc["owners_at_exit"] is None
     rec = _group(doc["leaks"], "__main__.Record")
     assert rec["holder"]["path"] == ["module __main__", ".KEEP", "(list)", "[i]"]
-    from memlens import reports
-    assert reports.meta(path)["options"]["heap_at_exit"] is True
+    assert _group(doc["leaks"], "bytearray (data)", prog.line("blob"))["count"] == 1
+    options = reports.meta(path)["options"]
+    assert options["heap_at_exit"] is True and options["owners_at_exit"] is False
     off, _ = capture(prog, opts=("--no-heap-at-exit",))
-    assert reports.meta(off)["options"]["heap_at_exit"] is False
-    assert json.loads(memlens("leaks", off, "--json").stdout)["heap_at_exit"] is None
+    assert reports.meta(off)["options"]["owners_at_exit"] is False
+    doc = json.loads(memlens("leaks", off, "--json").stdout)
+    assert doc["heap_at_exit"] is None and doc["owners_at_exit"] is None
+    assert not any(" (data)" in r["type"] or " (items)" in r["type"] for r in doc["leaks"])
+
+
+def test_default_pass_keeps_the_programs_snapshot(script, capture):
+    """A program that took a snapshot (memlens.snapshot_now()) keeps its
+    holders in the reports: the default pass at exit, which would replace
+    it with one that has none, is skipped then."""
+    prog = script("""
+        import memlens
+        KEEP = [bytearray(1000) for i in range(200)]  # @keep
+        memlens.snapshot_now()
+    """)
+    path, _ = capture(prog)
+    doc = json.loads(memlens("leaks", path, "--json").stdout)
+    assert doc["heap_at_exit"]["kind"] == "snapshot_now" and doc["heap_at_exit"]["snapshots"] == 1
+    assert doc["owners_at_exit"] is None
+    rows = [r for r in doc["leaks"] if r["line"] == prog.line("keep") and r["type"] == "bytearray"]
+    assert rows and rows[0]["holder"]["path"][:2] == ["module __main__", ".KEEP"], rows
 
 
 def test_owner_named_keys_keep_the_free_list_bound(script, capture):
@@ -361,6 +402,30 @@ def test_golden_heap_at_exit_bytes_events_and_report(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 
 
+def test_owners_only_snapshot_reads(tmp_path):
+    """SNAPSHOT kind 4 (the default pass at exit, owners only), from the
+    independent encoder: the buffer takes its OWNER name, no row has a
+    holder, and the report says which pass it was."""
+    import capfile
+
+    def tail(cap):
+        cap.snapshot(capfile.SNAP_OWNERS)
+        cap.type_def("list (items)", capfile.TYPEF_BUFFER)
+        cap.owner(2, 1, 4)
+        cap.snapshot(capfile.SNAP_END, 5, 321)
+    p = tmp_path / "owners.mlens"
+    cap = heap_at_exit_scenario(tail)
+    p.write_bytes(cap.data())
+    from memlens import _engine
+    assert _engine.read_events(str(p))["events"] == cap.events
+    doc = json.loads(memlens("leaks", str(p), "--json").stdout)
+    assert doc["heap_at_exit"] is None
+    assert doc["owners_at_exit"] == {"objects": 5, "duration_us": 321}
+    rows = {r["type"]: r for r in doc["leaks"]}
+    assert set(rows) == {"list", "list (items)", "Record"}
+    assert all(r.get("holder") is None for r in doc["leaks"])
+
+
 def _corrupt(tmp_path, name, tail):
     p = tmp_path / (name + ".mlens")
     p.write_bytes(heap_at_exit_scenario(tail).data())
@@ -379,7 +444,7 @@ def test_corrupt_heap_at_exit_records_fail_cleanly(tmp_path):
     H = bytes([capfile.TAG_HOLDER])
     D = bytes([capfile.TAG_HELD])
     cases = {
-        "snapshot_kind": raw(bytes([capfile.TAG_SNAPSHOT]), uv(4)),
+        "snapshot_kind": raw(bytes([capfile.TAG_SNAPSHOT]), uv(5)),
         "owner_seq_0": raw(bytes([capfile.TAG_OWNER]), uv(0), uv(1), uv(1)),
         "owner_past_last": raw(bytes([capfile.TAG_OWNER]), uv(6), uv(1), uv(1)),
         "owner_type_undefined": raw(bytes([capfile.TAG_OWNER]), uv(2), uv(1), uv(99)),

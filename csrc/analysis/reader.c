@@ -1525,7 +1525,7 @@ again:
         case ML_TAG_SNAPSHOT:
             GET_UV(a);
             b = c = 0;
-            if (a > ML_SNAP_SIGNAL)
+            if (a > ML_SNAP_OWNERS)
                 CORRUPT("SNAPSHOT of unknown kind %llu", (unsigned long long)a);
             if (a == ML_SNAP_END) {
                 GET_UV(b);

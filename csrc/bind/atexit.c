@@ -15,8 +15,8 @@ ml_py_heap_snapshot(PyObject *self, PyObject *args)
     const char *skip = NULL;
     if (!PyArg_ParseTuple(args, "I|s", &kind, &skip))
         return NULL;
-    if (kind < ML_SNAP_EXIT || kind > ML_SNAP_SIGNAL)
-        return PyErr_Format(PyExc_ValueError, "exit_snapshot: kind must be 1, 2 or 3");
+    if (kind < ML_SNAP_EXIT || kind > ML_SNAP_OWNERS)
+        return PyErr_Format(PyExc_ValueError, "exit_snapshot: kind must be 1, 2, 3 or 4");
     ml_atexit_stats st;
     if (skip)
         ml_atexit_set_skip(skip);
@@ -32,7 +32,8 @@ ml_py_heap_snapshot(PyObject *self, PyObject *args)
 PyMethodDef ml_bind_atexit_methods[] = {
     {"exit_snapshot", ml_py_heap_snapshot, METH_VARARGS,
      "exit_snapshot(kind[, skip]) -> dict | None: write the live heap's buffer owners and holders into the "
-     "capture (kind 1 at exit, 2 snapshot_now(), 3 signal); frames of files starting with skip are not "
+     "capture (kind 1 at exit, 2 snapshot_now(), 3 signal; 4 at exit, owners only, and only when the "
+     "capture has no snapshot yet: objects 0 then); frames of files starting with skip are not "
      "roots; None when not capturing to a file."},
     {NULL, NULL, 0, NULL},
 };
@@ -74,7 +75,7 @@ ml_py_holder(const ml_exitheap *x, const ml_site_row *row)
 int
 ml_py_leak_holders(PyObject *res, const ml_leaks *l)
 {
-    static const char *const kinds[] = {"end", "exit", "snapshot_now", "signal"};
+    static const char *const kinds[] = {"end", "exit", "snapshot_now", "signal", "owners"};
     PyObject *rows = PyDict_GetItemString(res, "leaks"); /* borrowed */
     if (!rows || !PyList_Check(rows) || (size_t)PyList_GET_SIZE(rows) != l->nrows)
         return -1;
@@ -82,12 +83,24 @@ ml_py_leak_holders(PyObject *res, const ml_leaks *l)
         if (ml_py_put(PyList_GET_ITEM(rows, i), "holder", ml_py_holder(&l->heap, &l->rows[i])) < 0)
             return -1;
     }
-    PyObject *snap = Py_None;
-    if (l->heap.snapshots) {
-        snap = Py_BuildValue("{sssKsKsK}", "kind", kinds[l->heap.kind & 3], "snapshots", l->heap.snapshots,
-                             "objects", l->heap.objects, "duration_us", l->heap.duration_us);
+    /* heap_at_exit: a snapshot with holders; owners_at_exit: the pass at
+     * exit that named the buffers only (ML_SNAP_OWNERS) */
+    int owners_only = l->heap.snapshots && l->heap.kind == ML_SNAP_OWNERS;
+    PyObject *snap = Py_None, *owners = Py_None;
+    if (l->heap.snapshots && !owners_only) {
+        snap = Py_BuildValue("{sssKsKsK}", "kind", kinds[l->heap.kind <= ML_SNAP_OWNERS ? l->heap.kind : 0],
+                             "snapshots", l->heap.snapshots, "objects", l->heap.objects, "duration_us",
+                             l->heap.duration_us);
     } else {
         Py_INCREF(snap);
+    }
+    if (owners_only)
+        owners = Py_BuildValue("{sKsK}", "objects", l->heap.objects, "duration_us", l->heap.duration_us);
+    else
+        Py_INCREF(owners);
+    if (ml_py_put(res, "owners_at_exit", owners) < 0) {
+        Py_XDECREF(snap);
+        return -1;
     }
     return ml_py_put(res, "heap_at_exit", snap);
 }

@@ -292,6 +292,10 @@ ml_atexit_snapshot(const ml_atexit_env *env, unsigned kind, ml_atexit_stats *sta
     ml_roots r;
     ml_holders *h = NULL;
     ml_writer_snapshot(env->w, kind, 0, 0);
+    if (kind == ML_SNAP_OWNERS) { /* one walk, buffers named; no graph, no holders */
+        rc = ml_owners_heap(ml_atexit_owner, &c, &st.objects);
+        goto end;
+    }
     ml_refgraph *g = ml_refgraph_build();
     if (!g)
         goto end;

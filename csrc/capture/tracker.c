@@ -211,6 +211,7 @@ static struct {
     pid_t sampler_tid;          /* its kernel thread id */
     int sampler_paused;         /* stopped for an os.fork(), to start again after it */
     int sampler_held;           /* stopped for a heap pass (ml_heap_pass_begin) */
+    uint64_t snapshots;         /* snapshots written into this capture (ml_tracker_snapshot) */
     int restart_pending;        /* ... once the os.fork() call has returned: */
     PyThreadState *fork_ts;     /* the forking thread, */
     const void *fork_frame, *fork_ip; /* the frame that called os.fork, at the call */
@@ -1376,6 +1377,7 @@ ml_reset_counters(void)
     mlc.nostack = ml.truncated = mlc.reuses = mlc.dropped = ml.hook_drains = 0;
     ml.npending = 0;
     ml.pending_bits = 0;
+    ml.snapshots = 0;
 }
 
 int
@@ -2100,7 +2102,13 @@ ml_tracker_snapshot(unsigned kind, ml_atexit_stats *stats)
         return -1;
     ml_atexit_env env = {.arg = NULL, .seq_of = ml_snap_seq_of, .type_name = ml_snap_type_name,
                          .label = ml_snap_label, .w = ml.w};
-    int rc = ml_atexit_snapshot(&env, kind, stats);
+    int rc = 0;
+    /* the owners-only pass at exit would make reports forget the holders
+     * of a snapshot the program took (snapshot_now(), --heap-on): none then */
+    if (kind != ML_SNAP_OWNERS || !ml.snapshots) {
+        rc = ml_atexit_snapshot(&env, kind, stats);
+        ml.snapshots++;
+    }
     ml_heap_pass_end(was);
     if (rc < 0)
         errno = ENOMEM;

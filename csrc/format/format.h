@@ -165,7 +165,13 @@ enum ml_tag {
 typedef enum { ML_DOMAIN_RAW = 0, ML_DOMAIN_MEM = 1, ML_DOMAIN_OBJ = 2 } ml_domain;
 
 /* SNAPSHOT kinds: what started a heap snapshot; 0 ends it. */
-enum ml_snap_kind { ML_SNAP_END = 0, ML_SNAP_EXIT = 1, ML_SNAP_CALL = 2, ML_SNAP_SIGNAL = 3 };
+enum ml_snap_kind {
+    ML_SNAP_END = 0,
+    ML_SNAP_EXIT = 1,
+    ML_SNAP_CALL = 2,
+    ML_SNAP_SIGNAL = 3,
+    ML_SNAP_OWNERS = 4, /* at exit, buffer owners only (no HOLDER/HELD records) */
+};
 #define ML_HELD_MAX 4096u   /* seqs in one HELD record */
 #define ML_GCSEQS_MAX 4096u /* gcexit: seqs in one GARBAGE_AT_EXIT or UNCOLLECTABLE record */
 /* rss: seqs in one ARENA_BLOCKS record; arenas used at most this share

@@ -13,6 +13,7 @@
 
 #include "graph/typekind.h"
 #include "heap/addrset.h"
+#include "heap/walk.h"
 
 #define ML_OWNERS_AHEAD 8
 
@@ -22,6 +23,7 @@ typedef struct {
     ml_addrset claimed; /* attribute dicts named after their owner */
     PyObject **dicts;   /* other dicts: named at the end if not claimed */
     size_t ndicts, capdicts;
+    uint64_t objects;   /* ml_owners_heap: objects the walk handed over */
     int failed;
 } ml_owners_ctx;
 
@@ -76,6 +78,19 @@ ml_owners_visit(ml_owners_ctx *c, PyObject *o)
     return ml_owners_claim(c, d, ML_OWNERS_OF_INSTANCE, Py_TYPE(o));
 }
 
+/* The dicts met on their own that no owner claimed: named last. */
+static int
+ml_owners_finish(ml_owners_ctx *c)
+{
+    for (size_t i = 0; i < c->ndicts; i++) {
+        if (ml_addrset_get(&c->claimed, (uintptr_t)c->dicts[i], NULL))
+            continue;
+        if (ml_owners_emit(c, c->dicts[i], ML_OWNERS_OF_NONE, NULL) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int
 ml_owners_graph(const ml_refgraph *g, ml_owners_fn fn, void *arg)
 {
@@ -90,14 +105,45 @@ ml_owners_graph(const ml_refgraph *g, ml_owners_fn fn, void *arg)
         if (ml_owners_visit(&c, ml_refgraph_object(g, (ml_node)i)) < 0)
             goto release;
     }
-    for (size_t i = 0; i < c.ndicts; i++) {
-        if (ml_addrset_get(&c.claimed, (uintptr_t)c.dicts[i], NULL))
-            continue;
-        if (ml_owners_emit(&c, c.dicts[i], ML_OWNERS_OF_NONE, NULL) < 0)
-            goto release;
-    }
-    rc = 0;
+    rc = ml_owners_finish(&c);
 release:
+    free(c.dicts);
+    ml_addrset_release(&c.claimed);
+    return rc;
+}
+
+/* One object of ml_owners_heap's walk. As the reference graph's walk
+ * does (refgraph.c), an instance's attribute dict is reached from the
+ * instance too: 3.13 traverses the inline values, not a dict made from
+ * them. */
+static int
+ml_owners_walk_cb(ml_walk *w, PyObject *o, void *arg)
+{
+    ml_owners_ctx *c = arg;
+    c->objects++;
+    PyTypeObject *tp = Py_TYPE(o);
+    if (!(ml_typekind_info(tp)->kind & (ML_TK_TYPE | ML_TK_MODULE)) && tp != &PyDict_Type) {
+        size_t values;
+        PyObject *d = ml_compat_instance_dict(o, &values);
+        if (d && ml_walk_reach(w, d) < 0)
+            return -1;
+    }
+    return ml_owners_visit(c, o);
+}
+
+int
+ml_owners_heap(ml_owners_fn fn, void *arg, uint64_t *objects)
+{
+    ml_owners_ctx c = {.fn = fn, .arg = arg};
+    ml_walk w;
+    *objects = 0;
+    if (ml_addrset_init(&c.claimed, 1024, 0) < 0)
+        return -1;
+    int rc = ml_walk_heap(ml_owners_walk_cb, &c, &w);
+    ml_walk_release(&w);
+    if (rc == 0)
+        rc = ml_owners_finish(&c);
+    *objects = c.objects;
     free(c.dicts);
     ml_addrset_release(&c.claimed);
     return rc;

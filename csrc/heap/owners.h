@@ -36,6 +36,12 @@ typedef int (*ml_owners_fn)(void *arg, PyObject *o, const ml_compat_buf *buf, ml
  * -1 when out of memory or stopped. */
 int ml_owners_graph(const ml_refgraph *g, ml_owners_fn fn, void *arg);
 
+/* The same for every live object, found by one walk of the heap
+ * (heap/walk.h) without building a graph: what `memlens run` does at exit
+ * when it names buffers but computes no holders. *objects: the objects
+ * walked. Returns 0, or -1 when out of memory or stopped. */
+int ml_owners_heap(ml_owners_fn fn, void *arg, uint64_t *objects);
+
 /* "items", "keys", "values", "table", "data" ("buffer" for others). */
 const char *ml_owners_role(unsigned role);
 

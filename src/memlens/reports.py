@@ -266,7 +266,8 @@ def leaks(path, top=0, progress=None):
     return {"leaks": rows, "groups": raw["groups"], "end_bytes": raw["end_bytes"],
             "end_count": raw["end_count"], "truncated": raw["truncated"],
             "garbage_at_exit": raw.get("garbage_at_exit"),  # gcexit
-            "heap_at_exit": raw.get("heap_at_exit"), "warnings": _warnings(raw)}
+            "heap_at_exit": raw.get("heap_at_exit"), "owners_at_exit": raw.get("owners_at_exit"),
+            "warnings": _warnings(raw)}
 
 
 def holder_text(holder):

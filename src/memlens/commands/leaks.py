@@ -26,7 +26,7 @@ def run(args):
     if args.json:
         fmt.dump_json(reports.report_json(data, args.capture,
                                           ("end_bytes", "end_count", "groups", "leaks", "heap_at_exit",
-                                           "garbage_at_exit")))
+                                           "owners_at_exit", "garbage_at_exit")))
     else:
         reports.print_leaks(data, stacks=args.stacks)
         print_garbage(data)

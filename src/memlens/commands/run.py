@@ -50,17 +50,19 @@ def _options_parser():
                    help="write the capture raw (by default it is compressed as it is written, "
                         "in the sampler thread)")
     p.add_argument("--heap-at-exit", action="store_true",
-                   help="after the program's last line, walk the live heap: name the buffers still "
-                        "allocated by their owners and find what holds each leak (`memlens leaks`, "
-                        "`memlens why`) and how much its holder retains; off by default for now: it "
-                        "costs ~0.22-0.52 s of CPU per million objects alive at the end "
-                        "(BENCHMARKS.md, \"Heap at exit\")")
+                   help="after the program's last line, walk the live heap's reference graph: name "
+                        "the buffers still allocated by their owners and also find what holds each "
+                        "leak (`memlens leaks`, `memlens why`) and how much its holder retains; "
+                        "costs ~0.2-0.45 s per million objects alive at the end (BENCHMARKS.md, "
+                        "\"Heap at exit\")")
     p.add_argument("--no-heap-at-exit", action="store_true",
-                   help="do not walk the live heap at the end (the default)")
+                   help="do not walk the live heap at the end; by default memlens run walks it "
+                        "once to name the buffers still allocated by their owners (`list (items)`, "
+                        "`bytearray (data)`: ~0.1 s per million objects alive at the end)")
     p.add_argument("--no-gc-at-exit", action="store_true",  # gcexit
                    help="do not find, at exit, the blocks that are cyclic garbage "
                         "a gc.collect() would free (`memlens leaks` then does not split them out); "
-                        "the pass costs ~1-2 s per million objects the collector tracks "
+                        "the pass costs ~0.1-0.25 s per million objects the collector tracks "
                         "(BENCHMARKS.md)")
     p.add_argument("--heap-on", metavar="SIGNAL",
                    help="also snapshot the heap's owners and holders into the capture whenever "
@@ -151,7 +153,9 @@ def run(args):
     meta["options"] = {"max_frames": ns.max_frames, "interval_ms": ns.interval,
                        "follow_fork": ns.follow_fork, "exact": ns.exact,
                        "native": ns.native, "native_stacks": ns.native_stacks,
-                       "heap_at_exit": ns.heap_at_exit and not ns.no_heap_at_exit, "heap_on": ns.heap_on}
+                       "heap_at_exit": ns.heap_at_exit and not ns.no_heap_at_exit,
+                       "owners_at_exit": not ns.heap_at_exit and not ns.no_heap_at_exit,
+                       "heap_on": ns.heap_on}
     pid = os.getpid()
     state = {"started": False, "child_recording": False}
 
@@ -217,8 +221,11 @@ def run(args):
     def end(outcome):
         if state["started"] and not ns.no_gc_at_exit:  # gcexit: cyclic garbage not yet collected (docs/GC.md)
             _engine.gc_at_exit()
-        if state["started"] and ns.heap_at_exit and not ns.no_heap_at_exit:
-            _engine.exit_snapshot(1, _OWN)  # before the interpreter tears the modules down
+        if state["started"] and not ns.no_heap_at_exit:
+            # before the interpreter tears the modules down; by default the
+            # buffers' owners only (kind 4: skipped when the program took a
+            # snapshot, whose holders the reports then keep)
+            _engine.exit_snapshot(1 if ns.heap_at_exit else 4, _OWN)
         stats = stop()
         if stats is not None:
             finish_capture(stats)

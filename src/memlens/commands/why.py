@@ -36,7 +36,8 @@ def run(args):
     data = reports.leaks(args.capture, top=0)
     reports.print_warnings(data, sys.stderr)
     if not data.get("heap_at_exit"):
-        raise UsageError("%s has no heap at exit: run the program again with "
+        raise UsageError("%s has no holders (by default `memlens run` names the buffers at exit "
+                         "but finds no holders): run the program again with "
                          "`memlens run --heap-at-exit`" % args.capture)
     rows = [r for r in data["leaks"] if _matches(r, args.what)]
     if not rows:
