@@ -32,6 +32,8 @@ TAG_FREE, TAG_FREE_LONG, TAG_ALLOC = 0x40, 0x7F, 0x80
 TAG_RSS_SAMPLE = 0x17
 TAG_NATIVE_STACK, TAG_NATIVE_ALLOC, TAG_MAPPING = 0x14, 0x15, 0x16  # version 2: native stacks
 TAG_SNAPSHOT, TAG_OWNER, TAG_HOLDER, TAG_HELD = 0x10, 0x11, 0x12, 0x13  # version 2: heap at exit
+TAG_OWNERS = 0x1C  # version 2: heap at exit, owners in a batch
+OWNERS_MAX = 4096
 SNAP_END, SNAP_EXIT, SNAP_CALL, SNAP_SIGNAL, SNAP_OWNERS = 0, 1, 2, 3, 4
 TAG_ARENA, TAG_ARENA_BLOCKS = 0x18, 0x19  # pymalloc arenas at the end
 RSS_FIELDS = ("rss", "anonymous", "thread_stacks", "arenas_resident", "pymalloc_used",
@@ -263,6 +265,18 @@ class Capture:
     def owner(self, seq, owner_seq, type_):
         self.body += bytes([TAG_OWNER]) + uv(seq) + uv(owner_seq) + uv(type_)
         self._event("owner", seq=seq, owner_seq=owner_seq, type=type_)
+
+    def owners(self, entries):
+        """OWNERS: (seq, owner_seq, type) entries in any order; each seq as a
+        signed delta from the one before (from 0), each owner as its signed
+        distance below its seq, then the type."""
+        body, prev = b"", 0
+        for seq, owner_seq, type_ in entries:
+            body += sv(seq - prev) + sv(seq - owner_seq) + uv(type_)
+            prev = seq
+        self.body += bytes([TAG_OWNERS]) + uv(len(entries)) + body
+        self._event("owners", seqs=[e[0] for e in entries], owner_seqs=[e[1] for e in entries],
+                    types=[e[2] for e in entries])
 
     def holder(self, id_, hops, retained=0):
         self.body += (bytes([TAG_HOLDER]) + uv(id_) + uv(len(hops)) + b"".join(string(h) for h in hops)

@@ -109,7 +109,7 @@ def test_no_heap_at_exit_leaves_the_capture_as_before(script, capture):
     path, proc = capture(prog, opts=("--heap-at-exit", "--no-heap-at-exit"))
     assert proc.stdout == "done\n"
     from memlens import _engine
-    exit_kinds = {"snapshot", "owner", "holder", "held"}
+    exit_kinds = {"snapshot", "owners", "holder", "held"}
     assert not {e["kind"] for e in _engine.read_events(path)["events"]} & exit_kinds
     with_it, _ = capture(prog, opts=("--heap-at-exit",))
     assert {e["kind"] for e in _engine.read_events(with_it)["events"]} >= exit_kinds
@@ -128,7 +128,7 @@ def reports_meta(path):
 
 def test_default_names_buffers_but_finds_no_holders(script, capture):
     """Without a flag the pass at exit names the buffers still allocated by
-    their owners (one walk of the heap, SNAPSHOT kind 4 and OWNER records:
+    their owners (one walk of the heap, SNAPSHOT kind 4 and OWNERS records:
     BENCHMARKS.md "Heap at exit"), and finds no holders (no HOLDER or HELD
     records: the graph costs more); --heap-at-exit writes those too and the
     capture's options say which pass ran."""
@@ -138,7 +138,7 @@ def test_default_names_buffers_but_finds_no_holders(script, capture):
     from memlens import _engine, reports
     events = _engine.read_events(default)["events"]
     kinds = {e["kind"] for e in events}
-    assert {"snapshot", "owner"} <= kinds and not kinds & {"holder", "held"}, kinds
+    assert {"snapshot", "owners"} <= kinds and not kinds & {"owner", "holder", "held"}, kinds
     options = reports.meta(default)["options"]
     assert options["heap_at_exit"] is False and options["owners_at_exit"] is True
     doc = json.loads(memlens("leaks", default, "--json").stdout)
@@ -403,27 +403,34 @@ def test_golden_heap_at_exit_bytes_events_and_report(tmp_path):
 
 
 def test_owners_only_snapshot_reads(tmp_path):
-    """SNAPSHOT kind 4 (the default pass at exit, owners only), from the
-    independent encoder: the buffer takes its OWNER name, no row has a
+    """SNAPSHOT kind 4 (the default pass at exit, owners only) with an
+    OWNERS record: the golden file writer.c makes is what the independent
+    encoder makes; the buffers take their OWNERS names, no row has a
     holder, and the report says which pass it was."""
     import capfile
 
     def tail(cap):
         cap.snapshot(capfile.SNAP_OWNERS)
         cap.type_def("list (items)", capfile.TYPEF_BUFFER)
-        cap.owner(2, 1, 4)
+        cap.type_def("Record (values)", capfile.TYPEF_BUFFER)
+        # OWNERS, walk order: seq deltas +4 then -2, owner distances -1 then +1
+        cap.owners([(4, 5, 5), (2, 1, 4)])
         cap.snapshot(capfile.SNAP_END, 5, 321)
-    p = tmp_path / "owners.mlens"
     cap = heap_at_exit_scenario(tail)
-    p.write_bytes(cap.data())
+    p = os.path.join(GOLDEN, "v2-owners.mlens")  # made by writer.c (tests/c/gen_golden.c)
+    with open(p, "rb") as f:
+        assert cap.data() == f.read()
     from memlens import _engine
     assert _engine.read_events(str(p))["events"] == cap.events
     doc = json.loads(memlens("leaks", str(p), "--json").stdout)
     assert doc["heap_at_exit"] is None
     assert doc["owners_at_exit"] == {"objects": 5, "duration_us": 321}
     rows = {r["type"]: r for r in doc["leaks"]}
-    assert set(rows) == {"list", "list (items)", "Record"}
+    assert set(rows) == {"list", "list (items)", "Record", "Record (values)"}
+    assert (rows["Record"]["count"], rows["Record (values)"]["count"]) == (2, 1)
     assert all(r.get("holder") is None for r in doc["leaks"])
+    events = [e for e in _engine.read_events(str(p))["events"] if e["kind"] == "owners"]
+    assert [(e["seqs"], e["owner_seqs"], e["types"]) for e in events] == [([4, 2], [5, 1], [5, 4])]
 
 
 def _corrupt(tmp_path, name, tail):
@@ -437,12 +444,13 @@ def _corrupt(tmp_path, name, tail):
 
 def test_corrupt_heap_at_exit_records_fail_cleanly(tmp_path):
     import capfile
-    from capfile import uv, string
+    from capfile import uv, sv, string
 
     def raw(*parts):
         return lambda cap: cap.raw(b"".join(parts))
     H = bytes([capfile.TAG_HOLDER])
     D = bytes([capfile.TAG_HELD])
+    O = bytes([capfile.TAG_OWNERS])
     cases = {
         "snapshot_kind": raw(bytes([capfile.TAG_SNAPSHOT]), uv(5)),
         "owner_seq_0": raw(bytes([capfile.TAG_OWNER]), uv(0), uv(1), uv(1)),
@@ -456,6 +464,18 @@ def test_corrupt_heap_at_exit_records_fail_cleanly(tmp_path):
         "held_huge_count": raw(D, uv(1), uv(2 ** 62)),
         "held_not_ascending": raw(H, uv(1), uv(1), string("x"), uv(0), D, uv(1), uv(2), uv(3), uv(0)),
         "held_past_last": raw(H, uv(1), uv(1), string("x"), uv(0), D, uv(1), uv(2), uv(3), uv(3)),
+        # OWNERS: n x (sv seq delta, sv owner distance, uv type); 5 blocks, 3 types
+        "owners_empty": raw(O, uv(0)),
+        "owners_too_many": raw(O, uv(4097)),
+        "owners_huge_count": raw(O, uv(2 ** 62)),  # must not allocate for it
+        "owners_seq_past_last": raw(O, uv(1), sv(6), sv(0), uv(1)),
+        "owners_seq_0": raw(O, uv(2), sv(2), sv(0), uv(1), sv(-2), sv(0), uv(1)),
+        "owners_seq_below_0": raw(O, uv(1), sv(-1), sv(0), uv(1)),
+        "owners_owner_below_0": raw(O, uv(1), sv(2), sv(3), uv(1)),
+        "owners_owner_past_last": raw(O, uv(1), sv(2), sv(-4), uv(1)),
+        "owners_type_0": raw(O, uv(1), sv(2), sv(1), uv(0)),
+        "owners_type_undefined": raw(O, uv(1), sv(2), sv(1), uv(99)),
+        "owners_huge_delta": raw(O, uv(1), uv(2 ** 64 - 1), sv(0), uv(1)),
     }
     for name, tail in cases.items():
         _corrupt(tmp_path, name, tail)
@@ -483,32 +503,33 @@ class Item:
         self.tags = [i]
 
 
-KEEP = [Item(i) for i in range(100000)]  # @items
+KEEP = [Item(i) for i in range(300000)]  # @items
 print("done")
 """
 
 
 def test_pass_records_span_many_writer_buffers(script, capture):
-    # the pass's records (some MB: an OWNER per attribute table and item
-    # array, a seq per held block) fill the writer's 1 MiB buffers several
-    # times over; a thread compresses them beside the pass, and every one
-    # must reach the file whole and in order (compressed or not)
+    # the pass's records (some MB: ~3 bytes of OWNERS per attribute table
+    # and item array, a seq per held block: ~1.2 M blocks) fill the writer's
+    # 1 MiB buffers several times over; a thread compresses them beside the
+    # pass, and every one must reach the file whole and in order (compressed
+    # or not)
     prog = script(MANY)
     for opts in (("--heap-at-exit", "--exact"), ("--heap-at-exit", "--exact", "--no-compress")):
         path, proc = capture(prog, opts=opts)
         assert proc.stdout == "done\n"
         rows = report("leaks", path)
         items = _group(rows, "__main__.Item", prog.line("items"))
-        assert items["count"] == 100000
+        assert items["count"] == 300000
         assert items["holder"]["path"] == ["module __main__", ".KEEP", "(list)", "[i]"]
-        assert items["holder"]["count"] == 100000
+        assert items["holder"]["count"] == 300000
         tags = [r for r in rows if r["type"] == "list" and r["holder"] and r["holder"]["path"][-1] == ".tags"]
-        assert sum(r["holder"]["count"] for r in tags) == 100000, [(r["type"], r["holder"]) for r in rows]
+        assert sum(r["holder"]["count"] for r in tags) == 300000, [(r["type"], r["holder"]) for r in rows]
         names = [r for r in rows if r["type"] == "str" and r["holder"] and r["holder"]["path"][-1] == ".name"]
-        assert sum(r["holder"]["count"] for r in names) == 100000
+        assert sum(r["holder"]["count"] for r in names) == 300000
         arrays = [r for r in rows if r["type"] == "list (items)" and r["holder"]
                   and r["holder"]["path"][-1] == ".tags"]
-        assert sum(r["count"] for r in arrays) == 100000
+        assert sum(r["count"] for r in arrays) == 300000
         os.unlink(path)
 
 

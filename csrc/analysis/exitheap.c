@@ -77,6 +77,10 @@ ml_exitheap_event(ml_exitheap *x, const ml_event *ev)
     case ML_EV_OWNER:
         rc = ml_u64map_set(&x->owners, ev->seq, ev->type);
         break;
+    case ML_EV_OWNERS:
+        for (size_t i = 0; i < ev->nheld && rc == 0; i++)
+            rc = ml_u64map_set(&x->owners, ev->held[i], ev->owner_types[i]);
+        break;
     case ML_EV_HOLDER:
         rc = ml_exitheap_add_holder(x, ev);
         break;

@@ -154,7 +154,9 @@ struct ml_reader {
     /* heap at exit: the decoded HOLDER hops and HELD seqs of the last event */
     const char *hops[ML_HOLDER_HOPS_MAX];
     size_t hop_lens[ML_HOLDER_HOPS_MAX];
-    ml_seq held[ML_HELD_MAX]; /* also rss: ARENA_BLOCKS seqs */
+    ml_seq held[ML_HELD_MAX]; /* also rss: ARENA_BLOCKS seqs; OWNERS: the buffers */
+    ml_seq owner_seqs[ML_OWNERS_MAX]; /* OWNERS: the owners' blocks */
+    ml_type_id owner_types[ML_OWNERS_MAX];
 
     /* nstacks: native stacks (addresses in the arena) and mappings */
     struct { const uint64_t *addrs; uint32_t n; } *nstacks; /* index 0 unused */
@@ -166,6 +168,7 @@ struct ml_reader {
     uint64_t narenas;         /* rss: ARENA records so far */
 };
 _Static_assert(ML_ARENA_BLOCKS_MAX <= ML_HELD_MAX, "ARENA_BLOCKS seqs are decoded into held[]");
+_Static_assert(ML_OWNERS_MAX <= ML_HELD_MAX, "OWNERS seqs are decoded into held[]");
 
 static void
 ml_reader_seterr(char *err, size_t cap, const char *fmt, ...)
@@ -1555,6 +1558,45 @@ again:
             ev->seq = a;
             ev->owner_seq = b;
             ev->type = (ml_type_id)c;
+            return 1;
+        }
+        case ML_TAG_OWNERS: {
+            GET_UV(a);
+            if (a == 0 || a > ML_OWNERS_MAX)
+                CORRUPT("OWNERS with %llu entries (1 to %u)", (unsigned long long)a, (unsigned)ML_OWNERS_MAX);
+            ml_seq prev = 0;
+            for (uint64_t i = 0; i < a; i++) {
+                GET_UV(b);
+                GET_UV(c);
+                GET_UV(d);
+                int64_t delta = ml_unzigzag(b), dist = ml_unzigzag(c);
+                /* seq = prev + delta in 1..last_seq; owner = seq - dist in 0..last_seq */
+                if ((delta >= 0 ? (uint64_t)delta > r->last_seq - prev : (uint64_t)0 - (uint64_t)delta >= prev))
+                    CORRUPT("OWNERS entry %llu: block after %llu at distance %lld (%llu blocks so far)",
+                            (unsigned long long)i, (unsigned long long)prev, (long long)delta,
+                            (unsigned long long)r->last_seq);
+                ml_seq seq = prev + (uint64_t)delta;
+                if (seq == 0 ||
+                    (dist >= 0 ? (uint64_t)dist > seq : (uint64_t)0 - (uint64_t)dist > r->last_seq - seq))
+                    CORRUPT("OWNERS entry %llu: block %llu owned at distance %lld (%llu blocks so far)",
+                            (unsigned long long)i, (unsigned long long)seq, (long long)dist,
+                            (unsigned long long)r->last_seq);
+                if (d == 0 || d > r->ntypes)
+                    CORRUPT("OWNERS entry %llu with undefined type %llu", (unsigned long long)i,
+                            (unsigned long long)d);
+                r->held[i] = seq;
+                r->owner_seqs[i] = seq - (uint64_t)dist;
+                r->owner_types[i] = (ml_type_id)d;
+                prev = seq;
+            }
+            r->p = p;
+            ev->kind = ML_EV_OWNERS;
+            ev->time_us = r->time_us;
+            ev->thread = r->cur->id;
+            ev->held = r->held;
+            ev->nheld = (size_t)a;
+            ev->owner_seqs = r->owner_seqs;
+            ev->owner_types = r->owner_types;
             return 1;
         }
         case ML_TAG_HOLDER:

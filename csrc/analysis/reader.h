@@ -53,6 +53,8 @@ typedef enum {
                           * the live block (if live) now has that type */
     ML_EV_HOLDER = 32,   /* holder, hops[nhops] (hop_lens), retained */
     ML_EV_HELD = 33,     /* holder, held[nheld]: seqs, ascending */
+    ML_EV_OWNERS = 34,   /* OWNERS: entry i is as an OWNER event of seq held[i],
+                          * owner_seqs[i], owner_types[i] (i < nheld) */
     /* nstacks: kinds 40..49 reserved; NATIVE_STACK, NATIVE_ALLOC and MAPPING
      * make no event of their own: an ALLOC carries its native stack
      * (ev->nstack), ml_reader_native_stack / ml_reader_mappings give the rest */
@@ -89,6 +91,8 @@ typedef struct {
     size_t nhops;
     const ml_seq *held;
     size_t nheld;
+    const ml_seq *owner_seqs;      /* OWNERS */
+    const ml_type_id *owner_types;
     uint64_t snap_objects, snap_us;
     uint32_t nstack;       /* nstacks: ALLOC: its native stack (0 = none) */
     /* gcexit: GARBAGE_AT_EXIT, UNCOLLECTABLE (valid until the next call) */

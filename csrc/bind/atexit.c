@@ -111,6 +111,7 @@ ml_py_exit_event_kind(unsigned kind)
     switch (kind) {
     case ML_EV_SNAPSHOT: return "snapshot";
     case ML_EV_OWNER: return "owner";
+    case ML_EV_OWNERS: return "owners";
     case ML_EV_HOLDER: return "holder";
     case ML_EV_HELD: return "held";
     default: return "unknown";
@@ -132,6 +133,24 @@ ml_py_exit_event(PyObject *d, const ml_event *ev)
                        ml_py_put(d, "owner_seq", PyLong_FromUnsignedLongLong(ev->owner_seq)) < 0 ||
                        ml_py_put(d, "type", PyLong_FromUnsignedLong(ev->type)) < 0
                    ? -1 : 0;
+    case ML_EV_OWNERS: { /* "seqs", "owner_seqs", "types": one list each */
+        PyObject *ls[3];
+        for (int k = 0; k < 3; k++) {
+            ls[k] = PyList_New((Py_ssize_t)ev->nheld);
+            for (size_t i = 0; ls[k] && i < ev->nheld; i++) {
+                PyObject *v = PyLong_FromUnsignedLongLong(k == 0 ? ev->held[i]
+                                                          : k == 1 ? ev->owner_seqs[i] : ev->owner_types[i]);
+                if (!v)
+                    Py_CLEAR(ls[k]);
+                else
+                    PyList_SET_ITEM(ls[k], (Py_ssize_t)i, v);
+            }
+        }
+        int bad = ml_py_put(d, "seqs", ls[0]) < 0;
+        bad = ml_py_put(d, "owner_seqs", ls[1]) < 0 || bad;
+        bad = ml_py_put(d, "types", ls[2]) < 0 || bad;
+        return bad ? -1 : 0;
+    }
     case ML_EV_HOLDER:
         l = PyList_New((Py_ssize_t)ev->nhops);
         for (size_t i = 0; l && i < ev->nhops; i++) {

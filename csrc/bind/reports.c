@@ -359,6 +359,7 @@ ml_py_event(ml_reader *r, const ml_event *ev)
         break;
     case ML_EV_SNAPSHOT: /* heap at exit (bind/atexit.c) */
     case ML_EV_OWNER:
+    case ML_EV_OWNERS:
     case ML_EV_HOLDER:
     case ML_EV_HELD:
         rc = ml_py_exit_event(d, ev) < 0;

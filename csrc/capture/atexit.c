@@ -23,6 +23,13 @@ typedef struct {
 #define ML_ATEXIT_LABELS 256 /* a power of two */
 #define ML_ATEXIT_AHEAD 8    /* objects prefetched ahead of a pass */
 
+/* Owners waiting for their OWNERS record, in the walk's order. */
+typedef struct {
+    ml_seq seq[ML_OWNERS_MAX], owner[ML_OWNERS_MAX];
+    ml_type_id type[ML_OWNERS_MAX];
+    size_t n;
+} ml_atexit_owners;
+
 /* The held blocks: pair i is block seq[i], reached with pattern pat[i]
  * under holder hold[i]. */
 typedef struct {
@@ -33,6 +40,7 @@ typedef struct {
     ml_node *hold;
     size_t npairs, cap;
     ml_atexit_label labels[ML_ATEXIT_LABELS];
+    ml_atexit_owners *owners; /* the OWNERS record being filled */
 } ml_atexit_ctx;
 
 /* Frames of code whose file name starts with this are memlens' own. */
@@ -99,9 +107,45 @@ ml_atexit_owner(void *arg, PyObject *o, const ml_compat_buf *buf, ml_owners_of o
     ml_type_id type = ml_atexit_label_of(c, Py_TYPE(o), buf->role, of_kind, of);
     if (!type)
         return -1;
-    ml_writer_owner(env->w, seq, ml_atexit_seq_of_object(env, o), type);
+    ml_atexit_owners *b = c->owners;
+    b->seq[b->n] = seq;
+    b->owner[b->n] = ml_atexit_seq_of_object(env, o);
+    b->type[b->n] = type;
+    if (++b->n == ML_OWNERS_MAX) {
+        ml_writer_owners(env->w, b->seq, b->owner, b->type, b->n);
+        b->n = 0;
+    }
     c->st->owners++;
     return 0;
+}
+
+/* Every owner of the pass, in OWNERS records (their labels' TYPE_DEFs were
+ * written before them, as each label was made). */
+static int
+ml_atexit_owners_pass(ml_atexit_ctx *c, int (*pass)(ml_atexit_ctx *c, void *arg), void *arg)
+{
+    c->owners = malloc(sizeof(*c->owners));
+    if (!c->owners)
+        return -1;
+    c->owners->n = 0;
+    int rc = pass(c, arg);
+    if (c->owners->n)
+        ml_writer_owners(c->env->w, c->owners->seq, c->owners->owner, c->owners->type, c->owners->n);
+    free(c->owners);
+    c->owners = NULL;
+    return rc;
+}
+
+static int
+ml_atexit_owners_of_graph(ml_atexit_ctx *c, void *g)
+{
+    return ml_owners_graph(g, ml_atexit_owner, c);
+}
+
+static int
+ml_atexit_owners_of_heap(ml_atexit_ctx *c, void *objects)
+{
+    return ml_owners_heap(ml_atexit_owner, c, objects);
 }
 
 static int
@@ -293,14 +337,15 @@ ml_atexit_snapshot(const ml_atexit_env *env, unsigned kind, ml_atexit_stats *sta
     ml_holders *h = NULL;
     ml_writer_snapshot(env->w, kind, 0, 0);
     if (kind == ML_SNAP_OWNERS) { /* one walk, buffers named; no graph, no holders */
-        rc = ml_owners_heap(ml_atexit_owner, &c, &st.objects);
+        rc = ml_atexit_owners_pass(&c, ml_atexit_owners_of_heap, &st.objects);
         goto end;
     }
     ml_refgraph *g = ml_refgraph_build();
     if (!g)
         goto end;
     st.objects = ml_refgraph_count(g);
-    if (ml_owners_graph(g, ml_atexit_owner, &c) < 0 || ml_roots_find(g, ml_atexit_skip, NULL, 0, &r) < 0)
+    if (ml_atexit_owners_pass(&c, ml_atexit_owners_of_graph, g) < 0 ||
+        ml_roots_find(g, ml_atexit_skip, NULL, 0, &r) < 0)
         goto free_graph;
     h = ml_holders_build(g, &r, ml_atexit_name, (void *)env);
     if (h && ml_atexit_collect(&c, g, h) == 0 && ml_atexit_write_holders(&c, h, (size_t)st.objects) == 0)

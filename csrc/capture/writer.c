@@ -732,6 +732,22 @@ ml_writer_owner(ml_writer *w, ml_seq seq, ml_seq owner_seq, ml_type_id type)
 }
 
 void
+ml_writer_owners(ml_writer *w, const ml_seq *seqs, const ml_seq *owner_seqs, const ml_type_id *types, size_t n)
+{
+    SIMPLE_BEGIN(w, 30 * n);
+    PUT_TAG(p, ML_TAG_OWNERS);
+    PUT_UV(p, n);
+    ml_seq prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        PUT_UV(p, ml_zigzag((int64_t)(seqs[i] - prev)));
+        PUT_UV(p, ml_zigzag((int64_t)(seqs[i] - owner_seqs[i])));
+        PUT_UV(p, types[i]);
+        prev = seqs[i];
+    }
+    SIMPLE_END(w);
+}
+
+void
 ml_writer_holder(ml_writer *w, uint32_t id, const char *const *hops, const size_t *lens, size_t n,
                  uint64_t retained)
 {

@@ -101,6 +101,9 @@ void ml_writer_gc_stop(ml_writer *w, unsigned generation, uint64_t t_us, uint64_
 /* Heap at exit (format.h 0x10..0x13). */
 void ml_writer_snapshot(ml_writer *w, unsigned kind, uint64_t objects, uint64_t duration_us);
 void ml_writer_owner(ml_writer *w, ml_seq seq, ml_seq owner_seq, ml_type_id type);
+/* OWNERS: n (1..ML_OWNERS_MAX) owners in one record, in the caller's order. */
+void ml_writer_owners(ml_writer *w, const ml_seq *seqs, const ml_seq *owner_seqs, const ml_type_id *types,
+                      size_t n);
 void ml_writer_holder(ml_writer *w, uint32_t id, const char *const *hops, const size_t *lens, size_t n,
                       uint64_t retained);
 /* seqs ascending, n <= ML_HELD_MAX */

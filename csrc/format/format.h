@@ -104,7 +104,8 @@ enum ml_tag {
      *   0x10..0x13  heap at exit (buffer owners, holders, retained sizes)
      *   0x14..0x19  native memory and RSS breakdown
      *   0x1A..0x1B  cyclic garbage at exit, uncollectable (gcexit)
-     *   0x1C..0x3F  free */
+     *   0x1C        heap at exit: buffer owners in batches (OWNERS)
+     *   0x1D..0x3F  free */
     ML_TAG_V2_FIRST = 0x0E,
     /* rss: the RSS breakdown */
     ML_TAG_RSS_SAMPLE = 0x17,
@@ -153,6 +154,14 @@ enum ml_tag {
      *                         gc.garbage (written before its GC_STOP) */
     ML_TAG_GARBAGE_AT_EXIT = 0x1A,
     ML_TAG_UNCOLLECTABLE = 0x1B,
+    /* heap at exit: OWNER records in a batch (docs/FORMAT.md "Heap at exit"):
+     *   0x1C OWNERS  uv n (1..ML_OWNERS_MAX), n x (sv seq delta, sv owner
+     *                distance, uv type): entry i is the OWNER of buffer
+     *                seq_i = seq_(i-1) + delta (seq_0 = 0) by the object in
+     *                block seq_i - distance (0 = not recorded), named `type`.
+     *                Entries come in the walk's order, so both numbers are
+     *                small: ~3 bytes an entry against ~10 for OWNER */
+    ML_TAG_OWNERS = 0x1C,
     ML_TAG_FREE = 0x40,      /* 0x40..0x7E inline distance, 0x7F long form */
     ML_TAG_FREE_LONG = 0x7F,
     ML_TAG_ALLOC = 0x80,     /* 0x80..0xFF */
@@ -173,6 +182,7 @@ enum ml_snap_kind {
     ML_SNAP_OWNERS = 4, /* at exit, buffer owners only (no HOLDER/HELD records) */
 };
 #define ML_HELD_MAX 4096u   /* seqs in one HELD record */
+#define ML_OWNERS_MAX 4096u /* entries in one OWNERS record */
 #define ML_GCSEQS_MAX 4096u /* gcexit: seqs in one GARBAGE_AT_EXIT or UNCOLLECTABLE record */
 /* rss: seqs in one ARENA_BLOCKS record; arenas used at most this share
  * (percent) get their blocks written */

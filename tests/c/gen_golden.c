@@ -9,6 +9,7 @@
  *                        DIR/v2-rss.mlens (rss), DIR/v2-gc.mlens (gc),
  *                        DIR/v2-gc-exit.mlens (gcexit)
  *                        DIR/v2-heap-at-exit.mlens (heap at exit)
+ *                        DIR/v2-owners.mlens (heap at exit: owners only)
  *                        DIR/v2-arenas.mlens (rss: arenas)
  *
  * The scenario below uses every record kind once or more. The expected JSON
@@ -336,16 +337,18 @@ gen_v2_gc_exit(const char *dir)
  * (items)" by its OWNER), two Records in it (seqs 3, 4) and one Record
  * only C code holds (seq 5). tests/test_heap_at_exit.py holds the same
  * scenario through capfile. */
-static int
-gen_v2_heap_at_exit(const char *dir)
+/* The blocks both heap-at-exit scenarios start with, in file `name`:
+ * KEEP (seq 1), its items (2), three Records (3-5). NULL on failure. */
+static ml_writer *
+gen_v2_heap_blocks(const char *dir, const char *name)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/v2-heap-at-exit.mlens", dir);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
     const char *meta = "{\"python\":\"3.12.1\",\"pid\":1234,\"argv\":[\"demo.py\"],"
                        "\"start_time_us\":1700000000000000,\"options\":{}}";
     ml_writer *x = ml_writer_open(path, 1, 0, meta, strlen(meta));
     if (!x)
-        return -1;
+        return NULL;
     ml_writer_thread_def(x, 1, 4242, "MainThread", 10);
     ml_writer_thread(x, 1);
     static const uint32_t off[] = {0, 10};
@@ -362,6 +365,15 @@ gen_v2_heap_at_exit(const char *dir)
     ml_writer_alloc(x, ML_DOMAIN_OBJ, 1, 3, 48);
     ml_writer_alloc(x, ML_DOMAIN_OBJ, 1, 3, 48);      /* seq 5: C code's */
     ml_writer_time(x, 900);
+    return x;
+}
+
+static int
+gen_v2_heap_at_exit(const char *dir)
+{
+    ml_writer *x = gen_v2_heap_blocks(dir, "v2-heap-at-exit.mlens");
+    if (!x)
+        return -1;
     ml_writer_snapshot(x, ML_SNAP_EXIT, 0, 0);
     ml_writer_type_def(x, 4, "list (items)", 12, ML_TYPEF_BUFFER);
     ml_writer_owner(x, 2, 1, 4);
@@ -377,6 +389,29 @@ gen_v2_heap_at_exit(const char *dir)
     ml_writer_holder(x, 3, c_code, c_lens, 1, 48);
     ml_writer_held(x, 3, h3, 1);
     ml_writer_snapshot(x, ML_SNAP_END, 5, 1234);
+    uint64_t fields[ML_TRAILER_COUNT] = {5, 0, 0, 0, 0};
+    ml_writer_trailer(x, fields, ML_TRAILER_COUNT);
+    return ml_writer_close(x);
+}
+
+/* ---- v2-owners: the default pass at exit (SNAPSHOT kind 4), buffer
+ * owners in one OWNERS record, in walk order (docs/FORMAT.md "Heap at
+ * exit"): the blocks of v2-heap-at-exit; block 4 is named a buffer of
+ * block 5, then block 2 of block 1 (seq deltas +4, -2; owner distances -1,
+ * +1). tests/test_heap_at_exit.py builds the same file with capfile. */
+static int
+gen_v2_owners(const char *dir)
+{
+    ml_writer *x = gen_v2_heap_blocks(dir, "v2-owners.mlens");
+    if (!x)
+        return -1;
+    ml_writer_snapshot(x, ML_SNAP_OWNERS, 0, 0);
+    ml_writer_type_def(x, 4, "list (items)", 12, ML_TYPEF_BUFFER);
+    ml_writer_type_def(x, 5, "Record (values)", 15, ML_TYPEF_BUFFER);
+    static const ml_seq seqs[] = {4, 2}, owners[] = {5, 1};
+    static const ml_type_id types[] = {5, 4};
+    ml_writer_owners(x, seqs, owners, types, 2);
+    ml_writer_snapshot(x, ML_SNAP_END, 5, 321);
     uint64_t fields[ML_TRAILER_COUNT] = {5, 0, 0, 0, 0};
     ml_writer_trailer(x, fields, ML_TRAILER_COUNT);
     return ml_writer_close(x);
@@ -560,6 +595,10 @@ main(int argc, char **argv)
     }
     if (gen_v2_heap_at_exit(argv[1]) < 0) {
         perror("gen_golden: v2-heap-at-exit");
+        return 1;
+    }
+    if (gen_v2_owners(argv[1]) < 0) {
+        perror("gen_golden: v2-owners");
         return 1;
     }
     return 0;

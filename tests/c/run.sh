@@ -44,7 +44,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print
 
 echo "== golden files (format v1 byte compatibility)"
 if $CC $CFLAGS -O2 tests/c/gen_golden.c csrc/format/zlib.c csrc/capture/writer.c csrc/capture/zdeflate.c -o "$work/gen_golden" && "$work/gen_golden" "$work"; then
-    for f in v1-basic.mlens v1-truncated.mlens v1-basic.expected.json v2-native.mlens v2-rss.mlens v2-gc.mlens v2-native-stacks.mlens v2-gc-exit.mlens v2-heap-at-exit.mlens v2-arenas.mlens; do
+    for f in v1-basic.mlens v1-truncated.mlens v1-basic.expected.json v2-native.mlens v2-rss.mlens v2-gc.mlens v2-native-stacks.mlens v2-gc-exit.mlens v2-heap-at-exit.mlens v2-owners.mlens v2-arenas.mlens; do
         if cmp -s "$work/$f" "tests/golden/$f"; then
             passed=$((passed + 1))
         else

@@ -1660,8 +1660,23 @@ test_heap_at_exit_corrupt(void)
     buf_header(&b, 2);
     buf_put(&b, 4, 0xDF, 0, 0, 8); /* one block: seq 1 */
     size_t h = b.n;
-    buf_put(&b, 2, 0x10, 4);
-    expect_corrupt(&b, "SNAPSHOT of unknown kind 4", h);
+    buf_put(&b, 2, 0x10, 5);
+    expect_corrupt(&b, "SNAPSHOT of unknown kind 5", h);
+    b.n = h;
+    buf_put(&b, 2, 0x1C, 0);
+    expect_corrupt(&b, "OWNERS with 0 entries", h);
+    b.n = h;
+    buf_put(&b, 3, 0x1C, 0x81, 0x20); /* 4097 entries */
+    expect_corrupt(&b, "OWNERS with 4097 entries", h);
+    b.n = h;
+    buf_put(&b, 5, 0x1C, 1, 4, 0, 1); /* seq 0 + 2: past the last block */
+    expect_corrupt(&b, "block after 0 at distance 2", h);
+    b.n = h;
+    buf_put(&b, 5, 0x1C, 1, 2, 4, 1); /* seq 1 owned by block 1 - 2 */
+    expect_corrupt(&b, "block 1 owned at distance 2", h);
+    b.n = h;
+    buf_put(&b, 5, 0x1C, 1, 2, 0, 1); /* no TYPE_DEF 1 */
+    expect_corrupt(&b, "with undefined type 1", h);
     b.n = h;
     buf_put(&b, 4, 0x11, 0, 0, 1);
     expect_corrupt(&b, "OWNER of block 0", h);

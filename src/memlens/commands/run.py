@@ -53,12 +53,12 @@ def _options_parser():
                    help="after the program's last line, walk the live heap's reference graph: name "
                         "the buffers still allocated by their owners and also find what holds each "
                         "leak (`memlens leaks`, `memlens why`) and how much its holder retains; "
-                        "costs ~0.2-0.45 s per million objects alive at the end (BENCHMARKS.md, "
+                        "costs ~0.21-0.44 s per million objects alive at the end (BENCHMARKS.md, "
                         "\"Heap at exit\")")
     p.add_argument("--no-heap-at-exit", action="store_true",
                    help="do not walk the live heap at the end; by default memlens run walks it "
                         "once to name the buffers still allocated by their owners (`list (items)`, "
-                        "`bytearray (data)`: ~0.1 s per million objects alive at the end)")
+                        "`bytearray (data)`: ~0.03-0.14 s per million objects alive at the end)")
     p.add_argument("--no-gc-at-exit", action="store_true",  # gcexit
                    help="do not find, at exit, the blocks that are cyclic garbage "
                         "a gc.collect() would free (`memlens leaks` then does not split them out); "
