@@ -171,6 +171,29 @@ def test_default_names_buffers_but_finds_no_holders(script, capture):
     assert not any(" (data)" in r["type"] or " (items)" in r["type"] for r in doc["leaks"])
 
 
+def test_array_data_named_by_owner(script, capture):
+    """An array.array's items are a buffer of their own (PyMem): named
+    "array.array (data)" at the line that made the array, a subclass's by
+    its class, by the default pass and by --heap-at-exit."""
+    prog = script("""
+        import array
+        class Floats(array.array):
+            pass
+        A = array.array("d", range(100000))  # @arr
+        F = Floats("i", range(50000))  # @sub
+    """)
+    for opts in ((), ("--heap-at-exit",)):
+        path, _ = capture(prog, opts=opts)
+        rows = report("leaks", path, "--top", "0")
+        arr = [r for r in rows if r["line"] == prog.line("arr")]
+        data = _group(arr, "array.array (data)", prog.line("arr"))
+        assert data["count"] == 1 and 800000 <= data["bytes"] < 800000 * 1.2, arr
+        assert not [r for r in arr if r["type"] == "<PyMem buffer>"], arr
+        sub = [r for r in rows if r["line"] == prog.line("sub")]
+        data = _group(sub, "__main__.Floats (data)", prog.line("sub"))
+        assert data["count"] == 1 and 200000 <= data["bytes"] < 200000 * 1.2, sub
+
+
 def test_default_pass_keeps_the_programs_snapshot(script, capture):
     """A program that took a snapshot (memlens.snapshot_now()) keeps its
     holders in the reports: the default pass at exit, which would replace

@@ -170,8 +170,11 @@ def test_capture_breakdown_at_the_end(script, capture):
     # the traced heap holds the 20,000 kept objects (and the list)
     assert end["fields"]["traced_small"] >= 20_000 * 230
     assert end["parts"]["memlens_tables"] > 0  # the event ring, the block map
-    # while the million objects were alive (~240 MB in pymalloc's blocks)
-    assert max(p["parts"]["pymalloc_used"] for p in doc["points"]) > 200 << 20
+    # while the million objects were alive (~240 MB in pymalloc's blocks at
+    # the end of the loop): the samples come every 10 ms, so the last one
+    # in the loop may be some MB short of it (194 MB once on a loaded
+    # machine); 150 MB is far above the ~5 MB kept at the end
+    assert max(p["parts"]["pymalloc_used"] for p in doc["points"]) > 150 << 20
     text = memlens("rss", path).stdout
     assert "Where the RSS goes at the RSS peak" in text and "unexplained" in text
     summ = memlens("summary", path)

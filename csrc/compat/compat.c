@@ -1273,6 +1273,31 @@ ml_compat_values_block(void *values)
 #endif
 }
 
+/* The array module's array object (Modules/arraymodule.c, the same in
+ * 3.10-3.13; not in a public header). */
+typedef struct {
+    PyObject_VAR_HEAD
+    char *ob_item;
+    Py_ssize_t allocated;
+    const void *ob_descr;
+    PyObject *weakreflist;
+    Py_ssize_t ob_exports;
+} ml_arrayobject;
+
+/* 1 if tp is array.array or derives from it: found by the dotted tp_name
+ * "array.array", which no class statement can give (a heap type made from
+ * a spec since 3.10). */
+static int
+ml_compat_is_array(PyTypeObject *tp)
+{
+    if (tp->tp_basicsize < (Py_ssize_t)sizeof(ml_arrayobject))
+        return 0; /* the common case, decided without reading names */
+    for (PyTypeObject *t = tp; t; t = t->tp_base)
+        if (t->tp_name && strcmp(t->tp_name, "array.array") == 0)
+            return 1;
+    return 0;
+}
+
 int
 ml_compat_owned_buffers(PyObject *o, ml_compat_buf *out)
 {
@@ -1302,6 +1327,10 @@ ml_compat_owned_buffers(PyObject *o, ml_compat_buf *out)
         PyByteArrayObject *b = (PyByteArrayObject *)o;
         if (b->ob_bytes && b->ob_alloc > 0)
             out[n++] = (ml_compat_buf){(uintptr_t)b->ob_bytes, ML_COMPAT_BUF_DATA};
+    } else if (ml_compat_is_array(tp)) {
+        ml_arrayobject *a = (ml_arrayobject *)o;
+        if (a->ob_item && a->allocated > 0)
+            out[n++] = (ml_compat_buf){(uintptr_t)a->ob_item, ML_COMPAT_BUF_DATA};
     }
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
     /* an instance whose attributes sit in a values array without a dict */
@@ -1327,7 +1356,7 @@ ml_compat_type_owns_buffers(PyTypeObject *tp)
 {
     if (PyType_IsSubtype(tp, &PyList_Type) || PyType_IsSubtype(tp, &PyDict_Type) ||
         PyType_IsSubtype(tp, &PySet_Type) || PyType_IsSubtype(tp, &PyFrozenSet_Type) ||
-        PyType_IsSubtype(tp, &PyByteArray_Type))
+        PyType_IsSubtype(tp, &PyByteArray_Type) || ml_compat_is_array(tp))
         return 1;
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
     if ((tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) && !PyType_IsSubtype(tp, &PyType_Type))

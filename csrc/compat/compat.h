@@ -302,7 +302,7 @@ typedef enum {
     ML_COMPAT_BUF_KEYS = 2,   /* dict: its own keys table (not a class's shared one) */
     ML_COMPAT_BUF_VALUES = 3, /* dict (split) or instance: a separate values array */
     ML_COMPAT_BUF_TABLE = 4,  /* set, frozenset: the hash table (not the small one inside) */
-    ML_COMPAT_BUF_DATA = 5,   /* bytearray: the bytes */
+    ML_COMPAT_BUF_DATA = 5,   /* bytearray, array.array (and subclasses): the bytes */
 } ml_compat_buf_role;
 
 typedef struct {

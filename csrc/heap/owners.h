@@ -1,8 +1,9 @@
 /* owners.h: which object owns each separately allocated buffer.
  *
  * Layer: heap analysis. A list's item array, a dict's keys table and
- * values array, a set's hash table, a bytearray's bytes, an instance's
- * values array (3.11/3.12) are memory blocks of their own; a memory
+ * values array, a set's hash table, a bytearray's bytes, an array.array's
+ * items, an instance's values array (3.11/3.12) are memory blocks of their
+ * own; a memory
  * profiler sees them as anonymous buffers. ml_owners_graph goes once over
  * the objects of a reference graph (graph/refgraph.h: the live heap) and
  * names each by its owner: "list (items)",
