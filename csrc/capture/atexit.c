@@ -119,33 +119,16 @@ ml_atexit_owner(void *arg, PyObject *o, const ml_compat_buf *buf, ml_owners_of o
     return 0;
 }
 
-/* Every owner of the pass, in OWNERS records (their labels' TYPE_DEFs were
- * written before them, as each label was made). */
+/* The owners not written yet, as the last OWNERS record (their labels'
+ * TYPE_DEFs were written before them, as each label was made). Returns rc. */
 static int
-ml_atexit_owners_pass(ml_atexit_ctx *c, int (*pass)(ml_atexit_ctx *c, void *arg), void *arg)
+ml_atexit_owners_flush(ml_atexit_ctx *c, int rc)
 {
-    c->owners = malloc(sizeof(*c->owners));
-    if (!c->owners)
-        return -1;
-    c->owners->n = 0;
-    int rc = pass(c, arg);
-    if (c->owners->n)
-        ml_writer_owners(c->env->w, c->owners->seq, c->owners->owner, c->owners->type, c->owners->n);
-    free(c->owners);
-    c->owners = NULL;
+    ml_atexit_owners *b = c->owners;
+    if (b->n)
+        ml_writer_owners(c->env->w, b->seq, b->owner, b->type, b->n);
+    b->n = 0;
     return rc;
-}
-
-static int
-ml_atexit_owners_of_graph(ml_atexit_ctx *c, void *g)
-{
-    return ml_owners_graph(g, ml_atexit_owner, c);
-}
-
-static int
-ml_atexit_owners_of_heap(ml_atexit_ctx *c, void *objects)
-{
-    return ml_owners_heap(ml_atexit_owner, c, objects);
 }
 
 static int
@@ -336,15 +319,18 @@ ml_atexit_snapshot(const ml_atexit_env *env, unsigned kind, ml_atexit_stats *sta
     ml_roots r;
     ml_holders *h = NULL;
     ml_writer_snapshot(env->w, kind, 0, 0);
+    c.owners = calloc(1, sizeof(*c.owners));
+    if (!c.owners)
+        goto end;
     if (kind == ML_SNAP_OWNERS) { /* one walk, buffers named; no graph, no holders */
-        rc = ml_atexit_owners_pass(&c, ml_atexit_owners_of_heap, &st.objects);
+        rc = ml_atexit_owners_flush(&c, ml_owners_heap(ml_atexit_owner, &c, &st.objects));
         goto end;
     }
     ml_refgraph *g = ml_refgraph_build();
     if (!g)
         goto end;
     st.objects = ml_refgraph_count(g);
-    if (ml_atexit_owners_pass(&c, ml_atexit_owners_of_graph, g) < 0 ||
+    if (ml_atexit_owners_flush(&c, ml_owners_graph(g, ml_atexit_owner, &c)) < 0 ||
         ml_roots_find(g, ml_atexit_skip, NULL, 0, &r) < 0)
         goto free_graph;
     h = ml_holders_build(g, &r, ml_atexit_name, (void *)env);
@@ -355,6 +341,7 @@ ml_atexit_snapshot(const ml_atexit_env *env, unsigned kind, ml_atexit_stats *sta
 free_graph:
     ml_refgraph_free(g);
 end:
+    free(c.owners);
     free(c.seq);
     free(c.pat);
     free(c.hold);

@@ -48,9 +48,10 @@ void ml_atexit_set_skip(const char *prefix);
 
 /* Run the pass of `kind` (ML_SNAP_EXIT, _CALL, _SIGNAL) and write its
  * records. ML_SNAP_OWNERS (the default at exit) names the buffers only:
- * one walk of the heap (heap/owners.h ml_owners_heap), OWNER records, no
- * reference graph, no HOLDER or HELD records. Returns 0, or -1 when out of memory (the records written so far
- * stay; the SNAPSHOT end record is written in both cases). */
+ * one walk of the heap (heap/owners.h ml_owners_heap), OWNERS records, no
+ * reference graph, no HOLDER or HELD records. Returns 0, or -1 when out
+ * of memory (the records written so far stay; the SNAPSHOT end record is
+ * written in both cases). */
 int ml_atexit_snapshot(const ml_atexit_env *env, unsigned kind, ml_atexit_stats *stats);
 
 #endif /* ML_ATEXIT_H */

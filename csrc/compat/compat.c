@@ -1284,18 +1284,22 @@ typedef struct {
     Py_ssize_t ob_exports;
 } ml_arrayobject;
 
-/* 1 if tp is array.array or derives from it: found by the dotted tp_name
- * "array.array", which no class statement can give (a heap type made from
- * a spec since 3.10). */
+int
+ml_compat_derives_from(PyTypeObject *tp, const char *dotted)
+{
+    for (PyTypeObject *t = tp; t; t = t->tp_base)
+        if (t->tp_name && strcmp(t->tp_name, dotted) == 0)
+            return t == tp ? 1 : 2;
+    return 0;
+}
+
+/* 1 if tp is array.array (a heap type made from a spec since 3.10) or
+ * derives from it. */
 static int
 ml_compat_is_array(PyTypeObject *tp)
 {
-    if (tp->tp_basicsize < (Py_ssize_t)sizeof(ml_arrayobject))
-        return 0; /* the common case, decided without reading names */
-    for (PyTypeObject *t = tp; t; t = t->tp_base)
-        if (t->tp_name && strcmp(t->tp_name, "array.array") == 0)
-            return 1;
-    return 0;
+    /* the common case, decided without reading names */
+    return tp->tp_basicsize >= (Py_ssize_t)sizeof(ml_arrayobject) && ml_compat_derives_from(tp, "array.array");
 }
 
 int

@@ -321,6 +321,10 @@ int ml_compat_owned_buffers(PyObject *o, ml_compat_buf *out);
 /* 0 when no instance of tp owns a buffer (ml_compat_owned_buffers returns
  * 0 for every one), so that a pass can skip them by type. */
 int ml_compat_type_owns_buffers(PyTypeObject *tp);
+/* 1 if tp's tp_name is `dotted` (a C type's "module.name", which no class
+ * statement can give: a class's tp_name is its bare name), 2 if one of its
+ * bases' is, else 0. Walks tp's bases; not cached. */
+int ml_compat_derives_from(PyTypeObject *tp, const char *dotted);
 
 /* 1 when tp_traverse of `o` must not be called: the `_asyncio` module on
  * CPython 3.12.0-3.12.5 and 3.13.0, whose traverse visits the dead

@@ -95,13 +95,9 @@ ml_refgraph_list_cb(ml_walk *w, PyObject *o, void *arg)
     /* static types are no one's referent in tp_traverse: reach them too */
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && ml_walk_reach(w, (PyObject *)tp) < 0)
         return -1;
-    size_t values = 0;
-    if (!(ml_typekind_info(tp)->kind & (ML_TK_TYPE | ML_TK_MODULE)) && tp != &PyDict_Type) {
-        PyObject *d = ml_compat_instance_dict(o, &values);
-        /* 3.13 traverses the inline values, not a dict made from them */
-        if (d && ml_walk_reach(w, d) < 0)
-            return -1;
-    }
+    size_t values;
+    if (ml_walk_reach_instance_dict(w, o, &values) < 0)
+        return -1;
     if (b->n + 1 >= UINT32_MAX || w->nrefs >= UINT32_MAX)
         return -1;
     if (b->n == b->cap && ml_refgraph_grow_walk(b) < 0)

@@ -24,22 +24,11 @@ ml_typekind_reset(void)
 }
 
 /* _collections' deque: a static type up to 3.11, a heap type made from a
- * spec after; either way its tp_name is the dotted "collections.deque",
- * which no class statement can give (a class's tp_name is its bare name). */
-static int
-ml_typekind_deque_itself(PyTypeObject *t)
-{
-    return t->tp_name && strcmp(t->tp_name, "collections.deque") == 0;
-}
-
+ * spec after; either way named "collections.deque". */
 int
 ml_typekind_is_deque(PyTypeObject *tp)
 {
-    for (PyTypeObject *t = tp; t; t = t->tp_base) {
-        if (ml_typekind_deque_itself(t))
-            return t == tp ? 1 : 2;
-    }
-    return 0;
+    return ml_compat_derives_from(tp, "collections.deque");
 }
 
 static unsigned

@@ -112,22 +112,16 @@ release:
     return rc;
 }
 
-/* One object of ml_owners_heap's walk. As the reference graph's walk
- * does (refgraph.c), an instance's attribute dict is reached from the
- * instance too: 3.13 traverses the inline values, not a dict made from
- * them. */
+/* One object of ml_owners_heap's walk (its attribute dict reached too, as
+ * the reference graph's walk does). */
 static int
 ml_owners_walk_cb(ml_walk *w, PyObject *o, void *arg)
 {
     ml_owners_ctx *c = arg;
     c->objects++;
-    PyTypeObject *tp = Py_TYPE(o);
-    if (!(ml_typekind_info(tp)->kind & (ML_TK_TYPE | ML_TK_MODULE)) && tp != &PyDict_Type) {
-        size_t values;
-        PyObject *d = ml_compat_instance_dict(o, &values);
-        if (d && ml_walk_reach(w, d) < 0)
-            return -1;
-    }
+    size_t values;
+    if (ml_walk_reach_instance_dict(w, o, &values) < 0)
+        return -1;
     return ml_owners_visit(c, o);
 }
 

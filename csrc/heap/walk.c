@@ -1,6 +1,8 @@
 /* walk.c: the explicit-stack heap walker (see walk.h). */
 #include "heap/walk.h"
 
+#include "graph/typekind.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +86,17 @@ int
 ml_walk_reach(ml_walk *w, PyObject *o)
 {
     return ml_walk_reach_inline(w, o);
+}
+
+int
+ml_walk_reach_instance_dict(ml_walk *w, PyObject *o, size_t *values)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    *values = 0;
+    if ((ml_typekind_info(tp)->kind & (ML_TK_TYPE | ML_TK_MODULE)) || tp == &PyDict_Type)
+        return 0;
+    PyObject *d = ml_compat_instance_dict(o, values);
+    return d ? ml_walk_reach_inline(w, d) : 0;
 }
 
 /* A referent of the object being walked: through the filter, then reached.

@@ -117,6 +117,13 @@ int ml_walk_untrack_dict(PyObject *d);
  * of memory. */
 int ml_walk_reach(ml_walk *w, PyObject *o);
 
+/* From inside fn: reach o's attribute dict too, when o is an instance (not
+ * a type, a module or an exact dict): 3.13 traverses an instance's inline
+ * values, not a dict made from them. *values: the bytes of o's values
+ * array (ml_compat_instance_dict), 0 when none. Returns 0, or -1 when out
+ * of memory. */
+int ml_walk_reach_instance_dict(ml_walk *w, PyObject *o, size_t *values);
+
 /* From inside fn: remember tracked object `o` as handed to fn, for
  * ml_walk_seen (the walk remembers untracked objects itself). Returns 0,
  * or -1 when out of memory. */
