@@ -16,6 +16,15 @@ pytest.importorskip("IPython")
 # code for reuse (a "zombie" frame): the statement's code is alive when %memit
 # reads the counters, so that frame (about 400 bytes) is in the increment.
 FRAME_SLACK = 512 if sys.version_info[:2] == (3, 10) else 0
+# what a Jupyter kernel's own threads may allocate or free while a statement
+# runs (the traced heap counts every thread, as RSS does for memory_profiler)
+KERNEL_NOISE = 1024
+
+
+def _bytes(text):
+    """'+48 B', '-1.5 KiB', '+4.0 MiB' (human_bytes, signed) -> bytes."""
+    number, unit = text.split()
+    return float(number) * {"B": 1, "KiB": 1024, "MiB": 1 << 20}[unit]
 
 
 def run(source):
@@ -129,14 +138,21 @@ def test_kernel_memit_repeats(tmp_path):
     # two runs per repeat. Repeat 1 starts with x = None: the first run keeps
     # 4 MiB, the second makes 4 MiB more before the first's are freed: peak
     # +8, increment +4. Repeats 2 and 3 start with x holding 4 MiB: peak +4,
-    # increment 0, and one of them is the best (lowest peak).
-    assert "peak memory: +4.0 MiB, increment: +0 B" in text
+    # increment 0, and one of them is the best (lowest peak). The traced heap
+    # is the process's: the kernel's own threads (heartbeat, IOPub, history)
+    # may allocate a few bytes meanwhile (seen once: +48 B in repeat 2).
+    summary = re.search(r"peak memory: \+4\.0 MiB, increment: (\S+ \S+) ", text)
+    assert summary and abs(_bytes(summary.group(1))) <= FRAME_SLACK + KERNEL_NOISE, text
     assert "best of 3 repeats (the lowest peak)" in text
     assert "repeat 1: peak +8.0 MiB, increment +4.0 MiB" in text
-    assert text.count("  repeat ") == 3
+    repeats = re.findall(r"  repeat (\d): peak (\S+ \S+), increment (\S+ \S+)", text)
+    assert [r[0] for r in repeats] == ["1", "2", "3"], text
+    for _, peak, increment in repeats[1:]:
+        assert peak == "+4.0 MiB" and abs(_bytes(increment)) <= FRAME_SLACK + KERNEL_NOISE, text
     assert "absolute: traced heap " in text and ", RSS " in text
     n, extra, inc = out[3][0].split()
-    assert n == "3" and 0 <= int(extra) < 4096 and 0 <= int(inc) <= FRAME_SLACK
+    assert n == "3" and 0 <= int(extra) < 4096
+    assert abs(int(inc)) <= FRAME_SLACK + KERNEL_NOISE
     # cell mode: 6 MiB made and freed in the cell
     assert "peak memory: +6.0 MiB, increment: +" in out[4][0]
     assert "-r takes a count >= 1" in out[5][0]
@@ -159,10 +175,9 @@ def test_kernel_memit_top_level_await(tmp_path):
     # the increment is what the cell's few small blocks leave, give or take
     # what the kernel frees of its own meanwhile (seen: -152 B, -55 B)
     assert "peak memory: +6.0 MiB, increment: " in out[3][0], out[3]
-    import re
-    m = re.search(r"increment: ([+-]?[0-9.]+) (B|KiB|MiB)", out[3][0])
+    m = re.search(r"increment: ([+-]?[0-9.]+ (?:B|KiB|MiB))", out[3][0])
     assert m, out[3]
-    increment = float(m.group(1)) * {"B": 1, "KiB": 1024, "MiB": 1 << 20}[m.group(2)]
+    increment = _bytes(m.group(1))
     assert abs(increment) < 64 << 10, out[3]
     assert not out[3][2], out[3]      # no error output
     assert out[4][1] == "(%d, True, True)" % (3 << 20)
