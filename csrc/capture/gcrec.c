@@ -17,6 +17,8 @@ static struct {
     PyObject *held_stop;      /* the stop phase's info dict, until the next start */
     PyObject *held_phase;     /* the start call's phase str, until the stop */
     ml_gcrec_sink sink;
+    ml_gcrec_hide_sink hide;
+    ml_gcrec_let_go_sink let_go;
     int user_recording;       /* ml_gcrec_start */
     /* counters (GIL) */
     ml_gcrec_stats st;
@@ -77,12 +79,19 @@ ml_gcrec_drop(PyObject **held)
     ml_freelists_drop_dict(d);
 }
 
+/* Let the start dict (and the start call's phase str) go, then the stop
+ * dict, telling the sink of each. */
 static void
 ml_gcrec_drop_held(void)
 {
+    const void *start = mlg.held_info, *stop = mlg.held_stop;
     Py_CLEAR(mlg.held_phase);
     ml_gcrec_drop(&mlg.held_info);
+    if (start && mlg.let_go)
+        mlg.let_go(start);
     ml_gcrec_drop(&mlg.held_stop);
+    if (stop && mlg.let_go)
+        mlg.let_go(stop);
 }
 
 void
@@ -146,10 +155,32 @@ ml_gcrec_attach_uncollectable(ml_gcrec_uncollectable_sink sink)
     PyErr_Restore(exc_type, exc, tb);
 }
 
+/* Give the hide sink what CPython made for this call only because the
+ * recorders are in gc.callbacks (gcrec.h). */
+static void
+ml_gcrec_hide(PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!mlg.hide || nargs != 2 || !mlg.callbacks)
+        return;
+    PyObject *info = args[1];
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(mlg.callbacks); i++) {
+        PyObject *o = PyList_GET_ITEM(mlg.callbacks, i);
+        if (o != mlg.start_cb && o != mlg.stop_cb)
+            info = NULL; /* the program's callback gets it too */
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    PyObject *phase_str = args[0];
+#else
+    PyObject *phase_str = NULL;
+#endif
+    mlg.hide(info, phase_str);
+}
+
 static PyObject *
 ml_gcrec_on_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
+    ml_gcrec_hide(args, nargs);
     if (nargs != 2 || !ml_gcrec_is(args[0], mlg.s_start))
         Py_RETURN_NONE;
     /* the last stop's dict, and an earlier start without its stop (the
@@ -196,6 +227,7 @@ static PyObject *
 ml_gcrec_on_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
+    ml_gcrec_hide(args, nargs);
     if (nargs != 2 || !ml_gcrec_is(args[0], mlg.s_stop))
         Py_RETURN_NONE;
     uint64_t end = ml_gcrec_now_ns();
@@ -216,9 +248,7 @@ ml_gcrec_on_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     /* after the stop is recorded: the start dict's frees are not the
      * collector's; the stop dict is kept until it can be dropped the same
      * way (CPython lets it go after the last callback) */
-    Py_CLEAR(mlg.held_phase);
-    ml_gcrec_drop(&mlg.held_info);
-    ml_gcrec_drop(&mlg.held_stop);
+    ml_gcrec_drop_held();
     Py_INCREF(args[1]);
     mlg.held_stop = args[1];
     Py_RETURN_NONE;
@@ -301,7 +331,7 @@ ml_gcrec_reset(void)
 }
 
 int
-ml_gcrec_attach(ml_gcrec_sink sink)
+ml_gcrec_attach(ml_gcrec_sink sink, ml_gcrec_hide_sink hide, ml_gcrec_let_go_sink let_go)
 {
     if (!mlg.callbacks)
         ml_gcrec_reset();
@@ -310,6 +340,8 @@ ml_gcrec_attach(ml_gcrec_sink sink)
         return -1;
     }
     mlg.sink = sink;
+    mlg.hide = hide;
+    mlg.let_go = let_go;
     return 0;
 }
 
@@ -317,6 +349,8 @@ void
 ml_gcrec_detach(void)
 {
     mlg.sink = NULL;
+    mlg.hide = NULL;
+    mlg.let_go = NULL;
     if (!mlg.user_recording)
         ml_gcrec_uninstall();
 }

@@ -23,6 +23,11 @@
  * ml_freelists_drop_dict, which frees their blocks through the allocator:
  * the start dict at the stop, the stop dict (which CPython would free after
  * the last callback) at the next start or at ml_gcrec_release.
+ * The blocks CPython makes only because the recorders are in the list are
+ * not the program's: the tracker keeps them out of the capture (the hide
+ * sink; tracker.c, ml_hide_gc_call), and hears from the let-go sink when
+ * the recorders have let an info dict go, so that whatever of it someone
+ * still holds is recorded then.
  * The recorders allocate nothing and never raise (a malformed call is
  * ignored). The program's callbacks still run and see the same info; a
  * program that clears gc.callbacks just ends the recording.
@@ -38,12 +43,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compat/compat.h" /* Python.h */
+
 enum { ML_GCREC_START = 0, ML_GCREC_STOP = 1 };
 
 /* Called by the recorders on the collecting thread, GIL held, inside the
  * collection: must not allocate through Python nor raise. */
 typedef void (*ml_gcrec_sink)(int phase, unsigned generation, uint64_t collected,
                               uint64_t uncollectable);
+/* Called first by every call of a recorder (same thread and rules), with
+ * the blocks CPython made for it only because the recorders are in
+ * gc.callbacks (borrowed; either may be NULL): the info dict, when no
+ * callback of the program is in the list (CPython makes one only for a
+ * non-empty list), and on 3.10/3.11 the phase str (made per call there;
+ * 3.12+ make one per collection, callbacks or not: the program's). */
+typedef void (*ml_gcrec_hide_sink)(PyObject *info, PyObject *phase_str);
+/* Called once the recorders have let go of the info dict `info`: an
+ * address only, the dict may be freed. GIL held. */
+typedef void (*ml_gcrec_let_go_sink)(const void *info);
 
 #define ML_GCREC_GENERATIONS 3
 
@@ -62,7 +79,7 @@ typedef struct {
 /* The tracker's use: install the recorders (if not in place) and send each
  * collection to `sink`. Returns 0, or -1 (no exception left set) when
  * gc.callbacks cannot be reached. */
-int ml_gcrec_attach(ml_gcrec_sink sink);
+int ml_gcrec_attach(ml_gcrec_sink sink, ml_gcrec_hide_sink hide, ml_gcrec_let_go_sink let_go);
 /* No more calls to the sink; the recorders go when no user is left. */
 void ml_gcrec_detach(void);
 /* Let go of the info dicts the recorders hold (the last collection's), so
@@ -77,7 +94,6 @@ void ml_gcrec_release(void);
  * gc.garbage is the module's attribute when this is called (a program
  * that rebinds the attribute does not change the collector's list). NULL
  * ends it. GIL held, outside a collection. */
-#include "compat/compat.h"
 typedef void (*ml_gcrec_uncollectable_sink)(PyObject *const *objs, size_t n);
 void ml_gcrec_attach_uncollectable(ml_gcrec_uncollectable_sink sink);
 

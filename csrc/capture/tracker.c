@@ -72,6 +72,10 @@
  * (on 3.10/3.11 a collection runs inside the allocation, before the object
  * header is written); past this many, the oldest is classified anyway. */
 #define ML_PENDING_MAX 32
+/* gcrec: blocks of the recorders' calls kept out of the capture: an info
+ * dict, its keys table, 3 keys, up to 3 values and a phase str per call, for
+ * the start dict and the stop dict held at once */
+#define ML_HIDDEN_MAX 24
 /* rss: pymalloc serves MEM/OBJ requests up to this size (SMALL_REQUEST_THRESHOLD) */
 #define ML_SMALL_MAX 512
 /* rss: an RSS_SAMPLE record every this many MEMORY samples */
@@ -183,9 +187,19 @@ static struct {
         ml_domain domain;
         ml_frame_id stack;
         ml_thread_id thread;
+        ml_type_id type; /* 0: read the header when classified (3.13: the creation tracer's) */
+        int reuse;       /* 3.13: an object taken from a free list during a collection (a REUSE) */
     } pending[ML_PENDING_MAX];
     int npending;
     uint64_t pending_bits; /* ml_pending_bit of each pending block: most frees skip the search */
+    /* gcrec: blocks CPython made for the recorders' calls, kept out of the
+     * capture (ml_hide_gc_call), with the info dict they came with (GIL) */
+    struct ml_hidden {
+        struct ml_pending b;
+        const void *info;
+    } hidden[ML_HIDDEN_MAX];
+    int nhidden;
+    uint64_t hidden_bits; /* ml_pending_bit of each hidden block */
     PyInterpreterState *interp; /* the one that started the capture */
     uint64_t truncated;
     uint64_t hook_drains;   /* times a hook found the ring full (lock held) */
@@ -579,23 +593,37 @@ ml_pending_rebit(void)
     ml.pending_bits = bits;
 }
 
+static void
+ml_pending_drop(int i)
+{
+    if (i != --ml.npending)
+        memmove(&ml.pending[i], &ml.pending[i + 1], (size_t)(ml.npending - i) * sizeof(ml.pending[0]));
+    ml_pending_rebit();
+}
+
 /* Push pending block i's ALLOC with its type and drop it from the queue.
  * known_type: from the creation tracer (0 = read the header). */
 static void
 ml_resolve_one(int i, ml_type_id known_type, int freeing)
 {
     const struct ml_pending *pb = &ml.pending[i];
+    if (pb->reuse) {
+        ml_event ev = {.kind = ML_EV_REUSE, .type = pb->type};
+        ml_pending_drop(i);
+        ml_push(&ev);
+        return;
+    }
     ml_event ev = {.kind = ML_EV_ALLOC, .ptr = pb->ptr, .size = pb->size, .domain = (uint8_t)pb->domain,
                    .stack = pb->stack, .thread = pb->thread};
+    if (!known_type)
+        known_type = pb->type;
     ev.type = known_type ? known_type
                          : ml_types_classify(ml.types, (const void *)pb->ptr, pb->size, pb->domain, freeing);
     /* a new capsule may be NumPy's default data handler (numpybuf.h); its
      * fields are set by now (PyCapsule_New allocates nothing after it) */
     if (__builtin_expect(ev.type == ml_types_capsule(ml.types), 0) && ev.type && !freeing)
         ml_numpybuf_capsule((PyObject *)(pb->ptr + ml_compat_preheader(&PyCapsule_Type)));
-    if (i != --ml.npending)
-        memmove(&ml.pending[i], &ml.pending[i + 1], (size_t)(ml.npending - i) * sizeof(*pb));
-    ml_pending_rebit();
+    ml_pending_drop(i);
     ml_push(&ev);
 }
 
@@ -635,6 +663,93 @@ static inline int
 ml_is_producer(PyThreadState *ts)
 {
     return ts && ts->interp == ml.interp;
+}
+
+/* ---- gcrec: the recorders' own blocks ----
+ *
+ * CPython makes an info dict (its keys table, its keys, its values) and a
+ * phase str for every call of gc.callbacks, and only because memlens put its
+ * recorders there: they are the profiler's, not the program's (a run with a
+ * collection every 700 allocations would otherwise show thousands of dicts
+ * and strs the program never made, charged to its lines). They are made
+ * while the collector runs, so they are still pending when a recorder is
+ * called: ml_hide_gc_call moves them from the queue to the hidden set, and
+ * their frees are not recorded either (ml_hidden_take). When the recorders
+ * let an info dict go, whatever of its blocks is still alive (a program's
+ * callback kept the dict or a key) is recorded then, with the stack of its
+ * allocation (ml_on_gc_let_go). */
+
+static void
+ml_hide_block(uintptr_t block, const void *info)
+{
+    int i = ml_pending_find(block);
+    if (i < 0 || ml.nhidden == ML_HIDDEN_MAX)
+        return; /* made before the collection, or from a free list: recorded as usual */
+    ml.hidden[ml.nhidden++] = (struct ml_hidden){ml.pending[i], info};
+    ml.hidden_bits |= ml_pending_bit(block);
+    ml_pending_drop(i);
+}
+
+static void
+ml_hide_object(PyObject *o, const void *info)
+{
+    ml_hide_block((uintptr_t)o - ml_compat_preheader(Py_TYPE(o)), info);
+}
+
+/* gcrec's hide sink: the blocks of one recorder call, the phase str and
+ * the info dict with its keys table, keys and values (allocates nothing). */
+static void
+ml_hide_gc_call(PyObject *info, PyObject *phase_str)
+{
+    if (!ml.npending || !ml.active || !ml.w || !ML_ENABLED() || ml.forked_child ||
+        !ml_is_producer(ml_compat_tstate_gil_held()))
+        return;
+    if (phase_str) /* 3.10/3.11: one per call, let go by CPython after it */
+        ml_hide_object(phase_str, info ? (const void *)info : (const void *)phase_str);
+    if (!info || !PyDict_CheckExact(info))
+        return;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(info, &pos, &k, &v)) {
+        ml_hide_object(k, info);
+        ml_hide_object(v, info);
+    }
+    ml_hide_block((uintptr_t)((PyDictObject *)info)->ma_keys, info);
+    ml_hide_object(info, info);
+}
+
+static void
+ml_hidden_rebit(void)
+{
+    uint64_t bits = 0;
+    for (int i = 0; i < ml.nhidden; i++)
+        bits |= ml_pending_bit(ml.hidden[i].b.ptr);
+    ml.hidden_bits = bits;
+}
+
+static void
+ml_hidden_drop(int i)
+{
+    if (i != --ml.nhidden)
+        memmove(&ml.hidden[i], &ml.hidden[i + 1], (size_t)(ml.nhidden - i) * sizeof(ml.hidden[0]));
+    ml_hidden_rebit();
+}
+
+/* 1 if `block` is hidden: its free is not recorded; it leaves the set. A
+ * hidden REUSE (3.13: the block was the program's before the free list
+ * held it) leaves the set too, but its free is recorded. */
+static ML_HOT int
+ml_hidden_take(uintptr_t block)
+{
+    if (!(ml.hidden_bits & ml_pending_bit(block)))
+        return 0;
+    for (int i = ml.nhidden - 1; i >= 0; i--)
+        if (ml.hidden[i].b.ptr == block) {
+            int reuse = ml.hidden[i].b.reuse;
+            ml_hidden_drop(i);
+            return !reuse;
+        }
+    return 0;
 }
 
 /* OBJ block p is being freed: a type object's address may hold another
@@ -689,6 +804,8 @@ ml_on_free_locked(ml_domain domain, void *p, ml_tstate *t, int mine)
         if (i >= 0)
             ml_resolve_one(i, 0, 1);
     }
+    if (mine && ml.nhidden && ml_hidden_take((uintptr_t)p)) /* gcrec: a block of its calls */
+        return;
     ml_lock();
     if (!ml.active || !ML_ENABLED())
         goto unlock;
@@ -777,6 +894,27 @@ ml_on_gc(int phase, unsigned generation, uint64_t collected, uint64_t uncollecta
     }
     ml_push(&ev);
     ml_busy = was;
+}
+
+/* gcrec's let-go sink: the recorders let the info dict `info` go; its
+ * hidden blocks still alive (someone else holds them) go back to the
+ * queue, to be recorded as the allocations they are (GIL held). */
+static void
+ml_on_gc_let_go(const void *info)
+{
+    for (int i = 0; i < ml.nhidden;) {
+        if (ml.hidden[i].info != info) {
+            i++;
+            continue;
+        }
+        if (ml.active && ml.w && !ml.forked_child) {
+            if (ml.npending == ML_PENDING_MAX)
+                ml_resolve_one(0, 0, 0);
+            ml.pending[ml.npending++] = ml.hidden[i].b;
+            ml.pending_bits |= ml_pending_bit(ml.hidden[i].b.ptr);
+        }
+        ml_hidden_drop(i);
+    }
 }
 
 /* gcexit: gcrec's uncollectable sink, at a collection's stop before its
@@ -886,6 +1024,8 @@ ml_on_free(ml_domain domain, void *p)
         if (domain != ML_DOMAIN_RAW)
             ml_resolve_pending(ts, 0);
     }
+    if (ml.nhidden && ml_hidden_take((uintptr_t)p)) /* gcrec: a block of its calls */
+        return;
     if (domain == ML_DOMAIN_OBJ) /* type and code objects live there */
         ml_forget_object(p);
     int own;
@@ -991,14 +1131,25 @@ ml_on_create(PyObject *op)
         ml_type_id type = ml_types_of(ml.types, tp);
         /* a capsule's fields are not set yet: it stays pending, read at the
          * next hook call (numpybuf.h) */
-        if (type != ml_types_capsule(ml.types))
-            ml_resolve_one(i, type, 0);
+        if (type != ml_types_capsule(ml.types)) {
+            if (ml_compat_gc_collecting(ml_compat_tstate_gil_held()))
+                ml.pending[i].type = type; /* it waits like the others (gcrec: it may be hidden) */
+            else
+                ml_resolve_one(i, type, 0);
+        }
     } else { /* not allocated just now: taken from a free list */
         ml_tstate *t = ml_tstate_get();
         int own = 0;
         if (t) /* unless the profiler's own code made it */
             (void)ml_stack_of(t, ml_compat_tstate_gil_held(), &own);
-        if (!own) {
+        if (!own && ml_compat_gc_collecting(ml_compat_tstate_gil_held())) {
+            /* it waits like an allocation would (gcrec: it may be hidden) */
+            if (ml.npending == ML_PENDING_MAX)
+                ml_resolve_one(0, 0, 0);
+            ml.pending[ml.npending++] = (struct ml_pending){.ptr = block, .domain = ML_DOMAIN_OBJ,
+                                                            .type = ml_types_of(ml.types, tp), .reuse = 1};
+            ml.pending_bits |= ml_pending_bit(block);
+        } else if (!own) {
             ml_event ev = {.kind = ML_EV_REUSE, .type = ml_types_of(ml.types, tp)};
             ml_push(&ev);
         }
@@ -1377,6 +1528,8 @@ ml_reset_counters(void)
     mlc.nostack = ml.truncated = mlc.reuses = mlc.dropped = ml.hook_drains = 0;
     ml.npending = 0;
     ml.pending_bits = 0;
+    ml.nhidden = 0;
+    ml.hidden_bits = 0;
     ml.snapshots = 0;
 }
 
@@ -1452,7 +1605,7 @@ ml_tracker_start(const ml_tracker_options *opt)
      * gcrec keeps the callbacks' info dicts off the free lists, so this is
      * exact with the lists on too.
      * MEMLENS_NO_GC_RECORD: not at all (bench/bench_gc.py's A/B) */
-    if (ml.w && !getenv("MEMLENS_NO_GC_RECORD") && ml_gcrec_attach(ml_on_gc) == 0)
+    if (ml.w && !getenv("MEMLENS_NO_GC_RECORD") && ml_gcrec_attach(ml_on_gc, ml_hide_gc_call, ml_on_gc_let_go) == 0)
         ml_gcrec_attach_uncollectable(ml_on_gc_uncollectable); /* gcexit: UNCOLLECTABLE */
     atomic_store(&ml_enabled, 1);
     if (ml.w && opt->exact) { /* every object made and freed through the hooks (freelists.h) */
