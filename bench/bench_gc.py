@@ -47,6 +47,32 @@ for i in range(n):
 sys.stderr.write("main-thread-cpu %.6f\\n" % time.thread_time())
 """
 
+# Collections that do more each: trees of 156 nodes (instances with a
+# __dict__, a list of children, a back reference to the parent), one in 50
+# kept, so the older generations grow and their collections walk them.
+TREES = """\
+import sys, time
+class Node:
+    def __init__(self, parent):
+        self.parent = parent
+        self.children = []
+        if parent is not None:
+            parent.children.append(self)
+def tree(depth, fan):
+    root = Node(None)
+    level = [root]
+    for _ in range(depth):
+        level = [Node(p) for p in level for _ in range(fan)]
+    return root
+n = int(sys.argv[1])
+keep = []
+for i in range(n):
+    t = tree(3, 5)
+    if i % 50 == 0:
+        keep.append(t)
+sys.stderr.write("main-thread-cpu %.6f\\n" % time.thread_time())
+"""
+
 # The fixed cost of recording one collection: collections of an empty
 # youngest generation, so nothing else happens in them (no frees).
 EMPTY = """\
@@ -105,7 +131,11 @@ def fixed_cost(d, reps):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=7)
-    ap.add_argument("--n", type=int, default=300000, help="cycles the workload makes")
+    ap.add_argument("--n", type=int, default=300000,
+                    help="cycles the workload makes (--workload trees: trees, 156 nodes each)")
+    ap.add_argument("--workload", choices=("cycles", "trees"), default="cycles",
+                    help="cycles (default): two-object cycles, ~3,800 short collections per "
+                         "million; trees: trees with parent links, one in 50 kept")
     ap.add_argument("--layouts", type=int, default=1,
                     help="run the workload from this many script paths of different lengths, "
                          "--reps times each, and pool the runs (the ratio depends on where the "
@@ -118,7 +148,7 @@ def main():
             os.makedirs(sub)
             scripts.append(os.path.join(sub, "gc_heavy.py"))
             with open(scripts[-1], "w") as f:
-                f.write(WORKLOAD)
+                f.write(TREES if args.workload == "trees" else WORKLOAD)
         cap = os.path.join(d, "c.mlens")
         on, off, on_cpu, off_cpu, on_main, off_main = [], [], [], [], [], []
         per_layout = []
@@ -141,8 +171,9 @@ def main():
         t_report = time.perf_counter() - t
         doc = json.loads(out)
     m_on, m_off = statistics.median(on), statistics.median(off)
-    print("workload: %d reference cycles (python %s), %d repetitions each, from %d script path(s)"
-          % (args.n, sys.version.split()[0], args.reps, len(scripts)))
+    print("workload: %d %s (python %s), %d repetitions each, from %d script path(s)"
+          % (args.n, "trees of 156 nodes" if args.workload == "trees" else "reference cycles",
+             sys.version.split()[0], args.reps, len(scripts)))
     if len(scripts) > 1:
         print("program thread ratio per script path: %s" % " ".join("%.3f" % x for x in per_layout))
     print("memlens run, collections not recorded: median %.3f s  %s"

@@ -16,6 +16,8 @@ static struct {
     PyObject *held_info;      /* the start phase's info dict, until the stop */
     PyObject *held_stop;      /* the stop phase's info dict, until the next start */
     PyObject *held_phase;     /* the start call's phase str, until the stop */
+    PyObject *held_strs[ML_GCREC_HELD_STRS]; /* 3.10/3.11: the phase strs of the calls, hidden */
+    int nheld_strs;
     ml_gcrec_sink sink;
     ml_gcrec_hide_sink hide;
     ml_gcrec_let_go_sink let_go;
@@ -79,19 +81,22 @@ ml_gcrec_drop(PyObject **held)
     ml_freelists_drop_dict(d);
 }
 
-/* Let the start dict (and the start call's phase str) go, then the stop
- * dict, telling the sink of each. */
+/* Let go of everything the recorders hold, telling the let-go sink before
+ * and after: the frees of the blocks the tracker hid happen in between. */
 static void
 ml_gcrec_drop_held(void)
 {
-    const void *start = mlg.held_info, *stop = mlg.held_stop;
+    if (mlg.let_go)
+        mlg.let_go(1);
     Py_CLEAR(mlg.held_phase);
     ml_gcrec_drop(&mlg.held_info);
-    if (start && mlg.let_go)
-        mlg.let_go(start);
     ml_gcrec_drop(&mlg.held_stop);
-    if (stop && mlg.let_go)
-        mlg.let_go(stop);
+    while (mlg.nheld_strs > 0) {
+        mlg.nheld_strs--;
+        Py_CLEAR(mlg.held_strs[mlg.nheld_strs]); /* a macro: no side effects in its argument */
+    }
+    if (mlg.let_go)
+        mlg.let_go(0);
 }
 
 void
@@ -156,36 +161,45 @@ ml_gcrec_attach_uncollectable(ml_gcrec_uncollectable_sink sink)
 }
 
 /* Give the hide sink what CPython made for this call only because the
- * recorders are in gc.callbacks (gcrec.h). */
+ * recorders are in gc.callbacks (gcrec.h), and hold it until the next
+ * ml_gcrec_drop_held, so that it is freed there: the info dict of the
+ * recorder that handles the phase (`handling`; the caller holds it), and
+ * on 3.10/3.11 the call's phase str. */
 static void
-ml_gcrec_hide(PyObject *const *args, Py_ssize_t nargs)
+ml_gcrec_hide(PyObject *const *args, Py_ssize_t nargs, int handling)
 {
     if (!mlg.hide || nargs != 2 || !mlg.callbacks)
         return;
-    PyObject *info = args[1];
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(mlg.callbacks); i++) {
+    PyObject *info = handling ? args[1] : NULL;
+    for (Py_ssize_t i = 0; info && i < PyList_GET_SIZE(mlg.callbacks); i++) {
         PyObject *o = PyList_GET_ITEM(mlg.callbacks, i);
         if (o != mlg.start_cb && o != mlg.stop_cb)
             info = NULL; /* the program's callback gets it too */
     }
-#if PY_VERSION_HEX < 0x030C0000
-    PyObject *phase_str = args[0];
-#else
     PyObject *phase_str = NULL;
+#if PY_VERSION_HEX < 0x030C0000
+    if (mlg.nheld_strs < ML_GCREC_HELD_STRS) {
+        phase_str = args[0];
+        Py_INCREF(phase_str);
+        mlg.held_strs[mlg.nheld_strs++] = phase_str;
+    }
 #endif
-    mlg.hide(info, phase_str);
+    if (info || phase_str)
+        mlg.hide(info, phase_str);
 }
 
 static PyObject *
 ml_gcrec_on_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    ml_gcrec_hide(args, nargs);
-    if (nargs != 2 || !ml_gcrec_is(args[0], mlg.s_start))
+    if (nargs != 2 || !ml_gcrec_is(args[0], mlg.s_start)) {
+        ml_gcrec_hide(args, nargs, 0);
         Py_RETURN_NONE;
+    }
     /* the last stop's dict, and an earlier start without its stop (the
      * stop recorder was removed): let them go now, before the window opens */
     ml_gcrec_drop_held();
+    ml_gcrec_hide(args, nargs, 1);
     Py_INCREF(args[1]);
     mlg.held_info = args[1];
     /* the "start" str CPython made for this call is freed after it returns,
@@ -227,9 +241,10 @@ static PyObject *
 ml_gcrec_on_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    ml_gcrec_hide(args, nargs);
-    if (nargs != 2 || !ml_gcrec_is(args[0], mlg.s_stop))
+    if (nargs != 2 || !ml_gcrec_is(args[0], mlg.s_stop)) {
+        ml_gcrec_hide(args, nargs, 0);
         Py_RETURN_NONE;
+    }
     uint64_t end = ml_gcrec_now_ns();
     uint64_t collected = ml_gcrec_info(args[1], mlg.k_collected);
     uint64_t uncollectable = ml_gcrec_info(args[1], mlg.k_uncollectable);
@@ -249,6 +264,7 @@ ml_gcrec_on_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
      * collector's; the stop dict is kept until it can be dropped the same
      * way (CPython lets it go after the last callback) */
     ml_gcrec_drop_held();
+    ml_gcrec_hide(args, nargs, 1);
     Py_INCREF(args[1]);
     mlg.held_stop = args[1];
     Py_RETURN_NONE;

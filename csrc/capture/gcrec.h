@@ -51,16 +51,19 @@ enum { ML_GCREC_START = 0, ML_GCREC_STOP = 1 };
  * collection: must not allocate through Python nor raise. */
 typedef void (*ml_gcrec_sink)(int phase, unsigned generation, uint64_t collected,
                               uint64_t uncollectable);
-/* Called first by every call of a recorder (same thread and rules), with
- * the blocks CPython made for it only because the recorders are in
- * gc.callbacks (borrowed; either may be NULL): the info dict, when no
- * callback of the program is in the list (CPython makes one only for a
- * non-empty list), and on 3.10/3.11 the phase str (made per call there;
- * 3.12+ make one per collection, callbacks or not: the program's). */
+/* Called by the recorders (same thread and rules) with the blocks CPython
+ * made for a call only because the recorders are in gc.callbacks (borrowed;
+ * either may be NULL): the info dict, when no callback of the program is
+ * in the list (CPython makes one only for a non-empty list), and on
+ * 3.10/3.11 the phase str (made per call there; 3.12+ make one per
+ * collection, callbacks or not: the program's). The recorders hold them
+ * until they let go of everything they hold, which they do between a
+ * let-go sink call with begin = 1 and one with begin = 0: the frees of
+ * these blocks happen there and nowhere else, unless someone else holds
+ * them (then they are still alive after it). */
 typedef void (*ml_gcrec_hide_sink)(PyObject *info, PyObject *phase_str);
-/* Called once the recorders have let go of the info dict `info`: an
- * address only, the dict may be freed. GIL held. */
-typedef void (*ml_gcrec_let_go_sink)(const void *info);
+typedef void (*ml_gcrec_let_go_sink)(int begin);
+#define ML_GCREC_HELD_STRS 8
 
 #define ML_GCREC_GENERATIONS 3
 

@@ -73,8 +73,8 @@
  * header is written); past this many, the oldest is classified anyway. */
 #define ML_PENDING_MAX 32
 /* gcrec: blocks of the recorders' calls kept out of the capture: an info
- * dict, its keys table, 3 keys, up to 3 values and a phase str per call, for
- * the start dict and the stop dict held at once */
+ * dict, its keys table, 3 keys and up to 3 values per phase, and on
+ * 3.10/3.11 a phase str per call, for the two phases held at once */
 #define ML_HIDDEN_MAX 24
 /* rss: pymalloc serves MEM/OBJ requests up to this size (SMALL_REQUEST_THRESHOLD) */
 #define ML_SMALL_MAX 512
@@ -193,13 +193,11 @@ static struct {
     int npending;
     uint64_t pending_bits; /* ml_pending_bit of each pending block: most frees skip the search */
     /* gcrec: blocks CPython made for the recorders' calls, kept out of the
-     * capture (ml_hide_gc_call), with the info dict they came with (GIL) */
-    struct ml_hidden {
-        struct ml_pending b;
-        const void *info;
-    } hidden[ML_HIDDEN_MAX];
+     * capture (ml_hide_gc_call; GIL) */
+    struct ml_pending hidden[ML_HIDDEN_MAX];
     int nhidden;
     uint64_t hidden_bits; /* ml_pending_bit of each hidden block */
+    int letting_go;       /* the recorders let go of what they hold: hidden blocks are freed */
     PyInterpreterState *interp; /* the one that started the capture */
     uint64_t truncated;
     uint64_t hook_drains;   /* times a hook found the ring full (lock held) */
@@ -673,27 +671,27 @@ ml_is_producer(PyThreadState *ts)
  * collection every 700 allocations would otherwise show thousands of dicts
  * and strs the program never made, charged to its lines). They are made
  * while the collector runs, so they are still pending when a recorder is
- * called: ml_hide_gc_call moves them from the queue to the hidden set, and
- * their frees are not recorded either (ml_hidden_take). When the recorders
- * let an info dict go, whatever of its blocks is still alive (a program's
- * callback kept the dict or a key) is recorded then, with the stack of its
- * allocation (ml_on_gc_let_go). */
+ * called: ml_hide_gc_call moves them from the queue to the hidden set. The
+ * recorders hold them and let them go at known moments (gcrec.h); their
+ * frees there are not recorded either (ml_hidden_take, tested only then).
+ * Whatever is still alive after (someone else holds it) is recorded then,
+ * with the stack of its allocation (ml_on_gc_let_go). */
 
 static void
-ml_hide_block(uintptr_t block, const void *info)
+ml_hide_block(uintptr_t block)
 {
     int i = ml_pending_find(block);
     if (i < 0 || ml.nhidden == ML_HIDDEN_MAX)
         return; /* made before the collection, or from a free list: recorded as usual */
-    ml.hidden[ml.nhidden++] = (struct ml_hidden){ml.pending[i], info};
+    ml.hidden[ml.nhidden++] = ml.pending[i];
     ml.hidden_bits |= ml_pending_bit(block);
     ml_pending_drop(i);
 }
 
 static void
-ml_hide_object(PyObject *o, const void *info)
+ml_hide_object(PyObject *o)
 {
-    ml_hide_block((uintptr_t)o - ml_compat_preheader(Py_TYPE(o)), info);
+    ml_hide_block((uintptr_t)o - ml_compat_preheader(Py_TYPE(o)));
 }
 
 /* gcrec's hide sink: the blocks of one recorder call, the phase str and
@@ -704,18 +702,18 @@ ml_hide_gc_call(PyObject *info, PyObject *phase_str)
     if (!ml.npending || !ml.active || !ml.w || !ML_ENABLED() || ml.forked_child ||
         !ml_is_producer(ml_compat_tstate_gil_held()))
         return;
-    if (phase_str) /* 3.10/3.11: one per call, let go by CPython after it */
-        ml_hide_object(phase_str, info ? (const void *)info : (const void *)phase_str);
+    if (phase_str)
+        ml_hide_object(phase_str);
     if (!info || !PyDict_CheckExact(info))
         return;
     Py_ssize_t pos = 0;
     PyObject *k, *v;
     while (PyDict_Next(info, &pos, &k, &v)) {
-        ml_hide_object(k, info);
-        ml_hide_object(v, info);
+        ml_hide_object(k);
+        ml_hide_object(v);
     }
-    ml_hide_block((uintptr_t)((PyDictObject *)info)->ma_keys, info);
-    ml_hide_object(info, info);
+    ml_hide_block((uintptr_t)((PyDictObject *)info)->ma_keys);
+    ml_hide_object(info);
 }
 
 static void
@@ -723,7 +721,7 @@ ml_hidden_rebit(void)
 {
     uint64_t bits = 0;
     for (int i = 0; i < ml.nhidden; i++)
-        bits |= ml_pending_bit(ml.hidden[i].b.ptr);
+        bits |= ml_pending_bit(ml.hidden[i].ptr);
     ml.hidden_bits = bits;
 }
 
@@ -744,8 +742,8 @@ ml_hidden_take(uintptr_t block)
     if (!(ml.hidden_bits & ml_pending_bit(block)))
         return 0;
     for (int i = ml.nhidden - 1; i >= 0; i--)
-        if (ml.hidden[i].b.ptr == block) {
-            int reuse = ml.hidden[i].b.reuse;
+        if (ml.hidden[i].ptr == block) {
+            int reuse = ml.hidden[i].reuse;
             ml_hidden_drop(i);
             return !reuse;
         }
@@ -804,7 +802,7 @@ ml_on_free_locked(ml_domain domain, void *p, ml_tstate *t, int mine)
         if (i >= 0)
             ml_resolve_one(i, 0, 1);
     }
-    if (mine && ml.nhidden && ml_hidden_take((uintptr_t)p)) /* gcrec: a block of its calls */
+    if (mine && ml.letting_go && ml_hidden_take((uintptr_t)p)) /* gcrec: a block of its calls */
         return;
     ml_lock();
     if (!ml.active || !ML_ENABLED())
@@ -896,24 +894,24 @@ ml_on_gc(int phase, unsigned generation, uint64_t collected, uint64_t uncollecta
     ml_busy = was;
 }
 
-/* gcrec's let-go sink: the recorders let the info dict `info` go; its
- * hidden blocks still alive (someone else holds them) go back to the
- * queue, to be recorded as the allocations they are (GIL held). */
+/* gcrec's let-go sink: the recorders let go of everything they hold
+ * between begin = 1 and begin = 0. After, the hidden blocks still alive
+ * (someone else holds them) go back to the queue, to be recorded as the
+ * allocations they are (GIL held). */
 static void
-ml_on_gc_let_go(const void *info)
+ml_on_gc_let_go(int begin)
 {
-    for (int i = 0; i < ml.nhidden;) {
-        if (ml.hidden[i].info != info) {
-            i++;
-            continue;
-        }
+    ml.letting_go = begin;
+    if (begin)
+        return;
+    while (ml.nhidden) {
         if (ml.active && ml.w && !ml.forked_child) {
             if (ml.npending == ML_PENDING_MAX)
                 ml_resolve_one(0, 0, 0);
-            ml.pending[ml.npending++] = ml.hidden[i].b;
-            ml.pending_bits |= ml_pending_bit(ml.hidden[i].b.ptr);
+            ml.pending[ml.npending++] = ml.hidden[0];
+            ml.pending_bits |= ml_pending_bit(ml.hidden[0].ptr);
         }
-        ml_hidden_drop(i);
+        ml_hidden_drop(0);
     }
 }
 
@@ -1024,7 +1022,7 @@ ml_on_free(ml_domain domain, void *p)
         if (domain != ML_DOMAIN_RAW)
             ml_resolve_pending(ts, 0);
     }
-    if (ml.nhidden && ml_hidden_take((uintptr_t)p)) /* gcrec: a block of its calls */
+    if (__builtin_expect(ml.letting_go, 0) && ml_hidden_take((uintptr_t)p)) /* gcrec: a block of its calls */
         return;
     if (domain == ML_DOMAIN_OBJ) /* type and code objects live there */
         ml_forget_object(p);
@@ -1530,6 +1528,7 @@ ml_reset_counters(void)
     ml.pending_bits = 0;
     ml.nhidden = 0;
     ml.hidden_bits = 0;
+    ml.letting_go = 0;
     ml.snapshots = 0;
 }
 
