@@ -582,21 +582,23 @@ ml_pending_bit(uintptr_t ptr)
     return (uint64_t)1 << (((ptr >> 4) ^ (ptr >> 10)) & 63);
 }
 
-static inline void
-ml_pending_rebit(void)
+/* Take entry i out of a list of blocks (the pending queue, the hidden
+ * set), keeping the order, and recompute the list's filter bits. */
+static void
+ml_blocklist_drop(struct ml_pending *list, int *n, uint64_t *bits, int i)
 {
-    uint64_t bits = 0;
-    for (int i = 0; i < ml.npending; i++)
-        bits |= ml_pending_bit(ml.pending[i].ptr);
-    ml.pending_bits = bits;
+    if (i != --*n)
+        memmove(&list[i], &list[i + 1], (size_t)(*n - i) * sizeof(*list));
+    uint64_t b = 0;
+    for (int k = 0; k < *n; k++)
+        b |= ml_pending_bit(list[k].ptr);
+    *bits = b;
 }
 
 static void
 ml_pending_drop(int i)
 {
-    if (i != --ml.npending)
-        memmove(&ml.pending[i], &ml.pending[i + 1], (size_t)(ml.npending - i) * sizeof(ml.pending[0]));
-    ml_pending_rebit();
+    ml_blocklist_drop(ml.pending, &ml.npending, &ml.pending_bits, i);
 }
 
 /* Push pending block i's ALLOC with its type and drop it from the queue.
@@ -717,20 +719,9 @@ ml_hide_gc_call(PyObject *info, PyObject *phase_str)
 }
 
 static void
-ml_hidden_rebit(void)
-{
-    uint64_t bits = 0;
-    for (int i = 0; i < ml.nhidden; i++)
-        bits |= ml_pending_bit(ml.hidden[i].ptr);
-    ml.hidden_bits = bits;
-}
-
-static void
 ml_hidden_drop(int i)
 {
-    if (i != --ml.nhidden)
-        memmove(&ml.hidden[i], &ml.hidden[i + 1], (size_t)(ml.nhidden - i) * sizeof(ml.hidden[0]));
-    ml_hidden_rebit();
+    ml_blocklist_drop(ml.hidden, &ml.nhidden, &ml.hidden_bits, i);
 }
 
 /* 1 if `block` is hidden: its free is not recorded; it leaves the set. A
