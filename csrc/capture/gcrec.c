@@ -9,14 +9,17 @@
 #include "compat/compat.h"
 #include "compat/freelists.h"
 
+#define ML_GCREC_HELD_STRS 8
+
 static struct {
     PyObject *callbacks;      /* the collector's list (gc.callbacks at install) */
     PyObject *start_cb, *stop_cb;
     PyObject *k_generation, *k_collected, *k_uncollectable, *s_start, *s_stop;
     PyObject *held_info;      /* the start phase's info dict, until the stop */
     PyObject *held_stop;      /* the stop phase's info dict, until the next start */
-    PyObject *held_phase;     /* the start call's phase str, until the stop */
-    PyObject *held_strs[ML_GCREC_HELD_STRS]; /* 3.10/3.11: the phase strs of the calls, hidden */
+    /* phase strs until the next ml_gcrec_drop_held: the start call's (freed
+     * inside the window otherwise), and on 3.10/3.11 every call's (hidden) */
+    PyObject *held_strs[ML_GCREC_HELD_STRS];
     int nheld_strs;
     ml_gcrec_sink sink;
     ml_gcrec_hide_sink hide;
@@ -88,13 +91,12 @@ ml_gcrec_drop_held(void)
 {
     if (mlg.let_go)
         mlg.let_go(1);
-    Py_CLEAR(mlg.held_phase);
-    ml_gcrec_drop(&mlg.held_info);
-    ml_gcrec_drop(&mlg.held_stop);
     while (mlg.nheld_strs > 0) {
         mlg.nheld_strs--;
         Py_CLEAR(mlg.held_strs[mlg.nheld_strs]); /* a macro: no side effects in its argument */
     }
+    ml_gcrec_drop(&mlg.held_info);
+    ml_gcrec_drop(&mlg.held_stop);
     if (mlg.let_go)
         mlg.let_go(0);
 }
@@ -160,6 +162,20 @@ ml_gcrec_attach_uncollectable(ml_gcrec_uncollectable_sink sink)
     PyErr_Restore(exc_type, exc, tb);
 }
 
+/* Hold phase str `s` until the next ml_gcrec_drop_held (once). 1 if held. */
+static int
+ml_gcrec_hold_str(PyObject *s)
+{
+    for (int i = 0; i < mlg.nheld_strs; i++)
+        if (mlg.held_strs[i] == s)
+            return 1;
+    if (mlg.nheld_strs == ML_GCREC_HELD_STRS)
+        return 0;
+    Py_INCREF(s);
+    mlg.held_strs[mlg.nheld_strs++] = s;
+    return 1;
+}
+
 /* Give the hide sink what CPython made for this call only because the
  * recorders are in gc.callbacks (gcrec.h), and hold it until the next
  * ml_gcrec_drop_held, so that it is freed there: the info dict of the
@@ -178,11 +194,8 @@ ml_gcrec_hide(PyObject *const *args, Py_ssize_t nargs, int handling)
     }
     PyObject *phase_str = NULL;
 #if PY_VERSION_HEX < 0x030C0000
-    if (mlg.nheld_strs < ML_GCREC_HELD_STRS) {
+    if (ml_gcrec_hold_str(args[0]))
         phase_str = args[0];
-        Py_INCREF(phase_str);
-        mlg.held_strs[mlg.nheld_strs++] = phase_str;
-    }
 #endif
     if (info || phase_str)
         mlg.hide(info, phase_str);
@@ -204,8 +217,7 @@ ml_gcrec_on_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     mlg.held_info = args[1];
     /* the "start" str CPython made for this call is freed after it returns,
      * inside the window: kept too, so it is not counted as garbage */
-    Py_INCREF(args[0]);
-    mlg.held_phase = args[0];
+    ml_gcrec_hold_str(args[0]);
     uint64_t gen = ml_gcrec_info(args[1], mlg.k_generation);
     mlg.generation = gen < ML_GCREC_GENERATIONS ? (unsigned)gen : ML_GCREC_GENERATIONS - 1;
     mlg.in_collection = 1;

@@ -63,7 +63,6 @@ typedef void (*ml_gcrec_sink)(int phase, unsigned generation, uint64_t collected
  * them (then they are still alive after it). */
 typedef void (*ml_gcrec_hide_sink)(PyObject *info, PyObject *phase_str);
 typedef void (*ml_gcrec_let_go_sink)(int begin);
-#define ML_GCREC_HELD_STRS 8
 
 #define ML_GCREC_GENERATIONS 3
 

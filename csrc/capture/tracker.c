@@ -196,7 +196,6 @@ static struct {
      * capture (ml_hide_gc_call; GIL) */
     struct ml_pending hidden[ML_HIDDEN_MAX];
     int nhidden;
-    uint64_t hidden_bits; /* ml_pending_bit of each hidden block */
     int letting_go;       /* the recorders let go of what they hold: hidden blocks are freed */
     PyInterpreterState *interp; /* the one that started the capture */
     uint64_t truncated;
@@ -582,23 +581,29 @@ ml_pending_bit(uintptr_t ptr)
     return (uint64_t)1 << (((ptr >> 4) ^ (ptr >> 10)) & 63);
 }
 
+static inline void
+ml_pending_rebit(void)
+{
+    uint64_t bits = 0;
+    for (int i = 0; i < ml.npending; i++)
+        bits |= ml_pending_bit(ml.pending[i].ptr);
+    ml.pending_bits = bits;
+}
+
 /* Take entry i out of a list of blocks (the pending queue, the hidden
- * set), keeping the order, and recompute the list's filter bits. */
+ * set), keeping the order. */
 static void
-ml_blocklist_drop(struct ml_pending *list, int *n, uint64_t *bits, int i)
+ml_blocklist_drop(struct ml_pending *list, int *n, int i)
 {
     if (i != --*n)
         memmove(&list[i], &list[i + 1], (size_t)(*n - i) * sizeof(*list));
-    uint64_t b = 0;
-    for (int k = 0; k < *n; k++)
-        b |= ml_pending_bit(list[k].ptr);
-    *bits = b;
 }
 
 static void
 ml_pending_drop(int i)
 {
-    ml_blocklist_drop(ml.pending, &ml.npending, &ml.pending_bits, i);
+    ml_blocklist_drop(ml.pending, &ml.npending, i);
+    ml_pending_rebit();
 }
 
 /* Push pending block i's ALLOC with its type and drop it from the queue.
@@ -629,6 +634,17 @@ ml_resolve_one(int i, ml_type_id known_type, int freeing)
 
 /* Classify every pending block, unless a collection is under way (then
  * their headers may not be written yet). force: at stop and marks. */
+/* Queue block e to be typed at the next hook call (the oldest is typed
+ * first when the queue is full). */
+static ML_HOT void
+ml_pending_push(struct ml_pending e)
+{
+    if (ml.npending == ML_PENDING_MAX)
+        ml_resolve_one(0, 0, 0);
+    ml.pending[ml.npending++] = e;
+    ml.pending_bits |= ml_pending_bit(e.ptr);
+}
+
 static ML_HOT void
 ml_resolve_pending(PyThreadState *ts, int force)
 {
@@ -686,7 +702,6 @@ ml_hide_block(uintptr_t block)
     if (i < 0 || ml.nhidden == ML_HIDDEN_MAX)
         return; /* made before the collection, or from a free list: recorded as usual */
     ml.hidden[ml.nhidden++] = ml.pending[i];
-    ml.hidden_bits |= ml_pending_bit(block);
     ml_pending_drop(i);
 }
 
@@ -718,24 +733,17 @@ ml_hide_gc_call(PyObject *info, PyObject *phase_str)
     ml_hide_object(info);
 }
 
-static void
-ml_hidden_drop(int i)
-{
-    ml_blocklist_drop(ml.hidden, &ml.nhidden, &ml.hidden_bits, i);
-}
-
 /* 1 if `block` is hidden: its free is not recorded; it leaves the set. A
  * hidden REUSE (3.13: the block was the program's before the free list
- * held it) leaves the set too, but its free is recorded. */
-static ML_HOT int
+ * held it) leaves the set too, but its free is recorded. Called only while
+ * the recorders let go (a few frees, a set of a dozen). */
+static int
 ml_hidden_take(uintptr_t block)
 {
-    if (!(ml.hidden_bits & ml_pending_bit(block)))
-        return 0;
     for (int i = ml.nhidden - 1; i >= 0; i--)
         if (ml.hidden[i].ptr == block) {
             int reuse = ml.hidden[i].reuse;
-            ml_hidden_drop(i);
+            ml_blocklist_drop(ml.hidden, &ml.nhidden, i);
             return !reuse;
         }
     return 0;
@@ -895,15 +903,10 @@ ml_on_gc_let_go(int begin)
     ml.letting_go = begin;
     if (begin)
         return;
-    while (ml.nhidden) {
-        if (ml.active && ml.w && !ml.forked_child) {
-            if (ml.npending == ML_PENDING_MAX)
-                ml_resolve_one(0, 0, 0);
-            ml.pending[ml.npending++] = ml.hidden[0];
-            ml.pending_bits |= ml_pending_bit(ml.hidden[0].ptr);
-        }
-        ml_hidden_drop(0);
-    }
+    if (ml.active && ml.w && !ml.forked_child)
+        for (int i = 0; i < ml.nhidden; i++)
+            ml_pending_push(ml.hidden[i]);
+    ml.nhidden = 0;
 }
 
 /* gcexit: gcrec's uncollectable sink, at a collection's stop before its
@@ -977,10 +980,7 @@ ml_on_alloc(ml_domain domain, void *p, size_t size)
     ml_thread_id thread = ml_thread_of(t, ml.defs);
     if (domain == ML_DOMAIN_OBJ || (domain == ML_DOMAIN_MEM && ML_COMPAT_MEM_HOLDS_DICT_KEYS)) {
         /* classified at the next hook call, when the header is written */
-        if (ml.npending == ML_PENDING_MAX)
-            ml_resolve_one(0, 0, 0);
-        ml.pending[ml.npending++] = (struct ml_pending){(uintptr_t)p, size, domain, stack, thread};
-        ml.pending_bits |= ml_pending_bit((uintptr_t)p);
+        ml_pending_push((struct ml_pending){(uintptr_t)p, size, domain, stack, thread});
         return;
     }
     ml_event ev = {.kind = ML_EV_ALLOC, .ptr = (uintptr_t)p, .size = size, .domain = (uint8_t)domain,
@@ -1133,11 +1133,8 @@ ml_on_create(PyObject *op)
             (void)ml_stack_of(t, ml_compat_tstate_gil_held(), &own);
         if (!own && ml_compat_gc_collecting(ml_compat_tstate_gil_held())) {
             /* it waits like an allocation would (gcrec: it may be hidden) */
-            if (ml.npending == ML_PENDING_MAX)
-                ml_resolve_one(0, 0, 0);
-            ml.pending[ml.npending++] = (struct ml_pending){.ptr = block, .domain = ML_DOMAIN_OBJ,
-                                                            .type = ml_types_of(ml.types, tp), .reuse = 1};
-            ml.pending_bits |= ml_pending_bit(block);
+            ml_pending_push((struct ml_pending){.ptr = block, .domain = ML_DOMAIN_OBJ,
+                                                .type = ml_types_of(ml.types, tp), .reuse = 1});
         } else if (!own) {
             ml_event ev = {.kind = ML_EV_REUSE, .type = ml_types_of(ml.types, tp)};
             ml_push(&ev);
@@ -1518,7 +1515,6 @@ ml_reset_counters(void)
     ml.npending = 0;
     ml.pending_bits = 0;
     ml.nhidden = 0;
-    ml.hidden_bits = 0;
     ml.letting_go = 0;
     ml.snapshots = 0;
 }
