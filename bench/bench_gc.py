@@ -3,16 +3,18 @@
 A GC-heavy workload (it makes many small reference cycles, so the collector
 runs thousands of collections and frees most of the memory) runs under
 `memlens run` (default mode: free lists on) with collections recorded (the
-default) and without
-(MEMLENS_NO_GC_RECORD=1: the recorders are not put into gc.callbacks), in
-alternation, several repetitions each; prints the median wall times, their
+default) and without (MEMLENS_NO_GC_RECORD=1: the recorders are made, as in
+every run, but not put into gc.callbacks), in alternation (either first, by
+turns), several repetitions each; prints the median wall times, their
 ratio (the recording's cost; target <= 1.02), the same for the CPU time of
 the runs (steadier on a loaded machine) and for the CPU time of the
 program's thread alone (the wall time follows it: the tracker's consumer
-thread runs on another core), the load average, and how many
-collections the capture holds. Also times `memlens gc` on the capture.
+thread runs on another core), the median of the pairs' ratios with a
+bootstrap interval, the load average, and how many collections the capture
+holds. Also times `memlens gc` on the capture.
 
   pip install . && python bench/bench_gc.py [--reps 7] [--n 300000] [--layouts 5]
+  python bench/bench_gc.py --in-process 5000 --n 2000000 --reps 5
 
 Last, the fixed cost of recording one collection: gc.collect(0) of an empty
 youngest generation, 100,000 times, recorded and not (the program thread's
@@ -21,6 +23,7 @@ CPU per collection).
 import argparse
 import json
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -71,6 +74,34 @@ for i in range(n):
     if i % 50 == 0:
         keep.append(t)
 sys.stderr.write("main-thread-cpu %.6f\\n" % time.thread_time())
+"""
+
+# The recording switched on and off inside one run (--in-process): the
+# program takes the recorders out of gc.callbacks and puts them back every
+# `chunk` cycles, and sums its thread's CPU time in each state, so both
+# states share one process and one layout of its objects.
+TOGGLE = """\
+import gc, sys, time
+class Node:
+    __slots__ = ("other", "payload", "__weakref__")
+    def __init__(self):
+        self.other = None
+        self.payload = None
+def pair():
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    a.payload = [1, 2, 3]
+n, chunk = int(sys.argv[1]), int(sys.argv[2])
+recorders = list(gc.callbacks)
+spent = [0.0, 0.0]
+for k in range(n // chunk):
+    gc.callbacks[:] = recorders if k % 2 else []
+    t = time.thread_time()
+    for i in range(chunk):
+        pair()
+    spent[k % 2] += time.thread_time() - t
+gc.callbacks[:] = recorders
+sys.stderr.write("in-process %.6f %.6f %d\\n" % (spent[1], spent[0], len(recorders)))
 """
 
 # The fixed cost of recording one collection: collections of an empty
@@ -128,6 +159,35 @@ def fixed_cost(d, reps):
     return on, off, on - off
 
 
+def in_process(d, n, chunk, reps):
+    """Per run, the program thread's CPU time with the recorders in
+    gc.callbacks over the time without them (TOGGLE)."""
+    script = os.path.join(d, "gc_toggle.py")
+    with open(script, "w") as f:
+        f.write(TOGGLE)
+    ratios = []
+    for _ in range(reps):
+        err = subprocess.run([sys.executable, "-m", "memlens", "run", "-q", "-f", "-o", os.path.join(d, "t.mlens"),
+                              script, str(n), str(chunk)], check=True, env=ENV, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True).stderr
+        on, off, nrec = [x for x in err.splitlines() if x.startswith("in-process ")][-1].split()[1:]
+        if int(nrec) == 0:
+            sys.exit("bench_gc: no recorder in gc.callbacks (MEMLENS_NO_GC_RECORD set?)")
+        ratios.append(float(on) / float(off))
+    return ratios
+
+
+def paired(on, off, seed=1):
+    """The median of the runs' pair ratios (each recorded run over the
+    unrecorded run beside it, so a moment of load hits both) and its 95%
+    bootstrap interval (2,000 resamples, fixed seed: the same runs give the
+    same interval)."""
+    ratios = [a / b for a, b in zip(on, off)]
+    rng = random.Random(seed)
+    boots = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(2000))
+    return statistics.median(ratios), boots[50], boots[1949]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=7)
@@ -140,7 +200,17 @@ def main():
                     help="run the workload from this many script paths of different lengths, "
                          "--reps times each, and pool the runs (the ratio depends on where the "
                          "interpreter's early objects land: 1.007-1.055 on 3.12 by path alone)")
+    ap.add_argument("--in-process", type=int, metavar="CHUNK", default=0,
+                    help="instead: one run per repetition that switches the recording on and off "
+                         "every CHUNK cycles (e.g. 5000) and compares the two states' CPU time")
     args = ap.parse_args()
+    if args.in_process:
+        with tempfile.TemporaryDirectory() as d:
+            r = in_process(d, args.n, args.in_process, args.reps)
+        print("in-process (python %s, %d cycles, switched every %d): recorded / not recorded per run %s; "
+              "median %.4f" % (sys.version.split()[0], args.n, args.in_process, " ".join("%.4f" % x for x in r),
+                               statistics.median(r)))
+        return
     with tempfile.TemporaryDirectory() as d:
         scripts = []
         for k in range(max(1, args.layouts)):
@@ -149,20 +219,19 @@ def main():
             scripts.append(os.path.join(sub, "gc_heavy.py"))
             with open(scripts[-1], "w") as f:
                 f.write(TREES if args.workload == "trees" else WORKLOAD)
-        cap = os.path.join(d, "c.mlens")
+        # the last recorded run's capture is read below; names of one length
+        # (the argv strings are the program's first objects' neighbours)
+        cap, cap_off = os.path.join(d, "on.mlens"), os.path.join(d, "of.mlens")
         on, off, on_cpu, off_cpu, on_main, off_main = [], [], [], [], [], []
         per_layout = []
         for script in scripts:
             first = len(on_main)
-            for _ in range(args.reps):  # alternate, so drift hits both alike
-                w, c, m = run_once(script, args.n, cap, False)
-                off.append(w)
-                off_cpu.append(c)
-                off_main.append(m)
-                w, c, m = run_once(script, args.n, cap, True)
-                on.append(w)
-                on_cpu.append(c)
-                on_main.append(m)
+            for rep in range(args.reps):  # alternate, so drift hits both alike; either goes first
+                for record in ((False, True) if rep % 2 == 0 else (True, False)):
+                    w, c, m = run_once(script, args.n, cap if record else cap_off, record)
+                    (on if record else off).append(w)
+                    (on_cpu if record else off_cpu).append(c)
+                    (on_main if record else off_main).append(m)
             per_layout.append(statistics.median(on_main[first:]) / statistics.median(off_main[first:]))
         empty = fixed_cost(d, args.reps)
         t = time.perf_counter()
@@ -187,6 +256,8 @@ def main():
     m_on, m_off = statistics.median(on_main), statistics.median(off_main)
     print("CPU time of the program's thread: median %.3f s not recorded, %.3f s recorded: ratio %.4f"
           " (%.2f us per collection)" % (m_off, m_on, m_on / m_off, (m_on - m_off) * 1e6 / max(1, doc["collections"])))
+    print("program thread, median of the %d pair ratios: %.4f (95%% bootstrap interval %.4f-%.4f)"
+          % ((len(on_main),) + paired(on_main, off_main)))
     print("load average: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
     print("fixed cost per collection (gc.collect(0) of an empty generation, %d each, median of %d): %.2f us "
           "recorded, %.2f us not: %.2f us for the recording" % ((EMPTY_N, args.reps) + empty))

@@ -294,6 +294,31 @@ def test_gc_callbacks_left_as_the_program_left_them(script, capture):
     assert proc.stdout == plain.stdout
 
 
+def test_the_recorders_are_not_the_programs_objects(script, capture, tmp_path):
+    """The two recorders are made when memlens is imported, in every run, and
+    are not on the GC lists: a run that records collections starts the
+    program with the same collector count as one that does not
+    (MEMLENS_NO_GC_RECORD), and the program's gc.get_objects() does not hold
+    them. Before, they were made when recording began: 2 more in the
+    youngest generation's count (the program's collections came 2
+    allocations earlier), and 2 builtin functions in gc.get_objects()."""
+    s = script("""\
+        import gc
+        count = gc.get_count()[0]
+        names = ("memlens_gc_recorder", "memlens_gc_start_recorder", "memlens_gc_stop_recorder")
+        mine = sum(1 for o in gc.get_objects() if getattr(o, "__name__", None) in names)
+        listed = sum(1 for c in gc.callbacks if getattr(c, "__name__", None) in names)
+        print(count, mine, listed, [gc.is_tracked(c) for c in gc.callbacks])
+    """)
+    _, rec = capture(s, opts=("--no-heap-at-exit",))
+    out = str(tmp_path / "norec.mlens")
+    norec = memlens("run", "-q", "--no-heap-at-exit", "-o", out, s.path, env={"MEMLENS_NO_GC_RECORD": "1"})
+    assert norec.returncode == 0, norec.stderr
+    count, mine, listed, tracked = rec.stdout.split(" ", 3)
+    assert (mine, listed, tracked) == ("0", "1", "[False]\n")  # recording (one: the list was empty), off the GC lists
+    assert norec.stdout == "%s 0 0 []\n" % count                     # the same count without
+
+
 def test_gc_freeze_program(script, capture):
     """gc.freeze(): frozen cycles are never the collector's garbage."""
     s = script("""\

@@ -506,5 +506,5 @@ int
 ml_bind_gc_init(PyObject *m)
 {
     (void)m;
-    return 0;
+    return ml_gcrec_init(); /* the recorders exist in every run (gcrec.h) */
 }

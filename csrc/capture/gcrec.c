@@ -13,7 +13,8 @@
 
 static struct {
     PyObject *callbacks;      /* the collector's list (gc.callbacks at install) */
-    PyObject *start_cb, *stop_cb;
+    PyObject *start_cb, *stop_cb; /* a list the program had filled: one at each end */
+    PyObject *both_cb;            /* an empty list: one for both phases */
     PyObject *k_generation, *k_collected, *k_uncollectable, *s_start, *s_stop;
     PyObject *held_info;      /* the start phase's info dict, until the stop */
     PyObject *held_stop;      /* the stop phase's info dict, until the next start */
@@ -176,6 +177,12 @@ ml_gcrec_hold_str(PyObject *s)
     return 1;
 }
 
+static int
+ml_gcrec_is_recorder(PyObject *o)
+{
+    return o == mlg.start_cb || o == mlg.stop_cb || o == mlg.both_cb;
+}
+
 /* Give the hide sink what CPython made for this call only because the
  * recorders are in gc.callbacks (gcrec.h), and hold it until the next
  * ml_gcrec_drop_held, so that it is freed there: the info dict of the
@@ -189,7 +196,7 @@ ml_gcrec_hide(PyObject *const *args, Py_ssize_t nargs, int handling)
     PyObject *info = handling ? args[1] : NULL;
     for (Py_ssize_t i = 0; info && i < PyList_GET_SIZE(mlg.callbacks); i++) {
         PyObject *o = PyList_GET_ITEM(mlg.callbacks, i);
-        if (o != mlg.start_cb && o != mlg.stop_cb)
+        if (!ml_gcrec_is_recorder(o))
             info = NULL; /* the program's callback gets it too */
     }
     PyObject *phase_str = NULL;
@@ -282,10 +289,50 @@ ml_gcrec_on_stop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* The one recorder of a list that was empty: first and last at once. */
+static PyObject *
+ml_gcrec_on_both(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs == 2 && ml_gcrec_is(args[0], mlg.s_start))
+        return ml_gcrec_on_start(self, args, nargs);
+    return ml_gcrec_on_stop(self, args, nargs);
+}
+
 static PyMethodDef ml_gcrec_start_def = {"memlens_gc_start_recorder", (PyCFunction)(void (*)(void))ml_gcrec_on_start,
                                          METH_FASTCALL, "memlens: marks the start of a collection"};
 static PyMethodDef ml_gcrec_stop_def = {"memlens_gc_stop_recorder", (PyCFunction)(void (*)(void))ml_gcrec_on_stop,
                                         METH_FASTCALL, "memlens: marks the end of a collection"};
+static PyMethodDef ml_gcrec_both_def = {"memlens_gc_recorder", (PyCFunction)(void (*)(void))ml_gcrec_on_both,
+                                        METH_FASTCALL, "memlens: marks the start and the end of a collection"};
+
+int
+ml_gcrec_init(void)
+{
+    if (mlg.start_cb)
+        return 0;
+    mlg.start_cb = PyCFunction_New(&ml_gcrec_start_def, NULL);
+    mlg.stop_cb = PyCFunction_New(&ml_gcrec_stop_def, NULL);
+    mlg.both_cb = PyCFunction_New(&ml_gcrec_both_def, NULL);
+    mlg.k_generation = PyUnicode_InternFromString("generation");
+    mlg.k_collected = PyUnicode_InternFromString("collected");
+    mlg.k_uncollectable = PyUnicode_InternFromString("uncollectable");
+    mlg.s_start = PyUnicode_InternFromString("start");
+    mlg.s_stop = PyUnicode_InternFromString("stop");
+    if (!mlg.start_cb || !mlg.stop_cb || !mlg.both_cb || !mlg.k_generation || !mlg.k_collected ||
+        !mlg.k_uncollectable || !mlg.s_start || !mlg.s_stop) {
+        Py_CLEAR(mlg.start_cb);
+        Py_CLEAR(mlg.stop_cb);
+        Py_CLEAR(mlg.both_cb);
+        return -1;
+    }
+    /* They refer to nothing, so no cycle can go through them: off the GC
+     * lists, where a census or gc.get_objects() of the program would find
+     * them, whether they are recording or not. */
+    PyObject_GC_UnTrack(mlg.start_cb);
+    PyObject_GC_UnTrack(mlg.stop_cb);
+    PyObject_GC_UnTrack(mlg.both_cb);
+    return 0;
+}
 
 /* Put the recorders into gc.callbacks. 0, or -1 with an exception set. */
 static int
@@ -293,21 +340,8 @@ ml_gcrec_install(void)
 {
     if (mlg.callbacks)
         return 0;
-    if (!mlg.start_cb) {
-        mlg.start_cb = PyCFunction_New(&ml_gcrec_start_def, NULL);
-        mlg.stop_cb = PyCFunction_New(&ml_gcrec_stop_def, NULL);
-        mlg.k_generation = PyUnicode_InternFromString("generation");
-        mlg.k_collected = PyUnicode_InternFromString("collected");
-        mlg.k_uncollectable = PyUnicode_InternFromString("uncollectable");
-        mlg.s_start = PyUnicode_InternFromString("start");
-        mlg.s_stop = PyUnicode_InternFromString("stop");
-        if (!mlg.start_cb || !mlg.stop_cb || !mlg.k_generation || !mlg.k_collected ||
-            !mlg.k_uncollectable || !mlg.s_start || !mlg.s_stop) {
-            Py_CLEAR(mlg.start_cb);
-            Py_CLEAR(mlg.stop_cb);
-            return -1;
-        }
-    }
+    if (ml_gcrec_init() < 0)
+        return -1;
     PyObject *gc = PyImport_ImportModule("gc");
     if (!gc)
         return -1;
@@ -320,7 +354,11 @@ ml_gcrec_install(void)
         Py_DECREF(cbs);
         return -1;
     }
-    if (PyList_Insert(cbs, 0, mlg.stop_cb) < 0 || PyList_Append(cbs, mlg.start_cb) < 0) {
+    /* alone in the list, one recorder is first and last: half the calls
+     * (and on 3.10/3.11 half the phase strs and argument tuples) */
+    int err = PyList_GET_SIZE(cbs) == 0 ? PyList_Append(cbs, mlg.both_cb) < 0
+                                        : PyList_Insert(cbs, 0, mlg.stop_cb) < 0 || PyList_Append(cbs, mlg.start_cb) < 0;
+    if (err) {
         Py_DECREF(cbs);
         return -1;
     }
@@ -342,7 +380,7 @@ ml_gcrec_uninstall(void)
         if (i >= PyList_GET_SIZE(mlg.callbacks))
             continue;
         PyObject *o = PyList_GET_ITEM(mlg.callbacks, i);
-        if ((o == mlg.start_cb || o == mlg.stop_cb) && PySequence_DelItem(mlg.callbacks, i) < 0)
+        if (ml_gcrec_is_recorder(o) && PySequence_DelItem(mlg.callbacks, i) < 0)
             PyErr_Clear();
     }
     Py_CLEAR(mlg.callbacks);

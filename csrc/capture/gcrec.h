@@ -3,16 +3,20 @@
  *
  * Layer: capture. Uses the Python C API (GIL held for every call). The only
  * portable way to see collections on 3.10-3.13 is gc.callbacks: this module
- * puts two C callables (builtin functions, no Python frame) into the list the
- * collector calls:
+ * puts C callables (builtin functions, no Python frame) into the list the
+ * collector calls. When the list holds callbacks of the program's, two:
  *
  *   - "stop" recorder at index 0: it runs first when a collection ends,
  *     before the program's own callbacks;
  *   - "start" recorder at the end: it runs last when a collection starts,
  *     after the program's own callbacks.
  *
- * So the window between the two is the collection itself, and the frees the
- * collecting thread makes in it are the collector's. The collector builds a
+ * When the list is empty (the usual case: `memlens run` installs them before
+ * the program starts), one recorder for both phases, first and last at once:
+ * half the calls per collection.
+ *
+ * So the window between the start and the stop is the collection itself,
+ * and the frees the collecting thread makes in it are the collector's. The collector builds a
  * fresh `info` dict for each phase and frees it after the callbacks; the start
  * recorder keeps a reference to the start dict (and to the "start" str of
  * its call) until the stop recorder has
@@ -77,6 +81,17 @@ typedef struct {
     uint64_t elapsed_ns;                     /* since recording began */
     int recording;                           /* the recorders are in gc.callbacks */
 } ml_gcrec_stats;
+
+/* Make the three recorders and the keys they read, at the module's import
+ * (GIL held), so that every run has them, recording or not; the recorders
+ * are kept off the GC lists. A run with MEMLENS_NO_GC_RECORD then differs
+ * from one that records by the recording alone. The two recorders made when
+ * the recording began were two more objects in the youngest generation's
+ * count (the program's collections came two allocations earlier) and
+ * shifted where its later objects landed: that alone, with nothing
+ * recorded, cost bench_gc's cycles workload 2.5% on 3.12 (BENCHMARKS.md,
+ * session 11). 0, or -1 with an exception set. */
+int ml_gcrec_init(void);
 
 /* The tracker's use: install the recorders (if not in place) and send each
  * collection to `sink`. Returns 0, or -1 (no exception left set) when
