@@ -404,10 +404,10 @@ DominatorRow = namedtuple("DominatorRow", "name retained size share object accum
 
 
 def _census_name(tp, what):
-    from memlens.heap import _row_name
+    from memlens.heap import _named_rows
     if what == "objects" and tp is dict:
         return "dict (no owner)"
-    return _row_name(tp, what)
+    return _named_rows([(tp, what, 0, 0)])[0][0]
 
 
 class Dominators(list):
