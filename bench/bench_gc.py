@@ -31,8 +31,8 @@ import sys
 import tempfile
 import time
 
-WORKLOAD = """\
-import sys, time
+# one reference cycle per pair() call (the text of both cycle workloads)
+CYCLE = """\
 class Node:
     __slots__ = ("other", "payload", "__weakref__")
     def __init__(self):
@@ -42,6 +42,9 @@ def pair():
     a, b = Node(), Node()
     a.other, b.other = b, a
     a.payload = [1, 2, 3]
+"""
+
+WORKLOAD = "import sys, time\n" + CYCLE + """\
 n = int(sys.argv[1])
 for i in range(n):
     pair()
@@ -80,17 +83,7 @@ sys.stderr.write("main-thread-cpu %.6f\\n" % time.thread_time())
 # program takes the recorders out of gc.callbacks and puts them back every
 # `chunk` cycles, and sums its thread's CPU time in each state, so both
 # states share one process and one layout of its objects.
-TOGGLE = """\
-import gc, sys, time
-class Node:
-    __slots__ = ("other", "payload", "__weakref__")
-    def __init__(self):
-        self.other = None
-        self.payload = None
-def pair():
-    a, b = Node(), Node()
-    a.other, b.other = b, a
-    a.payload = [1, 2, 3]
+TOGGLE = "import gc, sys, time\n" + CYCLE + """\
 n, chunk = int(sys.argv[1]), int(sys.argv[2])
 recorders = list(gc.callbacks)
 spent = [0.0, 0.0]
