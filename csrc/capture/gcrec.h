@@ -16,8 +16,8 @@
  * half the calls per collection.
  *
  * So the window between the start and the stop is the collection itself,
- * and the frees the collecting thread makes in it are the collector's. The collector builds a
- * fresh `info` dict for each phase and frees it after the callbacks; the start
+ * and the frees the collecting thread makes in it are the collector's. The
+ * collector builds a fresh `info` dict for each phase and frees it after the callbacks; the start
  * recorder keeps a reference to the start dict (and to the "start" str of
  * its call) until the stop recorder has
  * reported the end, so that its frees fall after the window, not inside it.
